@@ -1,0 +1,252 @@
+/**
+ * Opening a store directory (creating, locking, loading and checking the
+ * index) and writing the index back. Private to store.ts.
+ *
+ * @module
+ */
+import { CorruptError, NotAStoreError, OptionMismatchError } from "./errors.ts";
+import { ElementFiles } from "./elements.ts";
+import {
+  CACHEDIR_TAG,
+  type Control,
+  decodeBlocks,
+  decodeControl,
+  decodeEntries,
+  encodeBlocksHeader,
+  encodeControl,
+  encodeEntriesHeader,
+  SLOT_SIZE,
+  ELEMENT_HEADER,
+} from "./format.ts";
+import { DATA, type ElementKind, IndexMemory, META } from "./index_memory.ts";
+import { type FileIO, NodeFileIO, readWhole, replaceFile } from "./io.ts";
+import { acquireLock, type StoreLock } from "./lock.ts";
+import { ENTRY_BITS_RANGE, MAX_IDENT_BITS, type ResolvedOptions } from "./options.ts";
+
+/** Names larder may leave in a directory before its control file exists. */
+const CREATION_LEFTOVERS = new Set(["lock", "CACHEDIR.TAG", "CACHEDIR.TAG.tmp", "control.tmp"]);
+
+/** Everything a store holds besides its counters. */
+export interface StoreState {
+  control: Control;
+  mem: IndexMemory;
+  files: ElementFiles;
+  nextFileId: number;
+  fileIdsWrapped: boolean;
+  journalTag: number;
+  entriesDirty: boolean;
+  blocksDirty: boolean;
+  liveBytes: number;
+  repairedOnOpen: number;
+}
+
+function mkdirs(io: FileIO, path: string): void {
+  const parts = path.split("/");
+  let at = path.startsWith("/") ? "" : ".";
+  for (const p of parts) {
+    if (p === "") continue;
+    at = at === "" ? `/${p}` : `${at}/${p}`;
+    const k = io.kind(at);
+    if (k === "missing") io.mkdir(at);
+    else if (k !== "dir" && k !== "symlink") {
+      throw new NotAStoreError(`Cannot open store: ${at} is not a directory`);
+    }
+  }
+}
+
+function randomU32(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+function readOrCreateControl(io: FileIO, dir: string, opt: ResolvedOptions): Control {
+  const bytes = readWhole(io, `${dir}/control`);
+  if (bytes === undefined) {
+    // Defect 6: never adopt (or later delete) a directory of someone else's
+    // files. Only an empty directory, or one holding larder's own leftovers
+    // from an interrupted creation, becomes a new store.
+    const foreign = io.list(dir).filter((n) => !CREATION_LEFTOVERS.has(n));
+    if (foreign.length > 0) {
+      throw new NotAStoreError(
+        `Cannot open store: ${dir} has no larder control file but holds other files (${
+          foreign.slice(0, 3).join(", ")
+        }${foreign.length > 3 ? ", ..." : ""})`,
+      );
+    }
+    const control: Control = {
+      entryBits: opt.entryBits,
+      identBits: opt.identBits,
+      hash: opt.hash,
+      sipKey: crypto.getRandomValues(new Uint8Array(16)),
+      createdAt: Math.floor(Date.now() / 1000),
+    };
+    replaceFile(io, dir, "CACHEDIR.TAG", [CACHEDIR_TAG]);
+    // The control file goes last: its presence means creation completed.
+    replaceFile(io, dir, "control", [encodeControl(control)]);
+    return control;
+  }
+  const control = decodeControl(bytes);
+  const [minE, maxE] = ENTRY_BITS_RANGE;
+  if (
+    control.entryBits < minE || control.entryBits > maxE ||
+    control.identBits <= control.entryBits || control.identBits > MAX_IDENT_BITS
+  ) {
+    throw new CorruptError("Cannot read control: table dimensions out of range");
+  }
+  if (opt.explicit.entryBits && opt.entryBits !== control.entryBits) {
+    throw new OptionMismatchError(
+      `Cannot open store: it was created with entryBits ${control.entryBits}, not ${opt.entryBits}`,
+    );
+  }
+  if (opt.explicit.hash && opt.hash !== control.hash) {
+    throw new OptionMismatchError(`Cannot open store: it was created with hash ${control.hash}, not ${opt.hash}`);
+  }
+  if (opt.explicit.identBits && opt.identBits !== control.identBits) {
+    // The address map is rebuilt at every open, so it can simply change.
+    control.identBits = opt.identBits;
+    replaceFile(io, dir, "control", [encodeControl(control)]);
+  }
+  return control;
+}
+
+/**
+ * Drops records that cannot be right (bad flags, slots out of range or
+ * claimed twice, sizes that cannot fit a slot) and rebuilds the use maps
+ * from what remains. Returns how many were dropped.
+ */
+function checkRecords(s: StoreState): number {
+  const { mem, files } = s;
+  mem.clearUseMaps();
+  let dropped = 0;
+  let maxId = -1;
+  // Descending: swap-remove moves an already-checked record into the hole.
+  for (let i = mem.count - 1; i >= 0; i--) {
+    let ok = mem.has(i, DATA) || mem.has(i, META);
+    for (const kind of [DATA, META] as ElementKind[]) {
+      const rec = mem.element(i, kind);
+      if (!ok || rec === undefined) continue;
+      if (rec.inFile) {
+        maxId = Math.max(maxId, rec.loc);
+      } else if (
+        rec.loc >= files.slotCount || mem.slotUsed(kind, rec.loc) ||
+        ELEMENT_HEADER + rec.size > SLOT_SIZE[kind]
+      ) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      dropped++;
+      mem.remove(i);
+      continue;
+    }
+    for (const kind of [DATA, META] as ElementKind[]) {
+      const rec = mem.element(i, kind);
+      if (rec !== undefined && !rec.inFile) mem.markSlot(kind, rec.loc);
+    }
+  }
+  if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
+  return dropped;
+}
+
+function loadIndex(io: FileIO, dir: string, s: StoreState): void {
+  const bytes = readWhole(io, `${dir}/entries`);
+  if (bytes !== undefined) {
+    try {
+      const { header, records } = decodeEntries(bytes);
+      if (header.count > s.mem.capacity) throw new CorruptError("Cannot read entries: more than capacity");
+      s.mem.loadRecords(records, header.count);
+      s.nextFileId = header.nextFileId;
+      s.journalTag = header.journalTag;
+    } catch (err) {
+      if (!(err instanceof CorruptError)) throw err;
+      // An unreadable index loses the entries, never the store, and never
+      // yields wrong bytes: elements carry their own keys and checksums.
+      s.repairedOnOpen++;
+      s.mem.loadRecords(new Uint8Array(0), 0);
+      s.entriesDirty = true;
+    }
+  }
+  s.repairedOnOpen += checkRecords(s);
+  if (s.repairedOnOpen > 0) s.entriesDirty = true;
+  // The use maps were rebuilt from the entries; the blocks file is only
+  // checked against them and rewritten when it disagrees.
+  const blocks = readWhole(io, `${dir}/blocks`);
+  s.blocksDirty = true;
+  if (blocks !== undefined) {
+    try {
+      const { maps } = decodeBlocks(blocks);
+      s.blocksDirty = !sameBytes(maps[0], s.mem.useMap(DATA)) || !sameBytes(maps[1], s.mem.useMap(META));
+    } catch (err) {
+      if (!(err instanceof CorruptError)) throw err;
+    }
+  }
+  let total = 0;
+  for (let i = 0; i < s.mem.count; i++) total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
+  s.liveBytes = total;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Opens `dir`: creates it if needed, takes the lock, reads or creates the
+ * control file and loads the index.
+ */
+export function openState(
+  dir: string,
+  opt: ResolvedOptions,
+  ioOverride?: FileIO,
+): { state: StoreState; lock: StoreLock; io: FileIO } {
+  const io = ioOverride ?? new NodeFileIO();
+  mkdirs(io, dir);
+  const lock = acquireLock(dir);
+  let files: ElementFiles | undefined;
+  try {
+    const control = readOrCreateControl(io, dir, opt);
+    const mem = new IndexMemory(control);
+    mem.setSipKey(control.sipKey);
+    files = new ElementFiles(io, dir, mem.capacity);
+    const state: StoreState = {
+      control,
+      mem,
+      files,
+      nextFileId: 0,
+      fileIdsWrapped: false,
+      journalTag: randomU32(),
+      entriesDirty: false,
+      blocksDirty: false,
+      liveBytes: 0,
+      repairedOnOpen: 0,
+    };
+    loadIndex(io, dir, state);
+    return { state, lock, io };
+  } catch (err) {
+    files?.close();
+    lock.release();
+    throw err;
+  }
+}
+
+/** Writes `entries` and `blocks` if they changed (FORMAT.md §4, §5). */
+export function writeIndex(io: FileIO, dir: string, s: StoreState): void {
+  if (!s.entriesDirty && !s.blocksDirty) return;
+  // Element bytes reach the disk before an index that points at them.
+  s.files.syncBlocks();
+  if (s.blocksDirty) {
+    const data = s.mem.useMap(DATA);
+    const meta = s.mem.useMap(META);
+    replaceFile(io, dir, "blocks", [encodeBlocksHeader(s.files.slotCount, data, meta), data, meta]);
+    s.blocksDirty = false;
+  }
+  if (s.entriesDirty) {
+    const records = s.mem.records();
+    const header = encodeEntriesHeader(
+      { count: s.mem.count, nextFileId: s.nextFileId, journalTag: s.journalTag },
+      records,
+    );
+    replaceFile(io, dir, "entries", [header, records]);
+    s.entriesDirty = false;
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * Where element bytes live: fixed slots in block files, or one large file
+ * each (FORMAT.md §5, §6). Every element starts with a header that names
+ * its key, length and CRC-32, so a read can prove it got the right bytes.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { CorruptError, StoreError } from "./errors.ts";
+import {
+  BLOCK_FILE_HEADER,
+  blockFileHeaderMatches,
+  ELEMENT_HEADER,
+  encodeBlockFileHeader,
+  readElementHeader,
+  SLOT_SIZE,
+  SLOTS_PER_FILE,
+  writeElementHeader,
+} from "./format.ts";
+import type { ElementKind } from "./index_memory.ts";
+import type { FileIO } from "./io.ts";
+import { blockFileParts, largeFileParts } from "./paths.ts";
+
+/** What a read expects to find; anything else is a mismatch. */
+export interface Expected {
+  /** 0 data, 1 metadata. */
+  kind: ElementKind;
+  /** The key's UTF-8 bytes. */
+  key: Uint8Array;
+  /** Key hash, low and high words. */
+  hashLo: number;
+  /** Key hash, high word. */
+  hashHi: number;
+  /** Length recorded in the index. */
+  size: number;
+  /** CRC-32 recorded in the index. */
+  crc: number;
+}
+
+/**
+ * Result of reading an element: its bytes, a valid element of another key
+ * (a hash collision: look further), or damage (drop the entry).
+ */
+export type ReadResult =
+  | { ok: true; bytes: Uint8Array }
+  | { ok: false; reason: "other-key" | "corrupt" };
+
+type RawResult = ReadResult | typeof KEY_LENGTH_DIFFERS;
+
+const OTHER_KEY = { ok: false, reason: "other-key" } as const;
+// Internal: the stored key has another length, so the caller must read the
+// header again at that length to tell a collision from damage.
+const KEY_LENGTH_DIFFERS = { ok: false, reason: "key-length" } as const;
+
+/** The key length field of a header prefix (no validation). */
+function storedKeyLen(buf: Uint8Array): number {
+  return buf.length < ELEMENT_HEADER ? -1 : buf[6]! | (buf[7]! << 8);
+}
+const CORRUPT = { ok: false, reason: "corrupt" } as const;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Checks `buf` (header, key, element) against `want`.
+ * @returns the element bytes (a view into `buf`) or why not.
+ */
+export function verifyElement(buf: Uint8Array, want: Expected): RawResult {
+  if (storedKeyLen(buf) !== want.key.length) return KEY_LENGTH_DIFFERS;
+  const h = readElementHeader(buf);
+  if (h === undefined) return CORRUPT;
+  const key = buf.subarray(ELEMENT_HEADER, ELEMENT_HEADER + h.keyLen);
+  if (!sameBytes(key, want.key)) return h.kind === want.kind ? OTHER_KEY : CORRUPT;
+  if (h.kind !== want.kind || h.hashLo !== want.hashLo || h.hashHi !== want.hashHi) return CORRUPT;
+  if (h.length !== want.size || h.crc !== want.crc) return CORRUPT;
+  const start = ELEMENT_HEADER + h.keyLen;
+  if (buf.length < start + h.length) return CORRUPT;
+  const bytes = buf.subarray(start, start + h.length);
+  if (crc32(bytes) !== want.crc) return CORRUPT;
+  return { ok: true, bytes };
+}
+
+/**
+ * Whether a header-and-key prefix read from storage is a valid element of
+ * `kind` under `key`: true, false (another key's), or "corrupt".
+ */
+export function headerKeyMatches(head: Uint8Array | undefined, kind: ElementKind, key: Uint8Array): boolean | "corrupt" {
+  if (head === undefined) return "corrupt";
+  const h = readElementHeader(head);
+  if (h === undefined || h.kind !== kind) return "corrupt";
+  return sameBytes(head.subarray(ELEMENT_HEADER, ELEMENT_HEADER + h.keyLen), key);
+}
+
+/** True when an element of `size` bytes under a `keyLen`-byte key fits a slot. */
+export function fitsSlot(kind: ElementKind, keyLen: number, size: number): boolean {
+  return ELEMENT_HEADER + keyLen + size <= SLOT_SIZE[kind];
+}
+
+/**
+ * Block files and large files of one store.
+ *
+ * @example
+ * ```ts
+ * const files = new ElementFiles(new NodeFileIO(), "/tmp/store", 65536);
+ * files.writeSlot(0, 7, header, keyBytes, body);
+ * const r = files.readSlot(0, 7, expected);
+ * files.close();
+ * ```
+ */
+export class ElementFiles {
+  /** Block files a kind: capacity / 4096 rounded up. */
+  readonly blockFileCount: number;
+  /** Slots a kind: every entry can hold one slot of each kind. */
+  readonly slotCount: number;
+
+  #io: FileIO;
+  #root: string;
+  #fds: (number | undefined)[] = [];
+  #dirs = new Set<string>();
+  #scratch: [Uint8Array, Uint8Array] = [new Uint8Array(SLOT_SIZE[0]), new Uint8Array(SLOT_SIZE[1])];
+
+  /**
+   * @param io The file layer.
+   * @param root The store directory.
+   * @param capacity Entries the table holds (2^entryBits).
+   */
+  constructor(io: FileIO, root: string, capacity: number) {
+    this.#io = io;
+    this.#root = root;
+    // Defect 3: the seed capped slots with a log2 used as a count; here
+    // every entry can hold one slot of each kind.
+    this.slotCount = capacity;
+    this.blockFileCount = Math.max(1, Math.ceil(capacity / SLOTS_PER_FILE));
+  }
+
+  #ensureDirs(parts: string[]): string {
+    let path = this.#root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      path += `/${parts[i]}`;
+      if (!this.#dirs.has(path)) {
+        this.#io.mkdir(path);
+        this.#dirs.add(path);
+      }
+    }
+    return `${path}/${parts[parts.length - 1]}`;
+  }
+
+  /** Path of large file `id` of `kind` (creating its directories). */
+  largeFilePath(kind: ElementKind, id: number): string {
+    return this.#ensureDirs(largeFileParts(kind, id));
+  }
+
+  #blockFd(kind: ElementKind, n: number): number {
+    const at = kind * this.blockFileCount + n;
+    const cached = this.#fds[at];
+    if (cached !== undefined) return cached;
+    const path = this.#ensureDirs(blockFileParts(kind, n, this.blockFileCount));
+    const fd = this.#io.openRW(path, true);
+    try {
+      const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
+      const size = this.#io.size(fd);
+      const head = new Uint8Array(32);
+      if (size === 0) {
+        this.#io.pwrite(fd, encodeBlockFileHeader(kind, n), 0);
+      } else if (this.#io.pread(fd, head, 0) < 32 || !blockFileHeaderMatches(head, kind, n)) {
+        throw new CorruptError(`Cannot use block file ${path}: bad header`);
+      }
+      // Preset to full extent (sparse) so slot writes never extend it.
+      if (size < full) this.#io.ftruncate(fd, full);
+    } catch (err) {
+      this.#io.close(fd);
+      throw err;
+    }
+    this.#fds[at] = fd;
+    return fd;
+  }
+
+  #slotPos(kind: ElementKind, slot: number): [number, number] {
+    const n = Math.floor(slot / SLOTS_PER_FILE);
+    const pos = BLOCK_FILE_HEADER + (slot % SLOTS_PER_FILE) * SLOT_SIZE[kind];
+    return [this.#blockFd(kind, n), pos];
+  }
+
+  /** Writes header, key and element into `slot` (they must fit). */
+  writeSlot(kind: ElementKind, slot: number, header: Parameters<typeof writeElementHeader>[1], key: Uint8Array, data: Uint8Array): void {
+    const buf = this.#scratch[kind];
+    const at = writeElementHeader(buf, header, key);
+    // Invariant: the caller checked fitsSlot, so nothing spills into the
+    // neighbouring slot (the seed's defect 4).
+    if (at + data.length > buf.length) throw new RangeError("Cannot write slot: element does not fit");
+    buf.set(data, at);
+    const [fd, pos] = this.#slotPos(kind, slot);
+    this.#io.pwrite(fd, buf.subarray(0, at + data.length), pos);
+  }
+
+  /** Reads and verifies the element in `slot`. */
+  readSlot(kind: ElementKind, slot: number, want: Expected): ReadResult {
+    if (slot >= this.slotCount) return CORRUPT;
+    let fd: number, pos: number;
+    try {
+      [fd, pos] = this.#slotPos(kind, slot);
+    } catch (err) {
+      if (err instanceof StoreError) return CORRUPT;
+      throw err;
+    }
+    const buf = new Uint8Array(ELEMENT_HEADER + want.key.length + want.size);
+    if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
+    return this.#settle(verifyElement(buf, want), kind, slot, false, buf, want.key);
+  }
+
+  // Resolves a key-length difference by reading the header at its own
+  // length: a valid header of another key is a collision, not damage.
+  #settle(r: RawResult, kind: ElementKind, loc: number, inFile: boolean, buf: Uint8Array, key: Uint8Array): ReadResult {
+    if (r.ok || r.reason !== "key-length") return r;
+    const len = storedKeyLen(buf);
+    if (len < 0) return CORRUPT;
+    const head = inFile ? this.readFileHeader(kind, loc, len) : this.readSlotHeader(kind, loc, len);
+    return headerKeyMatches(head, kind, key) === false ? OTHER_KEY : CORRUPT;
+  }
+
+  /**
+   * Reads the header and key in `slot`, guessing the key is `keyLen` bytes
+   * and reading again at the stored length when it is not.
+   */
+  readSlotHeader(kind: ElementKind, slot: number, keyLen: number): Uint8Array | undefined {
+    if (slot >= this.slotCount) return undefined;
+    try {
+      const [fd, pos] = this.#slotPos(kind, slot);
+      let buf = new Uint8Array(ELEMENT_HEADER + keyLen);
+      if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
+      const stored = storedKeyLen(buf);
+      if (stored !== keyLen && ELEMENT_HEADER + stored <= SLOT_SIZE[kind]) {
+        buf = new Uint8Array(ELEMENT_HEADER + stored);
+        if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
+      }
+      return buf;
+    } catch (err) {
+      if (err instanceof StoreError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes a large file: header, key, element. */
+  writeFile(kind: ElementKind, id: number, header: Parameters<typeof writeElementHeader>[1], key: Uint8Array, data: Uint8Array): void {
+    const path = this.largeFilePath(kind, id);
+    const head = new Uint8Array(ELEMENT_HEADER + key.length);
+    writeElementHeader(head, header, key);
+    const fd = this.#io.create(path);
+    try {
+      this.#io.pwrite(fd, head, 0);
+      this.#io.pwrite(fd, data, head.length);
+    } finally {
+      this.#io.close(fd);
+    }
+  }
+
+  #readFileBytes(kind: ElementKind, id: number, len?: number): Uint8Array | undefined {
+    const path = this.largeFilePath(kind, id);
+    let fd: number;
+    try {
+      fd = this.#io.openR(path);
+    } catch (err) {
+      // Missing, or a symlink planted in the store (ELOOP): a miss.
+      if (err instanceof StoreError && err.code === "IO") return undefined;
+      throw err;
+    }
+    try {
+      const size = this.#io.size(fd);
+      const buf = new Uint8Array(len === undefined ? size : Math.min(len, size));
+      return this.#io.pread(fd, buf, 0) === buf.length ? buf : undefined;
+    } finally {
+      this.#io.close(fd);
+    }
+  }
+
+  /** Reads and verifies large file `id`. */
+  readFile(kind: ElementKind, id: number, want: Expected): ReadResult {
+    const buf = this.#readFileBytes(kind, id);
+    if (buf === undefined) return CORRUPT;
+    const r = this.#settle(verifyElement(buf, want), kind, id, true, buf, want.key);
+    // A longer file than its header says has a stale tail: damage.
+    if (r.ok && buf.length !== ELEMENT_HEADER + want.key.length + want.size) return CORRUPT;
+    return r;
+  }
+
+  /** Reads the header and key of large file `id` (see readSlotHeader). */
+  readFileHeader(kind: ElementKind, id: number, keyLen: number): Uint8Array | undefined {
+    const buf = this.#readFileBytes(kind, id, ELEMENT_HEADER + keyLen);
+    const stored = buf === undefined ? keyLen : storedKeyLen(buf);
+    return stored === keyLen ? buf : this.#readFileBytes(kind, id, ELEMENT_HEADER + stored);
+  }
+
+  /** Removes large file `id`. */
+  removeFile(kind: ElementKind, id: number): void {
+    this.#io.unlink(this.largeFilePath(kind, id));
+  }
+
+  /** True when large file `id` exists (used only after ids wrap). */
+  fileExists(kind: ElementKind, id: number): boolean {
+    return this.#io.kind(this.largeFilePath(kind, id)) !== "missing";
+  }
+
+  /** fsyncs every open block file. */
+  syncBlocks(): void {
+    for (const fd of this.#fds) if (fd !== undefined) this.#io.fsync(fd);
+  }
+
+  /** Closes every block file. */
+  close(): void {
+    const fds = this.#fds;
+    this.#fds = [];
+    let first: unknown;
+    for (const fd of fds) {
+      if (fd === undefined) continue;
+      try {
+        this.#io.close(fd);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+}

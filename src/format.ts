@@ -1,0 +1,331 @@
+/**
+ * Byte layouts of every file larder writes, with encoders and checking
+ * decoders. FORMAT.md is the specification; section numbers below point
+ * at it. All integers are little-endian.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { CorruptError, NotAStoreError, VersionMismatchError } from "./errors.ts";
+import { ENTRY_SIZE } from "./index_memory.ts";
+
+const enc = new TextEncoder();
+
+/** Block slot sizes by element kind (FORMAT.md §5): 8 KiB data, 1 KiB meta. */
+export const SLOT_SIZE = [8192, 1024] as const;
+/** Slots per block file (FORMAT.md §5). */
+export const SLOTS_PER_FILE = 4096;
+/** Bytes before slot 0 in a block file; keeps slots page-aligned. */
+export const BLOCK_FILE_HEADER = 4096;
+/** Bytes of the element header that precedes the key (FORMAT.md §6). */
+export const ELEMENT_HEADER = 32;
+
+/** Magic numbers (8 ASCII bytes, element: 4). */
+export const MAGIC = {
+  control: enc.encode("LARDERCT"),
+  entries: enc.encode("LARDERIX"),
+  blocks: enc.encode("LARDERBM"),
+  blockFile: enc.encode("LARDERBF"),
+  element: enc.encode("LDEL"),
+} as const;
+
+/** Format version of each file kind; any change to a layout bumps it. */
+export const VERSION = {
+  control: 1,
+  entries: 1,
+  blocks: 1,
+  blockFile: 1,
+  element: 1,
+} as const;
+
+/** Key hash algorithms (control byte 14). */
+export const HASH_IDS = { siphash13: 0, nsurl: 1 } as const;
+/** A key hash algorithm name. */
+export type HashName = keyof typeof HASH_IDS;
+
+function hasMagic(bytes: Uint8Array, magic: Uint8Array, at = 0): boolean {
+  if (bytes.length < at + magic.length) return false;
+  for (let i = 0; i < magic.length; i++) if (bytes[at + i] !== magic[i]) return false;
+  return true;
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function checkVersion(what: string, found: number, known: number): void {
+  if (found !== known) {
+    throw new VersionMismatchError(
+      `Cannot read ${what}: format version ${found}, this larder reads version ${known}`,
+    );
+  }
+}
+
+// ---- §3 control ------------------------------------------------------------
+
+/** Contents of the `control` file. */
+export interface Control {
+  /** log2 entry capacity. */
+  entryBits: number;
+  /** log2 address-map size. */
+  identBits: number;
+  /** Key hash algorithm. */
+  hash: HashName;
+  /** SipHash-1-3 key (16 random bytes). */
+  sipKey: Uint8Array;
+  /** Creation time, seconds since the Unix epoch. */
+  createdAt: number;
+}
+
+const CONTROL_FIXED = 40;
+
+/** Encodes the control file (FORMAT.md §3); no extensions yet. */
+export function encodeControl(c: Control): Uint8Array {
+  const b = new Uint8Array(CONTROL_FIXED + 4);
+  const v = view(b);
+  b.set(MAGIC.control, 0);
+  v.setUint32(8, VERSION.control, true);
+  b[12] = c.entryBits;
+  b[13] = c.identBits;
+  b[14] = HASH_IDS[c.hash];
+  b.set(c.sipKey, 16);
+  v.setUint32(32, c.createdAt, true);
+  v.setUint32(36, 0, true); // extensions length
+  v.setUint32(CONTROL_FIXED, crc32(b.subarray(0, CONTROL_FIXED)), true);
+  return b;
+}
+
+/**
+ * Decodes the control file.
+ * @throws {NotAStoreError} when the magic is not larder's.
+ * @throws {VersionMismatchError} for another format version.
+ * @throws {CorruptError} when short or its checksum fails.
+ */
+export function decodeControl(b: Uint8Array): Control {
+  if (!hasMagic(b, MAGIC.control)) {
+    throw new NotAStoreError("Cannot open store: control file is not a larder control file");
+  }
+  if (b.length < 12) throw new CorruptError("Cannot read control: file is truncated");
+  const v = view(b);
+  checkVersion("control", v.getUint32(8, true), VERSION.control);
+  if (b.length < CONTROL_FIXED + 4) throw new CorruptError("Cannot read control: file is truncated");
+  const extLen = v.getUint32(36, true);
+  const end = CONTROL_FIXED + extLen;
+  if (extLen > b.length || b.length !== end + 4) {
+    throw new CorruptError("Cannot read control: length does not match its header");
+  }
+  if (v.getUint32(end, true) !== crc32(b.subarray(0, end))) {
+    throw new CorruptError("Cannot read control: checksum mismatch");
+  }
+  const hashId = b[14]!;
+  const hash = (Object.keys(HASH_IDS) as HashName[]).find((k) => HASH_IDS[k] === hashId);
+  if (hash === undefined) throw new CorruptError(`Cannot read control: unknown hash id ${hashId}`);
+  return {
+    entryBits: b[12]!,
+    identBits: b[13]!,
+    hash,
+    sipKey: b.slice(16, 32),
+    createdAt: v.getUint32(32, true),
+  };
+}
+
+// ---- §4 entries ------------------------------------------------------------
+
+/** Header fields of the `entries` file. */
+export interface EntriesHeader {
+  /** Number of records that follow. */
+  count: number;
+  /** Next large-file id to hand out. */
+  nextFileId: number;
+  /** Random tag naming the journal that continues this snapshot. */
+  journalTag: number;
+}
+
+/** Bytes of the entries file header. */
+export const ENTRIES_HEADER = 64;
+
+/** Encodes the entries file header for `records` (FORMAT.md §4). */
+export function encodeEntriesHeader(h: EntriesHeader, records: Uint8Array): Uint8Array {
+  const b = new Uint8Array(ENTRIES_HEADER);
+  const v = view(b);
+  b.set(MAGIC.entries, 0);
+  v.setUint32(8, VERSION.entries, true);
+  v.setUint32(12, ENTRY_SIZE, true);
+  v.setUint32(16, h.count, true);
+  v.setUint32(20, h.nextFileId, true);
+  v.setUint32(24, h.journalTag, true);
+  v.setUint32(28, crc32(records), true);
+  v.setUint32(60, crc32(b.subarray(0, 60)), true);
+  return b;
+}
+
+/**
+ * Decodes the entries file: its header and a view of the records.
+ * @throws {VersionMismatchError} for another format version.
+ * @throws {CorruptError} when anything does not check out.
+ */
+export function decodeEntries(b: Uint8Array): { header: EntriesHeader; records: Uint8Array } {
+  if (!hasMagic(b, MAGIC.entries) || b.length < ENTRIES_HEADER) {
+    throw new CorruptError("Cannot read entries: bad magic or truncated header");
+  }
+  const v = view(b);
+  checkVersion("entries", v.getUint32(8, true), VERSION.entries);
+  if (v.getUint32(60, true) !== crc32(b.subarray(0, 60))) {
+    throw new CorruptError("Cannot read entries: header checksum mismatch");
+  }
+  if (v.getUint32(12, true) !== ENTRY_SIZE) {
+    throw new CorruptError("Cannot read entries: unexpected record size");
+  }
+  const count = v.getUint32(16, true);
+  const records = b.subarray(ENTRIES_HEADER);
+  if (records.length !== count * ENTRY_SIZE) {
+    throw new CorruptError("Cannot read entries: length does not match the record count");
+  }
+  if (v.getUint32(28, true) !== crc32(records)) {
+    throw new CorruptError("Cannot read entries: records checksum mismatch");
+  }
+  return {
+    header: { count, nextFileId: v.getUint32(20, true), journalTag: v.getUint32(24, true) },
+    records,
+  };
+}
+
+// ---- §5 blocks (use maps) and block files ----------------------------------
+
+/** Bytes of the blocks file header. */
+export const BLOCKS_HEADER = 32;
+
+/** Encodes the blocks file: header, data use map, meta use map. */
+export function encodeBlocksHeader(slots: number, data: Uint8Array, meta: Uint8Array): Uint8Array {
+  const b = new Uint8Array(BLOCKS_HEADER);
+  const v = view(b);
+  b.set(MAGIC.blocks, 0);
+  v.setUint32(8, VERSION.blocks, true);
+  v.setUint32(12, slots, true);
+  v.setUint32(16, data.length, true);
+  v.setUint32(20, crc32(meta, crc32(data)), true);
+  v.setUint32(28, crc32(b.subarray(0, 28)), true);
+  return b;
+}
+
+/**
+ * Decodes the blocks file into its two use maps.
+ * @throws {VersionMismatchError} for another format version.
+ * @throws {CorruptError} when anything does not check out.
+ */
+export function decodeBlocks(b: Uint8Array): { slots: number; maps: [Uint8Array, Uint8Array] } {
+  if (!hasMagic(b, MAGIC.blocks) || b.length < BLOCKS_HEADER) {
+    throw new CorruptError("Cannot read blocks: bad magic or truncated header");
+  }
+  const v = view(b);
+  checkVersion("blocks", v.getUint32(8, true), VERSION.blocks);
+  if (v.getUint32(28, true) !== crc32(b.subarray(0, 28))) {
+    throw new CorruptError("Cannot read blocks: header checksum mismatch");
+  }
+  const slots = v.getUint32(12, true);
+  const mapBytes = v.getUint32(16, true);
+  if (b.length !== BLOCKS_HEADER + 2 * mapBytes) {
+    throw new CorruptError("Cannot read blocks: length does not match its header");
+  }
+  const data = b.subarray(BLOCKS_HEADER, BLOCKS_HEADER + mapBytes);
+  const meta = b.subarray(BLOCKS_HEADER + mapBytes);
+  if (v.getUint32(20, true) !== crc32(meta, crc32(data))) {
+    throw new CorruptError("Cannot read blocks: use map checksum mismatch");
+  }
+  return { slots, maps: [data, meta] };
+}
+
+/** Encodes a block file header (FORMAT.md §5.2). */
+export function encodeBlockFileHeader(kind: number, fileIndex: number): Uint8Array {
+  const b = new Uint8Array(32);
+  const v = view(b);
+  b.set(MAGIC.blockFile, 0);
+  v.setUint32(8, VERSION.blockFile, true);
+  v.setUint32(12, kind, true);
+  v.setUint32(16, SLOT_SIZE[kind as 0 | 1], true);
+  v.setUint32(20, SLOTS_PER_FILE, true);
+  v.setUint32(24, fileIndex, true);
+  v.setUint32(28, crc32(b.subarray(0, 28)), true);
+  return b;
+}
+
+/** True when `b` is the header {@linkcode encodeBlockFileHeader} would write. */
+export function blockFileHeaderMatches(b: Uint8Array, kind: number, fileIndex: number): boolean {
+  const want = encodeBlockFileHeader(kind, fileIndex);
+  if (b.length < want.length) return false;
+  for (let i = 0; i < want.length; i++) if (b[i] !== want[i]) return false;
+  return true;
+}
+
+// ---- §6 element header -----------------------------------------------------
+
+/** Fields of an element header. */
+export interface ElementHeader {
+  /** 0 data, 1 metadata. */
+  kind: number;
+  /** The key, as UTF-8 bytes. */
+  keyLen: number;
+  /** Element length in bytes. */
+  length: number;
+  /** CRC-32 of the element bytes. */
+  crc: number;
+  /** Key hash, low word. */
+  hashLo: number;
+  /** Key hash, high word. */
+  hashHi: number;
+  /** When it was stored, seconds since the Unix epoch. */
+  storedAt: number;
+}
+
+/**
+ * Writes an element header followed by `key` into `out` at 0.
+ * @returns the number of bytes written (ELEMENT_HEADER + key length).
+ */
+export function writeElementHeader(out: Uint8Array, h: ElementHeader, key: Uint8Array): number {
+  const v = view(out);
+  out.set(MAGIC.element, 0);
+  out[4] = VERSION.element;
+  out[5] = h.kind;
+  v.setUint16(6, h.keyLen, true);
+  v.setUint32(8, h.length, true);
+  v.setUint32(12, h.crc, true);
+  v.setUint32(16, h.hashLo, true);
+  v.setUint32(20, h.hashHi, true);
+  v.setUint32(24, h.storedAt, true);
+  out.set(key, ELEMENT_HEADER);
+  const hcrc = crc32(key, crc32(out.subarray(0, 28)));
+  v.setUint32(28, hcrc, true);
+  return ELEMENT_HEADER + key.length;
+}
+
+/**
+ * Parses and checks an element header at the start of `b` (which must
+ * hold the header and key). Returns undefined when the magic, version or
+ * header checksum is wrong: the bytes are not a valid element.
+ */
+export function readElementHeader(b: Uint8Array): ElementHeader | undefined {
+  if (b.length < ELEMENT_HEADER || !hasMagic(b, MAGIC.element)) return undefined;
+  if (b[4] !== VERSION.element) return undefined;
+  const v = view(b);
+  const keyLen = v.getUint16(6, true);
+  if (b.length < ELEMENT_HEADER + keyLen) return undefined;
+  const key = b.subarray(ELEMENT_HEADER, ELEMENT_HEADER + keyLen);
+  if (v.getUint32(28, true) !== crc32(key, crc32(b.subarray(0, 28)))) return undefined;
+  return {
+    kind: b[5]!,
+    keyLen,
+    length: v.getUint32(8, true),
+    crc: v.getUint32(12, true),
+    hashLo: v.getUint32(16, true),
+    hashHi: v.getUint32(20, true),
+    storedAt: v.getUint32(24, true),
+  };
+}
+
+/** The CACHEDIR.TAG contents (https://bford.info/cachedir/). */
+export const CACHEDIR_TAG = enc.encode(
+  "Signature: 8a477f597d28d172789f06886806bc55\n" +
+    "# This file is a cache directory tag created by larder.\n" +
+    "# For information about cache directory tags, see:\n" +
+    "#\thttps://bford.info/cachedir/\n",
+);

@@ -1,0 +1,517 @@
+/**
+ * The index tables in WASM linear memory, and the only module that touches
+ * that memory. It owns the WASM instance, the layout of every region, and
+ * all reads and writes of entry records, the address map and the slot use
+ * maps; everything else goes through its methods.
+ *
+ * Regions (each 8-byte aligned, above the kernels' static data):
+ *
+ * | region  | size                      | holds                             |
+ * | ------- | ------------------------- | --------------------------------- |
+ * | key     | MAX_KEY_BYTES             | the key being hashed              |
+ * | sipkey  | 16                        | the store's SipHash key           |
+ * | out     | 8                         | hash results                      |
+ * | entries | 2^entryBits × ENTRY_SIZE  | entry records (FORMAT.md §4)      |
+ * | addrmap | 2^identBits × 4           | entry index + 1, 0 = empty        |
+ * | usemap  | 2 × 2^entryBits / 8       | slot use bits, data then meta     |
+ * | order   | 2^entryBits × 4           | eviction order output             |
+ *
+ * Invariant: entries 0..count-1 are live and dense; removal moves the last
+ * record into the hole (as the seed does) and repoints its map slot.
+ *
+ * @module
+ */
+import { WASM_BASE64 } from "./_wasm_bytes.ts";
+
+/** Longest key, in UTF-8 bytes, that a store accepts. */
+export const MAX_KEY_BYTES = 16384;
+
+/** Element kinds; the value is the index into per-element fields. */
+export const DATA = 0;
+/** The metadata element. */
+export const META = 1;
+/** 0 (data) or 1 (metadata). */
+export type ElementKind = typeof DATA | typeof META;
+
+interface Kernels {
+  memory: WebAssembly.Memory;
+  heap_base(): number;
+  bitmap_claim(map: number, nbits: number, hint: number): number;
+  bitmap_free(map: number, slot: number): void;
+  bitmap_set(map: number, slot: number): void;
+  bitmap_test(map: number, slot: number): number;
+  bitmap_count(map: number, nbits: number): number;
+  crc32(ptr: number, len: number, crc: number): number;
+  fnv1_signed(ptr: number, len: number): number;
+  nsurl_hash(ptr: number, count: number): number;
+  siphash13(ptr: number, len: number, key: number, out: number): void;
+  evict_order(entries: number, count: number, out: number): void;
+}
+
+type ConstName =
+  | "ENTRY_SIZE"
+  | "E_HASH_LO"
+  | "E_HASH_HI"
+  | "E_LAST_USED"
+  | "E_USE_COUNT"
+  | "E_FLAGS"
+  | "E_DATA_SIZE"
+  | "E_DATA_LOC"
+  | "E_DATA_CRC"
+  | "E_META_SIZE"
+  | "E_META_LOC"
+  | "E_META_CRC"
+  | "F_HAS"
+  | "F_IN_FILE"
+  | "F_PINNED";
+
+let compiled: WebAssembly.Module | undefined;
+
+function instantiate(): { kernels: Kernels; consts: Record<ConstName, number> } {
+  compiled ??= new WebAssembly.Module(Uint8Array.fromBase64(WASM_BASE64));
+  const exports = new WebAssembly.Instance(compiled, {}).exports;
+  const consts = {} as Record<ConstName, number>;
+  for (const [name, value] of Object.entries(exports)) {
+    if (value instanceof WebAssembly.Global) consts[name as ConstName] = value.value as number;
+  }
+  return { kernels: exports as unknown as Kernels, consts };
+}
+
+const { consts: C } = instantiate();
+/** Bytes per entry record, as the kernels define it (FORMAT.md §4). */
+export const ENTRY_SIZE: number = C.ENTRY_SIZE;
+const F_HAS = C.F_HAS;
+const F_IN_FILE = C.F_IN_FILE;
+const F_PINNED = C.F_PINNED;
+/** Flag bits that are persisted; the rest are runtime state. */
+export const PERSISTED_FLAGS: number = (F_HAS | F_IN_FILE) * 3;
+const SIZE_OFF = [C.E_DATA_SIZE, C.E_META_SIZE] as const;
+const LOC_OFF = [C.E_DATA_LOC, C.E_META_LOC] as const;
+const CRC_OFF = [C.E_DATA_CRC, C.E_META_CRC] as const;
+const USE_COUNT_MAX = 0xffff;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Where an element is stored, as recorded in its entry. */
+export interface ElementRecord {
+  /** Length of the element in bytes. */
+  size: number;
+  /** Slot number (block files) or file id (large files). */
+  loc: number;
+  /** CRC-32 of the element's bytes. */
+  crc: number;
+  /** True when the element has its own large file. */
+  inFile: boolean;
+}
+
+/** Table dimensions: `2^entryBits` entries, `2^identBits` map slots. */
+export interface TableShape {
+  /** log2 of the entry capacity. */
+  entryBits: number;
+  /** log2 of the address-map size. */
+  identBits: number;
+}
+
+/**
+ * An index living in its own WASM instance.
+ *
+ * @example
+ * ```ts
+ * const mem = new IndexMemory({ entryBits: 16, identBits: 20 });
+ * const [lo, hi] = mem.hashSip(mem.encodeKey("https://example.com/"));
+ * const i = mem.add(lo, hi, 0);
+ * mem.lookupFirst(lo, hi); // map position holding entry i
+ * ```
+ */
+export class IndexMemory {
+  /** Maximum number of entries (`2^entryBits`). */
+  readonly capacity: number;
+  /** Number of address-map slots (`2^identBits`). */
+  readonly mapSize: number;
+  /** Live entries; records 0..count-1. */
+  count = 0;
+
+  #k: Kernels;
+  #u8!: Uint8Array;
+  #u16!: Uint16Array;
+  #u32!: Uint32Array;
+  #keyPtr: number;
+  #sipKeyPtr: number;
+  #outPtr: number;
+  #entries: number;
+  #map: number;
+  #mapMask: number;
+  #use: [number, number];
+  #useBytes: number;
+  #order: number;
+  #hint: [number, number] = [0, 0];
+
+  /** @param shape The table dimensions. */
+  constructor(shape: TableShape) {
+    this.#k = instantiate().kernels;
+    this.capacity = 2 ** shape.entryBits;
+    this.mapSize = 2 ** shape.identBits;
+    this.#mapMask = this.mapSize - 1;
+    let at = align8(this.#k.heap_base());
+    const take = (n: number) => {
+      const p = at;
+      at = align8(at + n);
+      return p;
+    };
+    this.#keyPtr = take(MAX_KEY_BYTES);
+    this.#sipKeyPtr = take(16);
+    this.#outPtr = take(8);
+    this.#entries = take(this.capacity * ENTRY_SIZE);
+    this.#map = take(this.mapSize * 4);
+    this.#useBytes = align8(Math.ceil(this.capacity / 8));
+    this.#use = [take(this.#useBytes), take(this.#useBytes)];
+    this.#order = take(this.capacity * 4);
+    const memory = this.#k.memory;
+    const need = Math.ceil(at / 65536) - memory.buffer.byteLength / 65536;
+    if (need > 0) memory.grow(need);
+    this.#refreshViews();
+  }
+
+  // Views detach when memory grows; every grow is followed by this.
+  #refreshViews(): void {
+    const buf = this.#k.memory.buffer;
+    this.#u8 = new Uint8Array(buf);
+    this.#u16 = new Uint16Array(buf);
+    this.#u32 = new Uint32Array(buf);
+  }
+
+  // ---- keys and hashing ---------------------------------------------------
+
+  /**
+   * Encodes `key` as UTF-8 into the key region.
+   * @returns its length in bytes, or -1 when it exceeds MAX_KEY_BYTES.
+   */
+  encodeKey(key: string): number {
+    const dest = this.#u8.subarray(this.#keyPtr, this.#keyPtr + MAX_KEY_BYTES);
+    const { read, written } = new TextEncoder().encodeInto(key, dest);
+    return read === key.length ? written : -1;
+  }
+
+  /** The key region's first `len` bytes (a view, valid until next encode). */
+  keyBytes(len: number): Uint8Array {
+    return this.#u8.subarray(this.#keyPtr, this.#keyPtr + len);
+  }
+
+  /** Sets the 16-byte SipHash key used by {@linkcode hashSip}. */
+  setSipKey(key: Uint8Array): void {
+    if (key.length !== 16) throw new RangeError("Cannot set SipHash key: need 16 bytes");
+    this.#u8.set(key, this.#sipKeyPtr);
+  }
+
+  /** SipHash-1-3 of the first `len` key-region bytes: [low, high] words. */
+  hashSip(len: number): [number, number] {
+    this.#k.siphash13(this.#keyPtr, len, this.#sipKeyPtr, this.#outPtr);
+    const o = this.#outPtr >>> 2;
+    return [this.#u32[o]!, this.#u32[o + 1]!];
+  }
+
+  /**
+   * NetSurf's nsurl hash over URL components (already normalised, present
+   * ones only). Components are written into the key region, so this
+   * clobbers an encoded key.
+   */
+  hashNsurl(components: readonly string[]): number {
+    const enc = new TextEncoder();
+    const end = this.#keyPtr + MAX_KEY_BYTES;
+    let p = this.#keyPtr;
+    for (const c of components) {
+      const { read, written } = enc.encodeInto(c, this.#u8.subarray(p + 4, end));
+      if (read !== c.length) throw new RangeError("Cannot hash key: longer than MAX_KEY_BYTES");
+      // Records are packed back to back, so lengths may be unaligned:
+      // write them byte by byte, little-endian (WASM loads allow this).
+      for (let b = 0; b < 4; b++) this.#u8[p + b] = (written >>> (8 * b)) & 0xff;
+      p += 4 + written;
+    }
+    return this.#k.nsurl_hash(this.#keyPtr, components.length) >>> 0;
+  }
+
+  /** CRC-32 (IEEE) computed by the WASM kernel, for tests and benches. */
+  crc32Wasm(bytes: Uint8Array, crc = 0): number {
+    let c = crc;
+    for (let off = 0; off < bytes.length; off += MAX_KEY_BYTES) {
+      const part = bytes.subarray(off, off + MAX_KEY_BYTES);
+      this.#u8.set(part, this.#keyPtr);
+      c = this.#k.crc32(this.#keyPtr, part.length, c) >>> 0;
+    }
+    return c >>> 0;
+  }
+
+  // ---- entry records ------------------------------------------------------
+
+  #base(i: number): number {
+    return this.#entries + i * ENTRY_SIZE;
+  }
+
+  /** Low 32 bits of entry `i`'s key hash (its ident). */
+  hashLo(i: number): number {
+    return this.#u32[(this.#base(i) + C.E_HASH_LO) >>> 2]!;
+  }
+
+  /** High 32 bits of entry `i`'s key hash. */
+  hashHi(i: number): number {
+    return this.#u32[(this.#base(i) + C.E_HASH_HI) >>> 2]!;
+  }
+
+  /** Last use of entry `i`, seconds since the Unix epoch. */
+  lastUsed(i: number): number {
+    return this.#u32[(this.#base(i) + C.E_LAST_USED) >>> 2]!;
+  }
+
+  /** Use count of entry `i` (saturates at 65535). */
+  useCount(i: number): number {
+    return this.#u16[(this.#base(i) + C.E_USE_COUNT) >>> 1]!;
+  }
+
+  /** Records a use of entry `i` at `now` (seconds). */
+  touch(i: number, now: number): void {
+    const b = this.#base(i);
+    const u = (b + C.E_USE_COUNT) >>> 1;
+    if (this.#u16[u]! < USE_COUNT_MAX) this.#u16[u]!++;
+    this.#u32[(b + C.E_LAST_USED) >>> 2] = now;
+  }
+
+  /** Sets use count and last use of entry `i` directly (replay, tests). */
+  setUsage(i: number, useCount: number, lastUsed: number): void {
+    const b = this.#base(i);
+    this.#u16[(b + C.E_USE_COUNT) >>> 1] = Math.min(useCount, USE_COUNT_MAX);
+    this.#u32[(b + C.E_LAST_USED) >>> 2] = lastUsed;
+  }
+
+  /** True when entry `i` has an element of `kind`. */
+  has(i: number, kind: ElementKind): boolean {
+    return (this.#u8[this.#base(i) + C.E_FLAGS]! & (F_HAS << kind)) !== 0;
+  }
+
+  /** The element of `kind` in entry `i`, or undefined when absent. */
+  element(i: number, kind: ElementKind): ElementRecord | undefined {
+    const b = this.#base(i);
+    const flags = this.#u8[b + C.E_FLAGS]!;
+    if ((flags & (F_HAS << kind)) === 0) return undefined;
+    return {
+      size: this.#u32[(b + SIZE_OFF[kind]) >>> 2]!,
+      loc: this.#u32[(b + LOC_OFF[kind]) >>> 2]!,
+      crc: this.#u32[(b + CRC_OFF[kind]) >>> 2]!,
+      inFile: (flags & (F_IN_FILE << kind)) !== 0,
+    };
+  }
+
+  /** Size of entry `i`'s element of `kind` (0 when absent). */
+  elementSize(i: number, kind: ElementKind): number {
+    return this.has(i, kind) ? this.#u32[(this.#base(i) + SIZE_OFF[kind]) >>> 2]! : 0;
+  }
+
+  /** Records where entry `i`'s element of `kind` now lives. */
+  setElement(i: number, kind: ElementKind, rec: ElementRecord): void {
+    const b = this.#base(i);
+    this.#u32[(b + SIZE_OFF[kind]) >>> 2] = rec.size;
+    this.#u32[(b + LOC_OFF[kind]) >>> 2] = rec.loc;
+    this.#u32[(b + CRC_OFF[kind]) >>> 2] = rec.crc;
+    let flags = this.#u8[b + C.E_FLAGS]! | (F_HAS << kind);
+    flags = rec.inFile ? flags | (F_IN_FILE << kind) : flags & ~(F_IN_FILE << kind);
+    this.#u8[b + C.E_FLAGS] = flags;
+  }
+
+  /** Marks entry `i` as having no element of `kind`. */
+  clearElement(i: number, kind: ElementKind): void {
+    const b = this.#base(i);
+    this.#u32[(b + SIZE_OFF[kind]) >>> 2] = 0;
+    this.#u32[(b + LOC_OFF[kind]) >>> 2] = 0;
+    this.#u32[(b + CRC_OFF[kind]) >>> 2] = 0;
+    this.#u8[b + C.E_FLAGS] = this.#u8[b + C.E_FLAGS]! & ~((F_HAS | F_IN_FILE) << kind);
+  }
+
+  /** True when entry `i` is marked as holding a live reference. */
+  pinned(i: number): boolean {
+    return (this.#u8[this.#base(i) + C.E_FLAGS]! & F_PINNED) !== 0;
+  }
+
+  /** Marks or unmarks entry `i` as holding a live reference. */
+  setPinned(i: number, on: boolean): void {
+    const f = this.#base(i) + C.E_FLAGS;
+    this.#u8[f] = on ? this.#u8[f]! | F_PINNED : this.#u8[f]! & ~F_PINNED;
+  }
+
+  // ---- address map (open addressing, linear probing) ----------------------
+
+  /**
+   * First map position at or after `from` (in probe order from the hash's
+   * home) whose entry has hash [lo, hi]; -1 when the probe run ends.
+   * Walk candidates with `lookupNext`; the caller compares full keys.
+   */
+  lookupFirst(lo: number, hi: number): number {
+    return this.#scan(lo, hi, lo & this.#mapMask);
+  }
+
+  /** The next candidate after map position `pos`, or -1. */
+  lookupNext(lo: number, hi: number, pos: number): number {
+    return this.#scan(lo, hi, (pos + 1) & this.#mapMask);
+  }
+
+  #scan(lo: number, hi: number, pos: number): number {
+    const map = this.#map >>> 2;
+    for (;;) {
+      const v = this.#u32[map + pos]!;
+      if (v === 0) return -1;
+      const i = v - 1;
+      if (this.hashLo(i) === lo && this.hashHi(i) === hi) return pos;
+      pos = (pos + 1) & this.#mapMask;
+    }
+  }
+
+  /** Entry index stored at map position `pos`. */
+  entryAt(pos: number): number {
+    return this.#u32[(this.#map >>> 2) + pos]! - 1;
+  }
+
+  /**
+   * Appends a new entry with hash [lo, hi] and no elements.
+   * The caller ensures `count < capacity`.
+   * @returns the new entry's index.
+   */
+  add(lo: number, hi: number, now: number): number {
+    // Invariant: the map is at most half full (identBits > entryBits), so
+    // the probe below always finds an empty slot.
+    if (this.count >= this.capacity) throw new RangeError("Cannot add entry: table is full");
+    const i = this.count++;
+    const b = this.#base(i);
+    this.#u8.fill(0, b, b + ENTRY_SIZE);
+    this.#u32[(b + C.E_HASH_LO) >>> 2] = lo;
+    this.#u32[(b + C.E_HASH_HI) >>> 2] = hi;
+    this.setUsage(i, 1, now);
+    this.#mapInsert(i);
+    return i;
+  }
+
+  #mapInsert(i: number): void {
+    const map = this.#map >>> 2;
+    let pos = this.hashLo(i) & this.#mapMask;
+    while (this.#u32[map + pos] !== 0) pos = (pos + 1) & this.#mapMask;
+    this.#u32[map + pos] = i + 1;
+  }
+
+  #mapPosOf(i: number): number {
+    const map = this.#map >>> 2;
+    let pos = this.hashLo(i) & this.#mapMask;
+    while (this.#u32[map + pos] !== i + 1) {
+      if (this.#u32[map + pos] === 0) throw new Error(`index map lost entry ${i}`);
+      pos = (pos + 1) & this.#mapMask;
+    }
+    return pos;
+  }
+
+  // Backward-shift deletion: no tombstones, so probe runs stay short.
+  #mapDelete(pos: number): void {
+    const map = this.#map >>> 2;
+    const mask = this.#mapMask;
+    let hole = pos;
+    let j = pos;
+    for (;;) {
+      j = (j + 1) & mask;
+      const v = this.#u32[map + j]!;
+      if (v === 0) break;
+      const home = this.hashLo(v - 1) & mask;
+      // Move v into the hole unless its home lies cyclically in (hole, j].
+      const inRange = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+      if (!inRange) {
+        this.#u32[map + hole] = v;
+        hole = j;
+      }
+    }
+    this.#u32[map + hole] = 0;
+  }
+
+  /**
+   * Removes entry `i`: the last record moves into its place.
+   * @returns the index the moved record had (now `i`), or -1 if none moved.
+   */
+  remove(i: number): number {
+    this.#mapDelete(this.#mapPosOf(i));
+    const last = this.count - 1;
+    this.count = last;
+    if (i === last) return -1;
+    const lastPos = this.#mapPosOf(last);
+    this.#u8.copyWithin(this.#base(i), this.#base(last), this.#base(last) + ENTRY_SIZE);
+    this.#u32[(this.#map >>> 2) + lastPos] = i + 1;
+    return last;
+  }
+
+  // ---- slot use maps ------------------------------------------------------
+
+  /** Claims a free slot of `kind` among the first `slots`; -1 if none. */
+  claimSlot(kind: ElementKind, slots: number): number {
+    const s = this.#k.bitmap_claim(this.#use[kind], slots, this.#hint[kind]);
+    if (s >= 0) this.#hint[kind] = s + 1;
+    return s;
+  }
+
+  /** Frees slot `slot` of `kind`. */
+  freeSlot(kind: ElementKind, slot: number): void {
+    this.#k.bitmap_free(this.#use[kind], slot);
+    if (slot < this.#hint[kind]) this.#hint[kind] = slot;
+  }
+
+  /** Marks slot `slot` of `kind` used. */
+  markSlot(kind: ElementKind, slot: number): void {
+    this.#k.bitmap_set(this.#use[kind], slot);
+  }
+
+  /** True when slot `slot` of `kind` is marked used. */
+  slotUsed(kind: ElementKind, slot: number): boolean {
+    return this.#k.bitmap_test(this.#use[kind], slot) !== 0;
+  }
+
+  /** Number of used slots of `kind` among the first `slots`. */
+  usedSlots(kind: ElementKind, slots: number): number {
+    return this.#k.bitmap_count(this.#use[kind], slots);
+  }
+
+  /** The use map of `kind` (a live view; `capacity / 8` bytes, padded). */
+  useMap(kind: ElementKind): Uint8Array {
+    return this.#u8.subarray(this.#use[kind], this.#use[kind] + this.#useBytes);
+  }
+
+  /** Clears both use maps. */
+  clearUseMaps(): void {
+    this.#u8.fill(0, this.#use[0], this.#use[1] + this.#useBytes);
+    this.#hint = [0, 0];
+  }
+
+  // ---- eviction and persistence -------------------------------------------
+
+  /**
+   * Entry indices ordered best victim first (no live reference, lowest use
+   * count, oldest use; ties by index). A view valid until the next call.
+   */
+  evictionOrder(): Uint32Array {
+    this.#k.evict_order(this.#entries, this.count, this.#order);
+    return this.#u32.subarray(this.#order >>> 2, (this.#order >>> 2) + this.count);
+  }
+
+  /** The live records as bytes (a view), for writing the entries file. */
+  records(): Uint8Array {
+    return this.#u8.subarray(this.#entries, this.#entries + this.count * ENTRY_SIZE);
+  }
+
+  /**
+   * Replaces the table with `count` records from `bytes`, clearing runtime
+   * flags and rebuilding the address map. Records are not validated here.
+   */
+  loadRecords(bytes: Uint8Array, count: number): void {
+    if (count > this.capacity) throw new RangeError("Cannot load entries: more than capacity");
+    this.#u8.set(bytes.subarray(0, count * ENTRY_SIZE), this.#entries);
+    this.#u8.fill(0, this.#map, this.#map + this.mapSize * 4);
+    this.count = count;
+    for (let i = 0; i < count; i++) {
+      const f = this.#base(i) + C.E_FLAGS;
+      this.#u8[f] = this.#u8[f]! & PERSISTED_FLAGS;
+      this.#mapInsert(i);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Keys: what a caller passes, and the one canonical string a store uses.
+ *
+ * A `URL`, or a string that parses as an absolute URL with a host, is
+ * normalised the way NetSurf's nsurl does: lower-case scheme and host,
+ * default port dropped, dot segments resolved (all done by WHATWG URL
+ * parsing), percent-escapes of unreserved characters decoded, other
+ * escapes upper-cased, and the fragment dropped. Any other string is a key
+ * verbatim.
+ *
+ * @module
+ */
+
+/** What `store`, `fetch` and `invalidate` accept as a key. */
+export type Key = URL | string;
+
+/** A normalised key. */
+export interface NormalKey {
+  /** The canonical key text; equal texts are the same entry. */
+  text: string;
+  /** nsurl components (present ones, in hash order); for URL keys only. */
+  components?: string[];
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+function normaliseEscapes(s: string): string {
+  if (!s.includes("%")) return s;
+  return s.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => {
+    const ch = String.fromCharCode(parseInt(hex, 16));
+    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+  });
+}
+
+function fromUrl(url: URL): NormalKey {
+  const scheme = url.protocol.slice(0, -1);
+  const user = normaliseEscapes(url.username);
+  const pass = normaliseEscapes(url.password);
+  const host = url.hostname;
+  const port = url.port;
+  const path = normaliseEscapes(url.pathname);
+  const query = normaliseEscapes(url.search.slice(1));
+  let text = `${scheme}:`;
+  if (host !== "" || url.href.startsWith(`${scheme}://`)) {
+    text += "//";
+    if (user !== "" || pass !== "") text += pass !== "" ? `${user}:${pass}@` : `${user}@`;
+    text += host + (port !== "" ? `:${port}` : "");
+  }
+  text += path + (query !== "" ? `?${query}` : "");
+  const components = [scheme];
+  for (const c of [user, pass, host, port, path, query]) if (c !== "") components.push(c);
+  return { text, components };
+}
+
+/**
+ * Normalises a key.
+ *
+ * @param key A `URL` or a string.
+ * @returns the canonical text, and nsurl components for URL keys.
+ * @throws {TypeError} when `key` is neither a `URL` nor a string.
+ *
+ * @example
+ * ```ts
+ * import { normaliseKey } from "./key.ts";
+ * normaliseKey("HTTP://Example.COM:80/a/./b/../c#x").text; // "http://example.com/a/c"
+ * normaliseKey("my-key").text; // "my-key"
+ * ```
+ */
+export function normaliseKey(key: Key): NormalKey {
+  if (key instanceof URL) return fromUrl(key);
+  if (typeof key !== "string") {
+    throw new TypeError(`Cannot use key: expected a URL or a string, got ${describe(key)}`);
+  }
+  // Cheap pre-check: only strings with "://" can be absolute URLs with a host.
+  if (key.includes("://")) {
+    const url = URL.parse(key);
+    if (url !== null && url.hostname !== "") return fromUrl(url);
+  }
+  return { text: key };
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  return typeof v;
+}

@@ -1,0 +1,53 @@
+/**
+ * File names inside a store (FORMAT.md §2): short upper-case base32
+ * components, at most 64 names a directory, as NetSurf's store lays them
+ * out, so a store is valid on every file system.
+ *
+ * @module
+ */
+
+const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/** A 6-bit value as a directory component: 0-31 one char, 32-63 "B"+char. */
+export function component6(v: number): string {
+  const x = v & 63;
+  return x < 32 ? B32[x]! : `B${B32[x - 32]!}`;
+}
+
+/** A 32-bit value as the seven-character base32 leaf (5 bits a char). */
+export function leaf32(v: number): string {
+  let s = "";
+  for (let shift = 0; shift < 35; shift += 5) s += B32[(v >>> shift) & 31]!;
+  return s;
+}
+
+/** Top-level directory of large files by element kind. */
+export const LARGE_DIRS = ["d", "m"] as const;
+/** Top-level directory of block files by element kind. */
+export const BLOCK_DIRS = ["dblk", "mblk"] as const;
+
+/**
+ * Path components (relative to the store root) of large file `id`:
+ * kind dir, five 6-bit directories from the low bits up, base32 leaf.
+ */
+export function largeFileParts(kind: 0 | 1, id: number): string[] {
+  return [
+    LARGE_DIRS[kind],
+    component6(id),
+    component6(id >>> 6),
+    component6(id >>> 12),
+    component6(id >>> 18),
+    component6(id >>> 24),
+    leaf32(id),
+  ];
+}
+
+/**
+ * Path components of block file `n` in a store with `fileCount` block
+ * files a kind: one level up to 64 files, two levels beyond.
+ */
+export function blockFileParts(kind: 0 | 1, n: number, fileCount: number): string[] {
+  return fileCount <= 64
+    ? [BLOCK_DIRS[kind], component6(n)]
+    : [BLOCK_DIRS[kind], component6(n >>> 6), component6(n)];
+}

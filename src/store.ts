@@ -1,0 +1,678 @@
+/**
+ * {@linkcode BackingStore}: NetSurf's file backing store as a Deno module.
+ *
+ * All I/O inside an operation is synchronous (positional `node:fs` calls,
+ * measured far faster than the promise APIs for small blocks), so each
+ * operation runs to completion without interleaving: concurrent calls
+ * through `Promise.all` see a consistent store, and concurrent stores to
+ * one key end with one of the written values, whole.
+ *
+ * @module
+ */
+import { crc32 as zlibCrc32 } from "node:zlib";
+import { ClosedError, toStoreError } from "./errors.ts";
+import { type ElementFiles, fitsSlot, headerKeyMatches, type ReadResult } from "./elements.ts";
+import { DATA, type ElementKind, type ElementRecord, type IndexMemory, META } from "./index_memory.ts";
+import { type Key, type NormalKey, normaliseKey } from "./key.ts";
+import type { StoreLock } from "./lock.ts";
+import { type OpenOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { type Pin, PinTable } from "./pins.ts";
+import { openState, type StoreState, writeIndex } from "./_open.ts";
+import type { FileIO } from "./io.ts";
+
+/** Largest element accepted (bytes); also never more than the limit. */
+export const MAX_ELEMENT_BYTES = 2 ** 31 - 1;
+
+/** Selects the element of an entry: data (default) or metadata. */
+export interface ElementOptions {
+  /** True for the metadata element. */
+  meta?: boolean;
+}
+
+/**
+ * A fetched element. Its bytes stay valid after release; releasing ends
+ * the reference that keeps the entry pinned. Treat `data` as read-only:
+ * concurrent fetches of one element share it.
+ */
+export interface Hit extends Disposable {
+  /** The element's bytes. */
+  readonly data: Uint8Array;
+  /** The canonical key. */
+  readonly key: string;
+  /** True for a metadata element. */
+  readonly meta: boolean;
+  /** Ends this reference (idempotent). */
+  release(): void;
+}
+
+/** Counters and totals from {@linkcode BackingStore.stats}. */
+export interface StoreStats {
+  /** Fetches that returned an element. */
+  hits: number;
+  /** Fetches that found nothing (including damaged elements). */
+  misses: number;
+  /** Bytes served by hits. */
+  hitBytes: number;
+  /** Live entries. */
+  entries: number;
+  /** Bytes of element data held (live, plus superseded-but-pinned). */
+  bytes: number;
+  /** The byte limit. */
+  limit: number;
+  /** Bytes freed beyond the limit per eviction. */
+  hysteresis: number;
+  /** Entry capacity (2^entryBits). */
+  capacity: number;
+  /** Successful stores. */
+  stores: number;
+  /** Entries removed by `invalidate`. */
+  invalidations: number;
+  /** Entries removed by eviction. */
+  evictions: number;
+  /** Element bytes removed by eviction. */
+  evictedBytes: number;
+  /** Elements dropped because they failed verification. */
+  corruptions: number;
+  /** Elements with live references. */
+  pinned: number;
+  /** Bytes held only by superseded pinned elements. */
+  deferredBytes: number;
+  /** Damage repaired while opening (unreadable index, bad records). */
+  repairedOnOpen: number;
+}
+
+interface Lookup {
+  entry: number;
+  lo: number;
+  hi: number;
+  keyLen: number;
+}
+
+const KINDS = [DATA, META] as const;
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function kindOf(options: ElementOptions | undefined): ElementKind {
+  if (options === undefined) return DATA;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot use options: expected an object");
+  }
+  return options.meta === true ? META : DATA;
+}
+
+/**
+ * A persistent, size-bounded object cache in one directory.
+ *
+ * @example Store, fetch, invalidate
+ * ```ts
+ * import { BackingStore } from "./mod.ts";
+ * await using store = await BackingStore.open("./cache", { limit: 64 * 2 ** 20 });
+ * await store.store("https://example.com/logo.png", new Uint8Array([1, 2, 3]));
+ * using hit = await store.fetch("https://example.com/logo.png");
+ * console.log(hit?.data); // Uint8Array(3) [ 1, 2, 3 ]
+ * await store.invalidate("https://example.com/logo.png"); // true
+ * ```
+ */
+export class BackingStore implements AsyncDisposable {
+  #dir: string;
+  #opt: ResolvedOptions;
+  #io: FileIO;
+  #lock: StoreLock | undefined;
+  #mem: IndexMemory;
+  #files: ElementFiles;
+  #state: StoreState;
+  #pins: PinTable;
+  #finalizer: FinalizationRegistry<{ pin: Pin; released: boolean }>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #liveBytes = 0;
+  #deferredBytes = 0;
+  #closed = false;
+  #counters = {
+    hits: 0,
+    misses: 0,
+    hitBytes: 0,
+    stores: 0,
+    invalidations: 0,
+    evictions: 0,
+    evictedBytes: 0,
+    corruptions: 0,
+  };
+
+  private constructor(dir: string, opt: ResolvedOptions, io: FileIO, lock: StoreLock, state: StoreState) {
+    this.#dir = dir;
+    this.#opt = opt;
+    this.#io = io;
+    this.#lock = lock;
+    this.#state = state;
+    this.#mem = state.mem;
+    this.#files = state.files;
+    this.#liveBytes = state.liveBytes;
+    this.#pins = new PinTable({
+      unpinned: (entry) => this.#mem.setPinned(entry, false),
+      freeDeferred: (kind, rec) => {
+        this.#deferredBytes -= rec.size;
+        this.#freeStorage(kind, rec);
+      },
+    }, opt.pinTimeoutMs);
+    this.#finalizer = new FinalizationRegistry((token) => {
+      if (!token.released && !this.#closed) this.#pins.release(token.pin);
+    });
+    if (this.#mem.count >= this.#mem.capacity || this.#liveBytes >= opt.limit) {
+      this.#evict(0, -1);
+    }
+  }
+
+  /**
+   * Opens (or creates) the store in `dir`.
+   *
+   * @param dir The store directory; created (0700) if missing.
+   * @param options Limits and table sizes; see {@linkcode OpenOptions}.
+   * @returns the open store; close it with `close()` or `await using`.
+   * @throws {RangeError|TypeError} for bad options, before touching disk.
+   * @throws {StoreError} `LOCKED`, `NOT_A_STORE`, `VERSION_MISMATCH`,
+   *   `CORRUPT` (control file), `OPTION_MISMATCH`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "./mod.ts";
+   * const store = await BackingStore.open("./cache", { entryBits: 17 });
+   * await store.close();
+   * ```
+   */
+  static open(dir: string | URL, options?: OpenOptions & { io?: FileIO }): Promise<BackingStore> {
+    try {
+      const opt = resolveOptions(options);
+      const path = typeof dir === "string" ? dir : decodeURIComponent(dir.pathname);
+      if (typeof path !== "string" || path === "") throw new TypeError("Cannot open store: dir must be a path");
+      const { state, lock, io } = openState(path, opt, options?.io);
+      return Promise.resolve(new BackingStore(path, opt, io, lock, state));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The store directory. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  #checkOpen(action: string): void {
+    if (this.#closed) throw new ClosedError(`Cannot ${action}: the store is closed`);
+  }
+
+  // ---- keys ---------------------------------------------------------------
+
+  #hash(nk: NormalKey): Lookup & { keyLen: number } {
+    const mem = this.#mem;
+    if (this.#opt.hashOverride !== undefined) {
+      const keyLen = mem.encodeKey(nk.text);
+      if (keyLen < 0) throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+      return { entry: -1, lo: this.#opt.hashOverride(nk.text) >>> 0, hi: 0, keyLen };
+    }
+    if (this.#state.control.hash === "nsurl") {
+      const lo = mem.hashNsurl(nk.components ?? [nk.text]);
+      const keyLen = mem.encodeKey(nk.text);
+      if (keyLen < 0) throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+      return { entry: -1, lo, hi: 0, keyLen };
+    }
+    const keyLen = mem.encodeKey(nk.text);
+    if (keyLen < 0) throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+    const [lo, hi] = mem.hashSip(keyLen);
+    return { entry: -1, lo, hi, keyLen };
+  }
+
+  /** True when entry `i` belongs to `text` (whose bytes are `key`). */
+  #isKeyOf(i: number, text: string, key: Uint8Array): boolean | "corrupt" {
+    for (const kind of KINDS) {
+      const pin = this.#pins.get(i, kind);
+      if (pin !== undefined) return pin.text === text;
+    }
+    for (const kind of KINDS) {
+      const rec = this.#mem.element(i, kind);
+      if (rec === undefined) continue;
+      const head = rec.inFile
+        ? this.#files.readFileHeader(kind, rec.loc, key.length)
+        : this.#files.readSlotHeader(kind, rec.loc, key.length);
+      return headerKeyMatches(head, kind, key);
+    }
+    return "corrupt"; // an entry with no elements is never valid
+  }
+
+  /** Finds the entry for `nk`; `entry` is -1 when absent. */
+  #find(nk: NormalKey): Lookup {
+    const h = this.#hash(nk);
+    const key = this.#mem.keyBytes(h.keyLen).slice();
+    let pos = this.#mem.lookupFirst(h.lo, h.hi);
+    while (pos >= 0) {
+      const i = this.#mem.entryAt(pos);
+      const mine = this.#isKeyOf(i, nk.text, key);
+      if (mine === true) return { ...h, entry: i };
+      if (mine === "corrupt") {
+        this.#counters.corruptions++;
+        this.#removeEntry(i);
+        pos = this.#mem.lookupFirst(h.lo, h.hi); // the map changed: rescan
+        continue;
+      }
+      pos = this.#mem.lookupNext(h.lo, h.hi, pos);
+    }
+    return h;
+  }
+
+  // ---- storage ------------------------------------------------------------
+
+  #freeStorage(kind: ElementKind, rec: ElementRecord): void {
+    if (rec.inFile) {
+      try {
+        this.#files.removeFile(kind, rec.loc);
+      } catch {
+        // A file that cannot be removed is an orphan for check-store; the
+        // index no longer refers to it, so no wrong bytes can come of it.
+      }
+    } else {
+      this.#mem.freeSlot(kind, rec.loc);
+      this.#state.blocksDirty = true;
+    }
+  }
+
+  /** Releases entry `i`'s element of `kind` (deferred while pinned). */
+  #dropElement(i: number, kind: ElementKind): number {
+    const rec = this.#mem.element(i, kind);
+    if (rec === undefined) return 0;
+    this.#mem.clearElement(i, kind);
+    this.#liveBytes -= rec.size;
+    if (this.#pins.supersede(i, kind, rec)) {
+      this.#deferredBytes += rec.size;
+    } else {
+      this.#freeStorage(kind, rec);
+    }
+    return rec.size;
+  }
+
+  /** Removes entry `i` and its elements; returns the bytes it held. */
+  #removeEntry(i: number): number {
+    const freed = this.#dropElement(i, DATA) + this.#dropElement(i, META);
+    const moved = this.#mem.remove(i);
+    if (moved >= 0) this.#pins.moved(moved, i);
+    this.#dirty();
+    return freed;
+  }
+
+  #allocFileId(kind: ElementKind): number {
+    const s = this.#state;
+    for (;;) {
+      const id = s.nextFileId;
+      s.nextFileId = (id + 1) >>> 0;
+      if (s.nextFileId === 0) s.fileIdsWrapped = true;
+      if (!s.fileIdsWrapped || !this.#files.fileExists(kind, id)) return id;
+    }
+  }
+
+  // ---- eviction -----------------------------------------------------------
+
+  /**
+   * Evicts entries, never `keep`, until `incoming` more bytes fit under
+   * the limit with more than the hysteresis freed, and (when the table is
+   * full) until the same fraction of entries is free.
+   */
+  #evict(incoming: number, keep: number): void {
+    const mem = this.#mem;
+    const opt = this.#opt;
+    this.#pins.expire(performance.now());
+    const total = this.#liveBytes + this.#deferredBytes;
+    const overBytes = total + incoming >= opt.limit;
+    const full = mem.count >= mem.capacity;
+    if (!overBytes && !full) return;
+    const byteTarget = overBytes ? Math.max(opt.hysteresis + 1, total + incoming - opt.limit + 1) : 0;
+    // Defect 7: a full table of small entries frees a share of entries,
+    // not hysteresis bytes (which would empty it).
+    const entryTarget = full ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit)) : 0;
+    const wasPinned = keep >= 0 && mem.pinned(keep);
+    if (keep >= 0) mem.setPinned(keep, true);
+    const order = mem.evictionOrder();
+    const victims: number[] = [];
+    let bytes = 0;
+    for (let n = 0; n < order.length; n++) {
+      if (bytes >= byteTarget && victims.length >= entryTarget) break;
+      const i = order[n]!;
+      if (i === keep) continue;
+      victims.push(i);
+      bytes += mem.elementSize(i, DATA) + mem.elementSize(i, META);
+    }
+    if (keep >= 0 && !wasPinned) mem.setPinned(keep, false);
+    // Swap-remove keeps lower indices valid, so remove highest first.
+    victims.sort((a, b) => b - a);
+    for (const i of victims) {
+      this.#counters.evictedBytes += this.#removeEntry(i);
+      this.#counters.evictions++;
+    }
+  }
+
+  // ---- maintenance --------------------------------------------------------
+
+  #dirty(): void {
+    this.#state.entriesDirty = true;
+    if (this.#timer !== undefined || this.#closed) return;
+    const timer = setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        this.#maintain();
+      } catch {
+        // Deferred writes retry at the next change, flush or close; a
+        // failure here must not crash the host process.
+        this.#state.entriesDirty = true;
+      }
+    }, this.#opt.maintenanceDelayMs);
+    // Pending index writes must not keep a server process alive.
+    Deno.unrefTimer(timer as unknown as number);
+    this.#timer = timer;
+  }
+
+  #maintain(): void {
+    this.#pins.expire(performance.now());
+    writeIndex(this.#io, this.#dir, this.#state);
+  }
+
+  // ---- public API ---------------------------------------------------------
+
+  /**
+   * Stores `bytes` as the data (or, with `{ meta: true }`, metadata)
+   * element of `key`, replacing any previous one.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param bytes The element; larder keeps its own copy.
+   * @param options `meta: true` for the metadata element.
+   * @throws {TypeError} for a bad key or non-Uint8Array bytes.
+   * @throws {RangeError} for a key over 16 KiB or bytes over the limit.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`.
+   *
+   * @example
+   * ```ts
+   * await store.store("https://example.com/", body);
+   * await store.store("https://example.com/", headers, { meta: true });
+   * ```
+   */
+  store(key: Key, bytes: Uint8Array, options?: ElementOptions): Promise<void> {
+    try {
+      this.#store(key, bytes, options);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #store(key: Key, bytes: Uint8Array, options?: ElementOptions): void {
+    const nk = normaliseKey(key);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError("Cannot store element: bytes must be a Uint8Array");
+    const kind = kindOf(options);
+    if (bytes.length > Math.min(MAX_ELEMENT_BYTES, this.#opt.limit)) {
+      throw new RangeError(
+        `Cannot store element: ${bytes.length} bytes exceeds the maximum of ${
+          Math.min(MAX_ELEMENT_BYTES, this.#opt.limit)
+        }`,
+      );
+    }
+    this.#checkOpen("store element");
+    const mem = this.#mem;
+    const found = this.#find(nk);
+    const now = nowSeconds();
+    let i = found.entry;
+    const oldSize = i >= 0 ? mem.elementSize(i, kind) : 0;
+    if (this.#liveBytes + this.#deferredBytes - oldSize + bytes.length >= this.#opt.limit ||
+      (i < 0 && mem.count >= mem.capacity)) {
+      // Make room first, so the new element is not its own victim.
+      if (i < 0 && mem.count >= mem.capacity) this.#evict(bytes.length, -1);
+      else this.#evict(bytes.length - oldSize, i);
+      i = this.#find(nk).entry; // eviction may have moved it
+    }
+    // #find and #evict may have reused the key region: encode again.
+    const keyLen = mem.encodeKey(nk.text);
+    const keyBytes = mem.keyBytes(keyLen).slice();
+    const created = i < 0;
+    if (created) i = mem.add(found.lo, found.hi, now);
+    const crc = crc32Of(bytes);
+    const header = { kind, keyLen, length: bytes.length, crc, hashLo: found.lo, hashHi: found.hi, storedAt: now };
+    let rec: ElementRecord;
+    try {
+      const slot = fitsSlot(kind, keyLen, bytes.length) ? mem.claimSlot(kind, this.#files.slotCount) : -1;
+      if (slot >= 0) {
+        rec = { size: bytes.length, loc: slot, crc, inFile: false };
+        try {
+          this.#files.writeSlot(kind, slot, header, keyBytes, bytes);
+        } catch (err) {
+          mem.freeSlot(kind, slot);
+          throw err;
+        }
+      } else {
+        rec = { size: bytes.length, loc: this.#allocFileId(kind), crc, inFile: true };
+        try {
+          this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
+        } catch (err) {
+          try {
+            this.#files.removeFile(kind, rec.loc);
+          } catch { /* the write's error is the one to report */ }
+          throw err;
+        }
+      }
+    } catch (err) {
+      if (created) this.#removeEntry(i);
+      throw toStoreError("store element", err);
+    }
+    // The new element is written: only now let go of the old one (its slot
+    // or file is never overwritten in place).
+    this.#dropElement(i, kind);
+    mem.setElement(i, kind, rec);
+    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
+    this.#liveBytes += rec.size;
+    if (!rec.inFile) this.#state.blocksDirty = true;
+    this.#counters.stores++;
+    this.#dirty();
+  }
+
+  /**
+   * Fetches the data (or metadata) element of `key`.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param options `meta: true` for the metadata element.
+   * @returns a {@linkcode Hit}, or undefined on a miss (including an
+   *   element that failed verification, which is dropped).
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * using hit = await store.fetch("https://example.com/");
+   * if (hit) respond(hit.data);
+   * ```
+   */
+  fetch(key: Key, options?: ElementOptions): Promise<Hit | undefined> {
+    try {
+      return Promise.resolve(this.#fetch(key, options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #fetch(key: Key, options?: ElementOptions): Hit | undefined {
+    const nk = normaliseKey(key);
+    const kind = kindOf(options);
+    this.#checkOpen("fetch element");
+    const mem = this.#mem;
+    const h = this.#hash(nk);
+    const keyBytes = mem.keyBytes(h.keyLen).slice();
+    let pos = mem.lookupFirst(h.lo, h.hi);
+    while (pos >= 0) {
+      const i = mem.entryAt(pos);
+      const pin = this.#pins.get(i, kind);
+      if (pin !== undefined) {
+        if (pin.text === nk.text) {
+          pin.refs++;
+          return this.#hit(i, pin);
+        }
+        pos = mem.lookupNext(h.lo, h.hi, pos);
+        continue;
+      }
+      const rec = mem.element(i, kind);
+      let r: ReadResult | "absent";
+      if (rec === undefined) {
+        const mine = this.#isKeyOf(i, nk.text, keyBytes);
+        r = mine === true ? "absent" : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
+      } else {
+        const want = { kind, key: keyBytes, hashLo: h.lo, hashHi: h.hi, size: rec.size, crc: rec.crc };
+        r = rec.inFile ? this.#files.readFile(kind, rec.loc, want) : this.#files.readSlot(kind, rec.loc, want);
+      }
+      if (r === "absent") break;
+      if (r.ok) {
+        return this.#hit(i, this.#pins.create(i, kind, nk.text, r.bytes, performance.now()));
+      }
+      if (r.reason === "corrupt") {
+        // Never return damaged or foreign bytes: drop the entry, report a miss.
+        this.#counters.corruptions++;
+        this.#removeEntry(i);
+        pos = mem.lookupFirst(h.lo, h.hi);
+        continue;
+      }
+      pos = mem.lookupNext(h.lo, h.hi, pos);
+    }
+    this.#counters.misses++;
+    return undefined;
+  }
+
+  #hit(i: number, pin: Pin): Hit {
+    this.#mem.touch(i, nowSeconds());
+    this.#mem.setPinned(i, true);
+    this.#counters.hits++;
+    this.#counters.hitBytes += pin.bytes.length;
+    this.#dirty();
+    const token = { pin, released: false };
+    const pins = this.#pins;
+    const finalizer = this.#finalizer;
+    const release = () => {
+      if (token.released) return;
+      token.released = true;
+      finalizer.unregister(token);
+      pins.release(pin);
+    };
+    const hit: Hit = {
+      data: pin.bytes,
+      key: pin.text,
+      meta: pin.kind === META,
+      release,
+      [Symbol.dispose]: release,
+    };
+    finalizer.register(hit, token, token);
+    return hit;
+  }
+
+  /**
+   * Removes `key`'s entry (both elements). Live references keep their
+   * bytes; the storage is freed when the last one ends.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @returns true if the entry existed.
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * await store.invalidate("https://example.com/"); // true
+   * ```
+   */
+  invalidate(key: Key): Promise<boolean> {
+    try {
+      const nk = normaliseKey(key);
+      this.#checkOpen("invalidate entry");
+      const { entry } = this.#find(nk);
+      if (entry < 0) return Promise.resolve(false);
+      this.#removeEntry(entry);
+      this.#counters.invalidations++;
+      return Promise.resolve(true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Counters and totals.
+   *
+   * @example
+   * ```ts
+   * const { hits, misses, bytes, limit } = store.stats();
+   * ```
+   */
+  stats(): StoreStats {
+    return {
+      ...this.#counters,
+      entries: this.#mem.count,
+      bytes: this.#liveBytes + this.#deferredBytes,
+      limit: this.#opt.limit,
+      hysteresis: this.#opt.hysteresis,
+      capacity: this.#mem.capacity,
+      pinned: this.#pins.size,
+      deferredBytes: this.#deferredBytes,
+      repairedOnOpen: this.#state.repairedOnOpen,
+    };
+  }
+
+  /**
+   * Runs the deferred index maintenance now: writes `entries` and
+   * `blocks` if they changed.
+   *
+   * @example
+   * ```ts
+   * await store.flush();
+   * ```
+   */
+  flush(): Promise<void> {
+    try {
+      this.#checkOpen("flush");
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#maintain();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(toStoreError("flush", err));
+    }
+  }
+
+  /**
+   * Writes the index, closes every file and releases the lock. Live
+   * references keep their bytes. Calling it again does nothing.
+   *
+   * @example
+   * ```ts
+   * await store.close();
+   * ```
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    let failure: unknown;
+    const attempt = (f: () => void) => {
+      try {
+        f();
+      } catch (err) {
+        failure ??= err;
+      }
+    };
+    attempt(() => this.#pins.endAll());
+    attempt(() => this.#maintain());
+    attempt(() => this.#files.close());
+    attempt(() => this.#lock?.release());
+    this.#lock = undefined;
+    return failure === undefined ? Promise.resolve() : Promise.reject(toStoreError("close store", failure));
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** CRC-32 of an element; node:zlib's native crc32 (see README: Performance). */
+function crc32Of(bytes: Uint8Array): number {
+  return zlibCrc32(bytes);
+}
