@@ -494,6 +494,25 @@ export class IndexMemory {
     return this.#u32.subarray(this.#order >>> 2, (this.#order >>> 2) + this.count);
   }
 
+  /**
+   * Chooses eviction victims, best first, never `keep` (-1 for none):
+   * as many as it takes for their element bytes to reach `byteTarget` and
+   * their number to reach `entryTarget`. A view valid until the next call.
+   */
+  selectVictims(byteTarget: number, entryTarget: number, keep: number): Uint32Array {
+    const order = this.evictionOrder();
+    let bytes = 0;
+    let n = 0;
+    for (let k = 0; k < order.length; k++) {
+      if (bytes >= byteTarget && n >= entryTarget) break;
+      const i = order[k]!;
+      if (i === keep) continue;
+      order[n++] = i;
+      bytes += this.elementSize(i, DATA) + this.elementSize(i, META);
+    }
+    return order.subarray(0, n);
+  }
+
   /** The live records as bytes (a view), for writing the entries file. */
   records(): Uint8Array {
     return this.#u8.subarray(this.#entries, this.#entries + this.count * ENTRY_SIZE);

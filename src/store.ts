@@ -328,19 +328,7 @@ export class BackingStore implements AsyncDisposable {
     // Defect 7: a full table of small entries frees a share of entries,
     // not hysteresis bytes (which would empty it).
     const entryTarget = full ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit)) : 0;
-    const wasPinned = keep >= 0 && mem.pinned(keep);
-    if (keep >= 0) mem.setPinned(keep, true);
-    const order = mem.evictionOrder();
-    const victims: number[] = [];
-    let bytes = 0;
-    for (let n = 0; n < order.length; n++) {
-      if (bytes >= byteTarget && victims.length >= entryTarget) break;
-      const i = order[n]!;
-      if (i === keep) continue;
-      victims.push(i);
-      bytes += mem.elementSize(i, DATA) + mem.elementSize(i, META);
-    }
-    if (keep >= 0 && !wasPinned) mem.setPinned(keep, false);
+    const victims = Array.from(mem.selectVictims(byteTarget, entryTarget, keep));
     // Swap-remove keeps lower indices valid, so remove highest first.
     victims.sort((a, b) => b - a);
     for (const i of victims) {
