@@ -1,0 +1,60 @@
+/**
+ * larder itself, through its public API (`mod.ts`).
+ *
+ * Outside the eviction phase the limit is set well above the workload, so
+ * nothing is evicted; table sizes follow the object count with headroom.
+ *
+ * @module
+ */
+
+import { BackingStore } from "../../../mod.ts";
+import type { OpenOptions, Peer, PeerFactory } from "./types.ts";
+
+/** Smallest entry-table size with at least 2x headroom, never below the default. */
+function entryBitsFor(objects: number): number {
+  let bits = 16;
+  while (bits < 24 && 2 ** bits < objects * 2) bits++;
+  return bits;
+}
+
+async function openLarder(dir: string, options: OpenOptions): Promise<Peer> {
+  // Without a limit, twice the workload: room enough that nothing is evicted.
+  const unbounded = Math.max(2 ** 30, 2 * options.workloadBytes);
+  const store = await BackingStore.open(dir, {
+    limit: options.limit ?? unbounded,
+    entryBits: entryBitsFor(options.objects),
+  });
+  return {
+    async put(key, meta, body) {
+      await store.store(key, meta, { meta: true });
+      await store.store(key, body);
+    },
+    async get(key) {
+      const meta = await store.fetch(key, { meta: true });
+      if (!meta) return undefined;
+      const body = await store.fetch(key);
+      if (!body) {
+        meta.release();
+        return undefined;
+      }
+      return {
+        meta: meta.data,
+        body: body.data,
+        release() {
+          meta.release();
+          body.release();
+        },
+      };
+    },
+    invalidate: (key) => store.invalidate(key),
+    flush: () => store.flush(),
+    close: () => store.close(),
+  };
+}
+
+const factory: PeerFactory = {
+  name: "larder",
+  eviction: "native",
+  open: openLarder,
+};
+export default factory;
