@@ -12,19 +12,28 @@ import {
   decodeBlocks,
   decodeControl,
   decodeEntries,
+  ELEMENT_HEADER,
   encodeBlocksHeader,
   encodeControl,
   encodeEntriesHeader,
   SLOT_SIZE,
-  ELEMENT_HEADER,
 } from "./format.ts";
 import { DATA, type ElementKind, IndexMemory, META } from "./index_memory.ts";
 import { type FileIO, NodeFileIO, readWhole, replaceFile } from "./io.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
-import { ENTRY_BITS_RANGE, MAX_IDENT_BITS, type ResolvedOptions } from "./options.ts";
+import {
+  ENTRY_BITS_RANGE,
+  MAX_IDENT_BITS,
+  type ResolvedOptions,
+} from "./options.ts";
 
 /** Names larder may leave in a directory before its control file exists. */
-const CREATION_LEFTOVERS = new Set(["lock", "CACHEDIR.TAG", "CACHEDIR.TAG.tmp", "control.tmp"]);
+const CREATION_LEFTOVERS = new Set([
+  "lock",
+  "CACHEDIR.TAG",
+  "CACHEDIR.TAG.tmp",
+  "control.tmp",
+]);
 
 /** Everything a store holds besides its counters. */
 export interface StoreState {
@@ -58,7 +67,11 @@ function randomU32(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
 
-function readOrCreateControl(io: FileIO, dir: string, opt: ResolvedOptions): Control {
+function readOrCreateControl(
+  io: FileIO,
+  dir: string,
+  opt: ResolvedOptions,
+): Control {
   const bytes = readWhole(io, `${dir}/control`);
   if (bytes === undefined) {
     // Defect 6: never adopt (or later delete) a directory of someone else's
@@ -90,7 +103,9 @@ function readOrCreateControl(io: FileIO, dir: string, opt: ResolvedOptions): Con
     control.entryBits < minE || control.entryBits > maxE ||
     control.identBits <= control.entryBits || control.identBits > MAX_IDENT_BITS
   ) {
-    throw new CorruptError("Cannot read control: table dimensions out of range");
+    throw new CorruptError(
+      "Cannot read control: table dimensions out of range",
+    );
   }
   if (opt.explicit.entryBits && opt.entryBits !== control.entryBits) {
     throw new OptionMismatchError(
@@ -98,7 +113,9 @@ function readOrCreateControl(io: FileIO, dir: string, opt: ResolvedOptions): Con
     );
   }
   if (opt.explicit.hash && opt.hash !== control.hash) {
-    throw new OptionMismatchError(`Cannot open store: it was created with hash ${control.hash}, not ${opt.hash}`);
+    throw new OptionMismatchError(
+      `Cannot open store: it was created with hash ${control.hash}, not ${opt.hash}`,
+    );
   }
   if (opt.explicit.identBits && opt.identBits !== control.identBits) {
     // The address map is rebuilt at every open, so it can simply change.
@@ -152,7 +169,9 @@ function loadIndex(io: FileIO, dir: string, s: StoreState): void {
   if (bytes !== undefined) {
     try {
       const { header, records } = decodeEntries(bytes);
-      if (header.count > s.mem.capacity) throw new CorruptError("Cannot read entries: more than capacity");
+      if (header.count > s.mem.capacity) {
+        throw new CorruptError("Cannot read entries: more than capacity");
+      }
       s.mem.loadRecords(records, header.count);
       s.nextFileId = header.nextFileId;
       s.journalTag = header.journalTag;
@@ -174,13 +193,16 @@ function loadIndex(io: FileIO, dir: string, s: StoreState): void {
   if (blocks !== undefined) {
     try {
       const { maps } = decodeBlocks(blocks);
-      s.blocksDirty = !sameBytes(maps[0], s.mem.useMap(DATA)) || !sameBytes(maps[1], s.mem.useMap(META));
+      s.blocksDirty = !sameBytes(maps[0], s.mem.useMap(DATA)) ||
+        !sameBytes(maps[1], s.mem.useMap(META));
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
     }
   }
   let total = 0;
-  for (let i = 0; i < s.mem.count; i++) total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
+  for (let i = 0; i < s.mem.count; i++) {
+    total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
+  }
   s.liveBytes = total;
 }
 
@@ -237,13 +259,21 @@ export function writeIndex(io: FileIO, dir: string, s: StoreState): void {
   if (s.blocksDirty) {
     const data = s.mem.useMap(DATA);
     const meta = s.mem.useMap(META);
-    replaceFile(io, dir, "blocks", [encodeBlocksHeader(s.files.slotCount, data, meta), data, meta]);
+    replaceFile(io, dir, "blocks", [
+      encodeBlocksHeader(s.files.slotCount, data, meta),
+      data,
+      meta,
+    ]);
     s.blocksDirty = false;
   }
   if (s.entriesDirty) {
     const records = s.mem.records();
     const header = encodeEntriesHeader(
-      { count: s.mem.count, nextFileId: s.nextFileId, journalTag: s.journalTag },
+      {
+        count: s.mem.count,
+        nextFileId: s.nextFileId,
+        journalTag: s.journalTag,
+      },
       records,
     );
     replaceFile(io, dir, "entries", [header, records]);

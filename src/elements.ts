@@ -72,9 +72,14 @@ export function verifyElement(buf: Uint8Array, want: Expected): RawResult {
   if (storedKeyLen(buf) !== want.key.length) return KEY_LENGTH_DIFFERS;
   const h = readElementHeader(buf);
   if (h === undefined) return CORRUPT;
+  // The element must belong to the entry: same kind and the entry's hash.
+  // A different key under the same hash is a collision (look further); a
+  // different hash means the slot was reused after the index was written.
+  if (
+    h.kind !== want.kind || h.hashLo !== want.hashLo || h.hashHi !== want.hashHi
+  ) return CORRUPT;
   const key = buf.subarray(ELEMENT_HEADER, ELEMENT_HEADER + h.keyLen);
-  if (!sameBytes(key, want.key)) return h.kind === want.kind ? OTHER_KEY : CORRUPT;
-  if (h.kind !== want.kind || h.hashLo !== want.hashLo || h.hashHi !== want.hashHi) return CORRUPT;
+  if (!sameBytes(key, want.key)) return OTHER_KEY;
   if (h.length !== want.size || h.crc !== want.crc) return CORRUPT;
   const start = ELEMENT_HEADER + h.keyLen;
   if (buf.length < start + h.length) return CORRUPT;
@@ -87,15 +92,31 @@ export function verifyElement(buf: Uint8Array, want: Expected): RawResult {
  * Whether a header-and-key prefix read from storage is a valid element of
  * `kind` under `key`: true, false (another key's), or "corrupt".
  */
-export function headerKeyMatches(head: Uint8Array | undefined, kind: ElementKind, key: Uint8Array): boolean | "corrupt" {
+export function headerKeyMatches(
+  head: Uint8Array | undefined,
+  want: Pick<Expected, "kind" | "key" | "hashLo" | "hashHi">,
+): boolean | "corrupt" {
   if (head === undefined) return "corrupt";
   const h = readElementHeader(head);
-  if (h === undefined || h.kind !== kind) return "corrupt";
-  return sameBytes(head.subarray(ELEMENT_HEADER, ELEMENT_HEADER + h.keyLen), key);
+  if (
+    h === undefined || h.kind !== want.kind || h.hashLo !== want.hashLo ||
+    h.hashHi !== want.hashHi
+  ) {
+    return "corrupt";
+  }
+  const key = want.key;
+  return sameBytes(
+    head.subarray(ELEMENT_HEADER, ELEMENT_HEADER + h.keyLen),
+    key,
+  );
 }
 
 /** True when an element of `size` bytes under a `keyLen`-byte key fits a slot. */
-export function fitsSlot(kind: ElementKind, keyLen: number, size: number): boolean {
+export function fitsSlot(
+  kind: ElementKind,
+  keyLen: number,
+  size: number,
+): boolean {
   return ELEMENT_HEADER + keyLen + size <= SLOT_SIZE[kind];
 }
 
@@ -120,7 +141,10 @@ export class ElementFiles {
   #root: string;
   #fds: (number | undefined)[] = [];
   #dirs = new Set<string>();
-  #scratch: [Uint8Array, Uint8Array] = [new Uint8Array(SLOT_SIZE[0]), new Uint8Array(SLOT_SIZE[1])];
+  #scratch: [Uint8Array, Uint8Array] = [
+    new Uint8Array(SLOT_SIZE[0]),
+    new Uint8Array(SLOT_SIZE[1]),
+  ];
 
   /**
    * @param io The file layer.
@@ -165,7 +189,10 @@ export class ElementFiles {
       const head = new Uint8Array(32);
       if (size === 0) {
         this.#io.pwrite(fd, encodeBlockFileHeader(kind, n), 0);
-      } else if (this.#io.pread(fd, head, 0) < 32 || !blockFileHeaderMatches(head, kind, n)) {
+      } else if (
+        this.#io.pread(fd, head, 0) < 32 ||
+        !blockFileHeaderMatches(head, kind, n)
+      ) {
         throw new CorruptError(`Cannot use block file ${path}: bad header`);
       }
       // Preset to full extent (sparse) so slot writes never extend it.
@@ -185,12 +212,20 @@ export class ElementFiles {
   }
 
   /** Writes header, key and element into `slot` (they must fit). */
-  writeSlot(kind: ElementKind, slot: number, header: Parameters<typeof writeElementHeader>[1], key: Uint8Array, data: Uint8Array): void {
+  writeSlot(
+    kind: ElementKind,
+    slot: number,
+    header: Parameters<typeof writeElementHeader>[1],
+    key: Uint8Array,
+    data: Uint8Array,
+  ): void {
     const buf = this.#scratch[kind];
     const at = writeElementHeader(buf, header, key);
     // Invariant: the caller checked fitsSlot, so nothing spills into the
     // neighbouring slot (the seed's defect 4).
-    if (at + data.length > buf.length) throw new RangeError("Cannot write slot: element does not fit");
+    if (at + data.length > buf.length) {
+      throw new RangeError("Cannot write slot: element does not fit");
+    }
     buf.set(data, at);
     const [fd, pos] = this.#slotPos(kind, slot);
     this.#io.pwrite(fd, buf.subarray(0, at + data.length), pos);
@@ -208,24 +243,36 @@ export class ElementFiles {
     }
     const buf = new Uint8Array(ELEMENT_HEADER + want.key.length + want.size);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
-    return this.#settle(verifyElement(buf, want), kind, slot, false, buf, want.key);
+    return this.#settle(verifyElement(buf, want), slot, false, buf, want);
   }
 
   // Resolves a key-length difference by reading the header at its own
   // length: a valid header of another key is a collision, not damage.
-  #settle(r: RawResult, kind: ElementKind, loc: number, inFile: boolean, buf: Uint8Array, key: Uint8Array): ReadResult {
+  #settle(
+    r: RawResult,
+    loc: number,
+    inFile: boolean,
+    buf: Uint8Array,
+    want: Expected,
+  ): ReadResult {
     if (r.ok || r.reason !== "key-length") return r;
     const len = storedKeyLen(buf);
     if (len < 0) return CORRUPT;
-    const head = inFile ? this.readFileHeader(kind, loc, len) : this.readSlotHeader(kind, loc, len);
-    return headerKeyMatches(head, kind, key) === false ? OTHER_KEY : CORRUPT;
+    const head = inFile
+      ? this.readFileHeader(want.kind, loc, len)
+      : this.readSlotHeader(want.kind, loc, len);
+    return headerKeyMatches(head, want) === false ? OTHER_KEY : CORRUPT;
   }
 
   /**
    * Reads the header and key in `slot`, guessing the key is `keyLen` bytes
    * and reading again at the stored length when it is not.
    */
-  readSlotHeader(kind: ElementKind, slot: number, keyLen: number): Uint8Array | undefined {
+  readSlotHeader(
+    kind: ElementKind,
+    slot: number,
+    keyLen: number,
+  ): Uint8Array | undefined {
     if (slot >= this.slotCount) return undefined;
     try {
       const [fd, pos] = this.#slotPos(kind, slot);
@@ -244,7 +291,13 @@ export class ElementFiles {
   }
 
   /** Writes a large file: header, key, element. */
-  writeFile(kind: ElementKind, id: number, header: Parameters<typeof writeElementHeader>[1], key: Uint8Array, data: Uint8Array): void {
+  writeFile(
+    kind: ElementKind,
+    id: number,
+    header: Parameters<typeof writeElementHeader>[1],
+    key: Uint8Array,
+    data: Uint8Array,
+  ): void {
     const path = this.largeFilePath(kind, id);
     const head = new Uint8Array(ELEMENT_HEADER + key.length);
     writeElementHeader(head, header, key);
@@ -257,7 +310,11 @@ export class ElementFiles {
     }
   }
 
-  #readFileBytes(kind: ElementKind, id: number, len?: number): Uint8Array | undefined {
+  #readFileBytes(
+    kind: ElementKind,
+    id: number,
+    len?: number,
+  ): Uint8Array | undefined {
     const path = this.largeFilePath(kind, id);
     let fd: number;
     try {
@@ -269,7 +326,9 @@ export class ElementFiles {
     }
     try {
       const size = this.#io.size(fd);
-      const buf = new Uint8Array(len === undefined ? size : Math.min(len, size));
+      const buf = new Uint8Array(
+        len === undefined ? size : Math.min(len, size),
+      );
       return this.#io.pread(fd, buf, 0) === buf.length ? buf : undefined;
     } finally {
       this.#io.close(fd);
@@ -280,17 +339,25 @@ export class ElementFiles {
   readFile(kind: ElementKind, id: number, want: Expected): ReadResult {
     const buf = this.#readFileBytes(kind, id);
     if (buf === undefined) return CORRUPT;
-    const r = this.#settle(verifyElement(buf, want), kind, id, true, buf, want.key);
+    const r = this.#settle(verifyElement(buf, want), id, true, buf, want);
     // A longer file than its header says has a stale tail: damage.
-    if (r.ok && buf.length !== ELEMENT_HEADER + want.key.length + want.size) return CORRUPT;
+    if (r.ok && buf.length !== ELEMENT_HEADER + want.key.length + want.size) {
+      return CORRUPT;
+    }
     return r;
   }
 
   /** Reads the header and key of large file `id` (see readSlotHeader). */
-  readFileHeader(kind: ElementKind, id: number, keyLen: number): Uint8Array | undefined {
+  readFileHeader(
+    kind: ElementKind,
+    id: number,
+    keyLen: number,
+  ): Uint8Array | undefined {
     const buf = this.#readFileBytes(kind, id, ELEMENT_HEADER + keyLen);
     const stored = buf === undefined ? keyLen : storedKeyLen(buf);
-    return stored === keyLen ? buf : this.#readFileBytes(kind, id, ELEMENT_HEADER + stored);
+    return stored === keyLen
+      ? buf
+      : this.#readFileBytes(kind, id, ELEMENT_HEADER + stored);
   }
 
   /** Removes large file `id`. */

@@ -6,7 +6,11 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { CorruptError, NotAStoreError, VersionMismatchError } from "./errors.ts";
+import {
+  CorruptError,
+  NotAStoreError,
+  VersionMismatchError,
+} from "./errors.ts";
 import { ENTRY_SIZE } from "./index_memory.ts";
 
 const enc = new TextEncoder();
@@ -45,7 +49,9 @@ export type HashName = keyof typeof HASH_IDS;
 
 function hasMagic(bytes: Uint8Array, magic: Uint8Array, at = 0): boolean {
   if (bytes.length < at + magic.length) return false;
-  for (let i = 0; i < magic.length; i++) if (bytes[at + i] !== magic[i]) return false;
+  for (let i = 0; i < magic.length; i++) {
+    if (bytes[at + i] !== magic[i]) return false;
+  }
   return true;
 }
 
@@ -103,23 +109,35 @@ export function encodeControl(c: Control): Uint8Array {
  */
 export function decodeControl(b: Uint8Array): Control {
   if (!hasMagic(b, MAGIC.control)) {
-    throw new NotAStoreError("Cannot open store: control file is not a larder control file");
+    throw new NotAStoreError(
+      "Cannot open store: control file is not a larder control file",
+    );
   }
-  if (b.length < 12) throw new CorruptError("Cannot read control: file is truncated");
+  if (b.length < 12) {
+    throw new CorruptError("Cannot read control: file is truncated");
+  }
   const v = view(b);
   checkVersion("control", v.getUint32(8, true), VERSION.control);
-  if (b.length < CONTROL_FIXED + 4) throw new CorruptError("Cannot read control: file is truncated");
+  if (b.length < CONTROL_FIXED + 4) {
+    throw new CorruptError("Cannot read control: file is truncated");
+  }
   const extLen = v.getUint32(36, true);
   const end = CONTROL_FIXED + extLen;
   if (extLen > b.length || b.length !== end + 4) {
-    throw new CorruptError("Cannot read control: length does not match its header");
+    throw new CorruptError(
+      "Cannot read control: length does not match its header",
+    );
   }
   if (v.getUint32(end, true) !== crc32(b.subarray(0, end))) {
     throw new CorruptError("Cannot read control: checksum mismatch");
   }
   const hashId = b[14]!;
-  const hash = (Object.keys(HASH_IDS) as HashName[]).find((k) => HASH_IDS[k] === hashId);
-  if (hash === undefined) throw new CorruptError(`Cannot read control: unknown hash id ${hashId}`);
+  const hash = (Object.keys(HASH_IDS) as HashName[]).find((k) =>
+    HASH_IDS[k] === hashId
+  );
+  if (hash === undefined) {
+    throw new CorruptError(`Cannot read control: unknown hash id ${hashId}`);
+  }
   return {
     entryBits: b[12]!,
     identBits: b[13]!,
@@ -145,7 +163,10 @@ export interface EntriesHeader {
 export const ENTRIES_HEADER = 64;
 
 /** Encodes the entries file header for `records` (FORMAT.md §4). */
-export function encodeEntriesHeader(h: EntriesHeader, records: Uint8Array): Uint8Array {
+export function encodeEntriesHeader(
+  h: EntriesHeader,
+  records: Uint8Array,
+): Uint8Array {
   const b = new Uint8Array(ENTRIES_HEADER);
   const v = view(b);
   b.set(MAGIC.entries, 0);
@@ -164,9 +185,13 @@ export function encodeEntriesHeader(h: EntriesHeader, records: Uint8Array): Uint
  * @throws {VersionMismatchError} for another format version.
  * @throws {CorruptError} when anything does not check out.
  */
-export function decodeEntries(b: Uint8Array): { header: EntriesHeader; records: Uint8Array } {
+export function decodeEntries(
+  b: Uint8Array,
+): { header: EntriesHeader; records: Uint8Array } {
   if (!hasMagic(b, MAGIC.entries) || b.length < ENTRIES_HEADER) {
-    throw new CorruptError("Cannot read entries: bad magic or truncated header");
+    throw new CorruptError(
+      "Cannot read entries: bad magic or truncated header",
+    );
   }
   const v = view(b);
   checkVersion("entries", v.getUint32(8, true), VERSION.entries);
@@ -179,13 +204,19 @@ export function decodeEntries(b: Uint8Array): { header: EntriesHeader; records: 
   const count = v.getUint32(16, true);
   const records = b.subarray(ENTRIES_HEADER);
   if (records.length !== count * ENTRY_SIZE) {
-    throw new CorruptError("Cannot read entries: length does not match the record count");
+    throw new CorruptError(
+      "Cannot read entries: length does not match the record count",
+    );
   }
   if (v.getUint32(28, true) !== crc32(records)) {
     throw new CorruptError("Cannot read entries: records checksum mismatch");
   }
   return {
-    header: { count, nextFileId: v.getUint32(20, true), journalTag: v.getUint32(24, true) },
+    header: {
+      count,
+      nextFileId: v.getUint32(20, true),
+      journalTag: v.getUint32(24, true),
+    },
     records,
   };
 }
@@ -196,7 +227,11 @@ export function decodeEntries(b: Uint8Array): { header: EntriesHeader; records: 
 export const BLOCKS_HEADER = 32;
 
 /** Encodes the blocks file: header, data use map, meta use map. */
-export function encodeBlocksHeader(slots: number, data: Uint8Array, meta: Uint8Array): Uint8Array {
+export function encodeBlocksHeader(
+  slots: number,
+  data: Uint8Array,
+  meta: Uint8Array,
+): Uint8Array {
   const b = new Uint8Array(BLOCKS_HEADER);
   const v = view(b);
   b.set(MAGIC.blocks, 0);
@@ -213,7 +248,9 @@ export function encodeBlocksHeader(slots: number, data: Uint8Array, meta: Uint8A
  * @throws {VersionMismatchError} for another format version.
  * @throws {CorruptError} when anything does not check out.
  */
-export function decodeBlocks(b: Uint8Array): { slots: number; maps: [Uint8Array, Uint8Array] } {
+export function decodeBlocks(
+  b: Uint8Array,
+): { slots: number; maps: [Uint8Array, Uint8Array] } {
   if (!hasMagic(b, MAGIC.blocks) || b.length < BLOCKS_HEADER) {
     throw new CorruptError("Cannot read blocks: bad magic or truncated header");
   }
@@ -225,7 +262,9 @@ export function decodeBlocks(b: Uint8Array): { slots: number; maps: [Uint8Array,
   const slots = v.getUint32(12, true);
   const mapBytes = v.getUint32(16, true);
   if (b.length !== BLOCKS_HEADER + 2 * mapBytes) {
-    throw new CorruptError("Cannot read blocks: length does not match its header");
+    throw new CorruptError(
+      "Cannot read blocks: length does not match its header",
+    );
   }
   const data = b.subarray(BLOCKS_HEADER, BLOCKS_HEADER + mapBytes);
   const meta = b.subarray(BLOCKS_HEADER + mapBytes);
@@ -236,7 +275,10 @@ export function decodeBlocks(b: Uint8Array): { slots: number; maps: [Uint8Array,
 }
 
 /** Encodes a block file header (FORMAT.md §5.2). */
-export function encodeBlockFileHeader(kind: number, fileIndex: number): Uint8Array {
+export function encodeBlockFileHeader(
+  kind: number,
+  fileIndex: number,
+): Uint8Array {
   const b = new Uint8Array(32);
   const v = view(b);
   b.set(MAGIC.blockFile, 0);
@@ -250,7 +292,11 @@ export function encodeBlockFileHeader(kind: number, fileIndex: number): Uint8Arr
 }
 
 /** True when `b` is the header {@linkcode encodeBlockFileHeader} would write. */
-export function blockFileHeaderMatches(b: Uint8Array, kind: number, fileIndex: number): boolean {
+export function blockFileHeaderMatches(
+  b: Uint8Array,
+  kind: number,
+  fileIndex: number,
+): boolean {
   const want = encodeBlockFileHeader(kind, fileIndex);
   if (b.length < want.length) return false;
   for (let i = 0; i < want.length; i++) if (b[i] !== want[i]) return false;
@@ -281,7 +327,11 @@ export interface ElementHeader {
  * Writes an element header followed by `key` into `out` at 0.
  * @returns the number of bytes written (ELEMENT_HEADER + key length).
  */
-export function writeElementHeader(out: Uint8Array, h: ElementHeader, key: Uint8Array): number {
+export function writeElementHeader(
+  out: Uint8Array,
+  h: ElementHeader,
+  key: Uint8Array,
+): number {
   const v = view(out);
   out.set(MAGIC.element, 0);
   out[4] = VERSION.element;
@@ -304,13 +354,17 @@ export function writeElementHeader(out: Uint8Array, h: ElementHeader, key: Uint8
  * header checksum is wrong: the bytes are not a valid element.
  */
 export function readElementHeader(b: Uint8Array): ElementHeader | undefined {
-  if (b.length < ELEMENT_HEADER || !hasMagic(b, MAGIC.element)) return undefined;
+  if (b.length < ELEMENT_HEADER || !hasMagic(b, MAGIC.element)) {
+    return undefined;
+  }
   if (b[4] !== VERSION.element) return undefined;
   const v = view(b);
   const keyLen = v.getUint16(6, true);
   if (b.length < ELEMENT_HEADER + keyLen) return undefined;
   const key = b.subarray(ELEMENT_HEADER, ELEMENT_HEADER + keyLen);
-  if (v.getUint32(28, true) !== crc32(key, crc32(b.subarray(0, 28)))) return undefined;
+  if (v.getUint32(28, true) !== crc32(key, crc32(b.subarray(0, 28)))) {
+    return undefined;
+  }
   return {
     kind: b[5]!,
     keyLen,

@@ -61,7 +61,15 @@ function wrap<T>(action: string, f: () => T): T {
   }
 }
 
-const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+const {
+  O_RDWR,
+  O_RDONLY,
+  O_WRONLY,
+  O_CREAT,
+  O_TRUNC,
+  O_NOFOLLOW,
+  O_DIRECTORY,
+} = fs.constants;
 
 /** {@linkcode FileIO} on `node:fs` synchronous calls. */
 export class NodeFileIO implements FileIO {
@@ -170,7 +178,12 @@ export function readWhole(io: FileIO, path: string): Uint8Array | undefined {
  * Replaces `path` atomically: write `path.tmp`, fsync it, rename it over
  * `path`, fsync the directory. A crash leaves the old or the new file.
  */
-export function replaceFile(io: FileIO, dir: string, name: string, parts: Uint8Array[]): void {
+export function replaceFile(
+  io: FileIO,
+  dir: string,
+  name: string,
+  parts: Uint8Array[],
+): void {
   const tmp = `${dir}/${name}.tmp`;
   const fd = io.create(tmp);
   try {

@@ -43,12 +43,16 @@ function fromUrl(url: URL): NormalKey {
   let text = `${scheme}:`;
   if (host !== "" || url.href.startsWith(`${scheme}://`)) {
     text += "//";
-    if (user !== "" || pass !== "") text += pass !== "" ? `${user}:${pass}@` : `${user}@`;
+    if (user !== "" || pass !== "") {
+      text += pass !== "" ? `${user}:${pass}@` : `${user}@`;
+    }
     text += host + (port !== "" ? `:${port}` : "");
   }
   text += path + (query !== "" ? `?${query}` : "");
   const components = [scheme];
-  for (const c of [user, pass, host, port, path, query]) if (c !== "") components.push(c);
+  for (const c of [user, pass, host, port, path, query]) {
+    if (c !== "") components.push(c);
+  }
   return { text, components };
 }
 
@@ -69,7 +73,9 @@ function fromUrl(url: URL): NormalKey {
 export function normaliseKey(key: Key): NormalKey {
   if (key instanceof URL) return fromUrl(key);
   if (typeof key !== "string") {
-    throw new TypeError(`Cannot use key: expected a URL or a string, got ${describe(key)}`);
+    throw new TypeError(
+      `Cannot use key: expected a URL or a string, got ${describe(key)}`,
+    );
   }
   // Cheap pre-check: only strings with "://" can be absolute URLs with a host.
   if (key.includes("://")) {

@@ -20,7 +20,12 @@ export interface StoreLock {
 export function acquireLock(dir: string): StoreLock {
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(`${dir}/lock`, { read: true, write: true, create: true, mode: 0o600 });
+    file = Deno.openSync(`${dir}/lock`, {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
   } catch (err) {
     throw toStoreError(`open lock file in ${dir}`, err);
   }
@@ -33,7 +38,9 @@ export function acquireLock(dir: string): StoreLock {
   }
   if (!locked) {
     file.close();
-    throw new LockedError(`Cannot open store: ${dir} is in use by another handle or process`);
+    throw new LockedError(
+      `Cannot open store: ${dir} is in use by another handle or process`,
+    );
   }
   return {
     release() {

@@ -58,9 +58,13 @@ export const ENTRY_BITS_RANGE = [8, 24] as const;
 export const MAX_IDENT_BITS = 28;
 
 function integerIn(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number") throw new TypeError(`Cannot open store: ${name} must be a number`);
+  if (typeof v !== "number") {
+    throw new TypeError(`Cannot open store: ${name} must be a number`);
+  }
   if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`Cannot open store: ${name} must be an integer in [${min}, ${max}], got ${v}`);
+    throw new RangeError(
+      `Cannot open store: ${name} must be an integer in [${min}, ${max}], got ${v}`,
+    );
   }
   return v;
 }
@@ -71,19 +75,30 @@ function integerIn(name: string, v: unknown, min: number, max: number): number {
  * @throws {RangeError} for an out-of-range option.
  */
 export function resolveOptions(o: OpenOptions = {}): ResolvedOptions {
-  if (typeof o !== "object" || o === null) throw new TypeError("Cannot open store: options must be an object");
-  const limit = o.limit === undefined ? DEFAULT_LIMIT : integerIn("limit", o.limit, 1, Number.MAX_SAFE_INTEGER);
+  if (typeof o !== "object" || o === null) {
+    throw new TypeError("Cannot open store: options must be an object");
+  }
+  const limit = o.limit === undefined
+    ? DEFAULT_LIMIT
+    : integerIn("limit", o.limit, 1, Number.MAX_SAFE_INTEGER);
   const hysteresis = o.hysteresis === undefined
     ? Math.floor(limit / 5)
     : integerIn("hysteresis", o.hysteresis, 0, limit);
-  const entryBits = o.entryBits === undefined
-    ? DEFAULT_ENTRY_BITS
-    : integerIn("entryBits", o.entryBits, ENTRY_BITS_RANGE[0], ENTRY_BITS_RANGE[1]);
+  const entryBits = o.entryBits === undefined ? DEFAULT_ENTRY_BITS : integerIn(
+    "entryBits",
+    o.entryBits,
+    ENTRY_BITS_RANGE[0],
+    ENTRY_BITS_RANGE[1],
+  );
   const identBits = o.identBits === undefined
     ? Math.max(DEFAULT_IDENT_BITS, entryBits + 1)
     : integerIn("identBits", o.identBits, entryBits + 1, MAX_IDENT_BITS);
   if (o.hash !== undefined && o.hash !== "siphash13" && o.hash !== "nsurl") {
-    throw new RangeError(`Cannot open store: hash must be "siphash13" or "nsurl", got ${String(o.hash)}`);
+    throw new RangeError(
+      `Cannot open store: hash must be "siphash13" or "nsurl", got ${
+        String(o.hash)
+      }`,
+    );
   }
   if (o.hashOverride !== undefined && typeof o.hashOverride !== "function") {
     throw new TypeError("Cannot open store: hashOverride must be a function");

@@ -46,7 +46,11 @@ export function largeFileParts(kind: 0 | 1, id: number): string[] {
  * Path components of block file `n` in a store with `fileCount` block
  * files a kind: one level up to 64 files, two levels beyond.
  */
-export function blockFileParts(kind: 0 | 1, n: number, fileCount: number): string[] {
+export function blockFileParts(
+  kind: 0 | 1,
+  n: number,
+  fileCount: number,
+): string[] {
   return fileCount <= 64
     ? [BLOCK_DIRS[kind], component6(n)]
     : [BLOCK_DIRS[kind], component6(n >>> 6), component6(n)];

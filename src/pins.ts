@@ -72,8 +72,23 @@ export class PinTable {
   }
 
   /** Pins `bytes` as entry `entry`'s element of `kind`, with one reference. */
-  create(entry: number, kind: ElementKind, text: string, bytes: Uint8Array, now: number): Pin {
-    const pin: Pin = { kind, text, bytes, entry, refs: 1, since: now, deferred: undefined, done: false };
+  create(
+    entry: number,
+    kind: ElementKind,
+    text: string,
+    bytes: Uint8Array,
+    now: number,
+  ): Pin {
+    const pin: Pin = {
+      kind,
+      text,
+      bytes,
+      entry,
+      refs: 1,
+      since: now,
+      deferred: undefined,
+      done: false,
+    };
     const slots = this.#current.get(entry) ?? [undefined, undefined];
     slots[kind] = pin;
     this.#current.set(entry, slots);
@@ -135,7 +150,9 @@ export class PinTable {
 
   /** Ends every pin older than the timeout. */
   expire(now: number): void {
-    for (const pin of this.#all) if (now - pin.since >= this.#timeoutMs) this.#end(pin);
+    for (const pin of this.#all) {
+      if (now - pin.since >= this.#timeoutMs) this.#end(pin);
+    }
   }
 
   /** Ends every pin (the store is closing). */

@@ -11,11 +11,26 @@
  */
 import { crc32 as zlibCrc32 } from "node:zlib";
 import { ClosedError, toStoreError } from "./errors.ts";
-import { type ElementFiles, fitsSlot, headerKeyMatches, type ReadResult } from "./elements.ts";
-import { DATA, type ElementKind, type ElementRecord, type IndexMemory, META } from "./index_memory.ts";
-import { type Key, type NormalKey, normaliseKey } from "./key.ts";
+import {
+  type ElementFiles,
+  fitsSlot,
+  headerKeyMatches,
+  type ReadResult,
+} from "./elements.ts";
+import {
+  DATA,
+  type ElementKind,
+  type ElementRecord,
+  type IndexMemory,
+  META,
+} from "./index_memory.ts";
+import { type Key, normaliseKey, type NormalKey } from "./key.ts";
 import type { StoreLock } from "./lock.ts";
-import { type OpenOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
+import {
+  type OpenOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./options.ts";
 import { type Pin, PinTable } from "./pins.ts";
 import { openState, type StoreState, writeIndex } from "./_open.ts";
 import type { FileIO } from "./io.ts";
@@ -79,6 +94,10 @@ export interface StoreStats {
   deferredBytes: number;
   /** Damage repaired while opening (unreadable index, bad records). */
   repairedOnOpen: number;
+  /** Block slots in use for data elements (of `capacity`). */
+  dataSlotsUsed: number;
+  /** Block slots in use for metadata elements (of `capacity`). */
+  metaSlotsUsed: number;
 }
 
 interface Lookup {
@@ -140,7 +159,13 @@ export class BackingStore implements AsyncDisposable {
     corruptions: 0,
   };
 
-  private constructor(dir: string, opt: ResolvedOptions, io: FileIO, lock: StoreLock, state: StoreState) {
+  private constructor(
+    dir: string,
+    opt: ResolvedOptions,
+    io: FileIO,
+    lock: StoreLock,
+    state: StoreState,
+  ) {
     this.#dir = dir;
     this.#opt = opt;
     this.#io = io;
@@ -181,11 +206,18 @@ export class BackingStore implements AsyncDisposable {
    * await store.close();
    * ```
    */
-  static open(dir: string | URL, options?: OpenOptions & { io?: FileIO }): Promise<BackingStore> {
+  static open(
+    dir: string | URL,
+    options?: OpenOptions & { io?: FileIO },
+  ): Promise<BackingStore> {
     try {
       const opt = resolveOptions(options);
-      const path = typeof dir === "string" ? dir : decodeURIComponent(dir.pathname);
-      if (typeof path !== "string" || path === "") throw new TypeError("Cannot open store: dir must be a path");
+      const path = typeof dir === "string"
+        ? dir
+        : decodeURIComponent(dir.pathname);
+      if (typeof path !== "string" || path === "") {
+        throw new TypeError("Cannot open store: dir must be a path");
+      }
       const { state, lock, io } = openState(path, opt, options?.io);
       return Promise.resolve(new BackingStore(path, opt, io, lock, state));
     } catch (err) {
@@ -199,7 +231,9 @@ export class BackingStore implements AsyncDisposable {
   }
 
   #checkOpen(action: string): void {
-    if (this.#closed) throw new ClosedError(`Cannot ${action}: the store is closed`);
+    if (this.#closed) {
+      throw new ClosedError(`Cannot ${action}: the store is closed`);
+    }
   }
 
   // ---- keys ---------------------------------------------------------------
@@ -208,23 +242,39 @@ export class BackingStore implements AsyncDisposable {
     const mem = this.#mem;
     if (this.#opt.hashOverride !== undefined) {
       const keyLen = mem.encodeKey(nk.text);
-      if (keyLen < 0) throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
-      return { entry: -1, lo: this.#opt.hashOverride(nk.text) >>> 0, hi: 0, keyLen };
+      if (keyLen < 0) {
+        throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+      }
+      return {
+        entry: -1,
+        lo: this.#opt.hashOverride(nk.text) >>> 0,
+        hi: 0,
+        keyLen,
+      };
     }
     if (this.#state.control.hash === "nsurl") {
       const lo = mem.hashNsurl(nk.components ?? [nk.text]);
       const keyLen = mem.encodeKey(nk.text);
-      if (keyLen < 0) throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+      if (keyLen < 0) {
+        throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+      }
       return { entry: -1, lo, hi: 0, keyLen };
     }
     const keyLen = mem.encodeKey(nk.text);
-    if (keyLen < 0) throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+    if (keyLen < 0) {
+      throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+    }
     const [lo, hi] = mem.hashSip(keyLen);
     return { entry: -1, lo, hi, keyLen };
   }
 
   /** True when entry `i` belongs to `text` (whose bytes are `key`). */
   #isKeyOf(i: number, text: string, key: Uint8Array): boolean | "corrupt" {
+    const want = {
+      key,
+      hashLo: this.#mem.hashLo(i),
+      hashHi: this.#mem.hashHi(i),
+    };
     for (const kind of KINDS) {
       const pin = this.#pins.get(i, kind);
       if (pin !== undefined) return pin.text === text;
@@ -235,7 +285,7 @@ export class BackingStore implements AsyncDisposable {
       const head = rec.inFile
         ? this.#files.readFileHeader(kind, rec.loc, key.length)
         : this.#files.readSlotHeader(kind, rec.loc, key.length);
-      return headerKeyMatches(head, kind, key);
+      return headerKeyMatches(head, { ...want, kind });
     }
     return "corrupt"; // an entry with no elements is never valid
   }
@@ -324,11 +374,17 @@ export class BackingStore implements AsyncDisposable {
     const overBytes = total + incoming >= opt.limit;
     const full = mem.count >= mem.capacity;
     if (!overBytes && !full) return;
-    const byteTarget = overBytes ? Math.max(opt.hysteresis + 1, total + incoming - opt.limit + 1) : 0;
+    const byteTarget = overBytes
+      ? Math.max(opt.hysteresis + 1, total + incoming - opt.limit + 1)
+      : 0;
     // Defect 7: a full table of small entries frees a share of entries,
     // not hysteresis bytes (which would empty it).
-    const entryTarget = full ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit)) : 0;
-    const victims = Array.from(mem.selectVictims(byteTarget, entryTarget, keep));
+    const entryTarget = full
+      ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit))
+      : 0;
+    const victims = Array.from(
+      mem.selectVictims(byteTarget, entryTarget, keep),
+    );
     // Swap-remove keeps lower indices valid, so remove highest first.
     victims.sort((a, b) => b - a);
     for (const i of victims) {
@@ -392,7 +448,9 @@ export class BackingStore implements AsyncDisposable {
 
   #store(key: Key, bytes: Uint8Array, options?: ElementOptions): void {
     const nk = normaliseKey(key);
-    if (!(bytes instanceof Uint8Array)) throw new TypeError("Cannot store element: bytes must be a Uint8Array");
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError("Cannot store element: bytes must be a Uint8Array");
+    }
     const kind = kindOf(options);
     if (bytes.length > Math.min(MAX_ELEMENT_BYTES, this.#opt.limit)) {
       throw new RangeError(
@@ -407,8 +465,11 @@ export class BackingStore implements AsyncDisposable {
     const now = nowSeconds();
     let i = found.entry;
     const oldSize = i >= 0 ? mem.elementSize(i, kind) : 0;
-    if (this.#liveBytes + this.#deferredBytes - oldSize + bytes.length >= this.#opt.limit ||
-      (i < 0 && mem.count >= mem.capacity)) {
+    if (
+      this.#liveBytes + this.#deferredBytes - oldSize + bytes.length >=
+        this.#opt.limit ||
+      (i < 0 && mem.count >= mem.capacity)
+    ) {
       // Make room first, so the new element is not its own victim.
       if (i < 0 && mem.count >= mem.capacity) this.#evict(bytes.length, -1);
       else this.#evict(bytes.length - oldSize, i);
@@ -420,10 +481,20 @@ export class BackingStore implements AsyncDisposable {
     const created = i < 0;
     if (created) i = mem.add(found.lo, found.hi, now);
     const crc = crc32Of(bytes);
-    const header = { kind, keyLen, length: bytes.length, crc, hashLo: found.lo, hashHi: found.hi, storedAt: now };
+    const header = {
+      kind,
+      keyLen,
+      length: bytes.length,
+      crc,
+      hashLo: found.lo,
+      hashHi: found.hi,
+      storedAt: now,
+    };
     let rec: ElementRecord;
     try {
-      const slot = fitsSlot(kind, keyLen, bytes.length) ? mem.claimSlot(kind, this.#files.slotCount) : -1;
+      const slot = fitsSlot(kind, keyLen, bytes.length)
+        ? mem.claimSlot(kind, this.#files.slotCount)
+        : -1;
       if (slot >= 0) {
         rec = { size: bytes.length, loc: slot, crc, inFile: false };
         try {
@@ -433,7 +504,12 @@ export class BackingStore implements AsyncDisposable {
           throw err;
         }
       } else {
-        rec = { size: bytes.length, loc: this.#allocFileId(kind), crc, inFile: true };
+        rec = {
+          size: bytes.length,
+          loc: this.#allocFileId(kind),
+          crc,
+          inFile: true,
+        };
         try {
           this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
         } catch (err) {
@@ -505,14 +581,28 @@ export class BackingStore implements AsyncDisposable {
       let r: ReadResult | "absent";
       if (rec === undefined) {
         const mine = this.#isKeyOf(i, nk.text, keyBytes);
-        r = mine === true ? "absent" : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
+        r = mine === true
+          ? "absent"
+          : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
       } else {
-        const want = { kind, key: keyBytes, hashLo: h.lo, hashHi: h.hi, size: rec.size, crc: rec.crc };
-        r = rec.inFile ? this.#files.readFile(kind, rec.loc, want) : this.#files.readSlot(kind, rec.loc, want);
+        const want = {
+          kind,
+          key: keyBytes,
+          hashLo: h.lo,
+          hashHi: h.hi,
+          size: rec.size,
+          crc: rec.crc,
+        };
+        r = rec.inFile
+          ? this.#files.readFile(kind, rec.loc, want)
+          : this.#files.readSlot(kind, rec.loc, want);
       }
       if (r === "absent") break;
       if (r.ok) {
-        return this.#hit(i, this.#pins.create(i, kind, nk.text, r.bytes, performance.now()));
+        return this.#hit(
+          i,
+          this.#pins.create(i, kind, nk.text, r.bytes, performance.now()),
+        );
       }
       if (r.reason === "corrupt") {
         // Never return damaged or foreign bytes: drop the entry, report a miss.
@@ -600,6 +690,8 @@ export class BackingStore implements AsyncDisposable {
       pinned: this.#pins.size,
       deferredBytes: this.#deferredBytes,
       repairedOnOpen: this.#state.repairedOnOpen,
+      dataSlotsUsed: this.#mem.usedSlots(DATA, this.#files.slotCount),
+      metaSlotsUsed: this.#mem.usedSlots(META, this.#files.slotCount),
     };
   }
 
@@ -651,7 +743,9 @@ export class BackingStore implements AsyncDisposable {
     attempt(() => this.#files.close());
     attempt(() => this.#lock?.release());
     this.#lock = undefined;
-    return failure === undefined ? Promise.resolve() : Promise.reject(toStoreError("close store", failure));
+    return failure === undefined
+      ? Promise.resolve()
+      : Promise.reject(toStoreError("close store", failure));
   }
 
   /** Same as {@linkcode close}. */

@@ -1,0 +1,98 @@
+// Shared test helpers: temp directories, deterministic bytes, file walks.
+import { BackingStore, type OpenOptions } from "../mod.ts";
+
+/** A fresh temp dir, removed when the returned disposable is disposed. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "larder-test-" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+/** Opens a store in a fresh temp dir; disposing closes it and removes the dir. */
+export async function tempStore(
+  options: OpenOptions = {},
+): Promise<{ store: BackingStore; dir: string } & AsyncDisposable> {
+  const dir = await tempDir();
+  const store = await BackingStore.open(dir.path, options);
+  return {
+    store,
+    dir: dir.path,
+    async [Symbol.asyncDispose]() {
+      await store.close();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Deterministic bytes derived from `seed` (mulberry32). */
+export function bytesFor(seed: string, size: number): Uint8Array {
+  let s = 0x4e455453;
+  for (let i = 0; i < seed.length; i++) {
+    s = Math.imul(s ^ seed.charCodeAt(i), 0x01000193) >>> 0;
+  }
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    out[i] = (z ^ (z >>> 14)) & 0xff;
+  }
+  return out;
+}
+
+/** Every regular file below `dir`, as paths relative to it. */
+export function walkFiles(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(`${dir}/${prefix}`)) {
+    const rel = prefix === "" ? e.name : `${prefix}/${e.name}`;
+    if (e.isDirectory) out.push(...walkFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+/** Large element files of a store (under d/ and m/). */
+export function largeFiles(dir: string): string[] {
+  return walkFiles(dir).filter((p) => p.startsWith("d/") || p.startsWith("m/"));
+}
+
+/** Runs a Deno script in a child process; returns exit code and output. */
+export async function runChild(
+  code: string,
+  args: string[] = [],
+): Promise<{ code: number; out: string; err: string }> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", "-", ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(code));
+  await w.close();
+  const r = await child.output();
+  return {
+    code: r.code,
+    out: new TextDecoder().decode(r.stdout),
+    err: new TextDecoder().decode(r.stderr),
+  };
+}
+
+/** Absolute URL of mod.ts, for child scripts. */
+export const MOD_URL = new URL("../mod.ts", import.meta.url).href;
+
+/** Fetches an element's bytes and releases the reference at once. */
+export async function read(
+  store: BackingStore,
+  key: string | URL,
+  options?: { meta?: boolean },
+): Promise<Uint8Array | undefined> {
+  using hit = await store.fetch(key, options);
+  return hit?.data;
+}
