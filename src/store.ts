@@ -374,8 +374,11 @@ export class BackingStore implements AsyncDisposable {
     const overBytes = total + incoming >= opt.limit;
     const full = mem.count >= mem.capacity;
     if (!overBytes && !full) return;
+    // Down to limit - hysteresis with the incoming bytes counted: more than
+    // the hysteresis freed, however far over the store was (a reopen with a
+    // smaller limit).
     const byteTarget = overBytes
-      ? Math.max(opt.hysteresis + 1, total + incoming - opt.limit + 1)
+      ? total + incoming - (opt.limit - opt.hysteresis) + 1
       : 0;
     // Defect 7: a full table of small entries frees a share of entries,
     // not hysteresis bytes (which would empty it).
