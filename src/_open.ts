@@ -13,13 +13,13 @@ import {
   decodeControl,
   decodeEntries,
   ELEMENT_HEADER,
-  encodeBlocksHeader,
   encodeControl,
-  encodeEntriesHeader,
   SLOT_SIZE,
 } from "./format.ts";
 import { DATA, type ElementKind, IndexMemory, META } from "./index_memory.ts";
 import { type FileIO, NodeFileIO, readWhole, replaceFile } from "./io.ts";
+import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
+import { readIndexImage, rotate } from "./_persist.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
 import {
   ENTRY_BITS_RANGE,
@@ -42,8 +42,14 @@ export interface StoreState {
   files: ElementFiles;
   nextFileId: number;
   fileIdsWrapped: boolean;
-  journalTag: number;
-  entriesDirty: boolean;
+  /** The journal being appended to (set once open). */
+  journal: Journal | undefined;
+  /** Size of each new journal. */
+  journalBytes: number;
+  /** True when the journal found at open was empty and all zeros. */
+  journalPristine: boolean;
+  /** Journal operations replayed at open. */
+  replayed: number;
   blocksDirty: boolean;
   liveBytes: number;
   repairedOnOpen: number;
@@ -61,10 +67,6 @@ function mkdirs(io: FileIO, path: string): void {
       throw new NotAStoreError(`Cannot open store: ${at} is not a directory`);
     }
   }
-}
-
-function randomU32(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
 
 function readOrCreateControl(
@@ -165,27 +167,35 @@ function checkRecords(s: StoreState): number {
 }
 
 function loadIndex(io: FileIO, dir: string, s: StoreState): void {
-  const bytes = readWhole(io, `${dir}/entries`);
-  if (bytes !== undefined) {
+  const image = readIndexImage(io, dir);
+  if (image.snapshot !== undefined) {
     try {
-      const { header, records } = decodeEntries(bytes);
+      const { header, records } = decodeEntries(image.snapshot);
       if (header.count > s.mem.capacity) {
         throw new CorruptError("Cannot read entries: more than capacity");
       }
       s.mem.loadRecords(records, header.count);
       s.nextFileId = header.nextFileId;
-      s.journalTag = header.journalTag;
+      if (
+        image.journal !== undefined && image.journalTag === header.journalTag
+      ) {
+        const r = replay(s.mem, image.journal.entries);
+        s.replayed = r.applied;
+        if (r.diverged) s.repairedOnOpen++;
+        if (r.fileIdFloor > s.nextFileId) s.nextFileId = r.fileIdFloor;
+        s.journalPristine = image.journal.pristine && r.applied === 0;
+      } else if (image.journalError !== undefined) {
+        s.repairedOnOpen++;
+      }
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
       // An unreadable index loses the entries, never the store, and never
       // yields wrong bytes: elements carry their own keys and checksums.
       s.repairedOnOpen++;
       s.mem.loadRecords(new Uint8Array(0), 0);
-      s.entriesDirty = true;
     }
   }
   s.repairedOnOpen += checkRecords(s);
-  if (s.repairedOnOpen > 0) s.entriesDirty = true;
   // The use maps were rebuilt from the entries; the blocks file is only
   // checked against them and rewritten when it disagrees.
   const blocks = readWhole(io, `${dir}/blocks`);
@@ -212,9 +222,51 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+const JOURNAL_NAME = /^journal-[0-9A-F]{8}$/;
+const TEMP_NAMES = new Set([
+  "entries.tmp",
+  "blocks.tmp",
+  "control.tmp",
+  "CACHEDIR.TAG.tmp",
+]);
+
+/**
+ * Removes what an interrupted write or rotation left behind: journals other
+ * than the current one (only if they carry larder's journal magic) and
+ * larder's own temp files. Nothing else is touched.
+ */
+function removeLeftovers(io: FileIO, dir: string, currentTag: number): void {
+  for (const name of io.list(dir)) {
+    if (TEMP_NAMES.has(name)) {
+      io.unlink(`${dir}/${name}`);
+    } else if (JOURNAL_NAME.test(name) && name !== journalName(currentTag)) {
+      const head = readPrefix(io, `${dir}/${name}`, JOURNAL_MAGIC.length);
+      if (head !== undefined && JOURNAL_MAGIC.every((m, i) => head[i] === m)) {
+        io.unlink(`${dir}/${name}`);
+      }
+    }
+  }
+}
+
+function readPrefix(
+  io: FileIO,
+  path: string,
+  n: number,
+): Uint8Array | undefined {
+  if (io.kind(path) !== "file") return undefined;
+  const fd = io.openR(path);
+  try {
+    const b = new Uint8Array(n);
+    return io.pread(fd, b, 0) === n ? b : undefined;
+  } finally {
+    io.close(fd);
+  }
+}
+
 /**
  * Opens `dir`: creates it if needed, takes the lock, reads or creates the
- * control file and loads the index.
+ * control file, loads the snapshot, replays the journal and leaves an open
+ * journal to append to (a fresh one unless the old one was untouched).
  */
 export function openState(
   dir: string,
@@ -225,58 +277,46 @@ export function openState(
   mkdirs(io, dir);
   const lock = acquireLock(dir);
   let files: ElementFiles | undefined;
+  let state: StoreState | undefined;
   try {
     const control = readOrCreateControl(io, dir, opt);
     const mem = new IndexMemory(control);
     mem.setSipKey(control.sipKey);
-    files = new ElementFiles(io, dir, mem.capacity);
-    const state: StoreState = {
+    files = new ElementFiles(io, dir, mem.capacity, opt.durability === "fsync");
+    state = {
       control,
       mem,
       files,
       nextFileId: 0,
       fileIdsWrapped: false,
-      journalTag: randomU32(),
-      entriesDirty: false,
+      journal: undefined,
+      journalBytes: opt.journalBytes,
+      journalPristine: false,
+      replayed: 0,
       blocksDirty: false,
       liveBytes: 0,
       repairedOnOpen: 0,
     };
     loadIndex(io, dir, state);
+    const tag = readIndexImage(io, dir).journalTag;
+    if (
+      state.journalPristine && tag !== undefined && state.repairedOnOpen === 0
+    ) {
+      state.journal = Journal.open(io, dir, tag);
+    } else {
+      // Anything replayed, repaired or torn: start a new snapshot and an
+      // empty journal, so appends never land next to stale entries.
+      rotate(io, dir, state);
+    }
+    removeLeftovers(io, dir, state.journal!.tag);
     return { state, lock, io };
   } catch (err) {
-    files?.close();
-    lock.release();
+    try {
+      state?.journal?.close();
+      files?.close();
+    } finally {
+      lock.release();
+    }
     throw err;
-  }
-}
-
-/** Writes `entries` and `blocks` if they changed (FORMAT.md §4, §5). */
-export function writeIndex(io: FileIO, dir: string, s: StoreState): void {
-  if (!s.entriesDirty && !s.blocksDirty) return;
-  // Element bytes reach the disk before an index that points at them.
-  s.files.syncBlocks();
-  if (s.blocksDirty) {
-    const data = s.mem.useMap(DATA);
-    const meta = s.mem.useMap(META);
-    replaceFile(io, dir, "blocks", [
-      encodeBlocksHeader(s.files.slotCount, data, meta),
-      data,
-      meta,
-    ]);
-    s.blocksDirty = false;
-  }
-  if (s.entriesDirty) {
-    const records = s.mem.records();
-    const header = encodeEntriesHeader(
-      {
-        count: s.mem.count,
-        nextFileId: s.nextFileId,
-        journalTag: s.journalTag,
-      },
-      records,
-    );
-    replaceFile(io, dir, "entries", [header, records]);
-    s.entriesDirty = false;
   }
 }

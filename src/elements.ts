@@ -141,6 +141,10 @@ export class ElementFiles {
   #root: string;
   #fds: (number | undefined)[] = [];
   #dirs = new Set<string>();
+  // fsync mode: large files are synced as written; the directories that
+  // gained names wait here for the next syncPending().
+  #durable: boolean;
+  #pendingDirs = new Set<string>();
   #scratch: [Uint8Array, Uint8Array] = [
     new Uint8Array(SLOT_SIZE[0]),
     new Uint8Array(SLOT_SIZE[1]),
@@ -151,7 +155,8 @@ export class ElementFiles {
    * @param root The store directory.
    * @param capacity Entries the table holds (2^entryBits).
    */
-  constructor(io: FileIO, root: string, capacity: number) {
+  constructor(io: FileIO, root: string, capacity: number, durable = false) {
+    this.#durable = durable;
     this.#io = io;
     this.#root = root;
     // Defect 3: the seed capped slots with a log2 used as a count; here
@@ -167,6 +172,9 @@ export class ElementFiles {
       if (!this.#dirs.has(path)) {
         this.#io.mkdir(path);
         this.#dirs.add(path);
+        if (this.#durable) {
+          this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
+        }
       }
     }
     return `${path}/${parts[parts.length - 1]}`;
@@ -305,6 +313,10 @@ export class ElementFiles {
     try {
       this.#io.pwrite(fd, head, 0);
       this.#io.pwrite(fd, data, head.length);
+      if (this.#durable) {
+        this.#io.fsync(fd);
+        this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
+      }
     } finally {
       this.#io.close(fd);
     }
@@ -370,9 +382,16 @@ export class ElementFiles {
     return this.#io.kind(this.largeFilePath(kind, id)) !== "missing";
   }
 
-  /** fsyncs every open block file. */
-  syncBlocks(): void {
+  /**
+   * Makes every element written so far durable: fsyncs the open block
+   * files and the directories that gained names (in fsync mode).
+   */
+  syncPending(): void {
     for (const fd of this.#fds) if (fd !== undefined) this.#io.fsync(fd);
+    // Deepest first is not needed: each directory's own entry is synced
+    // through its parent, which is in the set when it was created here.
+    for (const dir of this.#pendingDirs) this.#io.syncDir(dir);
+    this.#pendingDirs.clear();
   }
 
   /** Closes every block file. */

@@ -5,6 +5,7 @@
  * @module
  */
 import type { HashName } from "./format.ts";
+import { DEFAULT_JOURNAL_BYTES } from "./journal.ts";
 
 /** Options for opening a store; every field is optional. */
 export interface OpenOptions {
@@ -27,6 +28,15 @@ export interface OpenOptions {
    */
   pinTimeoutMs?: number;
   /**
+   * What a resolved `store`/`invalidate` survives. `"process"` (default):
+   * the death of the process (its journal entry is written before the call
+   * resolves). `"fsync"`: also power loss (element and journal are fsynced
+   * first; concurrent calls share one fsync).
+   */
+  durability?: "process" | "fsync";
+  /** Size of the journal file, bytes (64 KiB – 1 GiB). Default 8 MiB. */
+  journalBytes?: number;
+  /**
    * Testing hook: replaces the key hash with this 32-bit function. Stores
    * written under one override must be reopened with the same one.
    */
@@ -43,6 +53,8 @@ export interface ResolvedOptions {
   maintenanceDelayMs: number;
   pinTimeoutMs: number;
   hashOverride: ((key: string) => number) | undefined;
+  durability: "process" | "fsync";
+  journalBytes: number;
   explicit: { entryBits: boolean; identBits: boolean; hash: boolean };
 }
 
@@ -100,6 +112,16 @@ export function resolveOptions(o: OpenOptions = {}): ResolvedOptions {
       }`,
     );
   }
+  if (
+    o.durability !== undefined && o.durability !== "process" &&
+    o.durability !== "fsync"
+  ) {
+    throw new RangeError(
+      `Cannot open store: durability must be "process" or "fsync", got ${
+        String(o.durability)
+      }`,
+    );
+  }
   if (o.hashOverride !== undefined && typeof o.hashOverride !== "function") {
     throw new TypeError("Cannot open store: hashOverride must be a function");
   }
@@ -116,6 +138,10 @@ export function resolveOptions(o: OpenOptions = {}): ResolvedOptions {
       ? 60_000
       : integerIn("pinTimeoutMs", o.pinTimeoutMs, 0, 2 ** 31 - 1),
     hashOverride: o.hashOverride,
+    durability: o.durability ?? "process",
+    journalBytes: o.journalBytes === undefined
+      ? DEFAULT_JOURNAL_BYTES
+      : integerIn("journalBytes", o.journalBytes, 2 ** 16, 2 ** 30),
     explicit: {
       entryBits: o.entryBits !== undefined,
       identBits: o.identBits !== undefined,

@@ -32,7 +32,15 @@ import {
   resolveOptions,
 } from "./options.ts";
 import { type Pin, PinTable } from "./pins.ts";
-import { openState, type StoreState, writeIndex } from "./_open.ts";
+import { openState, type StoreState } from "./_open.ts";
+import { rotate } from "./_persist.ts";
+import {
+  encodeRemove,
+  encodeStore,
+  encodeTouch,
+  REMOVE_REASON,
+  type Touch,
+} from "./journal.ts";
 import type { FileIO } from "./io.ts";
 
 /** Largest element accepted (bytes); also never more than the limit. */
@@ -108,6 +116,8 @@ interface Lookup {
 }
 
 const KINDS = [DATA, META] as const;
+/** Entries per journaled `touch` batch (16 bytes each: 64 KiB a batch). */
+const TOUCH_BATCH = 4096;
 
 function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
@@ -145,6 +155,9 @@ export class BackingStore implements AsyncDisposable {
   #pins: PinTable;
   #finalizer: FinalizationRegistry<{ pin: Pin; released: boolean }>;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Entries whose usage changed since it was last journaled. */
+  #touched = new Set<number>();
+  #syncing: Promise<void> | undefined;
   #liveBytes = 0;
   #deferredBytes = 0;
   #closed = false;
@@ -300,9 +313,9 @@ export class BackingStore implements AsyncDisposable {
       const mine = this.#isKeyOf(i, nk.text, key);
       if (mine === true) return { ...h, entry: i };
       if (mine === "corrupt") {
-        this.#counters.corruptions++;
-        this.#removeEntry(i);
-        pos = this.#mem.lookupFirst(h.lo, h.hi); // the map changed: rescan
+        pos = this.#dropCorrupt(i)
+          ? this.#mem.lookupFirst(h.lo, h.hi) // the map changed: rescan
+          : this.#mem.lookupNext(h.lo, h.hi, pos);
         continue;
       }
       pos = this.#mem.lookupNext(h.lo, h.hi, pos);
@@ -340,13 +353,99 @@ export class BackingStore implements AsyncDisposable {
     return rec.size;
   }
 
-  /** Removes entry `i` and its elements; returns the bytes it held. */
-  #removeEntry(i: number): number {
-    const freed = this.#dropElement(i, DATA) + this.#dropElement(i, META);
-    const moved = this.#mem.remove(i);
-    if (moved >= 0) this.#pins.moved(moved, i);
-    this.#dirty();
+  /**
+   * Removes entries (indices in descending order, so each removal leaves
+   * the lower ones in place) and their elements, after journaling it.
+   * Returns the bytes they held.
+   */
+  #removeEntries(indices: readonly number[], reason: number): number {
+    const mem = this.#mem;
+    this.#log(
+      encodeRemove(
+        indices.map((i) => [i, mem.hashLo(i)] as const),
+        reason,
+        nowSeconds(),
+      ),
+    );
+    let freed = 0;
+    for (const i of indices) {
+      freed += this.#dropElement(i, DATA) + this.#dropElement(i, META);
+      const moved = mem.remove(i);
+      this.#touched.delete(i);
+      if (moved >= 0) {
+        this.#pins.moved(moved, i);
+        if (this.#touched.delete(moved)) this.#touched.add(i);
+      }
+    }
     return freed;
+  }
+
+  /**
+   * Drops entry `i` after one of its elements failed verification. Returns
+   * false if it could not be journaled (then the entry stays, and reads of
+   * it keep missing: still never wrong bytes).
+   */
+  #dropCorrupt(i: number): boolean {
+    this.#counters.corruptions++;
+    try {
+      this.#removeEntries([i], REMOVE_REASON.corrupt);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- the journal --------------------------------------------------------
+
+  /** Appends an index change to the journal, rotating first when full. */
+  #log(entry: Uint8Array): void {
+    const s = this.#state;
+    if (!s.journal!.fits(entry.length)) this.#rotate();
+    s.journal!.append(entry);
+  }
+
+  /** New snapshot, empty journal (FORMAT.md §10.3). */
+  #rotate(): void {
+    rotate(this.#io, this.#dir, this.#state);
+    this.#touched.clear(); // the snapshot holds the current usage
+  }
+
+  /** Journals the use counts bumped since the last call, in batches. */
+  #logTouches(): void {
+    if (this.#touched.size === 0) return;
+    const mem = this.#mem;
+    const items: Touch[] = [];
+    for (const i of this.#touched) {
+      items.push({
+        index: i,
+        hashLo: mem.hashLo(i),
+        lastUsed: mem.lastUsed(i),
+        useCount: mem.useCount(i),
+      });
+    }
+    for (let at = 0; at < items.length; at += TOUCH_BATCH) {
+      this.#log(encodeTouch(items.slice(at, at + TOUCH_BATCH), nowSeconds()));
+    }
+    this.#touched.clear();
+  }
+
+  /**
+   * In fsync mode, resolves once everything written so far is on stable
+   * storage. Calls made in one tick share one fsync (group commit).
+   */
+  #commit(): Promise<void> {
+    if (this.#opt.durability !== "fsync") return Promise.resolve();
+    this.#syncing ??= Promise.resolve().then(() => {
+      this.#syncing = undefined;
+      if (this.#closed) return; // close synced everything
+      try {
+        this.#files.syncPending();
+        this.#state.journal!.sync();
+      } catch (err) {
+        throw toStoreError("sync store", err);
+      }
+    });
+    return this.#syncing;
   }
 
   #allocFileId(kind: ElementKind): number {
@@ -390,25 +489,25 @@ export class BackingStore implements AsyncDisposable {
     );
     // Swap-remove keeps lower indices valid, so remove highest first.
     victims.sort((a, b) => b - a);
-    for (const i of victims) {
-      this.#counters.evictedBytes += this.#removeEntry(i);
-      this.#counters.evictions++;
-    }
+    this.#counters.evictedBytes += this.#removeEntries(
+      victims,
+      REMOVE_REASON.evict,
+    );
+    this.#counters.evictions += victims.length;
   }
 
   // ---- maintenance --------------------------------------------------------
 
-  #dirty(): void {
-    this.#state.entriesDirty = true;
+  /** Schedules the deferred work: journaling use counts (as the seed's 10 s timer). */
+  #scheduleMaintenance(): void {
     if (this.#timer !== undefined || this.#closed) return;
     const timer = setTimeout(() => {
       this.#timer = undefined;
       try {
         this.#maintain();
       } catch {
-        // Deferred writes retry at the next change, flush or close; a
-        // failure here must not crash the host process.
-        this.#state.entriesDirty = true;
+        // Deferred work retries at the next fetch, flush or close; a failure
+        // here must not crash the host process.
       }
     }, this.#opt.maintenanceDelayMs);
     // Pending index writes must not keep a server process alive.
@@ -418,7 +517,7 @@ export class BackingStore implements AsyncDisposable {
 
   #maintain(): void {
     this.#pins.expire(performance.now());
-    writeIndex(this.#io, this.#dir, this.#state);
+    this.#logTouches();
   }
 
   // ---- public API ---------------------------------------------------------
@@ -443,7 +542,7 @@ export class BackingStore implements AsyncDisposable {
   store(key: Key, bytes: Uint8Array, options?: ElementOptions): Promise<void> {
     try {
       this.#store(key, bytes, options);
-      return Promise.resolve();
+      return this.#commit();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -481,8 +580,7 @@ export class BackingStore implements AsyncDisposable {
     // #find and #evict may have reused the key region: encode again.
     const keyLen = mem.encodeKey(nk.text);
     const keyBytes = mem.keyBytes(keyLen).slice();
-    const created = i < 0;
-    if (created) i = mem.add(found.lo, found.hi, now);
+    const index = i < 0 ? mem.count : i;
     const crc = crc32Of(bytes);
     const header = {
       kind,
@@ -493,48 +591,43 @@ export class BackingStore implements AsyncDisposable {
       hashHi: found.hi,
       storedAt: now,
     };
-    let rec: ElementRecord;
+    // 1. The element goes to a fresh slot or file (never over the old one).
+    const slot = fitsSlot(kind, keyLen, bytes.length)
+      ? mem.claimSlot(kind, this.#files.slotCount)
+      : -1;
+    const rec: ElementRecord = slot >= 0
+      ? { size: bytes.length, loc: slot, crc, inFile: false }
+      : { size: bytes.length, loc: this.#allocFileId(kind), crc, inFile: true };
+    const undo = () => {
+      try {
+        if (rec.inFile) this.#files.removeFile(kind, rec.loc);
+        else mem.freeSlot(kind, rec.loc);
+      } catch { /* the original error is the one to report */ }
+    };
     try {
-      const slot = fitsSlot(kind, keyLen, bytes.length)
-        ? mem.claimSlot(kind, this.#files.slotCount)
-        : -1;
-      if (slot >= 0) {
-        rec = { size: bytes.length, loc: slot, crc, inFile: false };
-        try {
-          this.#files.writeSlot(kind, slot, header, keyBytes, bytes);
-        } catch (err) {
-          mem.freeSlot(kind, slot);
-          throw err;
-        }
-      } else {
-        rec = {
-          size: bytes.length,
-          loc: this.#allocFileId(kind),
-          crc,
-          inFile: true,
-        };
-        try {
-          this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
-        } catch (err) {
-          try {
-            this.#files.removeFile(kind, rec.loc);
-          } catch { /* the write's error is the one to report */ }
-          throw err;
-        }
-      }
+      if (rec.inFile) {
+        this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
+      } else this.#files.writeSlot(kind, rec.loc, header, keyBytes, bytes);
+      // 2. The journal records it before the table changes.
+      this.#log(
+        encodeStore(
+          { index, hashLo: found.lo, hashHi: found.hi, kind, ...rec },
+          keyBytes,
+          now,
+        ),
+      );
     } catch (err) {
-      if (created) this.#removeEntry(i);
+      undo();
       throw toStoreError("store element", err);
     }
-    // The new element is written: only now let go of the old one (its slot
-    // or file is never overwritten in place).
+    // 3. The table: exactly what replaying that entry does.
+    if (i < 0) i = mem.add(found.lo, found.hi, now);
     this.#dropElement(i, kind);
     mem.setElement(i, kind, rec);
     mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
     this.#liveBytes += rec.size;
     if (!rec.inFile) this.#state.blocksDirty = true;
     this.#counters.stores++;
-    this.#dirty();
   }
 
   /**
@@ -609,9 +702,9 @@ export class BackingStore implements AsyncDisposable {
       }
       if (r.reason === "corrupt") {
         // Never return damaged or foreign bytes: drop the entry, report a miss.
-        this.#counters.corruptions++;
-        this.#removeEntry(i);
-        pos = mem.lookupFirst(h.lo, h.hi);
+        pos = this.#dropCorrupt(i)
+          ? mem.lookupFirst(h.lo, h.hi)
+          : mem.lookupNext(h.lo, h.hi, pos);
         continue;
       }
       pos = mem.lookupNext(h.lo, h.hi, pos);
@@ -625,7 +718,8 @@ export class BackingStore implements AsyncDisposable {
     this.#mem.setPinned(i, true);
     this.#counters.hits++;
     this.#counters.hitBytes += pin.bytes.length;
-    this.#dirty();
+    this.#touched.add(i);
+    this.#scheduleMaintenance();
     const token = { pin, released: false };
     const pins = this.#pins;
     const finalizer = this.#finalizer;
@@ -666,9 +760,9 @@ export class BackingStore implements AsyncDisposable {
       this.#checkOpen("invalidate entry");
       const { entry } = this.#find(nk);
       if (entry < 0) return Promise.resolve(false);
-      this.#removeEntry(entry);
+      this.#removeEntries([entry], REMOVE_REASON.invalidate);
       this.#counters.invalidations++;
-      return Promise.resolve(true);
+      return this.#commit().then(() => true);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -713,6 +807,7 @@ export class BackingStore implements AsyncDisposable {
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       this.#timer = undefined;
       this.#maintain();
+      this.#rotate();
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(toStoreError("flush", err));
@@ -742,7 +837,12 @@ export class BackingStore implements AsyncDisposable {
       }
     };
     attempt(() => this.#pins.endAll());
-    attempt(() => this.#maintain());
+    // A fresh snapshot and an empty journal make the next open quick.
+    attempt(() => {
+      this.#maintain();
+      this.#rotate();
+    });
+    attempt(() => this.#state.journal?.close());
     attempt(() => this.#files.close());
     attempt(() => this.#lock?.release());
     this.#lock = undefined;

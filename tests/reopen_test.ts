@@ -3,37 +3,62 @@ import { BackingStore, StoreError } from "../mod.ts";
 import { encodeControl } from "../src/format.ts";
 import { bytesFor, MOD_URL, read, runChild, tempDir } from "./_helpers.ts";
 
-Deno.test("a process that dies before the deferred write loses updates, never returns wrong bytes", async () => {
+const CHILD = (mod: string) =>
+  `import { BackingStore } from "${mod}";
+   const st = await BackingStore.open(Deno.args[0], { maintenanceDelayMs: 3600000 });
+   const enc = (s, n) => new TextEncoder().encode(s.repeat(n));
+   for (let i = 0; i < 20; i++) await st.store("k" + i, enc("old" + i, 30));
+   await st.store("big", enc("big-old", 3000));
+   await st.flush();
+   for (let i = 0; i < 10; i++) await st.invalidate("k" + i);
+   for (let i = 0; i < 10; i++) await st.store("n" + i, enc("new" + i, 30));
+   for (let i = 10; i < 20; i++) await st.store("k" + i, enc("upd" + i, 30));
+   await st.store("big", enc("big-new", 4000));
+   Deno.exit(0);`;
+const enc = (s: string, n: number) => new TextEncoder().encode(s.repeat(n));
+
+Deno.test("a process that exits without close keeps every acknowledged change", async () => {
   await using d = await tempDir();
-  // Flushed: a..t. Then, unflushed: a..j invalidated, their slots reused by
-  // new keys, k..t overwritten; then the process exits without close.
-  const r = await runChild(
-    `import { BackingStore } from "${MOD_URL}";
-     const st = await BackingStore.open(Deno.args[0], { maintenanceDelayMs: 3600000 });
-     const enc = (s, n) => new TextEncoder().encode(s.repeat(n));
-     for (let i = 0; i < 20; i++) await st.store("k" + i, enc("old" + i, 30));
-     await st.store("big", enc("big-old", 3000));
-     await st.flush();
-     for (let i = 0; i < 10; i++) await st.invalidate("k" + i);
-     for (let i = 0; i < 10; i++) await st.store("n" + i, enc("new" + i, 30));
-     for (let i = 10; i < 20; i++) await st.store("k" + i, enc("upd" + i, 30));
-     await st.store("big", enc("big-new", 4000));
-     Deno.exit(0);`,
-    [d.path],
-  );
+  const r = await runChild(CHILD(MOD_URL), [d.path]);
   assert.equal(r.code, 0, r.err);
   await using st = await BackingStore.open(d.path);
-  const enc = (s: string, n: number) => new TextEncoder().encode(s.repeat(n));
+  for (let i = 0; i < 10; i++) {
+    assert.equal(await read(st, `k${i}`), undefined, `k${i} was invalidated`);
+  }
+  for (let i = 10; i < 20; i++) {
+    assert.deepEqual(await read(st, `k${i}`), enc(`upd${i}`, 30));
+  }
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(await read(st, `n${i}`), enc(`new${i}`, 30));
+  }
+  assert.deepEqual(await read(st, "big"), enc("big-new", 4000));
+  assert.equal(st.stats().entries, 21);
+  assert.equal(st.stats().corruptions, 0);
+});
+
+Deno.test("with the journal lost, a stale snapshot yields misses, never wrong bytes", async () => {
+  await using d = await tempDir();
+  const r = await runChild(CHILD(MOD_URL), [d.path]);
+  assert.equal(r.code, 0, r.err);
+  // Lose the journal: the snapshot from flush() still lists k0..k9, whose
+  // slots now hold n0..n9's elements.
+  for (const name of Deno.readDirSync(d.path)) {
+    if (name.name.startsWith("journal-")) {
+      Deno.removeSync(`${d.path}/${name.name}`);
+    }
+  }
+  await using st = await BackingStore.open(d.path);
   for (let i = 0; i < 20; i++) {
     const got = await read(st, `k${i}`);
-    // The stale index may still list k0..k9, but their slots now hold other
-    // keys' elements: those must be misses, never n0..n9's bytes.
-    if (i < 10) assert.equal(got, undefined, `k${i}`);
-    else {assert.ok(
+    if (i < 10) {
+      assert.equal(got, undefined, `k${i}: its slot holds another key now`);
+    } else {
+      assert.ok(
         got === undefined || String(got) === String(enc(`old${i}`, 30)) ||
           String(got) === String(enc(`upd${i}`, 30)),
         `k${i}`,
-      );}
+      );
+    }
   }
   for (let i = 0; i < 10; i++) {
     assert.equal(await read(st, `n${i}`), undefined, "not in the stale index");
@@ -44,6 +69,7 @@ Deno.test("a process that dies before the deferred write loses updates, never re
     st.stats().corruptions >= 10,
     "the stale entries were found and dropped",
   );
+  assert.ok(st.stats().repairedOnOpen >= 1, "the missing journal was noticed");
 });
 
 Deno.test("a damaged entries file loses the index, not the store", async (t) => {

@@ -6,6 +6,7 @@ import {
   StoreError,
 } from "../mod.ts";
 import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
+import { readEntries } from "../src/journal.ts";
 
 Deno.test("store keeps data and metadata as separate elements", async () => {
   await using t = await tempStore();
@@ -248,17 +249,34 @@ Deno.test("concurrent calls stay consistent", async () => {
   assert.equal(largeFiles(s.dir).length, h!.data.length > 8000 ? 1 : 0);
 });
 
-Deno.test("index writes are deferred, then persisted by flush", async () => {
+Deno.test("changes are journaled at once; flush writes a snapshot and empties the journal", async () => {
   await using d = await tempDir();
   const store = await BackingStore.open(d.path, { maintenanceDelayMs: 60_000 });
-  await store.store("a", bytesFor("a", 10));
-  assert.throws(
-    () => Deno.statSync(`${d.path}/entries`),
-    Deno.errors.NotFound,
-    "nothing written yet",
+  const journal = () =>
+    [...Deno.readDirSync(d.path)].map((e) => e.name).filter((n) =>
+      n.startsWith("journal-")
+    );
+  const valid = () =>
+    readEntries(Deno.readFileSync(`${d.path}/${journal()[0]}`)).entries.length;
+  assert.equal(journal().length, 1);
+  assert.equal(
+    Deno.readFileSync(`${d.path}/entries`).length,
+    64,
+    "an empty snapshot",
   );
+  await store.store("a", bytesFor("a", 10));
+  await store.store("b", bytesFor("b", 10));
+  await store.invalidate("b");
+  assert.equal(valid(), 3, "store, store, remove");
+  (await store.fetch("a"))?.release();
+  assert.equal(valid(), 3, "use counts wait for the maintenance timer");
   await store.flush();
-  const entries = Deno.readFileSync(`${d.path}/entries`);
-  assert.equal(entries.length, 64 + 40, "header plus one record");
+  assert.equal(
+    Deno.readFileSync(`${d.path}/entries`).length,
+    64 + 40,
+    "header plus one record",
+  );
+  assert.equal(journal().length, 1, "the old journal was removed");
+  assert.equal(valid(), 0);
   await store.close();
 });

@@ -1,0 +1,183 @@
+/**
+ * The index on disk: reading the `entries` snapshot together with the
+ * journal that continues it, and rotation (a new snapshot and an empty
+ * journal), following gvfs's update steps (FORMAT.md §10.3).
+ *
+ * @module
+ */
+import { CorruptError } from "./errors.ts";
+import { encodeBlocksHeader, encodeEntriesHeader } from "./format.ts";
+import { DATA, META } from "./index_memory.ts";
+import { type FileIO, readWhole, replaceFile } from "./io.ts";
+import {
+  decodeJournalHeader,
+  Journal,
+  JOURNAL_HEADER,
+  journalName,
+  type RawEntry,
+  readEntries,
+} from "./journal.ts";
+import type { StoreState } from "./_open.ts";
+
+/** How often a reader retries when a rotation raced it. */
+const MAX_ROTATION_RETRIES = 8;
+
+/** A snapshot and the journal that continues it, as read from disk. */
+export interface IndexImage {
+  /** The raw `entries` file, if there is one. */
+  snapshot: Uint8Array | undefined;
+  /** The journal tag named by the snapshot header. */
+  journalTag: number | undefined;
+  /** The journal's valid entries; `pristine` when it is empty and zeroed. */
+  journal: { entries: RawEntry[]; pristine: boolean } | undefined;
+  /** Why the journal could not be used, if it could not. */
+  journalError: string | undefined;
+}
+
+function tagOf(snapshot: Uint8Array): number | undefined {
+  if (snapshot.length < 28) return undefined;
+  return new DataView(snapshot.buffer, snapshot.byteOffset).getUint32(24, true);
+}
+
+function allZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Reads the snapshot and its journal as one consistent pair. A journal
+ * marked rotated, or gone while its snapshot was replaced, means a writer
+ * rotated between our reads: read both again (at most 8 times, so two
+ * processes rotating in step cannot loop a reader forever).
+ */
+export function readIndexImage(io: FileIO, dir: string): IndexImage {
+  for (let attempt = 0; attempt < MAX_ROTATION_RETRIES; attempt++) {
+    const snapshot = readWhole(io, `${dir}/entries`);
+    if (snapshot === undefined) {
+      return {
+        snapshot,
+        journalTag: undefined,
+        journal: undefined,
+        journalError: undefined,
+      };
+    }
+    const tag = tagOf(snapshot);
+    if (tag === undefined) {
+      return {
+        snapshot,
+        journalTag: tag,
+        journal: undefined,
+        journalError: "short snapshot",
+      };
+    }
+    const bytes = readWhole(io, `${dir}/${journalName(tag)}`);
+    if (bytes === undefined) {
+      const again = readWhole(io, `${dir}/entries`);
+      if (again !== undefined && tagOf(again) !== tag) continue; // rotated meanwhile
+      return {
+        snapshot,
+        journalTag: tag,
+        journal: undefined,
+        journalError: "journal missing",
+      };
+    }
+    let rotated: boolean;
+    try {
+      const h = decodeJournalHeader(bytes);
+      if (h.tag !== tag || h.size !== bytes.length) {
+        return {
+          snapshot,
+          journalTag: tag,
+          journal: undefined,
+          journalError: "journal header disagrees",
+        };
+      }
+      rotated = h.rotated;
+    } catch (err) {
+      if (!(err instanceof CorruptError)) throw err;
+      return {
+        snapshot,
+        journalTag: tag,
+        journal: undefined,
+        journalError: err.message,
+      };
+    }
+    if (rotated) continue;
+    const { entries, end } = readEntries(bytes);
+    const pristine = end === JOURNAL_HEADER &&
+      allZero(bytes.subarray(JOURNAL_HEADER));
+    return {
+      snapshot,
+      journalTag: tag,
+      journal: { entries, pristine },
+      journalError: undefined,
+    };
+  }
+  throw new CorruptError(
+    `Cannot read index: the journal was rotated ${MAX_ROTATION_RETRIES} times while reading`,
+  );
+}
+
+function newTag(old: number | undefined): number {
+  for (;;) {
+    const t = crypto.getRandomValues(new Uint32Array(1))[0]!;
+    if (t !== old) return t;
+  }
+}
+
+/**
+ * Writes a new snapshot of the table and switches to a new empty journal:
+ * 1 element bytes synced, 2 snapshot to `entries.tmp` with fsync, 3 new
+ * journal created (named from a new random tag) and synced, 4 rename over
+ * `entries` and sync the directory (the commit point), 5-6 old journal
+ * marked rotated through its open file and synced, 7 old journal removed.
+ * A crash at any step leaves the old pair or the new one.
+ */
+export function rotate(io: FileIO, dir: string, s: StoreState): void {
+  s.files.syncPending();
+  const old = s.journal;
+  const tag = newTag(old?.tag);
+  const records = s.mem.records();
+  const header = encodeEntriesHeader({
+    count: s.mem.count,
+    nextFileId: s.nextFileId,
+    journalTag: tag,
+  }, records);
+  const tmp = `${dir}/entries.tmp`;
+  const fd = io.create(tmp);
+  try {
+    io.pwrite(fd, header, 0);
+    io.pwrite(fd, records, header.length);
+    io.fsync(fd);
+  } finally {
+    io.close(fd);
+  }
+  const journal = Journal.create(io, dir, tag, s.journalBytes);
+  try {
+    io.rename(tmp, `${dir}/entries`);
+    io.syncDir(dir);
+  } catch (err) {
+    journal.close();
+    io.unlink(`${dir}/${journalName(tag)}`);
+    throw err;
+  }
+  s.journal = journal;
+  if (old !== undefined) {
+    try {
+      old.markRotated();
+    } finally {
+      old.close();
+      io.unlink(`${dir}/${journalName(old.tag)}`);
+    }
+  }
+  if (s.blocksDirty) {
+    const data = s.mem.useMap(DATA);
+    const meta = s.mem.useMap(META);
+    replaceFile(io, dir, "blocks", [
+      encodeBlocksHeader(s.files.slotCount, data, meta),
+      data,
+      meta,
+    ]);
+    s.blocksDirty = false;
+  }
+}

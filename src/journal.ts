@@ -1,0 +1,443 @@
+/**
+ * The journal (FORMAT.md §10), after gvfs's metadata journal: a fixed-size
+ * file of checksummed operations that continues the `entries` snapshot
+ * whose header names it. Every index change is appended before the call
+ * that made it resolves; at open the operations are replayed onto the
+ * snapshot, up to the first entry whose size or checksum fails.
+ *
+ * Operations name entries by their index in the table. The store appends
+ * them in the order it changes the table, and the table changes
+ * deterministically (add appends, removal moves the last record into the
+ * hole), so replaying them over the snapshot rebuilds the same table. Each
+ * operation also carries the entry's hash, and replay stops at the first
+ * operation that does not match; elements are verified on every read
+ * regardless, so a divergence can cost entries but never return wrong bytes.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { CorruptError, VersionMismatchError } from "./errors.ts";
+import { type ElementKind, type IndexMemory } from "./index_memory.ts";
+import type { FileIO } from "./io.ts";
+
+const enc = new TextEncoder();
+/** Journal magic (FORMAT.md §10.1). */
+export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
+/** Journal format version. */
+export const JOURNAL_VERSION = 1;
+/** Bytes of the journal header; entries start here. */
+export const JOURNAL_HEADER = 32;
+/** Offset of the `rotated` word, changed in place through the open file. */
+export const ROTATED_OFFSET = 20;
+/** Bytes of an entry's fixed part: size, crc, time, op, reserved. */
+const ENTRY_HEAD = 16;
+
+/** Operation types (FORMAT.md §10.2). Values are on disk: never reuse one. */
+export const OP = {
+  /** Set one element of an entry (creating the entry when index = count). */
+  store: 1,
+  /** Remove entries (invalidate, evict, or drop as damaged). */
+  remove: 2,
+  /** Use counts and last-use times of entries, in a batch. */
+  touch: 3,
+} as const;
+
+/** Why entries were removed (`remove` op, byte 13). */
+export const REMOVE_REASON = { invalidate: 0, evict: 1, corrupt: 2 } as const;
+
+/** Default journal size: 8 MiB (about 70,000 store operations). */
+export const DEFAULT_JOURNAL_BYTES = 8 * 2 ** 20;
+
+/** File name of the journal with `tag`. */
+export function journalName(tag: number): string {
+  return `journal-${(tag >>> 0).toString(16).padStart(8, "0").toUpperCase()}`;
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Encodes a journal header (the rotated word 0). */
+export function encodeJournalHeader(tag: number, size: number): Uint8Array {
+  const b = new Uint8Array(JOURNAL_HEADER);
+  const v = view(b);
+  b.set(JOURNAL_MAGIC, 0);
+  v.setUint32(8, JOURNAL_VERSION, true);
+  v.setUint32(12, tag, true);
+  v.setUint32(16, size, true);
+  v.setUint32(ROTATED_OFFSET, 0, true);
+  v.setUint32(24, crc32(b.subarray(0, 20)), true);
+  return b;
+}
+
+/** A parsed journal header. */
+export interface JournalHeader {
+  tag: number;
+  size: number;
+  rotated: boolean;
+}
+
+/**
+ * Parses a journal header.
+ * @throws {VersionMismatchError} for another version.
+ * @throws {CorruptError} for anything else that does not check out.
+ */
+export function decodeJournalHeader(b: Uint8Array): JournalHeader {
+  if (b.length < JOURNAL_HEADER || JOURNAL_MAGIC.some((m, i) => b[i] !== m)) {
+    throw new CorruptError(
+      "Cannot read journal: bad magic or truncated header",
+    );
+  }
+  const v = view(b);
+  const version = v.getUint32(8, true);
+  if (version !== JOURNAL_VERSION) {
+    throw new VersionMismatchError(
+      `Cannot read journal: format version ${version}, this larder reads ${JOURNAL_VERSION}`,
+    );
+  }
+  if (v.getUint32(24, true) !== crc32(b.subarray(0, 20))) {
+    throw new CorruptError("Cannot read journal: header checksum mismatch");
+  }
+  return {
+    tag: v.getUint32(12, true),
+    size: v.getUint32(16, true),
+    rotated: v.getUint32(ROTATED_OFFSET, true) !== 0,
+  };
+}
+
+// ---- entry encoding ---------------------------------------------------------
+
+/** Builds one entry: fixed head, payload, padding, trailing size. */
+function entry(
+  op: number,
+  arg: number,
+  time: number,
+  payloadLen: number,
+  fill: (v: DataView, b: Uint8Array) => void,
+): Uint8Array {
+  const size = (ENTRY_HEAD + payloadLen + 4 + 3) & ~3;
+  const b = new Uint8Array(size);
+  const v = view(b);
+  v.setUint32(0, size, true);
+  v.setUint32(8, time, true);
+  b[12] = op;
+  b[13] = arg;
+  fill(
+    new DataView(b.buffer, ENTRY_HEAD, payloadLen),
+    b.subarray(ENTRY_HEAD, ENTRY_HEAD + payloadLen),
+  );
+  v.setUint32(size - 4, size, true);
+  v.setUint32(4, crc32(b.subarray(8)), true);
+  return b;
+}
+
+/** A `store` operation's fields. */
+export interface StoreOp {
+  /** Entry index; equal to the table's count when it creates the entry. */
+  index: number;
+  hashLo: number;
+  hashHi: number;
+  kind: ElementKind;
+  inFile: boolean;
+  size: number;
+  loc: number;
+  crc: number;
+}
+
+const STORE_FIXED = 32;
+
+/** Encodes a `store` operation with the key's bytes (FORMAT.md §10.2). */
+export function encodeStore(
+  op: StoreOp,
+  key: Uint8Array,
+  time: number,
+): Uint8Array {
+  return entry(OP.store, 0, time, STORE_FIXED + key.length, (v, b) => {
+    v.setUint32(0, op.index, true);
+    v.setUint32(4, op.hashLo, true);
+    v.setUint32(8, op.hashHi, true);
+    v.setUint8(12, op.kind);
+    v.setUint8(13, op.inFile ? 1 : 0);
+    v.setUint16(14, key.length, true);
+    v.setUint32(16, op.size, true);
+    v.setUint32(20, op.loc, true);
+    v.setUint32(24, op.crc, true);
+    b.set(key, STORE_FIXED);
+  });
+}
+
+/** Encodes a `remove` of entries given as [index, hashLo] in removal order. */
+export function encodeRemove(
+  items: readonly (readonly [number, number])[],
+  reason: number,
+  time: number,
+): Uint8Array {
+  return entry(OP.remove, reason, time, 4 + items.length * 8, (v) => {
+    v.setUint32(0, items.length, true);
+    items.forEach(([index, lo], n) => {
+      v.setUint32(4 + n * 8, index, true);
+      v.setUint32(8 + n * 8, lo, true);
+    });
+  });
+}
+
+/** One entry's usage in a `touch` batch. */
+export interface Touch {
+  index: number;
+  hashLo: number;
+  lastUsed: number;
+  useCount: number;
+}
+
+/** Encodes a `touch` batch. */
+export function encodeTouch(items: readonly Touch[], time: number): Uint8Array {
+  return entry(OP.touch, 0, time, 4 + items.length * 16, (v) => {
+    v.setUint32(0, items.length, true);
+    items.forEach((t, n) => {
+      const at = 4 + n * 16;
+      v.setUint32(at, t.index, true);
+      v.setUint32(at + 4, t.hashLo, true);
+      v.setUint32(at + 8, t.lastUsed, true);
+      v.setUint16(at + 12, Math.min(t.useCount, 0xffff), true);
+    });
+  });
+}
+
+// ---- reading and replay -----------------------------------------------------
+
+/** A checked journal entry: op, argument byte, time and payload view. */
+export interface RawEntry {
+  op: number;
+  arg: number;
+  time: number;
+  payload: DataView;
+  /** Offset of the entry in the file. */
+  offset: number;
+}
+
+/**
+ * The valid entries of a journal image, in order, and where they end: the
+ * first entry whose sizes disagree, run past the file or fail the checksum
+ * ends the journal (everything after it is ignored).
+ */
+export function readEntries(
+  file: Uint8Array,
+): { entries: RawEntry[]; end: number } {
+  const v = view(file);
+  const entries: RawEntry[] = [];
+  let at = JOURNAL_HEADER;
+  while (at + ENTRY_HEAD + 4 <= file.length) {
+    const size = v.getUint32(at, true);
+    if (size < ENTRY_HEAD + 4 || (size & 3) !== 0 || at + size > file.length) {
+      break;
+    }
+    if (v.getUint32(at + size - 4, true) !== size) break;
+    if (v.getUint32(at + 4, true) !== crc32(file.subarray(at + 8, at + size))) {
+      break;
+    }
+    entries.push({
+      op: file[at + 12]!,
+      arg: file[at + 13]!,
+      time: v.getUint32(at + 8, true),
+      payload: new DataView(
+        file.buffer,
+        file.byteOffset + at + ENTRY_HEAD,
+        size - ENTRY_HEAD - 4,
+      ),
+      offset: at,
+    });
+    at += size;
+  }
+  return { entries, end: at };
+}
+
+/** What a replay did. */
+export interface ReplayResult {
+  /** Operations applied. */
+  applied: number;
+  /** True when an operation did not match the table (replay stopped there). */
+  diverged: boolean;
+  /** One past the largest large-file id a replayed op used (0 if none). */
+  fileIdFloor: number;
+}
+
+/**
+ * Applies journal entries to `mem` (loaded with the snapshot). Storage is
+ * not touched: the caller rebuilds use maps from the records afterwards.
+ */
+export function replay(
+  mem: IndexMemory,
+  entries: readonly RawEntry[],
+): ReplayResult {
+  let applied = 0;
+  let fileIdFloor = 0;
+  const matches = (index: number, lo: number) =>
+    index < mem.count && mem.hashLo(index) === lo;
+  for (const e of entries) {
+    const p = e.payload;
+    if (e.op === OP.store) {
+      if (p.byteLength < STORE_FIXED) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      const index = p.getUint32(0, true);
+      const lo = p.getUint32(4, true);
+      const hi = p.getUint32(8, true);
+      const kind = p.getUint8(12) as ElementKind;
+      if (kind > 1) return { applied, diverged: true, fileIdFloor };
+      let i = index;
+      if (index === mem.count && mem.count < mem.capacity) {
+        i = mem.add(lo, hi, e.time);
+      } else if (!matches(index, lo) || mem.hashHi(index) !== hi) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      const inFile = p.getUint8(13) === 1;
+      const loc = p.getUint32(20, true);
+      mem.setElement(i, kind, {
+        size: p.getUint32(16, true),
+        loc,
+        crc: p.getUint32(24, true),
+        inFile,
+      });
+      mem.setUsage(i, Math.max(1, mem.useCount(i)), e.time);
+      if (inFile) fileIdFloor = Math.max(fileIdFloor, loc + 1);
+    } else if (e.op === OP.remove) {
+      const n = p.byteLength >= 4 ? p.getUint32(0, true) : -1;
+      if (n < 0 || p.byteLength < 4 + n * 8) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      for (let k = 0; k < n; k++) {
+        const index = p.getUint32(4 + k * 8, true);
+        if (!matches(index, p.getUint32(8 + k * 8, true))) {
+          return { applied, diverged: true, fileIdFloor };
+        }
+        mem.remove(index);
+      }
+    } else if (e.op === OP.touch) {
+      const n = p.byteLength >= 4 ? p.getUint32(0, true) : -1;
+      if (n < 0 || p.byteLength < 4 + n * 16) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      for (let k = 0; k < n; k++) {
+        const at = 4 + k * 16;
+        const index = p.getUint32(at, true);
+        if (!matches(index, p.getUint32(at + 4, true))) {
+          return { applied, diverged: true, fileIdFloor };
+        }
+        mem.setUsage(
+          index,
+          p.getUint16(at + 12, true),
+          p.getUint32(at + 8, true),
+        );
+      }
+    } else {
+      // An op this version does not know: stop rather than guess.
+      return { applied, diverged: true, fileIdFloor };
+    }
+    applied++;
+  }
+  return { applied, diverged: false, fileIdFloor };
+}
+
+// ---- the writer --------------------------------------------------------------
+
+/**
+ * An open journal being appended to.
+ *
+ * @example
+ * ```ts
+ * const j = Journal.create(io, dir, tag, DEFAULT_JOURNAL_BYTES);
+ * if (!j.fits(op.length)) rotate();
+ * j.append(op);
+ * j.close();
+ * ```
+ */
+export class Journal {
+  readonly tag: number;
+  readonly size: number;
+  #io: FileIO;
+  #fd: number;
+  #end: number;
+
+  private constructor(
+    io: FileIO,
+    fd: number,
+    tag: number,
+    size: number,
+    end: number,
+  ) {
+    this.#io = io;
+    this.#fd = fd;
+    this.tag = tag;
+    this.size = size;
+    this.#end = end;
+  }
+
+  /** Bytes of entries appended so far (header excluded). */
+  get used(): number {
+    return this.#end - JOURNAL_HEADER;
+  }
+
+  /**
+   * Creates an empty journal named from `tag`, at its full extent, and
+   * makes it durable (file and directory fsynced).
+   */
+  static create(io: FileIO, dir: string, tag: number, size: number): Journal {
+    const path = `${dir}/${journalName(tag)}`;
+    const fd = io.create(path);
+    try {
+      io.pwrite(fd, encodeJournalHeader(tag, size), 0);
+      io.ftruncate(fd, size);
+      io.fsync(fd);
+    } catch (err) {
+      io.close(fd);
+      throw err;
+    }
+    io.syncDir(dir);
+    // Reopen read-write: create() opened it write-only.
+    io.close(fd);
+    return new Journal(io, io.openRW(path, false), tag, size, JOURNAL_HEADER);
+  }
+
+  /** Reopens journal `tag`, known to be empty, to append from the start. */
+  static open(io: FileIO, dir: string, tag: number): Journal {
+    const fd = io.openRW(`${dir}/${journalName(tag)}`, false);
+    try {
+      return new Journal(io, fd, tag, io.size(fd), JOURNAL_HEADER);
+    } catch (err) {
+      io.close(fd);
+      throw err;
+    }
+  }
+
+  /** True when an entry of `bytes` fits in what is left. */
+  fits(bytes: number): boolean {
+    return this.#end + bytes <= this.size;
+  }
+
+  /** Appends one encoded entry (the caller checked `fits`). */
+  append(entry: Uint8Array): void {
+    if (!this.fits(entry.length)) {
+      throw new RangeError("Cannot append to journal: full");
+    }
+    this.#io.pwrite(this.#fd, entry, this.#end);
+    this.#end += entry.length;
+  }
+
+  /** Makes every appended entry durable. */
+  sync(): void {
+    this.#io.fsync(this.#fd);
+  }
+
+  /** Sets the rotated word through the open file and syncs it (gvfs step 5-6). */
+  markRotated(): void {
+    const one = new Uint8Array(4);
+    view(one).setUint32(0, 1, true);
+    this.#io.pwrite(this.#fd, one, ROTATED_OFFSET);
+    this.#io.fsync(this.#fd);
+  }
+
+  /** Closes the file. */
+  close(): void {
+    this.#io.close(this.#fd);
+  }
+}
