@@ -17,7 +17,7 @@
  */
 import { crc32 } from "node:zlib";
 import { CorruptError, VersionMismatchError } from "./errors.ts";
-import { type ElementKind, type IndexMemory } from "./index_memory.ts";
+import type { ElementKind, IndexMemory } from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
 
 const enc = new TextEncoder();
