@@ -275,7 +275,7 @@ export function openState(
 ): { state: StoreState; lock: StoreLock; io: FileIO } {
   const io = ioOverride ?? new NodeFileIO();
   mkdirs(io, dir);
-  const lock = acquireLock(dir);
+  const lock = acquireLock(io, dir);
   let files: ElementFiles | undefined;
   let state: StoreState | undefined;
   try {

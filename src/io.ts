@@ -51,6 +51,12 @@ export interface FileIO {
   kind(path: string): "file" | "dir" | "symlink" | "other" | "missing";
   /** Names in a directory. */
   list(path: string): string[];
+  /**
+   * Takes an exclusive advisory lock on `path` (created 0600) without
+   * waiting. Returns its release function, or undefined when another
+   * handle holds it.
+   */
+  tryLock(path: string): (() => void) | undefined;
 }
 
 function wrap<T>(action: string, f: () => T): T {
@@ -158,6 +164,34 @@ export class NodeFileIO implements FileIO {
   }
   list(path: string): string[] {
     return wrap(`list ${path}`, () => fs.readdirSync(path));
+  }
+  tryLock(path: string): (() => void) | undefined {
+    // flock is per open file description: a second open of the same store
+    // fails even inside this process.
+    const file = wrap(
+      `open ${path}`,
+      () =>
+        Deno.openSync(path, {
+          read: true,
+          write: true,
+          create: true,
+          mode: FILE_MODE,
+        }),
+    );
+    let locked = false;
+    try {
+      locked = wrap(`lock ${path}`, () => file.tryLockSync(true));
+    } finally {
+      if (!locked) file.close();
+    }
+    if (!locked) return undefined;
+    return () => {
+      try {
+        file.unlockSync();
+      } finally {
+        file.close();
+      }
+    };
   }
 }
 
