@@ -1,60 +1,138 @@
-// Block-slot use maps: one bit a slot, 32-bit little-endian words, bit i of
-// word w is slot 32*w + i. FORMAT.md §5.
+// Block-slot use maps: one bit a slot, bit i of byte b is slot 8*b + i
+// (FORMAT.md §5 states it as 32-bit little-endian words; read as 64-bit
+// little-endian words here it is the same bits). A map's byte length is a
+// multiple of 8, so whole 64-bit words can always be read.
+import {
+  E_DATA_LOC, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
+} from "./layout";
 
 /**
  * Claims the first free slot at or after `hint` (wrapping once) among the
  * first `nbits` slots. Returns the slot, or -1 when every slot is in use.
+ * A run of claims with hint = last slot + 1 costs O(1) each, not O(n).
  */
 export function bitmap_claim(map: usize, nbits: u32, hint: u32): i32 {
   if (nbits == 0) return -1;
   if (hint >= nbits) hint = 0;
-  const nwords = (nbits + 31) >>> 5;
-  let w = hint >>> 5;
-  // First word: ignore bits below the hint.
-  let word = load<u32>(map + (<usize>w << 2)) | ((1 << (hint & 31)) - 1);
+  const nwords = (nbits + 63) >>> 6;
+  let w = hint >>> 6;
+  // First word: treat the bits below the hint as used.
+  let word = load<u64>(map + (<usize>w << 3)) | ((<u64>1 << (hint & 63)) - 1);
+  // nwords + 1 steps: the hint's word is visited again whole after the wrap.
   for (let n: u32 = 0; n <= nwords; n++) {
     const free = ~word;
     if (free != 0) {
-      const bit = (w << 5) + ctz<u32>(free);
+      const bit = (w << 6) + <u32>ctz<u64>(free);
       if (bit < nbits) {
-        store<u32>(map + (<usize>w << 2), word | (1 << (bit & 31)));
+        const p = map + (<usize>w << 3);
+        store<u64>(p, load<u64>(p) | (<u64>1 << (bit & 63)));
         return <i32>bit;
       }
     }
     w++;
     if (w >= nwords) w = 0;
-    word = load<u32>(map + (<usize>w << 2));
+    word = load<u64>(map + (<usize>w << 3));
   }
   return -1;
 }
 
 /** Marks `slot` free. */
 export function bitmap_free(map: usize, slot: u32): void {
-  const p = map + (<usize>(slot >>> 5) << 2);
-  store<u32>(p, load<u32>(p) & ~(1 << (slot & 31)));
+  const p = map + (<usize>(slot >>> 3));
+  store<u8>(p, <u32>load<u8>(p) & ~(<u32>1 << (slot & 7)));
 }
 
 /** Marks `slot` used. */
 export function bitmap_set(map: usize, slot: u32): void {
-  const p = map + (<usize>(slot >>> 5) << 2);
-  store<u32>(p, load<u32>(p) | (1 << (slot & 31)));
+  const p = map + (<usize>(slot >>> 3));
+  store<u8>(p, <u32>load<u8>(p) | (<u32>1 << (slot & 7)));
 }
 
 /** 1 when `slot` is marked used, else 0. */
 export function bitmap_test(map: usize, slot: u32): u32 {
-  return (load<u32>(map + (<usize>(slot >>> 5) << 2)) >>> (slot & 31)) & 1;
+  return (<u32>load<u8>(map + (<usize>(slot >>> 3))) >>> (slot & 7)) & 1;
 }
 
 /** Number of used slots among the first `nbits`. */
 export function bitmap_count(map: usize, nbits: u32): u32 {
-  const full = nbits >>> 5;
-  let total: u32 = 0;
+  const full = nbits >>> 6;
+  let total: u64 = 0;
   for (let w: u32 = 0; w < full; w++) {
-    total += popcnt<u32>(load<u32>(map + (<usize>w << 2)));
+    total += popcnt<u64>(load<u64>(map + (<usize>w << 3)));
   }
-  const rest = nbits & 31;
+  const rest = nbits & 63;
   if (rest != 0) {
-    total += popcnt<u32>(load<u32>(map + (<usize>full << 2)) & ((1 << rest) - 1));
+    total += popcnt<u64>(load<u64>(map + (<usize>full << 3)) & ((<u64>1 << rest) - 1));
   }
-  return total;
+  return <u32>total;
+}
+
+/**
+ * Builds at `claims` the map of the first `nbits` slots that entries
+ * 0..count-1 claim for element `kind` (0 data, 1 meta; elements in large
+ * files claim no slot). `claims` is cleared first; its byte length is
+ * nbits/8 rounded up to a multiple of 8. Returns how many claims could not
+ * be marked: slot out of range, or already claimed by a lower entry.
+ */
+export function slots_claimed(
+  entries: usize, count: u32, kind: u32, claims: usize, nbits: u32,
+): u32 {
+  memory.fill(claims, 0, <usize>((nbits + 63) >>> 6) << 3);
+  const has = <u8>(F_HAS << kind);
+  const inFile = <u8>(F_IN_FILE << kind);
+  const locOff: usize = kind == 0 ? E_DATA_LOC : E_META_LOC;
+  let bad: u32 = 0;
+  let e = entries;
+  for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
+    const flags = load<u8>(e, E_FLAGS);
+    if ((flags & (has | inFile)) != has) continue;
+    const slot = load<u32>(e + locOff);
+    if (slot >= nbits) {
+      bad++;
+      continue;
+    }
+    const p = claims + (<usize>(slot >>> 3));
+    const bit = <u32>1 << (slot & 7);
+    const old = <u32>load<u8>(p);
+    if (old & bit) bad++;
+    else store<u8>(p, old | bit);
+  }
+  return bad;
+}
+
+/**
+ * Compares maps `a` and `b` over the first `nbits` slots. Writes four u32s
+ * to `out`: the number of slots set in a but not b, the first such slot
+ * (or 0xffffffff), the number set in b but not a, the first such slot.
+ */
+export function bitmap_diff(a: usize, b: usize, nbits: u32, out: usize): void {
+  let onlyA: u64 = 0;
+  let onlyB: u64 = 0;
+  let firstA: u32 = 0xffffffff;
+  let firstB: u32 = 0xffffffff;
+  const nwords = (nbits + 63) >>> 6;
+  for (let w: u32 = 0; w < nwords; w++) {
+    let x = load<u64>(a + (<usize>w << 3));
+    let y = load<u64>(b + (<usize>w << 3));
+    if (x == y) continue;
+    if (w == nwords - 1 && (nbits & 63) != 0) {
+      const mask = (<u64>1 << (nbits & 63)) - 1;
+      x &= mask;
+      y &= mask;
+    }
+    const da = x & ~y;
+    const db = y & ~x;
+    if (da != 0) {
+      if (onlyA == 0) firstA = (w << 6) + <u32>ctz<u64>(da);
+      onlyA += popcnt<u64>(da);
+    }
+    if (db != 0) {
+      if (onlyB == 0) firstB = (w << 6) + <u32>ctz<u64>(db);
+      onlyB += popcnt<u64>(db);
+    }
+  }
+  store<u32>(out, <u32>onlyA);
+  store<u32>(out, firstA, 4);
+  store<u32>(out, <u32>onlyB, 8);
+  store<u32>(out, firstB, 12);
 }

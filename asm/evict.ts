@@ -1,57 +1,240 @@
 // Eviction ordering over the entries table. FORMAT.md §4 for the record.
+//
+// Each candidate gets a 49-bit sort key, pinned << 48 | useCount << 32 |
+// lastUsed, so "best victim first" is ascending key, ties by entry index.
+// Rather than sorting the whole table, a most-significant-digit radix
+// select, weighted by element bytes, finds the threshold key where the
+// byte and entry targets are met; only the victims below it are then
+// sorted (stable LSD radix sort, so equal keys stay in index order).
 import {
-  E_FLAGS, E_LAST_USED, E_USE_COUNT, ENTRY_SIZE, F_PINNED,
+  E_DATA_SIZE, E_FLAGS, E_LAST_USED, E_META_SIZE, E_USE_COUNT, ENTRY_SIZE,
+  F_HAS, F_PINNED,
 } from "./layout";
 
-// Invariant: the order is total (ties fall back to the entry index), so the
-// same table always yields the same victims.
+const DIGIT_BITS: u64 = 11;
+const RADIX: usize = 1 << <usize>DIGIT_BITS;
+const MASK: u64 = <u64>RADIX - 1;
+/** A 49-bit key needs at most five 11-bit digits. */
+const MAX_DIGITS: usize = 5;
+/** Below this many victims an insertion sort beats the radix passes. */
+const SMALL: u32 = 48;
+
+const COUNTS = memory.data(<i32>(RADIX * 4), 16);
+const BYTES = memory.data(<i32>(RADIX * 8), 16);
+const SORT_COUNTS = memory.data(<i32>(MAX_DIGITS * RADIX * 4), 16);
+
 // @ts-ignore: decorator
-@inline function before(entries: usize, a: u32, b: u32): bool {
-  const pa = entries + <usize>a * ENTRY_SIZE;
-  const pb = entries + <usize>b * ENTRY_SIZE;
-  const fa = load<u8>(pa + E_FLAGS) & F_PINNED;
-  const fb = load<u8>(pb + E_FLAGS) & F_PINNED;
-  if (fa != fb) return fa < fb;
-  const ua = load<u16>(pa + E_USE_COUNT);
-  const ub = load<u16>(pb + E_USE_COUNT);
-  if (ua != ub) return ua < ub;
-  const la = load<u32>(pa + E_LAST_USED);
-  const lb = load<u32>(pb + E_LAST_USED);
-  if (la != lb) return la < lb;
-  return a < b;
+@inline function sortKey(e: usize): u64 {
+  const pinned = <u64>((load<u8>(e, E_FLAGS) & F_PINNED) != 0);
+  return (pinned << 48) | (<u64>load<u16>(e, E_USE_COUNT) << 32) | <u64>load<u32>(e, E_LAST_USED);
 }
 
-function siftDown(entries: usize, heap: usize, start: u32, end: u32): void {
-  let root = start;
-  while (true) {
-    let child = root * 2 + 1;
-    if (child >= end) return;
-    let cv = load<u32>(heap + (<usize>child << 2));
-    if (child + 1 < end) {
-      const rv = load<u32>(heap + (<usize>(child + 1) << 2));
-      if (before(entries, cv, rv)) { child++; cv = rv; }
-    }
-    const rootv = load<u32>(heap + (<usize>root << 2));
-    if (!before(entries, rootv, cv)) return;
-    store<u32>(heap + (<usize>root << 2), cv);
-    store<u32>(heap + (<usize>child << 2), rootv);
-    root = child;
-  }
+// Element bytes of the record at e: what evicting it frees.
+// @ts-ignore: decorator
+@inline function sizeOf(e: usize): u64 {
+  const flags = load<u8>(e, E_FLAGS);
+  let s: u64 = 0;
+  if (flags & F_HAS) s += <u64>load<u32>(e, E_DATA_SIZE);
+  if (flags & (F_HAS << 1)) s += <u64>load<u32>(e, E_META_SIZE);
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function topBit(x: u64): u64 {
+  return 63 - clz<u64>(x);
+}
+
+// @ts-ignore: decorator
+@inline function satSub(a: u64, b: u64): u64 {
+  return a > b ? a - b : 0;
 }
 
 /**
- * Writes the indices 0..count-1 to `out`, ordered best victim first: no
- * live reference before pinned, then lowest use count, then oldest use.
+ * Chooses eviction victims and writes their indices, best first, to
+ * `idx`: entries other than `keep` (-1 for none), ordered by sort key and
+ * then index, as many as the shortest such prefix whose element bytes reach
+ * `byteTarget` and whose length reaches `entryTarget` (all of them when
+ * the table cannot meet both). Returns the number of victims.
+ *
+ * `keys` and `keys2` are scratch of 8 bytes an entry, `idx2` of 4; `idx`
+ * (4 bytes an entry) receives the result.
  */
-export function evict_order(entries: usize, count: u32, out: usize): void {
-  for (let i: u32 = 0; i < count; i++) store<u32>(out + (<usize>i << 2), i);
-  if (count < 2) return;
-  // Heapsort: in place, no recursion, O(n log n) worst case.
-  for (let s = (count >>> 1); s > 0; s--) siftDown(entries, out, s - 1, count);
-  for (let end = count - 1; end > 0; end--) {
-    const top = load<u32>(out);
-    store<u32>(out, load<u32>(out + (<usize>end << 2)));
-    store<u32>(out + (<usize>end << 2), top);
-    siftDown(entries, out, 0, end);
+export function evict_select(
+  entries: usize, count: u32, keep: i32, byteTarget: f64, entryTarget: u32,
+  keys: usize, keys2: usize, idx: usize, idx2: usize,
+): u32 {
+  // Bytes are integers, so "bytes >= target" is "bytes >= ceil(target)".
+  let needBytes: u64 = 0;
+  if (byteTarget >= 18446744073709551615.0) needBytes = u64.MAX_VALUE;
+  else if (byteTarget > 0) needBytes = <u64>Math.ceil(byteTarget);
+  let needCount = <u64>entryTarget;
+
+  // Candidates (every entry but keep) in index order, with their keys.
+  let m: u32 = 0;
+  let lo: u64 = u64.MAX_VALUE;
+  let hi: u64 = 0;
+  let totalBytes: u64 = 0;
+  let e = entries;
+  for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
+    if (<i32>i == keep) continue;
+    const k = sortKey(e);
+    store<u64>(keys + (<usize>m << 3), k);
+    store<u32>(idx + (<usize>m << 2), i);
+    if (k < lo) lo = k;
+    if (k > hi) hi = k;
+    totalBytes += sizeOf(e);
+    m++;
+  }
+  if (m == 0 || (needBytes == 0 && needCount == 0)) return 0;
+  if (totalBytes < needBytes || <u64>m < needCount) {
+    return sortInto(idx, keys, idx, keys2, idx2, m, lo, hi);
+  }
+
+  // Radix select: narrow the candidates to the digit bucket where the
+  // running totals first meet both targets; everything in lower buckets
+  // is a victim. S is (sk, si, n); the first narrowing copies into
+  // keys2/idx2, later ones compact in place (order kept).
+  let sk = keys;
+  let si = idx;
+  let n = m;
+  let below: u32 = 0; // victims with keys below the current bucket
+  while (lo != hi) {
+    const shift = satSub(topBit(lo ^ hi) + 1, DIGIT_BITS);
+    memory.fill(COUNTS, 0, RADIX * 4);
+    memory.fill(BYTES, 0, RADIX * 8);
+    for (let j: u32 = 0; j < n; j++) {
+      const d = <usize>((load<u64>(sk + (<usize>j << 3)) >> shift) & MASK);
+      const i = load<u32>(si + (<usize>j << 2));
+      store<u32>(COUNTS + (d << 2), load<u32>(COUNTS + (d << 2)) + 1);
+      store<u64>(BYTES + (d << 3), load<u64>(BYTES + (d << 3)) + sizeOf(entries + <usize>i * ENTRY_SIZE));
+    }
+    let cumCount: u64 = 0;
+    let cumBytes: u64 = 0;
+    let bucket: usize = 0;
+    for (; bucket < RADIX; bucket++) {
+      const c = <u64>load<u32>(COUNTS + (bucket << 2));
+      const b = load<u64>(BYTES + (bucket << 3));
+      if (cumCount + c >= needCount && cumBytes + b >= needBytes) break;
+      cumCount += c;
+      cumBytes += b;
+    }
+    // Invariant: S as a whole meets the remaining need, so a bucket does.
+    below += <u32>cumCount;
+    needCount = satSub(needCount, cumCount);
+    needBytes = satSub(needBytes, cumBytes);
+    let w: u32 = 0;
+    lo = u64.MAX_VALUE;
+    hi = 0;
+    for (let j: u32 = 0; j < n; j++) {
+      const k = load<u64>(sk + (<usize>j << 3));
+      if (<usize>((k >> shift) & MASK) != bucket) continue;
+      store<u64>(keys2 + (<usize>w << 3), k);
+      store<u32>(idx2 + (<usize>w << 2), load<u32>(si + (<usize>j << 2)));
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+      w++;
+    }
+    sk = keys2;
+    si = idx2;
+    n = w;
+  }
+  // All of S share the threshold key; take them in index order.
+  const threshold = lo;
+  let ties: u32 = 0;
+  let tieBytes: u64 = 0;
+  while (ties < n && ((<u64>ties) < needCount || tieBytes < needBytes)) {
+    tieBytes += sizeOf(entries + <usize>load<u32>(si + (<usize>ties << 2)) * ENTRY_SIZE);
+    ties++;
+  }
+
+  // Gather the victims (keys below the threshold, then the first `ties`
+  // equal to it) from the candidates, still in index order.
+  const k = below + ties;
+  let w: u32 = 0;
+  let taken: u32 = 0;
+  lo = u64.MAX_VALUE;
+  hi = 0;
+  for (let j: u32 = 0; j < m && w < k; j++) {
+    const key = load<u64>(keys + (<usize>j << 3));
+    if (key > threshold) continue;
+    if (key == threshold) {
+      if (taken == ties) continue;
+      taken++;
+    }
+    store<u64>(keys2 + (<usize>w << 3), key);
+    store<u32>(idx2 + (<usize>w << 2), load<u32>(idx + (<usize>j << 2)));
+    if (key < lo) lo = key;
+    if (key > hi) hi = key;
+    w++;
+  }
+  // The candidates are no longer needed: keys/idx serve as scratch.
+  return sortInto(idx, keys2, idx2, keys, idx, k, lo, hi);
+}
+
+/**
+ * Stable sort of the `n` (key, index) pairs in ak/ai by key, using bk/bi as
+ * scratch; lo and hi bound the keys. The indices end up at `out`, which is
+ * ai or bi. Returns n.
+ */
+function sortInto(
+  out: usize, ak: usize, ai: usize, bk: usize, bi: usize, n: u32, lo: u64, hi: u64,
+): u32 {
+  if (n <= SMALL || lo == hi) {
+    if (lo != hi) insertionSort(ak, ai, n);
+    if (ai != out) memory.copy(out, ai, <usize>n << 2);
+    return n;
+  }
+  // Only bits at or below the highest one that differs need sorting.
+  const digits = <usize>((topBit(lo ^ hi) + DIGIT_BITS) / DIGIT_BITS);
+  memory.fill(SORT_COUNTS, 0, digits * RADIX * 4);
+  for (let j: u32 = 0; j < n; j++) {
+    const k = load<u64>(ak + (<usize>j << 3));
+    for (let d: usize = 0; d < digits; d++) {
+      const p = SORT_COUNTS + ((d * RADIX + <usize>((k >> (<u64>d * DIGIT_BITS)) & MASK)) << 2);
+      store<u32>(p, load<u32>(p) + 1);
+    }
+  }
+  let sk = ak;
+  let si = ai;
+  let dk = bk;
+  let di = bi;
+  for (let d: usize = 0; d < digits; d++) {
+    const counts = SORT_COUNTS + d * RADIX * 4;
+    // Counts become starting positions.
+    let sum: u32 = 0;
+    for (let b: usize = 0; b < RADIX; b++) {
+      const c = load<u32>(counts + (b << 2));
+      store<u32>(counts + (b << 2), sum);
+      sum += c;
+    }
+    const shift = <u64>d * DIGIT_BITS;
+    for (let j: u32 = 0; j < n; j++) {
+      const k = load<u64>(sk + (<usize>j << 3));
+      const p = counts + (<usize>((k >> shift) & MASK) << 2);
+      const at = load<u32>(p);
+      store<u32>(p, at + 1);
+      store<u64>(dk + (<usize>at << 3), k);
+      store<u32>(di + (<usize>at << 2), load<u32>(si + (<usize>j << 2)));
+    }
+    const tk = sk; sk = dk; dk = tk;
+    const ti = si; si = di; di = ti;
+  }
+  if (si != out) memory.copy(out, si, <usize>n << 2);
+  return n;
+}
+
+// Stable: an element moves left only past strictly greater keys.
+function insertionSort(keys: usize, idx: usize, n: u32): void {
+  for (let j: u32 = 1; j < n; j++) {
+    const k = load<u64>(keys + (<usize>j << 3));
+    const i = load<u32>(idx + (<usize>j << 2));
+    let h = j;
+    while (h > 0 && load<u64>(keys + (<usize>(h - 1) << 3)) > k) {
+      store<u64>(keys + (<usize>h << 3), load<u64>(keys + (<usize>(h - 1) << 3)));
+      store<u32>(idx + (<usize>h << 2), load<u32>(idx + (<usize>(h - 1) << 2)));
+      h--;
+    }
+    store<u64>(keys + (<usize>h << 3), k);
+    store<u32>(idx + (<usize>h << 2), i);
   }
 }

@@ -1,4 +1,5 @@
-// Key hashing. FORMAT.md §2.
+// Key hashing. FORMAT.md §2. Both results are persisted (they are entry
+// idents), so tests/kernels_hash_test.ts freezes them with known answers.
 
 /**
  * 32-bit FNV-1 as NetSurf's nsurl computes it: multiply, then XOR the byte,
@@ -29,25 +30,53 @@ export function nsurl_hash(ptr: usize, count: u32): u32 {
   return h;
 }
 
+/**
+ * nsurl_hash of `n` keys in one call. The components of all keys are
+ * packed back to back at `bytes`; `lens` holds, per key, its component
+ * count and then each component's length (u32s). Writes one u32 per key
+ * to `out`.
+ */
+export function nsurl_hash_many(bytes: usize, lens: usize, n: u32, out: usize): void {
+  let p = bytes;
+  let l = lens;
+  for (let i: u32 = 0; i < n; i++) {
+    const count = load<u32>(l);
+    l += 4;
+    let h: u32 = 0;
+    for (let c: u32 = 0; c < count; c++) {
+      const len = load<u32>(l);
+      h ^= fnv1_signed(p, len);
+      p += len;
+      l += 4;
+    }
+    store<u32>(out + (<usize>i << 2), h);
+  }
+}
+
+// @ts-ignore: decorator
+@inline const C0: u64 = 0x736f6d6570736575;
+// @ts-ignore: decorator
+@inline const C1: u64 = 0x646f72616e646f6d;
+// @ts-ignore: decorator
+@inline const C2: u64 = 0x6c7967656e657261;
+// @ts-ignore: decorator
+@inline const C3: u64 = 0x7465646279746573;
 
 /**
  * SipHash-1-3 (one compression round, three finalisation rounds) of `len`
- * bytes at `ptr` with the 16-byte key at `key`; the 64-bit result is
- * written little-endian to `out`.
+ * bytes at `ptr` with key words k0, k1.
  */
-export function siphash13(ptr: usize, len: usize, key: usize, out: usize): void {
-  const k0 = load<u64>(key);
-  const k1 = load<u64>(key, 8);
-  let v0: u64 = k0 ^ 0x736f6d6570736575;
-  let v1: u64 = k1 ^ 0x646f72616e646f6d;
-  let v2: u64 = k0 ^ 0x6c7967656e657261;
-  let v3: u64 = k1 ^ 0x7465646279746573;
+// @ts-ignore: decorator
+@inline function sip13(ptr: usize, len: usize, k0: u64, k1: u64): u64 {
+  let v0: u64 = k0 ^ C0;
+  let v1: u64 = k1 ^ C1;
+  let v2: u64 = k0 ^ C2;
+  let v3: u64 = k1 ^ C3;
   const end = ptr + (len & ~(<usize>7));
   let p = ptr;
   while (p < end) {
     const m = load<u64>(p);
     v3 ^= m;
-    // one compression round
     v0 += v1; v1 = rotl<u64>(v1, 13); v1 ^= v0; v0 = rotl<u64>(v0, 32);
     v2 += v3; v3 = rotl<u64>(v3, 16); v3 ^= v2;
     v0 += v3; v3 = rotl<u64>(v3, 21); v3 ^= v0;
@@ -55,10 +84,13 @@ export function siphash13(ptr: usize, len: usize, key: usize, out: usize): void 
     v0 ^= m;
     p += 8;
   }
+  // Last block: the 0..7 remaining bytes, length in the top byte.
   let b: u64 = (<u64>len) << 56;
   const left = len & 7;
-  for (let i: usize = 0; i < left; i++) {
-    b |= (<u64>load<u8>(p + i)) << (<u64>(i << 3));
+  if (left >= 4) {
+    b |= <u64>load<u32>(p) | (<u64>tail(p + 4, left - 4) << 32);
+  } else {
+    b |= <u64>tail(p, left);
   }
   v3 ^= b;
   v0 += v1; v1 = rotl<u64>(v1, 13); v1 ^= v0; v0 = rotl<u64>(v0, 32);
@@ -73,5 +105,39 @@ export function siphash13(ptr: usize, len: usize, key: usize, out: usize): void 
     v0 += v3; v3 = rotl<u64>(v3, 21); v3 ^= v0;
     v2 += v1; v1 = rotl<u64>(v1, 17); v1 ^= v2; v2 = rotl<u64>(v2, 32);
   }
-  store<u64>(out, v0 ^ v1 ^ v2 ^ v3);
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+// The 0..3 bytes at p as a little-endian u32, without reading past them.
+// @ts-ignore: decorator
+@inline function tail(p: usize, n: usize): u32 {
+  if (n == 0) return 0;
+  let t = <u32>load<u8>(p);
+  if (n > 1) t |= <u32>load<u8>(p, 1) << 8;
+  if (n > 2) t |= <u32>load<u8>(p, 2) << 16;
+  return t;
+}
+
+/**
+ * SipHash-1-3 of `len` bytes at `ptr` with the 16-byte key at `key`; the
+ * 64-bit result is written little-endian to `out`.
+ */
+export function siphash13(ptr: usize, len: usize, key: usize, out: usize): void {
+  store<u64>(out, sip13(ptr, len, load<u64>(key), load<u64>(key, 8)));
+}
+
+/**
+ * SipHash-1-3 of `n` keys in one call. Key i is the bytes
+ * [ends[i-1], ends[i]) from `bytes` (ends[-1] = 0; `ends` holds u32s).
+ * Writes one u64 per key to `out`.
+ */
+export function siphash13_many(bytes: usize, ends: usize, n: u32, key: usize, out: usize): void {
+  const k0 = load<u64>(key);
+  const k1 = load<u64>(key, 8);
+  let start: usize = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const end = <usize>load<u32>(ends + (<usize>i << 2));
+    store<u64>(out + (<usize>i << 3), sip13(bytes + start, end - start, k0, k1));
+    start = end;
+  }
 }

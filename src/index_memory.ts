@@ -6,15 +6,24 @@
  *
  * Regions (each 8-byte aligned, above the kernels' static data):
  *
- * | region  | size                      | holds                             |
- * | ------- | ------------------------- | --------------------------------- |
- * | key     | MAX_KEY_BYTES             | the key being hashed              |
- * | sipkey  | 16                        | the store's SipHash key           |
- * | out     | 8                         | hash results                      |
- * | entries | 2^entryBits × ENTRY_SIZE  | entry records (FORMAT.md §4)      |
- * | addrmap | 2^identBits × 4           | entry index + 1, 0 = empty        |
- * | usemap  | 2 × 2^entryBits / 8       | slot use bits, data then meta     |
- * | order   | 2^entryBits × 4           | eviction order output             |
+ * | region   | size                      | holds                             |
+ * | -------- | ------------------------- | --------------------------------- |
+ * | key      | MAX_KEY_BYTES             | the key being hashed              |
+ * | sipkey   | 16                        | the store's SipHash key           |
+ * | out      | 16                        | hash and audit results            |
+ * | lens     | BATCH_KEYS × 8 × 4        | batch hashing: key ends / lengths |
+ * | hashes   | BATCH_KEYS × 8            | batch hashing: results            |
+ * | entries  | 2^entryBits × ENTRY_SIZE  | entry records (FORMAT.md §4)      |
+ * | addrmap  | 2^identBits × 4           | entry index + 1, 0 = empty        |
+ * | usemap   | 2 × 2^entryBits / 8       | slot use bits, data then meta     |
+ * | claims   | 2^entryBits / 8           | slot audit: slots entries claim   |
+ * | order    | 2^entryBits × 4           | eviction order output             |
+ * | order2   | 2^entryBits × 4           | eviction scratch                  |
+ * | sortkeys | 2 × 2^entryBits × 8       | eviction sort keys and scratch    |
+ * | stage    | STAGE_BYTES, can grow     | bytes copied in: key batches, CRC |
+ *
+ * The stage is last so that {@linkcode IndexMemory.stage} can grow it;
+ * growing detaches every view this module handed out before.
  *
  * Invariant: entries 0..count-1 are live and dense; removal moves the last
  * record into the hole (as the seed does) and repoints its map slot.
@@ -33,6 +42,14 @@ export const META = 1;
 /** 0 (data) or 1 (metadata). */
 export type ElementKind = typeof DATA | typeof META;
 
+/** Keys hashed per kernel call by the batch hashes. */
+const BATCH_KEYS = 4096;
+/** Most components a URL key has (scheme, user, password, host, port, path, query). */
+const MAX_COMPONENTS = 7;
+/** Initial stage size: a batch of keys or one copy-in step of a CRC. */
+const STAGE_BYTES = 1 << 20;
+
+// Signatures of asm/; pointers and lengths are byte offsets and counts.
 interface Kernels {
   memory: WebAssembly.Memory;
   heap_base(): number;
@@ -41,11 +58,37 @@ interface Kernels {
   bitmap_set(map: number, slot: number): void;
   bitmap_test(map: number, slot: number): number;
   bitmap_count(map: number, nbits: number): number;
+  slots_claimed(
+    entries: number,
+    count: number,
+    kind: number,
+    claims: number,
+    nbits: number,
+  ): number;
+  bitmap_diff(a: number, b: number, nbits: number, out: number): void;
   crc32(ptr: number, len: number, crc: number): number;
   fnv1_signed(ptr: number, len: number): number;
   nsurl_hash(ptr: number, count: number): number;
+  nsurl_hash_many(bytes: number, lens: number, n: number, out: number): void;
   siphash13(ptr: number, len: number, key: number, out: number): void;
-  evict_order(entries: number, count: number, out: number): void;
+  siphash13_many(
+    bytes: number,
+    ends: number,
+    n: number,
+    key: number,
+    out: number,
+  ): void;
+  evict_select(
+    entries: number,
+    count: number,
+    keep: number,
+    byteTarget: number,
+    entryTarget: number,
+    keys: number,
+    keys2: number,
+    idx: number,
+    idx2: number,
+  ): number;
 }
 
 type ConstName =
@@ -67,12 +110,17 @@ type ConstName =
 
 let compiled: WebAssembly.Module | undefined;
 
-function instantiate(): { kernels: Kernels; consts: Record<ConstName, number> } {
+function instantiate(): {
+  kernels: Kernels;
+  consts: Record<ConstName, number>;
+} {
   compiled ??= new WebAssembly.Module(Uint8Array.fromBase64(WASM_BASE64));
   const exports = new WebAssembly.Instance(compiled, {}).exports;
   const consts = {} as Record<ConstName, number>;
   for (const [name, value] of Object.entries(exports)) {
-    if (value instanceof WebAssembly.Global) consts[name as ConstName] = value.value as number;
+    if (value instanceof WebAssembly.Global) {
+      consts[name as ConstName] = value.value as number;
+    }
   }
   return { kernels: exports as unknown as Kernels, consts };
 }
@@ -90,8 +138,33 @@ const LOC_OFF = [C.E_DATA_LOC, C.E_META_LOC] as const;
 const CRC_OFF = [C.E_DATA_CRC, C.E_META_CRC] as const;
 const USE_COUNT_MAX = 0xffff;
 
+function tooLong(i: number): RangeError {
+  return new RangeError(
+    `Cannot hash key ${i}: longer than ${MAX_KEY_BYTES} UTF-8 bytes`,
+  );
+}
+
 function align8(n: number): number {
   return (n + 7) & ~7;
+}
+
+const encoder = new TextEncoder();
+
+/** What {@linkcode IndexMemory.auditSlots} found for one element kind. */
+export interface SlotAudit {
+  /**
+   * Entries claiming a slot they cannot have: at or past the slot count,
+   * or one a lower-numbered entry already claims.
+   */
+  badClaims: number;
+  /** Slots some entry claims that the use map does not mark. */
+  claimedUnmarked: number;
+  /** The lowest such slot, or -1. */
+  firstClaimedUnmarked: number;
+  /** Slots the use map marks that no entry claims. */
+  markedUnclaimed: number;
+  /** The lowest such slot, or -1. */
+  firstMarkedUnclaimed: number;
 }
 
 /** Where an element is stored, as recorded in its entry. */
@@ -145,7 +218,15 @@ export class IndexMemory {
   #mapMask: number;
   #use: [number, number];
   #useBytes: number;
+  #claims: number;
   #order: number;
+  #order2: number;
+  #sortKeys: number;
+  #sortKeys2: number;
+  #lens: number;
+  #hashes: number;
+  #stage: number;
+  #stageBytes = STAGE_BYTES;
   #hint: [number, number] = [0, 0];
 
   /** @param shape The table dimensions. */
@@ -162,14 +243,26 @@ export class IndexMemory {
     };
     this.#keyPtr = take(MAX_KEY_BYTES);
     this.#sipKeyPtr = take(16);
-    this.#outPtr = take(8);
+    this.#outPtr = take(16);
+    this.#lens = take(BATCH_KEYS * (MAX_COMPONENTS + 1) * 4);
+    this.#hashes = take(BATCH_KEYS * 8);
     this.#entries = take(this.capacity * ENTRY_SIZE);
     this.#map = take(this.mapSize * 4);
     this.#useBytes = align8(Math.ceil(this.capacity / 8));
     this.#use = [take(this.#useBytes), take(this.#useBytes)];
+    this.#claims = take(this.#useBytes);
     this.#order = take(this.capacity * 4);
+    this.#order2 = take(this.capacity * 4);
+    this.#sortKeys = take(this.capacity * 8);
+    this.#sortKeys2 = take(this.capacity * 8);
+    this.#stage = take(0);
+    this.#growTo(this.#stage + STAGE_BYTES);
+  }
+
+  // Memory grows only here; views detach when it does, so refresh them.
+  #growTo(end: number): void {
     const memory = this.#k.memory;
-    const need = Math.ceil(at / 65536) - memory.buffer.byteLength / 65536;
+    const need = Math.ceil(end / 65536) - memory.buffer.byteLength / 65536;
     if (need > 0) memory.grow(need);
     this.#refreshViews();
   }
@@ -190,7 +283,7 @@ export class IndexMemory {
    */
   encodeKey(key: string): number {
     const dest = this.#u8.subarray(this.#keyPtr, this.#keyPtr + MAX_KEY_BYTES);
-    const { read, written } = new TextEncoder().encodeInto(key, dest);
+    const { read, written } = encoder.encodeInto(key, dest);
     return read === key.length ? written : -1;
   }
 
@@ -201,7 +294,9 @@ export class IndexMemory {
 
   /** Sets the 16-byte SipHash key used by {@linkcode hashSip}. */
   setSipKey(key: Uint8Array): void {
-    if (key.length !== 16) throw new RangeError("Cannot set SipHash key: need 16 bytes");
+    if (key.length !== 16) {
+      throw new RangeError("Cannot set SipHash key: need 16 bytes");
+    }
     this.#u8.set(key, this.#sipKeyPtr);
   }
 
@@ -218,29 +313,224 @@ export class IndexMemory {
    * clobbers an encoded key.
    */
   hashNsurl(components: readonly string[]): number {
-    const enc = new TextEncoder();
+    const enc = encoder;
     const end = this.#keyPtr + MAX_KEY_BYTES;
     let p = this.#keyPtr;
     for (const c of components) {
-      const { read, written } = enc.encodeInto(c, this.#u8.subarray(p + 4, end));
-      if (read !== c.length) throw new RangeError("Cannot hash key: longer than MAX_KEY_BYTES");
+      const { read, written } = enc.encodeInto(
+        c,
+        this.#u8.subarray(p + 4, end),
+      );
+      if (read !== c.length) {
+        throw new RangeError("Cannot hash key: longer than MAX_KEY_BYTES");
+      }
       // Records are packed back to back, so lengths may be unaligned:
       // write them byte by byte, little-endian (WASM loads allow this).
-      for (let b = 0; b < 4; b++) this.#u8[p + b] = (written >>> (8 * b)) & 0xff;
+      for (let b = 0; b < 4; b++) {
+        this.#u8[p + b] = (written >>> (8 * b)) & 0xff;
+      }
       p += 4 + written;
     }
     return this.#k.nsurl_hash(this.#keyPtr, components.length) >>> 0;
   }
 
-  /** CRC-32 (IEEE) computed by the WASM kernel, for tests and benches. */
+  /**
+   * SipHash-1-3 of many keys in few kernel calls (open, check-store): the
+   * same results as {@linkcode encodeKey} then {@linkcode hashSip} per key.
+   *
+   * @param keys Key texts; each at most MAX_KEY_BYTES in UTF-8.
+   * @param out Receives [low, high] words per key; allocated if omitted.
+   * @returns `out`.
+   * @throws {RangeError} when a key is longer than MAX_KEY_BYTES or `out`
+   * is too short.
+   */
+  hashSipMany(
+    keys: readonly string[],
+    out: Uint32Array = new Uint32Array(keys.length * 2),
+  ): Uint32Array {
+    if (out.length < keys.length * 2) {
+      throw new RangeError(
+        "Cannot hash keys: output holds fewer than 2 words a key",
+      );
+    }
+    for (let i = 0; i < keys.length;) {
+      const n = this.#stageKeys(keys, i);
+      this.#k.siphash13_many(
+        this.#stage,
+        this.#lens,
+        n,
+        this.#sipKeyPtr,
+        this.#hashes,
+      );
+      const h = this.#hashes >>> 2;
+      out.set(this.#u32.subarray(h, h + 2 * n), 2 * i);
+      i += n;
+    }
+    return out;
+  }
+
+  // Copies UTF-8 of keys[from..] to the stage and their end offsets to
+  // lens, as many as fit; returns how many. ASCII batches (the usual URL)
+  // take one join and one encodeInto; others are encoded key by key.
+  #stageKeys(keys: readonly string[], from: number): number {
+    let n = 0;
+    let chars = 0;
+    const max = Math.min(keys.length - from, BATCH_KEYS);
+    while (n < max) {
+      const len = keys[from + n]!.length;
+      if (len > MAX_KEY_BYTES) throw tooLong(from + n);
+      if (chars + len > STAGE_BYTES) break;
+      chars += len;
+      n++;
+    }
+    const text = n === keys.length
+      ? keys.join("")
+      : keys.slice(from, from + n).join("");
+    const stage = this.#u8.subarray(this.#stage, this.#stage + STAGE_BYTES);
+    const lens = this.#lens >>> 2;
+    if (encoder.encodeInto(text, stage).written === text.length) {
+      let end = 0;
+      for (let j = 0; j < n; j++) {
+        end += keys[from + j]!.length;
+        this.#u32[lens + j] = end;
+      }
+      return n;
+    }
+    let end = 0;
+    for (let j = 0; j < n; j++) {
+      const key = keys[from + j]!;
+      const { read, written } = encoder.encodeInto(key, stage.subarray(end));
+      if (read < key.length) return j; // the stage is full: the rest next time
+      if (written > MAX_KEY_BYTES) throw tooLong(from + j);
+      end += written;
+      this.#u32[lens + j] = end;
+    }
+    return n;
+  }
+
+  /**
+   * NetSurf's nsurl hash of many keys in few kernel calls: the same results
+   * as {@linkcode hashNsurl} per key.
+   *
+   * @param keys Per key, its present normalised components (at most 7).
+   * @param out Receives one word per key; allocated if omitted.
+   * @returns `out`.
+   * @throws {RangeError} when a key has more than 7 components or more
+   * than MAX_KEY_BYTES of them, or `out` is too short.
+   */
+  hashNsurlMany(
+    keys: readonly (readonly string[])[],
+    out: Uint32Array = new Uint32Array(keys.length),
+  ): Uint32Array {
+    if (out.length < keys.length) {
+      throw new RangeError(
+        "Cannot hash keys: output holds fewer than 1 word a key",
+      );
+    }
+    for (let i = 0; i < keys.length;) {
+      const n = this.#stageComponents(keys, i);
+      this.#k.nsurl_hash_many(this.#stage, this.#lens, n, this.#hashes);
+      const h = this.#hashes >>> 2;
+      out.set(this.#u32.subarray(h, h + n), i);
+      i += n;
+    }
+    return out;
+  }
+
+  // As #stageKeys, for component lists: lens gets per key its component
+  // count, then each component's byte length.
+  #stageComponents(keys: readonly (readonly string[])[], from: number): number {
+    let n = 0;
+    let chars = 0;
+    const flat: string[] = [];
+    const max = Math.min(keys.length - from, BATCH_KEYS);
+    for (; n < max; n++) {
+      const comps = keys[from + n]!;
+      if (comps.length > MAX_COMPONENTS) {
+        throw new RangeError(
+          `Cannot hash key ${from + n}: more than ${MAX_COMPONENTS} components`,
+        );
+      }
+      let len = 0;
+      for (const c of comps) len += c.length;
+      if (len > MAX_KEY_BYTES) throw tooLong(from + n);
+      if (chars + len > STAGE_BYTES) break;
+      chars += len;
+      for (const c of comps) flat.push(c);
+    }
+    const text = flat.join("");
+    const stage = this.#u8.subarray(this.#stage, this.#stage + STAGE_BYTES);
+    const u32 = this.#u32;
+    let l = this.#lens >>> 2;
+    if (encoder.encodeInto(text, stage).written === text.length) {
+      for (let j = 0; j < n; j++) {
+        const comps = keys[from + j]!;
+        u32[l++] = comps.length;
+        for (const c of comps) u32[l++] = c.length;
+      }
+      return n;
+    }
+    let end = 0;
+    for (let j = 0; j < n; j++) {
+      const comps = keys[from + j]!;
+      const start = end;
+      u32[l++] = comps.length;
+      for (const c of comps) {
+        const { read, written } = encoder.encodeInto(c, stage.subarray(end));
+        if (read < c.length) return j; // the stage is full: the rest next time
+        u32[l++] = written;
+        end += written;
+      }
+      if (end - start > MAX_KEY_BYTES) throw tooLong(from + j);
+    }
+    return n;
+  }
+
+  // ---- checksums and the stage --------------------------------------------
+
+  /**
+   * CRC-32 (IEEE, as zlib) of `bytes` by the WASM kernel, copying them in
+   * through the stage (which it clobbers); continues from `crc` (0 to
+   * start).
+   */
   crc32Wasm(bytes: Uint8Array, crc = 0): number {
     let c = crc;
-    for (let off = 0; off < bytes.length; off += MAX_KEY_BYTES) {
-      const part = bytes.subarray(off, off + MAX_KEY_BYTES);
-      this.#u8.set(part, this.#keyPtr);
-      c = this.#k.crc32(this.#keyPtr, part.length, c) >>> 0;
+    const step = this.#stageBytes;
+    for (let off = 0; off < bytes.length; off += step) {
+      const part = bytes.subarray(off, off + step);
+      this.#u8.set(part, this.#stage);
+      c = this.#k.crc32(this.#stage, part.length, c) >>> 0;
     }
     return c >>> 0;
+  }
+
+  /**
+   * A view of `len` bytes of the stage, for bytes that should be
+   * checksummed where they lie (read a file straight into it, then
+   * {@linkcode crc32Staged}). Grows memory when needed, which detaches
+   * every view this object returned before.
+   */
+  stage(len: number): Uint8Array {
+    if (len > this.#stageBytes) {
+      this.#growTo(this.#stage + len);
+      this.#stageBytes = this.#k.memory.buffer.byteLength - this.#stage;
+    }
+    return this.#u8.subarray(this.#stage, this.#stage + len);
+  }
+
+  /**
+   * CRC-32 of `bytes`, which must lie in the stage (a view from
+   * {@linkcode stage} or part of one), continuing from `crc`. No copy.
+   */
+  crc32Staged(bytes: Uint8Array, crc = 0): number {
+    const start = bytes.byteOffset;
+    if (
+      bytes.buffer !== this.#u8.buffer || start < this.#stage ||
+      start + bytes.length > this.#stage + this.#stageBytes
+    ) {
+      throw new RangeError("Cannot checksum: bytes are not in the stage");
+    }
+    return this.#k.crc32(start, bytes.length, crc) >>> 0;
   }
 
   // ---- entry records ------------------------------------------------------
@@ -304,7 +594,9 @@ export class IndexMemory {
 
   /** Size of entry `i`'s element of `kind` (0 when absent). */
   elementSize(i: number, kind: ElementKind): number {
-    return this.has(i, kind) ? this.#u32[(this.#base(i) + SIZE_OFF[kind]) >>> 2]! : 0;
+    return this.has(i, kind)
+      ? this.#u32[(this.#base(i) + SIZE_OFF[kind]) >>> 2]!
+      : 0;
   }
 
   /** Records where entry `i`'s element of `kind` now lives. */
@@ -314,7 +606,9 @@ export class IndexMemory {
     this.#u32[(b + LOC_OFF[kind]) >>> 2] = rec.loc;
     this.#u32[(b + CRC_OFF[kind]) >>> 2] = rec.crc;
     let flags = this.#u8[b + C.E_FLAGS]! | (F_HAS << kind);
-    flags = rec.inFile ? flags | (F_IN_FILE << kind) : flags & ~(F_IN_FILE << kind);
+    flags = rec.inFile
+      ? flags | (F_IN_FILE << kind)
+      : flags & ~(F_IN_FILE << kind);
     this.#u8[b + C.E_FLAGS] = flags;
   }
 
@@ -324,7 +618,8 @@ export class IndexMemory {
     this.#u32[(b + SIZE_OFF[kind]) >>> 2] = 0;
     this.#u32[(b + LOC_OFF[kind]) >>> 2] = 0;
     this.#u32[(b + CRC_OFF[kind]) >>> 2] = 0;
-    this.#u8[b + C.E_FLAGS] = this.#u8[b + C.E_FLAGS]! & ~((F_HAS | F_IN_FILE) << kind);
+    this.#u8[b + C.E_FLAGS] = this.#u8[b + C.E_FLAGS]! &
+      ~((F_HAS | F_IN_FILE) << kind);
   }
 
   /** True when entry `i` is marked as holding a live reference. */
@@ -378,7 +673,9 @@ export class IndexMemory {
   add(lo: number, hi: number, now: number): number {
     // Invariant: the map is at most half full (identBits > entryBits), so
     // the probe below always finds an empty slot.
-    if (this.count >= this.capacity) throw new RangeError("Cannot add entry: table is full");
+    if (this.count >= this.capacity) {
+      throw new RangeError("Cannot add entry: table is full");
+    }
     const i = this.count++;
     const b = this.#base(i);
     this.#u8.fill(0, b, b + ENTRY_SIZE);
@@ -400,7 +697,9 @@ export class IndexMemory {
     const map = this.#map >>> 2;
     let pos = this.hashLo(i) & this.#mapMask;
     while (this.#u32[map + pos] !== i + 1) {
-      if (this.#u32[map + pos] === 0) throw new Error(`index map lost entry ${i}`);
+      if (this.#u32[map + pos] === 0) {
+        throw new Error(`index map lost entry ${i}`);
+      }
       pos = (pos + 1) & this.#mapMask;
     }
     return pos;
@@ -418,7 +717,9 @@ export class IndexMemory {
       if (v === 0) break;
       const home = this.hashLo(v - 1) & mask;
       // Move v into the hole unless its home lies cyclically in (hole, j].
-      const inRange = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+      const inRange = hole <= j
+        ? hole < home && home <= j
+        : hole < home || home <= j;
       if (!inRange) {
         this.#u32[map + hole] = v;
         hole = j;
@@ -437,7 +738,11 @@ export class IndexMemory {
     this.count = last;
     if (i === last) return -1;
     const lastPos = this.#mapPosOf(last);
-    this.#u8.copyWithin(this.#base(i), this.#base(last), this.#base(last) + ENTRY_SIZE);
+    this.#u8.copyWithin(
+      this.#base(i),
+      this.#base(last),
+      this.#base(last) + ENTRY_SIZE,
+    );
     this.#u32[(this.#map >>> 2) + lastPos] = i + 1;
     return last;
   }
@@ -477,6 +782,32 @@ export class IndexMemory {
     return this.#u8.subarray(this.#use[kind], this.#use[kind] + this.#useBytes);
   }
 
+  /**
+   * Checks the use map of `kind` against the entries (check-store): every
+   * slot an entry claims should be marked, and every marked slot claimed,
+   * among the first `slots`. One pass over the entries and one over the map.
+   */
+  auditSlots(kind: ElementKind, slots: number): SlotAudit {
+    const nbits = Math.min(slots, this.capacity);
+    const badClaims = this.#k.slots_claimed(
+      this.#entries,
+      this.count,
+      kind,
+      this.#claims,
+      nbits,
+    );
+    this.#k.bitmap_diff(this.#claims, this.#use[kind], nbits, this.#outPtr);
+    const o = this.#outPtr >>> 2;
+    const first = (v: number) => (v === 0xffffffff ? -1 : v);
+    return {
+      badClaims,
+      claimedUnmarked: this.#u32[o]!,
+      firstClaimedUnmarked: first(this.#u32[o + 1]!),
+      markedUnclaimed: this.#u32[o + 2]!,
+      firstMarkedUnclaimed: first(this.#u32[o + 3]!),
+    };
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#u8.fill(0, this.#use[0], this.#use[1] + this.#useBytes);
@@ -490,32 +821,46 @@ export class IndexMemory {
    * count, oldest use; ties by index). A view valid until the next call.
    */
   evictionOrder(): Uint32Array {
-    this.#k.evict_order(this.#entries, this.count, this.#order);
-    return this.#u32.subarray(this.#order >>> 2, (this.#order >>> 2) + this.count);
+    return this.selectVictims(Infinity, this.count, -1);
   }
 
   /**
    * Chooses eviction victims, best first, never `keep` (-1 for none):
-   * as many as it takes for their element bytes to reach `byteTarget` and
-   * their number to reach `entryTarget`. A view valid until the next call.
+   * the shortest prefix of {@linkcode evictionOrder} whose element bytes
+   * reach `byteTarget` and whose length reaches `entryTarget` (everything
+   * when they cannot both be reached). Only the victims are sorted, so
+   * this costs a few passes over the table, not a sort of it. A view
+   * valid until the next call.
    */
-  selectVictims(byteTarget: number, entryTarget: number, keep: number): Uint32Array {
-    const order = this.evictionOrder();
-    let bytes = 0;
-    let n = 0;
-    for (let k = 0; k < order.length; k++) {
-      if (bytes >= byteTarget && n >= entryTarget) break;
-      const i = order[k]!;
-      if (i === keep) continue;
-      order[n++] = i;
-      bytes += this.elementSize(i, DATA) + this.elementSize(i, META);
+  selectVictims(
+    byteTarget: number,
+    entryTarget: number,
+    keep: number,
+  ): Uint32Array {
+    if (Number.isNaN(byteTarget) || Number.isNaN(entryTarget)) {
+      throw new RangeError("Cannot select victims: target is NaN");
     }
-    return order.subarray(0, n);
+    const entries = Math.min(Math.max(0, Math.ceil(entryTarget)), 0xffffffff);
+    const n = this.#k.evict_select(
+      this.#entries,
+      this.count,
+      keep,
+      byteTarget,
+      entries,
+      this.#sortKeys,
+      this.#sortKeys2,
+      this.#order,
+      this.#order2,
+    );
+    return this.#u32.subarray(this.#order >>> 2, (this.#order >>> 2) + n);
   }
 
   /** The live records as bytes (a view), for writing the entries file. */
   records(): Uint8Array {
-    return this.#u8.subarray(this.#entries, this.#entries + this.count * ENTRY_SIZE);
+    return this.#u8.subarray(
+      this.#entries,
+      this.#entries + this.count * ENTRY_SIZE,
+    );
   }
 
   /**
@@ -523,7 +868,9 @@ export class IndexMemory {
    * flags and rebuilding the address map. Records are not validated here.
    */
   loadRecords(bytes: Uint8Array, count: number): void {
-    if (count > this.capacity) throw new RangeError("Cannot load entries: more than capacity");
+    if (count > this.capacity) {
+      throw new RangeError("Cannot load entries: more than capacity");
+    }
     this.#u8.set(bytes.subarray(0, count * ENTRY_SIZE), this.#entries);
     this.#u8.fill(0, this.#map, this.#map + this.mapSize * 4);
     this.count = count;
