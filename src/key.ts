@@ -18,8 +18,8 @@ export type Key = URL | string;
 export interface NormalKey {
   /** The canonical key text; equal texts are the same entry. */
   text: string;
-  /** nsurl components (present ones, in hash order); for URL keys only. */
-  components?: string[];
+  /** True when the key is a URL (its text is a canonical URL). */
+  url: boolean;
 }
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
@@ -32,7 +32,7 @@ function normaliseEscapes(s: string): string {
   });
 }
 
-function fromUrl(url: URL): NormalKey {
+function fromUrl(url: URL): NormalKey & { components: string[] } {
   const scheme = url.protocol.slice(0, -1);
   const user = normaliseEscapes(url.username);
   const pass = normaliseEscapes(url.password);
@@ -53,7 +53,7 @@ function fromUrl(url: URL): NormalKey {
   for (const c of [user, pass, host, port, path, query]) {
     if (c !== "") components.push(c);
   }
-  return { text, components };
+  return { text, url: true, components };
 }
 
 /**
@@ -72,6 +72,9 @@ function fromUrl(url: URL): NormalKey {
  */
 export function normaliseKey(key: Key): NormalKey {
   if (key instanceof URL) return fromUrl(key);
+  if (typeof key === "string" && isCanonicalUrl(key)) {
+    return { text: key, url: true };
+  }
   if (typeof key !== "string") {
     throw new TypeError(
       `Cannot use key: expected a URL or a string, got ${describe(key)}`,
@@ -82,7 +85,43 @@ export function normaliseKey(key: Key): NormalKey {
     const url = URL.parse(key);
     if (url !== null && url.hostname !== "") return fromUrl(url);
   }
-  return { text: key };
+  return { text: key, url: false };
+}
+
+/**
+ * nsurl components (present ones, in hash order) of a normalised key, for
+ * the NetSurf-compatible hash; a non-URL key is one component.
+ */
+export function nsurlComponents(nk: NormalKey): string[] {
+  return nk.url ? fromUrl(new URL(nk.text)).components : [nk.text];
+}
+
+// An http(s) URL that WHATWG parsing and the steps above would leave exactly
+// as it is: lower-case scheme and host (no IPv4-like last label, which
+// parsing rewrites), no userinfo, no port, a path without dot segments, an
+// optional non-empty query, and only characters no step encodes or decodes
+// (no "%", "#", "'", spaces, backslashes or non-ASCII). Most keys a server
+// sees look like this; they skip URL parsing. Anything else takes the full
+// path, so this only ever decides speed, never the result (tests compare
+// both paths).
+const CANONICAL =
+  /^https?:\/\/[a-z0-9-]+(?:\.[a-z0-9-]+)*\/[A-Za-z0-9\-._~!$&()*+,;=:@/]*(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@/?]+)?$/;
+const DOT_SEGMENT = /\/\.\.?(?:[/?]|$)/;
+// WHATWG's "ends in a number": such a host is parsed as IPv4 and rewritten.
+const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/;
+
+/** True when `s` is already in canonical form (see above). */
+export function isCanonicalUrl(s: string): boolean {
+  if (!CANONICAL.test(s)) return false;
+  const start = s.indexOf("//") + 2;
+  const slash = s.indexOf("/", start);
+  const host = s.slice(start, slash);
+  // Punycode labels are validated (and may be rejected) by IDNA processing.
+  if (
+    host.includes("xn--") ||
+    NUMERIC_LABEL.test(host.slice(host.lastIndexOf(".") + 1))
+  ) return false;
+  return !DOT_SEGMENT.test(s.slice(slash));
 }
 
 function describe(v: unknown): string {

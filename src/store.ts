@@ -24,7 +24,12 @@ import {
   type IndexMemory,
   META,
 } from "./index_memory.ts";
-import { type Key, normaliseKey, type NormalKey } from "./key.ts";
+import {
+  type Key,
+  normaliseKey,
+  type NormalKey,
+  nsurlComponents,
+} from "./key.ts";
 import type { StoreLock } from "./lock.ts";
 import {
   type OpenOptions,
@@ -266,7 +271,7 @@ export class BackingStore implements AsyncDisposable {
       };
     }
     if (this.#state.control.hash === "nsurl") {
-      const lo = mem.hashNsurl(nk.components ?? [nk.text]);
+      const lo = mem.hashNsurl(nsurlComponents(nk));
       const keyLen = mem.encodeKey(nk.text);
       if (keyLen < 0) {
         throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");

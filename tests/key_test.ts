@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { normaliseKey } from "../src/key.ts";
+import { normaliseKey, nsurlComponents } from "../src/key.ts";
 
 Deno.test("normaliseKey folds equivalent URLs into one key", () => {
   const want = "http://example.com/a/c";
@@ -31,7 +31,9 @@ Deno.test("normaliseKey keeps non-default ports, userinfo and query", () => {
 
 Deno.test("normaliseKey gives nsurl components in hash order", () => {
   assert.deepEqual(
-    normaliseKey("https://example.com:8080/index.html?a=1&b=2#frag").components,
+    nsurlComponents(
+      normaliseKey("https://example.com:8080/index.html?a=1&b=2#frag"),
+    ),
     [
       "https",
       "example.com",
@@ -54,7 +56,8 @@ Deno.test("normaliseKey takes other strings verbatim", () => {
     ]
   ) {
     assert.equal(normaliseKey(k).text, k);
-    assert.equal(normaliseKey(k).components, undefined);
+    assert.equal(normaliseKey(k).url, false);
+    assert.deepEqual(nsurlComponents(normaliseKey(k)), [k]);
   }
 });
 
@@ -62,4 +65,67 @@ Deno.test("normaliseKey rejects non-string keys with TypeError", () => {
   for (const k of [42, null, undefined, {}, new Uint8Array(1)]) {
     assert.throws(() => normaliseKey(k as unknown as string), TypeError);
   }
+});
+
+Deno.test("normaliseKey's fast path for canonical URLs agrees with full parsing", async (t) => {
+  const { isCanonicalUrl } = await import("../src/key.ts");
+  await t.step("canonical URLs take it and keep their text", () => {
+    for (
+      const s of [
+        "https://example.com/",
+        "http://a.b-c.example/static/js/1.js?v=ab12",
+        "https://h.example/a/b.c/..d/.e?x=/a&y=1",
+        "https://h.example/p;q=1/@x:y!$&()*+,=~",
+      ]
+    ) {
+      assert.ok(isCanonicalUrl(s), s);
+      assert.equal(normaliseKey(s).text, normaliseKey(new URL(s)).text, s);
+      assert.equal(normaliseKey(s).text, s);
+    }
+  });
+  await t.step("anything parsing would change does not", () => {
+    for (
+      const s of [
+        "HTTPS://example.com/",
+        "https://Example.com/",
+        "https://example.com",
+        "https://example.com:443/",
+        "https://example.com:8443/",
+        "https://u:p@example.com/",
+        "https://example.com/a/./b",
+        "https://example.com/a/../b",
+        "https://example.com/a/..",
+        "https://example.com/a?",
+        "https://example.com/a#f",
+        "https://example.com/a%7Eb",
+        "https://example.com/a b",
+        "https://example.com/a'b?c",
+        "https://example.com/?q='",
+        "https://127.1/",
+        "https://a.0x7f/",
+        "https://xn--nxasmq6b.example/",
+        "https://example.com/\u00e9",
+        "https://example.com/a\\b",
+        "ftp://example.com/",
+      ]
+    ) {
+      assert.ok(!isCanonicalUrl(s), s);
+    }
+  });
+  await t.step("random URLs: both paths give one text", () => {
+    const alphabet = "abcXYZ019-._~!$&()*+,;=:@/?%#' .";
+    let seed = 12345;
+    const rnd = (n: number) =>
+      (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+    for (let i = 0; i < 5000; i++) {
+      let path = "/";
+      for (let j = rnd(20); j > 0; j--) path += alphabet[rnd(alphabet.length)];
+      const host =
+        ["example.com", "a.b", "h1.example", "EXAMPLE.com", "10.0.0.1"][rnd(5)];
+      const s = `${["http", "https"][rnd(2)]}://${host}${path}`;
+      const url = URL.parse(s);
+      if (url === null) continue;
+      assert.equal(normaliseKey(s).text, normaliseKey(url).text, s);
+    }
+  });
 });
