@@ -1,0 +1,295 @@
+/**
+ * Reading a store's elements in bulk, for the index rebuild and
+ * check-store: slots in large sequential reads, large files streamed with
+ * an incremental CRC, and the large-file tree walked and matched against
+ * larder's own names (FORMAT.md §2, §5.2, §6). Private to rebuild.ts and
+ * check.ts.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import {
+  BLOCK_FILE_HEADER,
+  ELEMENT_HEADER,
+  type ElementHeader,
+  MAGIC,
+  readElementHeader,
+  SLOT_SIZE,
+  SLOTS_PER_FILE,
+  VERSION,
+} from "./format.ts";
+import type { ElementKind } from "./index_memory.ts";
+import type { FileIO } from "./io.ts";
+import { component6, LARGE_DIRS, largeFileParts, leaf32 } from "./paths.ts";
+
+/** Bytes a bulk read asks for at once. */
+export const CHUNK_BYTES = 4 << 20;
+/**
+ * Unwanted bytes between two wanted slots that are read through rather
+ * than skipped: one read is cheaper than two below about this size.
+ */
+const GAP_BYTES = 256 << 10;
+
+/** An element header, its key and where its bytes start. */
+export interface ParsedElement {
+  /** The checked header. */
+  header: ElementHeader;
+  /** The stored key (a view into the buffer parsed). */
+  key: Uint8Array;
+  /** Offset of the element's bytes: ELEMENT_HEADER + key length. */
+  start: number;
+}
+
+/**
+ * Why bytes are not an element: no magic at all (`empty`: a never-written
+ * slot or someone else's bytes), a version this larder does not read
+ * (`newer`), or larder's magic with a header that does not verify.
+ */
+export type NotAnElement = "empty" | "newer" | "header";
+
+/** True when `b` holds `magic` at `at`. */
+export function hasMagicAt(
+  b: Uint8Array,
+  magic: Uint8Array,
+  at = 0,
+): boolean {
+  if (b.length < at + magic.length) return false;
+  for (let i = 0; i < magic.length; i++) {
+    if (b[at + i] !== magic[i]) return false;
+  }
+  return true;
+}
+
+/** Parses the element header (and key) at the start of `b`. */
+export function parseElement(b: Uint8Array): ParsedElement | NotAnElement {
+  if (!hasMagicAt(b, MAGIC.element)) return "empty";
+  if (b.length > 4 && b[4]! > VERSION.element) return "newer";
+  const header = readElementHeader(b);
+  if (header === undefined) return "header";
+  const start = ELEMENT_HEADER + header.keyLen;
+  return { header, key: b.subarray(ELEMENT_HEADER, start), start };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The key as text, or undefined when it is not valid UTF-8. */
+export function keyText(key: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(key);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the slots of one block file that `wanted` selects, in ascending
+ * order, coalescing nearby slots into reads of up to `buf.length` bytes,
+ * and calls `visit` with each slot's bytes (a view into `buf`, shorter than
+ * the slot, possibly empty, where the file ends early).
+ *
+ * @returns the bytes read.
+ */
+export function readSlots(
+  io: FileIO,
+  fd: number,
+  kind: ElementKind,
+  wanted: (slotInFile: number) => boolean,
+  visit: (slotInFile: number, bytes: Uint8Array) => void,
+  buf: Uint8Array,
+): number {
+  const size = SLOT_SIZE[kind];
+  const perRead = Math.max(1, Math.floor(buf.length / size));
+  const gap = Math.max(1, Math.floor(GAP_BYTES / size));
+  let bytesRead = 0;
+  let i = 0;
+  while (i < SLOTS_PER_FILE) {
+    if (!wanted(i)) {
+      i++;
+      continue;
+    }
+    const first = i;
+    let last = i;
+    for (let j = i + 1; j < SLOTS_PER_FILE && j - first < perRead; j++) {
+      if (j - last > gap) break;
+      if (wanted(j)) last = j;
+    }
+    const want = (last - first + 1) * size;
+    const got = io.pread(
+      fd,
+      buf.subarray(0, want),
+      BLOCK_FILE_HEADER + first * size,
+    );
+    bytesRead += got;
+    for (let s = first; s <= last; s++) {
+      if (s !== first && s !== last && !wanted(s)) continue;
+      const at = (s - first) * size;
+      visit(s, buf.subarray(Math.min(at, got), Math.min(at + size, got)));
+    }
+    i = last + 1;
+  }
+  return bytesRead;
+}
+
+/** What reading a large file found. */
+export interface LargeRead {
+  /**
+   * `ok`; `missing` (cannot be opened as a regular file); not an element
+   * (`empty`, `newer`, `header`); `truncated` (shorter than its header
+   * says), `trailing` (longer), `crc` (content CRC fails).
+   */
+  status: NotAnElement | "ok" | "missing" | "truncated" | "trailing" | "crc";
+  /** The header, when it parsed. */
+  header?: ElementHeader;
+  /** The stored key (a copy), when the header parsed. */
+  key?: Uint8Array;
+  /** The file's length. */
+  fileSize: number;
+  /** Bytes read. */
+  bytesRead: number;
+}
+
+/**
+ * Reads large file `path` and checks it as an element: header, exact
+ * length, content CRC streamed in chunks of `scratch.length` bytes (so an
+ * element of any size needs no more memory than that).
+ */
+export function readLargeElement(
+  io: FileIO,
+  path: string,
+  scratch: Uint8Array,
+): LargeRead {
+  let fd: number;
+  try {
+    fd = io.openR(path);
+  } catch {
+    return { status: "missing", fileSize: 0, bytesRead: 0 };
+  }
+  try {
+    const fileSize = io.size(fd);
+    const first = scratch.subarray(0, Math.min(fileSize, scratch.length));
+    let bytesRead = io.pread(fd, first, 0);
+    const parsed = parseElement(first.subarray(0, bytesRead));
+    if (typeof parsed === "string") {
+      return { status: parsed, fileSize, bytesRead };
+    }
+    const { header, start } = parsed;
+    const key = parsed.key.slice();
+    const end = start + header.length;
+    const base = { header, key, fileSize };
+    if (fileSize < end) {
+      return { ...base, status: "truncated", bytesRead };
+    }
+    let crc = crc32(first.subarray(start, Math.min(end, bytesRead)));
+    let pos = bytesRead;
+    while (pos < end) {
+      const part = scratch.subarray(0, Math.min(scratch.length, end - pos));
+      const n = io.pread(fd, part, pos);
+      if (n === 0) return { ...base, status: "truncated", bytesRead };
+      crc = crc32(part.subarray(0, n), crc);
+      bytesRead += n;
+      pos += n;
+    }
+    if (fileSize > end) return { ...base, status: "trailing", bytesRead };
+    return {
+      ...base,
+      status: crc === header.crc ? "ok" : "crc",
+      bytesRead,
+    };
+  } finally {
+    io.close(fd);
+  }
+}
+
+const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/** The id a seven-character base32 leaf names, or -1 if not canonical. */
+export function parseLeaf(name: string): number {
+  if (name.length !== 7) return -1;
+  let id = 0;
+  for (let k = 0; k < 7; k++) {
+    const v = B32.indexOf(name[k]!);
+    if (v < 0) return -1;
+    id += v * 2 ** (5 * k);
+  }
+  return id <= 0xffffffff && leaf32(id) === name ? id : -1;
+}
+
+const COMPONENTS = new Set(
+  Array.from({ length: 64 }, (_, v) => component6(v)),
+);
+
+/** What {@linkcode walkLargeTree} reports. */
+export interface LargeTreeVisitor {
+  /** A regular file at larder's name for large file `id`. */
+  file(rel: string, id: number): void;
+  /** Anything else (a wrong name, a symlink, a device...): never touched. */
+  foreign(rel: string, what: string): void;
+  /** A chain of larder-named directories holding nothing; deepest first. */
+  emptyChain(dirs: string[]): void;
+}
+
+/**
+ * Walks `root/d` (kind 0) or `root/m` (kind 1) without following links,
+ * matching every path against larder's naming (FORMAT.md §2). Paths given
+ * to the visitor are relative to `root`.
+ */
+export function walkLargeTree(
+  io: FileIO,
+  root: string,
+  kind: ElementKind,
+  visitor: LargeTreeVisitor,
+): void {
+  const top = LARGE_DIRS[kind];
+  const what = io.kind(`${root}/${top}`);
+  if (what === "missing") return;
+  if (what !== "dir") {
+    visitor.foreign(top, `${what} where larder keeps a directory`);
+    return;
+  }
+  // Returns the directories (deepest first) when the subtree holds nothing.
+  const walk = (rel: string, depth: number): string[] | undefined => {
+    let holdsSomething = false;
+    const emptyChildren: string[][] = [];
+    for (const name of io.list(`${root}/${rel}`).sort()) {
+      const child = `${rel}/${name}`;
+      const k = io.kind(`${root}/${child}`);
+      if (depth < 5) {
+        if (k !== "dir" || !COMPONENTS.has(name)) {
+          visitor.foreign(child, k === "dir" ? "directory" : k);
+          holdsSomething = true;
+          continue;
+        }
+        const sub = walk(child, depth + 1);
+        if (sub === undefined) holdsSomething = true;
+        else emptyChildren.push(sub);
+        continue;
+      }
+      holdsSomething = true;
+      const id = parseLeaf(name);
+      if (
+        k === "file" && id >= 0 &&
+        largeFileParts(kind, id).join("/") === child
+      ) {
+        visitor.file(child, id);
+      } else {
+        visitor.foreign(child, k === "file" ? "file" : k);
+      }
+    }
+    if (holdsSomething) {
+      for (const chain of emptyChildren) visitor.emptyChain(chain);
+      return undefined;
+    }
+    return [...emptyChildren.flat(), rel];
+  };
+  // The kind directory itself stays even when empty: larder recreates it.
+  for (const name of io.list(`${root}/${top}`).sort()) {
+    const child = `${top}/${name}`;
+    const k = io.kind(`${root}/${child}`);
+    if (k !== "dir" || !COMPONENTS.has(name)) {
+      visitor.foreign(child, k === "dir" ? "directory" : k);
+      continue;
+    }
+    const sub = walk(child, 1);
+    if (sub !== undefined) visitor.emptyChain(sub);
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * Rebuilding the index from the elements alone, for when `entries` is
+ * lost or damaged. Every slot and large file starts with a header naming
+ * its kind, key, key hash, length, content CRC and store time (FORMAT.md
+ * §6), so the index can be recovered without trusting anything else.
+ *
+ * What is adopted: a slot of a block file whose header matches exactly
+ * (FORMAT.md §5.2), or a regular file at larder's name for a large file
+ * (§2), holding an element of that kind whose header verifies, whose
+ * length fits (a slot) or matches exactly (a file), whose key is valid
+ * UTF-8, and whose content CRC verifies. Nothing else is read as an
+ * element, and nothing is written or deleted here.
+ *
+ * Which copy wins when one key and kind has several valid elements (an
+ * old and a new value after a crash): the later `storedAt`; within the
+ * same second, a large file over a slot, then the higher large-file id,
+ * then the higher slot number. Large-file ids only grow (until they wrap
+ * at 2^32), so the file rule is exact; slots are reused, so within one
+ * second the slot rule may keep the older of two values. Both are whole,
+ * verified values of that key, never another key's bytes.
+ *
+ * Data and metadata of one key become one entry. Its hash is the winning
+ * data element's (else the metadata's); a metadata element whose header
+ * carries another hash is dropped. `lastUsed` is the newest `storedAt` of
+ * the two, the use count 1. If more keys survive than the table holds,
+ * the most recently stored are kept.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import {
+  blockFileHeaderMatches,
+  type Control,
+  MAGIC,
+  SLOT_SIZE,
+  SLOTS_PER_FILE,
+} from "./format.ts";
+import {
+  CHUNK_BYTES,
+  hasMagicAt,
+  keyText,
+  parseElement,
+  readLargeElement,
+  readSlots,
+  walkLargeTree,
+} from "./_scan.ts";
+import {
+  DATA,
+  type ElementKind,
+  type IndexMemory,
+  META,
+} from "./index_memory.ts";
+import type { FileIO } from "./io.ts";
+import { blockFileParts } from "./paths.ts";
+
+/** Progress of a long scan, reported at most every 100 ms. */
+export interface ScanProgress {
+  /** What is being read. */
+  phase: string;
+  /** Elements examined so far. */
+  done: number;
+  /** Elements to examine, when known in advance (else 0). */
+  total: number;
+  /** Bytes read so far. */
+  bytesRead: number;
+  /** Milliseconds since the scan started. */
+  elapsedMs: number;
+}
+
+/** Options of {@linkcode rebuildIndex}. */
+export interface RebuildOptions {
+  /** Called with progress at most every 100 ms. */
+  onProgress?: (p: ScanProgress) => void;
+}
+
+/** What {@linkcode rebuildIndex} found and loaded. */
+export interface RebuildResult {
+  /** Entries now in the table. */
+  count: number;
+  /**
+   * One past the highest large-file id seen at a larder name (adopted or
+   * not), so new files never land on an existing one.
+   */
+  nextFileId: number;
+  /**
+   * Valid elements not adopted: older copies of a key, metadata under
+   * another hash, keys beyond the table's capacity.
+   */
+  dropped: number;
+  /** Elements with larder's header whose content failed (CRC, length). */
+  corrupt: number;
+  /** Slots examined (every slot of every block file present). */
+  slotsScanned: number;
+  /** Large files examined. */
+  filesScanned: number;
+  /** Block files skipped because their header is not exactly larder's. */
+  blockFilesSkipped: number;
+  /** Bytes read. */
+  bytesRead: number;
+}
+
+interface Candidate {
+  inFile: boolean;
+  loc: number;
+  size: number;
+  crc: number;
+  hashLo: number;
+  hashHi: number;
+  storedAt: number;
+}
+
+interface Group {
+  key: string;
+  el: [Candidate | undefined, Candidate | undefined];
+}
+
+function newer(a: Candidate, b: Candidate): boolean {
+  if (a.storedAt !== b.storedAt) return a.storedAt > b.storedAt;
+  if (a.inFile !== b.inFile) return a.inFile;
+  return a.loc > b.loc;
+}
+
+/**
+ * Scans every block-file slot and large file of the store in `dir` and
+ * replaces the table in `mem` with the entries they hold (see the module
+ * doc for the rules). The slot use maps in `mem` are set to match.
+ *
+ * @param io The file layer.
+ * @param dir The store directory.
+ * @param control The store's control record (table size).
+ * @param mem The index to fill; its previous contents are discarded.
+ * @param options Progress reporting.
+ * @returns counts, and the `nextFileId` the store must continue from.
+ *
+ * @example
+ * ```ts
+ * const mem = new IndexMemory(control);
+ * const { count, nextFileId } = rebuildIndex(io, dir, control, mem);
+ * ```
+ */
+export function rebuildIndex(
+  io: FileIO,
+  dir: string,
+  control: Control,
+  mem: IndexMemory,
+  options: RebuildOptions = {},
+): RebuildResult {
+  const started = performance.now();
+  let lastReport = started;
+  const result: RebuildResult = {
+    count: 0,
+    nextFileId: 0,
+    dropped: 0,
+    corrupt: 0,
+    slotsScanned: 0,
+    filesScanned: 0,
+    blockFilesSkipped: 0,
+    bytesRead: 0,
+  };
+  const progress = (phase: string) => {
+    const now = performance.now();
+    if (options.onProgress === undefined || now - lastReport < 100) return;
+    lastReport = now;
+    options.onProgress({
+      phase,
+      done: result.slotsScanned + result.filesScanned,
+      total: 0,
+      bytesRead: result.bytesRead,
+      elapsedMs: now - started,
+    });
+  };
+  const groups = new Map<string, Group>();
+  const offer = (kind: ElementKind, key: Uint8Array, c: Candidate) => {
+    const text = keyText(key);
+    if (text === undefined) {
+      result.corrupt++;
+      return;
+    }
+    let g = groups.get(text);
+    if (g === undefined) {
+      g = { key: text, el: [undefined, undefined] };
+      groups.set(text, g);
+    }
+    const old = g.el[kind];
+    if (old === undefined || newer(c, old)) g.el[kind] = c;
+    if (old !== undefined) result.dropped++;
+  };
+
+  const capacity = 2 ** control.entryBits;
+  const fileCount = Math.max(1, Math.ceil(capacity / SLOTS_PER_FILE));
+  const buf = new Uint8Array(CHUNK_BYTES);
+  for (const kind of [DATA, META] as ElementKind[]) {
+    const size = SLOT_SIZE[kind];
+    for (let n = 0; n < fileCount; n++) {
+      const path = `${dir}/${blockFileParts(kind, n, fileCount).join("/")}`;
+      if (io.kind(path) !== "file") continue;
+      const fd = io.openR(path);
+      try {
+        const head = buf.subarray(0, 32);
+        if (
+          io.pread(fd, head, 0) < 32 || !blockFileHeaderMatches(head, kind, n)
+        ) {
+          result.blockFilesSkipped++;
+          continue;
+        }
+        result.bytesRead += 32;
+        result.bytesRead += readSlots(io, fd, kind, () => true, (s, b) => {
+          result.slotsScanned++;
+          // Most slots of a sparse block file are zeros: test the magic
+          // before anything else.
+          if (!hasMagicAt(b, MAGIC.element)) return;
+          const p = parseElement(b);
+          if (typeof p === "string") return;
+          const { header: h } = p;
+          if (h.kind !== kind) return;
+          if (p.start + h.length > size || p.start + h.length > b.length) {
+            result.corrupt++;
+            return;
+          }
+          if (crc32(b.subarray(p.start, p.start + h.length)) !== h.crc) {
+            result.corrupt++;
+            return;
+          }
+          offer(kind, p.key, {
+            inFile: false,
+            loc: n * SLOTS_PER_FILE + s,
+            size: h.length,
+            crc: h.crc,
+            hashLo: h.hashLo,
+            hashHi: h.hashHi,
+            storedAt: h.storedAt,
+          });
+        }, buf);
+      } finally {
+        io.close(fd);
+      }
+      progress("slots");
+    }
+  }
+
+  let maxId = -1;
+  for (const kind of [DATA, META] as ElementKind[]) {
+    walkLargeTree(io, dir, kind, {
+      file(rel, id) {
+        result.filesScanned++;
+        const r = readLargeElement(io, `${dir}/${rel}`, buf);
+        result.bytesRead += r.bytesRead;
+        progress("files");
+        // Any file at a larder name keeps its id from being handed out.
+        maxId = Math.max(maxId, id);
+        if (r.status === "empty" || r.status === "missing") return;
+        if (r.status !== "ok" || r.header!.kind !== kind) {
+          result.corrupt++;
+          return;
+        }
+        const h = r.header!;
+        offer(kind, r.key!, {
+          inFile: true,
+          loc: id,
+          size: h.length,
+          crc: h.crc,
+          hashLo: h.hashLo,
+          hashHi: h.hashHi,
+          storedAt: h.storedAt,
+        });
+      },
+      foreign() {},
+      emptyChain() {},
+    });
+  }
+  result.nextFileId = (maxId + 1) >>> 0;
+
+  let list = [...groups.values()];
+  for (const g of list) {
+    const [d, m] = g.el;
+    // One entry has one hash: a metadata element under another hash
+    // cannot be found through the data's entry.
+    if (d !== undefined && m !== undefined) {
+      if (d.hashLo !== m.hashLo || d.hashHi !== m.hashHi) {
+        result.dropped++;
+        g.el[META] = undefined;
+      }
+    }
+  }
+  const stored = (g: Group) =>
+    Math.max(g.el[DATA]?.storedAt ?? 0, g.el[META]?.storedAt ?? 0);
+  if (list.length > mem.capacity) {
+    list.sort((a, b) => stored(b) - stored(a));
+    result.dropped += list.length - mem.capacity;
+    list = list.slice(0, mem.capacity);
+  }
+
+  mem.loadRecords(new Uint8Array(0), 0);
+  mem.clearUseMaps();
+  for (const g of list) {
+    const first = (g.el[DATA] ?? g.el[META])!;
+    const lastUsed = stored(g);
+    const i = mem.add(first.hashLo, first.hashHi, lastUsed);
+    for (const kind of [DATA, META] as ElementKind[]) {
+      const c = g.el[kind];
+      if (c === undefined) continue;
+      mem.setElement(i, kind, {
+        size: c.size,
+        loc: c.loc,
+        crc: c.crc,
+        inFile: c.inFile,
+      });
+      if (!c.inFile) mem.markSlot(kind, c.loc);
+    }
+    mem.setUsage(i, 1, lastUsed);
+  }
+  result.count = mem.count;
+  return result;
+}

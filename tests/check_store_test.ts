@@ -1,0 +1,361 @@
+import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
+import { crc32 } from "node:zlib";
+import { BackingStore, StoreError } from "../mod.ts";
+import {
+  type CheckReport,
+  checkStore,
+  type ProblemCode,
+} from "../src/check.ts";
+import { journalName } from "../src/journal.ts";
+import { largeFileParts } from "../src/paths.ts";
+import {
+  assertSurvivors,
+  buildStore,
+  type Built,
+  dataSlotOf,
+  editDataUseMap,
+  editEntries,
+  findInFile,
+  firstSetBit,
+  flipBit,
+  keyOf,
+  largeFileOf,
+  REC,
+  RECORD,
+  recordWithDataLoc,
+} from "./_damage.ts";
+import { MOD_URL, runChild, tempDir, walkFiles } from "./_helpers.ts";
+
+function codes(r: CheckReport): ProblemCode[] {
+  return [...new Set(r.problems.map((p) => p.code))].sort();
+}
+
+function journalOf(dir: string): string {
+  const tag = new DataView(Deno.readFileSync(`${dir}/entries`).buffer)
+    .getUint32(24, true);
+  return `${dir}/${journalName(tag)}`;
+}
+
+/**
+ * Damages a fresh store, checks that `want` is reported, repairs, and
+ * proves a second check is clean and every entry but `lost` (whose bytes
+ * may be gone) returns its original bytes.
+ */
+async function damageCase(
+  t: Deno.TestContext,
+  name: string,
+  want: ProblemCode[],
+  damage: (b: Built) => void | Promise<void>,
+  lost: (b: Built) => string[] = () => [],
+): Promise<void> {
+  await t.step(name, async () => {
+    await using b = await buildStore();
+    await damage(b);
+    const found = await checkStore(b.dir);
+    for (const code of want) {
+      ok(codes(found).includes(code), `${code} in ${codes(found)}`);
+    }
+    const errors = found.problems.some((p) => p.severity === "error");
+    equal(found.ok, !errors);
+    const fixed = await checkStore(b.dir, { repair: true });
+    ok(fixed.repaired.length > 0, "repair changed something");
+    deepStrictEqual(fixed.remaining, [], "repair left nothing");
+    ok(fixed.ok);
+    const again = await checkStore(b.dir);
+    deepStrictEqual(again.problems, [], "a second check is clean");
+    const gone = new Set(lost(b));
+    await assertSurvivors(
+      b.dir,
+      b.values,
+      [...b.values.keys()].filter((k) => !gone.has(k)),
+    );
+  });
+}
+
+Deno.test("checkStore passes a clean store with an empty problem list", async () => {
+  await using b = await buildStore();
+  const r = await checkStore(b.dir);
+  deepStrictEqual(r.problems, []);
+  ok(r.ok && r.complete && r.locked);
+  equal(r.stats?.entries, 24);
+  equal(r.stats?.elements.data, 24);
+  equal(r.stats?.largeFiles.count, b.large.length);
+  equal(r.stats?.slots.data.used, b.small.length);
+  equal(r.stats?.bytes, r.stats?.bytesVerified);
+  equal(r.store?.index, "snapshot");
+  ok(r.bytesRead > 0);
+  // Repairing a clean store changes nothing.
+  const before = walkFiles(b.dir);
+  const again = await checkStore(b.dir, { repair: true });
+  deepStrictEqual(again.repaired, []);
+  equal(again.remaining, null);
+  deepStrictEqual(walkFiles(b.dir), before);
+  await assertSurvivors(b.dir, b.values);
+});
+
+Deno.test("checkStore reports and repairs each kind of damage", async (t) => {
+  await damageCase(t, "flipped bit in a block slot", ["ELEMENT_CRC"], (b) => {
+    const key = b.small[2]!;
+    const at = findInFile(`${b.dir}/dblk/A`, key);
+    flipBit(`${b.dir}/dblk/A`, at + key.length + 10, 3);
+  }, (b) => [b.small[2]!]);
+
+  await damageCase(t, "truncated large file", ["LARGE_FILE_TRUNCATED"], (b) => {
+    const path = `${b.dir}/${largeFileOf(b.dir, b.large[1]!)}`;
+    Deno.truncateSync(path, Deno.statSync(path).size >> 1);
+  }, (b) => [b.large[1]!]);
+
+  await damageCase(t, "deleted large file", ["ELEMENT_MISSING"], (b) => {
+    Deno.removeSync(`${b.dir}/${largeFileOf(b.dir, b.large[2]!)}`);
+  }, (b) => [b.large[2]!]);
+
+  await damageCase(t, "bitmap bit cleared for a live slot", [
+    "SLOT_UNMARKED",
+  ], (b) => {
+    editDataUseMap(b.dir, (map) => {
+      const s = firstSetBit(map);
+      map[s >> 3]! &= ~(1 << (s & 7));
+    });
+  });
+
+  await damageCase(t, "bitmap bit set for a free slot", [
+    "SLOT_MARKED_FREE",
+  ], (b) => {
+    editDataUseMap(b.dir, (map) => {
+      map[200 >> 3]! |= 1 << (200 & 7);
+    });
+  });
+
+  await damageCase(t, "two entries pointing at one slot", [
+    "SLOT_SHARED",
+    "ELEMENT_KEY",
+  ], (b) => {
+    const a = dataSlotOf(b.dir, b.small[0]!);
+    const victim = dataSlotOf(b.dir, b.small[1]!);
+    editEntries(b.dir, (recs, v) => {
+      const i = recordWithDataLoc(recs, victim);
+      v.setUint32(i * RECORD + REC.dataLoc, a, true);
+    });
+  }, (b) => [b.small[1]!]);
+
+  await damageCase(t, "duplicated entry", ["DUPLICATE_KEY"], (b) => {
+    editEntries(b.dir, (recs) => {
+      const out = new Uint8Array(recs.length + RECORD);
+      out.set(recs);
+      out.set(recs.subarray(RECORD, 2 * RECORD), recs.length);
+      return out;
+    });
+  });
+
+  await damageCase(t, "orphan file", ["ORPHAN_FILE"], (b) => {
+    const from = `${b.dir}/${largeFileOf(b.dir, b.large[0]!)}`;
+    const parts = largeFileParts(0, 200);
+    Deno.mkdirSync(`${b.dir}/${parts.slice(0, -1).join("/")}`, {
+      recursive: true,
+    });
+    Deno.copyFileSync(from, `${b.dir}/${parts.join("/")}`);
+  });
+
+  await damageCase(t, "leftover temp files", ["TEMP_LEFTOVER"], (b) => {
+    Deno.writeTextFileSync(`${b.dir}/entries.tmp`, "half an index");
+    Deno.writeTextFileSync(`${b.dir}/blocks.tmp`, "");
+  });
+
+  await damageCase(t, "corrupt entries file", ["ENTRIES_CORRUPT"], (b) => {
+    flipBit(`${b.dir}/entries`, 64 + 7 * RECORD + REC.dataSize, 1);
+  });
+
+  await damageCase(t, "missing entries file", ["ENTRIES_MISSING"], (b) => {
+    Deno.removeSync(`${b.dir}/entries`);
+  });
+
+  await damageCase(t, "newer format version", ["VERSION_NEWER"], (b) => {
+    const bytes = Deno.readFileSync(`${b.dir}/entries`);
+    const v = new DataView(bytes.buffer);
+    v.setUint32(8, 2, true);
+    v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
+    Deno.writeFileSync(`${b.dir}/entries`, bytes);
+  });
+
+  await damageCase(t, "corrupt journal tail", ["JOURNAL_CORRUPT_TAIL"], (b) => {
+    const file = Deno.openSync(journalOf(b.dir), { write: true });
+    file.seekSync(32, Deno.SeekMode.Start);
+    file.writeSync(new Uint8Array(24).fill(0xab));
+    file.close();
+  });
+
+  await damageCase(t, "damaged block file header", [
+    "BLOCK_FILE_CORRUPT",
+  ], (b) => {
+    flipBit(`${b.dir}/dblk/A`, 24, 0); // the file's index
+  });
+});
+
+Deno.test("checkStore replays the journal and reports a torn last entry", async () => {
+  await using b = await buildStore();
+  // A process that stores three more entries and dies without closing:
+  // its changes live only in the journal.
+  const child = await runChild(`
+    import { BackingStore } from "${MOD_URL}";
+    const s = await BackingStore.open(${JSON.stringify(b.dir)});
+    for (const i of [100, 101, 102]) {
+      await s.store("https://example.com/item/" + i, new Uint8Array(300).fill(i));
+    }
+    Deno.exit(0);
+  `);
+  equal(child.code, 0, child.err);
+  const clean = await checkStore(b.dir);
+  deepStrictEqual(clean.problems, []);
+  equal(clean.stats?.entries, 27);
+  ok(clean.store!.journal!.operations >= 3);
+
+  // Tear the last operation: its checksum no longer matches.
+  const last = findInFile(journalOf(b.dir), keyOf(102));
+  ok(last > 0);
+  flipBit(journalOf(b.dir), last + 2, 0);
+  const torn = await checkStore(b.dir);
+  deepStrictEqual(codes(torn), ["JOURNAL_CORRUPT_TAIL"]);
+  equal(torn.stats?.entries, 26);
+  const fixed = await checkStore(b.dir, { repair: true });
+  ok(fixed.ok);
+  deepStrictEqual(fixed.remaining, []);
+  const store = await BackingStore.open(b.dir);
+  try {
+    equal(store.stats().entries, 26);
+    equal(store.stats().repairedOnOpen, 0);
+    for (const [key, v] of b.values) {
+      using hit = await store.fetch(key);
+      deepStrictEqual(hit?.data, v.data);
+    }
+    for (const i of [100, 101]) {
+      using hit = await store.fetch(keyOf(i));
+      deepStrictEqual(hit?.data, new Uint8Array(300).fill(i));
+    }
+    equal(await store.fetch(keyOf(102)), undefined);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("checkStore never touches files larder did not write", async () => {
+  await using b = await buildStore();
+  const foreign: Record<string, string> = {
+    "notes.txt": "mine",
+    "d/README": "mine too",
+    "d/A/x.bin": "also mine",
+    [largeFileParts(0, 300).join("/")]: "a larder name, not larder's bytes",
+    "dblk/extra": "not a block file",
+    "journal-DEADBEEF": "not a journal",
+  };
+  for (const [rel, text] of Object.entries(foreign)) {
+    const dir = rel.split("/").slice(0, -1).join("/");
+    if (dir !== "") Deno.mkdirSync(`${b.dir}/${dir}`, { recursive: true });
+    Deno.writeTextFileSync(`${b.dir}/${rel}`, text);
+  }
+  Deno.mkdirSync(`${b.dir}/m/Z/not-a-component`, { recursive: true });
+  // Also something repair must act on, so it runs.
+  Deno.writeTextFileSync(`${b.dir}/entries.tmp`, "leftover");
+  Deno.removeSync(`${b.dir}/${largeFileOf(b.dir, b.large[0]!)}`);
+
+  const found = await checkStore(b.dir);
+  const flagged = found.problems.filter((p) => p.code === "FOREIGN_FILE")
+    .map((p) => p.path).sort();
+  ok(flagged.length >= 6, flagged.join());
+  ok(found.problems.every((p) => p.code !== "ORPHAN_FILE"));
+  const fixed = await checkStore(b.dir, { repair: true });
+  ok(fixed.ok);
+  ok(fixed.remaining!.every((p) => p.code === "FOREIGN_FILE"));
+  for (const [rel, text] of Object.entries(foreign)) {
+    equal(Deno.readTextFileSync(`${b.dir}/${rel}`), text, rel);
+  }
+  ok(Deno.statSync(`${b.dir}/m/Z/not-a-component`).isDirectory);
+  await assertSurvivors(
+    b.dir,
+    b.values,
+    [...b.values.keys()].filter((k) => k !== b.large[0]),
+  );
+});
+
+Deno.test("checkStore refuses a store that is open unless forceReadonly", async () => {
+  await using b = await buildStore();
+  const store = await BackingStore.open(b.dir);
+  try {
+    await rejects(
+      checkStore(b.dir),
+      (e) => e instanceof StoreError && e.code === "LOCKED",
+    );
+    const r = await checkStore(b.dir, { forceReadonly: true });
+    equal(r.locked, false);
+    deepStrictEqual(r.problems, []);
+    await rejects(
+      checkStore(b.dir, { forceReadonly: true, repair: true }),
+      TypeError,
+    );
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("checkStore refuses what is not a store and writes nothing", async () => {
+  await using tmp = await tempDir();
+  Deno.writeTextFileSync(`${tmp.path}/control`, "not larder's");
+  Deno.writeTextFileSync(`${tmp.path}/data.txt`, "hello");
+  for (const dir of [tmp.path, `${tmp.path}/missing`]) {
+    await rejects(
+      checkStore(dir, { repair: true }),
+      (e) => e instanceof StoreError && e.code === "NOT_A_STORE",
+    );
+  }
+  deepStrictEqual(walkFiles(tmp.path), ["control", "data.txt"]);
+});
+
+Deno.test("checkStore stops at a control file of a newer version", async () => {
+  await using b = await buildStore();
+  const bytes = Deno.readFileSync(`${b.dir}/control`);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(8, 2, true);
+  v.setUint32(40, crc32(bytes.subarray(0, 40)), true);
+  Deno.writeFileSync(`${b.dir}/control`, bytes);
+  const before = walkFiles(b.dir);
+  const r = await checkStore(b.dir, { repair: true });
+  deepStrictEqual(codes(r), ["VERSION_NEWER"]);
+  ok(!r.complete && !r.ok);
+  deepStrictEqual(r.repaired, []);
+  deepStrictEqual(walkFiles(b.dir), before);
+});
+
+Deno.test("check-store CLI exit codes and --json", async () => {
+  await using b = await buildStore();
+  const script = new URL("../scripts/check_store.ts", import.meta.url);
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", script.pathname, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, out: new TextDecoder().decode(out.stdout) };
+  };
+  const clean = await run(b.dir, "--json");
+  equal(clean.code, 0);
+  const report = JSON.parse(clean.out) as CheckReport;
+  equal(report.schema, 1);
+  deepStrictEqual(report.problems, []);
+
+  Deno.removeSync(`${b.dir}/${largeFileOf(b.dir, b.large[0]!)}`);
+  const damaged = await run(b.dir);
+  equal(damaged.code, 1);
+  ok(damaged.out.includes("ELEMENT_MISSING"), damaged.out);
+  equal((await run(b.dir, "--repair", "--quiet")).code, 0);
+  equal((await run(b.dir)).code, 0);
+
+  const store = await BackingStore.open(b.dir);
+  try {
+    const locked = await run(b.dir, "--json");
+    equal(locked.code, 2);
+    equal(JSON.parse(locked.out).error.code, "LOCKED");
+  } finally {
+    await store.close();
+  }
+  equal((await run(`${b.dir}/nowhere`)).code, 2);
+  equal((await run()).code, 2);
+});
