@@ -69,7 +69,9 @@ export function evict_select(
   else if (byteTarget > 0) needBytes = <u64>Math.ceil(byteTarget);
   let needCount = <u64>entryTarget;
 
-  // Candidates (every entry but keep) in index order, with their keys.
+  // Candidates (every entry but keep) in index order: keys in `keys`,
+  // indices in `idx`, element bytes in `keys2` (free until narrowing
+  // starts, and read before it is overwritten).
   let m: u32 = 0;
   let lo: u64 = u64.MAX_VALUE;
   let hi: u64 = 0;
@@ -78,11 +80,13 @@ export function evict_select(
   for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
     if (<i32>i == keep) continue;
     const k = sortKey(e);
+    const size = sizeOf(e);
     store<u64>(keys + (<usize>m << 3), k);
     store<u32>(idx + (<usize>m << 2), i);
+    store<u64>(keys2 + (<usize>m << 3), size);
     if (k < lo) lo = k;
     if (k > hi) hi = k;
-    totalBytes += sizeOf(e);
+    totalBytes += size;
     m++;
   }
   if (m == 0 || (needBytes == 0 && needCount == 0)) return 0;
@@ -90,23 +94,29 @@ export function evict_select(
     return sortInto(idx, keys, idx, keys2, idx2, m, lo, hi);
   }
 
-  // Radix select: narrow the candidates to the digit bucket where the
-  // running totals first meet both targets; everything in lower buckets
-  // is a victim. S is (sk, si, n); the first narrowing copies into
-  // keys2/idx2, later ones compact in place (order kept).
+  // Radix select: narrow the candidates S to the digit bucket where the
+  // running totals first meet both targets. Lower buckets are victims:
+  // they are compacted to the front of keys/idx (whose other slots are no
+  // longer needed), S to keys2/idx2, both keeping index order. Equal keys
+  // share every digit, so they always move together, in index order.
   let sk = keys;
   let si = idx;
   let n = m;
-  let below: u32 = 0; // victims with keys below the current bucket
+  let v: u32 = 0; // victims so far, at keys/idx[0..v)
+  let vlo: u64 = u64.MAX_VALUE;
+  let vhi: u64 = 0;
+  let first = true;
   while (lo != hi) {
     const shift = satSub(topBit(lo ^ hi) + 1, DIGIT_BITS);
     memory.fill(COUNTS, 0, RADIX * 4);
     memory.fill(BYTES, 0, RADIX * 8);
     for (let j: u32 = 0; j < n; j++) {
       const d = <usize>((load<u64>(sk + (<usize>j << 3)) >> shift) & MASK);
-      const i = load<u32>(si + (<usize>j << 2));
+      const size = first
+        ? load<u64>(keys2 + (<usize>j << 3))
+        : sizeOf(entries + <usize>load<u32>(si + (<usize>j << 2)) * ENTRY_SIZE);
       store<u32>(COUNTS + (d << 2), load<u32>(COUNTS + (d << 2)) + 1);
-      store<u64>(BYTES + (d << 3), load<u64>(BYTES + (d << 3)) + sizeOf(entries + <usize>i * ENTRY_SIZE));
+      store<u64>(BYTES + (d << 3), load<u64>(BYTES + (d << 3)) + size);
     }
     let cumCount: u64 = 0;
     let cumBytes: u64 = 0;
@@ -119,7 +129,6 @@ export function evict_select(
       cumBytes += b;
     }
     // Invariant: S as a whole meets the remaining need, so a bucket does.
-    below += <u32>cumCount;
     needCount = satSub(needCount, cumCount);
     needBytes = satSub(needBytes, cumBytes);
     let w: u32 = 0;
@@ -127,48 +136,46 @@ export function evict_select(
     hi = 0;
     for (let j: u32 = 0; j < n; j++) {
       const k = load<u64>(sk + (<usize>j << 3));
-      if (<usize>((k >> shift) & MASK) != bucket) continue;
-      store<u64>(keys2 + (<usize>w << 3), k);
-      store<u32>(idx2 + (<usize>w << 2), load<u32>(si + (<usize>j << 2)));
-      if (k < lo) lo = k;
-      if (k > hi) hi = k;
-      w++;
+      const d = <usize>((k >> shift) & MASK);
+      if (d > bucket) continue;
+      const i = load<u32>(si + (<usize>j << 2));
+      if (d < bucket) {
+        store<u64>(keys + (<usize>v << 3), k);
+        store<u32>(idx + (<usize>v << 2), i);
+        if (k < vlo) vlo = k;
+        if (k > vhi) vhi = k;
+        v++;
+      } else {
+        store<u64>(keys2 + (<usize>w << 3), k);
+        store<u32>(idx2 + (<usize>w << 2), i);
+        if (k < lo) lo = k;
+        if (k > hi) hi = k;
+        w++;
+      }
     }
     sk = keys2;
     si = idx2;
     n = w;
+    first = false;
   }
-  // All of S share the threshold key; take them in index order.
-  const threshold = lo;
+  // All of S share the threshold key: the first few, in index order, are
+  // the last victims.
   let ties: u32 = 0;
   let tieBytes: u64 = 0;
   while (ties < n && ((<u64>ties) < needCount || tieBytes < needBytes)) {
     tieBytes += sizeOf(entries + <usize>load<u32>(si + (<usize>ties << 2)) * ENTRY_SIZE);
     ties++;
   }
-
-  // Gather the victims (keys below the threshold, then the first `ties`
-  // equal to it) from the candidates, still in index order.
-  const k = below + ties;
-  let w: u32 = 0;
-  let taken: u32 = 0;
-  lo = u64.MAX_VALUE;
-  hi = 0;
-  for (let j: u32 = 0; j < m && w < k; j++) {
-    const key = load<u64>(keys + (<usize>j << 3));
-    if (key > threshold) continue;
-    if (key == threshold) {
-      if (taken == ties) continue;
-      taken++;
+  if (ties > 0) {
+    // When no narrowing ran, S is keys/idx itself and already in place.
+    if (sk != keys) {
+      memory.copy(keys + (<usize>v << 3), sk, <usize>ties << 3);
+      memory.copy(idx + (<usize>v << 2), si, <usize>ties << 2);
     }
-    store<u64>(keys2 + (<usize>w << 3), key);
-    store<u32>(idx2 + (<usize>w << 2), load<u32>(idx + (<usize>j << 2)));
-    if (key < lo) lo = key;
-    if (key > hi) hi = key;
-    w++;
+    if (lo < vlo) vlo = lo;
+    if (lo > vhi) vhi = lo;
   }
-  // The candidates are no longer needed: keys/idx serve as scratch.
-  return sortInto(idx, keys2, idx2, keys, idx, k, lo, hi);
+  return sortInto(idx, keys, idx, keys2, idx2, v + ties, vlo, vhi);
 }
 
 /**

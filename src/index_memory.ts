@@ -440,37 +440,40 @@ export class IndexMemory {
   // As #stageKeys, for component lists: lens gets per key its component
   // count, then each component's byte length.
   #stageComponents(keys: readonly (readonly string[])[], from: number): number {
-    let n = 0;
-    let chars = 0;
-    const flat: string[] = [];
+    const u32 = this.#u32;
+    const lens = this.#lens >>> 2;
     const max = Math.min(keys.length - from, BATCH_KEYS);
+    // Concatenation (a rope, flattened once by encodeInto) is cheaper here
+    // than collecting the components in an array to join.
+    let text = "";
+    let chars = 0;
+    let n = 0;
+    let l = lens;
     for (; n < max; n++) {
       const comps = keys[from + n]!;
-      if (comps.length > MAX_COMPONENTS) {
+      const count = comps.length;
+      if (count > MAX_COMPONENTS) {
         throw new RangeError(
           `Cannot hash key ${from + n}: more than ${MAX_COMPONENTS} components`,
         );
       }
       let len = 0;
-      for (const c of comps) len += c.length;
+      for (let c = 0; c < count; c++) len += comps[c]!.length;
       if (len > MAX_KEY_BYTES) throw tooLong(from + n);
       if (chars + len > STAGE_BYTES) break;
       chars += len;
-      for (const c of comps) flat.push(c);
-    }
-    const text = flat.join("");
-    const stage = this.#u8.subarray(this.#stage, this.#stage + STAGE_BYTES);
-    const u32 = this.#u32;
-    let l = this.#lens >>> 2;
-    if (encoder.encodeInto(text, stage).written === text.length) {
-      for (let j = 0; j < n; j++) {
-        const comps = keys[from + j]!;
-        u32[l++] = comps.length;
-        for (const c of comps) u32[l++] = c.length;
+      u32[l++] = count;
+      for (let c = 0; c < count; c++) {
+        const s = comps[c]!;
+        u32[l++] = s.length;
+        text += s;
       }
-      return n;
     }
+    const stage = this.#u8.subarray(this.#stage, this.#stage + STAGE_BYTES);
+    if (encoder.encodeInto(text, stage).written === text.length) return n;
+    // Not ASCII: encode component by component for their byte lengths.
     let end = 0;
+    l = lens;
     for (let j = 0; j < n; j++) {
       const comps = keys[from + j]!;
       const start = end;
