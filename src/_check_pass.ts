@@ -7,10 +7,12 @@
  */
 import { crc32 } from "node:zlib";
 import {
+  byName,
   CHUNK_BYTES,
   hasMagicAt,
   keyText,
   type LargeRead,
+  listDir,
   parseElement,
   readLargeElement,
   readSlots,
@@ -330,8 +332,7 @@ export class Pass {
 
   #rootFiles(): void {
     const io = this.#io;
-    for (const name of io.list(this.#dir).sort()) {
-      const k = io.kind(`${this.#dir}/${name}`);
+    for (const { name, kind: k } of byName(listDir(io, this.#dir))) {
       if (ROOT_FILES.has(name)) {
         if (k !== "file") {
           this.#report("FOREIGN_FILE", name, `${k} where larder keeps a file`);
@@ -998,6 +999,13 @@ export class Pass {
     if (text === undefined) {
       return fail("ELEMENT_KEY", "stored key is not valid UTF-8");
     }
+    if (h.keyLen > MAX_KEY_BYTES) {
+      return fail(
+        "ELEMENT_KEY",
+        `stored key is ${h.keyLen} bytes, over ${MAX_KEY_BYTES}`,
+        text,
+      );
+    }
     if (h.length !== rec.size || h.crc !== rec.crc) {
       return fail(
         "ELEMENT_MISMATCH",
@@ -1196,10 +1204,6 @@ export class Pass {
           key,
           `key is not canonical (lookups use ${JSON.stringify(nk.text)})`,
         );
-        continue;
-      }
-      if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) {
-        this.#keyProblem(i, key, `key is longer than ${MAX_KEY_BYTES} bytes`);
         continue;
       }
       entries.push(i);
