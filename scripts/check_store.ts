@@ -108,7 +108,12 @@ function problemLine(p: Problem): string {
 
 function listProblems(out: string[], problems: Problem[]): void {
   const shown = new Map<string, number>();
-  for (const p of problems) {
+  // Errors first; within a severity, in the order found.
+  const sorted = [
+    ...problems.filter((p) => p.severity === "error"),
+    ...problems.filter((p) => p.severity !== "error"),
+  ];
+  for (const p of sorted) {
     const n = (shown.get(p.code) ?? 0) + 1;
     shown.set(p.code, n);
     if (n <= LIST_PER_CODE) out.push(problemLine(p));
