@@ -55,6 +55,11 @@ export interface StoreState {
   repairedOnOpen: number;
 }
 
+function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
 function mkdirs(io: FileIO, path: string): void {
   const parts = path.split("/");
   let at = path.startsWith("/") ? "" : ".";
@@ -62,8 +67,11 @@ function mkdirs(io: FileIO, path: string): void {
     if (p === "") continue;
     at = at === "" ? `/${p}` : `${at}/${p}`;
     const k = io.kind(at);
-    if (k === "missing") io.mkdir(at);
-    else if (k !== "dir" && k !== "symlink") {
+    if (k === "missing") {
+      io.mkdir(at);
+      // A new directory's name is durable only once its parent is synced.
+      io.syncDir(parentOf(at));
+    } else if (k !== "dir" && k !== "symlink") {
       throw new NotAStoreError(`Cannot open store: ${at} is not a directory`);
     }
   }
@@ -95,6 +103,10 @@ function readOrCreateControl(
       createdAt: Math.floor(Date.now() / 1000),
     };
     replaceFile(io, dir, "CACHEDIR.TAG", [CACHEDIR_TAG]);
+    // The directory may have been made by an earlier open that crashed
+    // before syncing its parent: make its name durable before the store
+    // inside it counts as created.
+    io.syncDir(parentOf(dir));
     // The control file goes last: its presence means creation completed.
     replaceFile(io, dir, "control", [encodeControl(control)]);
     return control;

@@ -6,10 +6,11 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { CorruptError, StoreError } from "./errors.ts";
+import { StoreError, VersionMismatchError } from "./errors.ts";
 import {
   BLOCK_FILE_HEADER,
   blockFileHeaderMatches,
+  blockFileVersion,
   ELEMENT_HEADER,
   encodeBlockFileHeader,
   MAGIC,
@@ -160,8 +161,9 @@ export class ElementFiles {
   #root: string;
   #fds: (number | undefined)[] = [];
   #dirs = new Set<string>();
-  // fsync mode: large files are synced as written; the directories that
-  // gained names wait here for the next syncPending().
+  // Directories that gained names wait here for the next syncPending():
+  // block files' always (a rotation syncs them), large files' in fsync
+  // mode (where large files are also synced as written).
   #durable: boolean;
   #pendingDirs = new Set<string>();
   #scratch: [Uint8Array, Uint8Array] = [
@@ -184,14 +186,14 @@ export class ElementFiles {
     this.blockFileCount = Math.max(1, Math.ceil(capacity / SLOTS_PER_FILE));
   }
 
-  #ensureDirs(parts: string[]): string {
+  #ensureDirs(parts: string[], durable = this.#durable): string {
     let path = this.#root;
     for (let i = 0; i < parts.length - 1; i++) {
       path += `/${parts[i]}`;
       if (!this.#dirs.has(path)) {
         this.#io.mkdir(path);
         this.#dirs.add(path);
-        if (this.#durable) {
+        if (durable) {
           this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
         }
       }
@@ -208,19 +210,28 @@ export class ElementFiles {
     const at = kind * this.blockFileCount + n;
     const cached = this.#fds[at];
     if (cached !== undefined) return cached;
-    const path = this.#ensureDirs(blockFileParts(kind, n, this.blockFileCount));
+    const parts = blockFileParts(kind, n, this.blockFileCount);
+    const path = this.#ensureDirs(parts, true);
     const fd = this.#io.openRW(path, true);
     try {
       const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
       const size = this.#io.size(fd);
       const head = new Uint8Array(32);
-      if (size === 0) {
-        this.#io.pwrite(fd, encodeBlockFileHeader(kind, n), 0);
-      } else if (
-        this.#io.pread(fd, head, 0) < 32 ||
+      if (
+        size === 0 || this.#io.pread(fd, head, 0) < 32 ||
         !blockFileHeaderMatches(head, kind, n)
       ) {
-        throw new CorruptError(`Cannot use block file ${path}: bad header`);
+        // A newer format is refused; a header that is missing (a crash
+        // while the file was created) or damaged is written again: every
+        // slot is verified on its own, so none is trusted because of it.
+        if (blockFileVersion(head) > VERSION.blockFile) {
+          throw new VersionMismatchError(
+            `Cannot use block file ${path}: format version ${
+              blockFileVersion(head)
+            }, this larder reads version ${VERSION.blockFile}`,
+          );
+        }
+        this.#io.pwrite(fd, encodeBlockFileHeader(kind, n), 0);
       }
       // Preset to full extent (sparse) so slot writes never extend it.
       if (size < full) this.#io.ftruncate(fd, full);
@@ -228,6 +239,9 @@ export class ElementFiles {
       this.#io.close(fd);
       throw err;
     }
+    // Its name may be new, or left unsynced by a process that died: the
+    // next syncPending() makes it durable with the slots written to it.
+    this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
     this.#fds[at] = fd;
     return fd;
   }

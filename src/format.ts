@@ -303,6 +303,18 @@ export function blockFileHeaderMatches(
   return true;
 }
 
+/**
+ * The version a block file header declares when its magic and checksum
+ * are intact, else 0 (damaged or missing: not a claim of any version).
+ */
+export function blockFileVersion(b: Uint8Array): number {
+  if (b.length < 32 || !hasMagic(b, MAGIC.blockFile)) return 0;
+  const v = view(b);
+  return v.getUint32(28, true) === crc32(b.subarray(0, 28))
+    ? v.getUint32(8, true)
+    : 0;
+}
+
 // ---- §6 element header -----------------------------------------------------
 
 /** Fields of an element header. */
