@@ -40,6 +40,8 @@ export const OP = {
   remove: 2,
   /** Use counts and last-use times of entries, in a batch. */
   touch: 3,
+  /** Drop one element of an entry that keeps its other one. */
+  clear: 4,
 } as const;
 
 /** Why entries were removed (`remove` op, byte 13). */
@@ -178,6 +180,26 @@ export function encodeRemove(
       v.setUint32(4 + n * 8, index, true);
       v.setUint32(8 + n * 8, lo, true);
     });
+  });
+}
+
+/** A `clear` operation's fields. */
+export interface ClearOp {
+  index: number;
+  hashLo: number;
+  kind: ElementKind;
+}
+
+/** Encodes a `clear` of one element (`reason` as for remove). */
+export function encodeClear(
+  op: ClearOp,
+  reason: number,
+  time: number,
+): Uint8Array {
+  return entry(OP.clear, reason, time, 12, (v) => {
+    v.setUint32(0, op.index, true);
+    v.setUint32(4, op.hashLo, true);
+    v.setUint8(8, op.kind);
   });
 }
 
@@ -329,6 +351,19 @@ export function replay(
           p.getUint32(at + 8, true),
         );
       }
+    } else if (e.op === OP.clear) {
+      if (p.byteLength < 12) return { applied, diverged: true, fileIdFloor };
+      const index = p.getUint32(0, true);
+      const kind = p.getUint8(8) as ElementKind;
+      const other = kind === 0 ? 1 : 0;
+      // The store clears an element only while the entry keeps the other.
+      if (
+        kind > 1 || !matches(index, p.getUint32(4, true)) ||
+        !mem.has(index, kind) || !mem.has(index, other)
+      ) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      mem.clearElement(index, kind);
     } else {
       // An op this version does not know: stop rather than guess.
       return { applied, diverged: true, fileIdFloor };

@@ -40,6 +40,7 @@ import { type Pin, PinTable } from "./pins.ts";
 import { openState, type StoreState } from "./_open.ts";
 import { rotate } from "./_persist.ts";
 import {
+  encodeClear,
   encodeRemove,
   encodeStore,
   encodeTouch,
@@ -297,15 +298,19 @@ export class BackingStore implements AsyncDisposable {
       const pin = this.#pins.get(i, kind);
       if (pin !== undefined) return pin.text === text;
     }
+    // The entry is damaged only when every element it has is: one damaged
+    // element (say, of a replacement a crash interrupted) does not decide
+    // for the other, which fetch verifies on its own.
     for (const kind of KINDS) {
       const rec = this.#mem.element(i, kind);
       if (rec === undefined) continue;
       const head = rec.inFile
         ? this.#files.readFileHeader(kind, rec.loc, key.length)
         : this.#files.readSlotHeader(kind, rec.loc, key.length);
-      return headerKeyMatches(head, { ...want, kind });
+      const mine = headerKeyMatches(head, { ...want, kind });
+      if (mine !== "corrupt") return mine;
     }
-    return "corrupt"; // an entry with no elements is never valid
+    return "corrupt";
   }
 
   /** Finds the entry for `nk`; `entry` is -1 when absent. */
@@ -386,14 +391,28 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
-   * Drops entry `i` after one of its elements failed verification. Returns
-   * false if it could not be journaled (then the entry stays, and reads of
-   * it keep missing: still never wrong bytes).
+   * Drops entry `i`'s element of `kind` after it failed verification, or
+   * the whole entry when that was its only element or when `kind` is
+   * undefined (no element of it is valid). Returns false if it could not
+   * be journaled (then it stays, and reads of it keep missing: still never
+   * wrong bytes).
    */
-  #dropCorrupt(i: number): boolean {
+  #dropCorrupt(i: number, kind?: ElementKind): boolean {
     this.#counters.corruptions++;
     try {
-      this.#removeEntries([i], REMOVE_REASON.corrupt);
+      const other = kind === DATA ? META : DATA;
+      if (kind !== undefined && this.#mem.has(i, other)) {
+        this.#log(
+          encodeClear(
+            { index: i, hashLo: this.#mem.hashLo(i), kind },
+            REMOVE_REASON.corrupt,
+            nowSeconds(),
+          ),
+        );
+        this.#dropElement(i, kind);
+      } else {
+        this.#removeEntries([i], REMOVE_REASON.corrupt);
+      }
       return true;
     } catch {
       return false;
@@ -706,8 +725,9 @@ export class BackingStore implements AsyncDisposable {
         );
       }
       if (r.reason === "corrupt") {
-        // Never return damaged or foreign bytes: drop the entry, report a miss.
-        pos = this.#dropCorrupt(i)
+        // Never return damaged or foreign bytes: drop the element (or the
+        // entry, when nothing else of it is valid), report a miss.
+        pos = this.#dropCorrupt(i, rec === undefined ? undefined : kind)
           ? mem.lookupFirst(h.lo, h.hi)
           : mem.lookupNext(h.lo, h.hi, pos);
         continue;
