@@ -1,0 +1,314 @@
+// The model a crash or fault test keeps beside a store: what each element
+// should hold, which operations are in flight, and the checks a reopened
+// store must pass (FORMAT.md §10.4).
+import assert from "node:assert/strict";
+import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
+import type { FileIO } from "../src/io.ts";
+
+/** An element: a key and whether it is the metadata element. */
+export type Cell = string;
+
+/** The cell of `key`'s data (or metadata) element. */
+export function cellOf(key: string, meta = false): Cell {
+  return `${meta ? "m" : "d"}\u0000${key}`;
+}
+
+/** A key short enough for a message. */
+export function shortKey(key: string): string {
+  return key.length <= 40 ? key : `${key.slice(0, 6)}…${key.slice(-10)}`;
+}
+
+function keyOf(cell: Cell): { key: string; meta: boolean } {
+  return { key: cell.slice(2), meta: cell[0] === "m" };
+}
+
+/** Byte equality. */
+export function sameBytes(
+  a: Uint8Array | undefined,
+  b: Uint8Array | undefined,
+): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function describe(b: Uint8Array | undefined): string {
+  if (b === undefined) return "a miss";
+  const head = Array.from(b.subarray(0, 6)).join(",");
+  return `${b.length} bytes [${head}${b.length > 6 ? ",…" : ""}]`;
+}
+
+/** Thrown inside a workload once its file system has crashed. */
+export class Stopped extends Error {
+  constructor() {
+    super("the file system crashed");
+    this.name = "Stopped";
+  }
+}
+
+type Effect = [Cell, Uint8Array | undefined];
+
+/**
+ * Drives a store and tracks what it acknowledged. Every call is awaited;
+ * when it resolves, its effect enters the model; when it fails on a
+ * crashed file system, it stays "in flight" and the run stops.
+ */
+export class ModelRun {
+  /** The acknowledged value of every cell (absent: a miss). */
+  readonly model = new Map<Cell, Uint8Array>();
+  /** Every value ever given to a cell, acknowledged or not. */
+  readonly ever = new Map<Cell, Uint8Array[]>();
+  /** Effects of the calls in flight when the run stopped. */
+  inFlight: Effect[] = [];
+  /** The open store, if any. */
+  store: BackingStore | undefined;
+  /** Operations acknowledged. */
+  acked = 0;
+
+  constructor(
+    readonly io: FileIO & { crashed: boolean },
+    readonly dir: string,
+    readonly options: OpenOptions,
+  ) {}
+
+  #note(effects: Effect[]): void {
+    for (const [cell, v] of effects) {
+      if (v === undefined) continue;
+      let list = this.ever.get(cell);
+      if (list === undefined) this.ever.set(cell, list = []);
+      if (!list.some((x) => sameBytes(x, v))) list.push(v);
+    }
+  }
+
+  #apply(effects: Effect[]): void {
+    for (const [cell, v] of effects) {
+      if (v === undefined) this.model.delete(cell);
+      else this.model.set(cell, v);
+    }
+    this.acked++;
+  }
+
+  /** Runs one call with `effects`; stops the run if the file system crashed. */
+  async #call<T>(effects: Effect[], call: () => Promise<T>): Promise<T> {
+    this.#note(effects);
+    try {
+      const r = await call();
+      this.#apply(effects);
+      return r;
+    } catch (err) {
+      if (this.io.crashed) {
+        this.inFlight = effects;
+        throw new Stopped();
+      }
+      throw err;
+    }
+  }
+
+  /** Opens the store (a crash here loses nothing acknowledged). */
+  async open(): Promise<void> {
+    this.store = await this.#call(
+      [],
+      () => BackingStore.open(this.dir, { ...this.options, io: this.io }),
+    );
+  }
+
+  #effectsOf(op: Op): Effect[] {
+    if (op[0] === "store") return [[cellOf(op[1], op[3]), op[2]]];
+    if (op[0] === "invalidate") {
+      return [[cellOf(op[1]), undefined], [cellOf(op[1], true), undefined]];
+    }
+    return [];
+  }
+
+  #start(op: Op): Promise<unknown> {
+    const st = this.store!;
+    switch (op[0]) {
+      case "store":
+        return st.store(op[1], op[2], { meta: op[3] });
+      case "invalidate":
+        return st.invalidate(op[1]);
+      case "flush":
+        return st.flush();
+      case "close":
+        return st.close();
+    }
+  }
+
+  /** Runs `op` and awaits it. */
+  async do(op: Op): Promise<void> {
+    await this.#call(this.#effectsOf(op), () => this.#start(op));
+    if (op[0] === "close") this.store = undefined;
+  }
+
+  /**
+   * Starts `ops` (on distinct keys) together, as concurrent callers would,
+   * then awaits them all: those that resolved are acknowledged.
+   */
+  async batch(ops: Op[]): Promise<void> {
+    const effects = ops.map((op) => this.#effectsOf(op));
+    for (const e of effects) this.#note(e);
+    const results = await Promise.allSettled(ops.map((op) => {
+      try {
+        return this.#start(op);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }));
+    const failed: Effect[] = [];
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled") this.#apply(effects[i]!);
+      else failed.push(...effects[i]!);
+    });
+    if (failed.length > 0) {
+      if (this.io.crashed) {
+        this.inFlight = failed;
+        throw new Stopped();
+      }
+      throw (results.find((r) =>
+        r.status === "rejected"
+      ) as PromiseRejectedResult)
+        .reason;
+    }
+  }
+
+  /** Fetches a cell and checks it against the model. */
+  async fetch(key: string, meta = false): Promise<void> {
+    const got = await this.#call([], async () => {
+      using hit = await this.store!.fetch(key, { meta });
+      return hit?.data.slice();
+    });
+    const want = this.model.get(cellOf(key, meta));
+    assert.ok(
+      sameBytes(got, want),
+      `fetch ${shortKey(key)}${meta ? " (meta)" : ""} while running: ${
+        describe(got)
+      }, expected ${describe(want)}`,
+    );
+  }
+
+  /** Closes the store if open, ignoring failures (after a crash). */
+  async abandon(): Promise<void> {
+    const st = this.store;
+    this.store = undefined;
+    await st?.close().catch(() => {});
+  }
+
+  /** Every cell the run ever touched. */
+  cells(): Cell[] {
+    return [...new Set([...this.ever.keys(), ...this.model.keys()])].sort();
+  }
+}
+
+/** An operation of a workload. */
+export type Op =
+  | ["store", string, Uint8Array, boolean]
+  | ["invalidate", string]
+  | ["flush"]
+  | ["close"];
+
+/** What a reopened store may return for each cell. */
+export interface Expectation {
+  /**
+   * "exact": acknowledged values, and for cells in flight the old or the
+   * new value (and a miss too when `inFlightMiss`). "ever": any value the
+   * cell was ever given, or a miss (power loss under "process" durability).
+   */
+  strictness: "exact" | "ever";
+  /** A cell in flight may also be a miss. */
+  inFlightMiss: boolean;
+}
+
+/** Values a cell may have after reopening. */
+export function allowed(
+  run: ModelRun,
+  cell: Cell,
+  exp: Expectation,
+): { values: Uint8Array[]; miss: boolean } {
+  if (exp.strictness === "ever") {
+    return { values: run.ever.get(cell) ?? [], miss: true };
+  }
+  const values: Uint8Array[] = [];
+  let miss = false;
+  const acked = run.model.get(cell);
+  if (acked === undefined) miss = true;
+  else values.push(acked);
+  for (const [c, v] of run.inFlight) {
+    if (c !== cell) continue;
+    if (v === undefined) miss = true;
+    else values.push(v);
+    if (exp.inFlightMiss) miss = true;
+  }
+  return { values, miss };
+}
+
+/**
+ * Reopens the store on `io` and checks every cell against `exp`; then that
+ * the store takes a new element, and that a second reopen (after a clean
+ * close) returns exactly what the first one did. Returns a description of
+ * the first failure, or undefined.
+ */
+export async function checkReopen(
+  run: ModelRun,
+  io: FileIO,
+  exp: Expectation,
+): Promise<string | undefined> {
+  const opts = { ...run.options, io };
+  let st: BackingStore;
+  try {
+    st = await BackingStore.open(run.dir, opts);
+  } catch (err) {
+    return `reopen failed: ${
+      err instanceof StoreError ? `${err.code} ` : "untyped "
+    }${err instanceof Error ? err.stack : String(err)}`;
+  }
+  const seen = new Map<Cell, Uint8Array | undefined>();
+  try {
+    for (const cell of run.cells()) {
+      const { key, meta } = keyOf(cell);
+      let got: Uint8Array | undefined;
+      {
+        using hit = await st.fetch(key, { meta });
+        got = hit?.data.slice();
+      }
+      seen.set(cell, got);
+      const ok = allowed(run, cell, exp);
+      if (
+        got === undefined ? !ok.miss : !ok.values.some((v) => sameBytes(v, got))
+      ) {
+        return `${shortKey(key)}${meta ? " (meta)" : ""}: got ${
+          describe(got)
+        }; allowed ${ok.values.map(describe).join(" or ") || "nothing"}${
+          ok.miss ? " or a miss" : ""
+        }`;
+      }
+    }
+    const probe = new TextEncoder().encode("after the crash");
+    await st.store("\u0001probe", probe);
+    {
+      using hit = await st.fetch("\u0001probe");
+      if (!sameBytes(hit?.data, probe)) {
+        return "a new element did not read back";
+      }
+    }
+  } finally {
+    await st.close();
+  }
+  const again = await BackingStore.open(run.dir, opts);
+  try {
+    for (const [cell, before] of seen) {
+      const { key, meta } = keyOf(cell);
+      using hit = await again.fetch(key, { meta });
+      if (!sameBytes(hit?.data, before)) {
+        return `${shortKey(key)}${
+          meta ? " (meta)" : ""
+        }: the second reopen got ${describe(hit?.data)}, the first ${
+          describe(before)
+        }`;
+      }
+    }
+  } finally {
+    await again.close();
+  }
+  return undefined;
+}

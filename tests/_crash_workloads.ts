@@ -1,0 +1,165 @@
+// The three crash-test workloads, shared by crash_test.ts and by
+// _crash_repro.ts (which replays one crash point for debugging).
+import type { OpenOptions } from "../mod.ts";
+import { type CrashMode, FaultFS, rng } from "./_fault_fs.ts";
+import { type Expectation, ModelRun, type Op } from "./_crash_model.ts";
+import { bytesFor } from "./_helpers.ts";
+
+/** Where the workloads put their store. */
+export const DIR = "/store";
+const BASE: OpenOptions = {
+  entryBits: 8,
+  identBits: 9,
+  maintenanceDelayMs: 2 ** 30,
+  journalBytes: 65536,
+};
+
+/** A durability option value. */
+export type Durability = "process" | "fsync";
+/** One step of a workload. */
+export type Step = Op | ["batch", Op[]] | ["fetch", string, boolean] | ["open"];
+
+/** A scripted run of store calls. */
+export interface Workload {
+  name: string;
+  options: OpenOptions;
+  steps: Step[];
+  /** Crash points: all when undefined, else the ones this picks. */
+  sample?: (n: number, trace: string[]) => boolean;
+}
+
+const value = (key: string, version: number, size: number) =>
+  bytesFor(`${key}#${version}`, size);
+
+/** A: small stores, metadata, overwrites, invalidations, fetches, a batch. */
+function workloadA(): Workload {
+  const r = rng(0xa);
+  const versions = new Map<string, number>();
+  const steps: Step[] = [["open"]];
+  const store = (key: string, meta: boolean): Op => {
+    const v = (versions.get(key) ?? 0) + 1;
+    versions.set(key, v);
+    const size = meta ? Math.floor(r() * 900) : Math.floor(r() * 3000);
+    return ["store", key, value(`${key}${meta}`, v, size), meta];
+  };
+  for (let i = 0; i < 60; i++) {
+    const key = `https://a.example/${Math.floor(r() * 12)}`;
+    const x = r();
+    if (x < 0.5) steps.push(store(key, false));
+    else if (x < 0.65) steps.push(store(key, true));
+    else if (x < 0.8) steps.push(["invalidate", key]);
+    else steps.push(["fetch", key, x > 0.9]);
+    if (i === 20) steps.push(["flush"]);
+    if (i === 30) {
+      steps.push(["batch", [
+        store("batch-1", false),
+        store("batch-2", false),
+        store("batch-3", true),
+        ["invalidate", "https://a.example/3"],
+      ]]);
+    }
+    if (i === 40) steps.push(["close"], ["open"]);
+  }
+  steps.push(["close"]);
+  return { name: "A small", options: BASE, steps };
+}
+
+/** B: large elements (own files): creation, replacement, invalidation. */
+function workloadB(): Workload {
+  const r = rng(0xb);
+  const versions = new Map<string, number>();
+  const steps: Step[] = [["open"]];
+  const store = (key: string, meta: boolean, size: number): Op => {
+    const v = (versions.get(key) ?? 0) + 1;
+    versions.set(key, v);
+    return ["store", key, value(`${key}${meta}`, v, size), meta];
+  };
+  for (let i = 0; i < 24; i++) {
+    const key = `L${Math.floor(r() * 5)}`;
+    const x = r();
+    if (x < 0.5) steps.push(store(key, false, 8200 + Math.floor(r() * 30000)));
+    else if (x < 0.6) {
+      steps.push(store(key, true, 1100 + Math.floor(r() * 5000)));
+    } else if (x < 0.7) steps.push(store(key, false, Math.floor(r() * 4000)));
+    else if (x < 0.85) steps.push(["invalidate", key]);
+    else steps.push(["fetch", key, false]);
+    if (i === 12) steps.push(["flush"]);
+  }
+  steps.push(["close"]);
+  return { name: "B large", options: BASE, steps };
+}
+
+/** C: long keys fill a 64 KiB journal several times; flush and close. */
+function workloadC(): Workload {
+  const r = rng(0xc);
+  const steps: Step[] = [["open"]];
+  const keyOf = (i: number) => `${"k".repeat(1500)}/${i}`;
+  for (let i = 0; i < 260; i++) {
+    const n = Math.floor(r() * 40);
+    const x = r();
+    if (x < 0.8) steps.push(["store", keyOf(n), value(`c${n}`, i, 100), false]);
+    else steps.push(["invalidate", keyOf(n)]);
+    if (i === 150) steps.push(["flush"]);
+  }
+  steps.push(["close"]);
+  return {
+    name: "C rotation",
+    options: { ...BASE, journalBytes: 65536 },
+    steps,
+    // Every call of a rotation, plus every 5th call elsewhere.
+    sample: (n, trace) => {
+      const call = trace[n - 1]!;
+      return n % 5 === 0 || !/^pwrite .*(dblk|journal-[0-9A-F]+@)/.test(call) ||
+        /journal-[0-9A-F]+@20\+/.test(call);
+    },
+  };
+}
+
+/** Runs a workload's steps through `run`. */
+export async function runSteps(run: ModelRun, steps: Step[]): Promise<void> {
+  for (const s of steps) {
+    if (s[0] === "open") await run.open();
+    else if (s[0] === "fetch") await run.fetch(s[1], s[2]);
+    else if (s[0] === "batch") await run.batch(s[1]);
+    else await run.do(s);
+  }
+}
+
+/** A call name without the random journal tag. */
+export const normalise = (call: string): string =>
+  call.replace(/journal-[0-9A-F]{8}/g, "journal-X");
+
+/** Runs a workload to completion, recording its mutating calls. */
+export async function dryRun(
+  w: Workload,
+  durability: Durability,
+): Promise<string[]> {
+  const fs = new FaultFS();
+  fs.trace = [];
+  const run = new ModelRun(fs, DIR, { ...w.options, durability });
+  await runSteps(run, w.steps);
+  return fs.trace.map(normalise);
+}
+
+/** The crash modes, in the order they are checked. */
+export const MODES: CrashMode[] = ["drop", "subset", "torn", "process"];
+
+/** What a reopen after a crash in `mode` must show. */
+export function expectation(
+  mode: CrashMode,
+  durability: Durability,
+): Expectation {
+  // "process" loses no completed write: every durability mode promises
+  // survival. The power-loss modes only bind "fsync"; under "process"
+  // durability they may lose changes but never return foreign bytes.
+  const exact = mode === "process" || mode === "torn" || durability === "fsync";
+  return {
+    strictness: exact ? "exact" : "ever",
+    // Unsynced writes surviving out of order can pair the journal entry of
+    // the call in flight with an element that did not reach the disk.
+    inFlightMiss: mode === "subset",
+  };
+}
+
+/** The workloads by letter. */
+export const WORKLOADS = { A: workloadA, B: workloadB, C: workloadC };
