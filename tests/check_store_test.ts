@@ -6,6 +6,7 @@ import {
   checkStore,
   type ProblemCode,
 } from "../src/check.ts";
+import { readElementHeader, writeElementHeader } from "../src/format.ts";
 import { journalName } from "../src/journal.ts";
 import { largeFileParts } from "../src/paths.ts";
 import {
@@ -24,7 +25,14 @@ import {
   RECORD,
   recordWithDataLoc,
 } from "./_damage.ts";
-import { MOD_URL, runChild, tempDir, walkFiles } from "./_helpers.ts";
+import {
+  bytesFor,
+  largeFiles,
+  MOD_URL,
+  runChild,
+  tempDir,
+  walkFiles,
+} from "./_helpers.ts";
 
 function codes(r: CheckReport): ProblemCode[] {
   return [...new Set(r.problems.map((p) => p.code))].sort();
@@ -358,4 +366,45 @@ Deno.test("check-store CLI exit codes and --json", async () => {
   }
   equal((await run(`${b.dir}/nowhere`)).code, 2);
   equal((await run()).code, 2);
+});
+
+Deno.test("checkStore recomputes key hashes (nsurl and SipHash stores)", async (t) => {
+  for (const hash of ["nsurl", "siphash13"] as const) {
+    await t.step(hash, async () => {
+      await using tmp = await tempDir();
+      const store = await BackingStore.open(tmp.path, { entryBits: 8, hash });
+      const keys = [
+        "https://example.com/a/b?c=d",
+        "HTTP://Example.COM:80/x/./y/../z",
+        "http://user:pw@host.example:8080/p%7e",
+        "not a url",
+      ];
+      for (const k of keys) await store.store(k, bytesFor(k, 20_000));
+      await store.close();
+      deepStrictEqual((await checkStore(tmp.path)).problems, []);
+
+      // An element and its entry that agree on a hash the key does not
+      // have: only recomputing the hash can tell.
+      const rel = largeFiles(tmp.path)[0]!;
+      const file = Deno.readFileSync(`${tmp.path}/${rel}`);
+      const h = readElementHeader(file)!;
+      writeElementHeader(
+        file,
+        { ...h, hashLo: h.hashLo ^ 1 },
+        file.subarray(32, 32 + h.keyLen),
+      );
+      Deno.writeFileSync(`${tmp.path}/${rel}`, file);
+      editEntries(tmp.path, (recs, v) => {
+        for (let i = 0; i * RECORD < recs.length; i++) {
+          if (v.getUint32(i * RECORD, true) === h.hashLo) {
+            v.setUint32(i * RECORD, h.hashLo ^ 1, true);
+          }
+        }
+      });
+      const r = await checkStore(tmp.path, { repair: true });
+      deepStrictEqual(codes(r), ["KEY_HASH"]);
+      ok(r.ok);
+      equal(r.stats?.entries, 3);
+    });
+  }
 });
