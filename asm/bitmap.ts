@@ -1,51 +1,100 @@
 // Block-slot use maps: one bit a slot, bit i of byte b is slot 8*b + i
-// (FORMAT.md §5 states it as 32-bit little-endian words; read as 64-bit
+// (FORMAT.md §5.1 states it as 32-bit little-endian words; read as 64-bit
 // little-endian words here it is the same bits). A map's byte length is a
 // multiple of 8, so whole 64-bit words can always be read.
 import {
   E_DATA_LOC, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
 } from "./layout";
 
+// Each map has a summary beside it (runtime only): bit w is set when map
+// word w (64 slots) has a free slot. Claims read the summary to skip full
+// words 64 at a time, so a claim after a low free on a nearly full map
+// costs slots/4096 reads, not slots/64. Every write to a map goes through
+// the functions below, which keep the summary exact.
+
+// @ts-ignore: decorator
+@inline function markFull(sum: usize, w: u32): void {
+  const p = sum + (<usize>(w >>> 6) << 3);
+  store<u64>(p, load<u64>(p) & ~(<u64>1 << (w & 63)));
+}
+
+// @ts-ignore: decorator
+@inline function markNotFull(sum: usize, w: u32): void {
+  const p = sum + (<usize>(w >>> 6) << 3);
+  store<u64>(p, load<u64>(p) | (<u64>1 << (w & 63)));
+}
+
+// The first word in [from, to) whose summary bit is set, or -1.
+function nextNotFull(sum: usize, from: u32, to: u32): i32 {
+  if (from >= to) return -1;
+  let sw = from >>> 6;
+  const last = (to - 1) >>> 6;
+  let bits = load<u64>(sum + (<usize>sw << 3)) & (u64.MAX_VALUE << (from & 63));
+  while (true) {
+    if (bits != 0) {
+      const w = (sw << 6) + <u32>ctz<u64>(bits);
+      return w < to ? <i32>w : -1;
+    }
+    if (sw >= last) return -1;
+    sw++;
+    bits = load<u64>(sum + (<usize>sw << 3));
+  }
+}
+
+// Claims the lowest free slot of word w among the bits in `allow` and
+// below nbits; -1 when there is none.
+function claimIn(map: usize, sum: usize, w: u32, nbits: u32, allow: u64): i32 {
+  const p = map + (<usize>w << 3);
+  const word = load<u64>(p);
+  const free = ~word & allow;
+  if (free == 0) return -1;
+  const bit = (w << 6) + <u32>ctz<u64>(free);
+  if (bit >= nbits) return -1;
+  const now = word | (<u64>1 << (bit & 63));
+  store<u64>(p, now);
+  if (now == u64.MAX_VALUE) markFull(sum, w);
+  return <i32>bit;
+}
+
 /**
  * Claims the first free slot at or after `hint` (wrapping once) among the
- * first `nbits` slots. Returns the slot, or -1 when every slot is in use.
- * A run of claims with hint = last slot + 1 costs O(1) each, not O(n).
+ * first `nbits` slots of `map`, whose summary is `sum`. Returns the slot,
+ * or -1 when every slot is in use. A run of claims with hint = last slot
+ * + 1 costs O(1) each, not O(n).
  */
-export function bitmap_claim(map: usize, nbits: u32, hint: u32): i32 {
+export function bitmap_claim(map: usize, sum: usize, nbits: u32, hint: u32): i32 {
   if (nbits == 0) return -1;
   if (hint >= nbits) hint = 0;
   const nwords = (nbits + 63) >>> 6;
-  let w = hint >>> 6;
-  // First word: treat the bits below the hint as used.
-  let word = load<u64>(map + (<usize>w << 3)) | ((<u64>1 << (hint & 63)) - 1);
-  // nwords + 1 steps: the hint's word is visited again whole after the wrap.
-  for (let n: u32 = 0; n <= nwords; n++) {
-    const free = ~word;
-    if (free != 0) {
-      const bit = (w << 6) + <u32>ctz<u64>(free);
-      if (bit < nbits) {
-        const p = map + (<usize>w << 3);
-        store<u64>(p, load<u64>(p) | (<u64>1 << (bit & 63)));
-        return <i32>bit;
-      }
-    }
-    w++;
-    if (w >= nwords) w = 0;
-    word = load<u64>(map + (<usize>w << 3));
+  const hw = hint >>> 6;
+  let slot = claimIn(map, sum, hw, nbits, u64.MAX_VALUE << (hint & 63));
+  if (slot >= 0) return slot;
+  // Later words, then from the start up to and including the hint's word
+  // (its bits below the hint, this time).
+  for (let w = nextNotFull(sum, hw + 1, nwords); w >= 0; w = nextNotFull(sum, w + 1, nwords)) {
+    slot = claimIn(map, sum, w, nbits, u64.MAX_VALUE);
+    if (slot >= 0) return slot;
+  }
+  for (let w = nextNotFull(sum, 0, hw + 1); w >= 0; w = nextNotFull(sum, w + 1, hw + 1)) {
+    slot = claimIn(map, sum, w, nbits, u64.MAX_VALUE);
+    if (slot >= 0) return slot;
   }
   return -1;
 }
 
 /** Marks `slot` free. */
-export function bitmap_free(map: usize, slot: u32): void {
+export function bitmap_free(map: usize, sum: usize, slot: u32): void {
   const p = map + (<usize>(slot >>> 3));
   store<u8>(p, <u32>load<u8>(p) & ~(<u32>1 << (slot & 7)));
+  markNotFull(sum, slot >>> 6);
 }
 
 /** Marks `slot` used. */
-export function bitmap_set(map: usize, slot: u32): void {
-  const p = map + (<usize>(slot >>> 3));
-  store<u8>(p, <u32>load<u8>(p) | (<u32>1 << (slot & 7)));
+export function bitmap_set(map: usize, sum: usize, slot: u32): void {
+  const p = map + (<usize>(slot >>> 6) << 3);
+  const now = load<u64>(p) | (<u64>1 << (slot & 63));
+  store<u64>(p, now);
+  if (now == u64.MAX_VALUE) markFull(sum, slot >>> 6);
 }
 
 /** 1 when `slot` is marked used, else 0. */

@@ -1,5 +1,6 @@
-// Key hashing. FORMAT.md §2. Both results are persisted (they are entry
-// idents), so tests/kernels_hash_test.ts freezes them with known answers.
+// Key hashing (FORMAT.md §3 names the hash, §4 stores it as the ident).
+// Both results are persisted, so tests/kernels_hash_test.ts freezes them
+// with known answers.
 
 /**
  * 32-bit FNV-1 as NetSurf's nsurl computes it: multiply, then XOR the byte,

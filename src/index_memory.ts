@@ -16,6 +16,7 @@
  * | entries  | 2^entryBits × ENTRY_SIZE  | entry records (FORMAT.md §4)      |
  * | addrmap  | 2^identBits × 4           | entry index + 1, 0 = empty        |
  * | usemap   | 2 × 2^entryBits / 8       | slot use bits, data then meta     |
+ * | usesum   | 2 × 2^entryBits / 512     | per use-map word: has a free slot |
  * | claims   | 2^entryBits / 8           | slot audit: slots entries claim   |
  * | order    | 2^entryBits × 4           | eviction order output             |
  * | order2   | 2^entryBits × 4           | eviction scratch                  |
@@ -53,9 +54,9 @@ const STAGE_BYTES = 1 << 20;
 interface Kernels {
   memory: WebAssembly.Memory;
   heap_base(): number;
-  bitmap_claim(map: number, nbits: number, hint: number): number;
-  bitmap_free(map: number, slot: number): void;
-  bitmap_set(map: number, slot: number): void;
+  bitmap_claim(map: number, sum: number, nbits: number, hint: number): number;
+  bitmap_free(map: number, sum: number, slot: number): void;
+  bitmap_set(map: number, sum: number, slot: number): void;
   bitmap_test(map: number, slot: number): number;
   bitmap_count(map: number, nbits: number): number;
   slots_claimed(
@@ -165,6 +166,12 @@ export interface SlotAudit {
   markedUnclaimed: number;
   /** The lowest such slot, or -1. */
   firstMarkedUnclaimed: number;
+  /**
+   * The claimed-slots map the audit built (same layout as
+   * {@linkcode IndexMemory.useMap}), to list every disagreement when the
+   * counts are not zero. A view valid until the next audit.
+   */
+  claimed: Uint8Array;
 }
 
 /** Where an element is stored, as recorded in its entry. */
@@ -218,6 +225,8 @@ export class IndexMemory {
   #mapMask: number;
   #use: [number, number];
   #useBytes: number;
+  #sum: [number, number];
+  #sumBytes: number;
   #claims: number;
   #order: number;
   #order2: number;
@@ -250,6 +259,8 @@ export class IndexMemory {
     this.#map = take(this.mapSize * 4);
     this.#useBytes = align8(Math.ceil(this.capacity / 8));
     this.#use = [take(this.#useBytes), take(this.#useBytes)];
+    this.#sumBytes = align8(Math.ceil(this.#useBytes / 64));
+    this.#sum = [take(this.#sumBytes), take(this.#sumBytes)];
     this.#claims = take(this.#useBytes);
     this.#order = take(this.capacity * 4);
     this.#order2 = take(this.capacity * 4);
@@ -257,6 +268,7 @@ export class IndexMemory {
     this.#sortKeys2 = take(this.capacity * 8);
     this.#stage = take(0);
     this.#growTo(this.#stage + STAGE_BYTES);
+    this.clearUseMaps();
   }
 
   // Memory grows only here; views detach when it does, so refresh them.
@@ -754,20 +766,25 @@ export class IndexMemory {
 
   /** Claims a free slot of `kind` among the first `slots`; -1 if none. */
   claimSlot(kind: ElementKind, slots: number): number {
-    const s = this.#k.bitmap_claim(this.#use[kind], slots, this.#hint[kind]);
+    const s = this.#k.bitmap_claim(
+      this.#use[kind],
+      this.#sum[kind],
+      slots,
+      this.#hint[kind],
+    );
     if (s >= 0) this.#hint[kind] = s + 1;
     return s;
   }
 
   /** Frees slot `slot` of `kind`. */
   freeSlot(kind: ElementKind, slot: number): void {
-    this.#k.bitmap_free(this.#use[kind], slot);
+    this.#k.bitmap_free(this.#use[kind], this.#sum[kind], slot);
     if (slot < this.#hint[kind]) this.#hint[kind] = slot;
   }
 
   /** Marks slot `slot` of `kind` used. */
   markSlot(kind: ElementKind, slot: number): void {
-    this.#k.bitmap_set(this.#use[kind], slot);
+    this.#k.bitmap_set(this.#use[kind], this.#sum[kind], slot);
   }
 
   /** True when slot `slot` of `kind` is marked used. */
@@ -780,7 +797,11 @@ export class IndexMemory {
     return this.#k.bitmap_count(this.#use[kind], slots);
   }
 
-  /** The use map of `kind` (a live view; `capacity / 8` bytes, padded). */
+  /**
+   * The use map of `kind` (a live view; `capacity / 8` bytes, padded).
+   * Read it; change it only through the methods above, which keep the
+   * claim summary in step.
+   */
   useMap(kind: ElementKind): Uint8Array {
     return this.#u8.subarray(this.#use[kind], this.#use[kind] + this.#useBytes);
   }
@@ -808,12 +829,15 @@ export class IndexMemory {
       firstClaimedUnmarked: first(this.#u32[o + 1]!),
       markedUnclaimed: this.#u32[o + 2]!,
       firstMarkedUnclaimed: first(this.#u32[o + 3]!),
+      claimed: this.#u8.subarray(this.#claims, this.#claims + this.#useBytes),
     };
   }
 
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#u8.fill(0, this.#use[0], this.#use[1] + this.#useBytes);
+    // Invariant: summary bit w is set iff map word w has a free slot.
+    this.#u8.fill(0xff, this.#sum[0], this.#sum[1] + this.#sumBytes);
     this.#hint = [0, 0];
   }
 
