@@ -30,6 +30,7 @@ import {
 import { CorruptError, StoreError, VersionMismatchError } from "./errors.ts";
 import {
   blockFileHeaderMatches,
+  blockFileVersion,
   CACHEDIR_TAG,
   type Control,
   decodeBlocks,
@@ -197,6 +198,11 @@ export class Pass {
   index: LoadedIndex | undefined;
   /** Entries to drop in a repair. */
   drop = new Set<number>();
+  /**
+   * Per kind, entries to lose only that element in a repair: the entry
+   * keeps its other one, which verified (as fetch does, journal op 4).
+   */
+  dropElement: [Set<number>, Set<number>] = [new Set(), new Set()];
   /** The index needs writing even with nothing dropped. */
   writeEntries = false;
   writeBlocks = false;
@@ -324,6 +330,7 @@ export class Pass {
     this.#largeFiles();
     this.#keys();
     this.#shared();
+    this.#settleDrops();
     this.#fillKeys();
     this.#stats();
   }
@@ -849,28 +856,31 @@ export class Pass {
         try {
           const head = new Uint8Array(32);
           this.bytesRead += io.pread(fd, head, 0);
-          if (!hasMagicAt(head, MAGIC.blockFile)) {
-            this.#report(
-              "BLOCK_FILE_CORRUPT",
-              rel,
-              "not a larder block file (no LARDERBF magic); not touched",
-            );
-          } else if (versionAt(head, 8) > VERSION.blockFile) {
+          const version = blockFileVersion(head);
+          if (version > VERSION.blockFile) {
             this.headerFixes.push({ rel, kind, n });
             this.#report(
               "VERSION_NEWER",
               rel,
-              `block file format version ${
-                versionAt(head, 8)
-              }; this larder reads ${VERSION.blockFile}`,
+              `block file format version ${version}; this larder reads ${VERSION.blockFile}`,
             );
           } else if (!blockFileHeaderMatches(head, kind, n)) {
-            this.headerFixes.push({ rel, kind, n });
-            this.#report(
-              "BLOCK_FILE_CORRUPT",
-              rel,
-              `header is not that of ${KIND_NAME[kind]} block file ${n}`,
-            );
+            // A crash between creating a block file and writing its header
+            // leaves zeros; open writes the header again (FORMAT.md §9).
+            if (hasMagicAt(head, MAGIC.blockFile) || head.every((b) => !b)) {
+              this.headerFixes.push({ rel, kind, n });
+              this.#report(
+                "BLOCK_FILE_CORRUPT",
+                rel,
+                `header is not that of ${KIND_NAME[kind]} block file ${n}`,
+              );
+            } else {
+              this.#report(
+                "BLOCK_FILE_CORRUPT",
+                rel,
+                "not a larder block file (no LARDERBF magic); not touched",
+              );
+            }
           }
           if (claimed === 0) continue;
           this.bytesRead += readSlots(
@@ -1056,7 +1066,7 @@ export class Pass {
     rel: string,
     o: { detail: string; slot?: number; key?: string },
   ): void {
-    this.drop.add(i);
+    this.dropElement[kind].add(i);
     this.#report(code, rel, `${KIND_NAME[kind]} of entry ${i}: ${o.detail}`, {
       entry: i,
       ...(o.slot === undefined ? {} : { slot: o.slot }),
@@ -1285,6 +1295,7 @@ export class Pass {
           Math.max(1, Math.ceil(this.index!.mem.capacity / SLOTS_PER_FILE)),
         ).join("/");
         this.#resolveShared(
+          kind,
           "SLOT_SHARED",
           rel,
           claimants,
@@ -1295,6 +1306,7 @@ export class Pass {
       for (const [id, claimants] of this.#fileOwners[kind]) {
         if (claimants.length < 2) continue;
         this.#resolveShared(
+          kind,
           "FILE_SHARED",
           largeFileParts(kind, id).join("/"),
           claimants,
@@ -1305,14 +1317,17 @@ export class Pass {
   }
 
   #resolveShared(
+    kind: ElementKind,
     code: ProblemCode,
     rel: string,
     claimants: number[],
     what: string,
     slot?: number,
   ): void {
-    const keep = claimants.find((i) => !this.drop.has(i));
-    for (const i of claimants) if (i !== keep) this.drop.add(i);
+    const keep = claimants.find((i) =>
+      !this.drop.has(i) && !this.dropElement[kind].has(i)
+    );
+    for (const i of claimants) if (i !== keep) this.dropElement[kind].add(i);
     this.#report(
       code,
       rel,
@@ -1321,6 +1336,23 @@ export class Pass {
       }`,
       slot === undefined ? {} : { slot },
     );
+  }
+
+  /** An entry losing every element it has is dropped whole. */
+  #settleDrops(): void {
+    const mem = this.index!.mem;
+    for (const kind of KINDS) {
+      for (const i of this.dropElement[kind]) {
+        if (this.drop.has(i)) continue;
+        const other = kind === DATA ? META : DATA;
+        if (!mem.has(i, other) || this.dropElement[other].has(i)) {
+          this.drop.add(i);
+        }
+      }
+    }
+    for (const kind of KINDS) {
+      for (const i of this.drop) this.dropElement[kind].delete(i);
+    }
   }
 
   /** Names the key of entry-level problems whose element did not say. */

@@ -14,12 +14,15 @@ export type Severity = "error" | "warning";
  * Every problem code, its severity and what `repair` does about it.
  * Codes are stable; CHECK_STORE.md explains each.
  */
+const ELEMENT_REPAIR =
+  "drop the element (the entry, when it has no other that verifies)";
+
 export const PROBLEM_CODES = {
   CONTROL_CORRUPT: { severity: "error", repair: "none (the check stops)" },
   VERSION_NEWER: {
     severity: "error",
     repair: "entries: rebuild the index; journal: new journal; blocks, " +
-      "block file header: rewrite; element: drop its entry; control: " +
+      "block file header: rewrite; element: drop it; control: " +
       "none (the check stops)",
   },
   ENTRIES_CORRUPT: { severity: "error", repair: "rebuild the index" },
@@ -32,25 +35,25 @@ export const PROBLEM_CODES = {
   },
   JOURNAL_DIVERGED: { severity: "error", repair: "new snapshot and journal" },
   ENTRY_INVALID: { severity: "error", repair: "drop the entry" },
-  SLOT_SHARED: { severity: "error", repair: "keep one claimant" },
-  FILE_SHARED: { severity: "error", repair: "keep one claimant" },
-  BLOCK_FILE_CORRUPT: {
-    severity: "error",
-    repair: "rewrite the header if the file has larder's magic, else none",
-  },
-  ELEMENT_MISSING: { severity: "error", repair: "drop the entry" },
-  ELEMENT_HEADER: { severity: "error", repair: "drop the entry" },
-  ELEMENT_KEY: { severity: "error", repair: "drop the entry" },
-  ELEMENT_MISMATCH: { severity: "error", repair: "drop the entry" },
-  ELEMENT_CRC: { severity: "error", repair: "drop the entry" },
-  LARGE_FILE_TRUNCATED: { severity: "error", repair: "drop the entry" },
-  LARGE_FILE_TRAILING: { severity: "error", repair: "drop the entry" },
+  SLOT_SHARED: { severity: "error", repair: "keep one claimant's element" },
+  FILE_SHARED: { severity: "error", repair: "keep one claimant's element" },
+  ELEMENT_MISSING: { severity: "error", repair: ELEMENT_REPAIR },
+  ELEMENT_HEADER: { severity: "error", repair: ELEMENT_REPAIR },
+  ELEMENT_KEY: { severity: "error", repair: ELEMENT_REPAIR },
+  ELEMENT_MISMATCH: { severity: "error", repair: ELEMENT_REPAIR },
+  ELEMENT_CRC: { severity: "error", repair: ELEMENT_REPAIR },
+  LARGE_FILE_TRUNCATED: { severity: "error", repair: ELEMENT_REPAIR },
+  LARGE_FILE_TRAILING: { severity: "error", repair: ELEMENT_REPAIR },
   KEY_HASH: { severity: "error", repair: "drop the entry" },
   DUPLICATE_KEY: { severity: "error", repair: "keep the newest entry" },
   ORPHAN_FILE: { severity: "error", repair: "delete the file" },
   NEXT_FILE_ID: { severity: "warning", repair: "raise nextFileId" },
   BLOCKS_CORRUPT: { severity: "warning", repair: "rewrite blocks" },
   BLOCKS_MISMATCH: { severity: "warning", repair: "rewrite blocks" },
+  BLOCK_FILE_CORRUPT: {
+    severity: "warning",
+    repair: "rewrite the header when it is larder's or zeros, else none",
+  },
   SLOT_UNMARKED: { severity: "warning", repair: "rewrite blocks" },
   SLOT_MARKED_FREE: { severity: "warning", repair: "rewrite blocks" },
   TEMP_LEFTOVER: { severity: "warning", repair: "delete the file" },
@@ -88,6 +91,7 @@ export interface Problem {
 export type RepairAction =
   | "REBUILD_INDEX"
   | "DROP_ENTRY"
+  | "DROP_ELEMENT"
   | "RAISE_NEXT_FILE_ID"
   | "REWRITE_BLOCK_FILE_HEADER"
   | "WRITE_BLOCKS"

@@ -96,6 +96,19 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
   for (const p of pass.problems) {
     if (p.entry !== undefined && p.key !== undefined) keyOf.set(p.entry, p.key);
   }
+  for (const kind of KINDS) {
+    for (const i of pass.dropElement[kind]) {
+      mem.clearElement(i, kind);
+      say(
+        "DROP_ELEMENT",
+        "entries",
+        `dropped the ${
+          KIND_NAME[kind]
+        } element of entry ${i}; it keeps the other`,
+        keyOf.get(i),
+      );
+    }
+  }
   // Swap-remove moves the last record into the hole: remove from the top.
   for (const i of [...pass.drop].sort((a, b) => b - a)) {
     mem.remove(i);
@@ -136,6 +149,7 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
   }
 
   const writeEntries = pass.writeEntries || pass.drop.size > 0 ||
+    pass.dropElement.some((d) => d.size > 0) ||
     nextFileId !== index.nextFileId;
   if (pass.writeBlocks || writeEntries) {
     // The use maps follow the records (as at open, FORMAT.md §9).

@@ -77,6 +77,16 @@ async function damageCase(
       b.values,
       [...b.values.keys()].filter((k) => !gone.has(k)),
     );
+    // A damaged data element costs only itself: the metadata stays.
+    const store = await BackingStore.open(b.dir);
+    try {
+      for (const key of gone) {
+        using meta = await store.fetch(key, { meta: true });
+        deepStrictEqual(meta?.data, b.values.get(key)!.meta, key);
+      }
+    } finally {
+      await store.close();
+    }
   });
 }
 
