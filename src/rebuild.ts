@@ -4,9 +4,10 @@
  * its kind, key, key hash, length, content CRC and store time (FORMAT.md
  * §6), so the index can be recovered without trusting anything else.
  *
- * What is adopted: a slot of a block file whose header matches exactly
- * (FORMAT.md §5.2), or a regular file at larder's name for a large file
- * (§2), holding an element of that kind whose header verifies, whose
+ * What is adopted: a slot of a block file (any but one whose intact header
+ * declares a newer version: open writes a damaged header again, FORMAT.md
+ * §9), or a regular file at larder's name for a large file (§2), holding
+ * an element of that kind whose header verifies, whose
  * length fits (a slot) or matches exactly (a file), whose key is valid
  * UTF-8, and whose content CRC verifies. Nothing else is read as an
  * element, and nothing is written or deleted here.
@@ -29,11 +30,12 @@
  */
 import { crc32 } from "node:zlib";
 import {
-  blockFileHeaderMatches,
+  blockFileVersion,
   type Control,
   MAGIC,
   SLOT_SIZE,
   SLOTS_PER_FILE,
+  VERSION,
 } from "./format.ts";
 import {
   CHUNK_BYTES,
@@ -93,7 +95,7 @@ export interface RebuildResult {
   slotsScanned: number;
   /** Large files examined. */
   filesScanned: number;
-  /** Block files skipped because their header is not exactly larder's. */
+  /** Block files skipped because their header declares a newer version. */
   blockFilesSkipped: number;
   /** Bytes read. */
   bytesRead: number;
@@ -197,13 +199,12 @@ export function rebuildIndex(
       const fd = io.openR(path);
       try {
         const head = buf.subarray(0, 32);
-        if (
-          io.pread(fd, head, 0) < 32 || !blockFileHeaderMatches(head, kind, n)
-        ) {
+        result.bytesRead += io.pread(fd, head, 0);
+        // Slots prove themselves; only another version's layout is skipped.
+        if (blockFileVersion(head) > VERSION.blockFile) {
           result.blockFilesSkipped++;
           continue;
         }
-        result.bytesRead += 32;
         result.bytesRead += readSlots(io, fd, kind, () => true, (s, b) => {
           result.slotsScanned++;
           // Most slots of a sparse block file are zeros: test the magic

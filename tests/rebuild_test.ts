@@ -135,3 +135,14 @@ Deno.test("rebuildIndex adopts nothing larder did not write or that fails", asyn
   equal(damaged.length, 2);
   ok(result.nextFileId > 500, "ids of files at larder names are not reused");
 });
+
+Deno.test("rebuildIndex reads slots behind a damaged block file header", async () => {
+  await using b = await buildStore();
+  const file = Deno.openSync(`${b.dir}/dblk/A`, { write: true });
+  file.writeSync(new Uint8Array(32)); // as a crash before the header write
+  file.close();
+  const { result } = rebuild(b.dir);
+  equal(result.blockFilesSkipped, 0);
+  equal(result.count, 24);
+  equal(result.corrupt, 0);
+});
