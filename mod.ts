@@ -39,3 +39,12 @@ export {
   VersionMismatchError,
 } from "./src/errors.ts";
 export type { StoreErrorCode } from "./src/errors.ts";
+export { checkStore, PROBLEM_CODES } from "./src/check.ts";
+export type {
+  CheckOptions,
+  CheckProgress,
+  CheckReport,
+  Problem,
+  ProblemCode,
+  Repair,
+} from "./src/check.ts";

@@ -20,6 +20,7 @@ import { DATA, type ElementKind, IndexMemory, META } from "./index_memory.ts";
 import { type FileIO, NodeFileIO, readWhole, replaceFile } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
 import { readIndexImage, rotate } from "./_persist.ts";
+import { rebuildIndex } from "./rebuild.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
 import {
   ENTRY_BITS_RANGE,
@@ -201,11 +202,15 @@ function loadIndex(io: FileIO, dir: string, s: StoreState): void {
       }
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
-      // An unreadable index loses the entries, never the store, and never
-      // yields wrong bytes: elements carry their own keys and checksums.
+      // An unreadable index is rebuilt from the elements themselves (each
+      // carries its key, hash and checksums), never given up on.
       s.repairedOnOpen++;
-      s.mem.loadRecords(new Uint8Array(0), 0);
+      rebuildFromElements(io, dir, s);
     }
+  } else {
+    // No snapshot: a new store (nothing to find), or one whose `entries`
+    // was lost: its elements are still there.
+    rebuildFromElements(io, dir, s);
   }
   s.repairedOnOpen += checkRecords(s);
   // The use maps were rebuilt from the entries; the blocks file is only
@@ -226,6 +231,13 @@ function loadIndex(io: FileIO, dir: string, s: StoreState): void {
     total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
   }
   s.liveBytes = total;
+}
+
+function rebuildFromElements(io: FileIO, dir: string, s: StoreState): void {
+  s.mem.loadRecords(new Uint8Array(0), 0);
+  const r = rebuildIndex(io, dir, s.control, s.mem);
+  s.nextFileId = Math.max(s.nextFileId, r.nextFileId);
+  if (r.count > 0) s.repairedOnOpen++;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

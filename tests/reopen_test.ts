@@ -72,36 +72,47 @@ Deno.test("with the journal lost, a stale snapshot yields misses, never wrong by
   assert.ok(st.stats().repairedOnOpen >= 1, "the missing journal was noticed");
 });
 
-Deno.test("a damaged entries file loses the index, not the store", async (t) => {
-  for (const damage of ["flip", "truncate", "garbage"] as const) {
+Deno.test("a damaged or lost entries file is rebuilt from the elements", async (t) => {
+  for (const damage of ["flip", "truncate", "garbage", "delete"] as const) {
     await t.step(damage, async () => {
       await using d = await tempDir();
       {
         await using st = await BackingStore.open(d.path);
         for (let i = 0; i < 10; i++) {
-          await st.store(`k${i}`, bytesFor(`k${i}`, 100));
+          await st.store(`k${i}`, bytesFor(`k${i}`, 100 + i * 3000));
         }
+        await st.store("k0", bytesFor("k0-meta", 50), { meta: true });
       }
       const path = `${d.path}/entries`;
       const b = Deno.readFileSync(path);
       if (damage === "flip") b[100]! ^= 0x10;
-      Deno.writeFileSync(
-        path,
-        damage === "truncate"
-          ? b.subarray(0, 90)
-          : damage === "garbage"
-          ? bytesFor("g", 500)
-          : b,
-      );
-      await using st = await BackingStore.open(d.path);
-      assert.equal(st.stats().repairedOnOpen, 1);
-      assert.equal(st.stats().entries, 0);
-      assert.equal(st.stats().dataSlotsUsed, 0, "slots freed for reuse");
-      for (let i = 0; i < 10; i++) {
-        assert.equal(await read(st, `k${i}`), undefined);
+      if (damage === "delete") Deno.removeSync(path);
+      else {
+        Deno.writeFileSync(
+          path,
+          damage === "truncate"
+            ? b.subarray(0, 90)
+            : damage === "garbage"
+            ? bytesFor("g", 500)
+            : b,
+        );
       }
+      await using st = await BackingStore.open(d.path);
+      assert.ok(st.stats().repairedOnOpen >= 1);
+      assert.equal(st.stats().entries, 10);
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(
+          await read(st, `k${i}`),
+          bytesFor(`k${i}`, 100 + i * 3000),
+        );
+      }
+      assert.deepEqual(
+        await read(st, "k0", { meta: true }),
+        bytesFor("k0-meta", 50),
+      );
       await st.store("fresh", bytesFor("fresh", 100));
       assert.deepEqual(await read(st, "fresh"), bytesFor("fresh", 100));
+      assert.equal(st.stats().corruptions, 0);
     });
   }
 });
