@@ -14,7 +14,7 @@ import {
 const DIGIT_BITS: u64 = 11;
 const RADIX: usize = 1 << <usize>DIGIT_BITS;
 const MASK: u64 = <u64>RADIX - 1;
-/** A 49-bit key needs at most five 11-bit digits. */
+/** A 49-bit key needs at most five 11-bit digits (disjoint windows). */
 const MAX_DIGITS: usize = 5;
 /** Below this many victims an insertion sort beats the radix passes. */
 const SMALL: u32 = 48;
@@ -22,6 +22,7 @@ const SMALL: u32 = 48;
 const COUNTS = memory.data(<i32>(RADIX * 4), 16);
 const BYTES = memory.data(<i32>(RADIX * 8), 16);
 const SORT_COUNTS = memory.data(<i32>(MAX_DIGITS * RADIX * 4), 16);
+const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
 
 // @ts-ignore: decorator
 @inline function sortKey(e: usize): u64 {
@@ -191,13 +192,24 @@ function sortInto(
     if (ai != out) memory.copy(out, ai, <usize>n << 2);
     return n;
   }
-  // Only bits at or below the highest one that differs need sorting.
-  const digits = <usize>((topBit(lo ^ hi) + DIGIT_BITS) / DIGIT_BITS);
+  // Only bits that differ somewhere need sorting: digits start at the
+  // lowest such bit not yet covered, so constant stretches (say the high
+  // bits of lastUsed when all uses fall in one month) cost no pass.
+  let diff: u64 = 0;
+  for (let j: u32 = 0; j < n; j++) diff |= load<u64>(ak + (<usize>j << 3)) ^ lo;
+  let digits: usize = 0;
+  while (diff != 0) {
+    const shift = ctz<u64>(diff);
+    store<u64>(SHIFTS + (digits << 3), shift);
+    digits++;
+    diff = shift + DIGIT_BITS >= 64 ? 0 : diff & (u64.MAX_VALUE << (shift + DIGIT_BITS));
+  }
   memory.fill(SORT_COUNTS, 0, digits * RADIX * 4);
   for (let j: u32 = 0; j < n; j++) {
     const k = load<u64>(ak + (<usize>j << 3));
     for (let d: usize = 0; d < digits; d++) {
-      const p = SORT_COUNTS + ((d * RADIX + <usize>((k >> (<u64>d * DIGIT_BITS)) & MASK)) << 2);
+      const shift = load<u64>(SHIFTS + (d << 3));
+      const p = SORT_COUNTS + ((d * RADIX + <usize>((k >> shift) & MASK)) << 2);
       store<u32>(p, load<u32>(p) + 1);
     }
   }
@@ -214,7 +226,7 @@ function sortInto(
       store<u32>(counts + (b << 2), sum);
       sum += c;
     }
-    const shift = <u64>d * DIGIT_BITS;
+    const shift = load<u64>(SHIFTS + (d << 3));
     for (let j: u32 = 0; j < n; j++) {
       const k = load<u64>(sk + (<usize>j << 3));
       const p = counts + (<usize>((k >> shift) & MASK) << 2);
