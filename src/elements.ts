@@ -66,6 +66,20 @@ function storedKeyLen(buf: Uint8Array): number {
 }
 const CORRUPT = { ok: false, reason: "corrupt" } as const;
 
+/**
+ * True when a failure means the element is not there (a missing file or
+ * directory, a symlink refused by O_NOFOLLOW, a block file of another
+ * version): a miss. Anything else (EIO, a full disk, no permission) is an
+ * error the caller must see, never a reason to drop the entry.
+ */
+function isAbsence(err: unknown): boolean {
+  if (!(err instanceof StoreError)) return false;
+  if (err.code === "VERSION_MISMATCH" || err.code === "CORRUPT") return true;
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR" ||
+    code === "EISDIR";
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -201,6 +215,10 @@ export class ElementFiles {
     return `${path}/${parts[parts.length - 1]}`;
   }
 
+  #largeFileName(kind: ElementKind, id: number): string {
+    return `${this.#root}/${largeFileParts(kind, id).join("/")}`;
+  }
+
   /** Path of large file `id` of `kind` (creating its directories). */
   largeFilePath(kind: ElementKind, id: number): string {
     return this.#ensureDirs(largeFileParts(kind, id));
@@ -296,7 +314,7 @@ export class ElementFiles {
     try {
       [fd, pos] = this.#slotPos(kind, slot);
     } catch (err) {
-      if (err instanceof StoreError) return CORRUPT;
+      if (isAbsence(err)) return CORRUPT;
       throw err;
     }
     const buf = this.#take(ELEMENT_HEADER + want.key.length + want.size);
@@ -343,7 +361,7 @@ export class ElementFiles {
       }
       return buf;
     } catch (err) {
-      if (err instanceof StoreError) return undefined;
+      if (isAbsence(err)) return undefined;
       throw err;
     }
   }
@@ -377,13 +395,14 @@ export class ElementFiles {
     id: number,
     len?: number,
   ): Uint8Array | undefined {
-    const path = this.largeFilePath(kind, id);
+    // Reading never creates directories: a missing one is a missing file.
+    const path = this.#largeFileName(kind, id);
     let fd: number;
     try {
       fd = this.#io.openR(path);
     } catch (err) {
       // Missing, or a symlink planted in the store (ELOOP): a miss.
-      if (err instanceof StoreError && err.code === "IO") return undefined;
+      if (isAbsence(err)) return undefined;
       throw err;
     }
     try {
@@ -424,12 +443,12 @@ export class ElementFiles {
 
   /** Removes large file `id`. */
   removeFile(kind: ElementKind, id: number): void {
-    this.#io.unlink(this.largeFilePath(kind, id));
+    this.#io.unlink(this.#largeFileName(kind, id));
   }
 
   /** True when large file `id` exists (used only after ids wrap). */
   fileExists(kind: ElementKind, id: number): boolean {
-    return this.#io.kind(this.largeFilePath(kind, id)) !== "missing";
+    return this.#io.kind(this.#largeFileName(kind, id)) !== "missing";
   }
 
   /**
