@@ -131,7 +131,8 @@ function newTag(old: number | undefined): number {
  * journal created (named from a new random tag) and synced, 4 rename over
  * `entries` and sync the directory (the commit point), 5-6 old journal
  * marked rotated through its open file and synced, 7 old journal removed.
- * A crash at any step leaves the old pair or the new one.
+ * A crash at any step leaves the old pair or the new one; so does a failure
+ * (a failed directory sync after the rename leaves the old journal whole).
  */
 export function rotate(io: FileIO, dir: string, s: StoreState): void {
   s.files.syncPending();
@@ -155,13 +156,27 @@ export function rotate(io: FileIO, dir: string, s: StoreState): void {
   const journal = Journal.create(io, dir, tag, s.journalBytes);
   try {
     io.rename(tmp, `${dir}/entries`);
-    io.syncDir(dir);
   } catch (err) {
     journal.close();
     io.unlink(`${dir}/${journalName(tag)}`);
     throw err;
   }
+  // The rename happened: `entries` names the new journal now, so every
+  // later change goes there, whatever fails next.
   s.journal = journal;
+  try {
+    io.syncDir(dir);
+  } catch (err) {
+    // The rename may not be durable, and a power loss could bring back the
+    // old pair: leave the old journal whole (not marked, not removed; the
+    // next open removes it), and sync the directory again before anything
+    // else is made durable.
+    s.files.syncDirLater(dir);
+    try {
+      old?.close();
+    } catch { /* the sync failure is the one to report */ }
+    throw err;
+  }
   if (old !== undefined) {
     try {
       old.markRotated();

@@ -451,6 +451,11 @@ export class ElementFiles {
     return this.#io.kind(this.#largeFileName(kind, id)) !== "missing";
   }
 
+  /** Queues `dir` for a directory sync at the next syncPending(). */
+  syncDirLater(dir: string): void {
+    this.#pendingDirs.add(dir);
+  }
+
   /**
    * Makes every element written so far durable: fsyncs the open block
    * files and the directories that gained names (in fsync mode).

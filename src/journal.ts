@@ -423,13 +423,11 @@ export class Journal {
       io.pwrite(fd, encodeJournalHeader(tag, size), 0);
       io.ftruncate(fd, size);
       io.fsync(fd);
-    } catch (err) {
+    } finally {
+      // Reopened read-write below: create() opened it write-only.
       io.close(fd);
-      throw err;
     }
     io.syncDir(dir);
-    // Reopen read-write: create() opened it write-only.
-    io.close(fd);
     return new Journal(io, io.openRW(path, false), tag, size, JOURNAL_HEADER);
   }
 
