@@ -206,6 +206,8 @@ export class FaultFS implements FileIO {
   } | undefined;
   #fault: Fault | undefined;
   #budget = Infinity;
+  /** Calls the injected fault has failed so far. */
+  faultHits = 0;
   /** Names of the mutating calls in order (only when `trace` is on). */
   trace: string[] | undefined;
 
@@ -217,6 +219,11 @@ export class FaultFS implements FileIO {
   /** Calls made so far. */
   get counts(): Readonly<CallCounts> {
     return this.#counts;
+  }
+
+  /** Descriptors open now (a closed store must leave none). */
+  get openFds(): string[] {
+    return [...this.#fds.values()].map((f) => f.path);
   }
 
   /** True once the crash point was reached. */
@@ -286,6 +293,7 @@ export class FaultFS implements FileIO {
     if (f !== undefined && (f.scope === "any" || mutating)) {
       const n = c[f.scope];
       if (n === f.at || (f.persistent && n > f.at)) {
+        this.faultHits++;
         throw toStoreError(name, osError(f.code, name.split(" ")[0]!));
       }
     }
@@ -537,7 +545,9 @@ export class FaultFS implements FileIO {
 
   tryLock(path: string): (() => void) | undefined {
     path = normalise(path);
-    if (this.#crashed) throw new CrashError(`lock ${path} (after the crash)`);
+    // Taking the lock opens (and may create) the lock file: a call that can
+    // fail, though not a crash point.
+    this.#enter(`lock ${path}`, false);
     if (this.#locked.has(path)) return undefined;
     if (this.#lookup(path) === undefined) {
       // The lock file itself: created durable, outside the counted calls.
