@@ -9,7 +9,8 @@
  * `deno bench` prints its usual table. Run directly, the file times the
  * same cases itself and prints medians with the p10–p90 spread and a
  * throughput column, as a markdown table (what bench/README.md quotes).
- * LARDER_BENCH_16M=1 adds eviction over 2^24 entries (about 1.2 GB).
+ * LARDER_BENCH_16M=1 adds eviction over 2^24 entries (about 1.6 GB);
+ * LARDER_BENCH_ONLY=<text> times only the groups whose name contains it.
  * @module
  */
 import { crc32 as zlibCrc32 } from "node:zlib";
@@ -26,7 +27,7 @@ interface Case {
   fn: () => unknown;
   /** Bytes or items one call processes, for the throughput column. */
   per: number;
-  unit: "B" | "keys" | "ops";
+  unit: "B" | "keys" | "entries" | "ops" | "slots";
   baseline?: boolean;
 }
 
@@ -293,7 +294,7 @@ for (const [bits, n] of evictSizes) {
     group: g,
     name: "wasm selectVictims, 5% of bytes",
     per: n,
-    unit: "ops",
+    unit: "entries",
     baseline: true,
     fn: () => mem.selectVictims(target, 0, 7),
   });
@@ -301,14 +302,14 @@ for (const [bits, n] of evictSizes) {
     group: g,
     name: "wasm selectVictims, one entry",
     per: n,
-    unit: "ops",
+    unit: "entries",
     fn: () => mem.selectVictims(0, 1, 7),
   });
   add({
     group: g,
     name: "wasm evictionOrder (full sort)",
     per: n,
-    unit: "ops",
+    unit: "entries",
     fn: () => mem.evictionOrder(),
   });
   if (n <= 1_000_000) {
@@ -316,7 +317,7 @@ for (const [bits, n] of evictSizes) {
       group: g,
       name: "JS sort + prefix, 5% of bytes",
       per: n,
-      unit: "ops",
+      unit: "entries",
       fn: () => jsSelect(target),
     });
   }
@@ -411,7 +412,7 @@ for (const [bits, n] of evictSizes) {
     group: g4,
     name: "wasm usedSlots",
     per: slots,
-    unit: "ops",
+    unit: "slots",
     baseline: true,
     fn: () => churn.usedSlots(META, slots),
   });
@@ -419,7 +420,7 @@ for (const [bits, n] of evictSizes) {
     group: g4,
     name: "JS reference (boolean array)",
     per: slots,
-    unit: "ops",
+    unit: "slots",
     fn: () => churnRef.count(),
   });
 
@@ -435,7 +436,7 @@ for (const [bits, n] of evictSizes) {
     group: g3,
     name: "wasm auditSlots",
     per: n,
-    unit: "ops",
+    unit: "entries",
     baseline: true,
     fn: () => audit.auditSlots(DATA, slots),
   });
@@ -443,7 +444,7 @@ for (const [bits, n] of evictSizes) {
     group: g3,
     name: "JS loop over element() and slotUsed()",
     per: n,
-    unit: "ops",
+    unit: "entries",
     fn: () => {
       let bad = 0;
       for (let i = 0; i < audit.count; i++) {
@@ -471,7 +472,9 @@ if (!import.meta.main) {
 } else {
   console.log(`${navigator.userAgent}, ${Deno.build.target}\n`);
   let group = "";
+  const only = Deno.env.get("LARDER_BENCH_ONLY") ?? "";
   for (const c of cases) {
+    if (!c.group.includes(only)) continue;
     if (c.group !== group) {
       group = c.group;
       console.log(
@@ -522,6 +525,5 @@ function fmtTime(ms: number): string {
 function rate(c: Case, ms: number): string {
   const perSec = c.per / (ms / 1e3);
   if (c.unit === "B") return `${(perSec / 1e9).toFixed(2)} GB/s`;
-  if (c.unit === "keys") return `${(perSec / 1e6).toFixed(2)} M keys/s`;
-  return `${(perSec / 1e6).toFixed(2)} M entries/s`;
+  return `${(perSec / 1e6).toFixed(2)} M ${c.unit}/s`;
 }
