@@ -194,7 +194,9 @@ function loadIndex(io: FileIO, dir: string, s: StoreState): void {
       ) {
         const r = replay(s.mem, image.journal.entries);
         s.replayed = r.applied;
-        if (r.diverged) s.repairedOnOpen++;
+        if (r.diverged || image.journalError !== undefined) {
+          s.repairedOnOpen++;
+        }
         if (r.fileIdFloor > s.nextFileId) s.nextFileId = r.fileIdFloor;
         s.journalPristine = image.journal.pristine && r.applied === 0;
       } else if (image.journalError !== undefined) {

@@ -30,7 +30,10 @@ export interface IndexImage {
   journalTag: number | undefined;
   /** The journal's valid entries; `pristine` when it is empty and zeroed. */
   journal: { entries: RawEntry[]; pristine: boolean } | undefined;
-  /** Why the journal could not be used, if it could not. */
+  /**
+   * Why the journal could not be used, or (with `journal` set) what was
+   * wrong with it although its entries could be read.
+   */
   journalError: string | undefined;
 }
 
@@ -46,9 +49,12 @@ function allZero(b: Uint8Array): boolean {
 
 /**
  * Reads the snapshot and its journal as one consistent pair. A journal
- * marked rotated, or gone while its snapshot was replaced, means a writer
- * rotated between our reads: read both again (at most 8 times, so two
- * processes rotating in step cannot loop a reader forever).
+ * marked rotated while the snapshot changed, or gone while it changed,
+ * means a writer rotated between our reads: read both again (at most 8
+ * times, so two processes rotating in step cannot loop a reader forever).
+ * A journal marked rotated that the snapshot still names, or whose length
+ * disagrees with its header, is damaged: its valid entries are returned
+ * with `journalError` saying what was wrong.
  */
 export function readIndexImage(io: FileIO, dir: string): IndexImage {
   for (let attempt = 0; attempt < MAX_ROTATION_RETRIES; attempt++) {
@@ -82,17 +88,19 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
       };
     }
     let rotated: boolean;
+    let size: number;
     try {
       const h = decodeJournalHeader(bytes);
-      if (h.tag !== tag || h.size !== bytes.length) {
+      if (h.tag !== tag) {
         return {
           snapshot,
           journalTag: tag,
           journal: undefined,
-          journalError: "journal header disagrees",
+          journalError: "journal header names another snapshot",
         };
       }
       rotated = h.rotated;
+      size = h.size;
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
       return {
@@ -102,15 +110,29 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
         journalError: err.message,
       };
     }
-    if (rotated) continue;
-    const { entries, end } = readEntries(bytes);
-    const pristine = end === JOURNAL_HEADER &&
-      allZero(bytes.subarray(JOURNAL_HEADER));
+    let damage: string | undefined;
+    if (rotated) {
+      const again = readWhole(io, `${dir}/entries`);
+      if (again === undefined || tagOf(again) !== tag) continue; // rotated meanwhile
+      // The snapshot still names it, so no rotation got as far as its
+      // rename (a rotation marks the old journal only after that): the word
+      // is damaged. The entries are whole and continue this snapshot.
+      damage = "journal marked rotated but still current";
+    }
+    if (size !== bytes.length) {
+      // Truncated, or grown by garbage: the entries within both lengths
+      // are checked one by one like any others.
+      damage = "journal length disagrees with its header";
+    }
+    const usable = bytes.subarray(0, Math.min(size, bytes.length));
+    const { entries, end } = readEntries(usable);
+    const pristine = damage === undefined && end === JOURNAL_HEADER &&
+      allZero(usable.subarray(JOURNAL_HEADER));
     return {
       snapshot,
       journalTag: tag,
       journal: { entries, pristine },
-      journalError: undefined,
+      journalError: damage,
     };
   }
   throw new CorruptError(
