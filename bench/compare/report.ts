@@ -14,6 +14,8 @@ export interface MergedPeer {
   peer: string;
   eviction: string;
   runs: number;
+  /** Distinct larder commits the runs saw (src changes mid-run show up here). */
+  commits: string[];
   /** Best run of each phase (highest ops/s; for reopen, the fastest). */
   phases: Record<string, PhaseResult>;
   errors: string[];
@@ -81,6 +83,7 @@ export function merge(runs: PeerRun[]): MergedPeer {
     peer: first.peer,
     eviction: first.eviction,
     runs: runs.length,
+    commits: [...new Set(runs.flatMap((r) => (r.commit ? [r.commit] : [])))],
     phases,
     errors: runs.flatMap((r) => (r.error ? [r.error] : [])),
   };

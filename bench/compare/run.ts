@@ -76,6 +76,7 @@ async function runPeer(
   scale: number,
   timeoutMin: number,
 ): Promise<PeerRun> {
+  const commit = await gitCommit();
   const entry = PEERS.find((p) => p.id === id)!;
   const root = await Deno.makeTempDir({ prefix: `larder-bench-${id}-` });
   const out = `${root}.json`;
@@ -87,6 +88,7 @@ async function runPeer(
     objects: 0,
     workloadBytes: 0,
     phases: [],
+    commit,
     error,
   });
   try {
@@ -126,7 +128,7 @@ async function runPeer(
         } and no result`,
       );
     }
-    return JSON.parse(await Deno.readTextFile(out)) as PeerRun;
+    return { ...JSON.parse(await Deno.readTextFile(out)) as PeerRun, commit };
   } finally {
     await Deno.remove(root, { recursive: true }).catch(() => {});
     await Deno.remove(out).catch(() => {});

@@ -29,6 +29,8 @@ export interface PeerRun {
   objects: number;
   workloadBytes: number;
   phases: PhaseResult[];
+  /** larder's git commit when the process started (set by the driver). */
+  commit?: string;
   error?: string;
 }
 
