@@ -1,0 +1,48 @@
+// The child of kill_test.ts: stores, invalidates and fetches in a loop on
+// a real directory until it is killed, printing each call before it starts
+// ("B …") and once it resolved ("A n"), so the parent knows exactly what was
+// acknowledged and what was in flight.
+//   deno run --allow-read --allow-write tests/_kill_child.ts DIR ROUND DURABILITY
+import { BackingStore } from "../mod.ts";
+import { rng } from "./_fault_fs.ts";
+import { bytesFor } from "./_helpers.ts";
+
+const [dir, roundText, durability] = Deno.args;
+const round = Number(roundText);
+const out = new TextEncoder();
+const say = (line: string) => {
+  const b = out.encode(`${line}\n`);
+  let done = 0;
+  while (done < b.length) done += Deno.stdout.writeSync(b.subarray(done));
+};
+
+say("start");
+const st = await BackingStore.open(dir!, {
+  entryBits: 10,
+  journalBytes: 65536,
+  durability: durability as "process" | "fsync",
+});
+say("open");
+const r = rng(round * 7919 + 1);
+for (let i = 0;; i++) {
+  const key = `https://kill.example/${Math.floor(r() * 40)}`;
+  const x = r();
+  if (x < 0.6) {
+    const meta = x < 0.15;
+    const size = meta
+      ? (r() < 0.8 ? Math.floor(r() * 900) : 1100 + Math.floor(r() * 3000))
+      : (r() < 0.7 ? Math.floor(r() * 7000) : 9000 + Math.floor(r() * 30000));
+    say(`B ${i} S ${key} ${meta ? 1 : 0} ${size}`);
+    await st.store(key, bytesFor(`${key}#${round}.${i}`, size), { meta });
+  } else if (x < 0.75) {
+    say(`B ${i} I ${key}`);
+    await st.invalidate(key);
+  } else if (x < 0.99) {
+    say(`B ${i} F ${key}`);
+    (await st.fetch(key, { meta: x > 0.9 }))?.release();
+  } else {
+    say(`B ${i} X`);
+    await st.flush();
+  }
+  say(`A ${i}`);
+}

@@ -1,0 +1,162 @@
+// SIGKILL rounds: a child process stores and invalidates in a loop on a
+// real directory and is killed at a random moment (sometimes while it is
+// still opening, and so recovering from the previous kill). After each
+// kill the store must reopen with every acknowledged call reflected, the
+// one in flight either way, and no other bytes. Rounds continue on the same
+// directory. LARDER_KILL_ROUNDS sets the number of rounds (default 50;
+// `deno task test:kill` runs 1,000).
+import assert from "node:assert/strict";
+import { BackingStore } from "../mod.ts";
+import { rng } from "./_fault_fs.ts";
+import { cellOf, sameBytes, shortKey } from "./_crash_model.ts";
+import { bytesFor, tempDir } from "./_helpers.ts";
+
+const ROUNDS = Number(Deno.env.get("LARDER_KILL_ROUNDS") ?? 50);
+const CHILD = new URL("./_kill_child.ts", import.meta.url).pathname;
+
+type Value = Uint8Array | undefined;
+
+interface Round {
+  acked: number;
+  inFlight: boolean;
+  opened: boolean;
+}
+
+/** Runs one child and kills it; returns its output. */
+async function killRound(dir: string, round: number): Promise<string> {
+  const r = rng(round);
+  const durability = round % 2 === 1 ? "fsync" : "process";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      CHILD,
+      dir,
+      `${round}`,
+      durability,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const { promise: openSeen, resolve: opened } = Promise.withResolvers<void>();
+  const { promise: started, resolve: starting } = Promise.withResolvers<void>();
+  const reading = (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += dec.decode(chunk, { stream: true });
+      if (text.includes("start\n")) starting();
+      if (text.includes("open\n")) opened();
+    }
+  })();
+  const errText = new Response(child.stderr).text();
+  if (r() < 0.2) {
+    // Early: in the open, i.e. in the recovery from the previous kill.
+    await Promise.race([started, child.status]);
+    await new Promise((res) => setTimeout(res, r() * 12));
+  } else {
+    await Promise.race([openSeen, child.status]);
+    await new Promise((res) => setTimeout(res, 5 + r() * 150));
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch { /* it exited already: its output says why */ }
+  const status = await child.status;
+  await reading;
+  const err = await errText;
+  assert.ok(
+    status.signal === "SIGKILL",
+    `round ${round}: the child ended by itself (code ${status.code}): ${err}`,
+  );
+  return text;
+}
+
+Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged call`, async () => {
+  await using d = await tempDir();
+  const model = new Map<string, Uint8Array>();
+  const rounds: Round[] = [];
+  const started = performance.now();
+  for (let round = 0; round < ROUNDS; round++) {
+    const text = await killRound(d.path, round);
+    const lines = text.split("\n");
+    if (!text.endsWith("\n")) lines.pop(); // a line cut by the kill
+    let pending: { effects: [string, Value][]; line: string } | undefined;
+    let acked = 0;
+    for (const line of lines) {
+      const f = line.split(" ");
+      if (f[0] === "B") {
+        const [, i, op, key] = f;
+        let effects: [string, Value][] = [];
+        if (op === "S") {
+          const size = Number(f[5]);
+          effects = [[
+            cellOf(key!, f[4] === "1"),
+            bytesFor(`${key}#${round}.${i}`, size),
+          ]];
+        } else if (op === "I") {
+          effects = [[cellOf(key!), undefined], [
+            cellOf(key!, true),
+            undefined,
+          ]];
+        }
+        pending = { effects, line };
+      } else if (f[0] === "A") {
+        for (const [cell, v] of pending!.effects) {
+          if (v === undefined) model.delete(cell);
+          else model.set(cell, v);
+        }
+        pending = undefined;
+        acked++;
+      }
+    }
+    rounds.push({
+      acked,
+      inFlight: pending !== undefined,
+      opened: text.includes("open\n"),
+    });
+    // Reopen: every acknowledged call is there; the one in flight may be.
+    const st = await BackingStore.open(d.path, {
+      entryBits: 10,
+      journalBytes: 65536,
+    });
+    try {
+      for (let k = 0; k < 40; k++) {
+        const key = `https://kill.example/${k}`;
+        for (const meta of [false, true]) {
+          const cell = cellOf(key, meta);
+          using hit = await st.fetch(key, { meta });
+          const got = hit?.data;
+          const ok: Value[] = [model.get(cell)];
+          for (const [c, v] of pending?.effects ?? []) {
+            if (c === cell) ok.push(v);
+          }
+          assert.ok(
+            ok.some((v) => sameBytes(v, got)),
+            `round ${round}: ${shortKey(key)}${meta ? " (meta)" : ""} reads ${
+              got === undefined ? "a miss" : `${got.length} bytes`
+            }, acknowledged ${model.get(cell)?.length ?? "nothing"}${
+              pending ? ` (in flight: ${pending.line})` : ""
+            }`,
+          );
+          // The call in flight went one way or the other; the next rounds
+          // build on what the reopen found.
+          if (ok.length > 1) {
+            if (got === undefined) model.delete(cell);
+            else model.set(cell, got.slice());
+          }
+        }
+      }
+    } finally {
+      await st.close();
+    }
+  }
+  const total = rounds.reduce((a, r) => a + r.acked, 0);
+  const inOpen = rounds.filter((r) => !r.opened).length;
+  const inFlight = rounds.filter((r) => r.inFlight).length;
+  console.log(
+    `kill_test: ${ROUNDS} rounds, ${total} acknowledged calls checked, ${inFlight} kills with a call in flight, ${inOpen} kills during open; ${
+      ((performance.now() - started) / 1000).toFixed(1)
+    } s`,
+  );
+});
