@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { type CrashMode, FaultFS } from "./_fault_fs.ts";
 import { checkReopen, ModelRun, Stopped } from "./_crash_model.ts";
+import { BackingStore } from "../mod.ts";
 import {
   DIR,
   dryRun,
@@ -75,6 +76,83 @@ async function crashSweep(
   return tally;
 }
 
+/** Runs a workload with a crash at call `n`; returns the frozen disk. */
+async function crashRun(
+  w: Workload,
+  durability: Durability,
+  n: number,
+): Promise<{ fs: FaultFS; run: ModelRun }> {
+  const fs = new FaultFS();
+  fs.crashAt(n);
+  const run = new ModelRun(fs, DIR, { ...w.options, durability });
+  try {
+    await runSteps(run, w.steps);
+  } catch (err) {
+    if (!(err instanceof Stopped)) throw err;
+  } finally {
+    await run.abandon();
+  }
+  return { fs, run };
+}
+
+/**
+ * A crash while recovering from a crash: for every `every`-th crash point
+ * and each first crash mode, crash again at every mutating call of the
+ * reopen (whose recovery replays, repairs and rotates), in modes "drop" and
+ * "process". The second restart must still meet what the first crash
+ * promised. Returns the number of second crash points.
+ */
+async function recoverySweep(
+  w: Workload,
+  durability: Durability,
+  every: number,
+): Promise<number> {
+  const trace = await dryRun(w, durability);
+  const failures: string[] = [];
+  let points = 0;
+  for (let n = every; n <= trace.length; n += every) {
+    const { fs, run } = await crashRun(w, durability, n);
+    for (const first of ["drop", "process"] as const) {
+      const disk = fs.image(first, n);
+      // How many mutating calls the recovery makes.
+      const dry = disk.clone();
+      const st = await BackingStore.open(DIR, { ...run.options, io: dry });
+      const calls = dry.counts.mutating;
+      await st.close();
+      for (let m = 1; m <= calls; m++) {
+        const again = disk.clone();
+        again.crashAt(m);
+        try {
+          const st = await BackingStore.open(DIR, {
+            ...run.options,
+            io: again,
+          });
+          await st.close().catch(() => {});
+          assert.fail(`${w.name}: recovery call ${m} was never reached`);
+        } catch (err) {
+          if (!again.crashed) throw err;
+        }
+        points++;
+        for (const second of ["drop", "process"] as const) {
+          const problem = await checkReopen(
+            run,
+            again.image(second, m),
+            expectation(first, durability),
+          );
+          if (problem !== undefined) {
+            failures.push(
+              `${w.name} ${durability} crash at call ${n} (${first}), then at recovery call ${m} (${again.crashCall}, ${second}): ${problem}`,
+            );
+          }
+        }
+      }
+    }
+    if (failures.length >= 10) break;
+  }
+  assert.deepEqual(failures, [], failures.join("\n"));
+  return points;
+}
+
 const totals: string[] = [];
 let allPoints = 0;
 
@@ -91,7 +169,26 @@ for (const make of Object.values(WORKLOADS)) {
   }
 }
 
+let recoveryPoints = 0;
+Deno.test("a crash during the recovery from a crash loses nothing the first crash kept", async () => {
+  // Every 13th first crash point (every 53rd in C, whose recoveries are long).
+  for (
+    const [make, every] of [[WORKLOADS.A, 13], [WORKLOADS.B, 13], [
+      WORKLOADS.C,
+      53,
+    ]] as const
+  ) {
+    for (const durability of ["fsync", "process"] as Durability[]) {
+      recoveryPoints += await recoverySweep(make(), durability, every);
+    }
+  }
+});
+
 Deno.test("crash simulation covers at least 1,000 crash points", () => {
-  console.log(`crash_test: ${allPoints} crash points; ${totals.join("; ")}`);
+  console.log(
+    `crash_test: ${allPoints} crash points; ${
+      totals.join("; ")
+    }; ${recoveryPoints} crash points inside recoveries`,
+  );
   assert.ok(allPoints >= 1000, `only ${allPoints} crash points`);
 });
