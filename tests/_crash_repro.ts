@@ -1,6 +1,6 @@
 // Replays one crash point of crash_test.ts and explains it, for debugging:
 //   deno run -A tests/_crash_repro.ts A fsync 101 subset
-// (workload A|B|C, durability, mutating call number, crash mode).
+// (workload A|B|C|D, durability, mutating call number, crash mode).
 import { FaultFS } from "./_fault_fs.ts";
 import { checkReopen, ModelRun, Stopped } from "./_crash_model.ts";
 import {
@@ -22,6 +22,7 @@ const run = new ModelRun(fs, DIR, {
   ...w.options,
   durability: durability as Durability,
 });
+run.evicts = w.evicts === true;
 try {
   await runSteps(run, w.steps);
 } catch (err) {
@@ -37,7 +38,7 @@ for (const img of fs.images(mode as CrashMode, n)) {
     (await checkReopen(
       run,
       img,
-      expectation(mode as CrashMode, durability as Durability),
+      expectation(mode as CrashMode, durability as Durability, w.evicts),
     )) ?? "ok",
   );
 }

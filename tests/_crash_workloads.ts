@@ -24,6 +24,8 @@ export interface Workload {
   name: string;
   options: OpenOptions;
   steps: Step[];
+  /** True when the store evicts: the model cannot tell which entries. */
+  evicts?: boolean;
   /** Crash points: all when undefined, else the ones this picks. */
   sample?: (n: number, trace: string[]) => boolean;
 }
@@ -115,8 +117,23 @@ function workloadC(): Workload {
   };
 }
 
-/** Runs a workload's steps through `run`. */
+// The store reads the clock for use times, which order eviction: a second
+// boundary falling inside one run but not another would change its calls.
+// Workloads run on a clock stopped at the time this module loaded.
+const STOPPED_AT = Date.now();
+
+/** Runs a workload's steps through `run`, on a stopped clock. */
 export async function runSteps(run: ModelRun, steps: Step[]): Promise<void> {
+  const realNow = Date.now;
+  Date.now = () => STOPPED_AT;
+  try {
+    await runStepsNow(run, steps);
+  } finally {
+    Date.now = realNow;
+  }
+}
+
+async function runStepsNow(run: ModelRun, steps: Step[]): Promise<void> {
   for (const s of steps) {
     if (s[0] === "open") await run.open();
     else if (s[0] === "fetch") await run.fetch(s[1], s[2]);
@@ -137,6 +154,7 @@ export async function dryRun(
   const fs = new FaultFS();
   fs.trace = [];
   const run = new ModelRun(fs, DIR, { ...w.options, durability });
+  run.evicts = w.evicts === true;
   await runSteps(run, w.steps);
   return fs.trace.map(normalise);
 }
@@ -148,6 +166,7 @@ export const MODES: CrashMode[] = ["drop", "subset", "torn", "process"];
 export function expectation(
   mode: CrashMode,
   durability: Durability,
+  evicts = false,
 ): Expectation {
   // "process" loses no completed write: every durability mode promises
   // survival. The power-loss modes only bind "fsync"; under "process"
@@ -158,8 +177,46 @@ export function expectation(
     // Unsynced writes surviving out of order can pair the journal entry of
     // the call in flight with an element that did not reach the disk.
     inFlightMiss: mode === "subset",
+    anyMiss: evicts,
+  };
+}
+
+/**
+ * D: a 64 KiB limit, so stores evict (75 entries over the run). Which
+ * entries go is the store's choice: any element may then be a miss, but
+ * never stale or foreign bytes.
+ */
+function workloadD(): Workload {
+  const r = rng(0xd);
+  const steps: Step[] = [["open"]];
+  for (let i = 0; i < 140; i++) {
+    const x = r();
+    if (i >= 60 && i < 100) {
+      steps.push(["store", `tiny-${i}`, value("tiny", i, 10), false]);
+      continue;
+    }
+    const key = `https://d.example/${Math.floor(r() * 30)}`;
+    if (x < 0.7) {
+      const size = r() < 0.85 ? 1000 + Math.floor(r() * 6000) : 12000;
+      steps.push(["store", key, value(key, i, size), false]);
+    } else if (x < 0.8) steps.push(["invalidate", key]);
+    else steps.push(["fetch", key, false]);
+    if (i === 50) steps.push(["flush"]);
+  }
+  steps.push(["close"]);
+  return {
+    name: "D eviction",
+    options: { ...BASE, entryBits: 8, limit: 65536, hysteresis: 16384 },
+    steps,
+    evicts: true,
+    sample: (n) => n % 3 === 0,
   };
 }
 
 /** The workloads by letter. */
-export const WORKLOADS = { A: workloadA, B: workloadB, C: workloadC };
+export const WORKLOADS = {
+  A: workloadA,
+  B: workloadB,
+  C: workloadC,
+  D: workloadD,
+};

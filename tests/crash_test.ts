@@ -38,16 +38,7 @@ async function crashSweep(
   const failures: string[] = [];
   for (let n = 1; n <= trace.length; n++) {
     if (w.sample !== undefined && !w.sample(n, trace)) continue;
-    const fs = new FaultFS();
-    fs.crashAt(n);
-    const run = new ModelRun(fs, DIR, { ...w.options, durability });
-    try {
-      await runSteps(run, w.steps);
-    } catch (err) {
-      if (!(err instanceof Stopped)) throw err;
-    } finally {
-      await run.abandon();
-    }
+    const { fs, run } = await crashRun(w, durability, n);
     assert.ok(fs.crashed, `${w.name}: call ${n} was never reached`);
     assert.equal(
       normalise(fs.crashCall!),
@@ -61,7 +52,7 @@ async function crashSweep(
         const problem = await checkReopen(
           run,
           img,
-          expectation(mode, durability),
+          expectation(mode, durability, w.evicts),
         );
         if (problem !== undefined) {
           failures.push(
@@ -85,6 +76,7 @@ async function crashRun(
   const fs = new FaultFS();
   fs.crashAt(n);
   const run = new ModelRun(fs, DIR, { ...w.options, durability });
+  run.evicts = w.evicts === true;
   try {
     await runSteps(run, w.steps);
   } catch (err) {
@@ -137,7 +129,7 @@ async function recoverySweep(
           const problem = await checkReopen(
             run,
             again.image(second, m),
-            expectation(first, durability),
+            expectation(first, durability, w.evicts),
           );
           if (problem !== undefined) {
             failures.push(
