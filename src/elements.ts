@@ -180,6 +180,8 @@ export class ElementFiles {
   // mode (where large files are also synced as written).
   #durable: boolean;
   #pendingDirs = new Set<string>();
+  /** Block files written since the last syncPending(). */
+  #dirtyFds = new Set<number>();
   #scratch: [Uint8Array, Uint8Array] = [
     new Uint8Array(SLOT_SIZE[0]),
     new Uint8Array(SLOT_SIZE[1]),
@@ -305,6 +307,7 @@ export class ElementFiles {
     buf.set(data, at);
     const [fd, pos] = this.#slotPos(kind, slot);
     this.#io.pwrite(fd, buf.subarray(0, at + data.length), pos);
+    this.#dirtyFds.add(fd);
   }
 
   /** Reads and verifies the element in `slot`. */
@@ -457,11 +460,18 @@ export class ElementFiles {
   }
 
   /**
-   * Makes every element written so far durable: fsyncs the open block
-   * files and the directories that gained names (in fsync mode).
+   * Makes the element files' names durable (directories that gained names)
+   * and, in fsync mode, the bytes of block files written since the last
+   * call. In process mode block bytes are left to the page cache: they need
+   * to survive the process, not a power loss, and after a power loss every
+   * element still proves itself or is a miss (§6), so fsyncing hundreds of
+   * MiB of dirty slots at every rotation would buy nothing.
    */
   syncPending(): void {
-    for (const fd of this.#fds) if (fd !== undefined) this.#io.fsync(fd);
+    if (this.#durable) {
+      for (const fd of this.#dirtyFds) this.#io.fsync(fd);
+    }
+    this.#dirtyFds.clear();
     // Deepest first is not needed: each directory's own entry is synced
     // through its parent, which is in the set when it was created here.
     for (const dir of this.#pendingDirs) this.#io.syncDir(dir);
@@ -472,6 +482,7 @@ export class ElementFiles {
   close(): void {
     const fds = this.#fds;
     this.#fds = [];
+    this.#dirtyFds.clear();
     let first: unknown;
     for (const fd of fds) {
       if (fd === undefined) continue;
