@@ -35,7 +35,8 @@ export const MAGIC = {
 
 /** Format version of each file kind; any change to a layout bumps it. */
 export const VERSION = {
-  control: 1,
+  // 2: large-file directories ordered high bits first (FORMAT.md §2).
+  control: 2,
   entries: 1,
   blocks: 1,
   blockFile: 1,

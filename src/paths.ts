@@ -27,17 +27,22 @@ export const LARGE_DIRS = ["d", "m"] as const;
 export const BLOCK_DIRS = ["dblk", "mblk"] as const;
 
 /**
- * Path components (relative to the store root) of large file `id`:
- * kind dir, five 6-bit directories from the low bits up, base32 leaf.
+ * Path components (relative to the store root) of large file `id`: kind
+ * dir, five 6-bit directories from the high bits down, base32 leaf.
+ *
+ * NetSurf orders the directories low bits first, which spreads its random
+ * idents; our ids come from a counter, so high bits first keeps consecutive
+ * files together: 64 files a leaf directory and one new directory per 64
+ * files, instead of a new five-deep chain for almost every file.
  */
 export function largeFileParts(kind: 0 | 1, id: number): string[] {
   return [
     LARGE_DIRS[kind],
-    component6(id),
-    component6(id >>> 6),
-    component6(id >>> 12),
-    component6(id >>> 18),
+    component6(id >>> 30),
     component6(id >>> 24),
+    component6(id >>> 18),
+    component6(id >>> 12),
+    component6(id >>> 6),
     leaf32(id),
   ];
 }

@@ -6,7 +6,11 @@ import {
   checkStore,
   type ProblemCode,
 } from "../src/check.ts";
-import { readElementHeader, writeElementHeader } from "../src/format.ts";
+import {
+  readElementHeader,
+  VERSION,
+  writeElementHeader,
+} from "../src/format.ts";
 import { journalName } from "../src/journal.ts";
 import { largeFileParts } from "../src/paths.ts";
 import {
@@ -331,7 +335,7 @@ Deno.test("checkStore stops at a control file of a newer version", async () => {
   await using b = await buildStore();
   const bytes = Deno.readFileSync(`${b.dir}/control`);
   const v = new DataView(bytes.buffer);
-  v.setUint32(8, 2, true);
+  v.setUint32(8, VERSION.control + 1, true);
   v.setUint32(40, crc32(bytes.subarray(0, 40)), true);
   Deno.writeFileSync(`${b.dir}/control`, bytes);
   const before = walkFiles(b.dir);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BackingStore, StoreError } from "../mod.ts";
-import { encodeControl } from "../src/format.ts";
+import { encodeControl, VERSION } from "../src/format.ts";
 import { bytesFor, MOD_URL, read, runChild, tempDir } from "./_helpers.ts";
 
 const CHILD = (mod: string) =>
@@ -122,7 +122,7 @@ Deno.test("a newer format version is refused with VERSION_MISMATCH", async (t) =
     await using d = await tempDir();
     await (await BackingStore.open(d.path)).close();
     const b = Deno.readFileSync(`${d.path}/control`);
-    new DataView(b.buffer).setUint32(8, 2, true);
+    new DataView(b.buffer).setUint32(8, VERSION.control + 1, true);
     Deno.writeFileSync(`${d.path}/control`, b);
     await assert.rejects(
       BackingStore.open(d.path),
