@@ -69,14 +69,35 @@ async function gitCommit(): Promise<string> {
   return `${head || "?"}${dirty ? " (+ uncommitted larder changes)" : ""}`;
 }
 
+/**
+ * Copies larder's source (`mod.ts`, `src/`: it imports nothing else) so a
+ * run measures one version even if the working tree changes meanwhile.
+ */
+async function snapshotLarder(): Promise<{ dir: string; commit: string }> {
+  const commit = await gitCommit();
+  const dir = await Deno.makeTempDir({ prefix: "larder-bench-src-" });
+  const repo = join(here, "..", "..");
+  const cp = await new Deno.Command("cp", {
+    args: ["-R", join(repo, "mod.ts"), join(repo, "src"), dir],
+  }).output();
+  if (!cp.success) {
+    throw new Error(`Cannot snapshot larder: cp exited with ${cp.code}`);
+  }
+  return { dir, commit };
+}
+
 /** Runs one peer process; never throws, so one broken peer cannot stop the rest. */
 async function runPeer(
   id: string,
   workload: string,
-  scale: number,
-  timeoutMin: number,
+  options: {
+    scale: number;
+    timeoutMin: number;
+    larder: { dir: string; commit: string };
+  },
 ): Promise<PeerRun> {
-  const commit = await gitCommit();
+  const { scale, timeoutMin, larder } = options;
+  const commit = larder.commit;
   const entry = PEERS.find((p) => p.id === id)!;
   const root = await Deno.makeTempDir({ prefix: `larder-bench-${id}-` });
   const out = `${root}.json`;
@@ -114,7 +135,7 @@ async function runPeer(
           out,
         ],
       ],
-      env: entry.env?.(root) ?? {},
+      env: { ...entry.env?.(root), LARDER_MODULE: join(larder.dir, "mod.ts") },
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
@@ -163,6 +184,8 @@ async function main(): Promise<void> {
       "Cannot run npm peers: install them first with `npm ci --prefix bench/compare`",
     );
   }
+  const larder = await snapshotLarder();
+  const timeoutMin = Number(values["timeout-min"]);
   const workloads: WorkloadReport[] = [];
   for (const name of values.workloads.split(",").filter(Boolean)) {
     const runs = new Map<string, PeerRun[]>(ids.map((id) => [id, []]));
@@ -171,7 +194,7 @@ async function main(): Promise<void> {
       for (const id of ids) {
         console.error(`--- ${name} round ${round}/${rounds}: ${id}`);
         runs.get(id)!.push(
-          await runPeer(id, name, scale, Number(values["timeout-min"])),
+          await runPeer(id, name, { scale, timeoutMin, larder }),
         );
       }
     }
@@ -187,7 +210,7 @@ async function main(): Promise<void> {
   const report: Report = {
     date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
     command: `deno task bench:compare ${Deno.args.join(" ")}`.trim(),
-    commit: await gitCommit(),
+    commit: larder.commit,
     machine: await machine(),
     scale,
     rounds,
@@ -206,6 +229,7 @@ async function main(): Promise<void> {
     `${base}.json`,
     JSON.stringify(report, null, 2) + "\n",
   );
+  await Deno.remove(larder.dir, { recursive: true });
   console.log(md);
   console.error(`wrote ${base}.md and ${base}.json`);
 }

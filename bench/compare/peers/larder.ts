@@ -4,10 +4,19 @@
  * Outside the eviction phase the limit is set well above the workload, so
  * nothing is evicted; table sizes follow the object count with headroom.
  *
+ * The driver sets `LARDER_MODULE` to a copy of `mod.ts` and `src/` taken
+ * when the run starts, so every process of one run measures the same
+ * larder even while the working tree changes; without it, the live
+ * `mod.ts` is used.
+ *
  * @module
  */
 
-import { BackingStore } from "../../../mod.ts";
+const { BackingStore } = (await import(
+  Deno.env.get("LARDER_MODULE") ??
+    new URL("../../../mod.ts", import.meta.url).href
+)) as typeof import("../../../mod.ts");
+
 import type { OpenOptions, Peer, PeerFactory } from "./types.ts";
 
 /** Smallest entry-table size with at least 2x headroom, never below the default. */
