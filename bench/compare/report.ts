@@ -188,7 +188,7 @@ export function toMarkdown(r: Report): string {
   const out: string[] = [];
   out.push("# larder peer comparison", "");
   out.push(
-    `${r.date} · \`${r.command}\` · larder at ${r.commit} (copied at the start, so one version throughout) · ` +
+    `${r.date} · \`${r.command}\` · larder at ${r.commit} (one snapshot for the whole run) · ` +
       `scale ${r.scale} · best of ${r.rounds} runs per phase, each peer in its own process and temp dir`,
     "",
   );

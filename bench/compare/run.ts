@@ -8,6 +8,7 @@
  *   deno task bench:compare                # full run
  *   deno task bench:compare --quick        # 1/10 of the objects, to iterate
  *   deno task bench:compare --peers larder,lmdb --workloads small --rounds 1
+ *   deno task bench:compare --worktree     # larder's uncommitted source, not HEAD
  *
  * @module
  */
@@ -57,7 +58,15 @@ async function gitCommit(): Promise<string> {
         stderr: "null",
       }).output()).stdout,
     ).trim();
-  const head = await run(["rev-parse", "--short", "HEAD"]);
+  // The last commit that touched larder itself, not bench/ or docs.
+  const head = await run([
+    "log",
+    "-1",
+    "--format=%h",
+    "--",
+    "../../src",
+    "../../mod.ts",
+  ]);
   const dirty = await run([
     "status",
     "--porcelain",
@@ -71,19 +80,26 @@ async function gitCommit(): Promise<string> {
 
 /**
  * Copies larder's source (`mod.ts`, `src/`: it imports nothing else) so a
- * run measures one version even if the working tree changes meanwhile.
+ * run measures one version even if the working tree changes meanwhile:
+ * the committed HEAD by default, the working tree with `--worktree`.
  */
-async function snapshotLarder(): Promise<{ dir: string; commit: string }> {
-  const commit = await gitCommit();
+async function snapshotLarder(
+  worktree: boolean,
+): Promise<{ dir: string; commit: string }> {
   const dir = await Deno.makeTempDir({ prefix: "larder-bench-src-" });
   const repo = join(here, "..", "..");
-  const cp = await new Deno.Command("cp", {
-    args: ["-R", join(repo, "mod.ts"), join(repo, "src"), dir],
-  }).output();
-  if (!cp.success) {
-    throw new Error(`Cannot snapshot larder: cp exited with ${cp.code}`);
+  const cmd = worktree
+    ? `cp -R mod.ts src '${dir}'`
+    : `git archive HEAD mod.ts src | tar -x -C '${dir}'`;
+  const out = await new Deno.Command("sh", { args: ["-c", cmd], cwd: repo })
+    .output();
+  if (!out.success) {
+    throw new Error(
+      `Cannot snapshot larder: \`${cmd}\` exited with ${out.code}`,
+    );
   }
-  return { dir, commit };
+  const commit = await gitCommit();
+  return { dir, commit: worktree ? commit : commit.replace(/ \(.*\)$/, "") };
 }
 
 /** Runs one peer process; never throws, so one broken peer cannot stop the rest. */
@@ -166,6 +182,7 @@ async function main(): Promise<void> {
       peers: { type: "string", default: PEERS.map((p) => p.id).join(",") },
       workloads: { type: "string", default: "small,mixed" },
       "timeout-min": { type: "string", default: "30" },
+      worktree: { type: "boolean", default: false },
     },
   });
   const scale = Number(values.scale ?? (values.quick ? 0.1 : 1));
@@ -184,7 +201,7 @@ async function main(): Promise<void> {
       "Cannot run npm peers: install them first with `npm ci --prefix bench/compare`",
     );
   }
-  const larder = await snapshotLarder();
+  const larder = await snapshotLarder(values.worktree);
   const timeoutMin = Number(values["timeout-min"]);
   const workloads: WorkloadReport[] = [];
   for (const name of values.workloads.split(",").filter(Boolean)) {
