@@ -199,6 +199,8 @@ export function rotate(io: FileIO, dir: string, s: StoreState): void {
     } catch { /* the sync failure is the one to report */ }
     throw err;
   }
+  // The new snapshot is durable: the files it no longer refers to can go.
+  s.files.commitRemovals();
   if (old !== undefined) {
     try {
       old.markRotated();

@@ -180,6 +180,8 @@ export class ElementFiles {
   // mode (where large files are also synced as written).
   #durable: boolean;
   #pendingDirs = new Set<string>();
+  /** fsync mode: large files to remove once their removal is durable. */
+  #removals: string[] = [];
   /** Block files written since the last syncPending(). */
   #dirtyFds = new Set<number>();
   #scratch: [Uint8Array, Uint8Array] = [
@@ -449,9 +451,43 @@ export class ElementFiles {
     this.#io.unlink(this.#largeFileName(kind, id));
   }
 
+  /**
+   * Removes large file `id` once the change that dropped it is durable
+   * (commitRemovals), in fsync mode; at once otherwise. Removing it first
+   * could let a directory sync (made for a new file in the same directory)
+   * persist the removal while the journal entry that supersedes it is
+   * lost: the acknowledged value would be gone.
+   */
+  removeFileAfterCommit(kind: ElementKind, id: number): void {
+    if (this.#durable) this.#removals.push(this.#largeFileName(kind, id));
+    else this.removeFile(kind, id);
+  }
+
+  /**
+   * Removes the large files queued by removeFileAfterCommit; call it once
+   * the journal (or a new snapshot) recording their removal is durable.
+   * A file that cannot be removed is left as an orphan (check-store
+   * reports it); no entry refers to it.
+   */
+  commitRemovals(): void {
+    const paths = this.#removals;
+    this.#removals = [];
+    for (const path of paths) {
+      try {
+        this.#io.unlink(path);
+      } catch { /* an orphan, never read */ }
+    }
+  }
+
+  /** True when large file `id` is queued for removal. */
+  #queuedForRemoval(kind: ElementKind, id: number): boolean {
+    return this.#removals.includes(this.#largeFileName(kind, id));
+  }
+
   /** True when large file `id` exists (used only after ids wrap). */
   fileExists(kind: ElementKind, id: number): boolean {
-    return this.#io.kind(this.#largeFileName(kind, id)) !== "missing";
+    return this.#queuedForRemoval(kind, id) ||
+      this.#io.kind(this.#largeFileName(kind, id)) !== "missing";
   }
 
   /** Queues `dir` for a directory sync at the next syncPending(). */

@@ -351,7 +351,7 @@ export class BackingStore implements AsyncDisposable {
   #freeStorage(kind: ElementKind, rec: ElementRecord): void {
     if (rec.inFile) {
       try {
-        this.#files.removeFile(kind, rec.loc);
+        this.#files.removeFileAfterCommit(kind, rec.loc);
       } catch {
         // A file that cannot be removed is an orphan for check-store; the
         // index no longer refers to it, so no wrong bytes can come of it.
@@ -481,6 +481,8 @@ export class BackingStore implements AsyncDisposable {
       } catch (err) {
         throw toStoreError("sync store", err);
       }
+      // The journal now records what superseded these files.
+      this.#files.commitRemovals();
     });
     return this.#syncing;
   }
