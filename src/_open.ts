@@ -179,7 +179,12 @@ function checkRecords(s: StoreState): number {
   return dropped;
 }
 
-function loadIndex(io: FileIO, dir: string, s: StoreState): void {
+/** Loads the index into `s`; returns the journal tag its snapshot names. */
+function loadIndex(
+  io: FileIO,
+  dir: string,
+  s: StoreState,
+): number | undefined {
   const image = readIndexImage(io, dir);
   if (image.snapshot !== undefined) {
     try {
@@ -233,6 +238,7 @@ function loadIndex(io: FileIO, dir: string, s: StoreState): void {
     total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
   }
   s.liveBytes = total;
+  return image.journalTag;
 }
 
 function rebuildFromElements(io: FileIO, dir: string, s: StoreState): void {
@@ -323,8 +329,9 @@ export function openState(
       liveBytes: 0,
       repairedOnOpen: 0,
     };
-    loadIndex(io, dir, state);
-    const tag = readIndexImage(io, dir).journalTag;
+    // One read of the pair: the journal (8 MiB by default) is not read again
+    // just for its tag (the lock keeps anyone from rotating meanwhile).
+    const tag = loadIndex(io, dir, state);
     if (
       state.journalPristine && tag !== undefined && state.repairedOnOpen === 0
     ) {
