@@ -54,6 +54,13 @@ export interface StoreState {
   blocksDirty: boolean;
   liveBytes: number;
   repairedOnOpen: number;
+  /**
+   * fsync mode: block slots freed by changes whose journal entry is not yet
+   * durable, as `slot * 2 + kind`. Released (made reusable) only after that
+   * entry is synced or a snapshot without them is committed, so a slot is
+   * never overwritten while a durable index may still point at it.
+   */
+  slotFrees: number[];
 }
 
 function parentOf(path: string): string {
@@ -328,6 +335,7 @@ export function openState(
       blocksDirty: false,
       liveBytes: 0,
       repairedOnOpen: 0,
+      slotFrees: [],
     };
     // One read of the pair: the journal (8 MiB by default) is not read again
     // just for its tag (the lock keeps anyone from rotating meanwhile).

@@ -140,6 +140,19 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
   );
 }
 
+/**
+ * Makes the slots queued in `s.slotFrees` reusable; call it once the
+ * journal entry (or snapshot) that stopped referring to them is durable.
+ */
+export function releaseSlotFrees(s: StoreState): void {
+  if (s.slotFrees.length === 0) return;
+  for (const v of s.slotFrees) {
+    s.mem.freeSlot((v & 1) as 0 | 1, Math.floor(v / 2));
+  }
+  s.slotFrees = [];
+  s.blocksDirty = true;
+}
+
 function newTag(old: number | undefined): number {
   for (;;) {
     const t = crypto.getRandomValues(new Uint32Array(1))[0]!;
@@ -199,8 +212,10 @@ export function rotate(io: FileIO, dir: string, s: StoreState): void {
     } catch { /* the sync failure is the one to report */ }
     throw err;
   }
-  // The new snapshot is durable: the files it no longer refers to can go.
+  // The new snapshot is durable: the files and slots it no longer refers
+  // to can go.
   s.files.commitRemovals();
+  releaseSlotFrees(s);
   if (old !== undefined) {
     try {
       old.markRotated();

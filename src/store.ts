@@ -38,7 +38,7 @@ import {
 } from "./options.ts";
 import { type Pin, PinTable } from "./pins.ts";
 import { openState, type StoreState } from "./_open.ts";
-import { rotate } from "./_persist.ts";
+import { releaseSlotFrees, rotate } from "./_persist.ts";
 import {
   encodeClear,
   encodeRemove,
@@ -356,6 +356,11 @@ export class BackingStore implements AsyncDisposable {
         // A file that cannot be removed is an orphan for check-store; the
         // index no longer refers to it, so no wrong bytes can come of it.
       }
+    } else if (this.#opt.durability === "fsync") {
+      // Reusing the slot before the change that freed it is durable could
+      // overwrite a value the durable index still points at (a crash right
+      // after the block file's sync and before the journal's).
+      this.#state.slotFrees.push(rec.loc * 2 + kind);
     } else {
       this.#mem.freeSlot(kind, rec.loc);
       this.#state.blocksDirty = true;
@@ -483,6 +488,7 @@ export class BackingStore implements AsyncDisposable {
       }
       // The journal now records what superseded these files.
       this.#files.commitRemovals();
+      releaseSlotFrees(this.#state);
     });
     return this.#syncing;
   }

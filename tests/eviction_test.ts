@@ -95,10 +95,15 @@ Deno.test("an unreleased reference stops protecting its entry after pinTimeoutMs
 
 Deno.test("reopening with a smaller limit evicts below limit minus hysteresis", async () => {
   await using s = await tempStore();
-  for (let i = 0; i < 200; i++) await s.store.store(`k${i}`, bytesFor(`k${i}`, 5000));
+  for (let i = 0; i < 200; i++) {
+    await s.store.store(`k${i}`, bytesFor(`k${i}`, 5000));
+  }
   await s.store.close();
   const { BackingStore } = await import("../mod.ts");
-  await using st = await BackingStore.open(s.dir, { limit: 200_000, hysteresis: 50_000 });
+  await using st = await BackingStore.open(s.dir, {
+    limit: 200_000,
+    hysteresis: 50_000,
+  });
   const stats = st.stats();
   assert.ok(stats.bytes <= 150_000, `${stats.bytes} bytes remain`);
   assert.ok(stats.bytes > 100_000, "but not much more than needed was evicted");
