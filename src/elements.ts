@@ -411,10 +411,13 @@ export class ElementFiles {
       throw err;
     }
     try {
-      const size = this.#io.size(fd);
-      const buf = new Uint8Array(
-        len === undefined ? size : Math.min(len, size),
-      );
+      if (len !== undefined) {
+        // The caller knows how much it wants: no fstat, one read; a short
+        // file comes back short.
+        const buf = this.#take(len);
+        return buf.subarray(0, this.#io.pread(fd, buf, 0));
+      }
+      const buf = new Uint8Array(this.#io.size(fd));
       return this.#io.pread(fd, buf, 0) === buf.length ? buf : undefined;
     } finally {
       this.#io.close(fd);
@@ -423,13 +426,12 @@ export class ElementFiles {
 
   /** Reads and verifies large file `id`. */
   readFile(kind: ElementKind, id: number, want: Expected): ReadResult {
-    const buf = this.#readFileBytes(kind, id);
+    // One byte more than expected shows a longer file (a stale tail).
+    const expected = ELEMENT_HEADER + want.key.length + want.size;
+    const buf = this.#readFileBytes(kind, id, expected + 1);
     if (buf === undefined) return CORRUPT;
     const r = this.#settle(verifyElement(buf, want), id, true, buf, want);
-    // A longer file than its header says has a stale tail: damage.
-    if (r.ok && buf.length !== ELEMENT_HEADER + want.key.length + want.size) {
-      return CORRUPT;
-    }
+    if (r.ok && buf.length !== expected) return CORRUPT;
     return r;
   }
 
