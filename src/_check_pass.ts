@@ -51,7 +51,7 @@ import {
   MAX_KEY_BYTES,
   META,
 } from "./index_memory.ts";
-import { type FileIO, readWhole } from "./io.ts";
+import { type FileIO, readPrefix, readWhole } from "./io.ts";
 import {
   decodeJournalHeader,
   JOURNAL_MAGIC,
@@ -168,21 +168,6 @@ function firstNonZero(b: Uint8Array, from: number): number {
     if (b[k] !== 0) return k;
   }
   return -1;
-}
-
-function readPrefix(io: FileIO, path: string, n: number): Uint8Array {
-  try {
-    const fd = io.openR(path);
-    try {
-      const b = new Uint8Array(n);
-      return b.subarray(0, io.pread(fd, b, 0));
-    } finally {
-      io.close(fd);
-    }
-  } catch (err) {
-    if (err instanceof StoreError) return new Uint8Array(0);
-    throw err;
-  }
 }
 
 function randomU32(): number {

@@ -17,7 +17,13 @@ import {
   SLOT_SIZE,
 } from "./format.ts";
 import { DATA, type ElementKind, IndexMemory, META } from "./index_memory.ts";
-import { type FileIO, NodeFileIO, readWhole, replaceFile } from "./io.ts";
+import {
+  type FileIO,
+  NodeFileIO,
+  readPrefix,
+  readWhole,
+  replaceFile,
+} from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
 import { readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
@@ -280,25 +286,13 @@ function removeLeftovers(io: FileIO, dir: string, currentTag: number): void {
       io.unlink(`${dir}/${name}`);
     } else if (JOURNAL_NAME.test(name) && name !== journalName(currentTag)) {
       const head = readPrefix(io, `${dir}/${name}`, JOURNAL_MAGIC.length);
-      if (head !== undefined && JOURNAL_MAGIC.every((m, i) => head[i] === m)) {
+      if (
+        head.length === JOURNAL_MAGIC.length &&
+        JOURNAL_MAGIC.every((m, i) => head[i] === m)
+      ) {
         io.unlink(`${dir}/${name}`);
       }
     }
-  }
-}
-
-function readPrefix(
-  io: FileIO,
-  path: string,
-  n: number,
-): Uint8Array | undefined {
-  if (io.kind(path) !== "file") return undefined;
-  const fd = io.openR(path);
-  try {
-    const b = new Uint8Array(n);
-    return io.pread(fd, b, 0) === n ? b : undefined;
-  } finally {
-    io.close(fd);
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { CorruptError } from "./errors.ts";
 import { encodeBlocksHeader, encodeEntriesHeader } from "./format.ts";
-import { DATA, META } from "./index_memory.ts";
+import { DATA, type IndexMemory, META } from "./index_memory.ts";
 import { type FileIO, readWhole, replaceFile } from "./io.ts";
 import {
   decodeJournalHeader,
@@ -153,11 +153,42 @@ export function releaseSlotFrees(s: StoreState): void {
   s.blocksDirty = true;
 }
 
-function newTag(old: number | undefined): number {
+/** A random journal tag different from `old`. */
+export function newTag(old: number | undefined): number {
   for (;;) {
     const t = crypto.getRandomValues(new Uint32Array(1))[0]!;
     if (t !== old) return t;
   }
+}
+
+/**
+ * Step 2 of a rotation: the table as `entries.tmp`, naming the journal
+ * `tag`, fsynced. Returns its path; the caller renames it over `entries`
+ * once that journal exists.
+ */
+export function writeSnapshotTemp(
+  io: FileIO,
+  dir: string,
+  mem: IndexMemory,
+  nextFileId: number,
+  tag: number,
+): string {
+  const records = mem.records();
+  const header = encodeEntriesHeader({
+    count: mem.count,
+    nextFileId,
+    journalTag: tag,
+  }, records);
+  const tmp = `${dir}/entries.tmp`;
+  const fd = io.create(tmp);
+  try {
+    io.pwrite(fd, header, 0);
+    io.pwrite(fd, records, header.length);
+    io.fsync(fd);
+  } finally {
+    io.close(fd);
+  }
+  return tmp;
 }
 
 /**
@@ -173,21 +204,7 @@ export function rotate(io: FileIO, dir: string, s: StoreState): void {
   s.files.syncPending();
   const old = s.journal;
   const tag = newTag(old?.tag);
-  const records = s.mem.records();
-  const header = encodeEntriesHeader({
-    count: s.mem.count,
-    nextFileId: s.nextFileId,
-    journalTag: tag,
-  }, records);
-  const tmp = `${dir}/entries.tmp`;
-  const fd = io.create(tmp);
-  try {
-    io.pwrite(fd, header, 0);
-    io.pwrite(fd, records, header.length);
-    io.fsync(fd);
-  } finally {
-    io.close(fd);
-  }
+  const tmp = writeSnapshotTemp(io, dir, s.mem, s.nextFileId, tag);
   const journal = Journal.create(io, dir, tag, s.journalBytes);
   try {
     io.rename(tmp, `${dir}/entries`);

@@ -35,12 +35,11 @@ import {
   CACHEDIR_TAG,
   encodeBlockFileHeader,
   encodeBlocksHeader,
-  encodeEntriesHeader,
   MAGIC,
   SLOTS_PER_FILE,
 } from "./format.ts";
 import { DATA, type IndexMemory, META } from "./index_memory.ts";
-import { type FileIO, NodeFileIO, replaceFile } from "./io.ts";
+import { type FileIO, NodeFileIO, readPrefix, replaceFile } from "./io.ts";
 import {
   DEFAULT_JOURNAL_BYTES,
   Journal,
@@ -63,6 +62,7 @@ export type {
   SlotStats,
   StoreInfo,
 } from "./_check_report.ts";
+import { newTag, writeSnapshotTemp } from "./_persist.ts";
 
 // ---- repair -------------------------------------------------------------------
 
@@ -180,7 +180,7 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
     say("NEW_JOURNAL", name, "created an empty journal for the new snapshot");
     if (index.source === "snapshot") {
       const old = journalName(index.journalTag);
-      if (hasMagicAt(readHead(io, `${dir}/${old}`, 8), JOURNAL_MAGIC)) {
+      if (hasMagicAt(readPrefix(io, `${dir}/${old}`, 8), JOURNAL_MAGIC)) {
         io.unlink(`${dir}/${old}`);
         say("DELETE_FILE", old, "deleted the journal the old snapshot named");
       }
@@ -263,39 +263,12 @@ function writeSnapshot(
     journalBytes: number;
   },
 ): string {
-  let tag = o.oldTag ?? 0;
-  while (tag === o.oldTag) {
-    tag = crypto.getRandomValues(new Uint32Array(1))[0]!;
-  }
-  const records = o.mem.records();
-  const header = encodeEntriesHeader(
-    { count: o.mem.count, nextFileId: o.nextFileId, journalTag: tag },
-    records,
-  );
-  const tmp = `${dir}/entries.tmp`;
-  const fd = io.create(tmp);
-  try {
-    io.pwrite(fd, header, 0);
-    io.pwrite(fd, records, header.length);
-    io.fsync(fd);
-  } finally {
-    io.close(fd);
-  }
+  const tag = newTag(o.oldTag);
+  const tmp = writeSnapshotTemp(io, dir, o.mem, o.nextFileId, tag);
   Journal.create(io, dir, tag, o.journalBytes).close();
   io.rename(tmp, `${dir}/entries`);
   io.syncDir(dir);
   return journalName(tag);
-}
-
-function readHead(io: FileIO, path: string, n: number): Uint8Array {
-  if (io.kind(path) !== "file") return new Uint8Array(0);
-  const fd = io.openR(path);
-  try {
-    const b = new Uint8Array(n);
-    return b.subarray(0, io.pread(fd, b, 0));
-  } finally {
-    io.close(fd);
-  }
 }
 
 // ---- entry point ------------------------------------------------------------

@@ -12,7 +12,7 @@
  * @module
  */
 import * as fs from "node:fs";
-import { toStoreError } from "./errors.ts";
+import { StoreError, toStoreError } from "./errors.ts";
 
 /** File mode for everything larder creates. */
 export const FILE_MODE = 0o600;
@@ -205,6 +205,26 @@ export function readWhole(io: FileIO, path: string): Uint8Array | undefined {
     return buf.subarray(0, n);
   } finally {
     io.close(fd);
+  }
+}
+
+/**
+ * Up to the first `n` bytes of the regular file at `path` (fewer when it is
+ * shorter; none when it is missing, not a regular file or unreadable).
+ */
+export function readPrefix(io: FileIO, path: string, n: number): Uint8Array {
+  try {
+    if (io.kind(path) !== "file") return new Uint8Array(0);
+    const fd = io.openR(path);
+    try {
+      const b = new Uint8Array(n);
+      return b.subarray(0, io.pread(fd, b, 0));
+    } finally {
+      io.close(fd);
+    }
+  } catch (err) {
+    if (err instanceof StoreError) return new Uint8Array(0);
+    throw err;
   }
 }
 
