@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { crc32 } from "node:zlib";
 import { StoreError, VersionMismatchError } from "./errors.ts";
 import {
@@ -281,7 +282,13 @@ export class ElementFiles {
   #pool = new Uint8Array(0);
   #poolAt = 0;
   #take(n: number): Uint8Array {
-    if (n > POOLED_READ_MAX) return new Uint8Array(n);
+    if (n > POOLED_READ_MAX) {
+      // Large reads skip zero-filling (35-45% of the allocation at 64 KiB
+      // - 1 MiB): the read overwrites it, and callers only ever get the
+      // bytes read. A plain Uint8Array view, never a Buffer.
+      const b = Buffer.allocUnsafeSlow(n);
+      return new Uint8Array(b.buffer, b.byteOffset, n);
+    }
     if (this.#poolAt + n > this.#pool.length) {
       this.#pool = new Uint8Array(POOL_BYTES);
       this.#poolAt = 0;
