@@ -1,13 +1,11 @@
 // Replays one crash point of crash_test.ts and explains it, for debugging:
 //   deno run -A tests/_crash_repro.ts A fsync 101 subset
 // (workload A|B|C|D, durability, mutating call number, crash mode).
-import { FaultFS } from "./_fault_fs.ts";
-import { checkReopen, ModelRun, Stopped } from "./_crash_model.ts";
+import { checkReopen } from "./_crash_model.ts";
 import {
-  DIR,
+  crashRun,
   type Durability,
   expectation,
-  runSteps,
   WORKLOADS,
 } from "./_crash_workloads.ts";
 import type { CrashMode } from "./_fault_fs.ts";
@@ -15,22 +13,8 @@ import type { CrashMode } from "./_fault_fs.ts";
 const [name, durability, at, mode] = Deno.args;
 const w = WORKLOADS[name as keyof typeof WORKLOADS]();
 const n = Number(at);
-const fs = new FaultFS();
-fs.trace = [];
-fs.crashAt(n);
-const run = new ModelRun(fs, DIR, {
-  ...w.options,
-  durability: durability as Durability,
-});
-run.evicts = w.evicts === true;
-try {
-  await runSteps(run, w.steps);
-} catch (err) {
-  if (!(err instanceof Stopped)) throw err;
-} finally {
-  await run.abandon();
-}
-console.log(`last calls:\n  ${fs.trace.slice(-20).join("\n  ")}`);
+const { fs, run } = await crashRun(w, durability as Durability, n, true);
+console.log(`last calls:\n  ${(fs.trace ?? []).slice(-20).join("\n  ")}`);
 console.log("in flight:", run.inFlight.map(([c, v]) => [c, v?.length]));
 for (const img of fs.images(mode as CrashMode, n)) {
   console.log("files:", img.files().join(" "));

@@ -2,7 +2,12 @@
 // _crash_repro.ts (which replays one crash point for debugging).
 import type { OpenOptions } from "../mod.ts";
 import { type CrashMode, FaultFS, rng } from "./_fault_fs.ts";
-import { type Expectation, ModelRun, type Op } from "./_crash_model.ts";
+import {
+  type Expectation,
+  ModelRun,
+  type Op,
+  Stopped,
+} from "./_crash_model.ts";
 import { bytesFor } from "./_helpers.ts";
 
 /** Where the workloads put their store. */
@@ -160,6 +165,31 @@ export async function dryRun(
 }
 
 /** The crash modes, in the order they are checked. */
+/**
+ * Runs a workload with a crash at mutating call `n` (recording the call
+ * names when `trace`); returns the frozen disk and the model of the run.
+ */
+export async function crashRun(
+  w: Workload,
+  durability: Durability,
+  n: number,
+  trace = false,
+): Promise<{ fs: FaultFS; run: ModelRun }> {
+  const fs = new FaultFS();
+  if (trace) fs.trace = [];
+  fs.crashAt(n);
+  const run = new ModelRun(fs, DIR, { ...w.options, durability });
+  run.evicts = w.evicts === true;
+  try {
+    await runSteps(run, w.steps);
+  } catch (err) {
+    if (!(err instanceof Stopped)) throw err;
+  } finally {
+    await run.abandon();
+  }
+  return { fs, run };
+}
+
 export const MODES: CrashMode[] = ["drop", "subset", "torn", "process"];
 
 /** What a reopen after a crash in `mode` must show. */

@@ -6,17 +6,17 @@
 // value (where the durability mode promises it), the old or the new value
 // for the call in flight, and never bytes that were not stored.
 import assert from "node:assert/strict";
-import { type CrashMode, FaultFS } from "./_fault_fs.ts";
-import { checkReopen, ModelRun, Stopped } from "./_crash_model.ts";
+import type { CrashMode } from "./_fault_fs.ts";
+import { checkReopen } from "./_crash_model.ts";
 import { BackingStore } from "../mod.ts";
 import {
+  crashRun,
   DIR,
   dryRun,
   type Durability,
   expectation,
   MODES,
   normalise,
-  runSteps,
   type Workload,
   WORKLOADS,
 } from "./_crash_workloads.ts";
@@ -65,26 +65,6 @@ async function crashSweep(
   }
   assert.deepEqual(failures, [], failures.join("\n"));
   return tally;
-}
-
-/** Runs a workload with a crash at call `n`; returns the frozen disk. */
-async function crashRun(
-  w: Workload,
-  durability: Durability,
-  n: number,
-): Promise<{ fs: FaultFS; run: ModelRun }> {
-  const fs = new FaultFS();
-  fs.crashAt(n);
-  const run = new ModelRun(fs, DIR, { ...w.options, durability });
-  run.evicts = w.evicts === true;
-  try {
-    await runSteps(run, w.steps);
-  } catch (err) {
-    if (!(err instanceof Stopped)) throw err;
-  } finally {
-    await run.abandon();
-  }
-  return { fs, run };
 }
 
 /**
