@@ -102,6 +102,24 @@ async function snapshotLarder(
   return { dir, commit: worktree ? commit : commit.replace(/ \(.*\)$/, "") };
 }
 
+/**
+ * Takes the machine-wide comparison lock: two comparisons at once would
+ * share the two cores and the disk and skew each other, so a second one
+ * waits. The lock goes with the process.
+ */
+async function exclusive(): Promise<Deno.FsFile> {
+  const path = join(
+    Deno.env.get("TMPDIR") ?? "/tmp",
+    "larder-bench-compare.lock",
+  );
+  const lock = await Deno.open(path, { create: true, write: true });
+  if (!(await lock.tryLock(true))) {
+    console.error(`another bench:compare is running; waiting for ${path}`);
+    await lock.lock(true);
+  }
+  return lock;
+}
+
 /** Runs one peer process; never throws, so one broken peer cannot stop the rest. */
 async function runPeer(
   id: string,
@@ -129,6 +147,9 @@ async function runPeer(
     error,
   });
   try {
+    // Start each peer without the previous one's dirty pages still being
+    // written back underneath it.
+    await new Deno.Command("sync").output();
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -201,6 +222,7 @@ async function main(): Promise<void> {
       "Cannot run npm peers: install them first with `npm ci --prefix bench/compare`",
     );
   }
+  const lock = await exclusive();
   const larder = await snapshotLarder(values.worktree);
   const timeoutMin = Number(values["timeout-min"]);
   const workloads: WorkloadReport[] = [];
@@ -247,6 +269,7 @@ async function main(): Promise<void> {
     JSON.stringify(report, null, 2) + "\n",
   );
   await Deno.remove(larder.dir, { recursive: true });
+  lock.close();
   console.log(md);
   console.error(`wrote ${base}.md and ${base}.json`);
 }
