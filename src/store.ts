@@ -22,6 +22,7 @@ import {
   type ElementKind,
   type ElementRecord,
   type IndexMemory,
+  MAX_KEY_BYTES,
   META,
 } from "./index_memory.ts";
 import {
@@ -261,33 +262,24 @@ export class BackingStore implements AsyncDisposable {
 
   // ---- keys ---------------------------------------------------------------
 
-  #hash(nk: NormalKey): Lookup & { keyLen: number } {
+  #hash(nk: NormalKey): Lookup {
     const mem = this.#mem;
-    if (this.#opt.hashOverride !== undefined) {
-      const keyLen = mem.encodeKey(nk.text);
-      if (keyLen < 0) {
-        throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
-      }
-      return {
-        entry: -1,
-        lo: this.#opt.hashOverride(nk.text) >>> 0,
-        hi: 0,
-        keyLen,
-      };
-    }
-    if (this.#state.control.hash === "nsurl") {
-      const lo = mem.hashNsurl(nsurlComponents(nk));
-      const keyLen = mem.encodeKey(nk.text);
-      if (keyLen < 0) {
-        throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
-      }
-      return { entry: -1, lo, hi: 0, keyLen };
-    }
+    const override = this.#opt.hashOverride;
+    const nsurl = override === undefined &&
+      this.#state.control.hash === "nsurl";
+    let lo = 0;
+    let hi = 0;
+    // The nsurl hash stages its components in the key region, so the key
+    // itself is encoded after it.
+    if (override !== undefined) lo = override(nk.text) >>> 0;
+    else if (nsurl) lo = mem.hashNsurl(nsurlComponents(nk));
     const keyLen = mem.encodeKey(nk.text);
     if (keyLen < 0) {
-      throw new RangeError("Cannot use key: longer than 16384 UTF-8 bytes");
+      throw new RangeError(
+        `Cannot use key: longer than ${MAX_KEY_BYTES} UTF-8 bytes`,
+      );
     }
-    const [lo, hi] = mem.hashSip(keyLen);
+    if (override === undefined && !nsurl) [lo, hi] = mem.hashSip(keyLen);
     return { entry: -1, lo, hi, keyLen };
   }
 
