@@ -13,6 +13,7 @@ import {
   decodeJournalHeader,
   Journal,
   JOURNAL_HEADER,
+  JOURNAL_VERSION,
   journalName,
   type RawEntry,
   readEntries,
@@ -89,6 +90,7 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
     }
     let rotated: boolean;
     let size: number;
+    let current: boolean;
     try {
       const h = decodeJournalHeader(bytes);
       if (h.tag !== tag) {
@@ -101,6 +103,7 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
       }
       rotated = h.rotated;
       size = h.size;
+      current = h.version === JOURNAL_VERSION;
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
       return {
@@ -126,7 +129,10 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
     }
     const usable = bytes.subarray(0, Math.min(size, bytes.length));
     const { entries, end } = readEntries(usable);
-    const pristine = damage === undefined && end === JOURNAL_HEADER &&
+    // An older version's journal is replaced, never appended to (its
+    // readers would stop at the newer operations).
+    const pristine = damage === undefined && current &&
+      end === JOURNAL_HEADER &&
       allZero(usable.subarray(JOURNAL_HEADER));
     return {
       snapshot,

@@ -17,14 +17,20 @@
  */
 import { crc32 } from "node:zlib";
 import { CorruptError, VersionMismatchError } from "./errors.ts";
-import type { ElementKind, IndexMemory } from "./index_memory.ts";
+import type {
+  ElementKind,
+  ElementRecord,
+  IndexMemory,
+} from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
 
 const enc = new TextEncoder();
 /** Journal magic (FORMAT.md §10.1). */
 export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
-/** Journal format version. */
-export const JOURNAL_VERSION = 1;
+/** Journal format version written (2 added `storeEntry`). */
+export const JOURNAL_VERSION = 2;
+/** Oldest journal version still read (version 1 is version 2 without op 5). */
+export const JOURNAL_VERSION_MIN = 1;
 /** Bytes of the journal header; entries start here. */
 export const JOURNAL_HEADER = 32;
 /** Offset of the `rotated` word, changed in place through the open file. */
@@ -42,6 +48,8 @@ export const OP = {
   touch: 3,
   /** Drop one element of an entry that keeps its other one. */
   clear: 4,
+  /** Set an entry's data and metadata together (creating it at index = count). */
+  storeEntry: 5,
 } as const;
 
 /** Why entries were removed (`remove` op, byte 13). */
@@ -74,6 +82,8 @@ export function encodeJournalHeader(tag: number, size: number): Uint8Array {
 
 /** A parsed journal header. */
 export interface JournalHeader {
+  /** Format version (an older one is read, never appended to). */
+  version: number;
   tag: number;
   size: number;
   rotated: boolean;
@@ -92,7 +102,7 @@ export function decodeJournalHeader(b: Uint8Array): JournalHeader {
   }
   const v = view(b);
   const version = v.getUint32(8, true);
-  if (version !== JOURNAL_VERSION) {
+  if (version < JOURNAL_VERSION_MIN || version > JOURNAL_VERSION) {
     throw new VersionMismatchError(
       `Cannot read journal: format version ${version}, this larder reads ${JOURNAL_VERSION}`,
     );
@@ -101,6 +111,7 @@ export function decodeJournalHeader(b: Uint8Array): JournalHeader {
     throw new CorruptError("Cannot read journal: header checksum mismatch");
   }
   return {
+    version,
     tag: v.getUint32(12, true),
     size: v.getUint32(16, true),
     rotated: v.getUint32(ROTATED_OFFSET, true) !== 0,
@@ -175,6 +186,60 @@ export function encodeStore(
   v.setUint32(size - 4, size, true);
   v.setUint32(4, crc32(b.subarray(8)), true);
   return b;
+}
+
+/** A `storeEntry` operation's fields: the data element, and metadata or none. */
+export interface StoreEntryOp {
+  /** Entry index; equal to the table's count when it creates the entry. */
+  index: number;
+  hashLo: number;
+  hashHi: number;
+  data: ElementRecord;
+  meta: ElementRecord | undefined;
+}
+
+const STORE_ENTRY_FIXED = 48;
+
+function setRecord(v: DataView, at: number, rec: ElementRecord): void {
+  v.setUint8(at, rec.inFile ? 1 : 0);
+  v.setUint32(at + 4, rec.size, true);
+  v.setUint32(at + 8, rec.loc, true);
+  v.setUint32(at + 12, rec.crc, true);
+}
+
+function getRecord(v: DataView, at: number): ElementRecord | undefined {
+  const where = v.getUint8(at);
+  if (where > 1) return undefined;
+  return {
+    inFile: where === 1,
+    size: v.getUint32(at + 4, true),
+    loc: v.getUint32(at + 8, true),
+    crc: v.getUint32(at + 12, true),
+  };
+}
+
+/** Encodes a `storeEntry` operation with the key's bytes (FORMAT.md §10.2). */
+export function encodeStoreEntry(
+  op: StoreEntryOp,
+  key: Uint8Array,
+  time: number,
+): Uint8Array {
+  return entry(
+    OP.storeEntry,
+    0,
+    time,
+    STORE_ENTRY_FIXED + key.length,
+    (v, b) => {
+      v.setUint32(0, op.index, true);
+      v.setUint32(4, op.hashLo, true);
+      v.setUint32(8, op.hashHi, true);
+      v.setUint8(12, op.meta === undefined ? 0 : 1);
+      v.setUint16(14, key.length, true);
+      setRecord(v, 16, op.data);
+      if (op.meta !== undefined) setRecord(v, 32, op.meta);
+      b.set(key, STORE_ENTRY_FIXED);
+    },
+  );
 }
 
 /** Encodes a `remove` of entries given as [index, hashLo] in removal order. */
@@ -331,6 +396,32 @@ export function replay(
       });
       mem.setUsage(i, Math.max(1, mem.useCount(i)), e.time);
       if (inFile) fileIdFloor = Math.max(fileIdFloor, loc + 1);
+    } else if (e.op === OP.storeEntry) {
+      if (p.byteLength < STORE_ENTRY_FIXED) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      const index = p.getUint32(0, true);
+      const lo = p.getUint32(4, true);
+      const hi = p.getUint32(8, true);
+      const hasMeta = p.getUint8(12);
+      const data = getRecord(p, 16);
+      const meta = hasMeta === 1 ? getRecord(p, 32) : undefined;
+      if (hasMeta > 1 || data === undefined || (hasMeta && !meta)) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      let i = index;
+      if (index === mem.count && mem.count < mem.capacity) {
+        i = mem.add(lo, hi, e.time);
+      } else if (!matches(index, lo) || mem.hashHi(index) !== hi) {
+        return { applied, diverged: true, fileIdFloor };
+      }
+      mem.setElement(i, 0, data);
+      if (meta === undefined) mem.clearElement(i, 1);
+      else mem.setElement(i, 1, meta);
+      mem.setUsage(i, Math.max(1, mem.useCount(i)), e.time);
+      for (const rec of [data, meta]) {
+        if (rec?.inFile) fileIdFloor = Math.max(fileIdFloor, rec.loc + 1);
+      }
     } else if (e.op === OP.remove) {
       const n = p.byteLength >= 4 ? p.getUint32(0, true) : -1;
       if (n < 0 || p.byteLength < 4 + n * 8) {

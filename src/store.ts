@@ -44,6 +44,7 @@ import {
   encodeClear,
   encodeRemove,
   encodeStore,
+  encodeStoreEntry,
   encodeTouch,
   REMOVE_REASON,
   type Touch,
@@ -71,6 +72,23 @@ export interface Hit extends Disposable {
   readonly key: string;
   /** True for a metadata element. */
   readonly meta: boolean;
+  /** Ends this reference (idempotent). */
+  release(): void;
+}
+
+/**
+ * Both elements of an entry from {@linkcode BackingStore.fetchEntry}. The
+ * bytes stay valid after release; releasing ends the references that keep
+ * the entry pinned. Treat the bytes as read-only: concurrent fetches share
+ * them.
+ */
+export interface EntryHit extends Disposable {
+  /** The data element, or undefined when the entry has none. */
+  readonly data: Uint8Array | undefined;
+  /** The metadata element, or undefined when the entry has none. */
+  readonly meta: Uint8Array | undefined;
+  /** The canonical key. */
+  readonly key: string;
   /** Ends this reference (idempotent). */
   release(): void;
 }
@@ -115,6 +133,12 @@ export interface StoreStats {
   metaSlotsUsed: number;
 }
 
+/** What a hit's finalizer releases if the hit is dropped unreleased. */
+interface HitToken {
+  pins: Pin[];
+  released: boolean;
+}
+
 interface Lookup {
   entry: number;
   lo: number;
@@ -128,6 +152,12 @@ const TOUCH_BATCH = 4096;
 
 function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
+}
+
+function checkElement(bytes: unknown, name: string): void {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`Cannot store element: ${name} must be a Uint8Array`);
+  }
 }
 
 function kindOf(options: ElementOptions | undefined): ElementKind {
@@ -160,7 +190,7 @@ export class BackingStore implements AsyncDisposable {
   #files: ElementFiles;
   #state: StoreState;
   #pins: PinTable;
-  #finalizer: FinalizationRegistry<{ pin: Pin; released: boolean }>;
+  #finalizer: FinalizationRegistry<HitToken>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Entries whose usage changed since it was last journaled. */
   #touched = new Set<number>();
@@ -206,7 +236,8 @@ export class BackingStore implements AsyncDisposable {
       },
     }, opt.pinTimeoutMs);
     this.#finalizer = new FinalizationRegistry((token) => {
-      if (!token.released && !this.#closed) this.#pins.release(token.pin);
+      if (token.released || this.#closed) return;
+      for (const pin of token.pins) this.#pins.release(pin);
     });
     if (this.#mem.count >= this.#mem.capacity || this.#liveBytes >= opt.limit) {
       this.#evict(0, -1);
@@ -585,87 +616,200 @@ export class BackingStore implements AsyncDisposable {
     }
   }
 
+  /**
+   * Stores an entry's data and metadata together: afterwards the entry
+   * holds exactly these elements (no `meta` drops a previous one). One
+   * journal operation records both, so after a crash the entry has the
+   * old pair or the new one, never a mix; and it costs one key lookup.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param data The data element; larder keeps its own copy.
+   * @param meta The metadata element (say, serialised response headers).
+   * @throws {TypeError} for a bad key or non-Uint8Array elements.
+   * @throws {RangeError} for a key over 16 KiB or elements over the limit
+   *   together.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`.
+   *
+   * @example
+   * ```ts
+   * await store.storeEntry("https://example.com/", body, headers);
+   * ```
+   */
+  storeEntry(key: Key, data: Uint8Array, meta?: Uint8Array): Promise<void> {
+    try {
+      this.#storeEntry(key, data, meta);
+      return this.#commit();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   #store(key: Key, bytes: Uint8Array, options?: ElementOptions): void {
     const nk = normaliseKey(key);
-    if (!(bytes instanceof Uint8Array)) {
-      throw new TypeError("Cannot store element: bytes must be a Uint8Array");
-    }
+    checkElement(bytes, "bytes");
     const kind = kindOf(options);
-    if (bytes.length > Math.min(MAX_ELEMENT_BYTES, this.#opt.limit)) {
+    this.#checkOpen("store element");
+    this.#checkSize(bytes.length);
+    const mem = this.#mem;
+    const { found, i: existing } = this.#makeRoom(
+      nk,
+      bytes.length,
+      (i) => mem.elementSize(i, kind),
+    );
+    const now = nowSeconds();
+    const index = existing < 0 ? mem.count : existing;
+    const keyBytes = mem.keyBytes(found.keyLen);
+    const placed = this.#place(kind, found, keyBytes, bytes, now);
+    try {
+      // 2. The journal records it before the table changes.
+      this.#log(
+        encodeStore(
+          { index, hashLo: found.lo, hashHi: found.hi, kind, ...placed },
+          keyBytes,
+          now,
+        ),
+      );
+    } catch (err) {
+      this.#unplace(kind, placed);
+      throw toStoreError("store element", err);
+    }
+    // 3. The table: exactly what replaying that entry does.
+    const i = existing < 0 ? mem.add(found.lo, found.hi, now) : existing;
+    this.#setElement(i, kind, placed);
+    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
+    this.#counters.stores++;
+  }
+
+  #storeEntry(key: Key, data: Uint8Array, meta: Uint8Array | undefined): void {
+    const nk = normaliseKey(key);
+    checkElement(data, "data");
+    if (meta !== undefined) checkElement(meta, "meta");
+    this.#checkOpen("store entry");
+    const size = data.length + (meta?.length ?? 0);
+    this.#checkSize(size);
+    const mem = this.#mem;
+    const { found, i: existing } = this.#makeRoom(
+      nk,
+      size,
+      (i) => mem.elementSize(i, DATA) + mem.elementSize(i, META),
+    );
+    const now = nowSeconds();
+    const index = existing < 0 ? mem.count : existing;
+    const keyBytes = mem.keyBytes(found.keyLen);
+    const d = this.#place(DATA, found, keyBytes, data, now);
+    let m: ElementRecord | undefined;
+    try {
+      if (meta !== undefined) m = this.#place(META, found, keyBytes, meta, now);
+      // One journal operation for both: a crash keeps the old pair or the
+      // new one, never the new data with the old metadata.
+      this.#log(
+        encodeStoreEntry(
+          { index, hashLo: found.lo, hashHi: found.hi, data: d, meta: m },
+          keyBytes,
+          now,
+        ),
+      );
+    } catch (err) {
+      this.#unplace(DATA, d);
+      if (m !== undefined) this.#unplace(META, m);
+      throw toStoreError("store entry", err);
+    }
+    const i = existing < 0 ? mem.add(found.lo, found.hi, now) : existing;
+    this.#setElement(i, DATA, d);
+    if (m !== undefined) this.#setElement(i, META, m);
+    else this.#dropElement(i, META);
+    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
+    this.#counters.stores++;
+  }
+
+  #checkSize(size: number): void {
+    const max = Math.min(MAX_ELEMENT_BYTES, this.#opt.limit);
+    if (size > max) {
       throw new RangeError(
-        `Cannot store element: ${bytes.length} bytes exceeds the maximum of ${
-          Math.min(MAX_ELEMENT_BYTES, this.#opt.limit)
-        }`,
+        `Cannot store element: ${size} bytes exceeds the maximum of ${max}`,
       );
     }
-    this.#checkOpen("store element");
+  }
+
+  /**
+   * Finds `nk`'s entry and, when `incoming` bytes (replacing the entry's
+   * `held(i)` bytes) would pass the limit or a new entry would overfill
+   * the table, evicts first, so the new element is not its own victim.
+   * The key stays encoded in the key region for the caller.
+   */
+  #makeRoom(
+    nk: NormalKey,
+    incoming: number,
+    held: (i: number) => number,
+  ): { found: Lookup; i: number } {
     const mem = this.#mem;
     const found = this.#find(nk);
-    const now = nowSeconds();
     let i = found.entry;
-    const oldSize = i >= 0 ? mem.elementSize(i, kind) : 0;
+    const old = i >= 0 ? held(i) : 0;
+    const full = i < 0 && mem.count >= mem.capacity;
     if (
-      this.#liveBytes + this.#deferredBytes - oldSize + bytes.length >=
-        this.#opt.limit ||
-      (i < 0 && mem.count >= mem.capacity)
+      full ||
+      this.#liveBytes + this.#deferredBytes - old + incoming >= this.#opt.limit
     ) {
-      // Make room first, so the new element is not its own victim.
-      if (i < 0 && mem.count >= mem.capacity) this.#evict(bytes.length, -1);
-      else this.#evict(bytes.length - oldSize, i);
+      if (full) this.#evict(incoming, -1);
+      else this.#evict(incoming - old, i);
       i = this.#find(nk).entry; // eviction may have moved it
     }
-    // The last #find left the encoded key in the key region, and nothing
-    // below re-encodes before both writes have copied it out.
-    const keyLen = found.keyLen;
-    const keyBytes = mem.keyBytes(keyLen);
-    const index = i < 0 ? mem.count : i;
+    return { found, i };
+  }
+
+  /**
+   * 1. Writes an element to a fresh slot or file (never over the old one)
+   * and returns its record.
+   */
+  #place(
+    kind: ElementKind,
+    found: Lookup,
+    keyBytes: Uint8Array,
+    bytes: Uint8Array,
+    now: number,
+  ): ElementRecord {
     const crc = crc32Of(bytes);
     const header = {
       kind,
-      keyLen,
+      keyLen: found.keyLen,
       length: bytes.length,
       crc,
       hashLo: found.lo,
       hashHi: found.hi,
       storedAt: now,
     };
-    // 1. The element goes to a fresh slot or file (never over the old one).
-    const slot = fitsSlot(kind, keyLen, bytes.length)
-      ? mem.claimSlot(kind, this.#files.slotCount)
+    const slot = fitsSlot(kind, found.keyLen, bytes.length)
+      ? this.#mem.claimSlot(kind, this.#files.slotCount)
       : -1;
     const rec: ElementRecord = slot >= 0
       ? { size: bytes.length, loc: slot, crc, inFile: false }
       : { size: bytes.length, loc: this.#allocFileId(kind), crc, inFile: true };
-    const undo = () => {
-      try {
-        if (rec.inFile) this.#files.removeFile(kind, rec.loc);
-        else mem.freeSlot(kind, rec.loc);
-      } catch { /* the original error is the one to report */ }
-    };
     try {
       if (rec.inFile) {
         this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
       } else this.#files.writeSlot(kind, rec.loc, header, keyBytes, bytes);
-      // 2. The journal records it before the table changes.
-      this.#log(
-        encodeStore(
-          { index, hashLo: found.lo, hashHi: found.hi, kind, ...rec },
-          keyBytes,
-          now,
-        ),
-      );
     } catch (err) {
-      undo();
+      this.#unplace(kind, rec);
       throw toStoreError("store element", err);
     }
-    // 3. The table: exactly what replaying that entry does.
-    if (i < 0) i = mem.add(found.lo, found.hi, now);
+    return rec;
+  }
+
+  /** Undoes #place after a later step failed. */
+  #unplace(kind: ElementKind, rec: ElementRecord): void {
+    try {
+      if (rec.inFile) this.#files.removeFile(kind, rec.loc);
+      else this.#mem.freeSlot(kind, rec.loc);
+    } catch { /* the original error is the one to report */ }
+  }
+
+  /** Points entry `i`'s element of `kind` at `rec`, releasing the old one. */
+  #setElement(i: number, kind: ElementKind, rec: ElementRecord): void {
     this.#dropElement(i, kind);
-    mem.setElement(i, kind, rec);
-    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
+    this.#mem.setElement(i, kind, rec);
     this.#liveBytes += rec.size;
     if (!rec.inFile) this.#state.blocksDirty = true;
-    this.#counters.stores++;
   }
 
   /**
@@ -692,12 +836,77 @@ export class BackingStore implements AsyncDisposable {
     }
   }
 
+  /**
+   * Fetches both elements of `key` with one lookup.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @returns an {@linkcode EntryHit} with whichever elements the entry
+   *   has, or undefined when it has neither (including elements that
+   *   failed verification, which are dropped).
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * using hit = await store.fetchEntry("https://example.com/");
+   * if (hit?.data && hit.meta) respond(hit.meta, hit.data);
+   * ```
+   */
+  fetchEntry(key: Key): Promise<EntryHit | undefined> {
+    try {
+      return Promise.resolve(this.#fetchEntry(key));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   #fetch(key: Key, options?: ElementOptions): Hit | undefined {
     const nk = normaliseKey(key);
     const kind = kindOf(options);
     this.#checkOpen("fetch element");
-    const mem = this.#mem;
     const h = this.#hash(nk);
+    const pin = this.#fetchPin(nk, h, kind);
+    if (pin === undefined) return undefined;
+    const token: HitToken = { pins: [pin], released: false };
+    const release = this.#releaser(token);
+    const hit: Hit = {
+      data: pin.bytes,
+      key: pin.text,
+      meta: kind === META,
+      release,
+      [Symbol.dispose]: release,
+    };
+    this.#finalizer.register(hit, token, token);
+    return hit;
+  }
+
+  #fetchEntry(key: Key): EntryHit | undefined {
+    const nk = normaliseKey(key);
+    this.#checkOpen("fetch entry");
+    const h = this.#hash(nk);
+    const data = this.#fetchPin(nk, h, DATA);
+    const meta = this.#fetchPin(nk, h, META);
+    if (data === undefined && meta === undefined) return undefined;
+    const pins = [data, meta].filter((p) => p !== undefined);
+    const token: HitToken = { pins, released: false };
+    const release = this.#releaser(token);
+    const hit: EntryHit = {
+      data: data?.bytes,
+      meta: meta?.bytes,
+      key: nk.text,
+      release,
+      [Symbol.dispose]: release,
+    };
+    this.#finalizer.register(hit, token, token);
+    return hit;
+  }
+
+  /**
+   * Finds and pins the element of `kind` of the key hashed as `h` (whose
+   * encoded bytes are still in the key region), or counts a miss.
+   */
+  #fetchPin(nk: NormalKey, h: Lookup, kind: ElementKind): Pin | undefined {
+    const mem = this.#mem;
     const keyBytes = mem.keyBytes(h.keyLen); // a view: nothing below re-encodes
     let pos = mem.lookupFirst(h.lo, h.hi);
     while (pos >= 0) {
@@ -706,7 +915,7 @@ export class BackingStore implements AsyncDisposable {
       if (pin !== undefined) {
         if (pin.text === nk.text) {
           pin.refs++;
-          return this.#hit(i, pin);
+          return this.#use(i, pin);
         }
         pos = mem.lookupNext(h.lo, h.hi, pos);
         continue;
@@ -733,7 +942,7 @@ export class BackingStore implements AsyncDisposable {
       }
       if (r === "absent") break;
       if (r.ok) {
-        return this.#hit(
+        return this.#use(
           i,
           this.#pins.create(i, kind, nk.text, r.bytes, performance.now()),
         );
@@ -752,31 +961,27 @@ export class BackingStore implements AsyncDisposable {
     return undefined;
   }
 
-  #hit(i: number, pin: Pin): Hit {
+  /** Counts a hit on entry `i` and bumps its usage. */
+  #use(i: number, pin: Pin): Pin {
     this.#mem.touch(i, nowSeconds());
     this.#mem.setPinned(i, true);
     this.#counters.hits++;
     this.#counters.hitBytes += pin.bytes.length;
     this.#touched.add(i);
     this.#scheduleMaintenance();
-    const token = { pin, released: false };
+    return pin;
+  }
+
+  /** The idempotent release of a hit's pins. */
+  #releaser(token: HitToken): () => void {
     const pins = this.#pins;
     const finalizer = this.#finalizer;
-    const release = () => {
+    return () => {
       if (token.released) return;
       token.released = true;
       finalizer.unregister(token);
-      pins.release(pin);
+      for (const pin of token.pins) pins.release(pin);
     };
-    const hit: Hit = {
-      data: pin.bytes,
-      key: pin.text,
-      meta: pin.kind === META,
-      release,
-      [Symbol.dispose]: release,
-    };
-    finalizer.register(hit, token, token);
-    return hit;
   }
 
   /**

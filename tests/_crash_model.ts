@@ -61,6 +61,11 @@ export class ModelRun {
   readonly ever = new Map<Cell, Uint8Array[]>();
   /** Effects of the calls in flight when the run stopped. */
   inFlight: Effect[] = [];
+  /**
+   * `storeEntry` calls in flight, by key, with the pair acknowledged
+   * before: a reopen must show one pair or the other, never a mix.
+   */
+  inFlightEntries = new Map<string, { old: Pair; new: Pair }>();
   /** The open store, if any. */
   store: BackingStore | undefined;
   /** Operations acknowledged. */
@@ -100,10 +105,28 @@ export class ModelRun {
       return r;
     } catch (err) {
       if (this.io.crashed) {
-        this.inFlight = effects;
+        this.#stopWith(effects);
         throw new Stopped();
       }
       throw err;
+    }
+  }
+
+  /** Records `effects` as in flight, noting the pairs of entry stores. */
+  #stopWith(effects: Effect[]): void {
+    this.inFlight = effects;
+    for (let k = 0; k + 1 < effects.length; k++) {
+      const [d, m] = [effects[k]!, effects[k + 1]!];
+      const key = keyOf(d[0]).key;
+      if (keyOf(d[0]).meta || !keyOf(m[0]).meta || keyOf(m[0]).key !== key) {
+        continue;
+      }
+      if (d[1] === undefined) continue; // an invalidation, not a pair store
+      this.inFlightEntries.set(key, {
+        old: [this.model.get(d[0]), this.model.get(m[0])],
+        new: [d[1], m[1]],
+      });
+      k++;
     }
   }
 
@@ -117,6 +140,9 @@ export class ModelRun {
 
   #effectsOf(op: Op): Effect[] {
     if (op[0] === "store") return [[cellOf(op[1], op[3]), op[2]]];
+    if (op[0] === "entry") {
+      return [[cellOf(op[1]), op[2]], [cellOf(op[1], true), op[3]]];
+    }
     if (op[0] === "invalidate") {
       return [[cellOf(op[1]), undefined], [cellOf(op[1], true), undefined]];
     }
@@ -128,6 +154,8 @@ export class ModelRun {
     switch (op[0]) {
       case "store":
         return st.store(op[1], op[2], { meta: op[3] });
+      case "entry":
+        return st.storeEntry(op[1], op[2], op[3]);
       case "invalidate":
         return st.invalidate(op[1]);
       case "flush":
@@ -164,7 +192,7 @@ export class ModelRun {
     });
     if (failed.length > 0) {
       if (this.io.crashed) {
-        this.inFlight = failed;
+        this.#stopWith(failed);
         throw new Stopped();
       }
       throw (results.find((r) =>
@@ -202,9 +230,13 @@ export class ModelRun {
   }
 }
 
+/** An entry's data and metadata (undefined: absent). */
+type Pair = [Uint8Array | undefined, Uint8Array | undefined];
+
 /** An operation of a workload. */
 export type Op =
   | ["store", string, Uint8Array, boolean]
+  | ["entry", string, Uint8Array, Uint8Array | undefined]
   | ["invalidate", string]
   | ["flush"]
   | ["close"];
@@ -285,6 +317,24 @@ export async function checkReopen(
         }; allowed ${ok.values.map(describe).join(" or ") || "nothing"}${
           ok.miss ? " or a miss" : ""
         }`;
+      }
+    }
+    for (const [key, pairs] of run.inFlightEntries) {
+      // Each element may be lost (where a miss is allowed, checked above),
+      // but never may one come from the old pair and the other the new.
+      const side = (got: Uint8Array | undefined, k: 0 | 1) => {
+        const o = sameBytes(got, pairs.old[k]);
+        const n = sameBytes(got, pairs.new[k]);
+        return got === undefined || o === n ? "either" : o ? "old" : "new";
+      };
+      const sides = [
+        side(seen.get(cellOf(key)), 0),
+        side(seen.get(cellOf(key, true)), 1),
+      ];
+      if (sides.includes("old") && sides.includes("new")) {
+        return `${shortKey(key)}: storeEntry in flight left data from the ${
+          sides[0]
+        } pair with metadata from the ${sides[1]} pair`;
       }
     }
     const probe = new TextEncoder().encode("after the crash");

@@ -49,11 +49,21 @@ function workloadA(): Workload {
     const size = meta ? Math.floor(r() * 900) : Math.floor(r() * 3000);
     return ["store", key, value(`${key}${meta}`, v, size), meta];
   };
+  const entry = (key: string, withMeta: boolean): Op => {
+    const [data, meta] = [store(key, false), store(key, true)];
+    return [
+      "entry",
+      key,
+      data[2] as Uint8Array,
+      withMeta ? meta[2] : undefined,
+    ];
+  };
   for (let i = 0; i < 60; i++) {
     const key = `https://a.example/${Math.floor(r() * 12)}`;
     const x = r();
-    if (x < 0.5) steps.push(store(key, false));
-    else if (x < 0.65) steps.push(store(key, true));
+    if (x < 0.4) steps.push(store(key, false));
+    else if (x < 0.55) steps.push(store(key, true));
+    else if (x < 0.65) steps.push(entry(key, r() < 0.8));
     else if (x < 0.8) steps.push(["invalidate", key]);
     else steps.push(["fetch", key, x > 0.9]);
     if (i === 20) steps.push(["flush"]);
@@ -62,6 +72,7 @@ function workloadA(): Workload {
         store("batch-1", false),
         store("batch-2", false),
         store("batch-3", true),
+        entry("batch-4", true),
         ["invalidate", "https://a.example/3"],
       ]]);
     }
@@ -84,8 +95,21 @@ function workloadB(): Workload {
   for (let i = 0; i < 24; i++) {
     const key = `L${Math.floor(r() * 5)}`;
     const x = r();
-    if (x < 0.5) steps.push(store(key, false, 8200 + Math.floor(r() * 30000)));
-    else if (x < 0.6) {
+    if (x < 0.4) steps.push(store(key, false, 8200 + Math.floor(r() * 30000)));
+    else if (x < 0.5) {
+      // A large body with small or large metadata, or none.
+      const data = store(key, false, 8200 + Math.floor(r() * 30000));
+      const y = r();
+      const meta = y < 0.7
+        ? store(key, true, 300 + Math.floor(r() * 3000))
+        : undefined;
+      steps.push([
+        "entry",
+        key,
+        data[2] as Uint8Array,
+        meta?.[2] as Uint8Array | undefined,
+      ]);
+    } else if (x < 0.6) {
       steps.push(store(key, true, 1100 + Math.floor(r() * 5000)));
     } else if (x < 0.7) steps.push(store(key, false, Math.floor(r() * 4000)));
     else if (x < 0.85) steps.push(["invalidate", key]);
