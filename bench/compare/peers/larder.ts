@@ -1,5 +1,6 @@
 /**
- * larder itself, through its public API (`mod.ts`).
+ * larder itself, through its public API (`mod.ts`): `storeEntry` and
+ * `fetchEntry`, the calls for an object with metadata.
  *
  * Outside the eviction phase the limit is set well above the workload, so
  * nothing is evicted; table sizes follow the object count with headroom.
@@ -34,26 +35,17 @@ async function openLarder(dir: string, options: OpenOptions): Promise<Peer> {
     entryBits: entryBitsFor(options.objects),
   });
   return {
-    async put(key, meta, body) {
-      await store.store(key, meta, { meta: true });
-      await store.store(key, body);
-    },
+    // A response is stored and served as one entry: both elements in one
+    // call, one key lookup and one journal operation.
+    put: (key, meta, body) => store.storeEntry(key, body, meta),
     async get(key) {
-      const meta = await store.fetch(key, { meta: true });
-      if (!meta) return undefined;
-      const body = await store.fetch(key);
-      if (!body) {
-        meta.release();
+      const hit = await store.fetchEntry(key);
+      if (hit === undefined) return undefined;
+      if (hit.meta === undefined || hit.data === undefined) {
+        hit.release();
         return undefined;
       }
-      return {
-        meta: meta.data,
-        body: body.data,
-        release() {
-          meta.release();
-          body.release();
-        },
-      };
+      return { meta: hit.meta, body: hit.data, release: hit.release };
     },
     invalidate: (key) => store.invalidate(key),
     flush: () => store.flush(),
