@@ -56,8 +56,8 @@ let t = performance.now();
   let bytes = 0;
   for (let i = 0; i < COUNT; i++) {
     const r = response(i);
-    await store.store(r.url, r.body);
-    await store.store(r.url, r.headers, { meta: true });
+    // Body and headers as one entry: one call, one journal operation.
+    await store.storeEntry(r.url, r.body, r.headers);
     bytes += r.body.length + r.headers.length;
   }
   console.log(
@@ -77,9 +77,8 @@ t = performance.now();
 let good = 0;
 for (let i = 0; i < COUNT; i++) {
   const r = response(i);
-  using body = await store.fetch(r.url);
-  using meta = await store.fetch(r.url, { meta: true });
-  if (same(body?.data, r.body) && same(meta?.data, r.headers)) good++;
+  using hit = await store.fetchEntry(r.url);
+  if (same(hit?.data, r.body) && same(hit?.meta, r.headers)) good++;
 }
 console.log(`served ${good}/${COUNT} responses byte-for-byte in ${ms(t)}`);
 
