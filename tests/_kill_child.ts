@@ -29,8 +29,22 @@ const r = rng(round * 7919 + 1);
 for (let i = 0;; i++) {
   const key = `https://kill.example/${Math.floor(r() * 40)}`;
   const x = r();
-  if (x < 0.6) {
-    const meta = x < 0.15;
+  if (x < 0.12) {
+    // A whole entry: data, and metadata unless it is dropped ("-").
+    const size = r() < 0.7
+      ? Math.floor(r() * 7000)
+      : 9000 + Math.floor(r() * 30000);
+    const metaSize = r() < 0.2
+      ? -1
+      : Math.floor(r() * (r() < 0.8 ? 900 : 4000));
+    say(`B ${i} E ${key} ${size} ${metaSize < 0 ? "-" : metaSize}`);
+    await st.storeEntry(
+      key,
+      bytesFor(`${key}#${round}.${i}`, size),
+      metaSize < 0 ? undefined : bytesFor(`${key}#${round}.${i}m`, metaSize),
+    );
+  } else if (x < 0.6) {
+    const meta = x < 0.2;
     const size = meta
       ? (r() < 0.8 ? Math.floor(r() * 900) : 1100 + Math.floor(r() * 3000))
       : (r() < 0.7 ? Math.floor(r() * 7000) : 9000 + Math.floor(r() * 30000));

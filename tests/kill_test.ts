@@ -94,6 +94,16 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
             cellOf(key!, f[4] === "1"),
             bytesFor(`${key}#${round}.${i}`, size),
           ]];
+        } else if (op === "E") {
+          effects = [
+            [cellOf(key!), bytesFor(`${key}#${round}.${i}`, Number(f[4]))],
+            [
+              cellOf(key!, true),
+              f[5] === "-"
+                ? undefined
+                : bytesFor(`${key}#${round}.${i}m`, Number(f[5])),
+            ],
+          ];
         } else if (op === "I") {
           effects = [[cellOf(key!), undefined], [
             cellOf(key!, true),
@@ -120,6 +130,7 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
       entryBits: 10,
       journalBytes: 65536,
     });
+    const sides = new Set<"old" | "new">();
     try {
       for (let k = 0; k < 40; k++) {
         const key = `https://kill.example/${k}`;
@@ -139,6 +150,14 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
               pending ? ` (in flight: ${pending.line})` : ""
             }`,
           );
+          // A storeEntry in flight leaves the old pair or the new one,
+          // never one element of each.
+          const side = pending?.effects.find(([c]) => c === cell);
+          if (pending?.line.includes(" E ") && side !== undefined) {
+            const isNew = sameBytes(side[1], got);
+            const isOld = sameBytes(model.get(cell), got);
+            if (isNew !== isOld) sides.add(isNew ? "new" : "old");
+          }
           // The call in flight went one way or the other; the next rounds
           // build on what the reopen found.
           if (ok.length > 1) {
@@ -147,6 +166,10 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
           }
         }
       }
+      assert.ok(
+        sides.size < 2,
+        `round ${round}: storeEntry in flight (${pending?.line}) left one element old and one new`,
+      );
     } finally {
       await st.close();
     }
