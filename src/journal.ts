@@ -120,7 +120,35 @@ export function decodeJournalHeader(b: Uint8Array): JournalHeader {
 
 // ---- entry encoding ---------------------------------------------------------
 
-/** Builds one entry: fixed head, payload, padding, trailing size. */
+/**
+ * A new entry of `payloadLen` payload bytes with its fixed head written
+ * (size, time, op, argument); the caller fills the payload at ENTRY_HEAD
+ * and then seals it.
+ */
+function frame(
+  op: number,
+  arg: number,
+  time: number,
+  payloadLen: number,
+): { b: Uint8Array; v: DataView } {
+  const size = (ENTRY_HEAD + payloadLen + 4 + 3) & ~3;
+  const b = new Uint8Array(size);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, size, true);
+  v.setUint32(8, time, true);
+  b[12] = op;
+  b[13] = arg;
+  return { b, v };
+}
+
+/** Writes the trailing size and the checksum of a framed entry. */
+function seal(b: Uint8Array, v: DataView): Uint8Array {
+  v.setUint32(b.length - 4, b.length, true);
+  v.setUint32(4, crc32(b.subarray(8)), true);
+  return b;
+}
+
+/** Builds one entry of the less frequent operations through `fill`. */
 function entry(
   op: number,
   arg: number,
@@ -128,20 +156,12 @@ function entry(
   payloadLen: number,
   fill: (v: DataView, b: Uint8Array) => void,
 ): Uint8Array {
-  const size = (ENTRY_HEAD + payloadLen + 4 + 3) & ~3;
-  const b = new Uint8Array(size);
-  const v = view(b);
-  v.setUint32(0, size, true);
-  v.setUint32(8, time, true);
-  b[12] = op;
-  b[13] = arg;
+  const { b, v } = frame(op, arg, time, payloadLen);
   fill(
     new DataView(b.buffer, ENTRY_HEAD, payloadLen),
     b.subarray(ENTRY_HEAD, ENTRY_HEAD + payloadLen),
   );
-  v.setUint32(size - 4, size, true);
-  v.setUint32(4, crc32(b.subarray(8)), true);
-  return b;
+  return seal(b, v);
 }
 
 /** A `store` operation's fields. */
@@ -166,12 +186,7 @@ export function encodeStore(
   time: number,
 ): Uint8Array {
   // The hot path of every store: one allocation, one view, no closure.
-  const size = (ENTRY_HEAD + STORE_FIXED + key.length + 4 + 3) & ~3;
-  const b = new Uint8Array(size);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, size, true);
-  v.setUint32(8, time, true);
-  b[12] = OP.store;
+  const { b, v } = frame(OP.store, 0, time, STORE_FIXED + key.length);
   const p = ENTRY_HEAD;
   v.setUint32(p, op.index, true);
   v.setUint32(p + 4, op.hashLo, true);
@@ -183,9 +198,7 @@ export function encodeStore(
   v.setUint32(p + 20, op.loc, true);
   v.setUint32(p + 24, op.crc, true);
   b.set(key, p + STORE_FIXED);
-  v.setUint32(size - 4, size, true);
-  v.setUint32(4, crc32(b.subarray(8)), true);
-  return b;
+  return seal(b, v);
 }
 
 /** A `storeEntry` operation's fields: the data element, and metadata or none. */
@@ -225,12 +238,12 @@ export function encodeStoreEntry(
   time: number,
 ): Uint8Array {
   // On the hot path of every entry store, so written out like encodeStore.
-  const size = (ENTRY_HEAD + STORE_ENTRY_FIXED + key.length + 4 + 3) & ~3;
-  const b = new Uint8Array(size);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, size, true);
-  v.setUint32(8, time, true);
-  b[12] = OP.storeEntry;
+  const { b, v } = frame(
+    OP.storeEntry,
+    0,
+    time,
+    STORE_ENTRY_FIXED + key.length,
+  );
   const p = ENTRY_HEAD;
   v.setUint32(p, op.index, true);
   v.setUint32(p + 4, op.hashLo, true);
@@ -240,9 +253,7 @@ export function encodeStoreEntry(
   setRecord(v, p + 16, op.data);
   if (op.meta !== undefined) setRecord(v, p + 32, op.meta);
   b.set(key, p + STORE_ENTRY_FIXED);
-  v.setUint32(size - 4, size, true);
-  v.setUint32(4, crc32(b.subarray(8)), true);
-  return b;
+  return seal(b, v);
 }
 
 /** Encodes a `remove` of entries given as [index, hashLo] in removal order. */
@@ -372,59 +383,49 @@ export function replay(
   let fileIdFloor = 0;
   const matches = (index: number, lo: number) =>
     index < mem.count && mem.hashLo(index) === lo;
+  // The entry a store names (index, hash low, hash high at the payload's
+  // start): added when the index is `count`, else it must match; -1 if not.
+  const storeTarget = (p: DataView, time: number): number => {
+    const index = p.getUint32(0, true);
+    const lo = p.getUint32(4, true);
+    const hi = p.getUint32(8, true);
+    if (index === mem.count && mem.count < mem.capacity) {
+      return mem.add(lo, hi, time);
+    }
+    return matches(index, lo) && mem.hashHi(index) === hi ? index : -1;
+  };
+  const setStored = (i: number, kind: ElementKind, rec: ElementRecord) => {
+    mem.setElement(i, kind, rec);
+    if (rec.inFile) fileIdFloor = Math.max(fileIdFloor, rec.loc + 1);
+  };
   for (const e of entries) {
     const p = e.payload;
     if (e.op === OP.store) {
-      if (p.byteLength < STORE_FIXED) {
-        return { applied, diverged: true, fileIdFloor };
-      }
-      const index = p.getUint32(0, true);
-      const lo = p.getUint32(4, true);
-      const hi = p.getUint32(8, true);
-      const kind = p.getUint8(12) as ElementKind;
-      if (kind > 1) return { applied, diverged: true, fileIdFloor };
-      let i = index;
-      if (index === mem.count && mem.count < mem.capacity) {
-        i = mem.add(lo, hi, e.time);
-      } else if (!matches(index, lo) || mem.hashHi(index) !== hi) {
-        return { applied, diverged: true, fileIdFloor };
-      }
-      const inFile = p.getUint8(13) === 1;
-      const loc = p.getUint32(20, true);
-      mem.setElement(i, kind, {
+      const kind = p.byteLength < STORE_FIXED ? 2 : p.getUint8(12);
+      const i = kind > 1 ? -1 : storeTarget(p, e.time);
+      if (i < 0) return { applied, diverged: true, fileIdFloor };
+      setStored(i, kind as ElementKind, {
         size: p.getUint32(16, true),
-        loc,
+        loc: p.getUint32(20, true),
         crc: p.getUint32(24, true),
-        inFile,
+        inFile: p.getUint8(13) === 1,
       });
       mem.setUsage(i, Math.max(1, mem.useCount(i)), e.time);
-      if (inFile) fileIdFloor = Math.max(fileIdFloor, loc + 1);
     } else if (e.op === OP.storeEntry) {
       if (p.byteLength < STORE_ENTRY_FIXED) {
         return { applied, diverged: true, fileIdFloor };
       }
-      const index = p.getUint32(0, true);
-      const lo = p.getUint32(4, true);
-      const hi = p.getUint32(8, true);
       const hasMeta = p.getUint8(12);
       const data = getRecord(p, 16);
       const meta = hasMeta === 1 ? getRecord(p, 32) : undefined;
-      if (hasMeta > 1 || data === undefined || (hasMeta && !meta)) {
-        return { applied, diverged: true, fileIdFloor };
-      }
-      let i = index;
-      if (index === mem.count && mem.count < mem.capacity) {
-        i = mem.add(lo, hi, e.time);
-      } else if (!matches(index, lo) || mem.hashHi(index) !== hi) {
-        return { applied, diverged: true, fileIdFloor };
-      }
-      mem.setElement(i, 0, data);
+      const valid = hasMeta <= 1 && data !== undefined &&
+        (hasMeta === 0 || meta !== undefined);
+      const i = valid ? storeTarget(p, e.time) : -1;
+      if (i < 0) return { applied, diverged: true, fileIdFloor };
+      setStored(i, 0, data!);
       if (meta === undefined) mem.clearElement(i, 1);
-      else mem.setElement(i, 1, meta);
+      else setStored(i, 1, meta);
       mem.setUsage(i, Math.max(1, mem.useCount(i)), e.time);
-      for (const rec of [data, meta]) {
-        if (rec?.inFile) fileIdFloor = Math.max(fileIdFloor, rec.loc + 1);
-      }
     } else if (e.op === OP.remove) {
       const n = p.byteLength >= 4 ? p.getUint32(0, true) : -1;
       if (n < 0 || p.byteLength < 4 + n * 8) {
