@@ -56,6 +56,7 @@ import {
   decodeJournalHeader,
   JOURNAL_MAGIC,
   JOURNAL_VERSION,
+  JOURNAL_VERSIONS_READ,
   journalName,
   readEntries,
   replay,
@@ -587,7 +588,7 @@ export class Pass {
         const v = versionAt(bytes, 8);
         return trouble(
           v > JOURNAL_VERSION ? "VERSION_NEWER" : "JOURNAL_CORRUPT",
-          `journal format version ${v}; this larder reads ${JOURNAL_VERSION}`,
+          `journal format version ${v}; this larder reads ${JOURNAL_VERSIONS_READ}`,
         );
       }
       if (err instanceof CorruptError) {

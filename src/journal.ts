@@ -31,6 +31,9 @@ export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
 export const JOURNAL_VERSION = 2;
 /** Oldest journal version still read (version 1 is version 2 without op 5). */
 export const JOURNAL_VERSION_MIN = 1;
+/** The journal versions read, for messages. */
+export const JOURNAL_VERSIONS_READ =
+  `versions ${JOURNAL_VERSION_MIN}–${JOURNAL_VERSION}`;
 /** Bytes of the journal header; entries start here. */
 export const JOURNAL_HEADER = 32;
 /** Offset of the `rotated` word, changed in place through the open file. */
@@ -104,7 +107,7 @@ export function decodeJournalHeader(b: Uint8Array): JournalHeader {
   const version = v.getUint32(8, true);
   if (version < JOURNAL_VERSION_MIN || version > JOURNAL_VERSION) {
     throw new VersionMismatchError(
-      `Cannot read journal: format version ${version}, this larder reads ${JOURNAL_VERSION}`,
+      `Cannot read journal: format version ${version}, this larder reads ${JOURNAL_VERSIONS_READ}`,
     );
   }
   if (v.getUint32(24, true) !== crc32(b.subarray(0, 20))) {
