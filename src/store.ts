@@ -154,6 +154,15 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
+/** Runs `f` now; what it throws becomes the returned promise's rejection. */
+function promised<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 function checkElement(bytes: unknown, name: string): void {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`Cannot store element: ${name} must be a Uint8Array`);
@@ -265,7 +274,7 @@ export class BackingStore implements AsyncDisposable {
     dir: string | URL,
     options?: OpenOptions & { io?: FileIO },
   ): Promise<BackingStore> {
-    try {
+    return promised(() => {
       const opt = resolveOptions(options);
       const path = typeof dir === "string"
         ? dir
@@ -274,10 +283,8 @@ export class BackingStore implements AsyncDisposable {
         throw new TypeError("Cannot open store: dir must be a path");
       }
       const { state, lock, io } = openState(path, opt, options?.io);
-      return Promise.resolve(new BackingStore(path, opt, io, lock, state));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      return new BackingStore(path, opt, io, lock, state);
+    });
   }
 
   /** The store directory. */
@@ -608,12 +615,10 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   store(key: Key, bytes: Uint8Array, options?: ElementOptions): Promise<void> {
-    try {
+    return promised(() => {
       this.#store(key, bytes, options);
       return this.#commit();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
   }
 
   /**
@@ -636,12 +641,10 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   storeEntry(key: Key, data: Uint8Array, meta?: Uint8Array): Promise<void> {
-    try {
+    return promised(() => {
       this.#storeEntry(key, data, meta);
       return this.#commit();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
   }
 
   #store(key: Key, bytes: Uint8Array, options?: ElementOptions): void {
@@ -829,11 +832,7 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   fetch(key: Key, options?: ElementOptions): Promise<Hit | undefined> {
-    try {
-      return Promise.resolve(this.#fetch(key, options));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return promised(() => this.#fetch(key, options));
   }
 
   /**
@@ -853,11 +852,7 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   fetchEntry(key: Key): Promise<EntryHit | undefined> {
-    try {
-      return Promise.resolve(this.#fetchEntry(key));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return promised(() => this.#fetchEntry(key));
   }
 
   #fetch(key: Key, options?: ElementOptions): Hit | undefined {
@@ -867,17 +862,13 @@ export class BackingStore implements AsyncDisposable {
     const h = this.#hash(nk);
     const pin = this.#fetchPin(nk, h, kind);
     if (pin === undefined) return undefined;
-    const token: HitToken = { pins: [pin], released: false };
-    const release = this.#releaser(token);
-    const hit: Hit = {
+    return this.#holding([pin], (release) => ({
       data: pin.bytes,
       key: pin.text,
       meta: kind === META,
       release,
       [Symbol.dispose]: release,
-    };
-    this.#finalizer.register(hit, token, token);
-    return hit;
+    }));
   }
 
   #fetchEntry(key: Key): EntryHit | undefined {
@@ -888,17 +879,13 @@ export class BackingStore implements AsyncDisposable {
     const meta = this.#fetchPin(nk, h, META);
     if (data === undefined && meta === undefined) return undefined;
     const pins = [data, meta].filter((p) => p !== undefined);
-    const token: HitToken = { pins, released: false };
-    const release = this.#releaser(token);
-    const hit: EntryHit = {
+    return this.#holding(pins, (release) => ({
       data: data?.bytes,
       meta: meta?.bytes,
       key: nk.text,
       release,
       [Symbol.dispose]: release,
-    };
-    this.#finalizer.register(hit, token, token);
-    return hit;
+    }));
   }
 
   /**
@@ -972,16 +959,22 @@ export class BackingStore implements AsyncDisposable {
     return pin;
   }
 
-  /** The idempotent release of a hit's pins. */
-  #releaser(token: HitToken): () => void {
-    const pins = this.#pins;
+  /**
+   * Makes the hit holding `pins`, given its idempotent release; a hit
+   * garbage-collected unreleased releases them too.
+   */
+  #holding<T extends object>(pins: Pin[], make: (release: () => void) => T): T {
+    const token: HitToken = { pins, released: false };
+    const table = this.#pins;
     const finalizer = this.#finalizer;
-    return () => {
+    const hit = make(() => {
       if (token.released) return;
       token.released = true;
       finalizer.unregister(token);
-      for (const pin of token.pins) pins.release(pin);
-    };
+      for (const pin of token.pins) table.release(pin);
+    });
+    finalizer.register(hit, token, token);
+    return hit;
   }
 
   /**
@@ -999,17 +992,15 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   invalidate(key: Key): Promise<boolean> {
-    try {
+    return promised(() => {
       const nk = normaliseKey(key);
       this.#checkOpen("invalidate entry");
       const { entry } = this.#find(nk);
-      if (entry < 0) return Promise.resolve(false);
+      if (entry < 0) return false;
       this.#removeEntries([entry], REMOVE_REASON.invalidate);
       this.#counters.invalidations++;
       return this.#commit().then(() => true);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
   }
 
   /**
