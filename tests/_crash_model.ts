@@ -96,8 +96,15 @@ export class ModelRun {
     this.acked++;
   }
 
-  /** Runs one call with `effects`; stops the run if the file system crashed. */
-  async #call<T>(effects: Effect[], call: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one call with `effects` (those of `ops`, if it runs operations);
+   * stops the run if the file system crashed.
+   */
+  async #call<T>(
+    effects: Effect[],
+    call: () => Promise<T>,
+    ops: Op[] = [],
+  ): Promise<T> {
     this.#note(effects);
     try {
       const r = await call();
@@ -105,28 +112,23 @@ export class ModelRun {
       return r;
     } catch (err) {
       if (this.io.crashed) {
-        this.#stopWith(effects);
+        this.#stopWith(effects, ops);
         throw new Stopped();
       }
       throw err;
     }
   }
 
-  /** Records `effects` as in flight, noting the pairs of entry stores. */
-  #stopWith(effects: Effect[]): void {
+  /** Records `effects` as in flight, and the pairs of `ops`' entry stores. */
+  #stopWith(effects: Effect[], ops: Op[]): void {
     this.inFlight = effects;
-    for (let k = 0; k + 1 < effects.length; k++) {
-      const [d, m] = [effects[k]!, effects[k + 1]!];
-      const key = keyOf(d[0]).key;
-      if (keyOf(d[0]).meta || !keyOf(m[0]).meta || keyOf(m[0]).key !== key) {
-        continue;
-      }
-      if (d[1] === undefined) continue; // an invalidation, not a pair store
+    for (const op of ops) {
+      if (op[0] !== "entry") continue;
+      const [, key, data, meta] = op;
       this.inFlightEntries.set(key, {
-        old: [this.model.get(d[0]), this.model.get(m[0])],
-        new: [d[1], m[1]],
+        old: [this.model.get(cellOf(key)), this.model.get(cellOf(key, true))],
+        new: [data, meta],
       });
-      k++;
     }
   }
 
@@ -167,7 +169,7 @@ export class ModelRun {
 
   /** Runs `op` and awaits it. */
   async do(op: Op): Promise<void> {
-    await this.#call(this.#effectsOf(op), () => this.#start(op));
+    await this.#call(this.#effectsOf(op), () => this.#start(op), [op]);
     if (op[0] === "close") this.store = undefined;
   }
 
@@ -186,13 +188,17 @@ export class ModelRun {
       }
     }));
     const failed: Effect[] = [];
+    const failedOps: Op[] = [];
     results.forEach((r, i) => {
       if (r.status === "fulfilled") this.#apply(effects[i]!);
-      else failed.push(...effects[i]!);
+      else {
+        failed.push(...effects[i]!);
+        failedOps.push(ops[i]!);
+      }
     });
     if (failed.length > 0) {
       if (this.io.crashed) {
-        this.#stopWith(failed);
+        this.#stopWith(failed, failedOps);
         throw new Stopped();
       }
       throw (results.find((r) =>
