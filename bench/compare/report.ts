@@ -160,6 +160,19 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
+/**
+ * A table's head row and its separator; `align` has one letter a column:
+ * `l` left, `r` right (numbers).
+ */
+function head(cells: string[], align: string): string[] {
+  if (align.length !== cells.length) {
+    throw new Error(
+      `Cannot build table head: ${cells.length} columns, ${align.length} alignments`,
+    );
+  }
+  return [row(cells), row([...align].map((a) => a === "r" ? "---:" : "---"))];
+}
+
 function notes(p: PhaseResult): string {
   const e = p.extra;
   switch (p.phase) {
@@ -201,8 +214,7 @@ export function toMarkdown(r: Report): string {
   );
   out.push("## Targets (issue 6, ops/s ratios from this run)", "");
   out.push(
-    row(["workload", "ratio", "measured", "target", "met"]),
-    row(["---", "---", "---:", "---:", "---"]),
+    ...head(["workload", "ratio", "measured", "target", "met"], "llrrl"),
   );
   for (const t of r.targets) {
     out.push(
@@ -224,30 +236,21 @@ export function toMarkdown(r: Report): string {
       "",
     );
     out.push(
-      row([
-        "peer",
-        "put ops/s",
-        "put MB/s",
-        "get ops/s",
-        "get MB/s",
-        "reopen ms",
-        "invalidate ops/s",
-        "evict ops/s",
-        "evict / put",
-        "eviction",
-      ]),
-      row([
-        "---",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---",
-      ]),
+      ...head(
+        [
+          "peer",
+          "put ops/s",
+          "put MB/s",
+          "get ops/s",
+          "get MB/s",
+          "reopen ms",
+          "invalidate ops/s",
+          "evict ops/s",
+          "evict / put",
+          "eviction",
+        ],
+        "lrrrrrrrrl",
+      ),
     );
     for (const p of w.peers) {
       const ph = p.phases;
@@ -273,28 +276,20 @@ export function toMarkdown(r: Report): string {
       "",
     );
     out.push(
-      row([
-        "phase",
-        "peer",
-        "ops/s",
-        "MB/s",
-        "p50 µs",
-        "p99 µs",
-        "peak RSS MiB",
-        "disk MiB",
-        "notes",
-      ]),
-      row([
-        "---",
-        "---",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---:",
-        "---",
-      ]),
+      ...head(
+        [
+          "phase",
+          "peer",
+          "ops/s",
+          "MB/s",
+          "p50 µs",
+          "p99 µs",
+          "peak RSS MiB",
+          "disk MiB",
+          "notes",
+        ],
+        "llrrrrrrl",
+      ),
     );
     for (const phase of PHASES) {
       for (const p of w.peers) {
