@@ -4,6 +4,7 @@
 // multiple of 8, so whole 64-bit words can always be read.
 import {
   E_DATA_LOC, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
+  F_META_WITH_DATA,
 } from "./layout";
 
 // Each map has a summary beside it (runtime only): bit w is set when map
@@ -120,7 +121,8 @@ export function bitmap_count(map: usize, nbits: u32): u32 {
  * Builds at `claims` the map of the first `nbits` slots that entries
  * 0..count-1 claim for element `kind` (0 data, 1 meta; elements in large
  * files claim no slot). `claims` is cleared first; its byte length is
- * nbits/8 rounded up to a multiple of 8. Returns how many claims could not
+ * nbits/8 rounded up to a multiple of 8. Metadata stored in its data's slot
+ * claims no metadata slot. Returns how many claims could not
  * be marked: slot out of range, or already claimed by a lower entry.
  */
 export function slots_claimed(
@@ -128,7 +130,9 @@ export function slots_claimed(
 ): u32 {
   memory.fill(claims, 0, <usize>((nbits + 63) >>> 6) << 3);
   const has = <u8>(F_HAS << kind);
-  const inFile = <u8>(F_IN_FILE << kind);
+  // Elsewhere than a slot of its own kind: a large file, or (metadata) the
+  // data's slot.
+  const inFile = <u8>((F_IN_FILE << kind) | (kind == 1 ? F_META_WITH_DATA : 0));
   const locOff: usize = kind == 0 ? E_DATA_LOC : E_META_LOC;
   let bad: u32 = 0;
   let e = entries;

@@ -19,5 +19,8 @@ export const E_META_CRC: i32 = 36;
  *  stored in its own large file = F_IN_FILE << k. */
 export const F_HAS: i32 = 0x01;
 export const F_IN_FILE: i32 = 0x04;
+/** Flag bit: the metadata is stored in the data's slot, right after the
+ *  data element (it claims no metadata slot of its own). */
+export const F_META_WITH_DATA: i32 = 0x10;
 /** Flag bit: the entry holds a live (pinned) reference; runtime only. */
 export const F_PINNED: i32 = 0x80;

@@ -43,7 +43,9 @@ import {
   SLOTS_PER_FILE,
   VERSION,
 } from "./format.ts";
+import { fitsSlotPair } from "./elements.ts";
 import {
+  claimsSlot,
   DATA,
   type ElementKind,
   type ElementRecord,
@@ -140,7 +142,7 @@ function claimedSlots(mem: IndexMemory): [Uint8Array, Uint8Array] {
   for (let i = 0; i < mem.count; i++) {
     for (const kind of KINDS) {
       const rec = mem.element(i, kind);
-      if (rec === undefined || rec.inFile || rec.loc >= mem.capacity) continue;
+      if (!claimsSlot(rec) || rec.loc >= mem.capacity) continue;
       maps[kind][rec.loc >>> 3]! |= 1 << (rec.loc & 7);
     }
   }
@@ -635,6 +637,21 @@ export class Pass {
         const rec = recs[kind];
         if (rec === undefined) continue;
         this.#total++;
+        if (rec.withData === true) {
+          // Judged with the data's slot (#slot); it claims no slot itself.
+          const data = recs[DATA];
+          if (
+            data === undefined || data.inFile || data.loc !== rec.loc ||
+            !fitsSlotPair(0, data.size, rec.size)
+          ) {
+            this.#invalid(
+              i,
+              `metadata is marked as in the data's slot ${rec.loc}, which ` +
+                "the data does not have or has no room for it",
+            );
+          }
+          continue;
+        }
         if (rec.inFile) {
           const owners = this.#fileOwners[kind].get(rec.loc);
           if (owners === undefined) this.#fileOwners[kind].set(rec.loc, [i]);
@@ -927,13 +944,23 @@ export class Pass {
   }
 
   #slot(kind: ElementKind, slot: number, rel: string, bytes: Uint8Array): void {
-    const facts = slotFacts(kind, bytes);
+    const facts = slotFacts(SLOT_SIZE[kind], bytes);
     const claimants = [
       this.#slotOwner[kind][slot]!,
       ...(this.#slotExtra[kind].get(slot) ?? []),
     ];
+    const mem = this.index!.mem;
     for (const i of claimants) {
       this.#judge(i, kind, facts, rel, slot);
+      // Metadata stored after the data (FORMAT.md §6.1) can be found only
+      // through a data element that verified; else the entry goes whole.
+      if (
+        kind !== DATA || this.dropElement[DATA].has(i) ||
+        mem.element(i, META)?.withData !== true
+      ) continue;
+      const end = facts.span!;
+      const after = slotFacts(SLOT_SIZE[DATA] - end, bytes.subarray(end));
+      this.#judge(i, META, after, rel, slot, `metadata in data slot ${slot}`);
     }
   }
 
@@ -947,12 +974,12 @@ export class Pass {
     f: ElementFacts,
     rel: string,
     slot?: number,
+    where = slot === undefined
+      ? `large file ${rel}`
+      : `${KIND_NAME[kind]} slot ${slot}`,
   ): void {
     this.#done++;
     const rec = this.index!.mem.element(i, kind)!;
-    const where = slot === undefined
-      ? `large file ${rel}`
-      : `${KIND_NAME[kind]} slot ${slot}`;
     const fail = (code: ProblemCode, detail: string, key?: string) =>
       this.#elementProblem(i, kind, code, rel, {
         detail: `${where}: ${detail}`,
@@ -1042,7 +1069,10 @@ export class Pass {
     this.#keyOf[kind][i] = text;
     this.#storedAt[i] = Math.max(this.#storedAt[i]!, h.storedAt);
     this.#verifiedBytes += h.length;
-    if (slot !== undefined) this.#slotSpan[kind] += f.span!;
+    // Metadata in the data's slot fills that slot.
+    if (slot !== undefined) {
+      this.#slotSpan[rec.withData === true ? DATA : kind] += f.span!;
+    }
   }
 
   #elementProblem(
@@ -1324,9 +1354,15 @@ export class Pass {
     );
   }
 
-  /** An entry losing every element it has is dropped whole. */
+  /**
+   * An entry losing every element it has is dropped whole; so is one
+   * losing the data its metadata is stored after.
+   */
   #settleDrops(): void {
     const mem = this.index!.mem;
+    for (const i of this.dropElement[DATA]) {
+      if (mem.element(i, META)?.withData === true) this.drop.add(i);
+    }
     for (const kind of KINDS) {
       for (const i of this.dropElement[kind]) {
         if (this.drop.has(i)) continue;
@@ -1386,7 +1422,7 @@ export class Pass {
         bytes += rec.size;
         if (kind === DATA) elements.data++;
         else elements.meta++;
-        if (!rec.inFile) slotUse[kind]++;
+        if (claimsSlot(rec)) slotUse[kind]++;
       }
     }
     const slotStats = (kind: ElementKind): SlotStats => {
@@ -1423,15 +1459,18 @@ export class Pass {
   }
 }
 
-/** Judges a slot's bytes as an element of `kind` (before the record). */
-function slotFacts(kind: ElementKind, bytes: Uint8Array): ElementFacts {
+/**
+ * Judges bytes at the start of an element's place in a slot, with `room`
+ * bytes to the slot's end, as an element (before the record).
+ */
+function slotFacts(room: number, bytes: Uint8Array): ElementFacts {
   if (bytes.length === 0) return { status: "missing" };
   const p = parseElement(bytes);
   if (typeof p === "string") return { status: p };
   const { header, key, start } = p;
   const end = start + header.length;
   const f: ElementFacts = { status: "ok", header, key, span: end };
-  if (end > SLOT_SIZE[kind]) f.status = "overflow";
+  if (end > room) f.status = "overflow";
   else if (end > bytes.length) f.status = "short";
   else if (crc32(bytes.subarray(start, end)) !== header.crc) f.status = "crc";
   return f;

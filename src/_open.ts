@@ -5,7 +5,7 @@
  * @module
  */
 import { CorruptError, NotAStoreError, OptionMismatchError } from "./errors.ts";
-import { ElementFiles } from "./elements.ts";
+import { ElementFiles, fitsSlotPair } from "./elements.ts";
 import {
   CACHEDIR_TAG,
   type Control,
@@ -16,7 +16,13 @@ import {
   encodeControl,
   SLOT_SIZE,
 } from "./format.ts";
-import { DATA, type ElementKind, IndexMemory, META } from "./index_memory.ts";
+import {
+  claimsSlot,
+  DATA,
+  type ElementKind,
+  IndexMemory,
+  META,
+} from "./index_memory.ts";
 import {
   type FileIO,
   NodeFileIO,
@@ -169,7 +175,12 @@ function checkRecords(s: StoreState): number {
     for (const kind of [DATA, META] as ElementKind[]) {
       const rec = mem.element(i, kind);
       if (!ok || rec === undefined) continue;
-      if (rec.inFile) {
+      if (rec.withData === true) {
+        // In the data's slot, after the data: both must fit there.
+        const data = mem.element(i, DATA);
+        ok = data !== undefined && !data.inFile && data.loc === rec.loc &&
+          fitsSlotPair(0, data.size, rec.size);
+      } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (
         rec.loc >= files.slotCount || mem.slotUsed(kind, rec.loc) ||
@@ -185,7 +196,7 @@ function checkRecords(s: StoreState): number {
     }
     for (const kind of [DATA, META] as ElementKind[]) {
       const rec = mem.element(i, kind);
-      if (rec !== undefined && !rec.inFile) mem.markSlot(kind, rec.loc);
+      if (claimsSlot(rec)) mem.markSlot(kind, rec.loc);
     }
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;

@@ -38,7 +38,7 @@ import {
   MAGIC,
   SLOTS_PER_FILE,
 } from "./format.ts";
-import { DATA, type IndexMemory, META } from "./index_memory.ts";
+import { claimsSlot, DATA, type IndexMemory, META } from "./index_memory.ts";
 import { type FileIO, NodeFileIO, readPrefix, replaceFile } from "./io.ts";
 import {
   DEFAULT_JOURNAL_BYTES,
@@ -157,7 +157,7 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
     for (let i = 0; i < mem.count; i++) {
       for (const kind of KINDS) {
         const rec = mem.element(i, kind);
-        if (rec !== undefined && !rec.inFile) mem.markSlot(kind, rec.loc);
+        if (claimsSlot(rec)) mem.markSlot(kind, rec.loc);
       }
     }
     const data = mem.useMap(DATA);

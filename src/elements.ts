@@ -156,6 +156,22 @@ export function fitsSlot(
 }
 
 /**
+ * True when an entry's data and metadata (`dataLen`, `metaLen` bytes under
+ * a `keyLen`-byte key) fit one data slot together, each with its own
+ * header and key (FORMAT.md §6.1).
+ */
+export function fitsSlotPair(
+  keyLen: number,
+  dataLen: number,
+  metaLen: number,
+): boolean {
+  return 2 * (ELEMENT_HEADER + keyLen) + dataLen + metaLen <= SLOT_SIZE[0];
+}
+
+/** Header fields for writeSlot and writeSlotPair. */
+type HeaderFields = Parameters<typeof writeElementHeader>[1];
+
+/**
  * Block files and large files of one store.
  *
  * @example
@@ -302,21 +318,54 @@ export class ElementFiles {
   writeSlot(
     kind: ElementKind,
     slot: number,
-    header: Parameters<typeof writeElementHeader>[1],
+    header: HeaderFields,
     key: Uint8Array,
     data: Uint8Array,
   ): void {
     const buf = this.#scratch[kind];
-    const at = writeElementHeader(buf, header, key);
-    // Invariant: the caller checked fitsSlot, so nothing spills into the
-    // neighbouring slot (the seed's defect 4).
-    if (at + data.length > buf.length) {
+    const end = this.#stage(buf, 0, header, key, data);
+    const [fd, pos] = this.#slotPos(kind, slot);
+    this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    this.#dirtyFds.add(fd);
+  }
+
+  /**
+   * Writes an entry's data element and, right after it, its metadata
+   * element into data slot `slot`, in one write (they must fit together:
+   * fitsSlotPair).
+   */
+  writeSlotPair(
+    slot: number,
+    dataHeader: HeaderFields,
+    metaHeader: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+    meta: Uint8Array,
+  ): void {
+    const buf = this.#scratch[0];
+    const mid = this.#stage(buf, 0, dataHeader, key, data);
+    const end = this.#stage(buf, mid, metaHeader, key, meta);
+    const [fd, pos] = this.#slotPos(0, slot);
+    this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    this.#dirtyFds.add(fd);
+  }
+
+  // Lays out header, key and element at `at` of a slot-sized buffer.
+  #stage(
+    buf: Uint8Array,
+    at: number,
+    header: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+  ): number {
+    // Invariant: the caller checked fitsSlot (or fitsSlotPair), so nothing
+    // spills into the neighbouring slot (the seed's defect 4).
+    if (at + ELEMENT_HEADER + key.length + data.length > buf.length) {
       throw new RangeError("Cannot write slot: element does not fit");
     }
-    buf.set(data, at);
-    const [fd, pos] = this.#slotPos(kind, slot);
-    this.#io.pwrite(fd, buf.subarray(0, at + data.length), pos);
-    this.#dirtyFds.add(fd);
+    const start = at + writeElementHeader(buf.subarray(at), header, key);
+    buf.set(data, start);
+    return start + data.length;
   }
 
   /** Reads and verifies the element in `slot`. */
@@ -332,6 +381,46 @@ export class ElementFiles {
     const buf = this.#take(ELEMENT_HEADER + want.key.length + want.size);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
     return this.#settle(verifyElement(buf, want), slot, false, buf, want);
+  }
+
+  /**
+   * Reads data slot `slot` holding an entry's data and, after it, its
+   * metadata (writeSlotPair), in one read, and verifies both. The data's
+   * header says whose entry it is: when the data is not `wantData`'s
+   * (another key's, or damaged), the metadata result says the same, as
+   * nothing after the data can be located without it; metadata that fails
+   * after good data is damage.
+   */
+  readSlotPair(
+    slot: number,
+    wantData: Expected,
+    wantMeta: Expected,
+  ): [ReadResult, ReadResult] {
+    if (slot >= this.slotCount) return [CORRUPT, CORRUPT];
+    let fd: number, pos: number;
+    try {
+      [fd, pos] = this.#slotPos(0, slot);
+    } catch (err) {
+      if (isAbsence(err)) return [CORRUPT, CORRUPT];
+      throw err;
+    }
+    const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
+    const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
+    if (end > SLOT_SIZE[0]) return [CORRUPT, CORRUPT];
+    const buf = this.#take(end);
+    if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) {
+      return [CORRUPT, CORRUPT];
+    }
+    const data = this.#settle(
+      verifyElement(buf.subarray(0, mid), wantData),
+      slot,
+      false,
+      buf,
+      wantData,
+    );
+    if (!data.ok) return [data, data];
+    const meta = verifyElement(buf.subarray(mid), wantMeta);
+    return [data, meta.ok ? meta : CORRUPT];
   }
 
   // Resolves a key-length difference by reading the header at its own

@@ -37,7 +37,8 @@ export const MAGIC = {
 export const VERSION = {
   // 2: large-file directories ordered high bits first (FORMAT.md §2).
   control: 2,
-  entries: 1,
+  // 2: flag bit 4, metadata stored in the data's slot (FORMAT.md §4, §6.1).
+  entries: 2,
   blocks: 1,
   blockFile: 1,
   element: 1,
@@ -60,10 +61,18 @@ function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function checkVersion(what: string, found: number, known: number): void {
-  if (found !== known) {
+function checkVersion(
+  what: string,
+  found: number,
+  known: number,
+  oldest = known,
+): void {
+  if (found < oldest || found > known) {
+    const reads = oldest === known
+      ? `version ${known}`
+      : `versions ${oldest}–${known}`;
     throw new VersionMismatchError(
-      `Cannot read ${what}: format version ${found}, this larder reads version ${known}`,
+      `Cannot read ${what}: format version ${found}, this larder reads ${reads}`,
     );
   }
 }
@@ -195,7 +204,8 @@ export function decodeEntries(
     );
   }
   const v = view(b);
-  checkVersion("entries", v.getUint32(8, true), VERSION.entries);
+  // Version 1 lacks flag bit 4 and is otherwise the same.
+  checkVersion("entries", v.getUint32(8, true), VERSION.entries, 1);
   if (v.getUint32(60, true) !== crc32(b.subarray(0, 60))) {
     throw new CorruptError("Cannot read entries: header checksum mismatch");
   }

@@ -107,6 +107,7 @@ type ConstName =
   | "E_META_CRC"
   | "F_HAS"
   | "F_IN_FILE"
+  | "F_META_WITH_DATA"
   | "F_PINNED";
 
 let compiled: WebAssembly.Module | undefined;
@@ -132,8 +133,10 @@ export const ENTRY_SIZE: number = C.ENTRY_SIZE;
 const F_HAS = C.F_HAS;
 const F_IN_FILE = C.F_IN_FILE;
 const F_PINNED = C.F_PINNED;
+const F_META_WITH_DATA = C.F_META_WITH_DATA;
 /** Flag bits that are persisted; the rest are runtime state. */
-export const PERSISTED_FLAGS: number = (F_HAS | F_IN_FILE) * 3;
+export const PERSISTED_FLAGS: number = (F_HAS | F_IN_FILE) * 3 |
+  F_META_WITH_DATA;
 const SIZE_OFF = [C.E_DATA_SIZE, C.E_META_SIZE] as const;
 const LOC_OFF = [C.E_DATA_LOC, C.E_META_LOC] as const;
 const CRC_OFF = [C.E_DATA_CRC, C.E_META_CRC] as const;
@@ -184,6 +187,21 @@ export interface ElementRecord {
   crc: number;
   /** True when the element has its own large file. */
   inFile: boolean;
+  /**
+   * Metadata only: true when it is stored in the data's slot, right after
+   * the data element (`loc` is then the data's slot; FORMAT.md §6.1).
+   */
+  withData?: boolean;
+}
+
+/**
+ * True when `rec` occupies a slot of its own kind: not a large file, and
+ * not metadata stored in its data's slot.
+ */
+export function claimsSlot(
+  rec: ElementRecord | undefined,
+): rec is ElementRecord {
+  return rec !== undefined && !rec.inFile && rec.withData !== true;
 }
 
 /** Table dimensions: `2^entryBits` entries, `2^identBits` map slots. */
@@ -599,12 +617,14 @@ export class IndexMemory {
     const b = this.#base(i);
     const flags = this.#u8[b + C.E_FLAGS]!;
     if ((flags & (F_HAS << kind)) === 0) return undefined;
-    return {
+    const rec: ElementRecord = {
       size: this.#u32[(b + SIZE_OFF[kind]) >>> 2]!,
       loc: this.#u32[(b + LOC_OFF[kind]) >>> 2]!,
       crc: this.#u32[(b + CRC_OFF[kind]) >>> 2]!,
       inFile: (flags & (F_IN_FILE << kind)) !== 0,
     };
+    if (kind === META && (flags & F_META_WITH_DATA) !== 0) rec.withData = true;
+    return rec;
   }
 
   /** Size of entry `i`'s element of `kind` (0 when absent). */
@@ -624,6 +644,11 @@ export class IndexMemory {
     flags = rec.inFile
       ? flags | (F_IN_FILE << kind)
       : flags & ~(F_IN_FILE << kind);
+    if (kind === META) {
+      flags = rec.withData === true
+        ? flags | F_META_WITH_DATA
+        : flags & ~F_META_WITH_DATA;
+    }
     this.#u8[b + C.E_FLAGS] = flags;
   }
 
@@ -634,7 +659,7 @@ export class IndexMemory {
     this.#u32[(b + LOC_OFF[kind]) >>> 2] = 0;
     this.#u32[(b + CRC_OFF[kind]) >>> 2] = 0;
     this.#u8[b + C.E_FLAGS] = this.#u8[b + C.E_FLAGS]! &
-      ~((F_HAS | F_IN_FILE) << kind);
+      ~(((F_HAS | F_IN_FILE) << kind) | (kind === META ? F_META_WITH_DATA : 0));
   }
 
   /** True when entry `i` is marked as holding a live reference. */

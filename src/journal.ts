@@ -27,9 +27,12 @@ import type { FileIO } from "./io.ts";
 const enc = new TextEncoder();
 /** Journal magic (FORMAT.md §10.1). */
 export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
-/** Journal format version written (2 added `storeEntry`). */
-export const JOURNAL_VERSION = 2;
-/** Oldest journal version still read (version 1 is version 2 without op 5). */
+/**
+ * Journal format version written (2 added `storeEntry`; 3 its metadata
+ * location 2, in the data's slot).
+ */
+export const JOURNAL_VERSION = 3;
+/** Oldest journal version still read (each is a subset of the next). */
 export const JOURNAL_VERSION_MIN = 1;
 /** The journal versions read, for messages. */
 export const JOURNAL_VERSIONS_READ =
@@ -216,8 +219,17 @@ export interface StoreEntryOp {
 
 const STORE_ENTRY_FIXED = 48;
 
+// Where an op 5 record's element is: a slot of its kind, a large file, or
+// (metadata only) the data's slot, after the data element (FORMAT.md §10.2).
+const IN_SLOT = 0;
+const IN_FILE = 1;
+const WITH_DATA = 2;
+
 function setRecord(v: DataView, at: number, rec: ElementRecord): void {
-  v.setUint8(at, rec.inFile ? 1 : 0);
+  v.setUint8(
+    at,
+    rec.inFile ? IN_FILE : rec.withData === true ? WITH_DATA : IN_SLOT,
+  );
   v.setUint32(at + 4, rec.size, true);
   v.setUint32(at + 8, rec.loc, true);
   v.setUint32(at + 12, rec.crc, true);
@@ -225,13 +237,15 @@ function setRecord(v: DataView, at: number, rec: ElementRecord): void {
 
 function getRecord(v: DataView, at: number): ElementRecord | undefined {
   const where = v.getUint8(at);
-  if (where > 1) return undefined;
-  return {
-    inFile: where === 1,
+  if (where > WITH_DATA) return undefined;
+  const rec: ElementRecord = {
+    inFile: where === IN_FILE,
     size: v.getUint32(at + 4, true),
     loc: v.getUint32(at + 8, true),
     crc: v.getUint32(at + 12, true),
   };
+  if (where === WITH_DATA) rec.withData = true;
+  return rec;
 }
 
 /** Encodes a `storeEntry` operation with the key's bytes (FORMAT.md §10.2). */
@@ -406,7 +420,11 @@ export function replay(
     if (e.op === OP.store) {
       const kind = p.byteLength < STORE_FIXED ? 2 : p.getUint8(12);
       const i = kind > 1 ? -1 : storeTarget(p, e.time);
-      if (i < 0) return { applied, diverged: true, fileIdFloor };
+      // The store never replaces data alone while the metadata lives in
+      // the data's slot (it stores the entry: op 5).
+      if (i < 0 || (kind === 0 && mem.element(i, 1)?.withData === true)) {
+        return { applied, diverged: true, fileIdFloor };
+      }
       setStored(i, kind as ElementKind, {
         size: p.getUint32(16, true),
         loc: p.getUint32(20, true),
@@ -421,8 +439,11 @@ export function replay(
       const hasMeta = p.getUint8(12);
       const data = getRecord(p, 16);
       const meta = hasMeta === 1 ? getRecord(p, 32) : undefined;
+      // Metadata in the data's slot names that slot; data is never there.
       const valid = hasMeta <= 1 && data !== undefined &&
-        (hasMeta === 0 || meta !== undefined);
+        data.withData !== true &&
+        (hasMeta === 0 || (meta !== undefined &&
+          (meta.withData !== true || (!data.inFile && meta.loc === data.loc))));
       const i = valid ? storeTarget(p, e.time) : -1;
       if (i < 0) return { applied, diverged: true, fileIdFloor };
       setStored(i, 0, data!);
@@ -463,10 +484,12 @@ export function replay(
       const index = p.getUint32(0, true);
       const kind = p.getUint8(8) as ElementKind;
       const other = kind === 0 ? 1 : 0;
-      // The store clears an element only while the entry keeps the other.
+      // The store clears an element only while the entry keeps the other,
+      // and never the data under metadata stored in its slot.
       if (
         kind > 1 || !matches(index, p.getUint32(4, true)) ||
-        !mem.has(index, kind) || !mem.has(index, other)
+        !mem.has(index, kind) || !mem.has(index, other) ||
+        (kind === 0 && mem.element(index, 1)?.withData === true)
       ) {
         return { applied, diverged: true, fileIdFloor };
       }

@@ -9,7 +9,9 @@
  * §9), or a regular file at larder's name for a large file (§2), holding
  * an element of that kind whose header verifies, whose
  * length fits (a slot) or matches exactly (a file), whose key is valid
- * UTF-8, and whose content CRC verifies. Nothing else is read as an
+ * UTF-8, and whose content CRC verifies; and the same of a metadata
+ * element right after a data element in its slot (FORMAT.md §6.1), which
+ * is adopted only with that data element. Nothing else is read as an
  * element, and nothing is written or deleted here.
  *
  * Which copy wins when one key and kind has several valid elements (an
@@ -103,6 +105,8 @@ export interface RebuildResult {
 
 interface Candidate {
   inFile: boolean;
+  /** Metadata stored after the data in data slot `loc` (FORMAT.md §6.1). */
+  withData: boolean;
   loc: number;
   size: number;
   crc: number;
@@ -188,6 +192,44 @@ export function rebuildIndex(
     if (old !== undefined) result.dropped++;
   };
 
+  // Adopts the element at the start of `b` (with `room` bytes to its
+  // slot's end) if it verifies; returns where it ends, or 0.
+  const adoptSlotElement = (
+    b: Uint8Array,
+    kind: ElementKind,
+    room: number,
+    loc: number,
+    withData: boolean,
+  ): number => {
+    // Most slots of a sparse block file are zeros: test the magic before
+    // anything else.
+    if (!hasMagicAt(b, MAGIC.element)) return 0;
+    const p = parseElement(b);
+    if (typeof p === "string") return 0;
+    const { header: h } = p;
+    if (h.kind !== kind) return 0;
+    const end = p.start + h.length;
+    if (end > room || end > b.length) {
+      result.corrupt++;
+      return 0;
+    }
+    if (crc32(b.subarray(p.start, end)) !== h.crc) {
+      result.corrupt++;
+      return 0;
+    }
+    offer(kind, p.key, {
+      inFile: false,
+      withData,
+      loc,
+      size: h.length,
+      crc: h.crc,
+      hashLo: h.hashLo,
+      hashHi: h.hashHi,
+      storedAt: h.storedAt,
+    });
+    return end;
+  };
+
   const capacity = 2 ** control.entryBits;
   const fileCount = Math.max(1, Math.ceil(capacity / SLOTS_PER_FILE));
   const buf = new Uint8Array(CHUNK_BYTES);
@@ -207,30 +249,12 @@ export function rebuildIndex(
         }
         result.bytesRead += readSlots(io, fd, kind, () => true, (s, b) => {
           result.slotsScanned++;
-          // Most slots of a sparse block file are zeros: test the magic
-          // before anything else.
-          if (!hasMagicAt(b, MAGIC.element)) return;
-          const p = parseElement(b);
-          if (typeof p === "string") return;
-          const { header: h } = p;
-          if (h.kind !== kind) return;
-          if (p.start + h.length > size || p.start + h.length > b.length) {
-            result.corrupt++;
-            return;
+          const loc = n * SLOTS_PER_FILE + s;
+          const end = adoptSlotElement(b, kind, size, loc, false);
+          // A data element may have its entry's metadata after it.
+          if (kind === DATA && end > 0) {
+            adoptSlotElement(b.subarray(end), META, size - end, loc, true);
           }
-          if (crc32(b.subarray(p.start, p.start + h.length)) !== h.crc) {
-            result.corrupt++;
-            return;
-          }
-          offer(kind, p.key, {
-            inFile: false,
-            loc: n * SLOTS_PER_FILE + s,
-            size: h.length,
-            crc: h.crc,
-            hashLo: h.hashLo,
-            hashHi: h.hashHi,
-            storedAt: h.storedAt,
-          });
         }, buf);
       } finally {
         io.close(fd);
@@ -257,6 +281,7 @@ export function rebuildIndex(
         const h = r.header!;
         offer(kind, r.key!, {
           inFile: true,
+          withData: false,
           loc: id,
           size: h.length,
           crc: h.crc,
@@ -275,12 +300,17 @@ export function rebuildIndex(
   for (const g of list) {
     const [d, m] = g.el;
     // One entry has one hash: a metadata element under another hash
-    // cannot be found through the data's entry.
+    // cannot be found through the data's entry. Metadata stored after a
+    // data element is kept only with that data.
     if (d !== undefined && m !== undefined) {
       if (d.hashLo !== m.hashLo || d.hashHi !== m.hashHi) {
         result.dropped++;
         g.el[META] = undefined;
       }
+    }
+    if (m?.withData && (d === undefined || d.inFile || d.loc !== m.loc)) {
+      result.dropped++;
+      g.el[META] = undefined;
     }
   }
   const stored = (g: Group) =>
@@ -300,13 +330,9 @@ export function rebuildIndex(
     for (const kind of [DATA, META] as ElementKind[]) {
       const c = g.el[kind];
       if (c === undefined) continue;
-      mem.setElement(i, kind, {
-        size: c.size,
-        loc: c.loc,
-        crc: c.crc,
-        inFile: c.inFile,
-      });
-      if (!c.inFile) mem.markSlot(kind, c.loc);
+      const rec = { size: c.size, loc: c.loc, crc: c.crc, inFile: c.inFile };
+      mem.setElement(i, kind, c.withData ? { ...rec, withData: true } : rec);
+      if (!c.inFile && !c.withData) mem.markSlot(kind, c.loc);
     }
     mem.setUsage(i, 1, lastUsed);
   }

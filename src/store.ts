@@ -14,6 +14,7 @@ import { ClosedError, toStoreError } from "./errors.ts";
 import {
   type ElementFiles,
   fitsSlot,
+  fitsSlotPair,
   headerKeyMatches,
   type ReadResult,
 } from "./elements.ts";
@@ -206,6 +207,8 @@ export class BackingStore implements AsyncDisposable {
   /** True when equal 64-bit keyed hashes identify a key (see #find). */
   #trustHash: boolean;
   #syncing: Promise<void> | undefined;
+  // Metadata read along with its entry's data by #fetchPin, for fetchEntry.
+  #paired: { i: number; r: ReadResult } | undefined;
   #liveBytes = 0;
   #deferredBytes = 0;
   #closed = false;
@@ -337,7 +340,8 @@ export class BackingStore implements AsyncDisposable {
     // for the other, which fetch verifies on its own.
     for (const kind of KINDS) {
       const rec = this.#mem.element(i, kind);
-      if (rec === undefined) continue;
+      // Metadata in the data's slot has no header of its own to go by.
+      if (rec === undefined || rec.withData === true) continue;
       const head = rec.inFile
         ? this.#files.readFileHeader(kind, rec.loc, key.length)
         : this.#files.readSlotHeader(kind, rec.loc, key.length);
@@ -379,6 +383,8 @@ export class BackingStore implements AsyncDisposable {
   // ---- storage ------------------------------------------------------------
 
   #freeStorage(kind: ElementKind, rec: ElementRecord): void {
+    // Metadata in its data's slot goes with that slot.
+    if (rec.withData === true) return;
     if (rec.inFile) {
       try {
         this.#files.removeFileAfterCommit(kind, rec.loc);
@@ -449,7 +455,11 @@ export class BackingStore implements AsyncDisposable {
     this.#counters.corruptions++;
     try {
       const other = kind === DATA ? META : DATA;
-      if (kind !== undefined && this.#mem.has(i, other)) {
+      // Data cannot go alone from under metadata stored in its slot.
+      if (
+        kind !== undefined && this.#mem.has(i, other) &&
+        !(kind === DATA && this.#metaWithData(i))
+      ) {
         this.#log(
           encodeClear(
             { index: i, hashLo: this.#mem.hashLo(i), kind },
@@ -465,6 +475,11 @@ export class BackingStore implements AsyncDisposable {
     } catch {
       return false;
     }
+  }
+
+  /** True when entry `i`'s metadata is stored in its data's slot. */
+  #metaWithData(i: number): boolean {
+    return this.#mem.element(i, META)?.withData === true;
   }
 
   // ---- the journal --------------------------------------------------------
@@ -659,6 +674,11 @@ export class BackingStore implements AsyncDisposable {
       bytes.length,
       (i) => mem.elementSize(i, kind),
     );
+    if (kind === DATA && existing >= 0 && this.#metaWithData(existing)) {
+      // The metadata lives in the old data's slot: store the entry, its
+      // metadata moving with the new data (dropped if it fails to verify).
+      return this.#storeEntry(key, bytes, this.#keptMeta(existing, found));
+    }
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyBytes(found.keyLen);
@@ -699,10 +719,17 @@ export class BackingStore implements AsyncDisposable {
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyBytes(found.keyLen);
-    const d = this.#place(DATA, found, keyBytes, data, now);
-    let m: ElementRecord | undefined;
+    // Both in one data slot when they fit: one write, and one read later.
+    const pair = meta !== undefined &&
+        fitsSlotPair(found.keyLen, data.length, meta.length)
+      ? this.#placePair(found, keyBytes, data, meta, now)
+      : undefined;
+    const d = pair?.[0] ?? this.#place(DATA, found, keyBytes, data, now);
+    let m = pair?.[1];
     try {
-      if (meta !== undefined) m = this.#place(META, found, keyBytes, meta, now);
+      if (meta !== undefined) {
+        m ??= this.#place(META, found, keyBytes, meta, now);
+      }
       // One journal operation for both: a crash keeps the old pair or the
       // new one, never the new data with the old metadata.
       this.#log(
@@ -762,6 +789,38 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
+   * Entry `i`'s metadata, which is stored in its data's slot: the pinned
+   * bytes, or read and verified; undefined when it fails (damage).
+   */
+  #keptMeta(i: number, found: Lookup): Uint8Array | undefined {
+    const pin = this.#pins.get(i, META);
+    if (pin !== undefined) return pin.bytes;
+    const r = this.#readPair(i, found)[1];
+    if (r.ok) return r.bytes;
+    this.#counters.corruptions++;
+    return undefined;
+  }
+
+  /** The header of an element about to be written. */
+  #header(
+    kind: ElementKind,
+    found: Lookup,
+    length: number,
+    crc: number,
+    now: number,
+  ) {
+    return {
+      kind,
+      keyLen: found.keyLen,
+      length,
+      crc,
+      hashLo: found.lo,
+      hashHi: found.hi,
+      storedAt: now,
+    };
+  }
+
+  /**
    * 1. Writes an element to a fresh slot or file (never over the old one)
    * and returns its record.
    */
@@ -773,15 +832,7 @@ export class BackingStore implements AsyncDisposable {
     now: number,
   ): ElementRecord {
     const crc = crc32Of(bytes);
-    const header = {
-      kind,
-      keyLen: found.keyLen,
-      length: bytes.length,
-      crc,
-      hashLo: found.lo,
-      hashHi: found.hi,
-      storedAt: now,
-    };
+    const header = this.#header(kind, found, bytes.length, crc, now);
     const slot = fitsSlot(kind, found.keyLen, bytes.length)
       ? this.#mem.claimSlot(kind, this.#files.slotCount)
       : -1;
@@ -799,8 +850,49 @@ export class BackingStore implements AsyncDisposable {
     return rec;
   }
 
-  /** Undoes #place after a later step failed. */
+  /**
+   * 1. Writes data and metadata together to a fresh data slot (FORMAT.md
+   * §6.1) and returns their records; undefined when no slot is free.
+   */
+  #placePair(
+    found: Lookup,
+    keyBytes: Uint8Array,
+    data: Uint8Array,
+    meta: Uint8Array,
+    now: number,
+  ): [ElementRecord, ElementRecord] | undefined {
+    const slot = this.#mem.claimSlot(DATA, this.#files.slotCount);
+    if (slot < 0) return undefined;
+    const dcrc = crc32Of(data);
+    const mcrc = crc32Of(meta);
+    try {
+      this.#files.writeSlotPair(
+        slot,
+        this.#header(DATA, found, data.length, dcrc, now),
+        this.#header(META, found, meta.length, mcrc, now),
+        keyBytes,
+        data,
+        meta,
+      );
+    } catch (err) {
+      this.#mem.freeSlot(DATA, slot);
+      throw toStoreError("store entry", err);
+    }
+    return [
+      { size: data.length, loc: slot, crc: dcrc, inFile: false },
+      {
+        size: meta.length,
+        loc: slot,
+        crc: mcrc,
+        inFile: false,
+        withData: true,
+      },
+    ];
+  }
+
+  /** Undoes #place or #placePair after a later step failed. */
   #unplace(kind: ElementKind, rec: ElementRecord): void {
+    if (rec.withData === true) return; // the data's slot is undone with it
     try {
       if (rec.inFile) this.#files.removeFile(kind, rec.loc);
       else this.#mem.freeSlot(kind, rec.loc);
@@ -875,8 +967,13 @@ export class BackingStore implements AsyncDisposable {
     const nk = normaliseKey(key);
     this.#checkOpen("fetch entry");
     const h = this.#hash(nk);
-    const data = this.#fetchPin(nk, h, DATA);
-    const meta = this.#fetchPin(nk, h, META);
+    const data = this.#fetchPin(nk, h, DATA, true);
+    // Metadata read with the data (one read for both) is pinned from that.
+    const paired = this.#paired;
+    this.#paired = undefined;
+    const meta = paired !== undefined && paired.i === data?.entry
+      ? this.#pinPaired(nk, paired.i, paired.r)
+      : this.#fetchPin(nk, h, META);
     if (data === undefined && meta === undefined) return undefined;
     const pins = [data, meta].filter((p) => p !== undefined);
     return this.#holding(pins, (release) => ({
@@ -889,10 +986,57 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
-   * Finds and pins the element of `kind` of the key hashed as `h` (whose
-   * encoded bytes are still in the key region), or counts a miss.
+   * Entry `i`'s metadata as read together with its data (`#paired`):
+   * pinned, or dropped as damage (a miss).
    */
-  #fetchPin(nk: NormalKey, h: Lookup, kind: ElementKind): Pin | undefined {
+  #pinPaired(nk: NormalKey, i: number, r: ReadResult): Pin | undefined {
+    if (r.ok) {
+      const pin = this.#pins.create(
+        i,
+        META,
+        nk.text,
+        r.bytes,
+        performance.now(),
+      );
+      return this.#use(i, pin);
+    }
+    this.#dropCorrupt(i, META);
+    this.#counters.misses++;
+    return undefined;
+  }
+
+  /**
+   * Reads entry `i`'s data and the metadata stored after it in its slot,
+   * in one read, as the key hashed as `h` (encoded in the key region).
+   */
+  #readPair(i: number, h: Lookup): [ReadResult, ReadResult] {
+    const mem = this.#mem;
+    const key = mem.keyBytes(h.keyLen);
+    const d = mem.element(i, DATA)!; // open and replay ensure it is a slot
+    const m = mem.element(i, META)!;
+    const want = (kind: ElementKind, rec: ElementRecord) => ({
+      kind,
+      key,
+      hashLo: h.lo,
+      hashHi: h.hi,
+      size: rec.size,
+      crc: rec.crc,
+    });
+    return this.#files.readSlotPair(d.loc, want(DATA, d), want(META, m));
+  }
+
+  /**
+   * Finds and pins the element of `kind` of the key hashed as `h` (whose
+   * encoded bytes are still in the key region), or counts a miss. With
+   * `pairing`, data read with metadata stored after it leaves the
+   * metadata's result in `#paired` for the caller.
+   */
+  #fetchPin(
+    nk: NormalKey,
+    h: Lookup,
+    kind: ElementKind,
+    pairing = false,
+  ): Pin | undefined {
     const mem = this.#mem;
     const keyBytes = mem.keyBytes(h.keyLen); // a view: nothing below re-encodes
     let pos = mem.lookupFirst(h.lo, h.hi);
@@ -923,9 +1067,15 @@ export class BackingStore implements AsyncDisposable {
           size: rec.size,
           crc: rec.crc,
         };
-        r = rec.inFile
-          ? this.#files.readFile(kind, rec.loc, want)
-          : this.#files.readSlot(kind, rec.loc, want);
+        if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
+        else if (rec.withData === true) r = this.#readPair(i, h)[1];
+        else if (
+          pairing && this.#metaWithData(i) && !this.#pins.get(i, META)
+        ) {
+          const [d, m] = this.#readPair(i, h);
+          if (d.ok) this.#paired = { i, r: m };
+          r = d;
+        } else r = this.#files.readSlot(kind, rec.loc, want);
       }
       if (r === "absent") break;
       if (r.ok) {

@@ -194,7 +194,7 @@ Deno.test("checkStore reports and repairs each kind of damage", async (t) => {
   await damageCase(t, "newer format version", ["VERSION_NEWER"], (b) => {
     const bytes = Deno.readFileSync(`${b.dir}/entries`);
     const v = new DataView(bytes.buffer);
-    v.setUint32(8, 2, true);
+    v.setUint32(8, VERSION.entries + 1, true);
     v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
     Deno.writeFileSync(`${b.dir}/entries`, bytes);
   });

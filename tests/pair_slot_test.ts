@@ -1,0 +1,288 @@
+// An entry's data and metadata in one data slot (FORMAT.md §6.1): one write
+// to store them, one read to fetch them, and every path that must keep the
+// metadata with its slot (replacement, damage, check-store, rebuild).
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { crc32 } from "node:zlib";
+import { BackingStore, checkStore } from "../mod.ts";
+import { fitsSlotPair } from "../src/elements.ts";
+import { decodeEntries, ENTRIES_HEADER, VERSION } from "../src/format.ts";
+import { NodeFileIO } from "../src/io.ts";
+import { OP, readEntries } from "../src/journal.ts";
+import { blockFileParts } from "../src/paths.ts";
+import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
+
+const KEY = "https://pair.example/app.js";
+const DATA = bytesFor("data", 3000);
+const META = bytesFor("meta", 600);
+/** Where the data slot 0 starts in data block file 0. */
+const SLOT0 = 4096;
+/** Offset of the metadata element in the slot: after header, key, data. */
+const META_AT = 32 + KEY.length + DATA.length;
+
+/** Counts reads and writes of block files and journals. */
+class CountingIO extends NodeFileIO {
+  reads = 0;
+  writes = 0;
+  override pread(fd: number, buf: Uint8Array, pos: number): number {
+    this.reads++;
+    return super.pread(fd, buf, pos);
+  }
+  override pwrite(fd: number, buf: Uint8Array, pos: number): void {
+    this.writes++;
+    super.pwrite(fd, buf, pos);
+  }
+}
+
+function dataBlockFile(dir: string): string {
+  return `${dir}/${blockFileParts(0, 0, 1).join("/")}`;
+}
+
+function flipByte(path: string, at: number): void {
+  const fd = fs.openSync(path, "r+");
+  const b = new Uint8Array(1);
+  fs.readSync(fd, b, 0, 1, at);
+  b[0]! ^= 0xff;
+  fs.writeSync(fd, b, 0, 1, at);
+  fs.closeSync(fd);
+}
+
+async function both(st: BackingStore, key: string) {
+  using hit = await st.fetchEntry(key);
+  return { data: hit?.data?.slice(), meta: hit?.meta?.slice() };
+}
+
+Deno.test("a small entry takes one data slot, one write and one read", async () => {
+  await using d = await tempDir();
+  const io = new CountingIO();
+  const st = await BackingStore.open(d.path, {
+    io,
+    maintenanceDelayMs: 60_000,
+  });
+  try {
+    await st.fetchEntry("https://pair.example/warm"); // opens nothing to write
+    await st.storeEntry("https://pair.example/warm", DATA, META);
+    const writes = io.writes;
+    await st.storeEntry(KEY, DATA, META);
+    // The pair in its slot, then the journal entry.
+    assert.equal(io.writes - writes, 2);
+    const s = st.stats();
+    assert.equal(s.dataSlotsUsed, 2);
+    assert.equal(s.metaSlotsUsed, 0, "the metadata claims no slot of its own");
+    assert.equal(s.bytes, 2 * (DATA.length + META.length));
+
+    const reads = io.reads;
+    const got = await both(st, KEY);
+    assert.equal(io.reads - reads, 1, "both elements in one read");
+    assert.deepEqual(got, { data: DATA, meta: META });
+    // The element API reads either element of the pair.
+    assert.deepEqual(await read(st, KEY), DATA);
+    assert.deepEqual(await read(st, KEY, { meta: true }), META);
+  } finally {
+    await st.close();
+  }
+  // The snapshot keeps it (entries version 2, flag bit 4).
+  const again = await BackingStore.open(d.path);
+  try {
+    assert.deepEqual(await both(again, KEY), { data: DATA, meta: META });
+    assert.equal(again.stats().metaSlotsUsed, 0);
+  } finally {
+    await again.close();
+  }
+  const { records } = decodeEntries(Deno.readFileSync(`${d.path}/entries`));
+  assert.equal(records[14]! & 0x10, 0x10, "flag bit 4 on the first record");
+});
+
+Deno.test("only pairs that fit one slot share it", () => {
+  // 2 × (32 + K) + data + meta ≤ 8192.
+  assert.equal(fitsSlotPair(28, 8192 - 120 - 1000, 1000), true);
+  assert.equal(fitsSlotPair(28, 8192 - 120 - 1000, 1001), false);
+});
+
+Deno.test("a pair in one slot is replayed from the journal after a kill", async () => {
+  await using d = await tempDir();
+  await using copy = await tempDir();
+  const st = await BackingStore.open(d.path, { maintenanceDelayMs: 60_000 });
+  try {
+    await st.storeEntry(KEY, DATA, META);
+    await st.storeEntry("https://pair.example/b", bytesFor("b", 10), META);
+    const journal = [...Deno.readDirSync(d.path)]
+      .find((e) => e.name.startsWith("journal-"))!.name;
+    const { entries } = readEntries(
+      Deno.readFileSync(`${d.path}/${journal}`),
+    );
+    assert.deepEqual(entries.map((e) => e.op), [OP.storeEntry, OP.storeEntry]);
+    // The metadata record's location byte is 2: in the data's slot.
+    assert.equal(entries[0]!.payload.getUint8(32), 2);
+    Deno.removeSync(copy.path, { recursive: true });
+    fs.cpSync(d.path, copy.path, { recursive: true });
+  } finally {
+    await st.close();
+  }
+  const again = await BackingStore.open(copy.path);
+  try {
+    assert.equal(again.stats().repairedOnOpen, 0);
+    assert.equal(again.stats().entries, 2);
+    assert.deepEqual(await both(again, KEY), { data: DATA, meta: META });
+    assert.equal(again.stats().dataSlotsUsed, 2);
+    assert.equal(again.stats().metaSlotsUsed, 0);
+  } finally {
+    await again.close();
+  }
+  assert.deepEqual((await checkStore(copy.path)).problems, []);
+});
+
+Deno.test("storing one element of a pair keeps the other", async () => {
+  await using t = await tempStore();
+  const st = t.store;
+  await st.storeEntry(KEY, DATA, META);
+
+  // New data alone: the metadata moves with it into the new data's slot.
+  const d2 = bytesFor("d2", 2500);
+  await st.store(KEY, d2);
+  assert.deepEqual(await both(st, KEY), { data: d2, meta: META });
+  assert.equal(st.stats().dataSlotsUsed, 1, "the old slot is free");
+  assert.equal(st.stats().metaSlotsUsed, 0);
+  assert.equal(st.stats().bytes, d2.length + META.length);
+
+  // New data too big to share: the metadata gets a slot of its own.
+  const big = bytesFor("big", 20_000);
+  await st.store(KEY, big);
+  assert.deepEqual(await both(st, KEY), { data: big, meta: META });
+  assert.equal(st.stats().dataSlotsUsed, 0);
+  assert.equal(st.stats().metaSlotsUsed, 1);
+  assert.equal(largeFiles(t.dir).length, 1);
+
+  // Back to a pair, then new metadata alone: its own slot, data unchanged.
+  await st.storeEntry(KEY, DATA, META);
+  const m2 = bytesFor("m2", 700);
+  await st.store(KEY, m2, { meta: true });
+  assert.deepEqual(await both(st, KEY), { data: DATA, meta: m2 });
+  assert.equal(st.stats().dataSlotsUsed, 1);
+  assert.equal(st.stats().metaSlotsUsed, 1);
+  assert.equal(st.stats().bytes, DATA.length + m2.length);
+
+  // A pair again, then storeEntry without metadata drops it.
+  await st.storeEntry(KEY, DATA, META);
+  assert.equal(st.stats().metaSlotsUsed, 0);
+  await st.storeEntry(KEY, d2);
+  assert.deepEqual(await both(st, KEY), { data: d2, meta: undefined });
+  assert.equal(st.stats().bytes, d2.length);
+  await st.flush();
+  const live = await checkStore(t.dir, { forceReadonly: true });
+  // The large file's removal leaves empty directories: a warning.
+  assert.deepEqual(live.problems.map((p) => p.code), ["EMPTY_DIR"]);
+});
+
+Deno.test("a held pair keeps its bytes while replaced; the slot is freed on release", async () => {
+  await using t = await tempStore();
+  const st = t.store;
+  await st.storeEntry(KEY, DATA, META);
+  const hit = (await st.fetchEntry(KEY))!;
+  await st.storeEntry(KEY, bytesFor("d3", 100), bytesFor("m3", 100));
+  assert.equal(st.stats().dataSlotsUsed, 2, "the held slot is not reused");
+  assert.deepEqual(hit.data, DATA);
+  assert.deepEqual(hit.meta, META);
+  hit.release();
+  assert.equal(st.stats().dataSlotsUsed, 1);
+  assert.equal(st.stats().metaSlotsUsed, 0);
+});
+
+Deno.test("damaged data drops the whole pair; damaged metadata only itself", async () => {
+  await using t = await tempStore();
+  await t.store.storeEntry(KEY, DATA, META);
+  await t.store.storeEntry("https://pair.example/b", DATA, META);
+  // Entry KEY is in data slot 0: damage its data.
+  flipByte(dataBlockFile(t.dir), SLOT0 + 32 + KEY.length + 10);
+  assert.equal(await t.store.fetchEntry(KEY), undefined, "never wrong bytes");
+  assert.equal(t.store.stats().entries, 1, "the entry is gone");
+  assert.equal(t.store.stats().corruptions, 1);
+
+  // Slot 1 holds the other pair: damage its metadata.
+  const other = "https://pair.example/b";
+  flipByte(dataBlockFile(t.dir), SLOT0 + 8192 + 32 + other.length + 3000 + 40);
+  assert.deepEqual(await both(t.store, other), { data: DATA, meta: undefined });
+  assert.equal(t.store.stats().entries, 1);
+  assert.equal(t.store.stats().corruptions, 2);
+  assert.deepEqual(await read(t.store, other), DATA);
+  await t.store.flush();
+  const live = await checkStore(t.dir, { forceReadonly: true });
+  assert.deepEqual(live.problems, []);
+});
+
+Deno.test("check-store verifies both elements of a pair and repairs either", async () => {
+  for (
+    const [what, at, kept] of [
+      ["metadata", META_AT + 32 + KEY.length + 5, "data"],
+      ["data", 32 + KEY.length + 5, "nothing"],
+    ] as const
+  ) {
+    await using d = await tempDir();
+    const st = await BackingStore.open(d.path);
+    await st.storeEntry(KEY, DATA, META);
+    await st.close();
+    assert.deepEqual((await checkStore(d.path)).problems, [], "clean first");
+    flipByte(dataBlockFile(d.path), SLOT0 + at);
+    const found = await checkStore(d.path);
+    assert.deepEqual(found.problems.map((p) => p.code), ["ELEMENT_CRC"], what);
+    assert.match(found.problems[0]!.detail, new RegExp(`^${what}`));
+    const fixed = await checkStore(d.path, { repair: true });
+    assert.deepEqual(fixed.remaining, []);
+    assert.deepEqual((await checkStore(d.path)).problems, []);
+    const again = await BackingStore.open(d.path);
+    try {
+      const got = await both(again, KEY);
+      if (kept === "data") {
+        assert.deepEqual(got, { data: DATA, meta: undefined });
+      } else assert.equal(again.stats().entries, 0);
+    } finally {
+      await again.close();
+    }
+  }
+});
+
+Deno.test("rebuild recovers a pair from its data slot", async () => {
+  await using d = await tempDir();
+  const st = await BackingStore.open(d.path);
+  await st.storeEntry(KEY, DATA, META);
+  await st.storeEntry("https://pair.example/solo", DATA); // no metadata
+  await st.close();
+  Deno.removeSync(`${d.path}/entries`);
+  const again = await BackingStore.open(d.path);
+  try {
+    assert.deepEqual(await both(again, KEY), { data: DATA, meta: META });
+    assert.deepEqual(await both(again, "https://pair.example/solo"), {
+      data: DATA,
+      meta: undefined,
+    });
+    assert.equal(again.stats().metaSlotsUsed, 0);
+  } finally {
+    await again.close();
+  }
+  assert.deepEqual((await checkStore(d.path)).problems, []);
+});
+
+Deno.test("entries of version 1 are still read", async () => {
+  await using d = await tempDir();
+  const st = await BackingStore.open(d.path);
+  await st.storeEntry(KEY, bytesFor("d", 8100), META); // no pair: version 1 shape
+  await st.close();
+  const path = `${d.path}/entries`;
+  const bytes = Deno.readFileSync(path);
+  const v = new DataView(bytes.buffer);
+  assert.equal(v.getUint32(8, true), VERSION.entries);
+  v.setUint32(8, 1, true);
+  v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
+  Deno.writeFileSync(path, bytes);
+  assert.equal(bytes.length > ENTRIES_HEADER, true);
+  const again = await BackingStore.open(d.path);
+  try {
+    assert.equal(again.stats().repairedOnOpen, 0);
+    assert.deepEqual(await both(again, KEY), {
+      data: bytesFor("d", 8100),
+      meta: META,
+    });
+  } finally {
+    await again.close();
+  }
+});
