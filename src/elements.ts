@@ -363,7 +363,7 @@ export class ElementFiles {
     if (at + ELEMENT_HEADER + key.length + data.length > buf.length) {
       throw new RangeError("Cannot write slot: element does not fit");
     }
-    const start = at + writeElementHeader(buf.subarray(at), header, key);
+    const start = at + writeElementHeader(buf, header, key, at);
     buf.set(data, start);
     return start + data.length;
   }

@@ -346,28 +346,36 @@ export interface ElementHeader {
   storedAt: number;
 }
 
+/** Stores `n` as a little-endian u32 at `at` (no DataView on the hot path). */
+function putU32(b: Uint8Array, at: number, n: number): void {
+  b[at] = n;
+  b[at + 1] = n >>> 8;
+  b[at + 2] = n >>> 16;
+  b[at + 3] = n >>> 24;
+}
+
 /**
- * Writes an element header followed by `key` into `out` at 0.
+ * Writes an element header followed by `key` into `out` at `at`.
  * @returns the number of bytes written (ELEMENT_HEADER + key length).
  */
 export function writeElementHeader(
   out: Uint8Array,
   h: ElementHeader,
   key: Uint8Array,
+  at = 0,
 ): number {
-  const v = view(out);
-  out.set(MAGIC.element, 0);
-  out[4] = VERSION.element;
-  out[5] = h.kind;
-  v.setUint16(6, h.keyLen, true);
-  v.setUint32(8, h.length, true);
-  v.setUint32(12, h.crc, true);
-  v.setUint32(16, h.hashLo, true);
-  v.setUint32(20, h.hashHi, true);
-  v.setUint32(24, h.storedAt, true);
-  out.set(key, ELEMENT_HEADER);
-  const hcrc = crc32(key, crc32(out.subarray(0, 28)));
-  v.setUint32(28, hcrc, true);
+  out.set(MAGIC.element, at);
+  out[at + 4] = VERSION.element;
+  out[at + 5] = h.kind;
+  out[at + 6] = h.keyLen;
+  out[at + 7] = h.keyLen >>> 8;
+  putU32(out, at + 8, h.length);
+  putU32(out, at + 12, h.crc);
+  putU32(out, at + 16, h.hashLo);
+  putU32(out, at + 20, h.hashHi);
+  putU32(out, at + 24, h.storedAt);
+  out.set(key, at + ELEMENT_HEADER);
+  putU32(out, at + 28, crc32(key, crc32(out.subarray(at, at + 28))));
   return ELEMENT_HEADER + key.length;
 }
 

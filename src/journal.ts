@@ -126,20 +126,34 @@ export function decodeJournalHeader(b: Uint8Array): JournalHeader {
 
 // ---- entry encoding ---------------------------------------------------------
 
+// The hot encoders (store, storeEntry) frame their entry here rather than in
+// a fresh buffer, which costs about as much as the journal write itself.
+const SCRATCH = new Uint8Array(1024);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
+
 /**
  * A new entry of `payloadLen` payload bytes with its fixed head written
  * (size, time, op, argument); the caller fills the payload at ENTRY_HEAD
- * and then seals it.
+ * and then seals it. With `shared`, an entry that fits is framed in a
+ * shared buffer: it is valid only until the next shared encode.
  */
 function frame(
   op: number,
   arg: number,
   time: number,
   payloadLen: number,
+  shared = false,
 ): { b: Uint8Array; v: DataView } {
   const size = (ENTRY_HEAD + payloadLen + 4 + 3) & ~3;
-  const b = new Uint8Array(size);
-  const v = new DataView(b.buffer);
+  let b: Uint8Array, v: DataView;
+  if (shared && size <= SCRATCH.length) {
+    b = SCRATCH.subarray(0, size);
+    b.fill(0); // reserved bytes and padding are zero
+    v = SCRATCH_VIEW;
+  } else {
+    b = new Uint8Array(size);
+    v = new DataView(b.buffer);
+  }
   v.setUint32(0, size, true);
   v.setUint32(8, time, true);
   b[12] = op;
@@ -185,14 +199,18 @@ export interface StoreOp {
 
 const STORE_FIXED = 32;
 
-/** Encodes a `store` operation with the key's bytes (FORMAT.md §10.2). */
+/**
+ * Encodes a `store` operation with the key's bytes (FORMAT.md §10.2): a
+ * view of a shared buffer, valid until the next `encodeStore` or
+ * `encodeStoreEntry` (the store appends it at once).
+ */
 export function encodeStore(
   op: StoreOp,
   key: Uint8Array,
   time: number,
 ): Uint8Array {
-  // The hot path of every store: one allocation, one view, no closure.
-  const { b, v } = frame(OP.store, 0, time, STORE_FIXED + key.length);
+  // The hot path of every store: no allocation, no closure.
+  const { b, v } = frame(OP.store, 0, time, STORE_FIXED + key.length, true);
   const p = ENTRY_HEAD;
   v.setUint32(p, op.index, true);
   v.setUint32(p + 4, op.hashLo, true);
@@ -248,7 +266,10 @@ function getRecord(v: DataView, at: number): ElementRecord | undefined {
   return rec;
 }
 
-/** Encodes a `storeEntry` operation with the key's bytes (FORMAT.md §10.2). */
+/**
+ * Encodes a `storeEntry` operation with the key's bytes (FORMAT.md §10.2),
+ * in the shared buffer, like `encodeStore`.
+ */
 export function encodeStoreEntry(
   op: StoreEntryOp,
   key: Uint8Array,
@@ -260,6 +281,7 @@ export function encodeStoreEntry(
     0,
     time,
     STORE_ENTRY_FIXED + key.length,
+    true,
   );
   const p = ENTRY_HEAD;
   v.setUint32(p, op.index, true);

@@ -364,6 +364,7 @@ export class BackingStore implements AsyncDisposable {
     if (pos >= 0 && this.#trustHash) {
       return { ...h, entry: this.#mem.entryAt(pos) };
     }
+    if (pos < 0) return h;
     const key = this.#mem.keyBytes(h.keyLen).slice();
     while (pos >= 0) {
       const i = this.#mem.entryAt(pos);
@@ -487,7 +488,10 @@ export class BackingStore implements AsyncDisposable {
   /** Appends an index change to the journal, rotating first when full. */
   #log(entry: Uint8Array): void {
     const s = this.#state;
-    if (!s.journal!.fits(entry.length)) this.#rotate();
+    if (!s.journal!.fits(entry.length)) {
+      entry = entry.slice(); // it may be in the encoders' shared buffer
+      this.#rotate();
+    }
     s.journal!.append(entry);
   }
 
