@@ -681,7 +681,9 @@ export class BackingStore implements AsyncDisposable {
     if (kind === DATA && existing >= 0 && this.#metaWithData(existing)) {
       // The metadata lives in the old data's slot: store the entry, its
       // metadata moving with the new data (dropped if it fails to verify).
-      return this.#storeEntry(key, bytes, this.#keptMeta(existing, found));
+      // Only the new data's size is checked, as for any data store.
+      const meta = this.#keptMeta(existing, found);
+      return this.#storeEntry(key, bytes, meta, false);
     }
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
@@ -707,13 +709,18 @@ export class BackingStore implements AsyncDisposable {
     this.#counters.stores++;
   }
 
-  #storeEntry(key: Key, data: Uint8Array, meta: Uint8Array | undefined): void {
+  #storeEntry(
+    key: Key,
+    data: Uint8Array,
+    meta: Uint8Array | undefined,
+    checkSize = true,
+  ): void {
     const nk = normaliseKey(key);
     checkElement(data, "data");
     if (meta !== undefined) checkElement(meta, "meta");
     this.#checkOpen("store entry");
     const size = data.length + (meta?.length ?? 0);
-    this.#checkSize(size);
+    if (checkSize) this.#checkSize(size);
     const mem = this.#mem;
     const { found, i: existing } = this.#makeRoom(
       nk,

@@ -286,3 +286,14 @@ Deno.test("entries of version 1 are still read", async () => {
     await again.close();
   }
 });
+
+Deno.test("new data for a pair is checked against the limit alone, as any data", async () => {
+  await using t = await tempStore({ limit: 10_000 });
+  await t.store.storeEntry(KEY, DATA, META);
+  // Under the limit alone, over it with the metadata it carries along.
+  const d2 = bytesFor("d2", 9_700);
+  await t.store.store(KEY, d2);
+  assert.deepEqual(await both(t.store, KEY), { data: d2, meta: META });
+  await assert.rejects(t.store.store(KEY, bytesFor("d3", 10_001)), RangeError);
+  assert.deepEqual(await both(t.store, KEY), { data: d2, meta: META });
+});
