@@ -43,7 +43,7 @@ import {
   SLOTS_PER_FILE,
   VERSION,
 } from "./format.ts";
-import { fitsSlotPair } from "./elements.ts";
+import { pairRecordsFit } from "./elements.ts";
 import {
   claimsSlot,
   DATA,
@@ -639,11 +639,7 @@ export class Pass {
         this.#total++;
         if (rec.withData === true) {
           // Judged with the data's slot (#slot); it claims no slot itself.
-          const data = recs[DATA];
-          if (
-            data === undefined || data.inFile || data.loc !== rec.loc ||
-            !fitsSlotPair(0, data.size, rec.size)
-          ) {
+          if (!pairRecordsFit(recs[DATA], rec)) {
             this.#invalid(
               i,
               `metadata is marked as in the data's slot ${rec.loc}, which ` +
@@ -956,7 +952,7 @@ export class Pass {
       // through a data element that verified; else the entry goes whole.
       if (
         kind !== DATA || this.dropElement[DATA].has(i) ||
-        mem.element(i, META)?.withData !== true
+        !mem.metaWithData(i)
       ) continue;
       const end = facts.span!;
       const after = slotFacts(SLOT_SIZE[DATA] - end, bytes.subarray(end));
@@ -1361,7 +1357,7 @@ export class Pass {
   #settleDrops(): void {
     const mem = this.index!.mem;
     for (const i of this.dropElement[DATA]) {
-      if (mem.element(i, META)?.withData === true) this.drop.add(i);
+      if (mem.metaWithData(i)) this.drop.add(i);
     }
     for (const kind of KINDS) {
       for (const i of this.dropElement[kind]) {

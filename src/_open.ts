@@ -5,7 +5,7 @@
  * @module
  */
 import { CorruptError, NotAStoreError, OptionMismatchError } from "./errors.ts";
-import { ElementFiles, fitsSlotPair } from "./elements.ts";
+import { ElementFiles, pairRecordsFit } from "./elements.ts";
 import {
   CACHEDIR_TAG,
   type Control,
@@ -177,9 +177,7 @@ function checkRecords(s: StoreState): number {
       if (!ok || rec === undefined) continue;
       if (rec.withData === true) {
         // In the data's slot, after the data: both must fit there.
-        const data = mem.element(i, DATA);
-        ok = data !== undefined && !data.inFile && data.loc === rec.loc &&
-          fitsSlotPair(0, data.size, rec.size);
+        ok = pairRecordsFit(mem.element(i, DATA), rec);
       } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (

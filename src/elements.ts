@@ -21,7 +21,7 @@ import {
   VERSION,
   writeElementHeader,
 } from "./format.ts";
-import type { ElementKind } from "./index_memory.ts";
+import type { ElementKind, ElementRecord } from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
 
@@ -166,6 +166,18 @@ export function fitsSlotPair(
   metaLen: number,
 ): boolean {
   return 2 * (ELEMENT_HEADER + keyLen) + dataLen + metaLen <= SLOT_SIZE[0];
+}
+
+/**
+ * True when metadata record `meta`, marked as stored in its data's slot,
+ * can be: the entry's data record `data` is in that slot and both fit it.
+ */
+export function pairRecordsFit(
+  data: ElementRecord | undefined,
+  meta: ElementRecord,
+): boolean {
+  return data !== undefined && !data.inFile && data.loc === meta.loc &&
+    fitsSlotPair(0, data.size, meta.size);
 }
 
 /** Header fields for writeSlot and writeSlotPair. */

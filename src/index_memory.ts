@@ -627,6 +627,11 @@ export class IndexMemory {
     return rec;
   }
 
+  /** True when entry `i`'s metadata is stored in its data's slot (§6.1). */
+  metaWithData(i: number): boolean {
+    return (this.#u8[this.#base(i) + C.E_FLAGS]! & F_META_WITH_DATA) !== 0;
+  }
+
   /** Size of entry `i`'s element of `kind` (0 when absent). */
   elementSize(i: number, kind: ElementKind): number {
     return this.has(i, kind)

@@ -444,7 +444,7 @@ export function replay(
       const i = kind > 1 ? -1 : storeTarget(p, e.time);
       // The store never replaces data alone while the metadata lives in
       // the data's slot (it stores the entry: op 5).
-      if (i < 0 || (kind === 0 && mem.element(i, 1)?.withData === true)) {
+      if (i < 0 || (kind === 0 && mem.metaWithData(i))) {
         return { applied, diverged: true, fileIdFloor };
       }
       setStored(i, kind as ElementKind, {
@@ -511,7 +511,7 @@ export function replay(
       if (
         kind > 1 || !matches(index, p.getUint32(4, true)) ||
         !mem.has(index, kind) || !mem.has(index, other) ||
-        (kind === 0 && mem.element(index, 1)?.withData === true)
+        (kind === 0 && mem.metaWithData(index))
       ) {
         return { applied, diverged: true, fileIdFloor };
       }

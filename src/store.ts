@@ -459,7 +459,7 @@ export class BackingStore implements AsyncDisposable {
       // Data cannot go alone from under metadata stored in its slot.
       if (
         kind !== undefined && this.#mem.has(i, other) &&
-        !(kind === DATA && this.#metaWithData(i))
+        !(kind === DATA && this.#mem.metaWithData(i))
       ) {
         this.#log(
           encodeClear(
@@ -476,11 +476,6 @@ export class BackingStore implements AsyncDisposable {
     } catch {
       return false;
     }
-  }
-
-  /** True when entry `i`'s metadata is stored in its data's slot. */
-  #metaWithData(i: number): boolean {
-    return this.#mem.element(i, META)?.withData === true;
   }
 
   // ---- the journal --------------------------------------------------------
@@ -678,7 +673,7 @@ export class BackingStore implements AsyncDisposable {
       bytes.length,
       (i) => mem.elementSize(i, kind),
     );
-    if (kind === DATA && existing >= 0 && this.#metaWithData(existing)) {
+    if (kind === DATA && existing >= 0 && this.#mem.metaWithData(existing)) {
       // The metadata lives in the old data's slot: store the entry, its
       // metadata moving with the new data (dropped if it fails to verify).
       // Only the new data's size is checked, as for any data store.
@@ -1081,7 +1076,7 @@ export class BackingStore implements AsyncDisposable {
         if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
         else if (rec.withData === true) r = this.#readPair(i, h)[1];
         else if (
-          pairing && this.#metaWithData(i) && !this.#pins.get(i, META)
+          pairing && this.#mem.metaWithData(i) && !this.#pins.get(i, META)
         ) {
           const [d, m] = this.#readPair(i, h);
           if (d.ok) this.#paired = { i, r: m };
