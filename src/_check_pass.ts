@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { crc32 } from "node:zlib";
 import {
   byName,
   CHUNK_BYTES,
@@ -16,6 +15,7 @@ import {
   parseElement,
   readLargeElement,
   readSlots,
+  slotElement,
   walkLargeTree,
 } from "./_scan.ts";
 import {
@@ -940,7 +940,7 @@ export class Pass {
   }
 
   #slot(kind: ElementKind, slot: number, rel: string, bytes: Uint8Array): void {
-    const facts = slotFacts(SLOT_SIZE[kind], bytes);
+    const facts = slotElement(SLOT_SIZE[kind], bytes);
     const claimants = [
       this.#slotOwner[kind][slot]!,
       ...(this.#slotExtra[kind].get(slot) ?? []),
@@ -955,7 +955,7 @@ export class Pass {
         !mem.metaWithData(i)
       ) continue;
       const end = facts.span!;
-      const after = slotFacts(SLOT_SIZE[DATA] - end, bytes.subarray(end));
+      const after = slotElement(SLOT_SIZE[DATA] - end, bytes.subarray(end));
       this.#judge(i, META, after, rel, slot, `metadata in data slot ${slot}`);
     }
   }
@@ -1453,21 +1453,4 @@ export class Pass {
       future,
     };
   }
-}
-
-/**
- * Judges bytes at the start of an element's place in a slot, with `room`
- * bytes to the slot's end, as an element (before the record).
- */
-function slotFacts(room: number, bytes: Uint8Array): ElementFacts {
-  if (bytes.length === 0) return { status: "missing" };
-  const p = parseElement(bytes);
-  if (typeof p === "string") return { status: p };
-  const { header, key, start } = p;
-  const end = start + header.length;
-  const f: ElementFacts = { status: "ok", header, key, span: end };
-  if (end > room) f.status = "overflow";
-  else if (end > bytes.length) f.status = "short";
-  else if (crc32(bytes.subarray(start, end)) !== header.crc) f.status = "crc";
-  return f;
 }

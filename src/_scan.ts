@@ -131,6 +131,42 @@ export function readSlots(
   return bytesRead;
 }
 
+/** What a slot holds at an element's place. */
+export interface SlotElement {
+  /**
+   * `ok`; `missing` (no bytes: the block file ends before it); not an
+   * element (`empty`, `newer`, `header`); `overflow` (it would run past
+   * the slot), `short` (the block file ends inside it), `crc` (content CRC
+   * fails).
+   */
+  status: NotAnElement | "ok" | "missing" | "overflow" | "short" | "crc";
+  /** The header, when it parsed. */
+  header?: ElementHeader;
+  /** The stored key (a view into the bytes), when the header parsed. */
+  key?: Uint8Array;
+  /** Where the element's bytes start (after header and key). */
+  start?: number;
+  /** Bytes of header, key and element, when the header parsed. */
+  span?: number;
+}
+
+/**
+ * Judges `bytes`, read from an element's place in a slot with `room`
+ * bytes to the slot's end, as an element (check-store and rebuild alike).
+ */
+export function slotElement(room: number, bytes: Uint8Array): SlotElement {
+  if (bytes.length === 0) return { status: "missing" };
+  const p = parseElement(bytes);
+  if (typeof p === "string") return { status: p };
+  const { header, key, start } = p;
+  const end = start + header.length;
+  const f: SlotElement = { status: "ok", header, key, start, span: end };
+  if (end > room) f.status = "overflow";
+  else if (end > bytes.length) f.status = "short";
+  else if (crc32(bytes.subarray(start, end)) !== header.crc) f.status = "crc";
+  return f;
+}
+
 /** What reading a large file found. */
 export interface LargeRead {
   /**

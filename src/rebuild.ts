@@ -30,22 +30,19 @@
  *
  * @module
  */
-import { crc32 } from "node:zlib";
 import {
   blockFileVersion,
   type Control,
-  MAGIC,
   SLOT_SIZE,
   SLOTS_PER_FILE,
   VERSION,
 } from "./format.ts";
 import {
   CHUNK_BYTES,
-  hasMagicAt,
   keyText,
-  parseElement,
   readLargeElement,
   readSlots,
+  slotElement,
   walkLargeTree,
 } from "./_scan.ts";
 import {
@@ -201,23 +198,14 @@ export function rebuildIndex(
     loc: number,
     withData: boolean,
   ): number => {
-    // Most slots of a sparse block file are zeros: test the magic before
-    // anything else.
-    if (!hasMagicAt(b, MAGIC.element)) return 0;
-    const p = parseElement(b);
-    if (typeof p === "string") return 0;
-    const { header: h } = p;
-    if (h.kind !== kind) return 0;
-    const end = p.start + h.length;
-    if (end > room || end > b.length) {
-      result.corrupt++;
+    const f = slotElement(room, b);
+    const h = f.header;
+    if (h === undefined || h.kind !== kind) return 0;
+    if (f.status !== "ok") {
+      result.corrupt++; // overflow, short or CRC
       return 0;
     }
-    if (crc32(b.subarray(p.start, end)) !== h.crc) {
-      result.corrupt++;
-      return 0;
-    }
-    offer(kind, p.key, {
+    offer(kind, f.key!, {
       inFile: false,
       withData,
       loc,
@@ -227,7 +215,7 @@ export function rebuildIndex(
       hashHi: h.hashHi,
       storedAt: h.storedAt,
     });
-    return end;
+    return f.span!;
   };
 
   const capacity = 2 ** control.entryBits;
