@@ -13,6 +13,7 @@ import { crc32 as zlibCrc32 } from "node:zlib";
 import { ClosedError, toStoreError } from "./errors.ts";
 import {
   type ElementFiles,
+  type Expected,
   fitsSlot,
   fitsSlotPair,
   headerKeyMatches,
@@ -164,6 +165,32 @@ function promised<T>(f: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/** What a read of entry element `rec` of the key hashed as `h` expects. */
+function expected(
+  kind: ElementKind,
+  key: Uint8Array,
+  h: Lookup,
+  rec: ElementRecord,
+): Expected {
+  return {
+    kind,
+    key,
+    hashLo: h.lo,
+    hashHi: h.hi,
+    size: rec.size,
+    crc: rec.crc,
+  };
+}
+
+/**
+ * Filled by #fetchPin when it read the metadata stored after the data in
+ * one read: entry `i`'s metadata result.
+ */
+interface Paired {
+  i: number;
+  r?: ReadResult;
+}
+
 function checkElement(bytes: unknown, name: string): void {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`Cannot store element: ${name} must be a Uint8Array`);
@@ -207,8 +234,6 @@ export class BackingStore implements AsyncDisposable {
   /** True when equal 64-bit keyed hashes identify a key (see #find). */
   #trustHash: boolean;
   #syncing: Promise<void> | undefined;
-  // Metadata read along with its entry's data by #fetchPin, for fetchEntry.
-  #paired: { i: number; r: ReadResult } | undefined;
   #liveBytes = 0;
   #deferredBytes = 0;
   #closed = false;
@@ -973,11 +998,10 @@ export class BackingStore implements AsyncDisposable {
     const nk = normaliseKey(key);
     this.#checkOpen("fetch entry");
     const h = this.#hash(nk);
-    const data = this.#fetchPin(nk, h, DATA, true);
+    const paired: Paired = { i: -1 };
+    const data = this.#fetchPin(nk, h, DATA, paired);
     // Metadata read with the data (one read for both) is pinned from that.
-    const paired = this.#paired;
-    this.#paired = undefined;
-    const meta = paired !== undefined && paired.i === data?.entry
+    const meta = paired.r !== undefined && paired.i === data?.entry
       ? this.#pinPaired(nk, paired.i, paired.r)
       : this.#fetchPin(nk, h, META);
     if (data === undefined && meta === undefined) return undefined;
@@ -992,20 +1016,11 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
-   * Entry `i`'s metadata as read together with its data (`#paired`):
+   * Entry `i`'s metadata as read together with its data (`Paired`):
    * pinned, or dropped as damage (a miss).
    */
   #pinPaired(nk: NormalKey, i: number, r: ReadResult): Pin | undefined {
-    if (r.ok) {
-      const pin = this.#pins.create(
-        i,
-        META,
-        nk.text,
-        r.bytes,
-        performance.now(),
-      );
-      return this.#use(i, pin);
-    }
+    if (r.ok) return this.#pinRead(i, META, nk, r.bytes);
     this.#dropCorrupt(i, META);
     this.#counters.misses++;
     return undefined;
@@ -1020,28 +1035,24 @@ export class BackingStore implements AsyncDisposable {
     const key = mem.keyBytes(h.keyLen);
     const d = mem.element(i, DATA)!; // open and replay ensure it is a slot
     const m = mem.element(i, META)!;
-    const want = (kind: ElementKind, rec: ElementRecord) => ({
-      kind,
-      key,
-      hashLo: h.lo,
-      hashHi: h.hi,
-      size: rec.size,
-      crc: rec.crc,
-    });
-    return this.#files.readSlotPair(d.loc, want(DATA, d), want(META, m));
+    return this.#files.readSlotPair(
+      d.loc,
+      expected(DATA, key, h, d),
+      expected(META, key, h, m),
+    );
   }
 
   /**
    * Finds and pins the element of `kind` of the key hashed as `h` (whose
-   * encoded bytes are still in the key region), or counts a miss. With
-   * `pairing`, data read with metadata stored after it leaves the
-   * metadata's result in `#paired` for the caller.
+   * encoded bytes are still in the key region), or counts a miss. Given
+   * `paired`, data read with metadata stored after it leaves the
+   * metadata's result there for the caller.
    */
   #fetchPin(
     nk: NormalKey,
     h: Lookup,
     kind: ElementKind,
-    pairing = false,
+    paired?: Paired,
   ): Pin | undefined {
     const mem = this.#mem;
     const keyBytes = mem.keyBytes(h.keyLen); // a view: nothing below re-encodes
@@ -1065,31 +1076,23 @@ export class BackingStore implements AsyncDisposable {
           ? "absent"
           : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
       } else {
-        const want = {
-          kind,
-          key: keyBytes,
-          hashLo: h.lo,
-          hashHi: h.hi,
-          size: rec.size,
-          crc: rec.crc,
-        };
+        const want = expected(kind, keyBytes, h, rec);
         if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
         else if (rec.withData === true) r = this.#readPair(i, h)[1];
         else if (
-          pairing && this.#mem.metaWithData(i) && !this.#pins.get(i, META)
+          paired !== undefined && this.#mem.metaWithData(i) &&
+          !this.#pins.get(i, META)
         ) {
           const [d, m] = this.#readPair(i, h);
-          if (d.ok) this.#paired = { i, r: m };
+          if (d.ok) {
+            paired.i = i;
+            paired.r = m;
+          }
           r = d;
         } else r = this.#files.readSlot(kind, rec.loc, want);
       }
       if (r === "absent") break;
-      if (r.ok) {
-        return this.#use(
-          i,
-          this.#pins.create(i, kind, nk.text, r.bytes, performance.now()),
-        );
-      }
+      if (r.ok) return this.#pinRead(i, kind, nk, r.bytes);
       if (r.reason === "corrupt") {
         // Never return damaged or foreign bytes: drop the element (or the
         // entry, when nothing else of it is valid), report a miss.
@@ -1102,6 +1105,19 @@ export class BackingStore implements AsyncDisposable {
     }
     this.#counters.misses++;
     return undefined;
+  }
+
+  /** Pins bytes just read and verified as entry `i`'s element of `kind`. */
+  #pinRead(
+    i: number,
+    kind: ElementKind,
+    nk: NormalKey,
+    bytes: Uint8Array,
+  ): Pin {
+    return this.#use(
+      i,
+      this.#pins.create(i, kind, nk.text, bytes, performance.now()),
+    );
   }
 
   /** Counts a hit on entry `i` and bumps its usage. */
