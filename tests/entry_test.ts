@@ -13,6 +13,7 @@ import {
   readEntries,
 } from "../src/journal.ts";
 import { blockFileParts } from "../src/paths.ts";
+import { flipBit } from "./_damage.ts";
 
 function journalOf(dir: string): Uint8Array {
   const name = [...Deno.readDirSync(dir)].map((e) => e.name)
@@ -159,13 +160,7 @@ Deno.test("fetchEntry keeps the metadata when only the data element is damaged",
   // Too big to share one slot: each element has a slot of its own.
   await t.store.storeEntry("k", bytesFor("d", 8000), bytesFor("m", 300));
   // Flip a byte of the data element inside its slot (block file 0, slot 0).
-  const path = `${t.dir}/${blockFileParts(0, 0, 1).join("/")}`;
-  const fd = fs.openSync(path, "r+");
-  const b = new Uint8Array(1);
-  fs.readSync(fd, b, 0, 1, 4096 + 500);
-  b[0]! ^= 0xff;
-  fs.writeSync(fd, b, 0, 1, 4096 + 500);
-  fs.closeSync(fd);
+  flipBit(`${t.dir}/${blockFileParts(0, 0, 1).join("/")}`, 4096 + 500);
   using hit = await t.store.fetchEntry("k");
   assert.equal(hit?.data, undefined, "never damaged bytes");
   assert.deepEqual(hit?.meta, bytesFor("m", 300));

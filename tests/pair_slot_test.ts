@@ -10,6 +10,7 @@ import { decodeEntries, ENTRIES_HEADER, VERSION } from "../src/format.ts";
 import { NodeFileIO } from "../src/io.ts";
 import { OP, readEntries } from "../src/journal.ts";
 import { blockFileParts } from "../src/paths.ts";
+import { flipBit } from "./_damage.ts";
 import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
 
 const KEY = "https://pair.example/app.js";
@@ -36,15 +37,6 @@ class CountingIO extends NodeFileIO {
 
 function dataBlockFile(dir: string): string {
   return `${dir}/${blockFileParts(0, 0, 1).join("/")}`;
-}
-
-function flipByte(path: string, at: number): void {
-  const fd = fs.openSync(path, "r+");
-  const b = new Uint8Array(1);
-  fs.readSync(fd, b, 0, 1, at);
-  b[0]! ^= 0xff;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
 }
 
 async function both(st: BackingStore, key: string) {
@@ -193,14 +185,14 @@ Deno.test("damaged data drops the whole pair; damaged metadata only itself", asy
   await t.store.storeEntry(KEY, DATA, META);
   await t.store.storeEntry("https://pair.example/b", DATA, META);
   // Entry KEY is in data slot 0: damage its data.
-  flipByte(dataBlockFile(t.dir), SLOT0 + 32 + KEY.length + 10);
+  flipBit(dataBlockFile(t.dir), SLOT0 + 32 + KEY.length + 10);
   assert.equal(await t.store.fetchEntry(KEY), undefined, "never wrong bytes");
   assert.equal(t.store.stats().entries, 1, "the entry is gone");
   assert.equal(t.store.stats().corruptions, 1);
 
   // Slot 1 holds the other pair: damage its metadata.
   const other = "https://pair.example/b";
-  flipByte(dataBlockFile(t.dir), SLOT0 + 8192 + 32 + other.length + 3000 + 40);
+  flipBit(dataBlockFile(t.dir), SLOT0 + 8192 + 32 + other.length + 3000 + 40);
   assert.deepEqual(await both(t.store, other), { data: DATA, meta: undefined });
   assert.equal(t.store.stats().entries, 1);
   assert.equal(t.store.stats().corruptions, 2);
@@ -222,7 +214,7 @@ Deno.test("check-store verifies both elements of a pair and repairs either", asy
     await st.storeEntry(KEY, DATA, META);
     await st.close();
     assert.deepEqual((await checkStore(d.path)).problems, [], "clean first");
-    flipByte(dataBlockFile(d.path), SLOT0 + at);
+    flipBit(dataBlockFile(d.path), SLOT0 + at);
     const found = await checkStore(d.path);
     assert.deepEqual(found.problems.map((p) => p.code), ["ELEMENT_CRC"], what);
     assert.match(found.problems[0]!.detail, new RegExp(`^${what}`));
