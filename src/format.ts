@@ -61,18 +61,27 @@ function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function checkVersion(
+/** The versions `oldest`…`known` as messages name them. */
+export function versionsRead(known: number, oldest = known): string {
+  return oldest === known ? `version ${known}` : `versions ${oldest}–${known}`;
+}
+
+/**
+ * Refuses a `what` of format version `found` unless `oldest ≤ found ≤
+ * known`.
+ * @throws {VersionMismatchError} naming the versions read.
+ */
+export function checkVersion(
   what: string,
   found: number,
   known: number,
   oldest = known,
 ): void {
   if (found < oldest || found > known) {
-    const reads = oldest === known
-      ? `version ${known}`
-      : `versions ${oldest}–${known}`;
     throw new VersionMismatchError(
-      `Cannot read ${what}: format version ${found}, this larder reads ${reads}`,
+      `Cannot read ${what}: format version ${found}, this larder reads ${
+        versionsRead(known, oldest)
+      }`,
     );
   }
 }

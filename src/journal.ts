@@ -16,7 +16,8 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { CorruptError, VersionMismatchError } from "./errors.ts";
+import { CorruptError } from "./errors.ts";
+import { checkVersion, versionsRead } from "./format.ts";
 import type {
   ElementKind,
   ElementRecord,
@@ -35,8 +36,10 @@ export const JOURNAL_VERSION = 3;
 /** Oldest journal version still read (each is a subset of the next). */
 export const JOURNAL_VERSION_MIN = 1;
 /** The journal versions read, for messages. */
-export const JOURNAL_VERSIONS_READ =
-  `versions ${JOURNAL_VERSION_MIN}–${JOURNAL_VERSION}`;
+export const JOURNAL_VERSIONS_READ: string = versionsRead(
+  JOURNAL_VERSION,
+  JOURNAL_VERSION_MIN,
+);
 /** Bytes of the journal header; entries start here. */
 export const JOURNAL_HEADER = 32;
 /** Offset of the `rotated` word, changed in place through the open file. */
@@ -108,11 +111,7 @@ export function decodeJournalHeader(b: Uint8Array): JournalHeader {
   }
   const v = view(b);
   const version = v.getUint32(8, true);
-  if (version < JOURNAL_VERSION_MIN || version > JOURNAL_VERSION) {
-    throw new VersionMismatchError(
-      `Cannot read journal: format version ${version}, this larder reads ${JOURNAL_VERSIONS_READ}`,
-    );
-  }
+  checkVersion("journal", version, JOURNAL_VERSION, JOURNAL_VERSION_MIN);
   if (v.getUint32(24, true) !== crc32(b.subarray(0, 20))) {
     throw new CorruptError("Cannot read journal: header checksum mismatch");
   }
