@@ -9,6 +9,7 @@
  *   deno task bench:compare --quick        # 1/10 of the objects, to iterate
  *   deno task bench:compare --peers larder,lmdb --workloads small --rounds 1
  *   deno task bench:compare --worktree     # larder's uncommitted source, not HEAD
+ *   deno task bench:compare --settle-s 65  # sync and wait after each peer's cleanup
  *
  * @module
  */
@@ -127,6 +128,7 @@ async function runPeer(
   options: {
     scale: number;
     timeoutMin: number;
+    settleS: number;
     larder: { dir: string; commit: string };
   },
 ): Promise<PeerRun> {
@@ -190,7 +192,22 @@ async function runPeer(
   } finally {
     await Deno.remove(root, { recursive: true }).catch(() => {});
     await Deno.remove(out).catch(() => {});
+    await settle(options.settleS);
   }
+}
+
+/**
+ * Waits for the file system to get over the deletion of a peer's store
+ * before the next peer starts: `sync`, then `seconds`. On ext4 without a
+ * journal, new files skip inodes deleted in the last minute (more while
+ * their inode blocks are dirty), so creating files right after thousands
+ * were deleted costs ~0.5 ms each instead of ~20 µs, which would charge
+ * one peer for the one before it.
+ */
+async function settle(seconds: number): Promise<void> {
+  if (seconds <= 0) return;
+  await new Deno.Command("sync").output().catch(() => {});
+  await new Promise((r) => setTimeout(r, seconds * 1000));
 }
 
 async function main(): Promise<void> {
@@ -203,6 +220,7 @@ async function main(): Promise<void> {
       peers: { type: "string", default: PEERS.map((p) => p.id).join(",") },
       workloads: { type: "string", default: "small,mixed" },
       "timeout-min": { type: "string", default: "30" },
+      "settle-s": { type: "string", default: "0" },
       worktree: { type: "boolean", default: false },
     },
   });
@@ -225,6 +243,7 @@ async function main(): Promise<void> {
   const lock = await exclusive();
   const larder = await snapshotLarder(values.worktree);
   const timeoutMin = Number(values["timeout-min"]);
+  const settleS = Number(values["settle-s"]);
   const workloads: WorkloadReport[] = [];
   for (const name of values.workloads.split(",").filter(Boolean)) {
     const runs = new Map<string, PeerRun[]>(ids.map((id) => [id, []]));
@@ -233,7 +252,7 @@ async function main(): Promise<void> {
       for (const id of ids) {
         console.error(`--- ${name} round ${round}/${rounds}: ${id}`);
         runs.get(id)!.push(
-          await runPeer(id, name, { scale, timeoutMin, larder }),
+          await runPeer(id, name, { scale, timeoutMin, settleS, larder }),
         );
       }
     }
