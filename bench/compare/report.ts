@@ -65,7 +65,7 @@ const NOTES = [
   "and overwrites its oldest records.",
   "Web Cache: `cache.delete()` leaves the response body files on disk (only deleting the whole cache frees them), " +
   "so its disk use never shrinks; it has no close, so its reopen is a second `caches.open` in the same process.",
-  "Disk is allocated bytes (`du -B1`) of the peer's whole temp dir after the phase (for the eviction phase, its own store only; the main store is deleted after it); peak RSS is VmHWM, reset per phase.",
+  "Disk is allocated bytes (`du -B1`) of the peer's whole temp dir after the phase (for the eviction phase, what it adds to that: the main store is deleted after it); peak RSS is VmHWM, reset per phase.",
 ];
 
 /** Keeps, per phase, the run with the highest throughput. */

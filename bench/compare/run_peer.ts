@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PEERS } from "./peers/catalogue.ts";
 import type { Entry, OpenOptions, Peer, PeerFactory } from "./peers/types.ts";
-import { type PhaseResult, PhaseTimer } from "./measure.ts";
+import { diskUsage, type PhaseResult, PhaseTimer } from "./measure.ts";
 import { makeWorkload, type Workload, type WorkloadName } from "./workload.ts";
 
 /** What one peer process reports. */
@@ -222,6 +222,9 @@ async function main(): Promise<void> {
     {
       const evictDir = join(root, "evict");
       await Deno.mkdir(evictDir, { recursive: true });
+      // Disk for this phase is what it adds to the temp dir: some peers keep
+      // their data outside the store dir (the Web Cache under DENO_DIR).
+      const mainBytes = await diskUsage(root);
       const limit = Math.floor(w.totalBytes / 2);
       peer = await factory.open(evictDir, { ...opts, limit });
       const { timer, flushMs } = await putAll(peer, w, metas);
@@ -237,14 +240,14 @@ async function main(): Promise<void> {
       for (let i = 0; i < n; i += 20, sampled++) {
         if (checker.check(i, await peer.get(w.objects[i]!.key))) resident++;
       }
-      log(
-        await timer.result("evict", evictDir, {
-          flushMs,
-          limitMiB: limit / 2 ** 20,
-          newestResidentPct: (100 * newest) / Math.max(1, n - newestFrom),
-          residentPct: (100 * resident) / Math.max(1, sampled),
-        }),
-      );
+      const evict = await timer.result("evict", root, {
+        flushMs,
+        limitMiB: limit / 2 ** 20,
+        newestResidentPct: (100 * newest) / Math.max(1, n - newestFrom),
+        residentPct: (100 * resident) / Math.max(1, sampled),
+      });
+      evict.diskMiB = Math.max(0, evict.diskMiB - mainBytes / 2 ** 20);
+      log(evict);
       await peer.close();
       await (factory.drop?.(mainDir) ??
         Deno.remove(mainDir, { recursive: true }));
