@@ -128,7 +128,6 @@ async function runPeer(
   options: {
     scale: number;
     timeoutMin: number;
-    settleS: number;
     larder: { dir: string; commit: string };
   },
 ): Promise<PeerRun> {
@@ -192,17 +191,13 @@ async function runPeer(
   } finally {
     await Deno.remove(root, { recursive: true }).catch(() => {});
     await Deno.remove(out).catch(() => {});
-    await settle(options.settleS);
   }
 }
 
 /**
- * Waits for the file system to get over the deletion of a peer's store
- * before the next peer starts: `sync`, then `seconds`. On ext4 without a
- * journal, new files skip inodes deleted in the last minute (more while
- * their inode blocks are dirty), so creating files right after thousands
- * were deleted costs ~0.5 ms each instead of ~20 µs, which would charge
- * one peer for the one before it.
+ * Lets the file system get over the previous process's deleted temp dir
+ * (`sync`, then `seconds`), so one peer does not pay for another's files
+ * (bench/compare/README.md: ext4 without a journal).
  */
 async function settle(seconds: number): Promise<void> {
   if (seconds <= 0) return;
@@ -244,15 +239,17 @@ async function main(): Promise<void> {
   const larder = await snapshotLarder(values.worktree);
   const timeoutMin = Number(values["timeout-min"]);
   const settleS = Number(values["settle-s"]);
+  let processes = 0;
   const workloads: WorkloadReport[] = [];
   for (const name of values.workloads.split(",").filter(Boolean)) {
     const runs = new Map<string, PeerRun[]>(ids.map((id) => [id, []]));
     // Rounds outermost: a slow minute on the VM then hits every peer once.
     for (let round = 1; round <= rounds; round++) {
       for (const id of ids) {
+        if (processes++ > 0) await settle(settleS);
         console.error(`--- ${name} round ${round}/${rounds}: ${id}`);
         runs.get(id)!.push(
-          await runPeer(id, name, { scale, timeoutMin, settleS, larder }),
+          await runPeer(id, name, { scale, timeoutMin, larder }),
         );
       }
     }
