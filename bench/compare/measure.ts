@@ -48,11 +48,15 @@ export class PhaseTimer {
     this.#ms += ms;
   }
 
-  /** Ends the phase; call after any untimed verification. */
+  /**
+   * Ends the phase; call after any untimed verification. Disk is what `dir`
+   * holds beyond `diskBaseline` bytes (what was there before the phase).
+   */
   async result(
     phase: string,
     dir: string,
     extra: Record<string, number | string> = {},
+    diskBaseline = 0,
   ): Promise<PhaseResult> {
     const peakRssMiB = peakRss();
     const lat = this.#lat.subarray(0, this.#n).sort();
@@ -72,7 +76,7 @@ export class PhaseTimer {
       p50Us: pct(0.5),
       p99Us: pct(0.99),
       peakRssMiB,
-      diskMiB: await diskUsage(dir) / 2 ** 20,
+      diskMiB: Math.max(0, await diskUsage(dir) - diskBaseline) / 2 ** 20,
       extra,
     };
   }
