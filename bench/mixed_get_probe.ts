@@ -1,0 +1,99 @@
+/**
+ * Where a mixed get's time goes, by data size: puts the `mixed` workload
+ * of the peer comparison (bench/compare) into a fresh store, then fetches
+ * every object in the workload's random order several times, timing each
+ * `fetchEntry` and reporting µs per get for data up to 8 KiB (one data
+ * slot), 8–100 KiB and 100 KiB–1 MiB (one file each), next to what
+ * checking the data's CRC-32 alone costs at that size. The comparison
+ * times only the first pass; the later ones show what a settled heap and
+ * page cache give.
+ *
+ * ```sh
+ * deno run --allow-read --allow-write --allow-env --allow-run bench/mixed_get_probe.ts
+ * deno run … bench/mixed_get_probe.ts --passes 5 --sync --scale 0.5
+ * ```
+ *
+ * `--sync` runs `sync` between the puts and the first pass, so the
+ * kernel's writeback of the puts does not overlap the timed gets.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { parseArgs } from "node:util";
+import { BackingStore } from "../mod.ts";
+import { makeWorkload } from "./compare/workload.ts";
+
+const KIB = 1024;
+const CLASSES = ["≤ 8 KiB", "8–100 KiB", "100 KiB–1 MiB"] as const;
+
+function sizeClass(bytes: number): number {
+  return bytes <= 8 * KIB ? 0 : bytes <= 100 * KIB ? 1 : 2;
+}
+
+/** µs per get in each class, then over all gets. */
+function perClass(sum: number[], count: number[]): string {
+  const all = sum.reduce((a, b) => a + b) / count.reduce((a, b) => a + b);
+  return sum.map((t, k) => (t / Math.max(1, count[k]!) * 1000).toFixed(1))
+    .join(" / ") + `, all ${(all * 1000).toFixed(1)}`;
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    passes: { type: "string", default: "3" },
+    scale: { type: "string", default: "1" },
+    sync: { type: "boolean", default: false },
+  },
+});
+const w = makeWorkload("mixed", { scale: Number(values.scale) });
+const dir = await Deno.makeTempDir({ prefix: "larder-probe-" });
+const options = { limit: 2 ** 32, entryBits: 16 };
+try {
+  const store = await BackingStore.open(dir, options);
+  const t0 = performance.now();
+  for (let i = 0; i < w.objects.length; i++) {
+    await store.storeEntry(w.objects[i]!.key, w.body(i), w.meta(i));
+  }
+  await store.flush();
+  console.log(
+    `put ${w.objects.length} objects: ${
+      (w.objects.length / (performance.now() - t0) * 1000).toFixed(0)
+    } ops/s`,
+  );
+  if (values.sync) new Deno.Command("sync").outputSync();
+
+  const count = [0, 0, 0];
+  for (const o of w.objects) count[sizeClass(o.bodySize)]!++;
+  console.log(
+    `objects by data size (${CLASSES.join(" / ")}): ${count.join(" / ")}`,
+  );
+  console.log(`µs per get (${CLASSES.join(" / ")}):`);
+  for (let pass = 0; pass < Number(values.passes); pass++) {
+    const spent = [0, 0, 0];
+    const start = performance.now();
+    for (const i of w.getOrder) {
+      const o = w.objects[i]!;
+      const a = performance.now();
+      const hit = await store.fetchEntry(o.key);
+      spent[sizeClass(o.bodySize)]! += performance.now() - a;
+      if (hit?.data?.length !== o.bodySize) throw new Error(`miss: ${o.key}`);
+      hit.release();
+    }
+    const ops = w.objects.length / (performance.now() - start) * 1000;
+    console.log(
+      `  pass ${pass}: ${ops.toFixed(0)} ops/s, ${perClass(spent, count)}`,
+    );
+  }
+  await store.close();
+
+  const crcSpent = [0, 0, 0];
+  for (let i = 0; i < w.objects.length; i++) {
+    const body = w.body(i);
+    const a = performance.now();
+    crc32(body);
+    crcSpent[sizeClass(body.length)]! += performance.now() - a;
+  }
+  console.log(`  CRC-32 of the data alone: ${perClass(crcSpent, count)}`);
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
