@@ -83,6 +83,77 @@ export function bitmap_claim(map: usize, sum: usize, nbits: u32, hint: u32): i32
   return -1;
 }
 
+// The first used slot in [from, to), or -1.
+function firstUsed(map: usize, from: u32, to: u32): i32 {
+  let w = from >>> 6;
+  let bits = load<u64>(map + (<usize>w << 3)) & (u64.MAX_VALUE << (from & 63));
+  while (true) {
+    if (bits != 0) {
+      const s = (w << 6) + <u32>ctz<u64>(bits);
+      return s < to ? <i32>s : -1;
+    }
+    w++;
+    if ((w << 6) >= to) return -1;
+    bits = load<u64>(map + (<usize>w << 3));
+  }
+}
+
+// The first free slot in [from, to), or -1 (full words skipped through the
+// summary).
+function firstFree(map: usize, sum: usize, from: u32, to: u32): i32 {
+  if (from >= to) return -1;
+  const w0 = from >>> 6;
+  const free0 = ~load<u64>(map + (<usize>w0 << 3)) & (u64.MAX_VALUE << (from & 63));
+  if (free0 != 0) {
+    const s = (w0 << 6) + <u32>ctz<u64>(free0);
+    return s < to ? <i32>s : -1;
+  }
+  const w = nextNotFull(sum, w0 + 1, (to + 63) >>> 6);
+  if (w < 0) return -1;
+  const s = (<u32>w << 6) + <u32>ctz<u64>(~load<u64>(map + (<usize>w << 3)));
+  return s < to ? <i32>s : -1;
+}
+
+// The first run of n free slots starting in [from, to) and ending before
+// `end`, none crossing a multiple of `group`; -1 when there is none.
+function findRun(
+  map: usize, sum: usize, from: u32, to: u32, end: u32, n: u32, group: u32,
+): i32 {
+  let start = firstFree(map, sum, from, to);
+  while (start >= 0) {
+    const s = <u32>start;
+    const groupEnd = (s / group + 1) * group;
+    if (s + n > groupEnd) {
+      // Would cross into the next block file: start again at its first slot.
+      start = firstFree(map, sum, groupEnd, to);
+      continue;
+    }
+    if (s + n > end) return -1;
+    const used = firstUsed(map, s, s + n);
+    if (used < 0) return start;
+    start = firstFree(map, sum, <u32>used + 1, to);
+  }
+  return -1;
+}
+
+/**
+ * Claims `n` consecutive free slots (1 ≤ n ≤ `group`) among the first
+ * `nbits` of `map`, none crossing a multiple of `group` (a block file's
+ * slot count), the first such run starting at or after `hint`, wrapping
+ * once. Returns the run's first slot, or -1 when no run is free.
+ */
+export function bitmap_claim_run(
+  map: usize, sum: usize, nbits: u32, n: u32, hint: u32, group: u32,
+): i32 {
+  if (n == 0 || n > group || n > nbits) return -1;
+  if (hint >= nbits) hint = 0;
+  let s = findRun(map, sum, hint, nbits, nbits, n, group);
+  if (s < 0) s = findRun(map, sum, 0, hint, min(nbits, hint + n - 1), n, group);
+  if (s < 0) return -1;
+  for (let i: u32 = 0; i < n; i++) bitmap_set(map, sum, <u32>s + i);
+  return s;
+}
+
 /** Marks `slot` free. */
 export function bitmap_free(map: usize, sum: usize, slot: u32): void {
   const p = map + (<usize>(slot >>> 3));

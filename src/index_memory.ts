@@ -55,6 +55,14 @@ interface Kernels {
   memory: WebAssembly.Memory;
   heap_base(): number;
   bitmap_claim(map: number, sum: number, nbits: number, hint: number): number;
+  bitmap_claim_run(
+    map: number,
+    sum: number,
+    nbits: number,
+    n: number,
+    hint: number,
+    group: number,
+  ): number;
   bitmap_free(map: number, sum: number, slot: number): void;
   bitmap_set(map: number, sum: number, slot: number): void;
   bitmap_test(map: number, slot: number): number;
@@ -803,6 +811,32 @@ export class IndexMemory {
       this.#hint[kind],
     );
     if (s >= 0) this.#hint[kind] = s + 1;
+    return s;
+  }
+
+  /**
+   * Claims `n` consecutive free slots of `kind` among the first `slots`,
+   * none crossing a multiple of `group` (a block file's slots); returns
+   * the first, or -1 if no such run is free.
+   */
+  claimRun(
+    kind: ElementKind,
+    slots: number,
+    n: number,
+    group: number,
+  ): number {
+    if (n === 1) return this.claimSlot(kind, slots);
+    const hint = this.#hint[kind];
+    const s = this.#k.bitmap_claim_run(
+      this.#use[kind],
+      this.#sum[kind],
+      slots,
+      n,
+      hint,
+      group,
+    );
+    // Free slots below a run found further on may still take single claims.
+    if (s === hint) this.#hint[kind] = s + n;
     return s;
   }
 

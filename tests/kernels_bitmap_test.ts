@@ -165,3 +165,51 @@ Deno.test("auditSlots finds every disagreement between entries and use map", asy
     }
   });
 });
+
+Deno.test("run claims equal the reference under random operations", async (t) => {
+  for (
+    const [slots, group] of [[200, 64], [1000, 256], [4096, 4096], [
+      5000,
+      4096,
+    ]] as const
+  ) {
+    await t.step(`${slots} slots in groups of ${group}`, () => {
+      const rand = rng(slots + group);
+      const mem = new IndexMemory({ entryBits: 13, identBits: 14 });
+      const ref = new RefBitmap(slots);
+      let hint = 0; // mirrors IndexMemory's
+      for (let op = 0; op < 4000; op++) {
+        const r = rand(10);
+        if (r < 4) {
+          const n = 1 + (rand(4) === 0 ? rand(group) : rand(8));
+          const s = mem.claimRun(DATA, slots, n, group);
+          const want = n === 1 ? ref.claim(hint) : ref.claimRun(hint, n, group);
+          assert.equal(s, want, `op ${op}: run of ${n} from ${hint}`);
+          if (want >= 0 && (n === 1 || want === hint)) hint = want + n;
+        } else {
+          const s = rand(slots);
+          mem.freeSlot(DATA, s);
+          ref.free(s);
+          if (s < hint) hint = s;
+        }
+      }
+      assert.deepEqual(
+        mem.useMap(DATA).subarray(0, Math.ceil(slots / 8)),
+        ref.bytes(),
+      );
+      assert.equal(mem.usedSlots(DATA, slots), ref.count());
+    });
+  }
+});
+
+Deno.test("a run never crosses a group boundary and reports -1 when none fits", () => {
+  const mem = new IndexMemory({ entryBits: 12, identBits: 13 });
+  // 4096 slots in groups of 1024: a run of 1000 fits once in each group.
+  for (let g = 0; g < 4; g++) {
+    assert.equal(mem.claimRun(DATA, 4096, 1000, 1024), g * 1024);
+  }
+  assert.equal(mem.claimRun(DATA, 4096, 25, 1024), -1);
+  assert.equal(mem.claimRun(DATA, 4096, 24, 1024), 1000);
+  assert.equal(mem.claimRun(DATA, 4096, 1025, 1024), -1);
+  assert.equal(mem.claimRun(DATA, 4096, 0, 1024), -1);
+});

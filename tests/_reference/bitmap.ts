@@ -29,6 +29,27 @@ export class RefBitmap {
     return -1;
   }
 
+  /**
+   * The first run of `n` free slots starting at or after `hint` (wrapping
+   * once), none crossing a multiple of `group`, marked used; -1 if none.
+   */
+  claimRun(hint: number, n: number, group: number): number {
+    const slots = this.used.length;
+    if (n === 0 || n > group || n > slots) return -1;
+    const start = hint >= slots ? 0 : hint;
+    for (let k = 0; k < slots; k++) {
+      const s = (start + k) % slots;
+      if (
+        s + n > slots ||
+        Math.floor(s / group) !== Math.floor((s + n - 1) / group)
+      ) continue;
+      if (this.used.slice(s, s + n).some((u) => u)) continue;
+      for (let i = s; i < s + n; i++) this.used[i] = true;
+      return s;
+    }
+    return -1;
+  }
+
   /** Marks `slot` free. */
   free(slot: number): void {
     this.used[slot] = false;
