@@ -3,7 +3,7 @@
 // little-endian words here it is the same bits). A map's byte length is a
 // multiple of 8, so whole 64-bit words can always be read.
 import {
-  E_DATA_LOC, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
+  E_DATA_LOC, E_DATA_SLOTS, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
   F_META_WITH_DATA,
 } from "./layout";
 
@@ -191,10 +191,11 @@ export function bitmap_count(map: usize, nbits: u32): u32 {
 /**
  * Builds at `claims` the map of the first `nbits` slots that entries
  * 0..count-1 claim for element `kind` (0 data, 1 meta; elements in large
- * files claim no slot). `claims` is cleared first; its byte length is
- * nbits/8 rounded up to a multiple of 8. Metadata stored in its data's slot
- * claims no metadata slot. Returns how many claims could not
- * be marked: slot out of range, or already claimed by a lower entry.
+ * files claim no slot). A data element claims the run of slots its record
+ * names (1 + the E_DATA_SLOTS byte). `claims` is cleared first; its byte
+ * length is nbits/8 rounded up to a multiple of 8. Metadata stored in its
+ * data's slot claims no metadata slot. Returns how many claims could not be
+ * marked: a slot out of range, or one a lower entry already claims.
  */
 export function slots_claimed(
   entries: usize, count: u32, kind: u32, claims: usize, nbits: u32,
@@ -211,15 +212,20 @@ export function slots_claimed(
     const flags = load<u8>(e, E_FLAGS);
     if ((flags & (has | inFile)) != has) continue;
     const slot = load<u32>(e + locOff);
-    if (slot >= nbits) {
+    const n: u32 = kind == 0 ? <u32>load<u8>(e, E_DATA_SLOTS) + 1 : 1;
+    if (slot >= nbits || n > nbits - slot) {
       bad++;
       continue;
     }
-    const p = claims + (<usize>(slot >>> 3));
-    const bit = <u32>1 << (slot & 7);
-    const old = <u32>load<u8>(p);
-    if (old & bit) bad++;
-    else store<u8>(p, old | bit);
+    let clash = false;
+    for (let s = slot; s < slot + n; s++) {
+      const p = claims + (<usize>(s >>> 3));
+      const bit = <u32>1 << (s & 7);
+      const old = <u32>load<u8>(p);
+      if (old & bit) clash = true;
+      else store<u8>(p, old | bit);
+    }
+    if (clash) bad++;
   }
   return bad;
 }

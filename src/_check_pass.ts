@@ -29,6 +29,7 @@ import {
 } from "./_check_report.ts";
 import { CorruptError, StoreError, VersionMismatchError } from "./errors.ts";
 import {
+  BLOCK_FILE_HEADER,
   blockFileHeaderMatches,
   blockFileVersion,
   CACHEDIR_TAG,
@@ -41,9 +42,10 @@ import {
   MAGIC,
   SLOT_SIZE,
   SLOTS_PER_FILE,
+  useMapBytes,
   VERSION,
 } from "./format.ts";
-import { pairRecordsFit } from "./elements.ts";
+import { dataRecordFits, pairRecordsFit } from "./elements.ts";
 import {
   claimsSlot,
   DATA,
@@ -52,6 +54,7 @@ import {
   IndexMemory,
   MAX_KEY_BYTES,
   META,
+  recordSlots,
 } from "./index_memory.ts";
 import { type FileIO, readPrefix, readWhole } from "./io.ts";
 import {
@@ -64,7 +67,7 @@ import {
   replay,
 } from "./journal.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
-import { ENTRY_BITS_RANGE, MAX_IDENT_BITS } from "./options.ts";
+import { tableDimensionsValid } from "./options.ts";
 import { BLOCK_DIRS, blockFileParts, largeFileParts } from "./paths.ts";
 import { NotAStoreError } from "./errors.ts";
 import { rebuildIndex, type RebuildResult } from "./rebuild.ts";
@@ -133,17 +136,23 @@ function hex(n: number): string {
   return `0x${(n >>> 0).toString(16).padStart(8, "0")}`;
 }
 
-/** Use maps of the slots the records in `mem` claim. */
+/** Block files of `kind` the store has: its slots / 4096 rounded up. */
+function blockFileCount(mem: IndexMemory, kind: ElementKind): number {
+  return Math.max(1, Math.ceil(mem.slotCounts[kind] / SLOTS_PER_FILE));
+}
+
+/** Use maps of the slots the records in `mem` claim (runs whole). */
 function claimedSlots(mem: IndexMemory): [Uint8Array, Uint8Array] {
   const maps: [Uint8Array, Uint8Array] = [
-    new Uint8Array(mem.capacity >>> 3),
-    new Uint8Array(mem.capacity >>> 3),
+    new Uint8Array(useMapBytes(mem.slotCounts[DATA])),
+    new Uint8Array(useMapBytes(mem.slotCounts[META])),
   ];
   for (let i = 0; i < mem.count; i++) {
     for (const kind of KINDS) {
       const rec = mem.element(i, kind);
-      if (!claimsSlot(rec) || rec.loc >= mem.capacity) continue;
-      maps[kind][rec.loc >>> 3]! |= 1 << (rec.loc & 7);
+      if (!claimsSlot(rec)) continue;
+      const end = Math.min(rec.loc + recordSlots(rec), mem.slotCounts[kind]);
+      for (let s = rec.loc; s < end; s++) maps[kind][s >>> 3]! |= 1 << (s & 7);
     }
   }
   return maps;
@@ -231,6 +240,10 @@ export class Pass {
   #storedAt: number[] = [];
   #verifiedBytes = 0;
   #slotSpan: [number, number] = [0, 0];
+  /** Data runs (FORMAT.md §5.3): first slot → slots, for runs over one. */
+  #runs = new Map<number, number>();
+  /** Data slots inside a run after its first, one bit each. */
+  #inRun = new Uint8Array(0);
   #allocated = 0;
   #largeBytes = 0;
   #largeCount = 0;
@@ -305,11 +318,12 @@ export class Pass {
     const index = this.#loadIndex(control);
     this.index = index;
     this.#classifyJournals(index);
-    const capacity = index.mem.capacity;
+    const [dataSlots, metaSlots] = index.mem.slotCounts;
     this.#slotOwner = [
-      new Int32Array(capacity).fill(-1),
-      new Int32Array(capacity).fill(-1),
+      new Int32Array(dataSlots).fill(-1),
+      new Int32Array(metaSlots).fill(-1),
     ];
+    this.#inRun = new Uint8Array(useMapBytes(dataSlots));
     this.#keyOf = [new Array(index.mem.count), new Array(index.mem.count)];
     this.#storedAt = new Array(index.mem.count).fill(0);
     this.#records();
@@ -416,12 +430,7 @@ export class Pass {
     this.bytesRead += bytes.length;
     try {
       const control = decodeControl(bytes);
-      const [minE, maxE] = ENTRY_BITS_RANGE;
-      if (
-        control.entryBits < minE || control.entryBits > maxE ||
-        control.identBits <= control.entryBits ||
-        control.identBits > MAX_IDENT_BITS
-      ) {
+      if (!tableDimensionsValid(control)) {
         throw new CorruptError(
           "Cannot read control: table dimensions out of range",
         );
@@ -502,7 +511,7 @@ export class Pass {
       why = { code: "ENTRIES_CORRUPT", detail: `${kind}, not a file` };
     }
     this.#progress("rebuild");
-    const rebuild = rebuildIndex(io, this.#dir, control, mem, {
+    const rebuild = rebuildIndex(io, this.#dir, mem, {
       onProgress: (p) => {
         this.#done = p.done;
         this.#progress();
@@ -626,7 +635,6 @@ export class Pass {
   /** Structural checks of each record (FORMAT.md §8 invariants 1–3). */
   #records(): void {
     const { mem, nextFileId } = this.index!;
-    const slots = mem.capacity;
     for (let i = 0; i < mem.count; i++) {
       const recs = [mem.element(i, DATA), mem.element(i, META)];
       if (recs[0] === undefined && recs[1] === undefined) {
@@ -660,23 +668,45 @@ export class Pass {
           }
           continue;
         }
-        if (rec.loc >= slots) {
-          this.#invalid(i, `${KIND_NAME[kind]} slot ${rec.loc} out of range`);
-          continue;
-        }
-        if (ELEMENT_HEADER + rec.size > SLOT_SIZE[kind]) {
+        const n = recordSlots(rec);
+        if (
+          rec.loc + n > mem.slotCounts[kind] ||
+          (rec.loc % SLOTS_PER_FILE) + n > SLOTS_PER_FILE
+        ) {
           this.#invalid(
             i,
-            `${KIND_NAME[kind]} element of ${rec.size} bytes cannot fit a slot`,
+            n === 1
+              ? `${KIND_NAME[kind]} slot ${rec.loc} out of range`
+              : `data run of ${n} slots from ${rec.loc} out of range or across block files`,
           );
           continue;
         }
+        if (
+          kind === DATA
+            ? !dataRecordFits(
+              rec,
+              recs[META]?.withData ? recs[META] : undefined,
+            )
+            : ELEMENT_HEADER + rec.size > SLOT_SIZE[kind]
+        ) {
+          this.#invalid(
+            i,
+            `${KIND_NAME[kind]} element of ${rec.size} bytes cannot fit ${
+              n === 1 ? "a slot" : `${n} slots`
+            }`,
+          );
+          continue;
+        }
+        if (n > 1) this.#runs.set(rec.loc, n);
         const owner = this.#slotOwner[kind];
-        if (owner[rec.loc] === -1) owner[rec.loc] = i;
-        else {
-          const extra = this.#slotExtra[kind].get(rec.loc);
-          if (extra === undefined) this.#slotExtra[kind].set(rec.loc, [i]);
-          else extra.push(i);
+        for (let s = rec.loc; s < rec.loc + n; s++) {
+          if (s > rec.loc) this.#inRun[s >>> 3]! |= 1 << (s & 7);
+          if (owner[s] === -1) owner[s] = i;
+          else {
+            const extra = this.#slotExtra[kind].get(s);
+            if (extra === undefined) this.#slotExtra[kind].set(s, [i]);
+            else extra.push(i);
+          }
         }
       }
     }
@@ -704,7 +734,6 @@ export class Pass {
   #useMaps(): void {
     const io = this.#io;
     const mem = this.index!.mem;
-    const slots = mem.capacity;
     const path = `${this.#dir}/blocks`;
     let maps: [Uint8Array, Uint8Array] | undefined;
     const kind = io.kind(path);
@@ -725,15 +754,21 @@ export class Pass {
     this.bytesRead += bytes.length;
     try {
       const decoded = decodeBlocks(bytes);
+      const [dataSlots, metaSlots] = mem.slotCounts;
       const mapBytes = mem.useMap(DATA).length;
-      if (decoded.slots !== slots || decoded.maps[0].length !== mapBytes) {
+      if (
+        decoded.slots[0] !== dataSlots || decoded.slots[1] !== metaSlots ||
+        decoded.maps[0].length !== mapBytes
+      ) {
         this.writeBlocks = true;
         this.#report(
           "BLOCKS_MISMATCH",
           "blocks",
-          `use maps for ${decoded.slots} slots of ${
+          `use maps for ${decoded.slots[0]} data slots of ${
             decoded.maps[0].length
-          } bytes; control says ${slots} slots of ${mapBytes} bytes`,
+          } bytes and ${
+            decoded.slots[1]
+          } metadata slots; control says ${dataSlots} data slots of ${mapBytes} bytes and ${metaSlots} metadata slots`,
         );
         return;
       }
@@ -757,6 +792,7 @@ export class Pass {
     for (const kind of KINDS) {
       const map = maps[kind];
       const owner = this.#slotOwner[kind];
+      const slots = mem.slotCounts[kind];
       for (let byte = 0; byte < slots >>> 3; byte++) {
         let claimed = 0;
         if (claims !== undefined) claimed = claims[kind][byte]!;
@@ -810,10 +846,10 @@ export class Pass {
   #blockFiles(): void {
     const io = this.#io;
     const mem = this.index!.mem;
-    const fileCount = Math.max(1, Math.ceil(mem.capacity / SLOTS_PER_FILE));
     const buf = new Uint8Array(CHUNK_BYTES);
     this.#progress("slots");
     for (const kind of KINDS) {
+      const fileCount = blockFileCount(mem, kind);
       const expected = new Set<string>();
       const owner = this.#slotOwner[kind];
       for (let n = 0; n < fileCount; n++) {
@@ -882,12 +918,32 @@ export class Pass {
             }
           }
           if (claimed === 0) continue;
+          // A run is judged from its first slot, read whole.
+          const judged = (s: number) =>
+            owner[base + s]! >= 0 &&
+            (kind === META || !this.#insideRun(base + s));
           this.bytesRead += readSlots(
             io,
             fd,
             kind,
-            (s) => owner[base + s]! >= 0,
-            (s, bytes) => this.#slot(kind, base + s, rel, bytes),
+            judged,
+            (s, bytes) => {
+              if (!judged(s)) return;
+              const n = kind === DATA ? this.#runs.get(base + s) ?? 1 : 1;
+              let room = SLOT_SIZE[kind];
+              if (n > 1) {
+                room = n * SLOT_SIZE[DATA];
+                bytes = new Uint8Array(room);
+                const got = io.pread(
+                  fd,
+                  bytes,
+                  BLOCK_FILE_HEADER + s * SLOT_SIZE[DATA],
+                );
+                this.bytesRead += got;
+                bytes = bytes.subarray(0, got);
+              }
+              this.#slot(kind, base + s, rel, bytes, room);
+            },
             buf,
           );
         } finally {
@@ -939,8 +995,19 @@ export class Pass {
     walk(BLOCK_DIRS[kind]);
   }
 
-  #slot(kind: ElementKind, slot: number, rel: string, bytes: Uint8Array): void {
-    const facts = slotElement(SLOT_SIZE[kind], bytes);
+  /** True when data slot `slot` is inside a run, after its first slot. */
+  #insideRun(slot: number): boolean {
+    return (this.#inRun[slot >>> 3]! & (1 << (slot & 7))) !== 0;
+  }
+
+  #slot(
+    kind: ElementKind,
+    slot: number,
+    rel: string,
+    bytes: Uint8Array,
+    room: number,
+  ): void {
+    const facts = slotElement(room, bytes);
     const claimants = [
       this.#slotOwner[kind][slot]!,
       ...(this.#slotExtra[kind].get(slot) ?? []),
@@ -955,7 +1022,7 @@ export class Pass {
         !mem.metaWithData(i)
       ) continue;
       const end = facts.span!;
-      const after = slotElement(SLOT_SIZE[DATA] - end, bytes.subarray(end));
+      const after = slotElement(room - end, bytes.subarray(end));
       this.#judge(i, META, after, rel, slot, `metadata in data slot ${slot}`);
     }
   }
@@ -1304,7 +1371,7 @@ export class Pass {
         const rel = blockFileParts(
           kind,
           Math.floor(slot / SLOTS_PER_FILE),
-          Math.max(1, Math.ceil(this.index!.mem.capacity / SLOTS_PER_FILE)),
+          blockFileCount(this.index!.mem, kind),
         ).join("/");
         this.#resolveShared(
           kind,

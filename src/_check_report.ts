@@ -124,10 +124,12 @@ export interface StoreInfo {
   hash: string;
   /** Creation time, seconds since the Unix epoch. */
   createdAt: number;
-  /** Entries the table holds (2^entryBits); also slots a kind. */
+  /** log2 of the data slot count. */
+  dataSlotBits: number;
+  /** Entries the table holds (2^entryBits); also the metadata slots. */
   capacity: number;
-  /** Block files a kind. */
-  blockFilesPerKind: number;
+  /** Block files of each kind the slots take (created as used). */
+  blockFiles: { data: number; meta: number };
   /** Next large-file id the index hands out. */
   nextFileId: number;
   /**

@@ -5,23 +5,27 @@
  * @module
  */
 import { CorruptError, NotAStoreError, OptionMismatchError } from "./errors.ts";
-import { ElementFiles, pairRecordsFit } from "./elements.ts";
+import { dataRecordFits, ElementFiles, pairRecordsFit } from "./elements.ts";
 import {
   CACHEDIR_TAG,
   type Control,
+  dataSlotBitsFor,
   decodeBlocks,
   decodeControl,
   decodeEntries,
   ELEMENT_HEADER,
   encodeControl,
   SLOT_SIZE,
+  SLOTS_PER_FILE,
 } from "./format.ts";
 import {
   claimsSlot,
   DATA,
   type ElementKind,
+  type ElementRecord,
   IndexMemory,
   META,
+  recordSlots,
 } from "./index_memory.ts";
 import {
   type FileIO,
@@ -34,11 +38,7 @@ import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
 import { readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
-import {
-  ENTRY_BITS_RANGE,
-  MAX_IDENT_BITS,
-  type ResolvedOptions,
-} from "./options.ts";
+import { type ResolvedOptions, tableDimensionsValid } from "./options.ts";
 
 /** Names larder may leave in a directory before its control file exists. */
 const CREATION_LEFTOVERS = new Set([
@@ -118,6 +118,7 @@ function readOrCreateControl(
     const control: Control = {
       entryBits: opt.entryBits,
       identBits: opt.identBits,
+      dataSlotBits: dataSlotBitsFor(opt.entryBits, opt.limit),
       hash: opt.hash,
       sipKey: crypto.getRandomValues(new Uint8Array(16)),
       createdAt: Math.floor(Date.now() / 1000),
@@ -132,11 +133,7 @@ function readOrCreateControl(
     return control;
   }
   const control = decodeControl(bytes);
-  const [minE, maxE] = ENTRY_BITS_RANGE;
-  if (
-    control.entryBits < minE || control.entryBits > maxE ||
-    control.identBits <= control.entryBits || control.identBits > MAX_IDENT_BITS
-  ) {
+  if (!tableDimensionsValid(control)) {
     throw new CorruptError(
       "Cannot read control: table dimensions out of range",
     );
@@ -157,6 +154,20 @@ function readOrCreateControl(
     replaceFile(io, dir, "control", [encodeControl(control)]);
   }
   return control;
+}
+
+/**
+ * True when `rec`'s slot (or run of slots) lies within the store's slots
+ * of `kind` and within one block file; a metadata record spans one slot.
+ */
+function runFits(
+  files: ElementFiles,
+  kind: ElementKind,
+  rec: ElementRecord,
+): boolean {
+  const n = recordSlots(rec);
+  return (kind === DATA || n === 1) && rec.loc + n <= files.slotCounts[kind] &&
+    (rec.loc % SLOTS_PER_FILE) + n <= SLOTS_PER_FILE;
 }
 
 /**
@@ -181,8 +192,11 @@ function checkRecords(s: StoreState): number {
       } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (
-        rec.loc >= files.slotCount || mem.slotUsed(kind, rec.loc) ||
-        ELEMENT_HEADER + rec.size > SLOT_SIZE[kind]
+        !runFits(files, kind, rec) ||
+        mem.runUsed(kind, rec.loc, recordSlots(rec)) ||
+        (kind === DATA
+          ? !dataRecordFits(rec)
+          : ELEMENT_HEADER + rec.size > SLOT_SIZE[kind])
       ) {
         ok = false;
       }
@@ -194,7 +208,7 @@ function checkRecords(s: StoreState): number {
     }
     for (const kind of [DATA, META] as ElementKind[]) {
       const rec = mem.element(i, kind);
-      if (claimsSlot(rec)) mem.markSlot(kind, rec.loc);
+      if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
     }
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
@@ -265,7 +279,7 @@ function loadIndex(
 
 function rebuildFromElements(io: FileIO, dir: string, s: StoreState): void {
   s.mem.loadRecords(new Uint8Array(0), 0);
-  const r = rebuildIndex(io, dir, s.control, s.mem);
+  const r = rebuildIndex(io, dir, s.mem);
   s.nextFileId = Math.max(s.nextFileId, r.nextFileId);
   if (r.count > 0) s.repairedOnOpen++;
 }
@@ -324,7 +338,12 @@ export function openState(
     const control = readOrCreateControl(io, dir, opt);
     const mem = new IndexMemory(control);
     mem.setSipKey(control.sipKey);
-    files = new ElementFiles(io, dir, mem.capacity, opt.durability === "fsync");
+    files = new ElementFiles(
+      io,
+      dir,
+      mem.slotCounts,
+      opt.durability === "fsync",
+    );
     state = {
       control,
       mem,

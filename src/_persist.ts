@@ -251,7 +251,7 @@ export function rotate(io: FileIO, dir: string, s: StoreState): void {
     const data = s.mem.useMap(DATA);
     const meta = s.mem.useMap(META);
     replaceFile(io, dir, "blocks", [
-      encodeBlocksHeader(s.files.slotCount, data, meta),
+      encodeBlocksHeader(s.files.slotCounts, data, meta),
       data,
       meta,
     ]);

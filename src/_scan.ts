@@ -13,6 +13,7 @@ import {
   ELEMENT_HEADER,
   type ElementHeader,
   MAGIC,
+  MAX_RUN_SLOTS,
   readElementHeader,
   SLOT_SIZE,
   SLOTS_PER_FILE,
@@ -129,6 +130,56 @@ export function readSlots(
     i = last + 1;
   }
   return bytesRead;
+}
+
+/** A run of data slots as read by {@linkcode readRun}. */
+export interface RunRead {
+  /** Header, key and data element, then the metadata element after it. */
+  bytes: Uint8Array;
+  /** Bytes to the end of the longest run that could start there. */
+  room: number;
+  /** Bytes read. */
+  bytesRead: number;
+}
+
+/**
+ * Reads the run of data slots (FORMAT.md §5.3) that starts at slot
+ * `slotInFile` of a data block file, whose first slot's bytes are `head`:
+ * the data element and the metadata element stored after it (§6.1), if
+ * any, however many slots they cover. Undefined when `head` starts no data
+ * element, or one that (with what follows it) fits its one slot.
+ */
+export function readRun(
+  io: FileIO,
+  fd: number,
+  slotInFile: number,
+  head: Uint8Array,
+): RunRead | undefined {
+  const p = parseElement(head);
+  if (typeof p === "string" || p.header.kind !== 0) return undefined;
+  const size = SLOT_SIZE[0];
+  const room = Math.min(MAX_RUN_SLOTS, SLOTS_PER_FILE - slotInFile) * size;
+  const pos = BLOCK_FILE_HEADER + slotInFile * size;
+  const dataEnd = p.start + p.header.length;
+  let bytesRead = 0;
+  const read = (len: number) => {
+    const b = new Uint8Array(Math.min(len, room));
+    const got = io.pread(fd, b, pos);
+    bytesRead += got;
+    return b.subarray(0, got);
+  };
+  // Through the header and key of a metadata element after the data.
+  let bytes = dataEnd + ELEMENT_HEADER + p.header.keyLen <= head.length
+    ? head
+    : read(dataEnd + ELEMENT_HEADER + p.header.keyLen);
+  let end = dataEnd;
+  const m = parseElement(bytes.subarray(Math.min(dataEnd, bytes.length)));
+  if (typeof m !== "string" && m.header.kind === 1) {
+    end = dataEnd + m.start + m.header.length;
+  }
+  if (end <= size) return undefined;
+  if (end > bytes.length) bytes = read(end);
+  return { bytes, room, bytesRead };
 }
 
 /** What a slot holds at an element's place. */

@@ -38,7 +38,13 @@ import {
   MAGIC,
   SLOTS_PER_FILE,
 } from "./format.ts";
-import { claimsSlot, DATA, type IndexMemory, META } from "./index_memory.ts";
+import {
+  claimsSlot,
+  DATA,
+  type IndexMemory,
+  META,
+  recordSlots,
+} from "./index_memory.ts";
 import { type FileIO, NodeFileIO, readPrefix, replaceFile } from "./io.ts";
 import {
   DEFAULT_JOURNAL_BYTES,
@@ -157,13 +163,13 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
     for (let i = 0; i < mem.count; i++) {
       for (const kind of KINDS) {
         const rec = mem.element(i, kind);
-        if (claimsSlot(rec)) mem.markSlot(kind, rec.loc);
+        if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
       }
     }
     const data = mem.useMap(DATA);
     const meta = mem.useMap(META);
     replaceFile(io, dir, "blocks", [
-      encodeBlocksHeader(mem.capacity, data, meta),
+      encodeBlocksHeader(mem.slotCounts, data, meta),
       data,
       meta,
     ]);
@@ -372,11 +378,12 @@ function checkStoreSync(dir: string, options: CheckOptions): CheckReport {
         identBits: control.identBits,
         hash: control.hash,
         createdAt: control.createdAt,
+        dataSlotBits: control.dataSlotBits,
         capacity: 2 ** control.entryBits,
-        blockFilesPerKind: Math.max(
-          1,
-          Math.ceil(2 ** control.entryBits / SLOTS_PER_FILE),
-        ),
+        blockFiles: {
+          data: Math.ceil(2 ** control.dataSlotBits / SLOTS_PER_FILE),
+          meta: Math.ceil(2 ** control.entryBits / SLOTS_PER_FILE),
+        },
         nextFileId: index.nextFileId,
         index: first.index!.source,
         journal: index.journal,

@@ -15,13 +15,18 @@ import {
   ELEMENT_HEADER,
   encodeBlockFileHeader,
   MAGIC,
+  MAX_RUN_SLOTS,
   readElementHeader,
   SLOT_SIZE,
   SLOTS_PER_FILE,
   VERSION,
   writeElementHeader,
 } from "./format.ts";
-import type { ElementKind, ElementRecord } from "./index_memory.ts";
+import {
+  type ElementKind,
+  type ElementRecord,
+  recordSlots,
+} from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
 
@@ -146,6 +151,23 @@ export function headerKeyMatches(
   );
 }
 
+/**
+ * Data slots an entry's data element needs (with its metadata element
+ * after it when `metaLen` is given, FORMAT.md §6.1): 1 when it fits one
+ * slot, up to {@linkcode MAX_RUN_SLOTS} for a run (§5.3), 0 when it needs
+ * a large file.
+ */
+export function runSlots(
+  keyLen: number,
+  dataLen: number,
+  metaLen?: number,
+): number {
+  let bytes = ELEMENT_HEADER + keyLen + dataLen;
+  if (metaLen !== undefined) bytes += ELEMENT_HEADER + keyLen + metaLen;
+  const slots = Math.ceil(bytes / SLOT_SIZE[0]);
+  return slots <= MAX_RUN_SLOTS ? slots : 0;
+}
+
 /** True when an element of `size` bytes under a `keyLen`-byte key fits a slot. */
 export function fitsSlot(
   kind: ElementKind,
@@ -169,15 +191,31 @@ export function fitsSlotPair(
 }
 
 /**
+ * True when data record `data` (in slots) fits the slots it claims: its
+ * header and element (and `meta`'s, stored after it) within its run.
+ */
+export function dataRecordFits(
+  data: ElementRecord,
+  meta?: ElementRecord,
+): boolean {
+  const need = ELEMENT_HEADER + data.size +
+    (meta === undefined ? 0 : ELEMENT_HEADER + meta.size);
+  const slots = recordSlots(data);
+  return slots >= 1 && slots <= MAX_RUN_SLOTS &&
+    need <= slots * SLOT_SIZE[0];
+}
+
+/**
  * True when metadata record `meta`, marked as stored in its data's slot,
- * can be: the entry's data record `data` is in that slot and both fit it.
+ * can be: the entry's data record `data` is in that slot (or run) and
+ * both fit it.
  */
 export function pairRecordsFit(
   data: ElementRecord | undefined,
   meta: ElementRecord,
 ): boolean {
   return data !== undefined && !data.inFile && data.loc === meta.loc &&
-    fitsSlotPair(0, data.size, meta.size);
+    dataRecordFits(data, meta);
 }
 
 /** Header fields for writeSlot and writeSlotPair. */
@@ -195,10 +233,10 @@ type HeaderFields = Parameters<typeof writeElementHeader>[1];
  * ```
  */
 export class ElementFiles {
-  /** Block files a kind: capacity / 4096 rounded up. */
-  readonly blockFileCount: number;
-  /** Slots a kind: every entry can hold one slot of each kind. */
-  readonly slotCount: number;
+  /** Block files of each kind: its slots / 4096 rounded up. */
+  readonly blockFileCounts: readonly [number, number];
+  /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
+  readonly slotCounts: readonly [number, number];
 
   #io: FileIO;
   #root: string;
@@ -221,16 +259,26 @@ export class ElementFiles {
   /**
    * @param io The file layer.
    * @param root The store directory.
-   * @param capacity Entries the table holds (2^entryBits).
+   * @param slotCounts Data slots (`2^dataSlotBits`) and metadata slots
+   * (the entry capacity, `2^entryBits`).
    */
-  constructor(io: FileIO, root: string, capacity: number, durable = false) {
+  constructor(
+    io: FileIO,
+    root: string,
+    slotCounts: readonly [number, number],
+    durable = false,
+  ) {
     this.#durable = durable;
     this.#io = io;
     this.#root = root;
     // Defect 3: the seed capped slots with a log2 used as a count; here
-    // every entry can hold one slot of each kind.
-    this.slotCount = capacity;
-    this.blockFileCount = Math.max(1, Math.ceil(capacity / SLOTS_PER_FILE));
+    // every entry can hold one metadata slot, and data slots are sized for
+    // the limit's bytes as well (control's dataSlotBits).
+    this.slotCounts = slotCounts;
+    this.blockFileCounts = [
+      Math.max(1, Math.ceil(slotCounts[0] / SLOTS_PER_FILE)),
+      Math.max(1, Math.ceil(slotCounts[1] / SLOTS_PER_FILE)),
+    ];
   }
 
   #ensureDirs(parts: string[], durable = this.#durable): string {
@@ -258,10 +306,10 @@ export class ElementFiles {
   }
 
   #blockFd(kind: ElementKind, n: number): number {
-    const at = kind * this.blockFileCount + n;
+    const at = kind * this.blockFileCounts[0] + n;
     const cached = this.#fds[at];
     if (cached !== undefined) return cached;
-    const parts = blockFileParts(kind, n, this.blockFileCount);
+    const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
     const path = this.#ensureDirs(parts, true);
     const fd = this.#io.openRW(path, true);
     try {
@@ -326,7 +374,10 @@ export class ElementFiles {
     return b;
   }
 
-  /** Writes header, key and element into `slot` (they must fit). */
+  /**
+   * Writes header, key and element into `slot` (they must fit it) or, for
+   * data, into the run of slots from `slot` (runSlots says how many).
+   */
   writeSlot(
     kind: ElementKind,
     slot: number,
@@ -334,17 +385,21 @@ export class ElementFiles {
     key: Uint8Array,
     data: Uint8Array,
   ): void {
-    const buf = this.#scratch[kind];
-    const end = this.#stage(buf, 0, header, key, data);
     const [fd, pos] = this.#slotPos(kind, slot);
-    this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    const buf = this.#scratch[kind];
+    if (ELEMENT_HEADER + key.length + data.length <= buf.length) {
+      const end = this.#stage(buf, 0, header, key, data);
+      this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    } else {
+      this.#writeElement(fd, pos, header, key, data);
+    }
     this.#dirtyFds.add(fd);
   }
 
   /**
    * Writes an entry's data element and, right after it, its metadata
-   * element into data slot `slot`, in one write (they must fit together:
-   * fitsSlotPair).
+   * element into data slot `slot`, in one write when they fit one slot,
+   * else into the run of slots from `slot` (runSlots says how many).
    */
   writeSlotPair(
     slot: number,
@@ -354,12 +409,39 @@ export class ElementFiles {
     data: Uint8Array,
     meta: Uint8Array,
   ): void {
-    const buf = this.#scratch[0];
-    const mid = this.#stage(buf, 0, dataHeader, key, data);
-    const end = this.#stage(buf, mid, metaHeader, key, meta);
     const [fd, pos] = this.#slotPos(0, slot);
-    this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    const buf = this.#scratch[0];
+    if (fitsSlotPair(key.length, data.length, meta.length)) {
+      const mid = this.#stage(buf, 0, dataHeader, key, data);
+      const end = this.#stage(buf, mid, metaHeader, key, meta);
+      this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    } else {
+      // A run: the bodies are written where they lie, not copied into a
+      // staging buffer (up to 2 MiB); the elements prove themselves, so
+      // the order of the writes does not matter.
+      const at = this.#writeElement(fd, pos, dataHeader, key, data);
+      this.#writeElement(fd, at, metaHeader, key, meta);
+    }
     this.#dirtyFds.add(fd);
+  }
+
+  // Writes header and key, then the element after them, at `pos`; returns
+  // the position after the element.
+  #writeElement(
+    fd: number,
+    pos: number,
+    header: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+  ): number {
+    const headLen = ELEMENT_HEADER + key.length;
+    const head = headLen <= SLOT_SIZE[1]
+      ? this.#scratch[1].subarray(0, headLen)
+      : new Uint8Array(headLen);
+    writeElementHeader(head, header, key);
+    this.#io.pwrite(fd, head, pos);
+    this.#io.pwrite(fd, data, pos + headLen);
+    return pos + headLen + data.length;
   }
 
   // Lays out header, key and element at `at` of a slot-sized buffer.
@@ -380,9 +462,27 @@ export class ElementFiles {
     return start + data.length;
   }
 
-  /** Reads and verifies the element in `slot`. */
-  readSlot(kind: ElementKind, slot: number, want: Expected): ReadResult {
-    if (slot >= this.slotCount) return CORRUPT;
+  // True when a run of `slots` slots of `kind` from `slot` exists and
+  // lies within one block file.
+  #runInRange(kind: ElementKind, slot: number, slots: number): boolean {
+    return slots >= 1 && slot + slots <= this.slotCounts[kind] &&
+      (slot % SLOTS_PER_FILE) + slots <= SLOTS_PER_FILE;
+  }
+
+  /**
+   * Reads and verifies the element in `slot` (for data, in the run of
+   * `slots` slots from it).
+   */
+  readSlot(
+    kind: ElementKind,
+    slot: number,
+    want: Expected,
+    slots = 1,
+  ): ReadResult {
+    const len = ELEMENT_HEADER + want.key.length + want.size;
+    if (!this.#runInRange(kind, slot, slots) || len > slots * SLOT_SIZE[kind]) {
+      return CORRUPT;
+    }
     let fd: number, pos: number;
     try {
       [fd, pos] = this.#slotPos(kind, slot);
@@ -390,25 +490,30 @@ export class ElementFiles {
       if (isAbsence(err)) return CORRUPT;
       throw err;
     }
-    const buf = this.#take(ELEMENT_HEADER + want.key.length + want.size);
+    const buf = this.#take(len);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
     return this.#settle(verifyElement(buf, want), slot, false, buf, want);
   }
 
   /**
-   * Reads data slot `slot` holding an entry's data and, after it, its
-   * metadata (writeSlotPair), in one read, and verifies both. The data's
-   * header says whose entry it is: when the data is not `wantData`'s
-   * (another key's, or damaged), the metadata result says the same, as
-   * nothing after the data can be located without it; metadata that fails
-   * after good data is damage.
+   * Reads data slot `slot` (or the run of `slots` slots from it) holding
+   * an entry's data and, after it, its metadata (writeSlotPair), in one
+   * read, and verifies both. The data's header says whose entry it is:
+   * when the data is not `wantData`'s (another key's, or damaged), the
+   * metadata result says the same, as nothing after the data can be
+   * located without it; metadata that fails after good data is damage.
    */
   readSlotPair(
     slot: number,
     wantData: Expected,
     wantMeta: Expected,
+    slots = 1,
   ): [ReadResult, ReadResult] {
-    if (slot >= this.slotCount) return [CORRUPT, CORRUPT];
+    const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
+    const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
+    if (!this.#runInRange(0, slot, slots) || end > slots * SLOT_SIZE[0]) {
+      return [CORRUPT, CORRUPT];
+    }
     let fd: number, pos: number;
     try {
       [fd, pos] = this.#slotPos(0, slot);
@@ -416,9 +521,6 @@ export class ElementFiles {
       if (isAbsence(err)) return [CORRUPT, CORRUPT];
       throw err;
     }
-    const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
-    const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
-    if (end > SLOT_SIZE[0]) return [CORRUPT, CORRUPT];
     const buf = this.#take(end);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) {
       return [CORRUPT, CORRUPT];
@@ -462,13 +564,17 @@ export class ElementFiles {
     slot: number,
     keyLen: number,
   ): Uint8Array | undefined {
-    if (slot >= this.slotCount) return undefined;
+    if (slot >= this.slotCounts[kind]) return undefined;
     try {
       const [fd, pos] = this.#slotPos(kind, slot);
       let buf = new Uint8Array(ELEMENT_HEADER + keyLen);
       if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
       const stored = storedKeyLen(buf);
-      if (stored !== keyLen && ELEMENT_HEADER + stored <= SLOT_SIZE[kind]) {
+      if (
+        stored !== keyLen &&
+        ELEMENT_HEADER + stored <=
+          SLOT_SIZE[kind] * (kind === 0 ? MAX_RUN_SLOTS : 1)
+      ) {
         buf = new Uint8Array(ELEMENT_HEADER + stored);
         if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
       }

@@ -19,6 +19,24 @@ const enc = new TextEncoder();
 export const SLOT_SIZE = [8192, 1024] as const;
 /** Slots per block file (FORMAT.md §5). */
 export const SLOTS_PER_FILE = 4096;
+/**
+ * Most data slots a store can have, as log2: block file names reach 4096
+ * files a kind (FORMAT.md §2), 4096 slots each.
+ */
+export const MAX_DATA_SLOT_BITS = 24;
+/** Most data slots one run spans (the E_DATA_SLOTS byte + 1; FORMAT.md §5.3). */
+export const MAX_RUN_SLOTS = 256;
+
+/**
+ * The data slot count a new store gets, as log2 (FORMAT.md §3): room for
+ * one slot an entry plus `limit` bytes of runs, rounded up to a power of
+ * two, between `entryBits` and {@linkcode MAX_DATA_SLOT_BITS}.
+ */
+export function dataSlotBitsFor(entryBits: number, limit: number): number {
+  const slots = 2 ** entryBits + Math.ceil(limit / SLOT_SIZE[0]);
+  const bits = Math.ceil(Math.log2(slots));
+  return Math.max(entryBits, Math.min(MAX_DATA_SLOT_BITS, bits));
+}
 /** Bytes before slot 0 in a block file; keeps slots page-aligned. */
 export const BLOCK_FILE_HEADER = 4096;
 /** Bytes of the element header that precedes the key (FORMAT.md §6). */
@@ -36,10 +54,13 @@ export const MAGIC = {
 /** Format version of each file kind; any change to a layout bumps it. */
 export const VERSION = {
   // 2: large-file directories ordered high bits first (FORMAT.md §2).
-  control: 2,
+  // 3: byte 15 is dataSlotBits (FORMAT.md §3).
+  control: 3,
   // 2: flag bit 4, metadata stored in the data's slot (FORMAT.md §4, §6.1).
-  entries: 2,
-  blocks: 1,
+  // 3: byte 15, data runs over several slots (FORMAT.md §4, §5.3).
+  entries: 3,
+  // 2: the data and metadata maps have their own slot counts (FORMAT.md §5.1).
+  blocks: 2,
   blockFile: 1,
   element: 1,
 } as const;
@@ -94,6 +115,8 @@ export interface Control {
   entryBits: number;
   /** log2 address-map size. */
   identBits: number;
+  /** log2 data slot count (version 2: entryBits). */
+  dataSlotBits: number;
   /** Key hash algorithm. */
   hash: HashName;
   /** SipHash-1-3 key (16 random bytes). */
@@ -113,6 +136,7 @@ export function encodeControl(c: Control): Uint8Array {
   b[12] = c.entryBits;
   b[13] = c.identBits;
   b[14] = HASH_IDS[c.hash];
+  b[15] = c.dataSlotBits;
   b.set(c.sipKey, 16);
   v.setUint32(32, c.createdAt, true);
   v.setUint32(36, 0, true); // extensions length
@@ -136,7 +160,10 @@ export function decodeControl(b: Uint8Array): Control {
     throw new CorruptError("Cannot read control: file is truncated");
   }
   const v = view(b);
-  checkVersion("control", v.getUint32(8, true), VERSION.control);
+  // Version 2 has no dataSlotBits (byte 15 is 0): the data slots were
+  // one an entry. Version 1 numbered large files otherwise.
+  const version = v.getUint32(8, true);
+  checkVersion("control", version, VERSION.control, 2);
   if (b.length < CONTROL_FIXED + 4) {
     throw new CorruptError("Cannot read control: file is truncated");
   }
@@ -160,6 +187,7 @@ export function decodeControl(b: Uint8Array): Control {
   return {
     entryBits: b[12]!,
     identBits: b[13]!,
+    dataSlotBits: version === 2 ? b[12]! : b[15]!,
     hash,
     sipKey: b.slice(16, 32),
     createdAt: v.getUint32(32, true),
@@ -246,9 +274,14 @@ export function decodeEntries(
 /** Bytes of the blocks file header. */
 export const BLOCKS_HEADER = 32;
 
-/** Encodes the blocks file: header, data use map, meta use map. */
+/** Bytes of a use map of `slots` slots: one bit each, padded to 8 bytes. */
+export function useMapBytes(slots: number): number {
+  return Math.ceil(slots / 64) * 8;
+}
+
+/** Encodes the blocks file header; the data and meta use maps follow it. */
 export function encodeBlocksHeader(
-  slots: number,
+  slots: readonly [number, number],
   data: Uint8Array,
   meta: Uint8Array,
 ): Uint8Array {
@@ -256,42 +289,48 @@ export function encodeBlocksHeader(
   const v = view(b);
   b.set(MAGIC.blocks, 0);
   v.setUint32(8, VERSION.blocks, true);
-  v.setUint32(12, slots, true);
+  v.setUint32(12, slots[0], true);
   v.setUint32(16, data.length, true);
   v.setUint32(20, crc32(meta, crc32(data)), true);
+  v.setUint32(24, slots[1], true);
   v.setUint32(28, crc32(b.subarray(0, 28)), true);
   return b;
 }
 
 /**
- * Decodes the blocks file into its two use maps.
+ * Decodes the blocks file into its two use maps and their slot counts
+ * (data, metadata).
  * @throws {VersionMismatchError} for another format version.
  * @throws {CorruptError} when anything does not check out.
  */
 export function decodeBlocks(
   b: Uint8Array,
-): { slots: number; maps: [Uint8Array, Uint8Array] } {
+): { slots: [number, number]; maps: [Uint8Array, Uint8Array] } {
   if (!hasMagic(b, MAGIC.blocks) || b.length < BLOCKS_HEADER) {
     throw new CorruptError("Cannot read blocks: bad magic or truncated header");
   }
   const v = view(b);
-  checkVersion("blocks", v.getUint32(8, true), VERSION.blocks);
+  // Version 1 has one slot count for both maps (bytes 24-27 reserved).
+  const version = v.getUint32(8, true);
+  checkVersion("blocks", version, VERSION.blocks, 1);
   if (v.getUint32(28, true) !== crc32(b.subarray(0, 28))) {
     throw new CorruptError("Cannot read blocks: header checksum mismatch");
   }
-  const slots = v.getUint32(12, true);
-  const mapBytes = v.getUint32(16, true);
-  if (b.length !== BLOCKS_HEADER + 2 * mapBytes) {
+  const dataSlots = v.getUint32(12, true);
+  const metaSlots = version === 1 ? dataSlots : v.getUint32(24, true);
+  const dataBytes = v.getUint32(16, true);
+  const metaBytes = version === 1 ? dataBytes : useMapBytes(metaSlots);
+  if (b.length !== BLOCKS_HEADER + dataBytes + metaBytes) {
     throw new CorruptError(
       "Cannot read blocks: length does not match its header",
     );
   }
-  const data = b.subarray(BLOCKS_HEADER, BLOCKS_HEADER + mapBytes);
-  const meta = b.subarray(BLOCKS_HEADER + mapBytes);
+  const data = b.subarray(BLOCKS_HEADER, BLOCKS_HEADER + dataBytes);
+  const meta = b.subarray(BLOCKS_HEADER + dataBytes);
   if (v.getUint32(20, true) !== crc32(meta, crc32(data))) {
     throw new CorruptError("Cannot read blocks: use map checksum mismatch");
   }
-  return { slots, maps: [data, meta] };
+  return { slots: [dataSlots, metaSlots], maps: [data, meta] };
 }
 
 /** Encodes a block file header (FORMAT.md §5.2). */

@@ -4,7 +4,8 @@
  * all reads and writes of entry records, the address map and the slot use
  * maps; everything else goes through its methods.
  *
- * Regions (each 8-byte aligned, above the kernels' static data):
+ * Regions (each 8-byte aligned, above the kernels' static data; D is the
+ * number of data slots, `2^dataSlotBits`):
  *
  * | region   | size                      | holds                             |
  * | -------- | ------------------------- | --------------------------------- |
@@ -15,9 +16,9 @@
  * | hashes   | BATCH_KEYS × 8            | batch hashing: results            |
  * | entries  | 2^entryBits × ENTRY_SIZE  | entry records (FORMAT.md §4)      |
  * | addrmap  | 2^identBits × 4           | entry index + 1, 0 = empty        |
- * | usemap   | 2 × 2^entryBits / 8       | slot use bits, data then meta     |
- * | usesum   | 2 × 2^entryBits / 512     | per use-map word: has a free slot |
- * | claims   | 2^entryBits / 8           | slot audit: slots entries claim   |
+ * | usemap   | (D + 2^entryBits) / 8     | slot use bits, data then meta     |
+ * | usesum   | (D + 2^entryBits) / 512   | per use-map word: has a free slot |
+ * | claims   | max(D, 2^entryBits) / 8   | slot audit: slots entries claim   |
  * | order    | 2^entryBits × 4           | eviction order output             |
  * | order2   | 2^entryBits × 4           | eviction scratch                  |
  * | sortkeys | 2 × 2^entryBits × 8       | eviction sort keys and scratch    |
@@ -107,6 +108,7 @@ type ConstName =
   | "E_LAST_USED"
   | "E_USE_COUNT"
   | "E_FLAGS"
+  | "E_DATA_SLOTS"
   | "E_DATA_SIZE"
   | "E_DATA_LOC"
   | "E_DATA_CRC"
@@ -200,6 +202,16 @@ export interface ElementRecord {
    * the data element (`loc` is then the data's slot; FORMAT.md §6.1).
    */
   withData?: boolean;
+  /**
+   * Data in slots only: how many consecutive data slots, from `loc`, its
+   * run spans (FORMAT.md §5.3); 1 when absent.
+   */
+  slots?: number;
+}
+
+/** Slots an element record occupies from its `loc` (1 unless a data run). */
+export function recordSlots(rec: ElementRecord): number {
+  return rec.slots ?? 1;
 }
 
 /**
@@ -212,12 +224,17 @@ export function claimsSlot(
   return rec !== undefined && !rec.inFile && rec.withData !== true;
 }
 
-/** Table dimensions: `2^entryBits` entries, `2^identBits` map slots. */
+/**
+ * Table dimensions: `2^entryBits` entries (and metadata slots),
+ * `2^identBits` map slots, `2^dataSlotBits` data slots.
+ */
 export interface TableShape {
   /** log2 of the entry capacity. */
   entryBits: number;
   /** log2 of the address-map size. */
   identBits: number;
+  /** log2 of the data slot count; `entryBits` when absent. */
+  dataSlotBits?: number;
 }
 
 /**
@@ -236,6 +253,8 @@ export class IndexMemory {
   readonly capacity: number;
   /** Number of address-map slots (`2^identBits`). */
   readonly mapSize: number;
+  /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
+  readonly slotCounts: readonly [number, number];
   /** Live entries; records 0..count-1. */
   count = 0;
 
@@ -250,9 +269,9 @@ export class IndexMemory {
   #map: number;
   #mapMask: number;
   #use: [number, number];
-  #useBytes: number;
+  #useBytes: [number, number];
   #sum: [number, number];
-  #sumBytes: number;
+  #sumBytes: [number, number];
   #claims: number;
   #order: number;
   #order2: number;
@@ -283,11 +302,19 @@ export class IndexMemory {
     this.#hashes = take(BATCH_KEYS * 8);
     this.#entries = take(this.capacity * ENTRY_SIZE);
     this.#map = take(this.mapSize * 4);
-    this.#useBytes = align8(Math.ceil(this.capacity / 8));
-    this.#use = [take(this.#useBytes), take(this.#useBytes)];
-    this.#sumBytes = align8(Math.ceil(this.#useBytes / 64));
-    this.#sum = [take(this.#sumBytes), take(this.#sumBytes)];
-    this.#claims = take(this.#useBytes);
+    this.slotCounts = [
+      2 ** (shape.dataSlotBits ?? shape.entryBits),
+      this.capacity,
+    ];
+    const mapBytes = (slots: number) => align8(Math.ceil(slots / 8));
+    this.#useBytes = [mapBytes(this.slotCounts[0]), mapBytes(this.capacity)];
+    this.#use = [take(this.#useBytes[0]), take(this.#useBytes[1])];
+    this.#sumBytes = [
+      align8(Math.ceil(this.#useBytes[0] / 64)),
+      align8(Math.ceil(this.#useBytes[1] / 64)),
+    ];
+    this.#sum = [take(this.#sumBytes[0]), take(this.#sumBytes[1])];
+    this.#claims = take(Math.max(...this.#useBytes));
     this.#order = take(this.capacity * 4);
     this.#order2 = take(this.capacity * 4);
     this.#sortKeys = take(this.capacity * 8);
@@ -632,6 +659,8 @@ export class IndexMemory {
       inFile: (flags & (F_IN_FILE << kind)) !== 0,
     };
     if (kind === META && (flags & F_META_WITH_DATA) !== 0) rec.withData = true;
+    const extra = kind === DATA ? this.#u8[b + C.E_DATA_SLOTS]! : 0;
+    if (extra !== 0) rec.slots = extra + 1;
     return rec;
   }
 
@@ -661,6 +690,8 @@ export class IndexMemory {
       flags = rec.withData === true
         ? flags | F_META_WITH_DATA
         : flags & ~F_META_WITH_DATA;
+    } else {
+      this.#u8[b + C.E_DATA_SLOTS] = recordSlots(rec) - 1;
     }
     this.#u8[b + C.E_FLAGS] = flags;
   }
@@ -673,6 +704,7 @@ export class IndexMemory {
     this.#u32[(b + CRC_OFF[kind]) >>> 2] = 0;
     this.#u8[b + C.E_FLAGS] = this.#u8[b + C.E_FLAGS]! &
       ~(((F_HAS | F_IN_FILE) << kind) | (kind === META ? F_META_WITH_DATA : 0));
+    if (kind === DATA) this.#u8[b + C.E_DATA_SLOTS] = 0;
   }
 
   /** True when entry `i` is marked as holding a live reference. */
@@ -851,6 +883,24 @@ export class IndexMemory {
     this.#k.bitmap_set(this.#use[kind], this.#sum[kind], slot);
   }
 
+  /** Frees the run of `n` slots of `kind` from `slot`. */
+  freeRun(kind: ElementKind, slot: number, n: number): void {
+    for (let s = slot + n - 1; s >= slot; s--) this.freeSlot(kind, s);
+  }
+
+  /** Marks the run of `n` slots of `kind` from `slot` used. */
+  markRun(kind: ElementKind, slot: number, n: number): void {
+    for (let s = slot; s < slot + n; s++) this.markSlot(kind, s);
+  }
+
+  /** True when any slot of the run of `n` from `slot` is marked used. */
+  runUsed(kind: ElementKind, slot: number, n: number): boolean {
+    for (let s = slot; s < slot + n; s++) {
+      if (this.slotUsed(kind, s)) return true;
+    }
+    return false;
+  }
+
   /** True when slot `slot` of `kind` is marked used. */
   slotUsed(kind: ElementKind, slot: number): boolean {
     return this.#k.bitmap_test(this.#use[kind], slot) !== 0;
@@ -862,12 +912,16 @@ export class IndexMemory {
   }
 
   /**
-   * The use map of `kind` (a live view; `capacity / 8` bytes, padded).
+   * The use map of `kind` (a live view; `slotCounts[kind] / 8` bytes,
+   * padded).
    * Read it; change it only through the methods above, which keep the
    * claim summary in step.
    */
   useMap(kind: ElementKind): Uint8Array {
-    return this.#u8.subarray(this.#use[kind], this.#use[kind] + this.#useBytes);
+    return this.#u8.subarray(
+      this.#use[kind],
+      this.#use[kind] + this.#useBytes[kind],
+    );
   }
 
   /**
@@ -876,7 +930,7 @@ export class IndexMemory {
    * among the first `slots`. One pass over the entries and one over the map.
    */
   auditSlots(kind: ElementKind, slots: number): SlotAudit {
-    const nbits = Math.min(slots, this.capacity);
+    const nbits = Math.min(slots, this.slotCounts[kind]);
     const badClaims = this.#k.slots_claimed(
       this.#entries,
       this.count,
@@ -893,15 +947,18 @@ export class IndexMemory {
       firstClaimedUnmarked: first(this.#u32[o + 1]!),
       markedUnclaimed: this.#u32[o + 2]!,
       firstMarkedUnclaimed: first(this.#u32[o + 3]!),
-      claimed: this.#u8.subarray(this.#claims, this.#claims + this.#useBytes),
+      claimed: this.#u8.subarray(
+        this.#claims,
+        this.#claims + this.#useBytes[kind],
+      ),
     };
   }
 
   /** Clears both use maps. */
   clearUseMaps(): void {
-    this.#u8.fill(0, this.#use[0], this.#use[1] + this.#useBytes);
+    this.#u8.fill(0, this.#use[0], this.#use[1] + this.#useBytes[1]);
     // Invariant: summary bit w is set iff map word w has a free slot.
-    this.#u8.fill(0xff, this.#sum[0], this.#sum[1] + this.#sumBytes);
+    this.#u8.fill(0xff, this.#sum[0], this.#sum[1] + this.#sumBytes[1]);
     this.#hint = [0, 0];
   }
 

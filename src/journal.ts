@@ -18,10 +18,11 @@
 import { crc32 } from "node:zlib";
 import { CorruptError } from "./errors.ts";
 import { checkVersion, versionsRead } from "./format.ts";
-import type {
-  ElementKind,
-  ElementRecord,
-  IndexMemory,
+import {
+  type ElementKind,
+  type ElementRecord,
+  type IndexMemory,
+  recordSlots,
 } from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
 
@@ -30,9 +31,9 @@ const enc = new TextEncoder();
 export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
 /**
  * Journal format version written (2 added `storeEntry`; 3 its metadata
- * location 2, in the data's slot).
+ * location 2, in the data's slot; 4 data runs over several slots).
  */
-export const JOURNAL_VERSION = 3;
+export const JOURNAL_VERSION = 4;
 /** Oldest journal version still read (each is a subset of the next). */
 export const JOURNAL_VERSION_MIN = 1;
 /** The journal versions read, for messages. */
@@ -194,6 +195,8 @@ export interface StoreOp {
   size: number;
   loc: number;
   crc: number;
+  /** Data in slots: the run's slot count (FORMAT.md §5.3); 1 when absent. */
+  slots?: number;
 }
 
 const STORE_FIXED = 32;
@@ -220,6 +223,7 @@ export function encodeStore(
   v.setUint32(p + 16, op.size, true);
   v.setUint32(p + 20, op.loc, true);
   v.setUint32(p + 24, op.crc, true);
+  b[p + 28] = op.kind === 0 && !op.inFile ? (op.slots ?? 1) - 1 : 0;
   b.set(key, p + STORE_FIXED);
   return seal(b, v);
 }
@@ -243,10 +247,13 @@ const IN_FILE = 1;
 const WITH_DATA = 2;
 
 function setRecord(v: DataView, at: number, rec: ElementRecord): void {
-  v.setUint8(
-    at,
-    rec.inFile ? IN_FILE : rec.withData === true ? WITH_DATA : IN_SLOT,
-  );
+  const where = rec.inFile
+    ? IN_FILE
+    : rec.withData === true
+    ? WITH_DATA
+    : IN_SLOT;
+  v.setUint8(at, where);
+  v.setUint8(at + 1, where === IN_SLOT ? recordSlots(rec) - 1 : 0);
   v.setUint32(at + 4, rec.size, true);
   v.setUint32(at + 8, rec.loc, true);
   v.setUint32(at + 12, rec.crc, true);
@@ -262,6 +269,9 @@ function getRecord(v: DataView, at: number): ElementRecord | undefined {
     crc: v.getUint32(at + 12, true),
   };
   if (where === WITH_DATA) rec.withData = true;
+  // A run of slots (journal version 4; 0 before).
+  const extra = where === IN_SLOT ? v.getUint8(at + 1) : 0;
+  if (extra !== 0) rec.slots = extra + 1;
   return rec;
 }
 
@@ -446,12 +456,16 @@ export function replay(
       if (i < 0 || (kind === 0 && mem.metaWithData(i))) {
         return { applied, diverged: true, fileIdFloor };
       }
-      setStored(i, kind as ElementKind, {
+      const rec: ElementRecord = {
         size: p.getUint32(16, true),
         loc: p.getUint32(20, true),
         crc: p.getUint32(24, true),
         inFile: p.getUint8(13) === 1,
-      });
+      };
+      // A run of data slots (journal version 4; 0 before).
+      const extra = kind === 0 && !rec.inFile ? p.getUint8(28) : 0;
+      if (extra !== 0) rec.slots = extra + 1;
+      setStored(i, kind as ElementKind, rec);
       mem.setUsage(i, Math.max(1, mem.useCount(i)), e.time);
     } else if (e.op === OP.storeEntry) {
       if (p.byteLength < STORE_ENTRY_FIXED) {

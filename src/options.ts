@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { HashName } from "./format.ts";
+import { type HashName, MAX_DATA_SLOT_BITS } from "./format.ts";
 import { DEFAULT_JOURNAL_BYTES } from "./journal.ts";
 
 /** Options for opening a store; every field is optional. */
@@ -68,6 +68,20 @@ export const DEFAULT_IDENT_BITS = 20;
 export const ENTRY_BITS_RANGE = [8, 24] as const;
 /** Largest identBits (the smallest is entryBits + 1). */
 export const MAX_IDENT_BITS = 28;
+
+/**
+ * True when a control file's table dimensions are ones larder can have
+ * made (FORMAT.md §3): entryBits in range, identBits above it, and
+ * dataSlotBits from entryBits to MAX_DATA_SLOT_BITS.
+ */
+export function tableDimensionsValid(
+  c: { entryBits: number; identBits: number; dataSlotBits: number },
+): boolean {
+  return c.entryBits >= ENTRY_BITS_RANGE[0] &&
+    c.entryBits <= ENTRY_BITS_RANGE[1] &&
+    c.identBits > c.entryBits && c.identBits <= MAX_IDENT_BITS &&
+    c.dataSlotBits >= c.entryBits && c.dataSlotBits <= MAX_DATA_SLOT_BITS;
+}
 
 function integerIn(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== "number") {

@@ -32,7 +32,6 @@
  */
 import {
   blockFileVersion,
-  type Control,
   SLOT_SIZE,
   SLOTS_PER_FILE,
   VERSION,
@@ -41,6 +40,7 @@ import {
   CHUNK_BYTES,
   keyText,
   readLargeElement,
+  readRun,
   readSlots,
   slotElement,
   walkLargeTree,
@@ -48,6 +48,7 @@ import {
 import {
   DATA,
   type ElementKind,
+  type ElementRecord,
   type IndexMemory,
   META,
 } from "./index_memory.ts";
@@ -105,6 +106,8 @@ interface Candidate {
   /** Metadata stored after the data in data slot `loc` (FORMAT.md §6.1). */
   withData: boolean;
   loc: number;
+  /** Data in slots: the run's slot count (FORMAT.md §5.3). */
+  slots: number;
   size: number;
   crc: number;
   hashLo: number;
@@ -130,21 +133,20 @@ function newer(a: Candidate, b: Candidate): boolean {
  *
  * @param io The file layer.
  * @param dir The store directory.
- * @param control The store's control record (table size).
- * @param mem The index to fill; its previous contents are discarded.
+ * @param mem The index to fill (sized by the store's control file); its
+ *   previous contents are discarded.
  * @param options Progress reporting.
  * @returns counts, and the `nextFileId` the store must continue from.
  *
  * @example
  * ```ts
  * const mem = new IndexMemory(control);
- * const { count, nextFileId } = rebuildIndex(io, dir, control, mem);
+ * const { count, nextFileId } = rebuildIndex(io, dir, mem);
  * ```
  */
 export function rebuildIndex(
   io: FileIO,
   dir: string,
-  control: Control,
   mem: IndexMemory,
   options: RebuildOptions = {},
 ): RebuildResult {
@@ -190,39 +192,43 @@ export function rebuildIndex(
   };
 
   // Adopts the element at the start of `b` (with `room` bytes to its
-  // slot's end) if it verifies; returns where it ends, or 0.
+  // slot's or run's end) if it verifies; returns it and where it ends.
   const adoptSlotElement = (
     b: Uint8Array,
     kind: ElementKind,
     room: number,
     loc: number,
     withData: boolean,
-  ): number => {
+  ): [Candidate, number] | undefined => {
     const f = slotElement(room, b);
     const h = f.header;
-    if (h === undefined || h.kind !== kind) return 0;
+    if (h === undefined || h.kind !== kind) return undefined;
     if (f.status !== "ok") {
       result.corrupt++; // overflow, short or CRC
-      return 0;
+      return undefined;
     }
-    offer(kind, f.key!, {
+    const c: Candidate = {
       inFile: false,
       withData,
       loc,
+      slots: 1,
       size: h.length,
       crc: h.crc,
       hashLo: h.hashLo,
       hashHi: h.hashHi,
       storedAt: h.storedAt,
-    });
-    return f.span!;
+    };
+    offer(kind, f.key!, c);
+    return [c, f.span!];
   };
 
-  const capacity = 2 ** control.entryBits;
-  const fileCount = Math.max(1, Math.ceil(capacity / SLOTS_PER_FILE));
   const buf = new Uint8Array(CHUNK_BYTES);
   for (const kind of [DATA, META] as ElementKind[]) {
     const size = SLOT_SIZE[kind];
+    const fileCount = Math.max(
+      1,
+      Math.ceil(mem.slotCounts[kind] / SLOTS_PER_FILE),
+    );
     for (let n = 0; n < fileCount; n++) {
       const path = `${dir}/${blockFileParts(kind, n, fileCount).join("/")}`;
       if (io.kind(path) !== "file") continue;
@@ -235,14 +241,32 @@ export function rebuildIndex(
           result.blockFilesSkipped++;
           continue;
         }
+        // Slots inside a run adopted here are not read as elements of
+        // their own (their bytes are the run's).
+        let next = 0;
         result.bytesRead += readSlots(io, fd, kind, () => true, (s, b) => {
+          if (s < next) return;
           result.slotsScanned++;
           const loc = n * SLOTS_PER_FILE + s;
-          const end = adoptSlotElement(b, kind, size, loc, false);
+          const run = kind === DATA ? readRun(io, fd, s, b) : undefined;
+          if (run !== undefined) result.bytesRead += run.bytesRead;
+          const bytes = run?.bytes ?? b;
+          const room = run?.room ?? size;
+          const data = adoptSlotElement(bytes, kind, room, loc, false);
+          if (data === undefined || kind !== DATA) return;
           // A data element may have its entry's metadata after it.
-          if (kind === DATA && end > 0) {
-            adoptSlotElement(b.subarray(end), META, size - end, loc, true);
-          }
+          const [c, end] = data;
+          const meta = adoptSlotElement(
+            bytes.subarray(end),
+            META,
+            room - end,
+            loc,
+            true,
+          );
+          const used = end + (meta?.[1] ?? 0);
+          c.slots = Math.ceil(used / size);
+          if (meta !== undefined) meta[0].slots = c.slots;
+          next = s + Math.ceil(end / size);
         }, buf);
       } finally {
         io.close(fd);
@@ -271,6 +295,7 @@ export function rebuildIndex(
           inFile: true,
           withData: false,
           loc: id,
+          slots: 1,
           size: h.length,
           crc: h.crc,
           hashLo: h.hashLo,
@@ -318,9 +343,16 @@ export function rebuildIndex(
     for (const kind of [DATA, META] as ElementKind[]) {
       const c = g.el[kind];
       if (c === undefined) continue;
-      const rec = { size: c.size, loc: c.loc, crc: c.crc, inFile: c.inFile };
-      mem.setElement(i, kind, c.withData ? { ...rec, withData: true } : rec);
-      if (!c.inFile && !c.withData) mem.markSlot(kind, c.loc);
+      const rec: ElementRecord = {
+        size: c.size,
+        loc: c.loc,
+        crc: c.crc,
+        inFile: c.inFile,
+      };
+      if (c.withData) rec.withData = true;
+      else if (kind === DATA && !c.inFile && c.slots > 1) rec.slots = c.slots;
+      mem.setElement(i, kind, rec);
+      if (!c.inFile && !c.withData) mem.markRun(kind, c.loc, c.slots);
     }
     mem.setUsage(i, 1, lastUsed);
   }

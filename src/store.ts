@@ -15,10 +15,11 @@ import {
   type ElementFiles,
   type Expected,
   fitsSlot,
-  fitsSlotPair,
   headerKeyMatches,
   type ReadResult,
+  runSlots,
 } from "./elements.ts";
+import { SLOTS_PER_FILE } from "./format.ts";
 import {
   DATA,
   type ElementKind,
@@ -26,6 +27,7 @@ import {
   type IndexMemory,
   MAX_KEY_BYTES,
   META,
+  recordSlots,
 } from "./index_memory.ts";
 import {
   type Key,
@@ -422,9 +424,12 @@ export class BackingStore implements AsyncDisposable {
       // Reusing the slot before the change that freed it is durable could
       // overwrite a value the durable index still points at (a crash right
       // after the block file's sync and before the journal's).
-      this.#state.slotFrees.push(rec.loc * 2 + kind);
+      const end = rec.loc + recordSlots(rec);
+      for (let s = rec.loc; s < end; s++) {
+        this.#state.slotFrees.push(s * 2 + kind);
+      }
     } else {
-      this.#mem.freeSlot(kind, rec.loc);
+      this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
       this.#state.blocksDirty = true;
     }
   }
@@ -750,9 +755,9 @@ export class BackingStore implements AsyncDisposable {
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyBytes(found.keyLen);
-    // Both in one data slot when they fit: one write, and one read later.
+    // Both in one data slot (or run of slots) when they fit: one read later.
     const pair = meta !== undefined &&
-        fitsSlotPair(found.keyLen, data.length, meta.length)
+        this.#runFor(found.keyLen, data.length, meta.length) > 0
       ? this.#placePair(found, keyBytes, data, meta, now)
       : undefined;
     const d = pair?.[0] ?? this.#place(DATA, found, keyBytes, data, now);
@@ -864,12 +869,16 @@ export class BackingStore implements AsyncDisposable {
   ): ElementRecord {
     const crc = crc32Of(bytes);
     const header = this.#header(kind, found, bytes.length, crc, now);
-    const slot = fitsSlot(kind, found.keyLen, bytes.length)
-      ? this.#mem.claimSlot(kind, this.#files.slotCount)
-      : -1;
+    const n = kind === DATA
+      ? this.#runFor(found.keyLen, bytes.length)
+      : fitsSlot(kind, found.keyLen, bytes.length)
+      ? 1
+      : 0;
+    const slot = n > 0 ? this.#claimRun(kind, n) : -1;
     const rec: ElementRecord = slot >= 0
       ? { size: bytes.length, loc: slot, crc, inFile: false }
       : { size: bytes.length, loc: this.#allocFileId(kind), crc, inFile: true };
+    if (slot >= 0 && n > 1) rec.slots = n;
     try {
       if (rec.inFile) {
         this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
@@ -892,7 +901,8 @@ export class BackingStore implements AsyncDisposable {
     meta: Uint8Array,
     now: number,
   ): [ElementRecord, ElementRecord] | undefined {
-    const slot = this.#mem.claimSlot(DATA, this.#files.slotCount);
+    const n = this.#runFor(found.keyLen, data.length, meta.length);
+    const slot = this.#claimRun(DATA, n);
     if (slot < 0) return undefined;
     const dcrc = crc32Of(data);
     const mcrc = crc32Of(meta);
@@ -906,11 +916,18 @@ export class BackingStore implements AsyncDisposable {
         meta,
       );
     } catch (err) {
-      this.#mem.freeSlot(DATA, slot);
+      this.#mem.freeRun(DATA, slot, n);
       throw toStoreError("store entry", err);
     }
+    const d: ElementRecord = {
+      size: data.length,
+      loc: slot,
+      crc: dcrc,
+      inFile: false,
+    };
+    if (n > 1) d.slots = n;
     return [
-      { size: data.length, loc: slot, crc: dcrc, inFile: false },
+      d,
       {
         size: meta.length,
         loc: slot,
@@ -921,12 +938,35 @@ export class BackingStore implements AsyncDisposable {
     ];
   }
 
+  /**
+   * Data slots for a data element (and metadata after it, when `metaLen`
+   * is given): 1, a run of up to MAX_RUN_SLOTS, or 0 for a large file.
+   * nsurl stores keep to single slots: their key hash is public, so a
+   * body that carries a forged element at a slot boundary inside a run
+   * could otherwise be adopted under a chosen key by a rebuild after the
+   * run's first slot was reused (FORMAT.md §5.3).
+   */
+  #runFor(keyLen: number, dataLen: number, metaLen?: number): number {
+    const n = runSlots(keyLen, dataLen, metaLen);
+    return n > 1 && this.#state.control.hash === "nsurl" ? 0 : n;
+  }
+
+  /** Claims `n` free slots of `kind` in one block file; -1 if none. */
+  #claimRun(kind: ElementKind, n: number): number {
+    return this.#mem.claimRun(
+      kind,
+      this.#files.slotCounts[kind],
+      n,
+      SLOTS_PER_FILE,
+    );
+  }
+
   /** Undoes #place or #placePair after a later step failed. */
   #unplace(kind: ElementKind, rec: ElementRecord): void {
     if (rec.withData === true) return; // the data's slot is undone with it
     try {
       if (rec.inFile) this.#files.removeFile(kind, rec.loc);
-      else this.#mem.freeSlot(kind, rec.loc);
+      else this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
     } catch { /* the original error is the one to report */ }
   }
 
@@ -1039,6 +1079,7 @@ export class BackingStore implements AsyncDisposable {
       d.loc,
       expected(DATA, key, h, d),
       expected(META, key, h, m),
+      recordSlots(d),
     );
   }
 
@@ -1089,7 +1130,9 @@ export class BackingStore implements AsyncDisposable {
             paired.r = m;
           }
           r = d;
-        } else r = this.#files.readSlot(kind, rec.loc, want);
+        } else {
+          r = this.#files.readSlot(kind, rec.loc, want, recordSlots(rec));
+        }
       }
       if (r === "absent") break;
       if (r.ok) return this.#pinRead(i, kind, nk, r.bytes);
@@ -1194,8 +1237,8 @@ export class BackingStore implements AsyncDisposable {
       pinned: this.#pins.size,
       deferredBytes: this.#deferredBytes,
       repairedOnOpen: this.#state.repairedOnOpen,
-      dataSlotsUsed: this.#mem.usedSlots(DATA, this.#files.slotCount),
-      metaSlotsUsed: this.#mem.usedSlots(META, this.#files.slotCount),
+      dataSlotsUsed: this.#mem.usedSlots(DATA, this.#files.slotCounts[DATA]),
+      metaSlotsUsed: this.#mem.usedSlots(META, this.#files.slotCounts[META]),
     };
   }
 

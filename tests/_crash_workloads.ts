@@ -8,7 +8,7 @@ import {
   type Op,
   Stopped,
 } from "./_crash_model.ts";
-import { bytesFor } from "./_helpers.ts";
+import { bytesFor, FILE_SIZED } from "./_helpers.ts";
 
 /** Where the workloads put their store. */
 export const DIR = "/store";
@@ -82,7 +82,10 @@ function workloadA(): Workload {
   return { name: "A small", options: BASE, steps };
 }
 
-/** B: large elements (own files): creation, replacement, invalidation. */
+/**
+ * B: large elements, in runs of data slots or in files of their own:
+ * creation, replacement, invalidation.
+ */
 function workloadB(): Workload {
   const r = rng(0xb);
   const versions = new Map<string, number>();
@@ -92,13 +95,16 @@ function workloadB(): Workload {
     versions.set(key, v);
     return ["store", key, value(`${key}${meta}`, v, size), meta];
   };
+  // A run of data slots, or (one in four) a file of its own.
+  const large = () =>
+    (r() < 0.25 ? FILE_SIZED : 8200) + Math.floor(r() * 30000);
   for (let i = 0; i < 24; i++) {
     const key = `L${Math.floor(r() * 5)}`;
     const x = r();
-    if (x < 0.4) steps.push(store(key, false, 8200 + Math.floor(r() * 30000)));
+    if (x < 0.4) steps.push(store(key, false, large()));
     else if (x < 0.5) {
       // A large body with small or large metadata, or none.
-      const data = store(key, false, 8200 + Math.floor(r() * 30000));
+      const data = store(key, false, large());
       const y = r();
       const meta = y < 0.7
         ? store(key, true, 300 + Math.floor(r() * 3000))

@@ -9,7 +9,7 @@ import {
   encodeBlocksHeader,
   encodeEntriesHeader,
 } from "../src/format.ts";
-import { bytesFor, largeFiles, tempDir } from "./_helpers.ts";
+import { bytesFor, FILE_SIZED, largeFiles, tempDir } from "./_helpers.ts";
 
 /** The original bytes of every key of a built store. */
 export type Values = Map<string, { data: Uint8Array; meta: Uint8Array }>;
@@ -18,8 +18,9 @@ export type Values = Map<string, { data: Uint8Array; meta: Uint8Array }>;
 export interface Built extends AsyncDisposable {
   dir: string;
   values: Values;
-  /** Keys whose data element is a large file / sits in a slot. */
+  /** Keys whose data element is a large file / a run of slots / a slot. */
   large: string[];
+  runs: string[];
   small: string[];
 }
 
@@ -30,24 +31,26 @@ export function keyOf(i: number): string {
 
 /**
  * Builds a closed store of `n` entries: every third one's data element is
- * a large file, the rest fit data slots; every entry has metadata.
+ * a large file, every third from the second a run of two data slots, the
+ * rest fit one data slot; every entry has metadata.
  */
 export async function buildStore(n = 24): Promise<Built> {
   const tmp = await tempDir();
   const values: Values = new Map();
   const large: string[] = [];
+  const runs: string[] = [];
   const small: string[] = [];
   const store = await BackingStore.open(tmp.path, { entryBits: 8 });
   try {
     for (let i = 0; i < n; i++) {
       const key = keyOf(i);
-      const isLarge = i % 3 === 0;
-      const data = bytesFor(`d${i}`, isLarge ? 9000 + i * 13 : 100 + i * 37);
+      const sizes = [FILE_SIZED + i * 13, 9000 + i * 13, 100 + i * 37];
+      const data = bytesFor(`d${i}`, sizes[i % 3]!);
       const meta = bytesFor(`m${i}`, 40 + i);
       await store.store(key, data);
       await store.store(key, meta, { meta: true });
       values.set(key, { data, meta });
-      (isLarge ? large : small).push(key);
+      [large, runs, small][i % 3]!.push(key);
     }
   } finally {
     await store.close();
@@ -56,6 +59,7 @@ export async function buildStore(n = 24): Promise<Built> {
     dir: tmp.path,
     values,
     large,
+    runs,
     small,
     [Symbol.asyncDispose]: () => tmp[Symbol.asyncDispose](),
   };

@@ -1,5 +1,49 @@
 // Shared test helpers: temp directories, deterministic bytes, file walks.
 import { BackingStore, type OpenOptions } from "../mod.ts";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { MAX_RUN_SLOTS, SLOT_SIZE } from "../src/format.ts";
+
+/**
+ * A data length that never fits a run of data slots (FORMAT.md §5.3), so
+ * the element gets a large file of its own.
+ */
+export const FILE_SIZED = MAX_RUN_SLOTS * SLOT_SIZE[0];
+
+/** Data slots a data element of `len` bytes under `key` takes. */
+export function slotsFor(key: string, len: number): number {
+  return Math.ceil(
+    (32 + new TextEncoder().encode(key).length + len) / SLOT_SIZE[0],
+  );
+}
+
+/**
+ * Asserts that `actual` holds exactly `expected`'s bytes, failing with a
+ * short message (assert.deepEqual's diff of a large array can take
+ * minutes).
+ */
+export function assertBytes(
+  actual: Uint8Array | undefined,
+  expected: Uint8Array,
+  what = "bytes",
+): void {
+  if (actual === undefined) {
+    throw new assert.AssertionError({ message: `${what}: a miss` });
+  }
+  if (
+    Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(
+      expected,
+    )
+  ) {
+    return;
+  }
+  let at = 0;
+  while (at < actual.length && actual[at] === expected[at]) at++;
+  throw new assert.AssertionError({
+    message:
+      `${what}: ${actual.length} bytes, expected ${expected.length}; first difference at ${at}`,
+  });
+}
 
 /** A fresh temp dir, removed when the returned disposable is disposed. */
 export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {

@@ -17,7 +17,7 @@ import {
   type Target,
 } from "./_corruption_cases.ts";
 import type { Job } from "./_corruption_worker.ts";
-import { bytesFor, tempDir } from "./_helpers.ts";
+import { bytesFor, FILE_SIZED, tempDir } from "./_helpers.ts";
 import { readEntries } from "../src/journal.ts";
 
 const WORKERS = 2;
@@ -38,21 +38,23 @@ async function buildImage(dir: string, imageDir: string): Promise<Values> {
     entry.values.push(v);
     values.set(cell, entry);
   };
-  // In the snapshot: small and large data and metadata.
+  // In the snapshot: small, run and large data; small and large metadata.
   for (let i = 0; i < 8; i++) {
     await put(`https://s.example/${i}`, 200 + i * 700);
   }
   for (let i = 0; i < 4; i++) {
     await put(`https://s.example/${i}`, 100 + i * 200, true);
   }
-  await put("https://s.example/large", 30000);
+  await put("https://s.example/large", FILE_SIZED + 3000);
   await put("https://s.example/large", 5000, true);
+  await put("https://s.example/run", 30000);
   await st.flush();
   // In the journal only: new keys, replacements, an invalidation.
   for (let i = 8; i < 12; i++) await put(`https://s.example/${i}`, 1000);
   await put("https://s.example/1", 3000, false, 2);
   await put("https://s.example/2", 700, true, 2);
-  await put("https://s.example/large2", 20000);
+  await put("https://s.example/large2", FILE_SIZED + 2000);
+  await put("https://s.example/run2", 20000);
   await put("https://s.example/large2", 1500, true);
   await st.invalidate("https://s.example/3");
   // The image is the disk as a process dying now leaves it.

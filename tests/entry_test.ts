@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { crc32 as crc } from "node:zlib";
 import { BackingStore, ClosedError, VersionMismatchError } from "../mod.ts";
-import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
+import {
+  bytesFor,
+  FILE_SIZED,
+  largeFiles,
+  read,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 import {
   decodeJournalHeader,
   encodeJournalHeader,
@@ -90,7 +97,11 @@ Deno.test("storeEntry replaces the whole entry and frees what it replaced", asyn
   assert.equal(t.store.stats().bytes, 100);
 
   // Large files are removed when replaced.
-  await t.store.storeEntry(url, bytesFor("d4", 40_000), bytesFor("m4", 9000));
+  await t.store.storeEntry(
+    url,
+    bytesFor("d4", FILE_SIZED + 40_000),
+    bytesFor("m4", 9000),
+  );
   assert.equal(largeFiles(t.dir).length, 2);
   await t.store.storeEntry(url, bytesFor("d5", 30), bytesFor("m5", 30));
   assert.equal(largeFiles(t.dir).length, 0);
@@ -157,8 +168,9 @@ Deno.test("fetchEntry returns the elements an entry has and pins them", async ()
 
 Deno.test("fetchEntry keeps the metadata when only the data element is damaged", async () => {
   await using t = await tempStore();
-  // Too big to share one slot: each element has a slot of its own.
-  await t.store.storeEntry("k", bytesFor("d", 8000), bytesFor("m", 300));
+  // Stored one at a time: each element has a slot of its own.
+  await t.store.store("k", bytesFor("d", 8000));
+  await t.store.store("k", bytesFor("m", 300), { meta: true });
   // Flip a byte of the data element inside its slot (block file 0, slot 0).
   flipBit(`${t.dir}/${blockFileParts(0, 0, 1).join("/")}`, 4096 + 500);
   using hit = await t.store.fetchEntry("k");

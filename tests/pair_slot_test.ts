@@ -11,7 +11,14 @@ import { NodeFileIO } from "../src/io.ts";
 import { OP, readEntries } from "../src/journal.ts";
 import { blockFileParts } from "../src/paths.ts";
 import { flipBit } from "./_damage.ts";
-import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
+import {
+  bytesFor,
+  FILE_SIZED,
+  largeFiles,
+  read,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 
 const KEY = "https://pair.example/app.js";
 const DATA = bytesFor("data", 3000);
@@ -137,8 +144,9 @@ Deno.test("storing one element of a pair keeps the other", async () => {
   assert.equal(st.stats().metaSlotsUsed, 0);
   assert.equal(st.stats().bytes, d2.length + META.length);
 
-  // New data too big to share: the metadata gets a slot of its own.
-  const big = bytesFor("big", 20_000);
+  // New data too big to share even a run: the metadata gets a slot of
+  // its own.
+  const big = bytesFor("big", FILE_SIZED);
   await st.store(KEY, big);
   assert.deepEqual(await both(st, KEY), { data: big, meta: META });
   assert.equal(st.stats().dataSlotsUsed, 0);

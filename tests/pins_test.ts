@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { bytesFor, largeFiles, read, tempStore } from "./_helpers.ts";
+import {
+  bytesFor,
+  FILE_SIZED,
+  largeFiles,
+  read,
+  tempStore,
+} from "./_helpers.ts";
 
 Deno.test("concurrent fetches of one element share it", async () => {
   await using s = await tempStore();
@@ -24,19 +30,23 @@ Deno.test("concurrent fetches of one element share it", async () => {
 
 Deno.test("invalidating a referenced entry hides it at once and frees storage at the last release", async () => {
   await using s = await tempStore();
-  await s.store.store("k", bytesFor("k", 50_000));
+  await s.store.store("k", bytesFor("k", FILE_SIZED));
   const a = await s.store.fetch("k");
   const b = await s.store.fetch("k");
   assert.equal(await s.store.invalidate("k"), true);
   assert.equal(await read(s.store, "k"), undefined, "hidden from fetch");
   assert.equal(largeFiles(s.dir).length, 1, "storage kept while referenced");
-  assert.equal(s.store.stats().deferredBytes, 50_000);
+  assert.equal(s.store.stats().deferredBytes, FILE_SIZED);
   a?.release();
   assert.equal(largeFiles(s.dir).length, 1);
   b?.release();
   assert.deepEqual(largeFiles(s.dir), [], "freed at the last release");
   assert.equal(s.store.stats().bytes, 0);
-  assert.deepEqual(a?.data, bytesFor("k", 50_000), "holders keep their bytes");
+  assert.deepEqual(
+    a?.data,
+    bytesFor("k", FILE_SIZED),
+    "holders keep their bytes",
+  );
 });
 
 Deno.test("replacing a referenced element serves the new bytes and frees the old at release", async () => {

@@ -6,6 +6,7 @@ import { BackingStore, StoreError } from "../mod.ts";
 import { decodeBlocks } from "../src/format.ts";
 import {
   bytesFor,
+  FILE_SIZED,
   largeFiles,
   MOD_URL,
   read,
@@ -127,18 +128,21 @@ Deno.test("defect 4: re-storing with another size never spills, frees the old pl
   await t.step(
     "moving to a large file frees the slot; shrinking frees the file",
     async () => {
-      await st.store("a", bytesFor("a3", 100_000));
+      await st.store("a", bytesFor("a3", FILE_SIZED + 100_000));
       assert.equal(st.stats().dataSlotsUsed, 1);
       assert.equal(largeFiles(s.dir).length, 1);
-      await st.store("a", bytesFor("a4", 60_000));
+      await st.store("a", bytesFor("a4", FILE_SIZED + 60_000));
       const files = largeFiles(s.dir);
       assert.equal(files.length, 1, "the old large file was removed");
       assert.equal(
         Deno.statSync(`${s.dir}/${files[0]}`).size,
-        32 + 1 + 60_000,
+        32 + 1 + FILE_SIZED + 60_000,
         "no stale tail",
       );
-      assert.deepEqual(await read(st, "a"), bytesFor("a4", 60_000));
+      assert.deepEqual(
+        await read(st, "a"),
+        bytesFor("a4", FILE_SIZED + 60_000),
+      );
       await st.store("a", bytesFor("a5", 5));
       assert.deepEqual(largeFiles(s.dir), []);
       assert.equal(st.stats().dataSlotsUsed, 2);
@@ -287,7 +291,7 @@ Deno.test("a symlink planted in the store is never followed", async () => {
   Deno.writeTextFileSync(secret, "do not read or overwrite");
   {
     await using st = await BackingStore.open(d.path);
-    await st.store("big", bytesFor("big", 50_000));
+    await st.store("big", bytesFor("big", FILE_SIZED));
   }
   const [file] = largeFiles(d.path);
   fs.unlinkSync(`${d.path}/${file}`);
