@@ -244,3 +244,23 @@ Deno.test("a store of the previous format (one data slot an entry) opens and gai
     "control kept",
   );
 });
+
+Deno.test("a run a fetch still references is freed only at its release", async () => {
+  await using t = await tempStore();
+  const key = "https://run.example/pinned";
+  const old = bytesFor("old", 30_000);
+  await t.store.store(key, old);
+  const slots = t.store.stats().dataSlotsUsed;
+  assert.equal(slots, slotsFor(key, old.length));
+  const hit = await t.store.fetch(key);
+  await t.store.store(key, bytesFor("new", 20_000));
+  assert.equal(
+    t.store.stats().dataSlotsUsed,
+    slots + slotsFor(key, 20_000),
+    "the old run is kept while referenced",
+  );
+  assertBytes(hit?.data, old, "the holder's bytes");
+  hit?.release();
+  assert.equal(t.store.stats().dataSlotsUsed, slotsFor(key, 20_000));
+  assertBytes(await read(t.store, key), bytesFor("new", 20_000));
+});
