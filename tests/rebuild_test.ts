@@ -1,4 +1,5 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { crc32 } from "node:zlib";
 import { BackingStore } from "../mod.ts";
 import {
   decodeControl,
@@ -162,4 +163,48 @@ Deno.test("rebuildIndex reads slots behind a damaged block file header", async (
   equal(result.blockFilesSkipped, 0);
   equal(result.count, 24);
   equal(result.corrupt, 0);
+});
+
+Deno.test("rebuildIndex adopts pairs in runs whole, and a run's later slots are not read as elements", async () => {
+  await using tmp = await tempDir();
+  const store = await BackingStore.open(tmp.path, { entryBits: 8 });
+  for (let i = 0; i < 12; i++) {
+    const key = `https://pairs.example/${i}`;
+    const data = bytesFor(`d${i}`, 9000 + i * 5000);
+    if (i % 3 === 0) await store.store(key, data); // a run alone
+    else await store.storeEntry(key, data, bytesFor(`m${i}`, 300 + i * 97));
+  }
+  // A body that carries a valid element of another key at a slot boundary
+  // inside its run: a rebuild must not adopt it while the run's first slot
+  // holds the run.
+  const carrier = "https://pairs.example/carrier";
+  const inner = new Uint8Array(3 * 8192);
+  const forged = bytesFor("forged", 100);
+  // The body starts after the run's element header and key.
+  const at = 8192 - (32 + carrier.length);
+  inner.set(forged, at + 32 + 5);
+  writeElementHeader(inner.subarray(at), {
+    kind: 0,
+    keyLen: 5,
+    length: forged.length,
+    crc: crc32(forged),
+    hashLo: 1,
+    hashHi: 2,
+    storedAt: 1,
+  }, new TextEncoder().encode("other"));
+  await store.store(carrier, inner);
+  await store.close();
+  const { header, records } = decodeEntries(
+    Deno.readFileSync(`${tmp.path}/entries`),
+  );
+  const control = decodeControl(Deno.readFileSync(`${tmp.path}/control`));
+  const original = new IndexMemory(control);
+  original.loadRecords(records, header.count);
+  const { mem, result } = rebuild(tmp.path);
+  equal(result.corrupt, 0);
+  equal(result.dropped, 0);
+  equal(result.count, 13, "nothing adopted from inside a run");
+  deepStrictEqual(rows(mem), rows(original));
+  ok([...rows(mem).values()].some((r) => (r.data?.slots ?? 1) > 1));
+  ok([...rows(mem).values()].some((r) => r.meta?.withData === true));
 });

@@ -82,7 +82,15 @@ Deno.test("runs survive a reopen and check-store finds them clean", async () => 
     for (let i = 0; i < 40; i++) {
       const v = bytesFor(`v${i}`, 9000 + i * 7919);
       values.set(`https://run.example/${i}`, v);
-      await st.store(`https://run.example/${i}`, v);
+      // Every other one with its metadata after it in the run.
+      if (i % 2 === 0) await st.store(`https://run.example/${i}`, v);
+      else {
+        await st.storeEntry(
+          `https://run.example/${i}`,
+          v,
+          bytesFor(`m${i}`, 500),
+        );
+      }
       if (i % 5 === 0) await st.invalidate(`https://run.example/${i}`);
       if (i % 5 === 0) values.delete(`https://run.example/${i}`);
     }
@@ -91,7 +99,18 @@ Deno.test("runs survive a reopen and check-store finds them clean", async () => 
   assert.deepEqual(report.problems, []);
   await using st = await BackingStore.open(d.path);
   for (const [k, v] of values) assertBytes(await read(st, k), v, k);
-  const used = [...values].reduce((n, [k, v]) => n + slotsFor(k, v.length), 0);
+  for (const k of values.keys()) {
+    const i = Number(k.slice(k.lastIndexOf("/") + 1));
+    const meta = await read(st, k, { meta: true });
+    if (i % 2 === 0) assert.equal(meta, undefined);
+    else assertBytes(meta, bytesFor(`m${i}`, 500), `${k} meta`);
+  }
+  // A pair's run holds both elements, each with its header and key.
+  const used = [...values].reduce((n, [k, v]) => {
+    const i = Number(k.slice(k.lastIndexOf("/") + 1));
+    const meta = i % 2 === 0 ? 0 : HEAD + k.length + 500;
+    return n + slotsFor(k, v.length + meta);
+  }, 0);
   assert.equal(st.stats().dataSlotsUsed, used);
   assert.deepEqual(largeFiles(d.path), []);
 });
