@@ -157,9 +157,11 @@ export function formatReport(r: CheckReport, quiet = false): string {
       : `${count(s.journal.operations)} journal operations replayed`;
     out.push(
       `  index: ${s.index}, ${journal}; capacity ${count(s.capacity)}; ` +
-        `data slots ${count(st.slots.data.used)} used, metadata slots ${
-          count(st.slots.meta.used)
-        } used; ${count(st.largeFiles.count)} large files`,
+        `data slots ${count(st.slots.data.used)} of ${
+          count(2 ** s.dataSlotBits)
+        } used, metadata slots ${count(st.slots.meta.used)} used; ${
+          count(st.largeFiles.count)
+        } large files`,
     );
     out.push(
       `  checked in ${secs.toFixed(2)} s: ${mb(r.bytesRead)} read (${
