@@ -14,10 +14,13 @@
  * ```
  *
  * `--sync` runs `sync` between the puts and the first pass, so the
- * kernel's writeback of the puts does not overlap the timed gets.
+ * kernel's writeback of the puts does not overlap the timed gets. Each
+ * pass also reports the process's user and system CPU time and minor page
+ * faults.
  *
  * @module
  */
+import process from "node:process";
 import { crc32 } from "node:zlib";
 import { parseArgs } from "node:util";
 import { BackingStore } from "../mod.ts";
@@ -70,6 +73,7 @@ try {
   console.log(`µs per get (${CLASSES.join(" / ")}):`);
   for (let pass = 0; pass < Number(values.passes); pass++) {
     const spent = [0, 0, 0];
+    const r0 = process.resourceUsage();
     const start = performance.now();
     for (const i of w.getOrder) {
       const o = w.objects[i]!;
@@ -80,8 +84,13 @@ try {
       hit.release();
     }
     const ops = w.objects.length / (performance.now() - start) * 1000;
+    const r1 = process.resourceUsage();
+    const ms = (us: number) => (us / 1000).toFixed(0);
     console.log(
-      `  pass ${pass}: ${ops.toFixed(0)} ops/s, ${perClass(spent, count)}`,
+      `  pass ${pass}: ${ops.toFixed(0)} ops/s, ${perClass(spent, count)}; ` +
+        `user ${ms(r1.userCPUTime - r0.userCPUTime)} ms, system ${
+          ms(r1.systemCPUTime - r0.systemCPUTime)
+        } ms, ${r1.minorPageFault - r0.minorPageFault} minor faults`,
     );
   }
   await store.close();
