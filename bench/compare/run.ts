@@ -156,6 +156,8 @@ async function runPeer(
         "run",
         // Deno grants /proc/self/{status,clear_refs} (peak RSS) only under -A.
         "-A",
+        // PhaseTimer collects the garbage of one phase before the next.
+        "--v8-flags=--expose-gc",
         "--config",
         join(here, "deno.json"),
         ...(entry.flags ?? []),
