@@ -226,9 +226,15 @@ type HeaderFields = Parameters<typeof writeElementHeader>[1];
  *
  * @example
  * ```ts
- * const files = new ElementFiles(new NodeFileIO(), "/tmp/store", 65536);
- * files.writeSlot(0, 7, header, keyBytes, body);
+ * // 2^18 data slots, 2^16 metadata slots (control's dataSlotBits, entryBits)
+ * const files = new ElementFiles(new NodeFileIO(), "/tmp/store", [
+ *   262144,
+ *   65536,
+ * ]);
+ * files.writeSlot(0, 7, header, keyBytes, body); // one slot
  * const r = files.readSlot(0, 7, expected);
+ * files.writeSlot(0, 8, header, keyBytes, big); // a run from slot 8
+ * const r2 = files.readSlot(0, 8, expectedBig, runSlots(keyBytes.length, big.length));
  * files.close();
  * ```
  */
