@@ -30,6 +30,7 @@ import {
 import { CorruptError, StoreError, VersionMismatchError } from "./errors.ts";
 import {
   BLOCK_FILE_HEADER,
+  blockFileCount,
   blockFileHeaderMatches,
   blockFileVersion,
   CACHEDIR_TAG,
@@ -40,12 +41,13 @@ import {
   ELEMENT_HEADER,
   type ElementHeader,
   MAGIC,
+  runWithin,
   SLOT_SIZE,
   SLOTS_PER_FILE,
   useMapBytes,
   VERSION,
 } from "./format.ts";
-import { dataRecordFits, pairRecordsFit } from "./elements.ts";
+import { pairRecordsFit, recordFitsSlots } from "./elements.ts";
 import {
   claimsSlot,
   DATA,
@@ -134,11 +136,6 @@ function versionAt(b: Uint8Array, at: number): number {
 
 function hex(n: number): string {
   return `0x${(n >>> 0).toString(16).padStart(8, "0")}`;
-}
-
-/** Block files of `kind` the store has: its slots / 4096 rounded up. */
-function blockFileCount(mem: IndexMemory, kind: ElementKind): number {
-  return Math.max(1, Math.ceil(mem.slotCounts[kind] / SLOTS_PER_FILE));
 }
 
 /** Use maps of the slots the records in `mem` claim (runs whole). */
@@ -669,10 +666,7 @@ export class Pass {
           continue;
         }
         const n = recordSlots(rec);
-        if (
-          rec.loc + n > mem.slotCounts[kind] ||
-          (rec.loc % SLOTS_PER_FILE) + n > SLOTS_PER_FILE
-        ) {
+        if (!runWithin(mem.slotCounts[kind], rec.loc, n)) {
           this.#invalid(
             i,
             n === 1
@@ -681,14 +675,10 @@ export class Pass {
           );
           continue;
         }
-        if (
-          kind === DATA
-            ? !dataRecordFits(
-              rec,
-              recs[META]?.withData ? recs[META] : undefined,
-            )
-            : ELEMENT_HEADER + rec.size > SLOT_SIZE[kind]
-        ) {
+        const after = kind === DATA && recs[META]?.withData
+          ? recs[META]
+          : undefined;
+        if (!recordFitsSlots(kind, rec, after)) {
           this.#invalid(
             i,
             `${KIND_NAME[kind]} element of ${rec.size} bytes cannot fit ${
@@ -849,7 +839,7 @@ export class Pass {
     const buf = new Uint8Array(CHUNK_BYTES);
     this.#progress("slots");
     for (const kind of KINDS) {
-      const fileCount = blockFileCount(mem, kind);
+      const fileCount = blockFileCount(mem.slotCounts[kind]);
       const expected = new Set<string>();
       const owner = this.#slotOwner[kind];
       for (let n = 0; n < fileCount; n++) {
@@ -1371,7 +1361,7 @@ export class Pass {
         const rel = blockFileParts(
           kind,
           Math.floor(slot / SLOTS_PER_FILE),
-          blockFileCount(this.index!.mem, kind),
+          blockFileCount(this.index!.mem.slotCounts[kind]),
         ).join("/");
         this.#resolveShared(
           kind,

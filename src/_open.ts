@@ -5,7 +5,7 @@
  * @module
  */
 import { CorruptError, NotAStoreError, OptionMismatchError } from "./errors.ts";
-import { dataRecordFits, ElementFiles, pairRecordsFit } from "./elements.ts";
+import { ElementFiles, pairRecordsFit, recordFitsSlots } from "./elements.ts";
 import {
   CACHEDIR_TAG,
   type Control,
@@ -13,16 +13,13 @@ import {
   decodeBlocks,
   decodeControl,
   decodeEntries,
-  ELEMENT_HEADER,
   encodeControl,
-  SLOT_SIZE,
-  SLOTS_PER_FILE,
+  runWithin,
 } from "./format.ts";
 import {
   claimsSlot,
   DATA,
   type ElementKind,
-  type ElementRecord,
   IndexMemory,
   META,
   recordSlots,
@@ -157,20 +154,6 @@ function readOrCreateControl(
 }
 
 /**
- * True when `rec`'s slot (or run of slots) lies within the store's slots
- * of `kind` and within one block file; a metadata record spans one slot.
- */
-function runFits(
-  files: ElementFiles,
-  kind: ElementKind,
-  rec: ElementRecord,
-): boolean {
-  const n = recordSlots(rec);
-  return (kind === DATA || n === 1) && rec.loc + n <= files.slotCounts[kind] &&
-    (rec.loc % SLOTS_PER_FILE) + n <= SLOTS_PER_FILE;
-}
-
-/**
  * Drops records that cannot be right (bad flags, slots out of range or
  * claimed twice, sizes that cannot fit a slot) and rebuilds the use maps
  * from what remains. Returns how many were dropped.
@@ -192,11 +175,9 @@ function checkRecords(s: StoreState): number {
       } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (
-        !runFits(files, kind, rec) ||
+        !runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
         mem.runUsed(kind, rec.loc, recordSlots(rec)) ||
-        (kind === DATA
-          ? !dataRecordFits(rec)
-          : ELEMENT_HEADER + rec.size > SLOT_SIZE[kind])
+        !recordFitsSlots(kind, rec)
       ) {
         ok = false;
       }

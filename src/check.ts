@@ -32,11 +32,11 @@ import {
 import { hasMagicAt, walkLargeTree } from "./_scan.ts";
 import { NotAStoreError } from "./errors.ts";
 import {
+  blockFileCount,
   CACHEDIR_TAG,
   encodeBlockFileHeader,
   encodeBlocksHeader,
   MAGIC,
-  SLOTS_PER_FILE,
 } from "./format.ts";
 import {
   claimsSlot,
@@ -381,8 +381,8 @@ function checkStoreSync(dir: string, options: CheckOptions): CheckReport {
         dataSlotBits: control.dataSlotBits,
         capacity: 2 ** control.entryBits,
         blockFiles: {
-          data: Math.ceil(2 ** control.dataSlotBits / SLOTS_PER_FILE),
-          meta: Math.ceil(2 ** control.entryBits / SLOTS_PER_FILE),
+          data: blockFileCount(2 ** control.dataSlotBits),
+          meta: blockFileCount(2 ** control.entryBits),
         },
         nextFileId: index.nextFileId,
         index: first.index!.source,

@@ -10,6 +10,7 @@ import { crc32 } from "node:zlib";
 import { StoreError, VersionMismatchError } from "./errors.ts";
 import {
   BLOCK_FILE_HEADER,
+  blockFileCount,
   blockFileHeaderMatches,
   blockFileVersion,
   ELEMENT_HEADER,
@@ -17,6 +18,7 @@ import {
   MAGIC,
   MAX_RUN_SLOTS,
   readElementHeader,
+  runWithin,
   SLOT_SIZE,
   SLOTS_PER_FILE,
   VERSION,
@@ -191,18 +193,18 @@ export function fitsSlotPair(
 }
 
 /**
- * True when data record `data` (in slots) fits the slots it claims: its
- * header and element (and `meta`'s, stored after it) within its run.
+ * True when record `rec` of `kind` (in slots) fits the slots it claims:
+ * its header and element (and, for data, `meta`'s stored after it) within
+ * its slot or run. Key lengths are not recorded, so they count as 0.
  */
-export function dataRecordFits(
-  data: ElementRecord,
+export function recordFitsSlots(
+  kind: ElementKind,
+  rec: ElementRecord,
   meta?: ElementRecord,
 ): boolean {
-  const need = ELEMENT_HEADER + data.size +
+  const need = ELEMENT_HEADER + rec.size +
     (meta === undefined ? 0 : ELEMENT_HEADER + meta.size);
-  const slots = recordSlots(data);
-  return slots >= 1 && slots <= MAX_RUN_SLOTS &&
-    need <= slots * SLOT_SIZE[0];
+  return need <= recordSlots(rec) * SLOT_SIZE[kind];
 }
 
 /**
@@ -215,7 +217,7 @@ export function pairRecordsFit(
   meta: ElementRecord,
 ): boolean {
   return data !== undefined && !data.inFile && data.loc === meta.loc &&
-    dataRecordFits(data, meta);
+    recordFitsSlots(0, data, meta);
 }
 
 /** Header fields for writeSlot and writeSlotPair. */
@@ -282,8 +284,8 @@ export class ElementFiles {
     // the limit's bytes as well (control's dataSlotBits).
     this.slotCounts = slotCounts;
     this.blockFileCounts = [
-      Math.max(1, Math.ceil(slotCounts[0] / SLOTS_PER_FILE)),
-      Math.max(1, Math.ceil(slotCounts[1] / SLOTS_PER_FILE)),
+      blockFileCount(slotCounts[0]),
+      blockFileCount(slotCounts[1]),
     ];
   }
 
@@ -393,7 +395,7 @@ export class ElementFiles {
   ): void {
     const [fd, pos] = this.#slotPos(kind, slot);
     const buf = this.#scratch[kind];
-    if (ELEMENT_HEADER + key.length + data.length <= buf.length) {
+    if (fitsSlot(kind, key.length, data.length)) {
       const end = this.#stage(buf, 0, header, key, data);
       this.#io.pwrite(fd, buf.subarray(0, end), pos);
     } else {
@@ -468,13 +470,6 @@ export class ElementFiles {
     return start + data.length;
   }
 
-  // True when a run of `slots` slots of `kind` from `slot` exists and
-  // lies within one block file.
-  #runInRange(kind: ElementKind, slot: number, slots: number): boolean {
-    return slots >= 1 && slot + slots <= this.slotCounts[kind] &&
-      (slot % SLOTS_PER_FILE) + slots <= SLOTS_PER_FILE;
-  }
-
   /**
    * Reads and verifies the element in `slot` (for data, in the run of
    * `slots` slots from it).
@@ -486,7 +481,10 @@ export class ElementFiles {
     slots = 1,
   ): ReadResult {
     const len = ELEMENT_HEADER + want.key.length + want.size;
-    if (!this.#runInRange(kind, slot, slots) || len > slots * SLOT_SIZE[kind]) {
+    if (
+      !runWithin(this.slotCounts[kind], slot, slots) ||
+      len > slots * SLOT_SIZE[kind]
+    ) {
       return CORRUPT;
     }
     let fd: number, pos: number;
@@ -517,7 +515,10 @@ export class ElementFiles {
   ): [ReadResult, ReadResult] {
     const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
     const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
-    if (!this.#runInRange(0, slot, slots) || end > slots * SLOT_SIZE[0]) {
+    if (
+      !runWithin(this.slotCounts[0], slot, slots) ||
+      end > slots * SLOT_SIZE[0]
+    ) {
       return [CORRUPT, CORRUPT];
     }
     let fd: number, pos: number;

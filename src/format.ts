@@ -19,6 +19,20 @@ const enc = new TextEncoder();
 export const SLOT_SIZE = [8192, 1024] as const;
 /** Slots per block file (FORMAT.md §5). */
 export const SLOTS_PER_FILE = 4096;
+/** Block files a kind with `slots` slots has (FORMAT.md §2). */
+export function blockFileCount(slots: number): number {
+  return Math.max(1, Math.ceil(slots / SLOTS_PER_FILE));
+}
+
+/**
+ * True when the run of `n` slots from `loc` (1 for a single slot) lies
+ * below the kind's `slots` and within one block file (FORMAT.md §5.3).
+ */
+export function runWithin(slots: number, loc: number, n: number): boolean {
+  return n >= 1 && loc + n <= slots &&
+    (loc % SLOTS_PER_FILE) + n <= SLOTS_PER_FILE;
+}
+
 /**
  * Most data slots a store can have, as log2: block file names reach 4096
  * files a kind (FORMAT.md §2), 4096 slots each.

@@ -31,6 +31,7 @@
  * @module
  */
 import {
+  blockFileCount,
   blockFileVersion,
   SLOT_SIZE,
   SLOTS_PER_FILE,
@@ -225,10 +226,7 @@ export function rebuildIndex(
   const buf = new Uint8Array(CHUNK_BYTES);
   for (const kind of [DATA, META] as ElementKind[]) {
     const size = SLOT_SIZE[kind];
-    const fileCount = Math.max(
-      1,
-      Math.ceil(mem.slotCounts[kind] / SLOTS_PER_FILE),
-    );
+    const fileCount = blockFileCount(mem.slotCounts[kind]);
     for (let n = 0; n < fileCount; n++) {
       const path = `${dir}/${blockFileParts(kind, n, fileCount).join("/")}`;
       if (io.kind(path) !== "file") continue;
@@ -265,7 +263,6 @@ export function rebuildIndex(
           );
           const used = end + (meta?.[1] ?? 0);
           c.slots = Math.ceil(used / size);
-          if (meta !== undefined) meta[0].slots = c.slots;
           next = s + Math.ceil(end / size);
         }, buf);
       } finally {
