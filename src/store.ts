@@ -756,8 +756,7 @@ export class BackingStore implements AsyncDisposable {
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyBytes(found.keyLen);
     // Both in one data slot (or run of slots) when they fit: one read later.
-    const pair = meta !== undefined &&
-        this.#runFor(found.keyLen, data.length, meta.length) > 0
+    const pair = meta !== undefined
       ? this.#placePair(found, keyBytes, data, meta, now)
       : undefined;
     const d = pair?.[0] ?? this.#place(DATA, found, keyBytes, data, now);
@@ -891,8 +890,9 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
-   * 1. Writes data and metadata together to a fresh data slot (FORMAT.md
-   * §6.1) and returns their records; undefined when no slot is free.
+   * 1. Writes data and metadata together to a fresh data slot or run of
+   * slots (FORMAT.md §6.1, §5.3) and returns their records; undefined when
+   * they do not fit a run or no run is free.
    */
   #placePair(
     found: Lookup,
@@ -902,6 +902,7 @@ export class BackingStore implements AsyncDisposable {
     now: number,
   ): [ElementRecord, ElementRecord] | undefined {
     const n = this.#runFor(found.keyLen, data.length, meta.length);
+    if (n === 0) return undefined;
     const slot = this.#claimRun(DATA, n);
     if (slot < 0) return undefined;
     const dcrc = crc32Of(data);
