@@ -4,7 +4,8 @@
 // the workers it starts (_corruption_worker.ts).
 import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import { BudgetError, type FaultFS } from "./_fault_fs.ts";
-import { sameBytes, shortKey } from "./_crash_model.ts";
+import { shortKey } from "./_crash_model.ts";
+import { sameBytes } from "./_helpers.ts";
 
 /** Where the image's store lives inside the fault layer. */
 export const ROOT = "/store";

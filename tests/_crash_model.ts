@@ -2,9 +2,9 @@
 // should hold, which operations are in flight, and the checks a reopened
 // store must pass (FORMAT.md §10.4).
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import type { FileIO } from "../src/io.ts";
+import { sameBytes } from "./_helpers.ts";
 
 /** An element: a key and whether it is the metadata element. */
 export type Cell = string;
@@ -21,15 +21,6 @@ export function shortKey(key: string): string {
 
 function keyOf(cell: Cell): { key: string; meta: boolean } {
   return { key: cell.slice(2), meta: cell[0] === "m" };
-}
-
-/** Byte equality (a native compare: values run to megabytes). */
-export function sameBytes(
-  a: Uint8Array | undefined,
-  b: Uint8Array | undefined,
-): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 function describe(b: Uint8Array | undefined): string {

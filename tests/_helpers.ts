@@ -17,6 +17,15 @@ export function slotsFor(key: string, len: number): number {
   );
 }
 
+/** Byte equality (a native compare: values run to megabytes). */
+export function sameBytes(
+  a: Uint8Array | undefined,
+  b: Uint8Array | undefined,
+): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+}
+
 /**
  * Asserts that `actual` holds exactly `expected`'s bytes, failing with a
  * short message (assert.deepEqual's diff of a large array can take
@@ -30,13 +39,7 @@ export function assertBytes(
   if (actual === undefined) {
     throw new assert.AssertionError({ message: `${what}: a miss` });
   }
-  if (
-    Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(
-      expected,
-    )
-  ) {
-    return;
-  }
+  if (sameBytes(actual, expected)) return;
   let at = 0;
   while (at < actual.length && actual[at] === expected[at]) at++;
   throw new assert.AssertionError({

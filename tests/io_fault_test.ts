@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import { FaultFS, type FaultScope } from "./_fault_fs.ts";
-import { cellOf, sameBytes, shortKey } from "./_crash_model.ts";
-import { bytesFor } from "./_helpers.ts";
+import { cellOf, shortKey } from "./_crash_model.ts";
+import { bytesFor, sameBytes } from "./_helpers.ts";
 
 const DIR = "/store";
 const BASE: OpenOptions = {

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { BackingStore } from "../mod.ts";
 import { rng } from "./_fault_fs.ts";
-import { cellOf, sameBytes, shortKey } from "./_crash_model.ts";
-import { bytesFor, tempDir } from "./_helpers.ts";
+import { cellOf, shortKey } from "./_crash_model.ts";
+import { bytesFor, sameBytes, tempDir } from "./_helpers.ts";
 
 const ROUNDS = Number(Deno.env.get("LARDER_KILL_ROUNDS") ?? 50);
 const CHILD = new URL("./_kill_child.ts", import.meta.url).pathname;
