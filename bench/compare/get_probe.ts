@@ -1,16 +1,16 @@
 /**
- * Where a mixed get's time goes, by data size: puts the `mixed` workload
- * of the peer comparison (bench/compare) into a fresh store, then fetches
- * every object in the workload's random order several times, timing each
- * `fetchEntry` and reporting µs per get for data up to 8 KiB (one data
- * slot), 8–100 KiB and 100 KiB–1 MiB (one file each), next to what
- * checking the data's CRC-32 alone costs at that size. The comparison
+ * Where a get's time goes, by body size, for one peer of the comparison:
+ * puts a workload (`mixed` by default) into a fresh store of `--peer`
+ * (larder by default), then gets every object in the workload's random
+ * order several times, timing each get and reporting µs per get for bodies
+ * up to 8 KiB (one larder data slot), 8–100 KiB and 100 KiB–1 MiB, next to
+ * what checking the body's CRC-32 alone costs at that size. The comparison
  * times only the first pass; the later ones show what a settled heap and
  * page cache give.
  *
  * ```sh
- * deno run --allow-read --allow-write --allow-env --allow-run bench/mixed_get_probe.ts
- * deno run … bench/mixed_get_probe.ts --passes 5 --sync --scale 0.5
+ * deno run -A --config bench/compare/deno.json bench/compare/get_probe.ts --sync
+ * deno run … bench/compare/get_probe.ts --peer lmdb --passes 5 --scale 0.5
  * ```
  *
  * `--sync` runs `sync` between the puts and the first pass, so the
@@ -23,8 +23,9 @@
 import process from "node:process";
 import { crc32 } from "node:zlib";
 import { parseArgs } from "node:util";
-import { BackingStore } from "../mod.ts";
-import { makeWorkload } from "./compare/workload.ts";
+import { PEERS } from "./peers/catalogue.ts";
+import type { PeerFactory } from "./peers/types.ts";
+import { makeWorkload, type WorkloadName } from "./workload.ts";
 
 const KIB = 1024;
 const CLASSES = ["≤ 8 KiB", "8–100 KiB", "100 KiB–1 MiB"] as const;
@@ -46,18 +47,34 @@ const { values } = parseArgs({
     passes: { type: "string", default: "3" },
     scale: { type: "string", default: "1" },
     sync: { type: "boolean", default: false },
+    peer: { type: "string", default: "larder" },
+    workload: { type: "string", default: "mixed" },
   },
 });
-const w = makeWorkload("mixed", { scale: Number(values.scale) });
+const entry = PEERS.find((p) => p.id === values.peer);
+if (entry === undefined) {
+  throw new TypeError(
+    `Cannot probe: --peer must be one of ${PEERS.map((p) => p.id).join(", ")}`,
+  );
+}
+const factory =
+  (await import(new URL(entry.module, import.meta.resolve("./peers/")).href))[
+    entry.export ?? "default"
+  ] as PeerFactory;
+const w = makeWorkload(values.workload as WorkloadName, {
+  scale: Number(values.scale),
+});
 const dir = await Deno.makeTempDir({ prefix: "larder-probe-" });
-const options = { limit: 2 ** 32, entryBits: 16 };
 try {
-  const store = await BackingStore.open(dir, options);
+  const store = await factory.open(dir, {
+    objects: w.objects.length,
+    workloadBytes: w.totalBytes,
+  });
   const t0 = performance.now();
   for (let i = 0; i < w.objects.length; i++) {
-    await store.storeEntry(w.objects[i]!.key, w.body(i), w.meta(i));
+    await store.put(w.objects[i]!.key, w.meta(i), w.body(i));
   }
-  await store.flush();
+  await store.flush?.();
   console.log(
     `put ${w.objects.length} objects: ${
       (w.objects.length / (performance.now() - t0) * 1000).toFixed(0)
@@ -78,10 +95,10 @@ try {
     for (const i of w.getOrder) {
       const o = w.objects[i]!;
       const a = performance.now();
-      const hit = await store.fetchEntry(o.key);
+      const hit = await store.get(o.key);
       spent[sizeClass(o.bodySize)]! += performance.now() - a;
-      if (hit?.data?.length !== o.bodySize) throw new Error(`miss: ${o.key}`);
-      hit.release();
+      if (hit?.body.length !== o.bodySize) throw new Error(`miss: ${o.key}`);
+      hit.release?.();
     }
     const ops = w.objects.length / (performance.now() - start) * 1000;
     const r1 = process.resourceUsage();
