@@ -23,8 +23,7 @@
 import process from "node:process";
 import { crc32 } from "node:zlib";
 import { parseArgs } from "node:util";
-import { PEERS } from "./peers/catalogue.ts";
-import type { PeerFactory } from "./peers/types.ts";
+import { loadPeer, PEERS } from "./peers/catalogue.ts";
 import { makeWorkload, type WorkloadName } from "./workload.ts";
 
 const KIB = 1024;
@@ -57,10 +56,7 @@ if (entry === undefined) {
     `Cannot probe: --peer must be one of ${PEERS.map((p) => p.id).join(", ")}`,
   );
 }
-const factory =
-  (await import(new URL(entry.module, import.meta.resolve("./peers/")).href))[
-    entry.export ?? "default"
-  ] as PeerFactory;
+const factory = await loadPeer(entry);
 const w = makeWorkload(values.workload as WorkloadName, {
   scale: Number(values.scale),
 });

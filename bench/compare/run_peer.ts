@@ -15,8 +15,8 @@
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { PEERS } from "./peers/catalogue.ts";
-import type { Entry, OpenOptions, Peer, PeerFactory } from "./peers/types.ts";
+import { loadPeer, PEERS } from "./peers/catalogue.ts";
+import type { Entry, OpenOptions, Peer } from "./peers/types.ts";
 import { diskUsage, type PhaseResult, PhaseTimer } from "./measure.ts";
 import { makeWorkload, type Workload, type WorkloadName } from "./workload.ts";
 
@@ -105,10 +105,7 @@ async function main(): Promise<void> {
   const w = makeWorkload(name, { scale: Number(values.scale) });
   const n = w.objects.length;
   const metas = w.objects.map((_, i) => w.meta(i));
-  const module = await import(
-    new URL(entry.module, new URL("./peers/", import.meta.url)).href
-  );
-  const factory = module[entry.export ?? "default"] as PeerFactory;
+  const factory = await loadPeer(entry);
   const run: PeerRun = {
     id: entry.id,
     peer: factory.name,

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { PeerFactory } from "./types.ts";
+
 /** How to start one peer's process. */
 export interface PeerEntry {
   /** Command-line id (`--peers larder,lmdb`). */
@@ -36,3 +38,9 @@ export const PEERS: PeerEntry[] = [
   },
   { id: "cacache", module: "./cacache.ts" },
 ];
+
+/** Imports `entry`'s adapter (only now, so only its packages load). */
+export async function loadPeer(entry: PeerEntry): Promise<PeerFactory> {
+  const module = await import(new URL(entry.module, import.meta.url).href);
+  return module[entry.export ?? "default"] as PeerFactory;
+}
