@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { CorruptError, NotAStoreError, OptionMismatchError } from "./errors.ts";
+import {
+  CorruptError,
+  NoSpaceError,
+  NotAStoreError,
+  OptionMismatchError,
+} from "./errors.ts";
 import { ElementFiles, pairRecordsFit, recordFitsSlots } from "./elements.ts";
 import {
   CACHEDIR_TAG,
@@ -32,7 +37,7 @@ import {
   replaceFile,
 } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
-import { readIndexImage, rotate } from "./_persist.ts";
+import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
 import { type ResolvedOptions, tableDimensionsValid } from "./options.ts";
@@ -196,12 +201,24 @@ function checkRecords(s: StoreState): number {
   return dropped;
 }
 
-/** Loads the index into `s`; returns the journal tag its snapshot names. */
+/** Where a store that cannot rotate may go on appending to its journal. */
+interface AppendPoint {
+  end: number;
+  /** One past the last non-zero byte after `end` (a torn entry). */
+  dirtyTo: number;
+}
+
+/**
+ * Loads the index into `s`; returns the journal tag its snapshot names,
+ * and where that journal could be appended to (when it was replayed whole
+ * onto the snapshot, nothing repaired).
+ */
 function loadIndex(
   io: FileIO,
   dir: string,
   s: StoreState,
-): number | undefined {
+): { tag: number | undefined; append: AppendPoint | undefined } {
+  let append: AppendPoint | undefined;
   const image = readIndexImage(io, dir);
   if (image.snapshot !== undefined) {
     try {
@@ -221,6 +238,13 @@ function loadIndex(
         }
         if (r.fileIdFloor > s.nextFileId) s.nextFileId = r.fileIdFloor;
         s.journalPristine = image.journal.pristine && r.applied === 0;
+        const at = image.journal.appendAt;
+        if (at !== undefined && !r.diverged) {
+          append = {
+            end: at,
+            dirtyTo: at + nonZeroEnd(image.journal.tail),
+          };
+        }
       } else if (image.journalError !== undefined) {
         s.repairedOnOpen++;
       }
@@ -255,7 +279,7 @@ function loadIndex(
     total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
   }
   s.liveBytes = total;
-  return image.journalTag;
+  return { tag: image.journalTag, append };
 }
 
 function rebuildFromElements(io: FileIO, dir: string, s: StoreState): void {
@@ -342,7 +366,9 @@ export function openState(
     };
     // One read of the pair: the journal (8 MiB by default) is not read again
     // just for its tag (the lock keeps anyone from rotating meanwhile).
-    const tag = loadIndex(io, dir, state);
+    const { tag, append } = loadIndex(io, dir, state);
+    // What an interrupted rotation left takes space a new one may need.
+    if (tag !== undefined) removeLeftovers(io, dir, tag);
     if (
       state.journalPristine && tag !== undefined && state.repairedOnOpen === 0
     ) {
@@ -350,7 +376,22 @@ export function openState(
     } else {
       // Anything replayed, repaired or torn: start a new snapshot and an
       // empty journal, so appends never land next to stale entries.
-      rotate(io, dir, state);
+      try {
+        rotate(io, dir, state);
+      } catch (err) {
+        // A full disk has no room for a new snapshot and journal. The
+        // journal replayed whole onto the snapshot holds the table as it
+        // stands (nothing was repaired): go on appending to it, after its
+        // last valid entry (a torn one zeroed first).
+        if (
+          !(err instanceof NoSpaceError) || state.journal !== undefined ||
+          tag === undefined || append === undefined ||
+          state.repairedOnOpen !== 0
+        ) {
+          throw err;
+        }
+        state.journal = Journal.open(io, dir, tag, append.end, append.dirtyTo);
+      }
     }
     removeLeftovers(io, dir, state.journal!.tag);
     return { state, lock, io };

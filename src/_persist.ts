@@ -29,8 +29,20 @@ export interface IndexImage {
   snapshot: Uint8Array | undefined;
   /** The journal tag named by the snapshot header. */
   journalTag: number | undefined;
-  /** The journal's valid entries; `pristine` when it is empty and zeroed. */
-  journal: { entries: RawEntry[]; pristine: boolean } | undefined;
+  /**
+   * The journal's valid entries; `pristine` when it is empty and zeroed.
+   * `appendAt`, for an undamaged journal of the current version, is where
+   * its valid entries end, and `tail` the bytes after them (zeros, or a
+   * torn entry): a store that cannot rotate (a full disk) appends there.
+   */
+  journal:
+    | {
+      entries: RawEntry[];
+      pristine: boolean;
+      appendAt: number | undefined;
+      tail: Uint8Array;
+    }
+    | undefined;
   /**
    * Why the journal could not be used, or (with `journal` set) what was
    * wrong with it although its entries could be read.
@@ -46,6 +58,12 @@ function tagOf(snapshot: Uint8Array): number | undefined {
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+/** One past the last non-zero byte of `b`, or 0. */
+export function nonZeroEnd(b: Uint8Array): number {
+  for (let i = b.length - 1; i >= 0; i--) if (b[i] !== 0) return i + 1;
+  return 0;
 }
 
 /**
@@ -134,10 +152,16 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
     const pristine = damage === undefined && current &&
       end === JOURNAL_HEADER &&
       allZero(usable.subarray(JOURNAL_HEADER));
+    const appendable = damage === undefined && current;
     return {
       snapshot,
       journalTag: tag,
-      journal: { entries, pristine },
+      journal: {
+        entries,
+        pristine,
+        appendAt: appendable ? end : undefined,
+        tail: usable.subarray(end),
+      },
       journalError: damage,
     };
   }
@@ -153,10 +177,14 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
 export function releaseSlotFrees(s: StoreState): void {
   if (s.slotFrees.length === 0) return;
   for (const v of s.slotFrees) {
-    s.mem.freeSlot((v & 1) as 0 | 1, Math.floor(v / 2));
+    const kind = (v & 1) as 0 | 1;
+    const slot = Math.floor(v / 2);
+    s.mem.freeSlot(kind, slot);
+    s.files.slotFreed(kind, slot);
   }
   s.slotFrees = [];
   s.blocksDirty = true;
+  s.files.trimFreeTails((kind) => s.mem.useMap(kind));
 }
 
 /** A random journal tag different from `old`. */
@@ -191,9 +219,15 @@ export function writeSnapshotTemp(
     io.pwrite(fd, header, 0);
     io.pwrite(fd, records, header.length);
     io.fsync(fd);
-  } finally {
-    io.close(fd);
+  } catch (err) {
+    // A partial snapshot would only take space (a full disk): remove it.
+    try {
+      io.close(fd);
+      io.unlink(tmp);
+    } catch { /* the write failure is the one to report */ }
+    throw err;
   }
+  io.close(fd);
   return tmp;
 }
 
@@ -211,7 +245,15 @@ export function rotate(io: FileIO, dir: string, s: StoreState): void {
   const old = s.journal;
   const tag = newTag(old?.tag);
   const tmp = writeSnapshotTemp(io, dir, s.mem, s.nextFileId, tag);
-  const journal = Journal.create(io, dir, tag, s.journalBytes);
+  let journal: Journal;
+  try {
+    journal = Journal.create(io, dir, tag, s.journalBytes);
+  } catch (err) {
+    try {
+      io.unlink(tmp);
+    } catch { /* the create failure is the one to report */ }
+    throw err;
+  }
   try {
     io.rename(tmp, `${dir}/entries`);
   } catch (err) {

@@ -98,6 +98,18 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
       `rebuilt ${r.count} entries from ${r.slotsScanned} slots and ${r.filesScanned} large files`,
     );
   }
+  // Temp files and stale journals first: nothing refers to them, and on a
+  // full disk their space is what the new snapshot and journal need.
+  for (const name of pass.temps) {
+    io.unlink(`${dir}/${name}`);
+    say(
+      "DELETE_TEMP",
+      name,
+      name.endsWith(".tmp")
+        ? "deleted a leftover temp file"
+        : "deleted a journal no snapshot names",
+    );
+  }
   const keyOf = new Map<number, string>();
   for (const p of pass.problems) {
     if (p.entry !== undefined && p.key !== undefined) keyOf.set(p.entry, p.key);
@@ -210,16 +222,6 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
       `deleted unreferenced large file (${f.size} bytes)`,
     );
   }
-  for (const name of pass.temps) {
-    io.unlink(`${dir}/${name}`);
-    say(
-      "DELETE_TEMP",
-      name,
-      name.endsWith(".tmp")
-        ? "deleted a leftover temp file"
-        : "deleted a journal no snapshot names",
-    );
-  }
   // Deleting files may have emptied more directories: walk again.
   for (const kind of KINDS) {
     walkLargeTree(io, dir, kind, {
@@ -271,7 +273,14 @@ function writeSnapshot(
 ): string {
   const tag = newTag(o.oldTag);
   const tmp = writeSnapshotTemp(io, dir, o.mem, o.nextFileId, tag);
-  Journal.create(io, dir, tag, o.journalBytes).close();
+  try {
+    Journal.create(io, dir, tag, o.journalBytes).close();
+  } catch (err) {
+    try {
+      io.unlink(tmp);
+    } catch { /* the create failure is the one to report */ }
+    throw err;
+  }
   io.rename(tmp, `${dir}/entries`);
   io.syncDir(dir);
   return journalName(tag);

@@ -259,6 +259,8 @@ export class ElementFiles {
   #removals: string[] = [];
   /** Block files written since the last syncPending(). */
   #dirtyFds = new Set<number>();
+  /** Block files with slots freed, by fd index: the highest freed slot. */
+  #freedTop = new Map<number, number>();
   #scratch: [Uint8Array, Uint8Array] = [
     new Uint8Array(SLOT_SIZE[0]),
     new Uint8Array(SLOT_SIZE[1]),
@@ -735,6 +737,56 @@ export class ElementFiles {
     // through its parent, which is in the set when it was created here.
     for (const dir of this.#pendingDirs) this.#io.syncDir(dir);
     this.#pendingDirs.clear();
+  }
+
+  /**
+   * Notes that `slot` of `kind` was freed in the use map: its block file's
+   * tail may now be free (see trimFreeTails).
+   */
+  slotFreed(kind: ElementKind, slot: number): void {
+    const at = kind * this.blockFileCounts[0] +
+      Math.floor(slot / SLOTS_PER_FILE);
+    const top = this.#freedTop.get(at);
+    if (top === undefined || slot > top) this.#freedTop.set(at, slot);
+  }
+
+  /**
+   * Gives the disk blocks of free tails back: for each block file whose
+   * highest used slot (by `useMap`) is now below a slot freed since the
+   * last call, truncates the file after that slot and extends it again to
+   * its full extent (a hole, read as zeros). A freed slot below a used one
+   * keeps its blocks (no hole punching without FFI). Best effort: a
+   * truncation that fails only keeps the blocks.
+   */
+  trimFreeTails(useMap: (kind: ElementKind) => Uint8Array): void {
+    if (this.#freedTop.size === 0) return;
+    for (const [at, top] of this.#freedTop) {
+      const fd = this.#fds[at];
+      if (fd === undefined) continue;
+      const kind: ElementKind = at < this.blockFileCounts[0] ? 0 : 1;
+      const n = kind === 0 ? at : at - this.blockFileCounts[0];
+      const first = n * SLOTS_PER_FILE;
+      const map = useMap(kind);
+      let used = Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first);
+      // Down to the highest used slot, a byte of the map at a time.
+      while (used > 0) {
+        const s = first + used - 1;
+        const byte = map[s >>> 3] ?? 0;
+        if (byte === 0 && (s & 7) === 7) {
+          used -= 8;
+          continue;
+        }
+        if ((byte >>> (s & 7)) & 1) break;
+        used--;
+      }
+      if (first + used > top) continue; // the freed slots are not the tail
+      const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
+      try {
+        this.#io.ftruncate(fd, BLOCK_FILE_HEADER + used * SLOT_SIZE[kind]);
+        this.#io.ftruncate(fd, full);
+      } catch { /* the blocks stay in use; nothing is lost */ }
+    }
+    this.#freedTop.clear();
   }
 
   /** Closes every block file. */

@@ -68,6 +68,24 @@ export const REMOVE_REASON = { invalidate: 0, evict: 1, corrupt: 2 } as const;
 /** Default journal size: 8 MiB (about 70,000 store operations). */
 export const DEFAULT_JOURNAL_BYTES = 8 * 2 ** 20;
 
+/** Zeros written per call when a journal is created. */
+const ZERO_CHUNK = 2 ** 20;
+
+/** Bytes of one entry of a `remove` op. */
+export const REMOVE_ITEM_BYTES = 8;
+/** Bytes of one entry of a `touch` op. */
+export const TOUCH_ITEM_BYTES = 16;
+
+/**
+ * How many items of `itemBytes` (REMOVE_ITEM_BYTES, TOUCH_ITEM_BYTES) one
+ * `remove` or `touch` entry of at most `maxEntry` bytes holds: larger
+ * batches are split into entries of this many, each replayed on its own.
+ */
+export function itemsPerEntry(maxEntry: number, itemBytes: number): number {
+  // Fixed head, the count word, the trailing size.
+  return Math.max(1, Math.floor((maxEntry - ENTRY_HEAD - 8) / itemBytes));
+}
+
 /** File name of the journal with `tag`. */
 export function journalName(tag: number): string {
   return `journal-${(tag >>> 0).toString(16).padStart(8, "0").toUpperCase()}`;
@@ -578,46 +596,102 @@ export class Journal {
   }
 
   /**
-   * Creates an empty journal named from `tag`, at its full extent, and
-   * makes it durable (file and directory fsynced).
+   * Bytes at the end of the journal kept for removals (a sixteenth of it,
+   * at most 1 MiB): other operations rotate before reaching them, so when
+   * a rotation cannot run (a full disk) invalidations and evictions still
+   * have room in the journal, whose blocks were all written at creation.
+   */
+  get reserve(): number {
+    return Math.min(this.size >>> 4, 2 ** 20);
+  }
+
+  /** The largest entry that fits an empty journal outside the reserve. */
+  get maxEntry(): number {
+    return this.size - JOURNAL_HEADER - this.reserve;
+  }
+
+  /**
+   * Creates an empty journal named from `tag`, every byte of it written
+   * (zeros after the header, not a sparse extent: appends then never need
+   * a new disk block, so they still work on a full disk), and makes it
+   * durable (file and directory fsynced). A journal that could not be
+   * written whole is removed, so a failure leaves no partial file taking
+   * space.
    */
   static create(io: FileIO, dir: string, tag: number, size: number): Journal {
     const path = `${dir}/${journalName(tag)}`;
     const fd = io.create(path);
     try {
-      io.pwrite(fd, encodeJournalHeader(tag, size), 0);
-      io.ftruncate(fd, size);
+      const chunk = new Uint8Array(Math.min(size, ZERO_CHUNK));
+      chunk.set(encodeJournalHeader(tag, size), 0);
+      for (let at = 0; at < size; at += chunk.length) {
+        io.pwrite(fd, chunk.subarray(0, Math.min(chunk.length, size - at)), at);
+        if (at === 0) chunk.fill(0, 0, JOURNAL_HEADER);
+      }
       io.fsync(fd);
-    } finally {
-      // Reopened read-write below: create() opened it write-only.
-      io.close(fd);
+    } catch (err) {
+      try {
+        io.close(fd);
+        io.unlink(path);
+      } catch { /* the write failure is the one to report */ }
+      throw err;
     }
+    // Reopened read-write below: create() opened it write-only.
+    io.close(fd);
     io.syncDir(dir);
     return new Journal(io, io.openRW(path, false), tag, size, JOURNAL_HEADER);
   }
 
-  /** Reopens journal `tag`, known to be empty, to append from the start. */
-  static open(io: FileIO, dir: string, tag: number): Journal {
+  /**
+   * Reopens journal `tag` to append from `end` (its start when it is
+   * empty). Bytes after `end` up to `dirtyTo` (a torn entry) are zeroed
+   * first, so no stale entry can follow a new one.
+   */
+  static open(
+    io: FileIO,
+    dir: string,
+    tag: number,
+    end = JOURNAL_HEADER,
+    dirtyTo = end,
+  ): Journal {
     const fd = io.openRW(`${dir}/${journalName(tag)}`, false);
     try {
-      return new Journal(io, fd, tag, io.size(fd), JOURNAL_HEADER);
+      if (dirtyTo > end) {
+        io.pwrite(fd, new Uint8Array(dirtyTo - end), end);
+        io.fsync(fd);
+      }
+      return new Journal(io, fd, tag, io.size(fd), end);
     } catch (err) {
       io.close(fd);
       throw err;
     }
   }
 
-  /** True when an entry of `bytes` fits in what is left. */
-  fits(bytes: number): boolean {
-    return this.#end + bytes <= this.size;
+  /**
+   * True when an entry of `bytes` fits in what is left; with `reserved`,
+   * counting the reserve (for removals only).
+   */
+  fits(bytes: number, reserved = false): boolean {
+    return this.#end + bytes <= this.size - (reserved ? 0 : this.reserve);
   }
 
-  /** Appends one encoded entry (the caller checked `fits`). */
+  /**
+   * Appends one encoded entry (the caller checked `fits`, with the reserve
+   * for removals). A failed write is zeroed again where it can be, so a
+   * torn entry is not left for check-store to call corrupt.
+   */
   append(entry: Uint8Array): void {
-    if (!this.fits(entry.length)) {
+    if (this.#end + entry.length > this.size) {
       throw new RangeError("Cannot append to journal: full");
     }
-    this.#io.pwrite(this.#fd, entry, this.#end);
+    try {
+      this.#io.pwrite(this.#fd, entry, this.#end);
+    } catch (err) {
+      try {
+        this.#io.pwrite(this.#fd, new Uint8Array(entry.length), this.#end);
+      } catch { /* the write failure is the one to report */ }
+      throw err;
+    }
     this.#end += entry.length;
   }
 

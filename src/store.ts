@@ -10,7 +10,12 @@
  * @module
  */
 import { crc32 as zlibCrc32 } from "node:zlib";
-import { ClosedError, toStoreError } from "./errors.ts";
+import {
+  ClosedError,
+  NoSpaceError,
+  StoreError,
+  toStoreError,
+} from "./errors.ts";
 import {
   type ElementFiles,
   type Expected,
@@ -50,8 +55,11 @@ import {
   encodeStore,
   encodeStoreEntry,
   encodeTouch,
+  itemsPerEntry,
+  REMOVE_ITEM_BYTES,
   REMOVE_REASON,
   type Touch,
+  TOUCH_ITEM_BYTES,
 } from "./journal.ts";
 import type { FileIO } from "./io.ts";
 
@@ -279,7 +287,13 @@ export class BackingStore implements AsyncDisposable {
       for (const pin of token.pins) this.#pins.release(pin);
     });
     if (this.#mem.count >= this.#mem.capacity || this.#liveBytes >= opt.limit) {
-      this.#evict(0, -1);
+      try {
+        this.#evict(0, -1);
+      } catch (err) {
+        // A store that cannot evict now (a full disk) still opens; the
+        // next store evicts again before it adds anything.
+        if (!(err instanceof StoreError)) throw err;
+      }
     }
   }
 
@@ -313,7 +327,18 @@ export class BackingStore implements AsyncDisposable {
         throw new TypeError("Cannot open store: dir must be a path");
       }
       const { state, lock, io } = openState(path, opt, options?.io);
-      return new BackingStore(path, opt, io, lock, state);
+      try {
+        return new BackingStore(path, opt, io, lock, state);
+      } catch (err) {
+        // Never keep the lock or a descriptor of a store that did not open.
+        try {
+          state.journal?.close();
+          state.files.close();
+        } catch { /* the open failure is the one to report */ } finally {
+          lock.release();
+        }
+        throw err;
+      }
     });
   }
 
@@ -430,6 +455,7 @@ export class BackingStore implements AsyncDisposable {
       }
     } else {
       this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
+      this.#files.slotFreed(kind, rec.loc + recordSlots(rec) - 1);
       this.#state.blocksDirty = true;
     }
   }
@@ -455,23 +481,35 @@ export class BackingStore implements AsyncDisposable {
    */
   #removeEntries(indices: readonly number[], reason: number): number {
     const mem = this.#mem;
-    this.#log(
-      encodeRemove(
-        indices.map((i) => [i, mem.hashLo(i)] as const),
-        reason,
-        nowSeconds(),
-      ),
-    );
+    // 8 bytes a victim: a large eviction is split into entries that each
+    // fit an empty journal, each applied before the next is journaled, so
+    // a rotation between them snapshots the removals done so far. A crash
+    // between them leaves some victims evicted and the others in place,
+    // a state eviction may always leave.
+    const per = itemsPerEntry(this.#state.journal!.maxEntry, REMOVE_ITEM_BYTES);
     let freed = 0;
-    for (const i of indices) {
-      freed += this.#dropElement(i, DATA) + this.#dropElement(i, META);
-      const moved = mem.remove(i);
-      this.#touched.delete(i);
-      if (moved >= 0) {
-        this.#pins.moved(moved, i);
-        if (this.#touched.delete(moved)) this.#touched.add(i);
+    for (let at = 0; at < indices.length; at += per) {
+      const piece = indices.slice(at, at + per);
+      this.#log(
+        encodeRemove(
+          piece.map((i) => [i, mem.hashLo(i)] as const),
+          reason,
+          nowSeconds(),
+        ),
+        true,
+      );
+      for (const i of piece) {
+        freed += this.#dropElement(i, DATA) + this.#dropElement(i, META);
+        const moved = mem.remove(i);
+        this.#touched.delete(i);
+        if (moved >= 0) {
+          this.#pins.moved(moved, i);
+          if (this.#touched.delete(moved)) this.#touched.add(i);
+        }
       }
     }
+    // Freed slots at the end of a block file give their disk blocks back.
+    this.#files.trimFreeTails((kind) => mem.useMap(kind));
     return freed;
   }
 
@@ -497,6 +535,7 @@ export class BackingStore implements AsyncDisposable {
             REMOVE_REASON.corrupt,
             nowSeconds(),
           ),
+          true,
         );
         this.#dropElement(i, kind);
       } else {
@@ -510,12 +549,26 @@ export class BackingStore implements AsyncDisposable {
 
   // ---- the journal --------------------------------------------------------
 
-  /** Appends an index change to the journal, rotating first when full. */
-  #log(entry: Uint8Array): void {
+  /**
+   * Appends an index change to the journal, rotating first when full. A
+   * `removal` (invalidate, evict, drop) that finds no room for a rotation
+   * (a full disk) goes into the journal's reserve instead, so removing,
+   * which is what frees space, keeps working.
+   */
+  #log(entry: Uint8Array, removal = false): void {
     const s = this.#state;
     if (!s.journal!.fits(entry.length)) {
       entry = entry.slice(); // it may be in the encoders' shared buffer
-      this.#rotate();
+      try {
+        this.#rotate();
+      } catch (err) {
+        if (
+          !removal || !(err instanceof NoSpaceError) ||
+          !s.journal!.fits(entry.length, true)
+        ) {
+          throw err;
+        }
+      }
     }
     s.journal!.append(entry);
   }
@@ -539,8 +592,13 @@ export class BackingStore implements AsyncDisposable {
         useCount: mem.useCount(i),
       });
     }
-    for (let at = 0; at < items.length; at += TOUCH_BATCH) {
-      this.#log(encodeTouch(items.slice(at, at + TOUCH_BATCH), nowSeconds()));
+    // Batches that each fit an empty journal (a small one holds fewer).
+    const per = Math.min(
+      TOUCH_BATCH,
+      itemsPerEntry(this.#state.journal!.maxEntry, TOUCH_ITEM_BYTES),
+    );
+    for (let at = 0; at < items.length; at += per) {
+      this.#log(encodeTouch(items.slice(at, at + per), nowSeconds()));
     }
     this.#touched.clear();
   }
@@ -1290,8 +1348,18 @@ export class BackingStore implements AsyncDisposable {
     attempt(() => this.#pins.endAll());
     // A fresh snapshot and an empty journal make the next open quick.
     attempt(() => {
-      this.#maintain();
-      this.#rotate();
+      try {
+        this.#maintain();
+        this.#rotate();
+      } catch (err) {
+        if (!(err instanceof NoSpaceError)) throw err;
+        // A full disk has no room for a snapshot: the journal holds every
+        // change (but use counts it had no room for); make it durable and
+        // close with it, for the next open to replay.
+        this.#files.syncPending();
+        this.#state.journal!.sync();
+        this.#files.commitRemovals();
+      }
     });
     attempt(() => this.#state.journal?.close());
     attempt(() => this.#files.close());
