@@ -334,7 +334,9 @@ export class BackingStore implements AsyncDisposable {
         try {
           state.journal?.close();
           state.files.close();
-        } catch { /* the open failure is the one to report */ } finally {
+        } catch {
+          /* the open failure is the one to report */
+        } finally {
           lock.release();
         }
         throw err;
