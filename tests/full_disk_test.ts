@@ -5,7 +5,12 @@
 // Without the mount the suite says so loudly and is skipped; the
 // fault-injection ENOSPC sweeps (io_fault_test.ts) still run.
 import assert from "node:assert/strict";
-import { BackingStore, checkStore, StoreError } from "../mod.ts";
+import {
+  BackingStore,
+  checkStore,
+  type OpenOptions,
+  StoreError,
+} from "../mod.ts";
 import { bytesFor, read } from "./_helpers.ts";
 
 function enospcDir(): string | undefined {
@@ -234,8 +239,25 @@ Deno.test({
     // about 1,900 invalidations fill it up to its reserve.
     const small = { ...OPT, entryBits: 12, journalBytes: 65536 };
     const n = 2200;
-    let st = await BackingStore.open(d.path, small);
     const filler = `${ROOT}/filler-${crypto.randomUUID()}`;
+    try {
+      await journalFillsOnFullDisk(d.path, filler, small, n);
+    } finally {
+      try {
+        Deno.removeSync(filler);
+      } catch { /* removed by the test */ }
+    }
+  },
+});
+
+async function journalFillsOnFullDisk(
+  dir: string,
+  filler: string,
+  small: OpenOptions,
+  n: number,
+): Promise<void> {
+  {
+    let st = await BackingStore.open(dir, small);
     const stored = new Set<string>();
     try {
       for (let i = 0; i < n; i++) {
@@ -261,7 +283,7 @@ Deno.test({
     }
     try {
       // Reopening cannot rotate: it appends to the journal it replayed.
-      st = await BackingStore.open(d.path, small);
+      st = await BackingStore.open(dir, small);
       try {
         for (const k of stored) {
           assert.deepEqual(
@@ -279,18 +301,22 @@ Deno.test({
     } finally {
       Deno.removeSync(filler);
     }
-    st = await BackingStore.open(d.path, small);
+    st = await BackingStore.open(dir, small);
     try {
       assert.equal(await read(st, "k2100", { meta: true }), undefined);
       assert.equal(stored.size, n - 2001);
       for (const k of stored) {
-        assert.deepEqual(await read(st, k, { meta: true }), bytesFor(k, 100), k);
+        assert.deepEqual(
+          await read(st, k, { meta: true }),
+          bytesFor(k, 100),
+          k,
+        );
       }
       await st.store("new", bytesFor("new", 100), { meta: true });
     } finally {
       await st.close();
     }
-    const report = await checkStore(d.path);
+    const report = await checkStore(dir);
     assert.ok(report.ok, JSON.stringify(report.problems));
-  },
-});
+  }
+}
