@@ -320,3 +320,64 @@ async function journalFillsOnFullDisk(
     assert.ok(report.ok, JSON.stringify(report.problems));
   }
 }
+
+Deno.test({
+  name:
+    "check-store --repair on a full disk deletes leftovers first and rewrites the index",
+  ignore: ROOT === undefined,
+  async fn() {
+    await using d = await onSmallDisk();
+    const stored = new Map<string, number>();
+    {
+      const st = await BackingStore.open(d.path, OPT);
+      try {
+        for (let i = 0; i < 40; i++) {
+          const size = i % 2 === 0 ? 3000 : 50_000;
+          await st.store(`k${i}`, bytesFor(`k${i}`, size));
+          stored.set(`k${i}`, size);
+        }
+      } finally {
+        await st.close();
+      }
+    }
+    // A stale journal an interrupted rotation left (2 MiB), and a torn
+    // entry after the current journal's last one: a repair writes a new
+    // snapshot and journal, on a disk with no room left.
+    const stale = new Uint8Array(2 ** 21);
+    stale.set(new TextEncoder().encode("LARDERJL"), 0);
+    stale.fill(1, 8);
+    Deno.writeFileSync(`${d.path}/journal-0BADF00D`, stale);
+    const snap = Deno.readFileSync(`${d.path}/entries`);
+    const tag = new DataView(snap.buffer).getUint32(24, true);
+    const journal = `${d.path}/journal-${
+      tag.toString(16).padStart(8, "0").toUpperCase()
+    }`;
+    const f = Deno.openSync(journal, { write: true });
+    try {
+      f.seekSync(4096, Deno.SeekMode.Start);
+      f.writeSync(new Uint8Array(64).fill(0xee));
+    } finally {
+      f.close();
+    }
+    const filler = `${ROOT}/filler-${crypto.randomUUID()}`;
+    try {
+      fillDisk(filler, 0);
+      const before = await checkStore(d.path);
+      const codes = before.problems.map((p) => p.code).sort();
+      assert.ok(codes.includes("JOURNAL_STALE"), codes.join());
+      assert.ok(codes.includes("JOURNAL_CORRUPT_TAIL"), codes.join());
+      const r = await checkStore(d.path, { repair: true });
+      assert.ok(r.ok, JSON.stringify(r.remaining));
+      const st = await BackingStore.open(d.path, OPT);
+      try {
+        for (const [k, size] of stored) {
+          assert.deepEqual(await read(st, k), bytesFor(k, size), k);
+        }
+      } finally {
+        await st.close();
+      }
+    } finally {
+      Deno.removeSync(filler);
+    }
+  },
+});
