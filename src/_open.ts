@@ -204,8 +204,8 @@ function checkRecords(s: StoreState): number {
 /** Where a store that cannot rotate may go on appending to its journal. */
 interface AppendPoint {
   end: number;
-  /** One past the last non-zero byte after `end` (a torn entry). */
-  dirtyTo: number;
+  /** The bytes after `end`: zeros, or a torn entry to zero first. */
+  tail: Uint8Array;
 }
 
 /**
@@ -240,10 +240,7 @@ function loadIndex(
         s.journalPristine = image.journal.pristine && r.applied === 0;
         const at = image.journal.appendAt;
         if (at !== undefined && !r.diverged) {
-          append = {
-            end: at,
-            dirtyTo: at + nonZeroEnd(image.journal.tail),
-          };
+          append = { end: at, tail: image.journal.tail };
         }
       } else if (image.journalError !== undefined) {
         s.repairedOnOpen++;
@@ -390,7 +387,13 @@ export function openState(
         ) {
           throw err;
         }
-        state.journal = Journal.open(io, dir, tag, append.end, append.dirtyTo);
+        state.journal = Journal.open(
+          io,
+          dir,
+          tag,
+          append.end,
+          append.end + nonZeroEnd(append.tail),
+        );
       }
     }
     removeLeftovers(io, dir, state.journal!.tag);
