@@ -6,13 +6,16 @@
  * Keeping every call behind {@linkcode FileIO} lets tests substitute a
  * fault-injecting layer; nothing else in the store imports `node:fs`.
  *
- * Invariant: every open uses O_NOFOLLOW, so a symlink planted inside a
- * store is never followed (ELOOP surfaces as an IO error or a miss).
+ * Invariant: every open uses O_NOFOLLOW and O_NONBLOCK and fstats the
+ * descriptor, so a symlink, FIFO, directory or device planted inside a
+ * store is never followed, never blocks the process and is never read or
+ * written: the open throws {@linkcode ForeignFileError} (a `CORRUPT`
+ * error), which callers treat as a damaged file (a miss, a rebuild).
  *
  * @module
  */
 import * as fs from "node:fs";
-import { StoreError, toStoreError } from "./errors.ts";
+import { ForeignFileError, StoreError, toStoreError } from "./errors.ts";
 
 /** File mode for everything larder creates. */
 export const FILE_MODE = 0o600;
@@ -21,11 +24,14 @@ export const DIR_MODE = 0o700;
 
 /** Synchronous file operations, by path or descriptor. */
 export interface FileIO {
-  /** Opens `path` read-write, creating it (0600) when `create`. */
+  /**
+   * Opens `path` read-write, creating it (0600) when `create`. Like every
+   * open here, throws `ForeignFileError` for anything but a regular file.
+   */
   openRW(path: string, create: boolean): number;
-  /** Opens `path` read-only. */
+  /** Opens the regular file `path` read-only. */
   openR(path: string): number;
-  /** Creates (or truncates) `path` for writing. */
+  /** Creates (or truncates) the regular file `path` for writing. */
   create(path: string): number;
   /** Closes a descriptor. */
   close(fd: number): void;
@@ -75,20 +81,71 @@ const {
   O_TRUNC,
   O_NOFOLLOW,
   O_DIRECTORY,
+  O_NONBLOCK,
 } = fs.constants;
+
+/** What an lstat/fstat result is, for messages. */
+function describe(st: fs.Stats): string {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isSocket()) return "a socket";
+  if (st.isSymbolicLink()) return "a symlink";
+  return st.isFile() ? "a file" : "a device";
+}
+
+/** Open errors that mean a non-regular file is at the path. */
+const FOREIGN_OPEN: Record<string, string> = {
+  ELOOP: "a symlink", // O_NOFOLLOW met a final symlink
+  EISDIR: "a directory", // opened for writing
+  ENXIO: "a FIFO or socket", // O_WRONLY | O_NONBLOCK on a FIFO
+};
+
+/**
+ * Opens `path` and returns the descriptor only when it is a regular file.
+ * O_NONBLOCK keeps a FIFO from blocking the open (on a regular file it has
+ * no effect); the fstat refuses whatever is not a regular file.
+ * @throws {ForeignFileError} when something else is at `path`.
+ */
+function openRegular(action: string, path: string, flags: number): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, flags | O_NOFOLLOW | O_NONBLOCK, FILE_MODE);
+  } catch (err) {
+    const what = FOREIGN_OPEN[(err as { code?: string }).code ?? ""];
+    if (what === undefined) throw toStoreError(action, err);
+    throw new ForeignFileError(
+      `Cannot ${action}: ${what} is where larder keeps a file`,
+      { cause: err },
+    );
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw toStoreError(action, err);
+  }
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    throw new ForeignFileError(
+      `Cannot ${action}: ${describe(st)} is where larder keeps a file`,
+    );
+  }
+  return fd;
+}
 
 /** {@linkcode FileIO} on `node:fs` synchronous calls. */
 export class NodeFileIO implements FileIO {
   openRW(path: string, create: boolean): number {
-    const flags = O_RDWR | O_NOFOLLOW | (create ? O_CREAT : 0);
-    return wrap(`open ${path}`, () => fs.openSync(path, flags, FILE_MODE));
+    return openRegular(`open ${path}`, path, O_RDWR | (create ? O_CREAT : 0));
   }
   openR(path: string): number {
-    return wrap(`open ${path}`, () => fs.openSync(path, O_RDONLY | O_NOFOLLOW));
+    return openRegular(`open ${path}`, path, O_RDONLY);
   }
   create(path: string): number {
-    const flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW;
-    return wrap(`create ${path}`, () => fs.openSync(path, flags, FILE_MODE));
+    // O_TRUNC has no effect on a FIFO, and a non-regular file is refused
+    // before anything is written to it.
+    return openRegular(`create ${path}`, path, O_WRONLY | O_CREAT | O_TRUNC);
   }
   close(fd: number): void {
     wrap("close file", () => fs.closeSync(fd));
@@ -195,7 +252,11 @@ export class NodeFileIO implements FileIO {
   }
 }
 
-/** Reads a whole file by path; undefined when it does not exist. */
+/**
+ * Reads a whole file by path; undefined when it does not exist.
+ * @throws {ForeignFileError} when something other than a regular file is
+ *   there.
+ */
 export function readWhole(io: FileIO, path: string): Uint8Array | undefined {
   if (io.kind(path) === "missing") return undefined;
   const fd = io.openR(path);
