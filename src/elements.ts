@@ -668,7 +668,10 @@ export class ElementFiles {
     try {
       fd = this.#io.openR(path);
     } catch (err) {
-      // Missing, or a symlink planted in the store (ELOOP): a miss.
+      // A symlink, directory or FIFO planted in the store: moved aside, so
+      // that removing the file larder wrote there never deletes it; a miss.
+      if (err instanceof ForeignFileError) this.#moveAside(path);
+      // Missing, or foreign: a miss.
       if (isAbsence(err)) return undefined;
       throw err;
     }
