@@ -134,6 +134,15 @@ function versionAt(b: Uint8Array, at: number): number {
     : new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0, true);
 }
 
+/** A file kind for people: "a directory", "a FIFO or device"... */
+function kindName(k: string): string {
+  return k === "dir"
+    ? "a directory"
+    : k === "other"
+    ? "a FIFO, socket or device"
+    : `a ${k}`;
+}
+
 function hex(n: number): string {
   return `0x${(n >>> 0).toString(16).padStart(8, "0")}`;
 }
@@ -204,6 +213,11 @@ export class Pass {
   headerFixes: Array<{ rel: string; kind: ElementKind; n: number }> = [];
   /** Root files a repair may delete: temp files, stale journals. */
   temps: string[] = [];
+  /**
+   * Foreign objects at larder's names (`FOREIGN_OBJECT`), which a repair
+   * moves aside (`_foreign.ts`), in the order found.
+   */
+  foreign: string[] = [];
   /** Slots the snapshot claims, when the journal changes them. */
   #snapshotClaims: [Uint8Array, Uint8Array] | undefined;
   /** Journal files in the root, classified once the index names one. */
@@ -282,6 +296,17 @@ export class Pass {
     this.problems.push(p);
   }
 
+  /** Reports `rel` as a foreign object standing where larder writes. */
+  #foreignObject(rel: string, detail: string): void {
+    if (this.foreign.includes(rel)) return;
+    this.foreign.push(rel);
+    this.#report(
+      "FOREIGN_OBJECT",
+      rel,
+      `${detail}: the store cannot write there; a repair moves it aside`,
+    );
+  }
+
   #progress(phase?: string): void {
     if (phase !== undefined) this.#phase = phase;
     const now = performance.now();
@@ -340,14 +365,24 @@ export class Pass {
     const io = this.#io;
     for (const { name, kind: k } of byName(listDir(io, this.#dir))) {
       if (ROOT_FILES.has(name)) {
-        if (k !== "file") {
+        if (k !== "file" && (name === "entries" || name === "blocks")) {
+          this.#foreignObject(name, `${kindName(k)} where larder keeps a file`);
+        } else if (k !== "file") {
           this.#report("FOREIGN_FILE", name, `${k} where larder keeps a file`);
         }
         this.#allocated += this.#allocatedBytes(name);
         continue;
       }
       if (name === "d" || name === "m") continue; // walked later
-      if ((BLOCK_DIRS as readonly string[]).includes(name)) continue;
+      if ((BLOCK_DIRS as readonly string[]).includes(name)) {
+        if (k !== "dir") {
+          this.#foreignObject(
+            name,
+            `${kindName(k)} where larder keeps a directory`,
+          );
+        }
+        continue;
+      }
       if (JOURNAL_NAME.test(name) && k === "file") {
         this.#journals.push(name); // classified once the index names one
         this.#allocated += this.#allocatedBytes(name);
@@ -361,8 +396,13 @@ export class Pass {
             name,
             "left by an interrupted replacement of " + name.slice(0, -4),
           );
-          continue;
+        } else {
+          this.#foreignObject(
+            name,
+            `${kindName(k)} where larder writes a temp file`,
+          );
         }
+        continue;
       }
       this.#report(
         "FOREIGN_FILE",
@@ -739,7 +779,10 @@ export class Pass {
       }
       return;
     }
-    if (kind !== "file") return; // reported as FOREIGN_FILE
+    if (kind !== "file") {
+      this.writeBlocks = true; // reported as FOREIGN_OBJECT
+      return;
+    }
     const bytes = readWhole(io, path) ?? new Uint8Array(0);
     this.bytesRead += bytes.length;
     try {
@@ -842,6 +885,27 @@ export class Pass {
       const fileCount = blockFileCount(mem.slotCounts[kind]);
       const expected = new Set<string>();
       const owner = this.#slotOwner[kind];
+      // Directories on the way to block files: usable, or not there.
+      const dirUsable = new Map<string, boolean>();
+      const usable = (rel: string): boolean => {
+        let ok = dirUsable.get(rel);
+        if (ok === undefined) {
+          const up = rel.lastIndexOf("/");
+          ok = up < 0 || usable(rel.slice(0, up));
+          if (ok) {
+            const k = io.kind(`${this.#dir}/${rel}`);
+            ok = k === "dir";
+            if (k !== "dir" && k !== "missing") {
+              this.#foreignObject(
+                rel,
+                `${kindName(k)} where larder keeps a directory`,
+              );
+            }
+          }
+          dirUsable.set(rel, ok);
+        }
+        return ok;
+      };
       for (let n = 0; n < fileCount; n++) {
         const parts = blockFileParts(kind, n, fileCount);
         const rel = parts.join("/");
@@ -853,13 +917,14 @@ export class Pass {
           if (owner[base + s]! >= 0) claimed++;
         }
         const path = `${this.#dir}/${rel}`;
-        const k = io.kind(path);
+        const k = usable(parts.slice(0, -1).join("/"))
+          ? io.kind(path)
+          : "missing";
         if (k !== "file") {
           if (k !== "missing") {
-            this.#report(
-              "BLOCK_FILE_CORRUPT",
+            this.#foreignObject(
               rel,
-              `${k}, not a regular file; not touched`,
+              `${kindName(k)} where larder keeps a block file`,
             );
           }
           if (claimed > 0) {
@@ -962,6 +1027,7 @@ export class Pass {
   #foreignInBlockDir(kind: ElementKind, expected: Set<string>): void {
     const io = this.#io;
     const walk = (rel: string) => {
+      if (this.foreign.includes(rel)) return;
       const k = io.kind(`${this.#dir}/${rel}`);
       if (k === "missing") return;
       if (k === "dir") {
@@ -1179,13 +1245,21 @@ export class Pass {
           }
           this.#orphan(kind, id, rel);
         },
-        foreign: (rel, what) =>
-          this.#report(
-            "FOREIGN_FILE",
-            rel,
-            `${what === "dir" ? "directory" : what} larder did not write` +
-              "; not touched",
-          ),
+        foreign: (rel, what, larderName) =>
+          larderName
+            ? this.#foreignObject(
+              rel,
+              what.includes(" where ")
+                ? what
+                : `${what === "other" ? "FIFO, socket or device" : what}` +
+                  " at a larder name",
+            )
+            : this.#report(
+              "FOREIGN_FILE",
+              rel,
+              `${what === "dir" ? "directory" : what} larder did not write` +
+                "; not touched",
+            ),
         emptyChain: (dirs) =>
           this.#report(
             "EMPTY_DIR",

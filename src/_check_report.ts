@@ -64,6 +64,10 @@ export const PROBLEM_CODES = {
     repair: "write it when missing, else none",
   },
   FOREIGN_FILE: { severity: "warning", repair: "none: never touched" },
+  FOREIGN_OBJECT: {
+    severity: "error",
+    repair: "move it aside to <name>.foreign-<n>",
+  },
 } as const satisfies Record<string, { severity: Severity; repair: string }>;
 
 /** A stable problem code (see {@linkcode PROBLEM_CODES}). */
@@ -100,6 +104,7 @@ export type RepairAction =
   | "DELETE_FILE"
   | "DELETE_TEMP"
   | "REMOVE_DIR"
+  | "MOVE_ASIDE"
   | "WRITE_CACHEDIR_TAG";
 
 /** One change a repair made. */

@@ -39,6 +39,7 @@ import {
 import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
 import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
+import { moveAside, readRootFile } from "./_foreign.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
 import { type ResolvedOptions, tableDimensionsValid } from "./options.ts";
 
@@ -260,7 +261,7 @@ function loadIndex(
   s.repairedOnOpen += checkRecords(s);
   // The use maps were rebuilt from the entries; the blocks file is only
   // checked against them and rewritten when it disagrees.
-  const blocks = readWhole(io, `${dir}/blocks`);
+  const blocks = readRootFile(io, dir, "blocks");
   s.blocksDirty = true;
   if (blocks !== undefined) {
     try {
@@ -361,6 +362,11 @@ export function openState(
       repairedOnOpen: 0,
       slotFrees: [],
     };
+    // A foreign object at a temp name would make the rotation fail.
+    for (const name of TEMP_NAMES) {
+      const k = io.kind(`${dir}/${name}`);
+      if (k !== "missing" && k !== "file") moveAside(io, dir, name);
+    }
     // One read of the pair: the journal (8 MiB by default) is not read again
     // just for its tag (the lock keeps anyone from rotating meanwhile).
     const { tag, append } = loadIndex(io, dir, state);

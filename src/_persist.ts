@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { CorruptError } from "./errors.ts";
+import { CorruptError, ForeignFileError } from "./errors.ts";
+import { readRootFile } from "./_foreign.ts";
 import { encodeBlocksHeader, encodeEntriesHeader } from "./format.ts";
 import { DATA, type IndexMemory, META } from "./index_memory.ts";
 import { type FileIO, readWhole, replaceFile } from "./io.ts";
@@ -77,7 +78,7 @@ export function nonZeroEnd(b: Uint8Array): number {
  */
 export function readIndexImage(io: FileIO, dir: string): IndexImage {
   for (let attempt = 0; attempt < MAX_ROTATION_RETRIES; attempt++) {
-    const snapshot = readWhole(io, `${dir}/entries`);
+    const snapshot = readRootFile(io, dir, "entries");
     if (snapshot === undefined) {
       return {
         snapshot,
@@ -95,9 +96,22 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
         journalError: "short snapshot",
       };
     }
-    const bytes = readWhole(io, `${dir}/${journalName(tag)}`);
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = readWhole(io, `${dir}/${journalName(tag)}`);
+    } catch (err) {
+      // Not a regular file (a FIFO, a directory): damaged. A new journal
+      // under a new tag replaces it; the object itself is left alone.
+      if (!(err instanceof ForeignFileError)) throw err;
+      return {
+        snapshot,
+        journalTag: tag,
+        journal: undefined,
+        journalError: err.message,
+      };
+    }
     if (bytes === undefined) {
-      const again = readWhole(io, `${dir}/entries`);
+      const again = readRootFile(io, dir, "entries");
       if (again !== undefined && tagOf(again) !== tag) continue; // rotated meanwhile
       return {
         snapshot,
@@ -133,7 +147,7 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
     }
     let damage: string | undefined;
     if (rotated) {
-      const again = readWhole(io, `${dir}/entries`);
+      const again = readRootFile(io, dir, "entries");
       if (again === undefined || tagOf(again) !== tag) continue; // rotated meanwhile
       // The snapshot still names it, so no rotation got as far as its
       // rename (a rotation marks the old journal only after that): the word

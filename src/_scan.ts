@@ -358,8 +358,13 @@ const COMPONENTS = new Set(
 export interface LargeTreeVisitor {
   /** A regular file at larder's name for large file `id`. */
   file(rel: string, id: number): void;
-  /** Anything else (a wrong name, a symlink, a device...): never touched. */
-  foreign(rel: string, what: string): void;
+  /**
+   * Anything else (a wrong name, a symlink, a device...): never touched.
+   * `larderName`: it is at one of larder's names, as the wrong kind of
+   * object (a directory or FIFO at a file's name, a file at a directory's),
+   * so it stands where larder would write.
+   */
+  foreign(rel: string, what: string, larderName: boolean): void;
   /** A chain of larder-named directories holding nothing; deepest first. */
   emptyChain(dirs: string[]): void;
 }
@@ -379,7 +384,7 @@ export function walkLargeTree(
   const what = io.kind(`${root}/${top}`);
   if (what === "missing") return;
   if (what !== "dir") {
-    visitor.foreign(top, `${what} where larder keeps a directory`);
+    visitor.foreign(top, `${what} where larder keeps a directory`, true);
     return;
   }
   // Returns the directories (deepest first) when the subtree holds nothing.
@@ -390,7 +395,11 @@ export function walkLargeTree(
       const child = `${rel}/${name}`;
       if (depth < 5) {
         if (k !== "dir" || !COMPONENTS.has(name)) {
-          visitor.foreign(child, k === "dir" ? "directory" : k);
+          visitor.foreign(
+            child,
+            k === "dir" ? "directory" : k,
+            COMPONENTS.has(name),
+          );
           holdsSomething = true;
           continue;
         }
@@ -407,7 +416,11 @@ export function walkLargeTree(
       ) {
         visitor.file(child, id);
       } else {
-        visitor.foreign(child, k === "file" ? "file" : k);
+        visitor.foreign(
+          child,
+          k === "dir" ? "directory" : k,
+          id >= 0 && largeFileParts(kind, id).join("/") === child,
+        );
       }
     }
     if (holdsSomething) {
@@ -420,7 +433,11 @@ export function walkLargeTree(
   for (const { name, kind: k } of byName(listDir(io, `${root}/${top}`))) {
     const child = `${top}/${name}`;
     if (k !== "dir" || !COMPONENTS.has(name)) {
-      visitor.foreign(child, k === "dir" ? "directory" : k);
+      visitor.foreign(
+        child,
+        k === "dir" ? "directory" : k,
+        COMPONENTS.has(name),
+      );
       continue;
     }
     const sub = walk(child, 1);

@@ -15,7 +15,8 @@
  * Invariant: nothing is deleted unless its path is one of larder's names
  * and its content starts with larder's magic (`LDEL` for large files,
  * `LARDERJL` for journals), or it is a `.tmp` leftover of one of larder's
- * own root files.
+ * own root files. A foreign object at one of larder's names is moved
+ * aside (`<name>.foreign-<n>`), never deleted.
  *
  * @module
  */
@@ -30,6 +31,7 @@ import {
   type StoreInfo,
 } from "./_check_report.ts";
 import { hasMagicAt, walkLargeTree } from "./_scan.ts";
+import { moveAside } from "./_foreign.ts";
 import { NotAStoreError } from "./errors.ts";
 import {
   blockFileCount,
@@ -90,6 +92,11 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
         detail,
       },
     );
+  // First, so what follows can write at those names (`_foreign.ts`).
+  for (const rel of pass.foreign) {
+    const to = moveAside(io, dir, rel);
+    say("MOVE_ASIDE", rel, `moved the foreign object aside to ${to}`);
+  }
   if (index.source === "rebuilt") {
     const r = index.rebuild!;
     say(

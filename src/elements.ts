@@ -7,7 +7,12 @@
  */
 import { Buffer } from "node:buffer";
 import { crc32 } from "node:zlib";
-import { StoreError, VersionMismatchError } from "./errors.ts";
+import {
+  ForeignFileError,
+  StoreError,
+  VersionMismatchError,
+} from "./errors.ts";
+import { moveAside } from "./_foreign.ts";
 import {
   BLOCK_FILE_HEADER,
   blockFileCount,
@@ -296,7 +301,7 @@ export class ElementFiles {
     for (let i = 0; i < parts.length - 1; i++) {
       path += `/${parts[i]}`;
       if (!this.#dirs.has(path)) {
-        this.#io.mkdir(path);
+        this.#mkdir(path);
         this.#dirs.add(path);
         if (durable) {
           this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
@@ -304,6 +309,42 @@ export class ElementFiles {
       }
     }
     return `${path}/${parts[parts.length - 1]}`;
+  }
+
+  /**
+   * Creates directory `path`; something else at its name (a file, a FIFO,
+   * a symlink) is moved aside (`_foreign.ts`) and the directory made.
+   */
+  #mkdir(path: string): void {
+    try {
+      this.#io.mkdir(path);
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      const k = this.#io.kind(path);
+      if (k === "dir" || k === "missing") throw err;
+      this.#moveAside(path);
+      this.#io.mkdir(path);
+    }
+  }
+
+  /** Moves the foreign object at `path` aside (see `_foreign.ts`). */
+  #moveAside(path: string): void {
+    const cut = path.lastIndexOf("/");
+    moveAside(this.#io, path.slice(0, cut), path.slice(cut + 1));
+  }
+
+  /**
+   * Opens (`create`: creates) the regular file `path`; a foreign object at
+   * its name (a symlink, directory, FIFO) is moved aside first.
+   */
+  #openFile(path: string, create: boolean): number {
+    try {
+      return create ? this.#io.create(path) : this.#io.openRW(path, true);
+    } catch (err) {
+      if (!(err instanceof ForeignFileError)) throw err;
+      this.#moveAside(path);
+      return create ? this.#io.create(path) : this.#io.openRW(path, true);
+    }
   }
 
   #largeFileName(kind: ElementKind, id: number): string {
@@ -321,7 +362,7 @@ export class ElementFiles {
     if (cached !== undefined) return cached;
     const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
     const path = this.#ensureDirs(parts, true);
-    const fd = this.#io.openRW(path, true);
+    const fd = this.#openFile(path, false);
     try {
       const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
       const size = this.#io.size(fd);
@@ -605,7 +646,7 @@ export class ElementFiles {
     const path = this.largeFilePath(kind, id);
     const head = new Uint8Array(ELEMENT_HEADER + key.length);
     writeElementHeader(head, header, key);
-    const fd = this.#io.create(path);
+    const fd = this.#openFile(path, true);
     try {
       this.#io.pwrite(fd, head, 0);
       this.#io.pwrite(fd, data, head.length);
@@ -629,7 +670,10 @@ export class ElementFiles {
     try {
       fd = this.#io.openR(path);
     } catch (err) {
-      // Missing, or a symlink planted in the store (ELOOP): a miss.
+      // A symlink, directory or FIFO planted in the store: moved aside, so
+      // that removing the file larder wrote there never deletes it; a miss.
+      if (err instanceof ForeignFileError) this.#moveAside(path);
+      // Missing, or foreign: a miss.
       if (isAbsence(err)) return undefined;
       throw err;
     }

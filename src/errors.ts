@@ -127,3 +127,15 @@ export function toStoreError(action: string, err: unknown): StoreError {
   }
   return new IOError(`Cannot ${action}: ${detail}`, { cause: err });
 }
+
+/**
+ * Something other than a regular file (a directory, FIFO, socket, device
+ * or symlink) sits where larder keeps a file. It is never opened for I/O
+ * (a FIFO would block the process); callers treat it as a damaged file.
+ */
+export class ForeignFileError extends CorruptError {
+  /** @param message The description. @param options The cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}

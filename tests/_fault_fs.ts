@@ -22,7 +22,7 @@
 // exactly as NodeFileIO wraps node's errors, so the store sees what it would
 // see on a real disk; a crash is a plain Error the store does not expect.
 import type { FileIO } from "../src/io.ts";
-import { toStoreError } from "../src/errors.ts";
+import { ForeignFileError, toStoreError } from "../src/errors.ts";
 
 /** How a crash treats what was not yet synced (see the module comment). */
 export type CrashMode = "drop" | "subset" | "process" | "torn";
@@ -375,7 +375,11 @@ export class FaultFS implements FileIO {
       return this.#open(this.#newFile(path), path, true, true);
     }
     if (node.type !== "file") {
-      throw toStoreError(`open ${path}`, osError("EISDIR", "open", path));
+      // As NodeFileIO: anything but a regular file is refused, typed.
+      throw new ForeignFileError(
+        `Cannot open ${path}: a directory is where larder keeps a file`,
+        { cause: osError("EISDIR", "open", path) },
+      );
     }
     return this.#open(node.inode, path, true, true);
   }
@@ -388,7 +392,11 @@ export class FaultFS implements FileIO {
       throw toStoreError(`open ${path}`, osError("ENOENT", "open", path));
     }
     if (node.type !== "file") {
-      throw toStoreError(`open ${path}`, osError("EISDIR", "open", path));
+      // As NodeFileIO: anything but a regular file is refused, typed.
+      throw new ForeignFileError(
+        `Cannot open ${path}: a directory is where larder keeps a file`,
+        { cause: osError("EISDIR", "open", path) },
+      );
     }
     return this.#open(node.inode, path, true, false);
   }
@@ -402,7 +410,11 @@ export class FaultFS implements FileIO {
       return this.#open(this.#newFile(path), path, false, true);
     }
     if (node.type !== "file") {
-      throw toStoreError(`create ${path}`, osError("EISDIR", "open", path));
+      // As NodeFileIO: anything but a regular file is refused, typed.
+      throw new ForeignFileError(
+        `Cannot create ${path}: a directory is where larder keeps a file`,
+        { cause: osError("EISDIR", "open", path) },
+      );
     }
     this.#mutate(node.inode, { op: "truncate", len: 0 });
     return this.#open(node.inode, path, false, true);
