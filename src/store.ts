@@ -193,9 +193,23 @@ interface Paired {
   r?: ReadResult;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 function checkElement(bytes: unknown, name: string): void {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`Cannot store element: ${name} must be a Uint8Array`);
+  }
+  // A view of a detached (transferred) or shrunk buffer reads as empty but
+  // cannot be copied: refuse it before anything is written. Copying it into
+  // an empty array throws exactly then.
+  if (bytes.length === 0) {
+    try {
+      NO_BYTES.set(bytes);
+    } catch {
+      throw new TypeError(
+        `Cannot store element: ${name} is a view of a detached or out-of-bounds ArrayBuffer`,
+      );
+    }
   }
 }
 
