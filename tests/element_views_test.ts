@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { bytesFor, FILE_SIZED, read, tempStore, walkFiles } from "./_helpers.ts";
+import {
+  bytesFor,
+  FILE_SIZED,
+  read,
+  tempStore,
+  walkFiles,
+} from "./_helpers.ts";
 
 /** A Uint8Array of `n` bytes whose buffer has been detached, `how`. */
 function detached(n: number, how: "transfer" | "structuredClone"): Uint8Array {
