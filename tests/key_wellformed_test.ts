@@ -189,3 +189,50 @@ Deno.test("URL objects and strings are one entry in both hash modes, through che
     });
   }
 });
+
+Deno.test("normaliseKey is idempotent on random keys, as check-store needs", () => {
+  // check-store sees only the stored text: normalising it again must give
+  // the same text and the same nsurl components, or repair would drop a
+  // healthy entry as KEY_HASH.
+  const schemes = ["http", "https", "HTTP", "mailto", "data", "urn", "blob"];
+  const more = ["about", "file", "foo", "web+x", "ws", "x-y.z", "C", ""];
+  const tails = [
+    "//example.com",
+    "//EXAMPLE.com:80",
+    "//u:p@h.example:8080",
+    "///",
+    "//",
+    "/",
+    "",
+    "//[::1]",
+    "//10.0.0.1",
+    "//xn--nxasmq6b.example",
+    "https://a.example",
+  ];
+  const alphabet = "abcXYZ019-._~!$&()*+,;=:@/?%#'\\ .é\u{1F600}\uFFFD";
+  let seed = 20261202;
+  const rnd = (n: number) =>
+    (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+  const pick = <T>(a: readonly T[]) => a[rnd(a.length)]!;
+  const all = [...schemes, ...more];
+  for (let i = 0; i < 20_000; i++) {
+    let rest = "";
+    for (let j = rnd(16); j > 0; j--) rest += pick([...alphabet]);
+    const s = `${pick(all)}:${pick(tails)}${rest}`;
+    const a = normaliseKey(s);
+    const b = normaliseKey(a.text);
+    assert.equal(b.text, a.text, s);
+    assert.equal(b.url, a.url, s);
+    assert.deepEqual(nsurlComponents(b), nsurlComponents(a), s);
+    const url = URL.parse(s);
+    if (url === null) continue;
+    const u = normaliseKey(url);
+    const h = normaliseKey(url.href);
+    assert.equal(u.text, h.text, s);
+    assert.equal(u.url, h.url, s);
+    assert.deepEqual(nsurlComponents(u), nsurlComponents(h), s);
+    const again = normaliseKey(u.text);
+    assert.equal(again.text, u.text, s);
+    assert.equal(again.url, u.url, s);
+  }
+});
