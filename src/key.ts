@@ -1,12 +1,19 @@
 /**
  * Keys: what a caller passes, and the one canonical string a store uses.
  *
- * A `URL`, or a string that parses as an absolute URL with a host, is
- * normalised the way NetSurf's nsurl does: lower-case scheme and host,
- * default port dropped, dot segments resolved (all done by WHATWG URL
+ * A `URL` with a host, or a string that parses as an absolute URL with a
+ * host, is normalised the way NetSurf's nsurl does: lower-case scheme and
+ * host, default port dropped, dot segments resolved (all done by WHATWG URL
  * parsing), percent-escapes of unreserved characters decoded, other
- * escapes upper-cased, and the fragment dropped. Any other string is a key
- * verbatim.
+ * escapes upper-cased, and the fragment dropped. A `URL` without a host
+ * (`mailto:`, `data:`, `urn:`, `file:`…) is the key its `href` string is.
+ * Any other string is a key verbatim. A string that is not well-formed
+ * UTF-16 (a lone surrogate) is refused: UTF-8 cannot tell it apart from
+ * U+FFFD, so two such keys would share an entry.
+ *
+ * Invariant: a key and its canonical text normalise alike (same text, same
+ * `url`), so check-store and rebuild, which only see the text, recompute
+ * the hash the store used.
  *
  * @module
  */
@@ -40,14 +47,12 @@ function fromUrl(url: URL): NormalKey & { components: string[] } {
   const port = url.port;
   const path = normaliseEscapes(url.pathname);
   const query = normaliseEscapes(url.search.slice(1));
-  let text = `${scheme}:`;
-  if (host !== "" || url.href.startsWith(`${scheme}://`)) {
-    text += "//";
-    if (user !== "" || pass !== "") {
-      text += pass !== "" ? `${user}:${pass}@` : `${user}@`;
-    }
-    text += host + (port !== "" ? `:${port}` : "");
+  // Only URLs with a host come here (see normaliseKey).
+  let text = `${scheme}://`;
+  if (user !== "" || pass !== "") {
+    text += pass !== "" ? `${user}:${pass}@` : `${user}@`;
   }
+  text += host + (port !== "" ? `:${port}` : "");
   text += path + (query !== "" ? `?${query}` : "");
   const components = [scheme];
   for (const c of [user, pass, host, port, path, query]) {
@@ -61,7 +66,8 @@ function fromUrl(url: URL): NormalKey & { components: string[] } {
  *
  * @param key A `URL` or a string.
  * @returns the canonical text, and nsurl components for URL keys.
- * @throws {TypeError} when `key` is neither a `URL` nor a string.
+ * @throws {TypeError} when `key` is neither a `URL` nor a string, or is a
+ *   string that is not well-formed UTF-16.
  *
  * @example
  * ```ts
@@ -71,7 +77,16 @@ function fromUrl(url: URL): NormalKey & { components: string[] } {
  * ```
  */
 export function normaliseKey(key: Key): NormalKey {
-  if (key instanceof URL) return fromUrl(key);
+  if (key instanceof URL) {
+    // A URL is the key its href string is: without a host that is the
+    // verbatim string, so `new URL("mailto:x")` and "mailto:x" are one key
+    // (and one nsurl hash). The text is checked too: a subclass may
+    // override the getters.
+    const nk = key.hostname !== ""
+      ? fromUrl(key)
+      : { text: String(key.href), url: false };
+    return wellFormed(nk.text) ? nk : illFormed(nk.text);
+  }
   if (typeof key === "string" && isCanonicalUrl(key)) {
     return { text: key, url: true };
   }
@@ -80,12 +95,29 @@ export function normaliseKey(key: Key): NormalKey {
       `Cannot use key: expected a URL or a string, got ${describe(key)}`,
     );
   }
+  // Before URL parsing, which would turn a lone surrogate into %EF%BF%BD.
+  if (!wellFormed(key)) illFormed(key);
   // Cheap pre-check: only strings with "://" can be absolute URLs with a host.
   if (key.includes("://")) {
     const url = URL.parse(key);
     if (url !== null && url.hostname !== "") return fromUrl(url);
   }
   return { text: key, url: false };
+}
+
+function wellFormed(s: string): boolean {
+  return s.isWellFormed();
+}
+
+function illFormed(s: string): never {
+  let at = 0;
+  for (const ch of s) { // by code point: a lone surrogate is one alone
+    if (!ch.isWellFormed()) break;
+    at += ch.length;
+  }
+  throw new TypeError(
+    `Cannot use key: not well-formed UTF-16 (lone surrogate at index ${at})`,
+  );
 }
 
 /**

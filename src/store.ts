@@ -162,8 +162,42 @@ const KINDS = [DATA, META] as const;
 /** Entries per journaled `touch` batch (16 bytes each: 64 KiB a batch). */
 const TOUCH_BATCH = 4096;
 
+// The clock for the times entries record (FORMAT.md §1: u32 seconds). It
+// never goes back: within a process a wall-clock step back is bridged by
+// monotonic time until the wall clock catches up, and an opened store
+// raises it past the latest use it recorded (clockAtLeast), so eviction
+// order survives a clock set back, live or between runs. Shared by the
+// stores of a process (as the wall clock is); it only ever runs ahead.
+let clockLast = 0; // last time returned, ms
+let clockBase = -1; // while bridging: the time at clockMono, ms; else -1
+let clockMono = 0; // performance.now() at clockBase
+
+function nowMs(): number {
+  const wall = Date.now();
+  if (clockBase < 0) {
+    if (wall >= clockLast) return clockLast = wall; // the usual path
+    clockBase = clockLast; // stepped back: bridge from the last time
+    clockMono = performance.now();
+  }
+  const bridged = clockBase + (performance.now() - clockMono);
+  if (wall >= bridged) {
+    clockBase = -1; // caught up (or stepped forward): the wall clock again
+    return clockLast = wall;
+  }
+  return clockLast = Math.max(clockLast, bridged);
+}
+
 function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
+  return Math.min(Math.floor(nowMs() / 1000), 0xffffffff);
+}
+
+/** Moves the clock to the second after `seconds` if it is not past it. */
+function clockAtLeast(seconds: number): void {
+  const now = nowMs();
+  if (Math.floor(now / 1000) >= seconds) return;
+  clockBase = (seconds + 1) * 1000;
+  clockMono = performance.now();
+  clockLast = clockBase;
 }
 
 /** Runs `f` now; what it throws becomes the returned promise's rejection. */
@@ -201,9 +235,23 @@ interface Paired {
   r?: ReadResult;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 function checkElement(bytes: unknown, name: string): void {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`Cannot store element: ${name} must be a Uint8Array`);
+  }
+  // A view of a detached (transferred) or shrunk buffer reads as empty but
+  // cannot be copied: refuse it before anything is written. Copying it into
+  // an empty array throws exactly then.
+  if (bytes.length === 0) {
+    try {
+      NO_BYTES.set(bytes);
+    } catch {
+      throw new TypeError(
+        `Cannot store element: ${name} is a view of a detached or out-of-bounds ArrayBuffer`,
+      );
+    }
   }
 }
 
@@ -286,6 +334,11 @@ export class BackingStore implements AsyncDisposable {
       if (token.released || this.#closed) return;
       for (const pin of token.pins) this.#pins.release(pin);
     });
+    let latest = 0; // the latest use recorded: times here never go back
+    for (let i = 0; i < this.#mem.count; i++) {
+      latest = Math.max(latest, this.#mem.lastUsed(i));
+    }
+    clockAtLeast(latest);
     if (this.#mem.count >= this.#mem.capacity || this.#liveBytes >= opt.limit) {
       try {
         this.#evict(0, -1);
@@ -643,12 +696,17 @@ export class BackingStore implements AsyncDisposable {
    * Evicts entries, never `keep`, until `incoming` more bytes fit under
    * the limit with more than the hysteresis freed, and (when the table is
    * full) until the same fraction of entries is free.
+   *
+   * Only live bytes count: superseded elements a reference still pins
+   * (`deferredBytes`) are freed when it ends, or after `pinTimeoutMs`, and
+   * no eviction can free them sooner. Counting them would make every store
+   * evict every unpinned entry while they outweigh the limit's room.
    */
   #evict(incoming: number, keep: number): void {
     const mem = this.#mem;
     const opt = this.#opt;
     this.#pins.expire(performance.now());
-    const total = this.#liveBytes + this.#deferredBytes;
+    const total = this.#liveBytes;
     const overBytes = total + incoming >= opt.limit;
     const full = mem.count >= mem.capacity;
     if (!overBytes && !full) return;
@@ -872,9 +930,14 @@ export class BackingStore implements AsyncDisposable {
     let i = found.entry;
     const old = i >= 0 ? held(i) : 0;
     const full = i < 0 && mem.count >= mem.capacity;
+    const over = this.#liveBytes - old + incoming + this.#deferredBytes;
+    if (this.#deferredBytes > 0 && over >= this.#opt.limit) {
+      // What pins hold past the limit goes once they time out.
+      this.#pins.expire(performance.now());
+    }
     if (
       full ||
-      this.#liveBytes + this.#deferredBytes - old + incoming >= this.#opt.limit
+      this.#liveBytes - old + incoming >= this.#opt.limit // see #evict
     ) {
       if (full) this.#evict(incoming, -1);
       else this.#evict(incoming - old, i);
