@@ -36,7 +36,6 @@ import {
   CACHEDIR_TAG,
   type Control,
   decodeBlocks,
-  decodeControl,
   decodeEntries,
   ELEMENT_HEADER,
   type ElementHeader,
@@ -69,20 +68,30 @@ import {
   replay,
 } from "./journal.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
-import { tableDimensionsValid } from "./options.ts";
 import { BLOCK_DIRS, blockFileParts, largeFileParts } from "./paths.ts";
-import { NotAStoreError } from "./errors.ts";
 import { rebuildIndex, type RebuildResult } from "./rebuild.ts";
+import {
+  chooseControl,
+  type ControlCopy,
+  readControlCopies,
+} from "./_control.ts";
 
 const ROOT_FILES = new Set([
   "lock",
   "CACHEDIR.TAG",
   "control",
+  "control.bak",
   "entries",
   "blocks",
 ]);
 /** Root files larder replaces through `NAME.tmp` (FORMAT.md §7). */
-const REPLACED = ["control", "entries", "blocks", "CACHEDIR.TAG"];
+const REPLACED = [
+  "control",
+  "control.bak",
+  "entries",
+  "blocks",
+  "CACHEDIR.TAG",
+];
 /** Journal file names (FORMAT.md §10.1). */
 const JOURNAL_NAME = /^journal-[0-9A-F]{8}$/;
 /** Element kinds, in the order checks visit them. */
@@ -224,6 +233,12 @@ export class Pass {
   #journals: string[] = [];
   seenFiles: SeenFile[] = [];
   writeCachedirTag = false;
+  /** The control record to write, and to which copies (FORMAT.md §3). */
+  controlWrite:
+    | { bytes: Uint8Array; names: ControlCopy["name"][] }
+    | undefined;
+  /** Both control copies are lost: only an open's rebuild can help. */
+  controlLost = false;
   stats: CheckStats | undefined;
 
   #io: FileIO;
@@ -458,44 +473,57 @@ export class Pass {
   // ---- §3 control ----------------------------------------------------------
 
   #control(): Control | undefined {
-    const bytes = readWhole(this.#io, `${this.#dir}/control`);
-    if (bytes === undefined) {
-      throw new NotAStoreError(
-        `Cannot check store: ${this.#dir} has no control file`,
-      );
-    }
-    this.bytesRead += bytes.length;
+    const copies = readControlCopies(this.#io, this.#dir);
+    for (const c of copies) this.bytesRead += c.bytes?.length ?? 0;
+    let chosen: ControlCopy | undefined;
     try {
-      const control = decodeControl(bytes);
-      if (!tableDimensionsValid(control)) {
-        throw new CorruptError(
-          "Cannot read control: table dimensions out of range",
-        );
-      }
-      return control;
+      chosen = chooseControl(copies);
     } catch (err) {
-      if (err instanceof VersionMismatchError) {
-        this.complete = false;
+      if (!(err instanceof VersionMismatchError)) throw err;
+      const newer = copies.find((c) => c.state === "newer")!;
+      this.complete = false;
+      this.#report(
+        "VERSION_NEWER",
+        newer.name,
+        `control format version ${
+          versionAt(newer.bytes!, 8)
+        }; this larder reads ${VERSION.control}: nothing else can be checked`,
+      );
+      return undefined;
+    }
+    if (chosen === undefined) {
+      // Both copies lost in a directory larder's files prove is a store
+      // (probeStore refused anything else).
+      this.complete = false;
+      this.controlLost = true;
+      this.#report(
+        "CONTROL_LOST",
+        "control",
+        `no sound copy of the control record (${
+          copies.map((c) => `${c.name}: ${c.detail ?? c.state}`).join("; ")
+        }): nothing else can be checked; an open or --repair rebuilds it`,
+      );
+      return undefined;
+    }
+    for (const c of copies) {
+      if (c.state === "ok") continue;
+      if (c.state === "missing" && c.name === "control.bak") {
         this.#report(
-          "VERSION_NEWER",
-          "control",
-          `control format version ${
-            versionAt(bytes, 8)
-          }; this larder reads ${VERSION.control}: nothing else can be checked`,
+          "CONTROL_COPY_MISSING",
+          c.name,
+          "no second copy of the control record (a store made before it existed)",
         );
-        return undefined;
-      }
-      if (err instanceof CorruptError) {
-        this.complete = false;
+      } else {
         this.#report(
           "CONTROL_CORRUPT",
-          "control",
-          `${err.message}: nothing else can be checked`,
+          c.name,
+          `${c.detail ?? c.state}; ${chosen.name} is sound and is used`,
         );
-        return undefined;
       }
-      throw err;
     }
+    const names = copies.filter((c) => c.state !== "ok").map((c) => c.name);
+    if (names.length > 0) this.controlWrite = { bytes: chosen.bytes!, names };
+    return chosen.control;
   }
 
   // ---- §4 the index ----------------------------------------------------------

@@ -18,7 +18,16 @@ const ELEMENT_REPAIR =
   "drop the element (the entry, when it has no other that verifies)";
 
 export const PROBLEM_CODES = {
-  CONTROL_CORRUPT: { severity: "error", repair: "none (the check stops)" },
+  CONTROL_CORRUPT: {
+    severity: "error",
+    repair: "rewrite it from the other copy",
+  },
+  CONTROL_LOST: {
+    severity: "error",
+    repair: "rebuild control as an open does (a SipHash store's index " +
+      "starts empty)",
+  },
+  CONTROL_COPY_MISSING: { severity: "warning", repair: "write control.bak" },
   VERSION_NEWER: {
     severity: "error",
     repair: "entries: rebuild the index; journal: new journal; blocks, " +
@@ -105,7 +114,9 @@ export type RepairAction =
   | "DELETE_TEMP"
   | "REMOVE_DIR"
   | "MOVE_ASIDE"
-  | "WRITE_CACHEDIR_TAG";
+  | "WRITE_CACHEDIR_TAG"
+  | "WRITE_CONTROL"
+  | "REBUILD_CONTROL";
 
 /** One change a repair made. */
 export interface Repair {

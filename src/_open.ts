@@ -10,13 +10,22 @@ import {
   NotAStoreError,
   OptionMismatchError,
 } from "./errors.ts";
+import {
+  chooseControl,
+  CONTROL_NAMES,
+  type ControlCopy,
+  copiesToWrite,
+  larderEvidence,
+  readControlCopies,
+  rebuildControl,
+  writeControlCopies,
+} from "./_control.ts";
 import { ElementFiles, pairRecordsFit, recordFitsSlots } from "./elements.ts";
 import {
   CACHEDIR_TAG,
   type Control,
   dataSlotBitsFor,
   decodeBlocks,
-  decodeControl,
   decodeEntries,
   encodeControl,
   runWithin,
@@ -29,19 +38,13 @@ import {
   META,
   recordSlots,
 } from "./index_memory.ts";
-import {
-  type FileIO,
-  NodeFileIO,
-  readPrefix,
-  readWhole,
-  replaceFile,
-} from "./io.ts";
+import { type FileIO, NodeFileIO, readPrefix, replaceFile } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
 import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
-import { type ResolvedOptions, tableDimensionsValid } from "./options.ts";
+import type { ResolvedOptions } from "./options.ts";
 
 /** Names larder may leave in a directory before its control file exists. */
 const CREATION_LEFTOVERS = new Set([
@@ -49,6 +52,7 @@ const CREATION_LEFTOVERS = new Set([
   "CACHEDIR.TAG",
   "CACHEDIR.TAG.tmp",
   "control.tmp",
+  "control.bak.tmp",
 ]);
 
 /** Everything a store holds besides its counters. */
@@ -100,24 +104,50 @@ function mkdirs(io: FileIO, path: string): void {
   }
 }
 
-function readOrCreateControl(
+/** The control record an open uses, and what it must write once it can. */
+interface ControlPlan {
+  control: Control;
+  /** A new store: CACHEDIR.TAG and both copies are written. */
+  creating: boolean;
+  /** The record to write, and to which copies. */
+  bytes: Uint8Array;
+  write: ControlCopy["name"][];
+  /** A copy was damaged, or both were and the record was rebuilt. */
+  repaired: boolean;
+  /** Rebuilt for a SipHash store: the elements' hashes are unrecoverable. */
+  keyLost: boolean;
+}
+
+/**
+ * Reads `control` and `control.bak` (FORMAT.md §3, §9) and decides what
+ * the store is, without writing anything: the writes wait until the index
+ * memory exists, so a store that cannot open leaves no control behind.
+ */
+function planControl(
   io: FileIO,
   dir: string,
   opt: ResolvedOptions,
-): Control {
-  const bytes = readWhole(io, `${dir}/control`);
-  if (bytes === undefined) {
-    // Defect 6: never adopt (or later delete) a directory of someone else's
-    // files. Only an empty directory, or one holding larder's own leftovers
-    // from an interrupted creation, becomes a new store.
-    const foreign = io.list(dir).filter((n) => !CREATION_LEFTOVERS.has(n));
-    if (foreign.length > 0) {
-      throw new NotAStoreError(
-        `Cannot open store: ${dir} has no larder control file but holds other files (${
-          foreign.slice(0, 3).join(", ")
-        }${foreign.length > 3 ? ", ..." : ""})`,
-      );
-    }
+): ControlPlan {
+  const copies = readControlCopies(io, dir);
+  const chosen = chooseControl(copies);
+  let plan: ControlPlan;
+  if (chosen !== undefined) {
+    const control = chosen.control!;
+    // A copy that is missing is an old store (or a crash before the copy
+    // was written), not damage.
+    const repaired = copies.some((c) => c.state === "damaged") ||
+      copies[0].state === "missing";
+    plan = {
+      control,
+      creating: false,
+      bytes: chosen.bytes!,
+      write: copiesToWrite(copies, chosen.bytes!),
+      repaired,
+      keyLost: false,
+    };
+  } else if (
+    copies.every((c) => c.state === "missing") && onlyLeftovers(io, dir)
+  ) {
     const control: Control = {
       entryBits: opt.entryBits,
       identBits: opt.identBits,
@@ -126,21 +156,46 @@ function readOrCreateControl(
       sipKey: crypto.getRandomValues(new Uint8Array(16)),
       createdAt: Math.floor(Date.now() / 1000),
     };
-    replaceFile(io, dir, "CACHEDIR.TAG", [CACHEDIR_TAG]);
-    // The directory may have been made by an earlier open that crashed
-    // before syncing its parent: make its name durable before the store
-    // inside it counts as created.
-    io.syncDir(parentOf(dir));
-    // The control file goes last: its presence means creation completed.
-    replaceFile(io, dir, "control", [encodeControl(control)]);
-    return control;
+    const bytes = encodeControl(control);
+    plan = {
+      control,
+      creating: true,
+      bytes,
+      write: [...CONTROL_NAMES],
+      repaired: false,
+      keyLost: false,
+    };
+  } else {
+    // Defect 6: never adopt (or later delete) a directory of someone
+    // else's files. Without a sound control copy, only files that larder
+    // alone writes prove the directory is a store whose control is lost.
+    if (larderEvidence(io, dir) === undefined) {
+      throw new NotAStoreError(
+        copies[0].state === "missing"
+          ? `Cannot open store: ${dir} has no larder control file but holds other files (${
+            foreignNames(io, dir)
+          })`
+          : "Cannot open store: control file is not a larder control file",
+      );
+    }
+    const r = rebuildControl(io, dir, {
+      entryBits: opt.entryBits,
+      identBits: opt.identBits,
+      limit: opt.limit,
+      hash: opt.hash,
+      explicitHash: opt.explicit.hash,
+    });
+    plan = {
+      control: r.control,
+      creating: false,
+      bytes: encodeControl(r.control),
+      write: [...CONTROL_NAMES],
+      repaired: true,
+      // With a hash override the SipHash key is never used.
+      keyLost: r.keyLost && opt.hashOverride === undefined,
+    };
   }
-  const control = decodeControl(bytes);
-  if (!tableDimensionsValid(control)) {
-    throw new CorruptError(
-      "Cannot read control: table dimensions out of range",
-    );
-  }
+  const control = plan.control;
   if (opt.explicit.entryBits && opt.entryBits !== control.entryBits) {
     throw new OptionMismatchError(
       `Cannot open store: it was created with entryBits ${control.entryBits}, not ${opt.entryBits}`,
@@ -154,9 +209,34 @@ function readOrCreateControl(
   if (opt.explicit.identBits && opt.identBits !== control.identBits) {
     // The address map is rebuilt at every open, so it can simply change.
     control.identBits = opt.identBits;
-    replaceFile(io, dir, "control", [encodeControl(control)]);
+    plan.bytes = encodeControl(control);
+    plan.write = [...CONTROL_NAMES];
   }
-  return control;
+  return plan;
+}
+
+function onlyLeftovers(io: FileIO, dir: string): boolean {
+  return io.list(dir).every((n) => CREATION_LEFTOVERS.has(n));
+}
+
+function foreignNames(io: FileIO, dir: string): string {
+  const foreign = io.list(dir).filter((n) => !CREATION_LEFTOVERS.has(n));
+  return `${foreign.slice(0, 3).join(", ")}${
+    foreign.length > 3 ? ", ..." : ""
+  }`;
+}
+
+/** Performs the writes of `plan`, once the store is known to open. */
+function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
+  if (plan.creating) {
+    replaceFile(io, dir, "CACHEDIR.TAG", [CACHEDIR_TAG]);
+    // The directory may have been made by an earlier open that crashed
+    // before syncing its parent: make its name durable before the store
+    // inside it counts as created.
+    io.syncDir(parentOf(dir));
+  }
+  // The control file goes last: its presence means creation completed.
+  writeControlCopies(io, dir, plan.bytes, plan.write);
 }
 
 /**
@@ -280,6 +360,21 @@ function loadIndex(
   return { tag: image.journalTag, append };
 }
 
+/**
+ * The control record was rebuilt with a new SipHash key: no entry's hash
+ * (snapshot, journal or element header) can be recomputed, so the index
+ * starts empty and every slot is free; only large-file ids in use are
+ * kept from being handed out again (FORMAT.md §9).
+ */
+function forgetElements(io: FileIO, dir: string, s: StoreState): undefined {
+  s.mem.loadRecords(new Uint8Array(0), 0);
+  const r = rebuildIndex(io, dir, s.mem, { adopt: () => false });
+  s.nextFileId = r.nextFileId;
+  s.blocksDirty = true;
+  s.liveBytes = 0;
+  return undefined;
+}
+
 function rebuildFromElements(io: FileIO, dir: string, s: StoreState): void {
   s.mem.loadRecords(new Uint8Array(0), 0);
   const r = rebuildIndex(io, dir, s.mem);
@@ -298,6 +393,7 @@ const TEMP_NAMES = new Set([
   "entries.tmp",
   "blocks.tmp",
   "control.tmp",
+  "control.bak.tmp",
   "CACHEDIR.TAG.tmp",
 ]);
 
@@ -338,9 +434,13 @@ export function openState(
   let files: ElementFiles | undefined;
   let state: StoreState | undefined;
   try {
-    const control = readOrCreateControl(io, dir, opt);
+    const plan = planControl(io, dir, opt);
+    const control = plan.control;
+    // The index memory first: a store that cannot have it (too large
+    // dimensions) fails here, before anything is written.
     const mem = new IndexMemory(control);
     mem.setSipKey(control.sipKey);
+    commitControl(io, dir, plan);
     files = new ElementFiles(
       io,
       dir,
@@ -359,7 +459,7 @@ export function openState(
       replayed: 0,
       blocksDirty: false,
       liveBytes: 0,
-      repairedOnOpen: 0,
+      repairedOnOpen: plan.repaired ? 1 : 0,
       slotFrees: [],
     };
     // A foreign object at a temp name would make the rotation fail.
@@ -369,7 +469,9 @@ export function openState(
     }
     // One read of the pair: the journal (8 MiB by default) is not read again
     // just for its tag (the lock keeps anyone from rotating meanwhile).
-    const { tag, append } = loadIndex(io, dir, state);
+    const { tag, append } = plan.keyLost
+      ? { tag: forgetElements(io, dir, state), append: false }
+      : loadIndex(io, dir, state);
     // What an interrupted rotation left takes space a new one may need.
     if (tag !== undefined) removeLeftovers(io, dir, tag);
     if (

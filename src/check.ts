@@ -38,7 +38,6 @@ import {
   CACHEDIR_TAG,
   encodeBlockFileHeader,
   encodeBlocksHeader,
-  MAGIC,
 } from "./format.ts";
 import {
   claimsSlot,
@@ -55,6 +54,9 @@ import {
   journalName,
 } from "./journal.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
+import { larderEvidence, writeControlCopies } from "./_control.ts";
+import { openState } from "./_open.ts";
+import { resolveOptions } from "./options.ts";
 
 export { PROBLEM_CODES } from "./_check_report.ts";
 export type {
@@ -96,6 +98,18 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
   for (const rel of pass.foreign) {
     const to = moveAside(io, dir, rel);
     say("MOVE_ASIDE", rel, `moved the foreign object aside to ${to}`);
+  }
+  if (pass.controlWrite !== undefined) {
+    // Before the index: everything after rests on the store's parameters.
+    const { bytes, names } = pass.controlWrite;
+    writeControlCopies(io, dir, bytes, names);
+    for (const name of names) {
+      say(
+        "WRITE_CONTROL",
+        name,
+        "wrote the control record from the sound copy",
+      );
+    }
   }
   if (index.source === "rebuilt") {
     const r = index.rebuild!;
@@ -304,23 +318,15 @@ function probeStore(io: FileIO, dir: string): void {
   if (k !== "dir" && k !== "symlink") {
     throw new NotAStoreError(`Cannot check store: ${dir} is not a directory`);
   }
-  const control = `${dir}/control`;
-  if (io.kind(control) !== "file") {
+  // Larder's own files (either control copy, entries, blocks, a journal,
+  // a block file, its CACHEDIR.TAG) prove a store, even one whose control
+  // record is lost (FORMAT.md §9); nothing else is touched.
+  if (larderEvidence(io, dir) === undefined) {
     throw new NotAStoreError(
-      `Cannot check store: ${dir} has no larder control file`,
+      io.kind(`${dir}/control`) === "missing"
+        ? `Cannot check store: ${dir} has no larder control file`
+        : `Cannot check store: ${dir}/control is not a larder control file`,
     );
-  }
-  const fd = io.openR(control);
-  try {
-    const head = new Uint8Array(8);
-    io.pread(fd, head, 0);
-    if (!hasMagicAt(head, MAGIC.control)) {
-      throw new NotAStoreError(
-        `Cannot check store: ${dir}/control is not a larder control file`,
-      );
-    }
-  } finally {
-    io.close(fd);
   }
 }
 
@@ -378,13 +384,35 @@ function checkStoreSync(dir: string, options: CheckOptions): CheckReport {
     const actionable = first.problems.some((p) =>
       !PROBLEM_CODES[p.code].repair.startsWith("none")
     );
-    if (options.repair && first.complete && actionable) {
+    if (options.repair && first.controlLost) {
+      // Only an open can rebuild control and start the index it implies
+      // (FORMAT.md §9): it takes the lock itself.
+      lock?.release();
+      lock = undefined;
+      const { state, lock: held } = openState(dir, resolveOptions({}), io);
+      try {
+        repaired = [{
+          action: "REBUILD_CONTROL",
+          path: "control",
+          detail:
+            `rebuilt the control record (entryBits ${state.control.entryBits}, dataSlotBits ${state.control.dataSlotBits}, hash ${state.control.hash}); the index holds ${state.mem.count} entries`,
+        }];
+        state.journal?.close();
+        state.files.close();
+      } finally {
+        held.release();
+      }
+      lock = acquireLock(io, dir);
+      last = new Pass(io, dir, options, started, "recheck", first.bytesRead);
+      last.run();
+      remaining = last.problems;
+    } else if (options.repair && first.complete && actionable) {
       repaired = repairStore(io, dir, first);
       last = new Pass(io, dir, options, started, "recheck", first.bytesRead);
       last.run();
       remaining = last.problems;
     }
-    const control = first.control;
+    const control = first.control ?? last.control;
     const index = last.index;
     const store: StoreInfo | null = control === undefined ||
         index === undefined

@@ -158,9 +158,14 @@ function tooLong(i: number): RangeError {
   );
 }
 
+// Arithmetic, not `& ~7`: offsets pass 2^31 at the largest tables
+// (entryBits 24, identBits 28), where 32-bit bit operations go negative.
 function align8(n: number): number {
-  return (n + 7) & ~7;
+  return Math.ceil(n / 8) * 8;
 }
+
+/** A wasm32 memory's limit: 65,536 pages of 64 KiB. */
+const WASM_MEMORY_MAX = 2 ** 32;
 
 const encoder = new TextEncoder();
 
@@ -320,6 +325,13 @@ export class IndexMemory {
     this.#sortKeys = take(this.capacity * 8);
     this.#sortKeys2 = take(this.capacity * 8);
     this.#stage = take(0);
+    if (this.#stage + STAGE_BYTES > WASM_MEMORY_MAX) {
+      throw new RangeError(
+        `Cannot create index memory: ${
+          this.#stage + STAGE_BYTES
+        } bytes exceed the 4 GiB of WebAssembly memory`,
+      );
+    }
     this.#growTo(this.#stage + STAGE_BYTES);
     this.clearUseMaps();
   }

@@ -74,6 +74,11 @@ export interface ScanProgress {
 export interface RebuildOptions {
   /** Called with progress at most every 100 ms. */
   onProgress?: (p: ScanProgress) => void;
+  /**
+   * Whether a verified element of `key` with header hash [lo, hi] may be
+   * adopted (default: all). Refused ones count as dropped.
+   */
+  adopt?: (key: string, hashLo: number, hashHi: number) => boolean;
 }
 
 /** What {@linkcode rebuildIndex} found and loaded. */
@@ -180,6 +185,12 @@ export function rebuildIndex(
     const text = keyText(key);
     if (text === undefined) {
       result.corrupt++;
+      return;
+    }
+    if (
+      options.adopt !== undefined && !options.adopt(text, c.hashLo, c.hashHi)
+    ) {
+      result.dropped++;
       return;
     }
     let g = groups.get(text);

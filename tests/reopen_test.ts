@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { crc32 } from "node:zlib";
 import { BackingStore, StoreError } from "../mod.ts";
 import { encodeControl, VERSION } from "../src/format.ts";
 import { bytesFor, MOD_URL, read, runChild, tempDir } from "./_helpers.ts";
@@ -122,7 +123,10 @@ Deno.test("a newer format version is refused with VERSION_MISMATCH", async (t) =
     await using d = await tempDir();
     await (await BackingStore.open(d.path)).close();
     const b = Deno.readFileSync(`${d.path}/control`);
-    new DataView(b.buffer).setUint32(8, VERSION.control + 1, true);
+    const v = new DataView(b.buffer);
+    v.setUint32(8, VERSION.control + 1, true);
+    // A real newer control is checksummed; a bad checksum is damage.
+    v.setUint32(40, crc32(b.subarray(0, 40)), true);
     Deno.writeFileSync(`${d.path}/control`, b);
     await assert.rejects(
       BackingStore.open(d.path),
