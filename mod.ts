@@ -35,6 +35,7 @@ export {
   NoSpaceError,
   NotAStoreError,
   OptionMismatchError,
+  ReplacedError,
   StoreError,
   VersionMismatchError,
 } from "./src/errors.ts";

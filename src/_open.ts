@@ -38,7 +38,13 @@ import {
   META,
   recordSlots,
 } from "./index_memory.ts";
-import { type FileIO, NodeFileIO, readPrefix, replaceFile } from "./io.ts";
+import {
+  type FileIO,
+  isNotPermitted,
+  NodeFileIO,
+  readPrefix,
+  replaceFile,
+} from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
 import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
@@ -80,6 +86,8 @@ export interface StoreState {
    * never overwritten while a durable index may still point at it.
    */
   slotFrees: number[];
+  /** Throws ReplacedError when the store path no longer names the store. */
+  checkDir: (action: string) => void;
 }
 
 function parentOf(path: string): string {
@@ -87,20 +95,41 @@ function parentOf(path: string): string {
   return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
 }
 
+/**
+ * Makes `path` a directory, creating only what is missing from the deepest
+ * existing directory up: nothing above the first one found is looked at,
+ * so permissions on the store directory (or the deepest directory to
+ * create) suffice.
+ */
 function mkdirs(io: FileIO, path: string): void {
-  const parts = path.split("/");
-  let at = path.startsWith("/") ? "" : ".";
-  for (const p of parts) {
-    if (p === "") continue;
-    at = at === "" ? `/${p}` : `${at}/${p}`;
-    const k = io.kind(at);
-    if (k === "missing") {
-      io.mkdir(at);
-      // A new directory's name is durable only once its parent is synced.
-      io.syncDir(parentOf(at));
-    } else if (k !== "dir" && k !== "symlink") {
-      throw new NotAStoreError(`Cannot open store: ${at} is not a directory`);
-    }
+  const k = io.kind(path);
+  if (k === "dir" || k === "symlink") return; // a symlink is checked by holdDir
+  if (k !== "missing") {
+    throw new NotAStoreError(`Cannot open store: ${path} is not a directory`);
+  }
+  const parent = parentOf(path);
+  try {
+    io.mkdir(path);
+  } catch (err) {
+    const code = (err as { cause?: { code?: unknown } }).cause?.code;
+    if (code !== "ENOENT" || parent === path) throw err;
+    mkdirs(io, parent);
+    io.mkdir(path);
+  }
+  // A new directory's name is durable only once its parent is synced.
+  syncParent(io, parent);
+}
+
+/**
+ * Syncs `dir`'s parent directory when permitted. Without read access to
+ * the parent (narrow permissions), a store directory created by this open
+ * may vanish in a power loss until the system writes the parent back.
+ */
+function syncParent(io: FileIO, parent: string): void {
+  try {
+    io.syncDir(parent);
+  } catch (err) {
+    if (!isNotPermitted(err)) throw err;
   }
 }
 
@@ -215,6 +244,20 @@ function planControl(
   return plan;
 }
 
+/**
+ * Throws NotAStoreError for a directory with no `lock`, files other than
+ * creation leftovers, and none of larder's files (FORMAT.md §2).
+ */
+function refuseForeign(io: FileIO, dir: string): void {
+  if (io.kind(`${dir}/lock`) !== "missing" || onlyLeftovers(io, dir)) return;
+  if (larderEvidence(io, dir) !== undefined) return;
+  throw new NotAStoreError(
+    `Cannot open store: ${dir} has no larder control file but holds other files (${
+      foreignNames(io, dir)
+    })`,
+  );
+}
+
 function onlyLeftovers(io: FileIO, dir: string): boolean {
   return io.list(dir).every((n) => CREATION_LEFTOVERS.has(n));
 }
@@ -233,7 +276,7 @@ function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
     // The directory may have been made by an earlier open that crashed
     // before syncing its parent: make its name durable before the store
     // inside it counts as created.
-    io.syncDir(parentOf(dir));
+    syncParent(io, parentOf(dir));
   }
   // The control file goes last: its presence means creation completed.
   writeControlCopies(io, dir, plan.bytes, plan.write);
@@ -430,7 +473,9 @@ export function openState(
 ): { state: StoreState; lock: StoreLock; io: FileIO } {
   const io = ioOverride ?? new NodeFileIO();
   mkdirs(io, dir);
-  const lock = acquireLock(io, dir);
+  // Held, the directory can be looked at before `lock` is created in it:
+  // a directory of someone else's files is refused with nothing written.
+  const lock = acquireLock(io, dir, () => refuseForeign(io, dir));
   let files: ElementFiles | undefined;
   let state: StoreState | undefined;
   try {
@@ -446,6 +491,7 @@ export function openState(
       dir,
       mem.slotCounts,
       opt.durability === "fsync",
+      (action) => lock.checkDir(action),
     );
     state = {
       control,
@@ -461,6 +507,7 @@ export function openState(
       liveBytes: 0,
       repairedOnOpen: plan.repaired ? 1 : 0,
       slotFrees: [],
+      checkDir: (action) => lock.checkDir(action),
     };
     // A foreign object at a temp name would make the rotation fail.
     for (const name of TEMP_NAMES) {

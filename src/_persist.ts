@@ -255,6 +255,8 @@ export function writeSnapshotTemp(
  * (a failed directory sync after the rename leaves the old journal whole).
  */
 export function rotate(io: FileIO, dir: string, s: StoreState): void {
+  // Everything below goes by path: never into another directory.
+  s.checkDir("write index");
   s.files.syncPending();
   const old = s.journal;
   const tag = newTag(old?.tag);

@@ -254,7 +254,14 @@ export class ElementFiles {
   #io: FileIO;
   #root: string;
   #fds: (number | undefined)[] = [];
-  #dirs = new Set<string>();
+  /**
+   * Directories known to be real directories of this store, with their
+   * identity when the file layer gives one: a path whose directory no
+   * longer has it (removed, or a component replaced by a symlink) is
+   * walked and checked again before anything goes through it.
+   */
+  #dirs = new Map<string, string>();
+  #checkDir: (action: string) => void;
   // Directories that gained names wait here for the next syncPending():
   // block files' always (a rotation syncs them), large files' in fsync
   // mode (where large files are also synced as written).
@@ -282,7 +289,9 @@ export class ElementFiles {
     root: string,
     slotCounts: readonly [number, number],
     durable = false,
+    checkDir: (action: string) => void = () => {},
   ) {
+    this.#checkDir = checkDir;
     this.#durable = durable;
     this.#io = io;
     this.#root = root;
@@ -297,18 +306,75 @@ export class ElementFiles {
   }
 
   #ensureDirs(parts: string[], durable = this.#durable): string {
-    let path = this.#root;
-    for (let i = 0; i < parts.length - 1; i++) {
-      path += `/${parts[i]}`;
-      if (!this.#dirs.has(path)) {
-        this.#mkdir(path);
-        this.#dirs.add(path);
-        if (durable) {
-          this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
-        }
+    const name = `${this.#root}/${parts.join("/")}`;
+    this.#checkDir("write element");
+    this.#dirsOk(name, true, durable);
+    return name;
+  }
+
+  /**
+   * True when every directory on the way to file `path` (inside the store)
+   * is a real directory: never a symlink followed as a path component.
+   * With `create`, missing ones are made (a removed `d/` comes back);
+   * without, a missing one is false. A symlink or other foreign object is
+   * moved aside when creating, false otherwise (a miss).
+   */
+  #dirsOk(path: string, create: boolean, durable = this.#durable): boolean {
+    const leaf = path.slice(0, path.lastIndexOf("/"));
+    const known = this.#dirs.get(leaf);
+    const io = this.#io;
+    if (
+      known !== undefined &&
+      (io.dirId === undefined || io.dirId(leaf) === known)
+    ) {
+      return true;
+    }
+    const parts = leaf.slice(this.#root.length + 1).split("/");
+    let at = this.#root;
+    for (const p of parts) {
+      at += `/${p}`;
+      const k = io.kind(at);
+      if (k !== "dir") {
+        if (!create) return false;
+        // Something else at the name (a file, a FIFO, a symlink) is moved
+        // aside (`_foreign.ts`) and the directory made: a removed `d/`
+        // comes back, and a planted symlink is never followed.
+        this.#mkdir(at);
+      }
+      // A directory found here may have been made by a call that failed
+      // before its parent was synced: its name is made durable too, once
+      // for each leaf this handle writes into.
+      if (create && durable) {
+        this.#pendingDirs.add(at.slice(0, at.lastIndexOf("/")));
       }
     }
-    return `${path}/${parts[parts.length - 1]}`;
+    // Only a write's walk is remembered: it is the one that queued syncs.
+    if (create) this.#dirs.set(leaf, io.dirId?.(leaf) ?? "");
+    return true;
+  }
+
+  /**
+   * Removes the now perhaps empty directories above large file `path`,
+   * deepest first, up to (not including) the kind's top directory, so
+   * directories do not pile up as file ids advance.
+   */
+  #pruneDirs(path: string): void {
+    const io = this.#io;
+    if (io.rmdir === undefined) return;
+    let dir = path.slice(0, path.lastIndexOf("/"));
+    while (dir.length > this.#root.length + 2) {
+      if (!io.rmdir(dir)) return;
+      this.#dirs.delete(dir);
+      dir = dir.slice(0, dir.lastIndexOf("/"));
+    }
+  }
+
+  /** Removes large file `path` (when its directories are larder's). */
+  #removeLarge(path: string): void {
+    this.#checkDir("remove element");
+    if (!this.#dirsOk(path, false)) return;
+    this.#io.unlink(path);
+    this.#pruneDirs(path);
   }
 
   /**
@@ -362,6 +428,7 @@ export class ElementFiles {
     if (cached !== undefined) return cached;
     const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
     const path = this.#ensureDirs(parts, true);
+    this.#checkDir("open block file");
     const fd = this.#openFile(path, false);
     try {
       const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
@@ -664,8 +731,10 @@ export class ElementFiles {
     id: number,
     len?: number,
   ): Uint8Array | undefined {
-    // Reading never creates directories: a missing one is a missing file.
+    // Reading never creates directories: a missing one is a missing file,
+    // and so is one replaced by a symlink (never followed).
     const path = this.#largeFileName(kind, id);
+    if (!this.#dirsOk(path, false)) return undefined;
     let fd: number;
     try {
       fd = this.#io.openR(path);
@@ -717,7 +786,7 @@ export class ElementFiles {
 
   /** Removes large file `id`. */
   removeFile(kind: ElementKind, id: number): void {
-    this.#io.unlink(this.#largeFileName(kind, id));
+    this.#removeLarge(this.#largeFileName(kind, id));
   }
 
   /**
@@ -743,7 +812,7 @@ export class ElementFiles {
     this.#removals = [];
     for (const path of paths) {
       try {
-        this.#io.unlink(path);
+        this.#removeLarge(path);
       } catch { /* an orphan, never read */ }
     }
   }
@@ -779,7 +848,14 @@ export class ElementFiles {
     this.#dirtyFds.clear();
     // Deepest first is not needed: each directory's own entry is synced
     // through its parent, which is in the set when it was created here.
-    for (const dir of this.#pendingDirs) this.#io.syncDir(dir);
+    for (const dir of this.#pendingDirs) {
+      try {
+        this.#io.syncDir(dir);
+      } catch (err) {
+        // A large-file directory removed since (emptied): nothing to sync.
+        if (dir === this.#root || !isAbsence(err)) throw err;
+      }
+    }
     this.#pendingDirs.clear();
   }
 

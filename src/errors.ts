@@ -15,7 +15,8 @@ export type StoreErrorCode =
   | "IO"
   | "NO_SPACE"
   | "CLOSED"
-  | "OPTION_MISMATCH";
+  | "OPTION_MISMATCH"
+  | "REPLACED";
 
 /**
  * Base class of every storage failure larder reports.
@@ -109,6 +110,17 @@ export class OptionMismatchError extends StoreError {
   /** @param message The description. @param options The cause. */
   constructor(message: string, options?: ErrorOptions) {
     super("OPTION_MISMATCH", message, options);
+  }
+}
+
+/**
+ * The store directory was removed, or replaced by another directory, while
+ * this handle had it open: the handle no longer writes anything by path.
+ */
+export class ReplacedError extends StoreError {
+  /** @param message The description. @param options The cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("REPLACED", message, options);
   }
 }
 

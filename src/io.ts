@@ -15,7 +15,12 @@
  * @module
  */
 import * as fs from "node:fs";
-import { ForeignFileError, StoreError, toStoreError } from "./errors.ts";
+import {
+  ForeignFileError,
+  NotAStoreError,
+  StoreError,
+  toStoreError,
+} from "./errors.ts";
 
 /** File mode for everything larder creates. */
 export const FILE_MODE = 0o600;
@@ -66,6 +71,39 @@ export interface FileIO {
    * handle holds it.
    */
   tryLock(path: string): (() => void) | undefined;
+  /**
+   * Opens directory `path` (following symlinks) and takes an exclusive
+   * advisory lock on it without waiting, for as long as a store is open.
+   * Undefined when another handle holds it. Optional: a layer without it
+   * (the fault-injection one) has only the `lock` file's lock.
+   */
+  holdDir?(path: string): DirHold | undefined;
+  /**
+   * The identity (`dev:ino`) of the directory `path` names, following
+   * symlinks; undefined when nothing is there.
+   */
+  dirId?(path: string): string | undefined;
+  /** Removes `path` if it is an empty directory; false when it is not. */
+  rmdir?(path: string): boolean;
+}
+
+/** A directory held open and locked by {@linkcode FileIO.holdDir}. */
+export interface DirHold {
+  /** The held directory's identity (`dev:ino`), fixed while it is held. */
+  readonly id: string;
+  /** Unlocks and closes it. */
+  release(): void;
+}
+
+/** True for a failure that means "not permitted" (Deno or the OS). */
+export function isNotPermitted(err: unknown): boolean {
+  const cause = err instanceof StoreError ? err.cause : err;
+  if (
+    cause instanceof Deno.errors.NotCapable ||
+    cause instanceof Deno.errors.PermissionDenied
+  ) return true;
+  const code = (cause as { code?: unknown } | null)?.code;
+  return code === "EACCES" || code === "EPERM";
 }
 
 function wrap<T>(action: string, f: () => T): T {
@@ -238,18 +276,42 @@ export class NodeFileIO implements FileIO {
     return wrap(`list ${path}`, () => fs.readdirSync(path));
   }
   tryLock(path: string): (() => void) | undefined {
+    // flock needs a Deno.FsFile, and Deno.openSync follows symlinks: the
+    // file is created (or found) by openRegular first (lstat, then an
+    // O_NOFOLLOW open), so a planted symlink is refused and its target
+    // never created; the Deno open that follows does not create, and must
+    // reach the same inode.
+    let fd: number;
+    try {
+      fd = openRegular(`open ${path}`, path, O_RDWR | O_CREAT);
+    } catch (err) {
+      if (!(err instanceof ForeignFileError)) throw err;
+      throw new NotAStoreError(
+        `Cannot open store: ${err.message.replace(/^Cannot [^:]*: /, "")}`,
+        { cause: err },
+      );
+    }
+    let file: Deno.FsFile | undefined;
+    try {
+      const st = wrap(`stat ${path}`, () => fs.fstatSync(fd));
+      file = wrap(
+        `open ${path}`,
+        () => Deno.openSync(path, { read: true, write: true }),
+      );
+      const again = wrap(`stat ${path}`, () => file!.statSync());
+      if (again.ino !== st.ino || again.dev !== st.dev) {
+        throw new NotAStoreError(
+          `Cannot open ${path}: it was replaced while being opened`,
+        );
+      }
+    } catch (err) {
+      file?.close();
+      throw err;
+    } finally {
+      fs.closeSync(fd);
+    }
     // flock is per open file description: a second open of the same store
     // fails even inside this process.
-    const file = wrap(
-      `open ${path}`,
-      () =>
-        Deno.openSync(path, {
-          read: true,
-          write: true,
-          create: true,
-          mode: FILE_MODE,
-        }),
-    );
     let locked = false;
     try {
       locked = wrap(`lock ${path}`, () => file.tryLockSync(true));
@@ -264,6 +326,58 @@ export class NodeFileIO implements FileIO {
         file.close();
       }
     };
+  }
+  holdDir(path: string): DirHold | undefined {
+    const file = wrap(
+      `open ${path}`,
+      () => Deno.openSync(path, { read: true }),
+    );
+    let held = false;
+    try {
+      const st = wrap(`stat ${path}`, () => file.statSync());
+      if (!st.isDirectory) {
+        throw new NotAStoreError(
+          `Cannot open store: ${path} is not a directory`,
+        );
+      }
+      if (!wrap(`lock ${path}`, () => file.tryLockSync(true))) return undefined;
+      held = true;
+      return {
+        id: `${st.dev}:${st.ino}`,
+        release: () => {
+          try {
+            file.unlockSync();
+          } finally {
+            file.close();
+          }
+        },
+      };
+    } finally {
+      if (!held) file.close();
+    }
+  }
+  dirId(path: string): string | undefined {
+    // Deno.statSync: ~2 µs here, against ~10 µs for node:fs's.
+    try {
+      const st = Deno.statSync(path);
+      return st.isDirectory ? `${st.dev}:${st.ino}` : undefined;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      if (err instanceof Deno.errors.NotADirectory) return undefined;
+      throw toStoreError(`stat ${path}`, err);
+    }
+  }
+  rmdir(path: string): boolean {
+    try {
+      fs.rmdirSync(path);
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "ENOTEMPTY" || code === "EEXIST" || code === "ENOENT") {
+        return false;
+      }
+      throw toStoreError(`remove directory ${path}`, err);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { posix } from "node:path";
 import { crc32 as zlibCrc32 } from "node:zlib";
 import {
   ClosedError,
@@ -295,6 +296,8 @@ export class BackingStore implements AsyncDisposable {
   #liveBytes = 0;
   #deferredBytes = 0;
   #closed = false;
+  /** Calls since open, for the periodic directory check. */
+  #calls = 0;
   #counters = {
     hits: 0,
     misses: 0,
@@ -373,12 +376,7 @@ export class BackingStore implements AsyncDisposable {
   ): Promise<BackingStore> {
     return promised(() => {
       const opt = resolveOptions(options);
-      const path = typeof dir === "string"
-        ? dir
-        : decodeURIComponent(dir.pathname);
-      if (typeof path !== "string" || path === "") {
-        throw new TypeError("Cannot open store: dir must be a path");
-      }
+      const path = storePath(dir);
       const { state, lock, io } = openState(path, opt, options?.io);
       try {
         return new BackingStore(path, opt, io, lock, state);
@@ -406,6 +404,12 @@ export class BackingStore implements AsyncDisposable {
     if (this.#closed) {
       throw new ClosedError(`Cannot ${action}: the store is closed`);
     }
+    // Every path-based change checks that the store path still names the
+    // store's directory; writes into already open files do not, so every
+    // 64th call checks too (one stat, ~2 µs), and a handle whose directory
+    // was removed or replaced stops acknowledging within 64 calls.
+    if ((++this.#calls & 63) === 0) this.#lock!.checkDir(action);
+    else if (this.#lock!.replaced !== undefined) throw this.#lock!.replaced;
   }
 
   // ---- keys ---------------------------------------------------------------
@@ -753,6 +757,7 @@ export class BackingStore implements AsyncDisposable {
   }
 
   #maintain(): void {
+    this.#lock?.checkDir("maintain store");
     this.#pins.expire(performance.now());
     this.#logTouches();
   }
@@ -1411,7 +1416,8 @@ export class BackingStore implements AsyncDisposable {
       }
     };
     attempt(() => this.#pins.endAll());
-    // A fresh snapshot and an empty journal make the next open quick.
+    // A fresh snapshot and an empty journal make the next open quick; not
+    // into a directory that replaced the store's (#maintain checks).
     attempt(() => {
       try {
         this.#maintain();
@@ -1439,6 +1445,50 @@ export class BackingStore implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The local path `dir` names: a string as given (made absolute, so a later
+ * chdir cannot move the store), or a `file:` URL.
+ * @throws {TypeError} for anything else, or a file URL that is no path.
+ */
+export function storePath(dir: unknown): string {
+  let path: string;
+  if (typeof dir === "string") {
+    path = dir;
+  } else if (dir instanceof URL) {
+    if (dir.protocol !== "file:") {
+      throw new TypeError(
+        `Cannot open store: ${dir.protocol} URLs are not local paths, only file: URLs are`,
+      );
+    }
+    if (dir.hostname !== "" && dir.hostname !== "localhost") {
+      throw new TypeError(
+        `Cannot open store: file URL names host ${dir.hostname}`,
+      );
+    }
+    if (/%2f/i.test(dir.pathname)) {
+      throw new TypeError("Cannot open store: file URL path encodes a /");
+    }
+    try {
+      path = decodeURIComponent(dir.pathname);
+    } catch {
+      throw new TypeError(
+        `Cannot open store: file URL path is not valid percent-encoding: ${dir.pathname}`,
+      );
+    }
+  } else {
+    throw new TypeError("Cannot open store: dir must be a path or file URL");
+  }
+  if (path === "" || path.includes("\0")) {
+    throw new TypeError("Cannot open store: dir must be a non-empty path");
+  }
+  if (!path.startsWith("/")) {
+    try {
+      path = `${Deno.cwd()}/${path}`;
+    } catch { /* no permission to know the cwd: keep it relative */ }
+  }
+  return posix.normalize(path).replace(/(.)\/+$/, "$1");
 }
 
 /** CRC-32 of an element; node:zlib's native crc32 (see README: Performance). */
