@@ -519,6 +519,23 @@ export class FaultFS implements FileIO {
     this.#dirChange(parentOf(path), [[path, { type: "dir" }]]);
   }
 
+  rmdir(path: string): boolean {
+    path = normalise(path);
+    this.#enter(`rmdir ${path}`, true);
+    const node = this.#lookup(path);
+    if (node === undefined) return false;
+    if (node.type !== "dir") {
+      throw toStoreError(
+        `remove directory ${path}`,
+        osError("ENOTDIR", "rmdir", path),
+      );
+    }
+    const prefix = `${path}/`;
+    for (const p of this.#cur.keys()) if (p.startsWith(prefix)) return false;
+    this.#dirChange(parentOf(path), [[path, undefined]]);
+    return true;
+  }
+
   syncDir(path: string): void {
     path = normalise(path);
     this.#enter(`syncDir ${path}`, true);
