@@ -66,6 +66,7 @@ import {
   journalName,
   readEntries,
   replay,
+  tornEntryEnd,
 } from "./journal.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
 import { BLOCK_DIRS, blockFileParts, largeFileParts } from "./paths.ts";
@@ -680,12 +681,24 @@ export class Pass {
     index.journal = { name, size, operations: r.applied };
     if (r.fileIdFloor > index.nextFileId) index.nextFileId = r.fileIdFloor;
     const junk = firstNonZero(bytes, end);
-    if (junk >= 0) {
+    // One torn final entry is what a crash leaves (open discards it);
+    // nonzero bytes past what one append could cover are damage.
+    const torn = junk < 0 ? end : tornEntryEnd(bytes, end);
+    const beyond = junk < 0 ? -1 : firstNonZero(bytes, torn);
+    if (junk >= 0 && beyond < 0) {
+      trouble(
+        "JOURNAL_TORN_TAIL",
+        `${entries.length} valid operations end at byte ${end}; the ` +
+          `nonzero bytes after them (from byte ${junk}) lie within the one ` +
+          `entry a crash could have torn (to byte ${torn}): the operation ` +
+          "being written when the process or machine stopped is discarded",
+      );
+    } else if (beyond >= 0) {
       trouble(
         "JOURNAL_CORRUPT_TAIL",
-        `${entries.length} valid operations end at byte ${end}; byte ${junk} ` +
-          "after them is not zero (a torn or damaged entry): what follows " +
-          "is ignored",
+        `${entries.length} valid operations end at byte ${end}; byte ` +
+          `${beyond} after them is not zero, past what one torn entry ` +
+          `could cover (to byte ${torn}): damage, and what follows is ignored`,
       );
     }
     if (r.diverged) {

@@ -42,6 +42,10 @@ export const PROBLEM_CODES = {
     severity: "error",
     repair: "new snapshot and journal",
   },
+  JOURNAL_TORN_TAIL: {
+    severity: "warning",
+    repair: "new snapshot and journal",
+  },
   JOURNAL_DIVERGED: { severity: "error", repair: "new snapshot and journal" },
   ENTRY_INVALID: { severity: "error", repair: "drop the entry" },
   SLOT_SHARED: { severity: "error", repair: "keep one claimant's element" },

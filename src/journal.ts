@@ -48,6 +48,24 @@ export const ROTATED_OFFSET = 20;
 /** Bytes of an entry's fixed part: size, crc, time, op, reserved. */
 const ENTRY_HEAD = 16;
 
+/**
+ * Bytes at the end of a journal of `size` bytes kept for removals (a
+ * sixteenth of it, at most 1 MiB; see {@linkcode Journal.reserve}).
+ */
+export function journalReserve(size: number): number {
+  return Math.min(size >>> 4, 2 ** 20);
+}
+
+/**
+ * The largest entry larder appends to a journal of `size` bytes: one that
+ * fits an empty journal outside the reserve. Removal and touch batches are
+ * split to fit it, and a store of the longest key is far below it, so no
+ * single append is larger.
+ */
+export function maxEntryBytes(size: number): number {
+  return size - JOURNAL_HEADER - journalReserve(size);
+}
+
 /** Operation types (FORMAT.md §10.2). Values are on disk: never reuse one. */
 export const OP = {
   /** Set one element of an entry (creating the entry when index = count). */
@@ -427,6 +445,28 @@ export function readEntries(
   return { entries, end: at };
 }
 
+/**
+ * One past the last byte the entry at `end` (where `readEntries` stopped)
+ * could cover if it is one append torn by a crash or a killed process
+ * (FORMAT.md §10.2). A torn write keeps some of the entry's 512-byte
+ * sectors, so its nonzero bytes lie within the entry's extent: the size
+ * its first word declares when that is a size larder writes, or, when the
+ * first word is zero (its first sector never reached the disk), anything
+ * up to the largest single append. A nonzero first word that is not such
+ * a size was never written by larder: the extent is empty, and any
+ * nonzero byte after `end` is damage.
+ */
+export function tornEntryEnd(file: Uint8Array, end: number): number {
+  const limit = Math.min(file.length, end + maxEntryBytes(file.length));
+  // No entry larder appends could start this close to the end.
+  if (end + ENTRY_HEAD + 4 > file.length) return end;
+  const size = view(file).getUint32(end, true);
+  if (size === 0) return limit;
+  const sane = size >= ENTRY_HEAD + 4 && (size & 3) === 0 &&
+    end + size <= limit;
+  return sane ? end + size : end;
+}
+
 /** What a replay did. */
 export interface ReplayResult {
   /** Operations applied. */
@@ -602,12 +642,12 @@ export class Journal {
    * have room in the journal, whose blocks were all written at creation.
    */
   get reserve(): number {
-    return Math.min(this.size >>> 4, 2 ** 20);
+    return journalReserve(this.size);
   }
 
   /** The largest entry that fits an empty journal outside the reserve. */
   get maxEntry(): number {
-    return this.size - JOURNAL_HEADER - this.reserve;
+    return maxEntryBytes(this.size);
   }
 
   /**

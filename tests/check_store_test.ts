@@ -11,7 +11,7 @@ import {
   VERSION,
   writeElementHeader,
 } from "../src/format.ts";
-import { journalName } from "../src/journal.ts";
+import { journalName, readEntries } from "../src/journal.ts";
 import { largeFileParts } from "../src/paths.ts";
 import {
   assertSurvivors,
@@ -220,7 +220,49 @@ Deno.test("checkStore reports and repairs each kind of damage", async (t) => {
   });
 });
 
-Deno.test("checkStore replays the journal and reports a torn last entry", async () => {
+/** Every file of `dir` and its bytes, to put back with {@linkcode restore}. */
+function save(dir: string): Map<string, Uint8Array> {
+  return new Map(
+    walkFiles(dir).map((rel) => [rel, Deno.readFileSync(`${dir}/${rel}`)]),
+  );
+}
+
+function restore(dir: string, files: Map<string, Uint8Array>): void {
+  for (const e of Deno.readDirSync(dir)) {
+    Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
+  }
+  for (const [rel, bytes] of files) {
+    const parent = rel.split("/").slice(0, -1).join("/");
+    if (parent !== "") Deno.mkdirSync(`${dir}/${parent}`, { recursive: true });
+    Deno.writeFileSync(`${dir}/${rel}`, bytes);
+  }
+}
+
+/** Rewrites the journal of `dir` through `edit`, given its last entry. */
+function editJournal(
+  dir: string,
+  edit: (j: Uint8Array, last: { at: number; size: number }) => void,
+): void {
+  const path = journalOf(dir);
+  const j = Deno.readFileSync(path);
+  const { entries, end } = readEntries(j);
+  const at = entries.at(-1)!.offset;
+  edit(j, { at, size: end - at });
+  Deno.writeFileSync(path, j);
+}
+
+const CHECK_CLI = new URL("../scripts/check_store.ts", import.meta.url);
+
+async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", CHECK_CLI.pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, out: new TextDecoder().decode(out.stdout) };
+}
+
+Deno.test("checkStore calls a torn final journal entry a warning, and damage past it an error", async (t) => {
   await using b = await buildStore();
   // A process that stores three more entries and dies without closing:
   // its changes live only in the journal.
@@ -236,34 +278,141 @@ Deno.test("checkStore replays the journal and reports a torn last entry", async 
   const clean = await checkStore(b.dir);
   deepStrictEqual(clean.problems, []);
   equal(clean.stats?.entries, 27);
-  ok(clean.store!.journal!.operations >= 3);
+  const ops = clean.store!.journal!.operations;
+  ok(ops >= 3);
+  const crashed = save(b.dir);
 
-  // Tear the last operation: its checksum no longer matches.
-  const last = findInFile(journalOf(b.dir), keyOf(102));
-  ok(last > 0);
-  flipBit(journalOf(b.dir), last + 2, 0);
-  const torn = await checkStore(b.dir);
-  deepStrictEqual(codes(torn), ["JOURNAL_CORRUPT_TAIL"]);
-  equal(torn.stats?.entries, 26);
-  const fixed = await checkStore(b.dir, { repair: true });
-  ok(fixed.ok);
-  deepStrictEqual(fixed.remaining, []);
-  const store = await BackingStore.open(b.dir);
-  try {
-    equal(store.stats().entries, 26);
-    equal(store.stats().repairedOnOpen, 0);
-    for (const [key, v] of b.values) {
-      using hit = await store.fetch(key);
-      deepStrictEqual(hit?.data, v.data);
-    }
-    for (const i of [100, 101]) {
-      using hit = await store.fetch(keyOf(i));
-      deepStrictEqual(hit?.data, new Uint8Array(300).fill(i));
-    }
-    equal(await store.fetch(keyOf(102)), undefined);
-  } finally {
-    await store.close();
-  }
+  // The store of item 102 was the one being written: cut its entry.
+  const tear = (keep: (size: number) => [number, number]) =>
+    editJournal(b.dir, (j, last) => {
+      ok(findInFile(journalOf(b.dir), keyOf(102)) > last.at, "102 is last");
+      const [from, to] = keep(last.size);
+      const frame = j.slice(last.at, last.at + last.size);
+      j.fill(0, last.at, last.at + last.size);
+      j.set(frame.subarray(from, to), last.at + from);
+    });
+  const expectTorn = async () => {
+    const r = await checkStore(b.dir);
+    deepStrictEqual(codes(r), ["JOURNAL_TORN_TAIL"]);
+    const p = r.problems[0]!;
+    equal(p.severity, "warning");
+    ok(p.detail.includes("discarded"), p.detail);
+    ok(r.ok, "a warning does not fail the check");
+    equal(r.stats?.entries, 26);
+    equal(r.store!.journal!.operations, ops - 1);
+  };
+  const expectCorrupt = async () => {
+    const r = await checkStore(b.dir);
+    deepStrictEqual(codes(r), ["JOURNAL_CORRUPT_TAIL"]);
+    equal(r.problems[0]!.severity, "error");
+    ok(!r.ok);
+  };
+
+  await t.step(
+    "an entry cut part-way, the rest zero: warning, exit 0",
+    async () => {
+      tear((size) => [0, size >>> 1]);
+      await expectTorn();
+      const run = await cli(b.dir, "--json");
+      equal(run.code, 0);
+      const report = JSON.parse(run.out) as CheckReport;
+      deepStrictEqual(
+        report.problems.map((p) => [p.code, p.severity]),
+        [["JOURNAL_TORN_TAIL", "warning"]],
+      );
+      restore(b.dir, crashed);
+    },
+  );
+
+  await t.step(
+    "an entry's first bytes only, or all but its first sector: warning",
+    async () => {
+      tear(() => [0, 8]);
+      await expectTorn();
+      restore(b.dir, crashed);
+      tear((size) => [16, size]); // its head never reached the disk
+      await expectTorn();
+      restore(b.dir, crashed);
+    },
+  );
+
+  await t.step(
+    "a torn entry opens as the entries before it, and repair cleans it",
+    async () => {
+      tear((size) => [0, size - 4]);
+      const fixed = await checkStore(b.dir, { repair: true });
+      ok(fixed.ok);
+      deepStrictEqual(codes(fixed), ["JOURNAL_TORN_TAIL"]);
+      deepStrictEqual(fixed.remaining, []);
+      deepStrictEqual((await checkStore(b.dir)).problems, []);
+      restore(b.dir, crashed);
+      // And open, without a repair, serves every acknowledged element.
+      tear((size) => [0, size - 4]);
+      const store = await BackingStore.open(b.dir);
+      try {
+        equal(store.stats().entries, 26);
+        equal(store.stats().repairedOnOpen, 0);
+        for (const [key, v] of b.values) {
+          using hit = await store.fetch(key);
+          deepStrictEqual(hit?.data, v.data, key);
+          using meta = await store.fetch(key, { meta: true });
+          deepStrictEqual(meta?.data, v.meta, key);
+        }
+        for (const i of [100, 101]) {
+          using hit = await store.fetch(keyOf(i));
+          deepStrictEqual(hit?.data, new Uint8Array(300).fill(i));
+        }
+        equal(await store.fetch(keyOf(102)), undefined);
+      } finally {
+        await store.close();
+      }
+      deepStrictEqual((await checkStore(b.dir)).problems, []);
+      restore(b.dir, crashed);
+    },
+  );
+
+  await t.step(
+    "garbage past the torn entry's extent: error, exit 1",
+    async () => {
+      tear((size) => [0, size >>> 1]);
+      editJournal(
+        b.dir,
+        (j, last) => j.fill(0x5a, last.at + 8192, last.at + 8200),
+      );
+      await expectCorrupt();
+      equal((await cli(b.dir, "--quiet")).code, 1);
+      restore(b.dir, crashed);
+    },
+  );
+
+  await t.step(
+    "garbage beyond the largest append after a zero head: error",
+    async () => {
+      editJournal(b.dir, (j, last) => {
+        j.fill(0, last.at, last.at + last.size);
+        j.fill(0x5a, j.length - 8); // the journal's last bytes, in its reserve
+      });
+      await expectCorrupt();
+      restore(b.dir, crashed);
+    },
+  );
+
+  await t.step(
+    "a size no entry has, or a damaged entry before valid ones: error",
+    async () => {
+      editJournal(b.dir, (j, last) => j.fill(0xab, last.at, last.at + 24));
+      await expectCorrupt();
+      restore(b.dir, crashed);
+      // Item 101's entry is damaged; 102's, valid, lies past its extent.
+      flipBit(
+        journalOf(b.dir),
+        findInFile(journalOf(b.dir), keyOf(101)) + 2,
+        0,
+      );
+      await expectCorrupt();
+      restore(b.dir, crashed);
+    },
+  );
 });
 
 Deno.test("checkStore never touches files larder did not write", async () => {

@@ -365,7 +365,7 @@ Deno.test({
       const before = await checkStore(d.path);
       const codes = before.problems.map((p) => p.code).sort();
       assert.ok(codes.includes("JOURNAL_STALE"), codes.join());
-      assert.ok(codes.includes("JOURNAL_CORRUPT_TAIL"), codes.join());
+      assert.ok(codes.includes("JOURNAL_TORN_TAIL"), codes.join());
       const r = await checkStore(d.path, { repair: true });
       assert.ok(r.ok, JSON.stringify(r.remaining));
       const st = await BackingStore.open(d.path, OPT);
