@@ -14,8 +14,9 @@
 // `deno task test` runs a sample chosen by a seed, today's UTC date unless
 // LARDER_FUZZ_SEED=<n> is set; `deno task test:fuzz` (LARDER_FUZZ_FULL=1)
 // runs every case; LARDER_FUZZ_CASE=<i>[,<j>…] runs just those cases. A
-// case's index names the same damage in every run (the images differ only
-// in their random SipHash key and creation time).
+// case's index names the same damage in every run, but the images differ
+// in their random SipHash key and creation time: a failure keeps its
+// images and names the LARDER_FUZZ_IMAGE=<dir> that reuses them.
 import assert from "node:assert/strict";
 import { BackingStore } from "../mod.ts";
 import { FaultFS } from "./_fault_fs.ts";
@@ -188,6 +189,20 @@ function chooseCases(specs: ImageSpec[], cases: Case[]) {
   };
 }
 
+/**
+ * Copies the images to a directory that outlives the test (the SipHash
+ * key is random, so a failure may need its image to recur); returns the
+ * setting that reuses it.
+ */
+function keepImages(images: JobImage[]): string {
+  const kept = Deno.makeTempDirSync({ prefix: "larder-fuzz-image-" });
+  for (const { dir, spec } of images) {
+    Deno.mkdirSync(`${kept}/${spec.hash}`);
+    FaultFS.load(dir, ROOT).writeTo(ROOT, `${kept}/${spec.hash}`);
+  }
+  return `LARDER_FUZZ_IMAGE=${kept}`;
+}
+
 type Result = {
   tally: Record<string, number>;
   problems: Problem[];
@@ -201,6 +216,7 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
   await using nsurlSrc = await tempDir();
   await using nsurlImg = await tempDir();
   const images: JobImage[] = [];
+  const reuse = Deno.env.get("LARDER_FUZZ_IMAGE")?.trim() || undefined;
   for (
     const [hash, from, to] of [
       ["siphash13", src.path, img.path],
@@ -208,7 +224,9 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
     ] as const
   ) {
     const values = await buildImage(from, to, hash);
-    const image = FaultFS.load(to, ROOT);
+    // A kept image replays a failure exactly (its SipHash key included).
+    const dir = reuse === undefined ? to : `${reuse}/${hash}`;
+    const image = FaultFS.load(dir, ROOT);
     const targets = targetsOf(image).filter((t) =>
       hash === "siphash13" || CONTROL_KINDS.includes(t.kind)
     );
@@ -227,7 +245,7 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
       "exact",
     );
     assert.deepEqual(out, { result: "opened", misses: 2 }, `${hash} image`);
-    images.push({ dir: to, spec, values: [...values] });
+    images.push({ dir, spec, values: [...values] });
   }
   const specs = images.map((i) => i.spec);
   assert.deepEqual(
@@ -256,7 +274,8 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
     }`,
   );
   const started = performance.now();
-  const results = await Promise.all(
+  const workers: Worker[] = [];
+  const run = Promise.all(
     Array.from(
       { length: WORKERS },
       (_, shard) =>
@@ -265,6 +284,7 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
             new URL("./_corruption_worker.ts", import.meta.url),
             { type: "module" },
           );
+          workers.push(w);
           let current = -1;
           let timer = setTimeout(hung, HANG_MS);
           function hung() {
@@ -275,7 +295,9 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
                   current < 0
                     ? ""
                     : ` (${describeCase(specs, cases[current]!)})`
-                }; ${rerun}, LARDER_FUZZ_CASE=${current} runs it alone`,
+                }; ${rerun}, LARDER_FUZZ_CASE=${current} runs it alone, ${
+                  keepImages(images)
+                } on this image`,
               ),
             );
           }
@@ -294,7 +316,9 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
             w.terminate();
             reject(
               new Error(
-                `worker ${shard} in case ${current} (${rerun}): ${e.message}`,
+                `worker ${shard} in case ${current} (${rerun}, ${
+                  keepImages(images)
+                }): ${e.message}`,
               ),
             );
           };
@@ -303,16 +327,22 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
         }),
     ),
   );
+  // A failing worker must not leave the others running.
+  const results = await run.finally(() =>
+    workers.forEach((w) => w.terminate())
+  );
   const problems = results.flatMap((r) => r.problems)
     .sort((a, b) => a.case - b.case);
   assert.deepEqual(
     problems.map((p) => p.case),
     [],
-    `${mode}; ${rerun}, LARDER_FUZZ_CASE=${
-      problems.map((p) => p.case).join(",")
-    } runs the failing cases alone:\n${
-      problems.map((p) => `case ${p.case}: ${p.what}`).join("\n")
-    }`,
+    problems.length === 0
+      ? ""
+      : `${mode}; ${rerun}, LARDER_FUZZ_CASE=${
+        problems.map((p) => p.case).join(",")
+      } runs the failing cases alone, ${keepImages(images)} on this image:\n${
+        problems.map((p) => `case ${p.case}: ${p.what}`).join("\n")
+      }`,
   );
   const ran = results.reduce((a, r) => a + r.ran, 0);
   assert.equal(ran, chosen.length);
