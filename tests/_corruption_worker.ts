@@ -1,59 +1,78 @@
-// A worker of corruption_fuzz_test.ts: loads the store image from a real
-// directory, runs its share of the damage cases, and reports progress (so
-// the test can time out a case that hangs), problems and a tally.
+// A worker of corruption_fuzz_test.ts: loads the store images from real
+// directories, runs its share of the chosen damage cases, and reports
+// each case as it starts (so the test can name a case that hangs),
+// problems and a tally.
 /// <reference lib="deno.worker" />
 import { FaultFS } from "./_fault_fs.ts";
 import {
   buildCases,
+  type CellValues,
   describeCase,
-  hitsVersion,
+  expectationOf,
+  groupOf,
+  type ImageSpec,
   ROOT,
   runDamageCase,
-  type Target,
 } from "./_corruption_cases.ts";
+
+/** A store image: where it is on disk, its spec and its values. */
+export interface JobImage {
+  dir: string;
+  spec: ImageSpec;
+  values: [string, CellValues][];
+}
 
 /** The message that starts a worker. */
 export interface Job {
-  dir: string;
-  targets: Target[];
-  sizes: { length: number; used: number }[];
-  values: [string, { key: string; meta: boolean; values: Uint8Array[] }][];
+  images: JobImage[];
+  /** Indices into `buildCases` of the images: the cases to run. */
+  chosen: number[];
   shard: number;
   shards: number;
 }
 
+/** A problem a case had, by the case's index. */
+export interface Problem {
+  case: number;
+  what: string;
+}
+
 self.onmessage = async (e: MessageEvent<Job>) => {
   const job = e.data;
-  const image = FaultFS.load(job.dir, ROOT);
-  const values = new Map(job.values);
-  const cases = buildCases(job.targets, job.sizes);
+  const specs = job.images.map((i) => i.spec);
+  const images = job.images.map((i) => FaultFS.load(i.dir, ROOT));
+  const values = job.images.map((i) => new Map(i.values));
+  const cases = buildCases(specs);
   const tally: Record<string, number> = {};
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   let slowest = 0;
   let ran = 0;
-  for (let i = job.shard; i < cases.length; i += job.shards) {
+  for (let k = job.shard; k < job.chosen.length; k += job.shards) {
+    const i = job.chosen[k]!;
     const c = cases[i]!;
-    if (ran % 32 === 0) self.postMessage({ type: "progress", case: i });
+    self.postMessage({ type: "progress", case: i });
+    const expect = expectationOf(specs, c);
     const t0 = performance.now();
-    const out = await runDamageCase(image, job.targets, c, values);
+    const out = await runDamageCase(
+      images[c.image]!,
+      specs[c.image]!,
+      c,
+      values[c.image]!,
+      expect.fetch,
+    );
     slowest = Math.max(slowest, performance.now() - t0);
     ran++;
-    const t = job.targets[c.target]!;
-    const key = `${t.kind} ${c.damage.op} ${out.result}`;
+    const key = `${groupOf(specs, c)} ${out.result}`;
     tally[key] = (tally[key] ?? 0) + 1;
     let problem = out.problem;
-    // Refusing to open is right only for a damaged control file (its key
-    // and table size cannot be guessed) or a flipped version field (a newer
-    // format must not be misread).
     if (
       problem === undefined && out.result !== "opened" &&
-      t.kind !== "control" &&
-      !(out.result === "VERSION_MISMATCH" && hitsVersion(job.targets, c))
+      !(out.result === "VERSION_MISMATCH" && expect.mayRefuse)
     ) {
       problem = `open failed with ${out.result}`;
     }
     if (problem !== undefined && problems.length < 20) {
-      problems.push(`${describeCase(job.targets, c)}: ${problem}`);
+      problems.push({ case: i, what: `${describeCase(specs, c)}: ${problem}` });
     }
   }
   self.postMessage({ type: "done", tally, problems, slowest, ran });
