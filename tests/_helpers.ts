@@ -108,22 +108,33 @@ export function largeFiles(dir: string): string[] {
   return walkFiles(dir).filter((p) => p.startsWith("d/") || p.startsWith("m/"));
 }
 
-/** Runs a Deno script in a child process; returns exit code and output. */
+/**
+ * Runs a Deno script in a child process; returns exit code and output. A
+ * child still running after `timeoutMs` is killed and fails the test (a
+ * hang fails rather than stalls).
+ */
 export async function runChild(
   code: string,
   args: string[] = [],
+  timeoutMs = 120_000,
 ): Promise<{ code: number; out: string; err: string }> {
-  const cmd = new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-write", "--allow-env", "-", ...args],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-  });
-  const child = cmd.spawn();
+  }).spawn();
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode(code));
   await w.close();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, timeoutMs);
   const r = await child.output();
+  clearTimeout(timer);
+  assert.ok(!timedOut, `child timed out after ${timeoutMs} ms`);
   return {
     code: r.code,
     out: new TextDecoder().decode(r.stdout),

@@ -9,7 +9,7 @@ import { decodeControl, decodeEntries } from "../src/format.ts";
 import { IndexMemory } from "../src/index_memory.ts";
 import { OP, readEntries, replay } from "../src/journal.ts";
 import { FaultFS } from "./_fault_fs.ts";
-import { bytesFor, MOD_URL, read, tempDir } from "./_helpers.ts";
+import { bytesFor, MOD_URL, read, runChild, tempDir } from "./_helpers.ts";
 
 // 16,384 entries; a full table evicts 90% of them (14,746 victims, 118 KB
 // of remove op) through a 64 KiB journal.
@@ -20,36 +20,6 @@ const SMALL = {
   hysteresis: Math.floor(2 ** 30 * 0.9),
 } as const;
 const CAPACITY = 2 ** SMALL.entryBits;
-
-/** Runs `code` in a child Deno with a timeout (a hang fails, killed). */
-async function child(
-  code: string,
-  args: string[],
-  timeoutMs = 120_000,
-): Promise<{ code: number; out: string; err: string }> {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", "-", ...args],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = proc.stdin.getWriter();
-  await w.write(new TextEncoder().encode(code));
-  await w.close();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, timeoutMs);
-  const r = await proc.output();
-  clearTimeout(timer);
-  assert.ok(!timedOut, `child timed out after ${timeoutMs} ms`);
-  return {
-    code: r.code,
-    out: new TextDecoder().decode(r.stdout),
-    err: new TextDecoder().decode(r.stderr),
-  };
-}
 
 /** The current journal's valid entries (the one `entries` names). */
 function journalEntries(dir: string) {
@@ -97,7 +67,7 @@ Deno.test("a split eviction replays to the table the store had when the process 
   await using d = await tempDir();
   // The child fills the table, triggers the eviction, lists what is left
   // and dies without closing: the reopen replays the pieces.
-  const r = await child(
+  const r = await runChild(
     `
     import { BackingStore } from ${JSON.stringify(MOD_URL)};
     const st = await BackingStore.open(Deno.args[0], ${JSON.stringify(SMALL)});
@@ -140,7 +110,7 @@ Deno.test("a split eviction replays to the table the store had when the process 
 Deno.test("use counts of more entries than a small journal's batch are journaled, not dropped", async () => {
   await using d = await tempDir();
   const n = 5000; // 80 KB of touch op in one batch before the split
-  const r = await child(
+  const r = await runChild(
     `
     import { BackingStore } from ${JSON.stringify(MOD_URL)};
     const st = await BackingStore.open(Deno.args[0], {
