@@ -6,18 +6,27 @@
  * restarts; it keeps itself under a byte limit by evicting what is least
  * used (NetSurf's backing store design, without its defects).
  *
- * @example
+ * @example Store a response, fetch it after a restart
  * ```ts
- * import { BackingStore } from "./mod.ts";
+ * import { BackingStore } from "@larder/larder";
+ * import assert from "node:assert/strict";
  *
- * await using store = await BackingStore.open("./.cache", { limit: 256 * 2 ** 20 });
+ * const dir = await Deno.makeTempDir();
+ * const store = await BackingStore.open(dir, { limit: 256 * 2 ** 20 });
  * const url = "https://example.com/app.js";
- * await store.store(url, new TextEncoder().encode("console.log(1)"));
- * await store.store(url, new TextEncoder().encode('{"content-type":"text/javascript"}'), { meta: true });
+ * const body = new TextEncoder().encode("console.log(1)");
+ * const headers = new TextEncoder().encode('{"content-type":"text/javascript"}');
+ * await store.storeEntry(url, body, headers); // one entry: data and metadata
+ * await store.close();
  *
- * using body = await store.fetch(url);
- * using meta = await store.fetch(url, { meta: true });
- * console.log(new TextDecoder().decode(body?.data), store.stats().hits); // console.log(1) 1
+ * // After a restart: the same bytes, from disk.
+ * const again = await BackingStore.open(dir);
+ * using hit = await again.fetchEntry(url);
+ * assert.equal(new TextDecoder().decode(hit?.data), "console.log(1)");
+ * assert.deepEqual(hit?.meta, headers);
+ * assert.equal(again.stats().hits, 2); // one per element
+ * await again.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module
@@ -25,6 +34,7 @@
 export { BackingStore, MAX_ELEMENT_BYTES } from "./src/store.ts";
 export type { ElementOptions, EntryHit, Hit, StoreStats } from "./src/store.ts";
 export type { OpenOptions } from "./src/options.ts";
+export type { HashName } from "./src/format.ts";
 export type { Key } from "./src/key.ts";
 export { MAX_KEY_BYTES } from "./src/index_memory.ts";
 export {
@@ -45,7 +55,12 @@ export type {
   CheckOptions,
   CheckProgress,
   CheckReport,
+  CheckStats,
   Problem,
   ProblemCode,
   Repair,
+  RepairAction,
+  Severity,
+  SlotStats,
+  StoreInfo,
 } from "./src/check.ts";

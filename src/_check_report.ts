@@ -10,13 +10,21 @@ import type { FileIO } from "./io.ts";
 /** How bad a problem is: errors make the check fail (exit 1). */
 export type Severity = "error" | "warning";
 
-/**
- * Every problem code, its severity and what `repair` does about it.
- * Codes are stable; CHECK_STORE.md explains each.
- */
 const ELEMENT_REPAIR =
   "drop the element (the entry, when it has no other that verifies)";
 
+/**
+ * Every problem code, its severity and what `repair` does about it.
+ * Codes are stable; CHECK_STORE.md explains each.
+ *
+ * @example
+ * ```ts
+ * import { PROBLEM_CODES } from "@larder/larder";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(PROBLEM_CODES.CONTROL_COPY_MISSING.severity, "warning");
+ * ```
+ */
 export const PROBLEM_CODES = {
   CONTROL_CORRUPT: {
     severity: "error",
@@ -267,6 +275,10 @@ export interface CheckOptions {
   onProgress?: (p: CheckProgress) => void;
   /** Testing hook: the hash override the store was written with. */
   hashOverride?: (key: string) => number;
-  /** The file layer (tests). */
+  /**
+   * The file layer (tests).
+   *
+   * @ignore
+   */
   io?: FileIO;
 }

@@ -344,10 +344,18 @@ function probeStore(io: FileIO, dir: string): void {
  *
  * @example
  * ```ts
- * import { checkStore } from "./src/check.ts";
- * const report = await checkStore("./cache", { repair: true });
+ * import { BackingStore, checkStore } from "@larder/larder";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const store = await BackingStore.open(dir);
+ * await store.store("https://example.com/", new Uint8Array([1, 2, 3]));
+ * await store.close();
+ *
+ * const report = await checkStore(dir, { repair: true });
  * for (const p of report.problems) console.log(p.code, p.path, p.detail);
- * console.log(report.ok ? "sound" : "damaged");
+ * assert.equal(report.ok, true);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function checkStore(

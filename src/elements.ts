@@ -233,16 +233,38 @@ type HeaderFields = Parameters<typeof writeElementHeader>[1];
  *
  * @example
  * ```ts
+ * import { crc32 } from "node:zlib";
+ * import assert from "node:assert/strict";
+ * import { ElementFiles, runSlots } from "./elements.ts";
+ * import { NodeFileIO } from "./io.ts";
+ *
+ * const dir = await Deno.makeTempDir();
  * // 2^18 data slots, 2^16 metadata slots (control's dataSlotBits, entryBits)
- * const files = new ElementFiles(new NodeFileIO(), "/tmp/store", [
- *   262144,
- *   65536,
- * ]);
- * files.writeSlot(0, 7, header, keyBytes, body); // one slot
- * const r = files.readSlot(0, 7, expected);
- * files.writeSlot(0, 8, header, keyBytes, big); // a run from slot 8
- * const r2 = files.readSlot(0, 8, expectedBig, runSlots(keyBytes.length, big.length));
+ * const files = new ElementFiles(new NodeFileIO(), dir, [262144, 65536]);
+ * const key = new TextEncoder().encode("https://example.com/");
+ * const element = (bytes: Uint8Array) => ({
+ *   kind: 0 as const,
+ *   key,
+ *   hashLo: 1,
+ *   hashHi: 2,
+ *   size: bytes.length,
+ *   crc: crc32(bytes),
+ * });
+ * const header = (bytes: Uint8Array) => ({
+ *   ...element(bytes),
+ *   keyLen: key.length,
+ *   length: bytes.length,
+ *   storedAt: 0,
+ * });
+ * const body = new Uint8Array(100).fill(7);
+ * files.writeSlot(0, 7, header(body), key, body); // one slot
+ * assert.deepEqual(files.readSlot(0, 7, element(body)), { ok: true, bytes: body });
+ * const big = new Uint8Array(100_000).fill(9);
+ * files.writeSlot(0, 8, header(big), key, big); // a run from slot 8
+ * const slots = runSlots(key.length, big.length); // 13
+ * assert.equal(files.readSlot(0, 8, element(big), slots).ok, true);
  * files.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class ElementFiles {

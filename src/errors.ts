@@ -23,14 +23,20 @@ export type StoreErrorCode =
  *
  * @example Telling a locked store from other failures
  * ```ts
- * import { BackingStore, StoreError } from "./mod.ts";
+ * import { BackingStore, StoreError } from "@larder/larder";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using first = await BackingStore.open(dir);
  * try {
- *   await BackingStore.open("./cache");
+ *   await BackingStore.open(dir);
+ *   assert.fail("a second handle opened the store");
  * } catch (err) {
- *   if (err instanceof StoreError && err.code === "LOCKED") {
- *     console.error("another process is using ./cache");
- *   }
+ *   if (!(err instanceof StoreError && err.code === "LOCKED")) throw err;
+ *   console.error(`another handle is using ${dir}`);
  * }
+ * await first.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class StoreError extends Error {
@@ -38,6 +44,8 @@ export class StoreError extends Error {
   readonly code: StoreErrorCode;
 
   /**
+   * Makes an error with a stable code.
+   *
    * @param code The stable code.
    * @param message `Cannot <action>: <detail>`.
    * @param options `cause`: the underlying error, if any.
@@ -51,7 +59,12 @@ export class StoreError extends Error {
 
 /** Another handle (in this process or another) holds the store's lock. */
 export class LockedError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `LOCKED` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("LOCKED", message, options);
   }
@@ -59,7 +72,12 @@ export class LockedError extends StoreError {
 
 /** A file larder wrote does not parse or fails its checksum. */
 export class CorruptError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `CORRUPT` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("CORRUPT", message, options);
   }
@@ -67,7 +85,12 @@ export class CorruptError extends StoreError {
 
 /** A file was written by a newer (or unknown) format version. */
 export class VersionMismatchError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `VERSION_MISMATCH` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("VERSION_MISMATCH", message, options);
   }
@@ -75,7 +98,12 @@ export class VersionMismatchError extends StoreError {
 
 /** The directory holds something that is not a larder store. */
 export class NotAStoreError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `NOT_A_STORE` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("NOT_A_STORE", message, options);
   }
@@ -83,7 +111,12 @@ export class NotAStoreError extends StoreError {
 
 /** An operating-system I/O call failed. */
 export class IOError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `IO` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("IO", message, options);
   }
@@ -91,7 +124,12 @@ export class IOError extends StoreError {
 
 /** The disk (or quota) is full. */
 export class NoSpaceError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `NO_SPACE` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("NO_SPACE", message, options);
   }
@@ -99,7 +137,12 @@ export class NoSpaceError extends StoreError {
 
 /** The store was closed before (or while) the call ran. */
 export class ClosedError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `CLOSED` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("CLOSED", message, options);
   }
@@ -107,7 +150,12 @@ export class ClosedError extends StoreError {
 
 /** An option given to `open` contradicts what the store was created with. */
 export class OptionMismatchError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `OPTION_MISMATCH` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("OPTION_MISMATCH", message, options);
   }
@@ -118,7 +166,12 @@ export class OptionMismatchError extends StoreError {
  * this handle had it open: the handle no longer writes anything by path.
  */
 export class ReplacedError extends StoreError {
-  /** @param message The description. @param options The cause. */
+  /**
+   * Makes a `REPLACED` error.
+   *
+   * @param message `Cannot <action>: <detail>`.
+   * @param options `cause`: the underlying error, if any.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super("REPLACED", message, options);
   }

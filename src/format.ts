@@ -80,9 +80,17 @@ export const VERSION = {
 } as const;
 
 /** Key hash algorithms (control byte 14). */
-export const HASH_IDS = { siphash13: 0, nsurl: 1 } as const;
-/** A key hash algorithm name. */
-export type HashName = keyof typeof HASH_IDS;
+export const HASH_IDS = { siphash13: 0, nsurl: 1 } as const satisfies Record<
+  HashName,
+  number
+>;
+/**
+ * A key hash algorithm name: `"siphash13"` (SipHash-1-3 keyed by a random
+ * key in `control`) or `"nsurl"` (NetSurf's). Spelled out rather than
+ * `keyof typeof HASH_IDS` so the public type does not expose the control
+ * byte values; `satisfies` above keeps the two in step.
+ */
+export type HashName = "siphash13" | "nsurl";
 
 function hasMagic(bytes: Uint8Array, magic: Uint8Array, at = 0): boolean {
   if (bytes.length < at + magic.length) return false;

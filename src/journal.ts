@@ -603,10 +603,20 @@ export function replay(
  *
  * @example
  * ```ts
- * const j = Journal.create(io, dir, tag, DEFAULT_JOURNAL_BYTES);
- * if (!j.fits(op.length)) rotate();
+ * import assert from "node:assert/strict";
+ * import { NodeFileIO, readWhole } from "./io.ts";
+ * import { encodeRemove, Journal, journalName, readEntries } from "./journal.ts";
+ *
+ * const io = new NodeFileIO();
+ * const dir = await Deno.makeTempDir();
+ * const j = Journal.create(io, dir, 1, 64 * 1024);
+ * const op = encodeRemove([[3, 0x1234]], 0, 0);
+ * assert.ok(j.fits(op.length)); // else the store rotates first
  * j.append(op);
  * j.close();
+ * const image = readWhole(io, `${dir}/${journalName(1)}`)!;
+ * assert.equal(readEntries(image).entries.length, 1);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class Journal {

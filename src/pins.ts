@@ -44,9 +44,16 @@ export interface PinHost {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { PinTable } from "./pins.ts";
+ *
+ * const unpinned: number[] = [];
+ * const host = { unpinned: (e: number) => unpinned.push(e), freeDeferred() {} };
  * const pins = new PinTable(host, 60_000);
+ * const bytes = new Uint8Array([1, 2, 3]);
  * const pin = pins.create(3, 0, "https://a/", bytes, performance.now());
- * pins.release(pin); // last reference: host.unpinned(3)
+ * pins.release(pin); // the last reference
+ * assert.deepEqual(unpinned, [3]);
  * ```
  */
 export class PinTable {

@@ -146,8 +146,23 @@ function newer(a: Candidate, b: Candidate): boolean {
  *
  * @example
  * ```ts
- * const mem = new IndexMemory(control);
+ * import assert from "node:assert/strict";
+ * import { BackingStore } from "../mod.ts";
+ * import { decodeControl } from "./format.ts";
+ * import { IndexMemory } from "./index_memory.ts";
+ * import { NodeFileIO, readWhole } from "./io.ts";
+ * import { rebuildIndex } from "./rebuild.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const store = await BackingStore.open(dir);
+ * await store.store("https://example.com/", new Uint8Array([1, 2, 3]));
+ * await store.close();
+ *
+ * const io = new NodeFileIO();
+ * const mem = new IndexMemory(decodeControl(readWhole(io, `${dir}/control`)!));
  * const { count, nextFileId } = rebuildIndex(io, dir, mem);
+ * assert.deepEqual([count, nextFileId], [1, 0]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function rebuildIndex(

@@ -269,12 +269,17 @@ function kindOf(options: ElementOptions | undefined): ElementKind {
  *
  * @example Store, fetch, invalidate
  * ```ts
- * import { BackingStore } from "./mod.ts";
- * await using store = await BackingStore.open("./cache", { limit: 64 * 2 ** 20 });
+ * import { BackingStore } from "@larder/larder";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const store = await BackingStore.open(dir, { limit: 64 * 2 ** 20 });
  * await store.store("https://example.com/logo.png", new Uint8Array([1, 2, 3]));
  * using hit = await store.fetch("https://example.com/logo.png");
- * console.log(hit?.data); // Uint8Array(3) [ 1, 2, 3 ]
- * await store.invalidate("https://example.com/logo.png"); // true
+ * assert.deepEqual(hit?.data, new Uint8Array([1, 2, 3]));
+ * assert.equal(await store.invalidate("https://example.com/logo.png"), true);
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class BackingStore implements AsyncDisposable {
@@ -365,9 +370,13 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { BackingStore } from "./mod.ts";
-   * const store = await BackingStore.open("./cache", { entryBits: 17 });
+   * import { BackingStore } from "@larder/larder";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir, { entryBits: 17 });
+   * console.log(store.stats().capacity); // 131072
    * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   static open(
@@ -777,8 +786,19 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const body = new TextEncoder().encode("<svg/>");
+   * const headers = new TextEncoder().encode('{"content-type":"image/svg+xml"}');
    * await store.store("https://example.com/", body);
    * await store.store("https://example.com/", headers, { meta: true });
+   * using hit = await store.fetch("https://example.com/", { meta: true });
+   * assert.deepEqual(hit?.data, headers);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   store(key: Key, bytes: Uint8Array, options?: ElementOptions): Promise<void> {
@@ -804,7 +824,19 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const body = new TextEncoder().encode("<svg/>");
+   * const headers = new TextEncoder().encode('{"content-type":"image/svg+xml"}');
    * await store.storeEntry("https://example.com/", body, headers);
+   * using hit = await store.fetchEntry("https://example.com/");
+   * assert.deepEqual(hit?.data, body);
+   * assert.deepEqual(hit?.meta, headers);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   storeEntry(key: Key, data: Uint8Array, meta?: Uint8Array): Promise<void> {
@@ -1119,8 +1151,17 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("https://example.com/", new Uint8Array([1, 2, 3]));
    * using hit = await store.fetch("https://example.com/");
-   * if (hit) respond(hit.data);
+   * assert.deepEqual(hit?.data, new Uint8Array([1, 2, 3]));
+   * assert.equal(await store.fetch("https://example.com/other"), undefined);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   fetch(key: Key, options?: ElementOptions): Promise<Hit | undefined> {
@@ -1139,8 +1180,17 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.storeEntry("https://example.com/", new Uint8Array([1]), new Uint8Array([2]));
    * using hit = await store.fetchEntry("https://example.com/");
-   * if (hit?.data && hit.meta) respond(hit.meta, hit.data);
+   * assert.deepEqual(hit?.meta, new Uint8Array([2]));
+   * assert.deepEqual(hit?.data, new Uint8Array([1]));
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   fetchEntry(key: Key): Promise<EntryHit | undefined> {
@@ -1332,7 +1382,16 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * await store.invalidate("https://example.com/"); // true
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("https://example.com/", new Uint8Array([1]));
+   * assert.equal(await store.invalidate("https://example.com/"), true);
+   * assert.equal(await store.invalidate("https://example.com/"), false);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   invalidate(key: Key): Promise<boolean> {
@@ -1352,7 +1411,18 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * const { hits, misses, bytes, limit } = store.stats();
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("https://example.com/", new Uint8Array(10));
+   * (await store.fetch("https://example.com/"))?.release();
+   * const { hits, misses, entries, bytes, limit } = store.stats();
+   * assert.deepEqual([hits, misses, entries, bytes], [1, 0, 1, 10]);
+   * assert.equal(limit, 2 ** 30);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   stats(): StoreStats {
@@ -1377,7 +1447,14 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * await store.flush();
+   * import { BackingStore } from "@larder/larder";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("https://example.com/", new Uint8Array([1]));
+   * await store.flush(); // the index is written now, not in 10 s
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   flush(): Promise<void> {
@@ -1399,7 +1476,13 @@ export class BackingStore implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { BackingStore } from "@larder/larder";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
    * await store.close();
+   * await store.close(); // does nothing
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   close(): Promise<void> {
