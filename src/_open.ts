@@ -45,7 +45,8 @@ import {
   readPrefix,
   replaceFile,
 } from "./io.ts";
-import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
+import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
+import { replay } from "./ops.ts";
 import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";

@@ -54,7 +54,10 @@ import {
   META,
 } from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
+import { apply, OP, type Table } from "./ops.ts";
 import { blockFileParts } from "./paths.ts";
+
+const NO_KEY = new Uint8Array(0);
 
 /** Progress of a long scan, reported at most every 100 ms. */
 export interface ScanProgress {
@@ -344,10 +347,13 @@ export function rebuildIndex(
 
   mem.loadRecords(new Uint8Array(0), 0);
   mem.clearUseMaps();
+  // Each entry is added as the store operations that would have made it,
+  // applied as replay applies them (use count 1, last used = stored at).
+  const table: Table = { mem, dropped() {}, placed() {}, removed() {} };
   for (const g of list) {
     const first = (g.el[DATA] ?? g.el[META])!;
     const lastUsed = stored(g);
-    const i = mem.add(first.hashLo, first.hashHi, lastUsed);
+    const index = mem.count;
     for (const kind of [DATA, META] as ElementKind[]) {
       const c = g.el[kind];
       if (c === undefined) continue;
@@ -359,10 +365,18 @@ export function rebuildIndex(
       };
       if (c.withData) rec.withData = true;
       else if (kind === DATA && !c.inFile && c.slots > 1) rec.slots = c.slots;
-      mem.setElement(i, kind, rec);
+      apply(table, {
+        tag: OP.store,
+        time: lastUsed,
+        index,
+        hashLo: first.hashLo,
+        hashHi: first.hashHi,
+        kind,
+        rec,
+        key: NO_KEY,
+      });
       if (!c.inFile && !c.withData) mem.markRun(kind, c.loc, c.slots);
     }
-    mem.setUsage(i, 1, lastUsed);
   }
   result.count = mem.count;
   return result;

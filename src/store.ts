@@ -51,17 +51,17 @@ import { type Pin, PinTable } from "./pins.ts";
 import { openState, type StoreState } from "./_open.ts";
 import { releaseSlotFrees, rotate } from "./_persist.ts";
 import {
-  encodeClear,
-  encodeRemove,
-  encodeStore,
-  encodeStoreEntry,
-  encodeTouch,
+  apply,
+  encodeOp,
   itemsPerEntry,
+  OP,
+  type Op,
   REMOVE_ITEM_BYTES,
   REMOVE_REASON,
+  type Table,
   type Touch,
   TOUCH_ITEM_BYTES,
-} from "./journal.ts";
+} from "./ops.ts";
 import type { FileIO } from "./io.ts";
 
 /** Largest element accepted (bytes); also never more than the limit. */
@@ -286,6 +286,8 @@ export class BackingStore implements AsyncDisposable {
   #files: ElementFiles;
   #state: StoreState;
   #pins: PinTable;
+  /** The table as the operations see it, with the storage they release. */
+  #table: Table;
   #finalizer: FinalizationRegistry<HitToken>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Entries whose usage changed since it was last journaled. */
@@ -333,6 +335,28 @@ export class BackingStore implements AsyncDisposable {
         this.#freeStorage(kind, rec);
       },
     }, opt.pinTimeoutMs);
+    this.#table = {
+      mem: this.#mem,
+      dropped: (i, kind, rec) => {
+        this.#liveBytes -= rec.size;
+        if (this.#pins.supersede(i, kind, rec)) {
+          this.#deferredBytes += rec.size;
+        } else {
+          this.#freeStorage(kind, rec);
+        }
+      },
+      placed: (_i, _kind, rec) => {
+        this.#liveBytes += rec.size;
+        if (!rec.inFile) this.#state.blocksDirty = true;
+      },
+      removed: (i, moved) => {
+        this.#touched.delete(i);
+        if (moved >= 0) {
+          this.#pins.moved(moved, i);
+          if (this.#touched.delete(moved)) this.#touched.add(i);
+        }
+      },
+    };
     this.#finalizer = new FinalizationRegistry((token) => {
       if (token.released || this.#closed) return;
       for (const pin of token.pins) this.#pins.release(pin);
@@ -519,20 +543,6 @@ export class BackingStore implements AsyncDisposable {
     }
   }
 
-  /** Releases entry `i`'s element of `kind` (deferred while pinned). */
-  #dropElement(i: number, kind: ElementKind): number {
-    const rec = this.#mem.element(i, kind);
-    if (rec === undefined) return 0;
-    this.#mem.clearElement(i, kind);
-    this.#liveBytes -= rec.size;
-    if (this.#pins.supersede(i, kind, rec)) {
-      this.#deferredBytes += rec.size;
-    } else {
-      this.#freeStorage(kind, rec);
-    }
-    return rec.size;
-  }
-
   /**
    * Removes entries (indices in descending order, so each removal leaves
    * the lower ones in place) and their elements, after journaling it.
@@ -546,30 +556,19 @@ export class BackingStore implements AsyncDisposable {
     // between them leaves some victims evicted and the others in place,
     // a state eviction may always leave.
     const per = itemsPerEntry(this.#state.journal!.maxEntry, REMOVE_ITEM_BYTES);
-    let freed = 0;
+    const before = this.#liveBytes;
     for (let at = 0; at < indices.length; at += per) {
       const piece = indices.slice(at, at + per);
-      this.#log(
-        encodeRemove(
-          piece.map((i) => [i, mem.hashLo(i)] as const),
-          reason,
-          nowSeconds(),
-        ),
-        true,
-      );
-      for (const i of piece) {
-        freed += this.#dropElement(i, DATA) + this.#dropElement(i, META);
-        const moved = mem.remove(i);
-        this.#touched.delete(i);
-        if (moved >= 0) {
-          this.#pins.moved(moved, i);
-          if (this.#touched.delete(moved)) this.#touched.add(i);
-        }
-      }
+      this.#logApply({
+        tag: OP.remove,
+        time: nowSeconds(),
+        reason,
+        items: piece.map((i) => [i, mem.hashLo(i)] as const),
+      }, true);
     }
     // Freed slots at the end of a block file give their disk blocks back.
     this.#files.trimFreeTails((kind) => mem.useMap(kind));
-    return freed;
+    return before - this.#liveBytes;
   }
 
   /**
@@ -588,15 +587,14 @@ export class BackingStore implements AsyncDisposable {
         kind !== undefined && this.#mem.has(i, other) &&
         !(kind === DATA && this.#mem.metaWithData(i))
       ) {
-        this.#log(
-          encodeClear(
-            { index: i, hashLo: this.#mem.hashLo(i), kind },
-            REMOVE_REASON.corrupt,
-            nowSeconds(),
-          ),
-          true,
-        );
-        this.#dropElement(i, kind);
+        this.#logApply({
+          tag: OP.clear,
+          time: nowSeconds(),
+          reason: REMOVE_REASON.corrupt,
+          index: i,
+          hashLo: this.#mem.hashLo(i),
+          kind,
+        }, true);
       } else {
         this.#removeEntries([i], REMOVE_REASON.corrupt);
       }
@@ -632,6 +630,26 @@ export class BackingStore implements AsyncDisposable {
     s.journal!.append(entry);
   }
 
+  /**
+   * Journals `op` (a removal as for #log), then applies it to the table:
+   * the one way the live store changes its index.
+   */
+  #logApply(op: Op, removal = false): void {
+    this.#log(encodeOp(op), removal);
+    this.#apply(op);
+  }
+
+  /** Applies a journaled `op` to the table. */
+  #apply(op: Op): void {
+    // Invariant: the live store builds only operations that match its
+    // table; one that does not is a defect, never a state on disk.
+    if (!apply(this.#table, op)) {
+      throw new Error(
+        `Cannot apply operation ${op.tag}: it does not match the table`,
+      );
+    }
+  }
+
   /** New snapshot, empty journal (FORMAT.md §10.3). */
   #rotate(): void {
     rotate(this.#io, this.#dir, this.#state);
@@ -657,7 +675,11 @@ export class BackingStore implements AsyncDisposable {
       itemsPerEntry(this.#state.journal!.maxEntry, TOUCH_ITEM_BYTES),
     );
     for (let at = 0; at < items.length; at += per) {
-      this.#log(encodeTouch(items.slice(at, at + per), nowSeconds()));
+      this.#logApply({
+        tag: OP.touch,
+        time: nowSeconds(),
+        items: items.slice(at, at + per),
+      });
     }
     this.#touched.clear();
   }
@@ -836,24 +858,26 @@ export class BackingStore implements AsyncDisposable {
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyBytes(found.keyLen);
-    const placed = this.#place(kind, found, keyBytes, bytes, now);
+    const rec = this.#place(kind, found, keyBytes, bytes, now);
+    const op: Op = {
+      tag: OP.store,
+      time: now,
+      index,
+      hashLo: found.lo,
+      hashHi: found.hi,
+      kind,
+      rec,
+      key: keyBytes,
+    };
+    // 2. The journal records it before the table changes.
     try {
-      // 2. The journal records it before the table changes.
-      this.#log(
-        encodeStore(
-          { index, hashLo: found.lo, hashHi: found.hi, kind, ...placed },
-          keyBytes,
-          now,
-        ),
-      );
+      this.#log(encodeOp(op));
     } catch (err) {
-      this.#unplace(kind, placed);
+      this.#unplace(kind, rec);
       throw toStoreError("store element", err);
     }
-    // 3. The table: exactly what replaying that entry does.
-    const i = existing < 0 ? mem.add(found.lo, found.hi, now) : existing;
-    this.#setElement(i, kind, placed);
-    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
+    // 3. The table.
+    this.#apply(op);
     this.#counters.stores++;
   }
 
@@ -884,29 +908,30 @@ export class BackingStore implements AsyncDisposable {
       : undefined;
     const d = pair?.[0] ?? this.#place(DATA, found, keyBytes, data, now);
     let m = pair?.[1];
+    let op: Op;
     try {
       if (meta !== undefined) {
         m ??= this.#place(META, found, keyBytes, meta, now);
       }
+      op = {
+        tag: OP.storeEntry,
+        time: now,
+        index,
+        hashLo: found.lo,
+        hashHi: found.hi,
+        data: d,
+        meta: m,
+        key: keyBytes,
+      };
       // One journal operation for both: a crash keeps the old pair or the
       // new one, never the new data with the old metadata.
-      this.#log(
-        encodeStoreEntry(
-          { index, hashLo: found.lo, hashHi: found.hi, data: d, meta: m },
-          keyBytes,
-          now,
-        ),
-      );
+      this.#log(encodeOp(op));
     } catch (err) {
       this.#unplace(DATA, d);
       if (m !== undefined) this.#unplace(META, m);
       throw toStoreError("store entry", err);
     }
-    const i = existing < 0 ? mem.add(found.lo, found.hi, now) : existing;
-    this.#setElement(i, DATA, d);
-    if (m !== undefined) this.#setElement(i, META, m);
-    else this.#dropElement(i, META);
-    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
+    this.#apply(op);
     this.#counters.stores++;
   }
 
@@ -1097,14 +1122,6 @@ export class BackingStore implements AsyncDisposable {
       if (rec.inFile) this.#files.removeFile(kind, rec.loc);
       else this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
     } catch { /* the original error is the one to report */ }
-  }
-
-  /** Points entry `i`'s element of `kind` at `rec`, releasing the old one. */
-  #setElement(i: number, kind: ElementKind, rec: ElementRecord): void {
-    this.#dropElement(i, kind);
-    this.#mem.setElement(i, kind, rec);
-    this.#liveBytes += rec.size;
-    if (!rec.inFile) this.#state.blocksDirty = true;
   }
 
   /**

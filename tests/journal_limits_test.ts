@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { BackingStore, StoreError } from "../mod.ts";
 import { decodeControl, decodeEntries } from "../src/format.ts";
 import { IndexMemory } from "../src/index_memory.ts";
-import { OP, readEntries, replay } from "../src/journal.ts";
+import { readEntries } from "../src/journal.ts";
+import { OP, opTag, replay } from "../src/ops.ts";
 import { FaultFS } from "./_fault_fs.ts";
 import { bytesFor, MOD_URL, read, tempDir } from "./_helpers.ts";
 
@@ -78,7 +79,7 @@ Deno.test("eviction of more entries than a small journal holds splits into piece
     assert.deepEqual(await read(st, "more49"), bytesFor("more49", 200));
     // Every journal entry fits the journal.
     for (const e of journalEntries(d.path)) {
-      assert.ok(e.payload.byteLength < SMALL.journalBytes);
+      assert.ok(e.body.byteLength < SMALL.journalBytes);
     }
   } finally {
     await st.close();
@@ -167,7 +168,10 @@ Deno.test("use counts of more entries than a small journal's batch are journaled
   );
   mem.loadRecords(records, header.count);
   const entries = journalEntries(d.path);
-  assert.ok(entries.some((e) => e.op === OP.touch), "no touch op journaled");
+  assert.ok(
+    entries.some((e) => opTag(e.body) === OP.touch),
+    "no touch op journaled",
+  );
   assert.equal(replay(mem, entries).diverged, false);
   assert.equal(mem.count, n);
   let counted = 0;
