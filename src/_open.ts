@@ -33,7 +33,6 @@ import {
 import {
   claimsSlot,
   DATA,
-  type ElementKind,
   IndexMemory,
   META,
   recordSlots,
@@ -47,6 +46,7 @@ import {
 } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
+import { KINDS, type PerKind, perKind } from "./kinds.ts";
 import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
@@ -82,11 +82,11 @@ export interface StoreState {
   repairedOnOpen: number;
   /**
    * fsync mode: block slots freed by changes whose journal entry is not yet
-   * durable, as `slot * 2 + kind`. Released (made reusable) only after that
+   * durable, by kind. Released (made reusable) only after that
    * entry is synced or a snapshot without them is committed, so a slot is
    * never overwritten while a durable index may still point at it.
    */
-  slotFrees: number[];
+  slotFrees: PerKind<number[]>;
   /** Throws ReplacedError when the store path no longer names the store. */
   checkDir: (action: string) => void;
 }
@@ -296,7 +296,7 @@ function checkRecords(s: StoreState): number {
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
     let ok = mem.has(i, DATA) || mem.has(i, META);
-    for (const kind of [DATA, META] as ElementKind[]) {
+    for (const kind of KINDS) {
       const rec = mem.element(i, kind);
       if (!ok || rec === undefined) continue;
       if (rec.withData === true) {
@@ -317,7 +317,7 @@ function checkRecords(s: StoreState): number {
       mem.remove(i);
       continue;
     }
-    for (const kind of [DATA, META] as ElementKind[]) {
+    for (const kind of KINDS) {
       const rec = mem.element(i, kind);
       if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
     }
@@ -507,7 +507,7 @@ export function openState(
       blocksDirty: false,
       liveBytes: 0,
       repairedOnOpen: plan.repaired ? 1 : 0,
-      slotFrees: [],
+      slotFrees: perKind(() => []),
       checkDir: (action) => lock.checkDir(action),
     };
     // A foreign object at a temp name would make the rotation fail.

@@ -9,6 +9,7 @@ import { CorruptError, ForeignFileError } from "./errors.ts";
 import { readRootFile } from "./_foreign.ts";
 import { encodeBlocksHeader, encodeEntriesHeader } from "./format.ts";
 import { DATA, type IndexMemory, META } from "./index_memory.ts";
+import { KINDS, perKind } from "./kinds.ts";
 import { type FileIO, readWhole, replaceFile } from "./io.ts";
 import {
   decodeJournalHeader,
@@ -189,14 +190,14 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
  * journal entry (or snapshot) that stopped referring to them is durable.
  */
 export function releaseSlotFrees(s: StoreState): void {
-  if (s.slotFrees.length === 0) return;
-  for (const v of s.slotFrees) {
-    const kind = (v & 1) as 0 | 1;
-    const slot = Math.floor(v / 2);
-    s.mem.freeSlot(kind, slot);
-    s.files.slotFreed(kind, slot);
+  if (s.slotFrees.every((slots) => slots.length === 0)) return;
+  for (const kind of KINDS) {
+    for (const slot of s.slotFrees[kind]) {
+      s.mem.freeSlot(kind, slot);
+      s.files.slotFreed(kind, slot);
+    }
   }
-  s.slotFrees = [];
+  s.slotFrees = perKind(() => []);
   s.blocksDirty = true;
   s.files.trimFreeTails((kind) => s.mem.useMap(kind));
 }

@@ -33,16 +33,13 @@
  * @module
  */
 import { WASM_BASE64 } from "./_wasm_bytes.ts";
+import { ENTRY_SIZE } from "./format.ts";
+import { DATA, type ElementKind, META } from "./kinds.ts";
+
+export { DATA, type ElementKind, META };
 
 /** Longest key, in UTF-8 bytes, that a store accepts. */
 export const MAX_KEY_BYTES = 16384;
-
-/** Element kinds; the value is the index into per-element fields. */
-export const DATA = 0;
-/** The metadata element. */
-export const META = 1;
-/** 0 (data) or 1 (metadata). */
-export type ElementKind = typeof DATA | typeof META;
 
 /** Keys hashed per kernel call by the batch hashes. */
 const BATCH_KEYS = 4096;
@@ -138,8 +135,14 @@ function instantiate(): {
 }
 
 const { consts: C } = instantiate();
-/** Bytes per entry record, as the kernels define it (FORMAT.md §4). */
-export const ENTRY_SIZE: number = C.ENTRY_SIZE;
+// Invariant: the kernels' record is the one FORMAT.md §4 (and format.ts)
+// describes.
+if (C.ENTRY_SIZE !== ENTRY_SIZE) {
+  throw new Error(
+    `Cannot load kernels: entry record of ${C.ENTRY_SIZE} bytes, expected ${ENTRY_SIZE}`,
+  );
+}
+export { ENTRY_SIZE };
 const F_HAS = C.F_HAS;
 const F_IN_FILE = C.F_IN_FILE;
 const F_PINNED = C.F_PINNED;

@@ -14,13 +14,18 @@
  * @module
  */
 import {
-  DATA,
-  type ElementKind,
   type ElementRecord,
   type IndexMemory,
-  META,
   recordSlots,
 } from "./index_memory.ts";
+import {
+  DATA,
+  type ElementKind,
+  isKind,
+  KINDS,
+  META,
+  otherKinds,
+} from "./kinds.ts";
 import { BODY_AT, frame, FRAME_BYTES, type RawEntry, seal } from "./journal.ts";
 
 /**
@@ -271,7 +276,7 @@ export function decodeOp(body: DataView): Op | undefined {
     case OP.store: {
       if (len < STORE_FIXED) return undefined;
       const kind = p.getUint8(12);
-      if (kind !== DATA && kind !== META) return undefined;
+      if (!isKind(kind)) return undefined;
       const rec: ElementRecord = {
         size: p.getUint32(16, true),
         loc: p.getUint32(20, true),
@@ -344,7 +349,7 @@ export function decodeOp(body: DataView): Op | undefined {
     case OP.clear: {
       if (len < 12) return undefined;
       const kind = p.getUint8(8);
-      if (kind !== DATA && kind !== META) return undefined;
+      if (!isKind(kind)) return undefined;
       return {
         tag,
         time,
@@ -437,8 +442,7 @@ export function apply(table: Table, op: Op): boolean {
     case OP.remove:
       for (const [index, lo] of op.items) {
         if (!matches(mem, index, lo)) return false;
-        drop(table, index, DATA);
-        drop(table, index, META);
+        for (const kind of KINDS) drop(table, index, kind);
         table.removed(index, mem.remove(index));
       }
       return true;
@@ -450,12 +454,12 @@ export function apply(table: Table, op: Op): boolean {
       return true;
     case OP.clear: {
       const i = op.index;
-      const other = op.kind === DATA ? META : DATA;
-      // Only while the entry keeps its other element, and never the data
+      // Only while the entry keeps another element, and never the data
       // under metadata stored in its slot.
       if (
         !matches(mem, i, op.hashLo) || !mem.has(i, op.kind) ||
-        !mem.has(i, other) || (op.kind === DATA && mem.metaWithData(i))
+        !otherKinds(op.kind).some((k) => mem.has(i, k)) ||
+        (op.kind === DATA && mem.metaWithData(i))
       ) {
         return false;
       }

@@ -55,6 +55,7 @@ import {
 } from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
 import { apply, OP, type Table } from "./ops.ts";
+import { KINDS } from "./kinds.ts";
 import { blockFileParts } from "./paths.ts";
 
 const NO_KEY = new Uint8Array(0);
@@ -238,7 +239,7 @@ export function rebuildIndex(
   };
 
   const buf = new Uint8Array(CHUNK_BYTES);
-  for (const kind of [DATA, META] as ElementKind[]) {
+  for (const kind of KINDS) {
     const size = SLOT_SIZE[kind];
     const fileCount = blockFileCount(mem.slotCounts[kind]);
     for (let n = 0; n < fileCount; n++) {
@@ -287,7 +288,7 @@ export function rebuildIndex(
   }
 
   let maxId = -1;
-  for (const kind of [DATA, META] as ElementKind[]) {
+  for (const kind of KINDS) {
     walkLargeTree(io, dir, kind, {
       file(rel, id) {
         result.filesScanned++;
@@ -354,7 +355,7 @@ export function rebuildIndex(
     const first = (g.el[DATA] ?? g.el[META])!;
     const lastUsed = stored(g);
     const index = mem.count;
-    for (const kind of [DATA, META] as ElementKind[]) {
+    for (const kind of KINDS) {
       const c = g.el[kind];
       if (c === undefined) continue;
       const rec: ElementRecord = {

@@ -42,6 +42,7 @@ import {
   nsurlComponents,
 } from "./key.ts";
 import type { StoreLock } from "./lock.ts";
+import { KINDS, otherKinds } from "./kinds.ts";
 import {
   type OpenOptions,
   type ResolvedOptions,
@@ -159,7 +160,6 @@ interface Lookup {
   keyLen: number;
 }
 
-const KINDS = [DATA, META] as const;
 /** Entries per journaled `touch` batch (16 bytes each: 64 KiB a batch). */
 const TOUCH_BATCH = 4096;
 
@@ -534,7 +534,7 @@ export class BackingStore implements AsyncDisposable {
       // after the block file's sync and before the journal's).
       const end = rec.loc + recordSlots(rec);
       for (let s = rec.loc; s < end; s++) {
-        this.#state.slotFrees.push(s * 2 + kind);
+        this.#state.slotFrees[kind].push(s);
       }
     } else {
       this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
@@ -581,10 +581,10 @@ export class BackingStore implements AsyncDisposable {
   #dropCorrupt(i: number, kind?: ElementKind): boolean {
     this.#counters.corruptions++;
     try {
-      const other = kind === DATA ? META : DATA;
       // Data cannot go alone from under metadata stored in its slot.
       if (
-        kind !== undefined && this.#mem.has(i, other) &&
+        kind !== undefined &&
+        otherKinds(kind).some((k) => this.#mem.has(i, k)) &&
         !(kind === DATA && this.#mem.metaWithData(i))
       ) {
         this.#logApply({
