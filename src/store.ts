@@ -24,9 +24,9 @@ import {
   type OpenOptions,
   type ResolvedOptions,
   resolveOptions,
+  type TestHooks,
 } from "./options.ts";
 import { PinTable } from "./pins.ts";
-import type { FileIO } from "./io.ts";
 import { IndexChanges } from "./_changes.ts";
 import { Eviction } from "./_eviction.ts";
 import { type EntryHit, type Hit, Hits } from "./_hits.ts";
@@ -124,6 +124,14 @@ function kindOf(options: ElementOptions | undefined): ElementKind {
   }
   return options.meta === true ? META : DATA;
 }
+
+/** The private constructor, for openStore (set in a static block). */
+let construct: (
+  dir: string,
+  opt: ResolvedOptions,
+  lock: StoreLock,
+  state: StoreState,
+) => BackingStore;
 
 /**
  * A persistent, size-bounded object cache in one directory.
@@ -246,26 +254,14 @@ export class BackingStore implements AsyncDisposable {
    */
   static open(
     dir: string | URL,
-    options?: OpenOptions & { io?: FileIO },
+    options?: OpenOptions,
   ): Promise<BackingStore> {
-    return promised(() => {
-      const opt = resolveOptions(options);
-      const path = storePath(dir);
-      const { state, lock } = openState(path, opt, options?.io);
-      try {
-        return new BackingStore(path, opt, lock, state);
-      } catch (err) {
-        // Never keep the lock or a descriptor of a store that did not open.
-        try {
-          state.close();
-        } catch {
-          /* the open failure is the one to report */
-        } finally {
-          lock.release();
-        }
-        throw err;
-      }
-    });
+    return openStore(dir, options, {});
+  }
+
+  static {
+    construct = (dir, opt, lock, state) =>
+      new BackingStore(dir, opt, lock, state);
   }
 
   /** The store directory. */
@@ -528,6 +524,35 @@ export class BackingStore implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * Opens the store in `dir` with test `hooks` (BackingStore.open has none);
+ * for tests, through src/_testing.ts.
+ */
+export function openStore(
+  dir: string | URL,
+  options: OpenOptions | undefined,
+  hooks: TestHooks,
+): Promise<BackingStore> {
+  return promised(() => {
+    const opt = resolveOptions(options, hooks);
+    const path = storePath(dir);
+    const { state, lock } = openState(path, opt, hooks.io);
+    try {
+      return construct(path, opt, lock, state);
+    } catch (err) {
+      // Never keep the lock or a descriptor of a store that did not open.
+      try {
+        state.close();
+      } catch {
+        /* the open failure is the one to report */
+      } finally {
+        lock.release();
+      }
+      throw err;
+    }
+  });
 }
 
 /**

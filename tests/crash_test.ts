@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import type { CrashMode } from "./_fault_fs.ts";
 import { checkReopen } from "./_crash_model.ts";
-import { BackingStore } from "../mod.ts";
 import {
   crashRun,
   DIR,
@@ -20,6 +19,7 @@ import {
   type Workload,
   WORKLOADS,
 } from "./_crash_workloads.ts";
+import { openForTest } from "../src/_testing.ts";
 
 interface Tally {
   points: number;
@@ -88,17 +88,14 @@ async function recoverySweep(
       const disk = fs.image(first, n);
       // How many mutating calls the recovery makes.
       const dry = disk.clone();
-      const st = await BackingStore.open(DIR, { ...run.options, io: dry });
+      const st = await openForTest(DIR, run.options, { io: dry });
       const calls = dry.counts.mutating;
       await st.close();
       for (let m = 1; m <= calls; m++) {
         const again = disk.clone();
         again.crashAt(m);
         try {
-          const st = await BackingStore.open(DIR, {
-            ...run.options,
-            io: again,
-          });
+          const st = await openForTest(DIR, run.options, { io: again });
           await st.close().catch(() => {});
           assert.fail(`${w.name}: recovery call ${m} was never reached`);
         } catch (err) {

@@ -11,6 +11,7 @@ import { readEntries } from "../src/journal.ts";
 import { OP, opTag, replay } from "../src/ops.ts";
 import { FaultFS } from "./_fault_fs.ts";
 import { bytesFor, MOD_URL, read, tempDir } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 // 16,384 entries; a full table evicts 90% of them (14,746 victims, 118 KB
 // of remove op) through a 64 KiB journal.
@@ -197,11 +198,12 @@ Deno.test("flush journals use counts of more entries than a small journal's batc
 Deno.test("open failing at any call releases the lock and every descriptor", async () => {
   const fs = new FaultFS();
   fs.tracksDurability = false;
-  const opt = { ...SMALL, entryBits: 10, io: fs } as const;
+  const opt = { ...SMALL, entryBits: 10 } as const;
+  const hooks = { io: fs };
   // A store whose next open replays its journal and evicts (a smaller
   // limit): the open with the most work to fail in.
   {
-    const st = await BackingStore.open("/s", opt);
+    const st = await openForTest("/s", opt, hooks);
     for (let i = 0; i < 300; i++) {
       await st.store(`k${i}`, bytesFor(`k${i}`, 100 + i));
     }
@@ -210,7 +212,7 @@ Deno.test("open failing at any call releases the lock and every descriptor", asy
   }
   const reopen = { ...opt, limit: 150_000, hysteresis: 30_000 };
   const before = fs.counts.any;
-  (await BackingStore.open("/s", { ...opt })).close();
+  (await openForTest("/s", { ...opt }, hooks)).close();
   const calls = fs.counts.any - before;
   assert.ok(calls > 10);
   let failures = 0;
@@ -219,7 +221,7 @@ Deno.test("open failing at any call releases the lock and every descriptor", asy
       fs.failAt(n, code);
       let st: BackingStore | undefined;
       try {
-        st = await BackingStore.open("/s", reopen);
+        st = await openForTest("/s", reopen, hooks);
       } catch (err) {
         failures++;
         assert.ok(err instanceof StoreError, `${code} at ${n}: ${err}`);
@@ -228,7 +230,7 @@ Deno.test("open failing at any call releases the lock and every descriptor", asy
       fs.clearFault();
       await st?.close();
       // Not locked out: the next open works.
-      const again = await BackingStore.open("/s", reopen);
+      const again = await openForTest("/s", reopen, hooks);
       await again.close();
       assert.deepEqual(fs.openFds, []);
     }

@@ -20,6 +20,7 @@ import {
   tempDir,
   tempStore,
 } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 const KEY = "https://pair.example/app.js";
 const DATA = bytesFor("data", 3000);
@@ -55,9 +56,8 @@ async function both(st: BackingStore, key: string) {
 Deno.test("a small entry takes one data slot, one write and one read", async () => {
   await using d = await tempDir();
   const io = new CountingIO();
-  const st = await BackingStore.open(d.path, {
+  const st = await openForTest(d.path, { maintenanceDelayMs: 60_000 }, {
     io,
-    maintenanceDelayMs: 60_000,
   });
   try {
     await st.fetchEntry("https://pair.example/warm"); // opens nothing to write
