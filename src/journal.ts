@@ -4,7 +4,7 @@
  * `entries` snapshot whose header names it. This module holds the file
  * header, the framing of entries (size at both ends, CRC-32) and the
  * appender; what an entry's body means (an index operation, its encoding
- * and how it is applied) is ops.ts's.
+ * and how it is applied) is ops.ts's (FORMAT.md §11).
  *
  * @module
  */

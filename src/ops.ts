@@ -1,5 +1,5 @@
 /**
- * Index operations (FORMAT.md §10.2): every change to the entry table is
+ * Index operations (FORMAT.md §11): every change to the entry table is
  * one of these records, with a stable numeric tag. The store builds an
  * operation, appends it to the journal, then applies it with
  * {@linkcode apply}; opening replays the journal through the same
@@ -29,7 +29,7 @@ import {
 import { BODY_AT, frame, FRAME_BYTES, type RawEntry, seal } from "./journal.ts";
 
 /**
- * Operation tags (FORMAT.md §10.2). They are on disk: never change or
+ * Operation tags (FORMAT.md §11). They are on disk: never change or
  * reuse one; a new operation takes a new tag and bumps the journal version.
  */
 export const OP = {
@@ -136,7 +136,7 @@ export function itemsPerEntry(maxEntry: number, itemBytes: number): number {
 }
 
 // Where a `storeEntry` element is: a slot of its kind, a large file, or
-// (metadata only) the data's slot, after the data element (FORMAT.md §10.2).
+// (metadata only) the data's slot, after the data element (FORMAT.md §11).
 const IN_SLOT = 0;
 const IN_FILE = 1;
 const WITH_DATA = 2;
@@ -186,7 +186,7 @@ function payloadBytes(op: Op): number {
 }
 
 /**
- * Encodes `op` as a framed journal entry (FORMAT.md §10.2). Small entries
+ * Encodes `op` as a framed journal entry (FORMAT.md §11 in §10.2). Small entries
  * (every store) are framed in a shared buffer without allocating: the
  * result is valid only until the next encode, so append it at once.
  */

@@ -1,5 +1,5 @@
 // storeEntry / fetchEntry: both elements of an entry in one call, recorded
-// by one journal operation (FORMAT.md §10.2, op 5).
+// by one journal operation (FORMAT.md §11, op 5).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { crc32 as crc } from "node:zlib";
