@@ -265,7 +265,9 @@ export class IndexChanges {
       }, true);
     }
     // Freed slots at the end of a block file give their disk blocks back.
-    this.#state.files.trimFreeTails((kind) => mem.useMap(kind));
+    this.#state.files.trimFreeTails((k, first, n) =>
+      mem.usedPrefix(k, first, n)
+    );
     return before - this.#liveBytes;
   }
 

@@ -158,7 +158,7 @@ export class KeyLookup {
     // stored keys are read back and compared.
     if (pos >= 0 && this.#trustHash) return { ...h, entry: mem.entryAt(pos) };
     if (pos < 0) return h;
-    const key = mem.keyBytes(h.keyLen).slice();
+    const key = mem.keyBytes(h.keyLen);
     while (pos >= 0) {
       const i = mem.entryAt(pos);
       const mine = this.isKeyOf(i, nk.text, key);

@@ -202,17 +202,18 @@ export function writeSnapshotTemp(
   nextFileId: number,
   tag: number,
 ): string {
-  const records = mem.records();
-  const header = encodeEntriesHeader({
-    count: mem.count,
-    nextFileId,
-    journalTag: tag,
-  }, records);
   const tmp = `${dir}/entries.tmp`;
   const fd = io.create(tmp);
   try {
-    io.pwrite(fd, header, 0);
-    io.pwrite(fd, records, header.length);
+    mem.withRecords((records) => {
+      const header = encodeEntriesHeader({
+        count: mem.count,
+        nextFileId,
+        journalTag: tag,
+      }, records);
+      io.pwrite(fd, header, 0);
+      io.pwrite(fd, records, header.length);
+    });
     io.fsync(fd);
   } catch (err) {
     // A partial snapshot would only take space (a full disk): remove it.

@@ -128,7 +128,7 @@ export class ReadPath {
     paired?: Paired,
   ): Pin | undefined {
     const mem = this.#mem;
-    const keyBytes = mem.keyBytes(h.keyLen); // a view: nothing below re-encodes
+    const keyBytes = mem.keyBytes(h.keyLen);
     let pos = mem.lookupFirst(h.lo, h.hi);
     while (pos >= 0) {
       const i = mem.entryAt(pos);

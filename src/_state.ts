@@ -182,7 +182,9 @@ export class StoreState {
     }
     this.#slotFrees = perKind(() => []);
     this.#blocksDirty = true;
-    this.files.trimFreeTails((kind) => this.mem.useMap(kind));
+    this.files.trimFreeTails((kind, first, n) =>
+      this.mem.usedPrefix(kind, first, n)
+    );
   }
 
   /**

@@ -42,6 +42,16 @@ import {
 import type { FileIO } from "./io.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
 
+/**
+ * How many of the `n` slots of `kind` from `first` lie up to the last used
+ * one (IndexMemory.usedPrefix).
+ */
+export type UsedPrefix = (
+  kind: ElementKind,
+  first: number,
+  n: number,
+) => number;
+
 /** Reads up to this size come from the pool. */
 const POOLED_READ_MAX = 16 * 1024;
 /** Size of each read pool. */
@@ -876,28 +886,21 @@ export class ElementFiles {
    * keeps its blocks (no hole punching without FFI). Best effort: a
    * truncation that fails only keeps the blocks.
    */
-  trimFreeTails(useMap: (kind: ElementKind) => Uint8Array): void {
-    for (const kind of KINDS) this.#trimFreeTails(kind, useMap(kind));
+  trimFreeTails(usedPrefix: UsedPrefix): void {
+    for (const kind of KINDS) this.#trimFreeTails(kind, usedPrefix);
   }
 
-  #trimFreeTails(kind: ElementKind, map: Uint8Array): void {
+  #trimFreeTails(kind: ElementKind, usedPrefix: UsedPrefix): void {
     const freed = this.#freedTop[kind];
     for (const [n, top] of freed) {
       const fd = this.#fds[kind][n];
       if (fd === undefined) continue;
       const first = n * SLOTS_PER_FILE;
-      let used = Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first);
-      // Down to the highest used slot, a byte of the map at a time.
-      while (used > 0) {
-        const s = first + used - 1;
-        const byte = map[s >>> 3] ?? 0;
-        if (byte === 0 && (s & 7) === 7) {
-          used -= 8;
-          continue;
-        }
-        if ((byte >>> (s & 7)) & 1) break;
-        used--;
-      }
+      const used = usedPrefix(
+        kind,
+        first,
+        Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first),
+      );
       if (first + used > top) continue; // the freed slots are not the tail
       const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
       try {
