@@ -9,7 +9,11 @@
  */
 import { nowSeconds } from "./_clock.ts";
 import { toStoreError } from "./errors.ts";
-import type { ElementRecord, IndexMemory } from "./index_memory.ts";
+import {
+  type ElementRecord,
+  type IndexMemory,
+  MAX_KEY_BYTES,
+} from "./index_memory.ts";
 import type { NormalKey } from "./key.ts";
 import { DATA, type ElementKind, META, otherKinds } from "./kinds.ts";
 import type { Found, KeyLookup } from "./_lookup.ts";
@@ -66,6 +70,8 @@ export class IndexChanges {
   #table: Table;
   #liveBytes = 0;
   #deferredBytes = 0;
+  /** The key being stored, copied out of the key region. */
+  #key = new Uint8Array(MAX_KEY_BYTES);
 
   constructor(
     state: StoreState,
@@ -158,7 +164,7 @@ export class IndexChanges {
     }
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
-    const keyBytes = mem.keyBytes(found.keyLen);
+    const keyBytes = mem.keyInto(found.keyLen, this.#key);
     // 1. The element, in fresh storage.
     const rec = this.#placement.place(kind, found, keyBytes, bytes, now);
     const op: Op = {
@@ -198,7 +204,7 @@ export class IndexChanges {
     );
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
-    const keyBytes = mem.keyBytes(found.keyLen);
+    const keyBytes = mem.keyInto(found.keyLen, this.#key);
     // Both in one data slot (or run of slots) when they fit: one read later.
     const pair = meta !== undefined
       ? placement.placePair(found, keyBytes, data, meta, now)
@@ -311,7 +317,8 @@ export class IndexChanges {
   #keptMeta(i: number, found: Found): Uint8Array | undefined {
     const pin = this.#pins.get(i, META);
     if (pin !== undefined) return pin.bytes;
-    const r = readPair(this.#mem, this.#state.files, i, found)[1];
+    const key = this.#mem.keyInto(found.keyLen, this.#key);
+    const r = readPair(this.#mem, this.#state.files, i, found, key)[1];
     if (r.ok) return r.bytes;
     this.counters.corruptions++;
     return undefined;

@@ -7,7 +7,11 @@
  * @module
  */
 import type { ElementFiles, ReadResult } from "./elements.ts";
-import { type IndexMemory, recordSlots } from "./index_memory.ts";
+import {
+  type IndexMemory,
+  MAX_KEY_BYTES,
+  recordSlots,
+} from "./index_memory.ts";
 import type { NormalKey } from "./key.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import { expected, type Found, type KeyLookup } from "./_lookup.ts";
@@ -15,15 +19,15 @@ import type { Pin, PinTable } from "./pins.ts";
 
 /**
  * Reads entry `i`'s data and the metadata stored after it in its slot,
- * in one read, as the key hashed as `h` (encoded in the key region).
+ * in one read, as the key hashed as `h` whose bytes are `key`.
  */
 export function readPair(
   mem: IndexMemory,
   files: ElementFiles,
   i: number,
   h: Found,
+  key: Uint8Array,
 ): [ReadResult, ReadResult] {
-  const key = mem.keyBytes(h.keyLen);
   const d = mem.element(i, DATA)!; // open and replay ensure it is a slot
   const m = mem.element(i, META)!;
   return files.readSlotPair(
@@ -72,6 +76,8 @@ export class ReadPath {
   #pins: PinTable;
   #lookup: KeyLookup;
   #hooks: ReadHooks;
+  /** The key being fetched, copied out of the key region. */
+  #key = new Uint8Array(MAX_KEY_BYTES);
 
   constructor(
     mem: IndexMemory,
@@ -128,7 +134,7 @@ export class ReadPath {
     paired?: Paired,
   ): Pin | undefined {
     const mem = this.#mem;
-    const keyBytes = mem.keyBytes(h.keyLen);
+    const keyBytes = mem.keyInto(h.keyLen, this.#key);
     let pos = mem.lookupFirst(h.lo, h.hi);
     while (pos >= 0) {
       const i = mem.entryAt(pos);
@@ -152,12 +158,12 @@ export class ReadPath {
         const want = expected(kind, keyBytes, h, rec);
         if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
         else if (rec.withData === true) {
-          r = readPair(mem, this.#files, i, h)[1];
+          r = readPair(mem, this.#files, i, h, keyBytes)[1];
         } else if (
           paired !== undefined && mem.metaWithData(i) &&
           !this.#pins.get(i, META)
         ) {
-          const [d, m] = readPair(mem, this.#files, i, h);
+          const [d, m] = readPair(mem, this.#files, i, h, keyBytes);
           if (d.ok) {
             paired.i = i;
             paired.r = m;

@@ -372,6 +372,16 @@ export class IndexMemory {
     return this.#u8.slice(this.#keyPtr, this.#keyPtr + len);
   }
 
+  /**
+   * Copies the key region's first `len` bytes into the caller's `dest`
+   * (at least `len` bytes) and returns that prefix of it: the hot paths'
+   * way to the encoded key without allocating.
+   */
+  keyInto(len: number, dest: Uint8Array): Uint8Array {
+    dest.set(this.#u8.subarray(this.#keyPtr, this.#keyPtr + len));
+    return dest.subarray(0, len);
+  }
+
   /** Puts raw `bytes` (not necessarily UTF-8) in the key region. */
   loadKey(bytes: Uint8Array): void {
     if (bytes.length > MAX_KEY_BYTES) {
