@@ -398,8 +398,7 @@ function checkStoreSync(dir: string, options: CheckOptions): CheckReport {
           detail:
             `rebuilt the control record (entryBits ${state.control.entryBits}, dataSlotBits ${state.control.dataSlotBits}, hash ${state.control.hash}); the index holds ${state.mem.count} entries`,
         }];
-        state.journal?.close();
-        state.files.close();
+        state.close();
       } finally {
         held.release();
       }

@@ -152,7 +152,6 @@ export class BackingStore implements AsyncDisposable {
   #lock: StoreLock | undefined;
   #state: StoreState;
   #pins: PinTable;
-  #lookup: KeyLookup;
   #changes: IndexChanges;
   #eviction: Eviction;
   #reads: ReadPath;
@@ -209,7 +208,6 @@ export class BackingStore implements AsyncDisposable {
       remove: (indices, reason) => changes.removeEntries(indices, reason),
     });
     this.#pins = pins;
-    this.#lookup = lookup;
     this.#upkeep = upkeep;
     this.#changes = changes;
     this.#eviction = eviction;
