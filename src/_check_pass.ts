@@ -65,9 +65,9 @@ import {
   JOURNAL_VERSIONS_READ,
   journalName,
   readEntries,
-  replay,
   tornEntryEnd,
 } from "./journal.ts";
+import { replay } from "./ops.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
 import { BLOCK_DIRS, blockFileParts, largeFileParts } from "./paths.ts";
 import { rebuildIndex, type RebuildResult } from "./rebuild.ts";

@@ -20,7 +20,7 @@ import {
   MAX_DATA_SLOT_BITS,
 } from "./format.ts";
 import { type FileIO, readPrefix, readWhole, replaceFile } from "./io.ts";
-import { ENTRY_SIZE } from "./index_memory.ts";
+import { ENTRY_SIZE } from "./format.ts";
 import { moveAside } from "./_foreign.ts";
 import { JOURNAL_MAGIC } from "./journal.ts";
 import {

@@ -33,7 +33,6 @@ import {
 import {
   claimsSlot,
   DATA,
-  type ElementKind,
   IndexMemory,
   META,
   recordSlots,
@@ -45,8 +44,11 @@ import {
   readPrefix,
   replaceFile,
 } from "./io.ts";
-import { Journal, JOURNAL_MAGIC, journalName, replay } from "./journal.ts";
-import { nonZeroEnd, readIndexImage, rotate } from "./_persist.ts";
+import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
+import { replay } from "./ops.ts";
+import { KINDS } from "./kinds.ts";
+import { nonZeroEnd, readIndexImage } from "./_persist.ts";
+import { StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
@@ -61,33 +63,17 @@ const CREATION_LEFTOVERS = new Set([
   "control.bak.tmp",
 ]);
 
-/** Everything a store holds besides its counters. */
-export interface StoreState {
-  control: Control;
+/** The index as opening loads it, before the store's state is made. */
+interface Loading {
   mem: IndexMemory;
   files: ElementFiles;
   nextFileId: number;
-  fileIdsWrapped: boolean;
-  /** The journal being appended to (set once open). */
-  journal: Journal | undefined;
-  /** Size of each new journal. */
-  journalBytes: number;
   /** True when the journal found at open was empty and all zeros. */
   journalPristine: boolean;
   /** Journal operations replayed at open. */
   replayed: number;
   blocksDirty: boolean;
-  liveBytes: number;
   repairedOnOpen: number;
-  /**
-   * fsync mode: block slots freed by changes whose journal entry is not yet
-   * durable, as `slot * 2 + kind`. Released (made reusable) only after that
-   * entry is synced or a snapshot without them is committed, so a slot is
-   * never overwritten while a durable index may still point at it.
-   */
-  slotFrees: number[];
-  /** Throws ReplacedError when the store path no longer names the store. */
-  checkDir: (action: string) => void;
 }
 
 function parentOf(path: string): string {
@@ -287,7 +273,7 @@ function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
  * claimed twice, sizes that cannot fit a slot) and rebuilds the use maps
  * from what remains. Returns how many were dropped.
  */
-function checkRecords(s: StoreState): number {
+function checkRecords(s: Loading): number {
   const { mem, files } = s;
   mem.clearUseMaps();
   let dropped = 0;
@@ -295,7 +281,7 @@ function checkRecords(s: StoreState): number {
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
     let ok = mem.has(i, DATA) || mem.has(i, META);
-    for (const kind of [DATA, META] as ElementKind[]) {
+    for (const kind of KINDS) {
       const rec = mem.element(i, kind);
       if (!ok || rec === undefined) continue;
       if (rec.withData === true) {
@@ -316,7 +302,7 @@ function checkRecords(s: StoreState): number {
       mem.remove(i);
       continue;
     }
-    for (const kind of [DATA, META] as ElementKind[]) {
+    for (const kind of KINDS) {
       const rec = mem.element(i, kind);
       if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
     }
@@ -340,7 +326,7 @@ interface AppendPoint {
 function loadIndex(
   io: FileIO,
   dir: string,
-  s: StoreState,
+  s: Loading,
 ): { tag: number | undefined; append: AppendPoint | undefined } {
   let append: AppendPoint | undefined;
   const image = readIndexImage(io, dir);
@@ -395,11 +381,6 @@ function loadIndex(
       if (!(err instanceof CorruptError)) throw err;
     }
   }
-  let total = 0;
-  for (let i = 0; i < s.mem.count; i++) {
-    total += s.mem.elementSize(i, DATA) + s.mem.elementSize(i, META);
-  }
-  s.liveBytes = total;
   return { tag: image.journalTag, append };
 }
 
@@ -409,16 +390,15 @@ function loadIndex(
  * starts empty and every slot is free; only large-file ids in use are
  * kept from being handed out again (FORMAT.md §9).
  */
-function forgetElements(io: FileIO, dir: string, s: StoreState): undefined {
+function forgetElements(io: FileIO, dir: string, s: Loading): undefined {
   s.mem.loadRecords(new Uint8Array(0), 0);
   const r = rebuildIndex(io, dir, s.mem, { adopt: () => false });
   s.nextFileId = r.nextFileId;
   s.blocksDirty = true;
-  s.liveBytes = 0;
   return undefined;
 }
 
-function rebuildFromElements(io: FileIO, dir: string, s: StoreState): void {
+function rebuildFromElements(io: FileIO, dir: string, s: Loading): void {
   s.mem.loadRecords(new Uint8Array(0), 0);
   const r = rebuildIndex(io, dir, s.mem);
   s.nextFileId = Math.max(s.nextFileId, r.nextFileId);
@@ -478,6 +458,7 @@ export function openState(
   const lock = acquireLock(io, dir, () => refuseForeign(io, dir));
   let files: ElementFiles | undefined;
   let state: StoreState | undefined;
+  let journal: Journal | undefined;
   try {
     const plan = planControl(io, dir, opt);
     const control = plan.control;
@@ -493,21 +474,14 @@ export function openState(
       opt.durability === "fsync",
       (action) => lock.checkDir(action),
     );
-    state = {
-      control,
+    const load: Loading = {
       mem,
       files,
       nextFileId: 0,
-      fileIdsWrapped: false,
-      journal: undefined,
-      journalBytes: opt.journalBytes,
       journalPristine: false,
       replayed: 0,
       blocksDirty: false,
-      liveBytes: 0,
       repairedOnOpen: plan.repaired ? 1 : 0,
-      slotFrees: [],
-      checkDir: (action) => lock.checkDir(action),
     };
     // A foreign object at a temp name would make the rotation fail.
     for (const name of TEMP_NAMES) {
@@ -517,19 +491,30 @@ export function openState(
     // One read of the pair: the journal (8 MiB by default) is not read again
     // just for its tag (the lock keeps anyone from rotating meanwhile).
     const { tag, append } = plan.keyLost
-      ? { tag: forgetElements(io, dir, state), append: false }
-      : loadIndex(io, dir, state);
+      ? { tag: forgetElements(io, dir, load), append: false }
+      : loadIndex(io, dir, load);
     // What an interrupted rotation left takes space a new one may need.
     if (tag !== undefined) removeLeftovers(io, dir, tag);
+    state = new StoreState(io, dir, {
+      control,
+      mem,
+      files,
+      journalBytes: opt.journalBytes,
+      nextFileId: load.nextFileId,
+      blocksDirty: load.blocksDirty,
+      repairedOnOpen: load.repairedOnOpen,
+      replayed: load.replayed,
+      checkDir: (action) => lock.checkDir(action),
+    });
     if (
-      state.journalPristine && tag !== undefined && state.repairedOnOpen === 0
+      load.journalPristine && tag !== undefined && load.repairedOnOpen === 0
     ) {
-      state.journal = Journal.open(io, dir, tag);
+      state.continueJournal(journal = Journal.open(io, dir, tag));
     } else {
       // Anything replayed, repaired or torn: start a new snapshot and an
       // empty journal, so appends never land next to stale entries.
       try {
-        rotate(io, dir, state);
+        state.rotate();
       } catch (err) {
         // A full disk has no room for a new snapshot and journal. The
         // journal replayed whole onto the snapshot holds the table as it
@@ -538,24 +523,25 @@ export function openState(
         if (
           !(err instanceof NoSpaceError) || state.journal !== undefined ||
           tag === undefined || append === undefined ||
-          state.repairedOnOpen !== 0
+          load.repairedOnOpen !== 0
         ) {
           throw err;
         }
-        state.journal = Journal.open(
+        journal = Journal.open(
           io,
           dir,
           tag,
           append.end,
           append.end + nonZeroEnd(append.tail),
         );
+        state.continueJournal(journal);
       }
     }
     removeLeftovers(io, dir, state.journal!.tag);
     return { state, lock, io };
   } catch (err) {
     try {
-      state?.journal?.close();
+      (state?.journal ?? journal)?.close();
       files?.close();
     } finally {
       lock.release();

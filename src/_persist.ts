@@ -1,25 +1,23 @@
 /**
  * The index on disk: reading the `entries` snapshot together with the
- * journal that continues it, and rotation (a new snapshot and an empty
- * journal), following gvfs's update steps (FORMAT.md §10.3).
+ * journal that continues it, and writing a snapshot for a rotation
+ * (StoreState.rotate, after gvfs's update steps; FORMAT.md §10.3).
  *
  * @module
  */
 import { CorruptError, ForeignFileError } from "./errors.ts";
 import { readRootFile } from "./_foreign.ts";
-import { encodeBlocksHeader, encodeEntriesHeader } from "./format.ts";
-import { DATA, type IndexMemory, META } from "./index_memory.ts";
-import { type FileIO, readWhole, replaceFile } from "./io.ts";
+import { encodeEntriesHeader } from "./format.ts";
+import type { IndexMemory } from "./index_memory.ts";
+import { type FileIO, readWhole } from "./io.ts";
 import {
   decodeJournalHeader,
-  Journal,
   JOURNAL_HEADER,
   JOURNAL_VERSION,
   journalName,
   type RawEntry,
   readEntries,
 } from "./journal.ts";
-import type { StoreState } from "./_open.ts";
 
 /** How often a reader retries when a rotation raced it. */
 const MAX_ROTATION_RETRIES = 8;
@@ -184,23 +182,6 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
   );
 }
 
-/**
- * Makes the slots queued in `s.slotFrees` reusable; call it once the
- * journal entry (or snapshot) that stopped referring to them is durable.
- */
-export function releaseSlotFrees(s: StoreState): void {
-  if (s.slotFrees.length === 0) return;
-  for (const v of s.slotFrees) {
-    const kind = (v & 1) as 0 | 1;
-    const slot = Math.floor(v / 2);
-    s.mem.freeSlot(kind, slot);
-    s.files.slotFreed(kind, slot);
-  }
-  s.slotFrees = [];
-  s.blocksDirty = true;
-  s.files.trimFreeTails((kind) => s.mem.useMap(kind));
-}
-
 /** A random journal tag different from `old`. */
 export function newTag(old: number | undefined): number {
   for (;;) {
@@ -221,17 +202,18 @@ export function writeSnapshotTemp(
   nextFileId: number,
   tag: number,
 ): string {
-  const records = mem.records();
-  const header = encodeEntriesHeader({
-    count: mem.count,
-    nextFileId,
-    journalTag: tag,
-  }, records);
   const tmp = `${dir}/entries.tmp`;
   const fd = io.create(tmp);
   try {
-    io.pwrite(fd, header, 0);
-    io.pwrite(fd, records, header.length);
+    mem.withRecords((records) => {
+      const header = encodeEntriesHeader({
+        count: mem.count,
+        nextFileId,
+        journalTag: tag,
+      }, records);
+      io.pwrite(fd, header, 0);
+      io.pwrite(fd, records, header.length);
+    });
     io.fsync(fd);
   } catch (err) {
     // A partial snapshot would only take space (a full disk): remove it.
@@ -243,76 +225,4 @@ export function writeSnapshotTemp(
   }
   io.close(fd);
   return tmp;
-}
-
-/**
- * Writes a new snapshot of the table and switches to a new empty journal:
- * 1 element bytes synced, 2 snapshot to `entries.tmp` with fsync, 3 new
- * journal created (named from a new random tag) and synced, 4 rename over
- * `entries` and sync the directory (the commit point), 5-6 old journal
- * marked rotated through its open file and synced, 7 old journal removed.
- * A crash at any step leaves the old pair or the new one; so does a failure
- * (a failed directory sync after the rename leaves the old journal whole).
- */
-export function rotate(io: FileIO, dir: string, s: StoreState): void {
-  // Everything below goes by path: never into another directory.
-  s.checkDir("write index");
-  s.files.syncPending();
-  const old = s.journal;
-  const tag = newTag(old?.tag);
-  const tmp = writeSnapshotTemp(io, dir, s.mem, s.nextFileId, tag);
-  let journal: Journal;
-  try {
-    journal = Journal.create(io, dir, tag, s.journalBytes);
-  } catch (err) {
-    try {
-      io.unlink(tmp);
-    } catch { /* the create failure is the one to report */ }
-    throw err;
-  }
-  try {
-    io.rename(tmp, `${dir}/entries`);
-  } catch (err) {
-    journal.close();
-    io.unlink(`${dir}/${journalName(tag)}`);
-    throw err;
-  }
-  // The rename happened: `entries` names the new journal now, so every
-  // later change goes there, whatever fails next.
-  s.journal = journal;
-  try {
-    io.syncDir(dir);
-  } catch (err) {
-    // The rename may not be durable, and a power loss could bring back the
-    // old pair: leave the old journal whole (not marked, not removed; the
-    // next open removes it), and sync the directory again before anything
-    // else is made durable.
-    s.files.syncDirLater(dir);
-    try {
-      old?.close();
-    } catch { /* the sync failure is the one to report */ }
-    throw err;
-  }
-  // The new snapshot is durable: the files and slots it no longer refers
-  // to can go.
-  s.files.commitRemovals();
-  releaseSlotFrees(s);
-  if (old !== undefined) {
-    try {
-      old.markRotated();
-    } finally {
-      old.close();
-      io.unlink(`${dir}/${journalName(old.tag)}`);
-    }
-  }
-  if (s.blocksDirty) {
-    const data = s.mem.useMap(DATA);
-    const meta = s.mem.useMap(META);
-    replaceFile(io, dir, "blocks", [
-      encodeBlocksHeader(s.files.slotCounts, data, meta),
-      data,
-      meta,
-    ]);
-    s.blocksDirty = false;
-  }
 }

@@ -20,7 +20,7 @@ import {
   VERSION,
 } from "./format.ts";
 import { toStoreError } from "./errors.ts";
-import type { ElementKind } from "./index_memory.ts";
+import { DATA, type ElementKind, META } from "./kinds.ts";
 import { type FileIO, NodeFileIO } from "./io.ts";
 import { component6, LARGE_DIRS, largeFileParts, leaf32 } from "./paths.ts";
 
@@ -156,8 +156,8 @@ export function readRun(
   head: Uint8Array,
 ): RunRead | undefined {
   const p = parseElement(head);
-  if (typeof p === "string" || p.header.kind !== 0) return undefined;
-  const size = SLOT_SIZE[0];
+  if (typeof p === "string" || p.header.kind !== DATA) return undefined;
+  const size = SLOT_SIZE[DATA];
   const room = Math.min(MAX_RUN_SLOTS, SLOTS_PER_FILE - slotInFile) * size;
   const pos = BLOCK_FILE_HEADER + slotInFile * size;
   const dataEnd = p.start + p.header.length;
@@ -174,7 +174,7 @@ export function readRun(
     : read(dataEnd + ELEMENT_HEADER + p.header.keyLen);
   let end = dataEnd;
   const m = parseElement(bytes.subarray(Math.min(dataEnd, bytes.length)));
-  if (typeof m !== "string" && m.header.kind === 1) {
+  if (typeof m !== "string" && m.header.kind === META) {
     end = dataEnd + m.start + m.header.length;
   }
   if (end <= size) return undefined;

@@ -20,7 +20,8 @@
  *
  * @module
  */
-import { KIND_NAME, KINDS, Pass } from "./_check_pass.ts";
+import { Pass } from "./_check_pass.ts";
+import { KIND_TABLE, KINDS } from "./kinds.ts";
 import {
   type CheckOptions,
   type CheckReport,
@@ -142,7 +143,7 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
         "DROP_ELEMENT",
         "entries",
         `dropped the ${
-          KIND_NAME[kind]
+          KIND_TABLE[kind].name
         } element of entry ${i}; it keeps the other`,
         keyOf.get(i),
       );
@@ -165,7 +166,7 @@ function repairStore(io: FileIO, dir: string, pass: Pass): Repair[] {
     say(
       "REWRITE_BLOCK_FILE_HEADER",
       fix.rel,
-      `wrote the header of ${KIND_NAME[fix.kind]} block file ${fix.n}`,
+      `wrote the header of ${KIND_TABLE[fix.kind].name} block file ${fix.n}`,
     );
   }
 
@@ -405,8 +406,7 @@ function checkStoreSync(dir: string, options: CheckOptions): CheckReport {
           detail:
             `rebuilt the control record (entryBits ${state.control.entryBits}, dataSlotBits ${state.control.dataSlotBits}, hash ${state.control.hash}); the index holds ${state.mem.count} entries`,
         }];
-        state.journal?.close();
-        state.files.close();
+        state.close();
       } finally {
         held.release();
       }

@@ -29,13 +29,28 @@ import {
   VERSION,
   writeElementHeader,
 } from "./format.ts";
+import { type ElementRecord, recordSlots } from "./index_memory.ts";
 import {
+  DATA,
   type ElementKind,
-  type ElementRecord,
-  recordSlots,
-} from "./index_memory.ts";
+  KIND_TABLE,
+  KINDS,
+  META,
+  type PerKind,
+  perKind,
+} from "./kinds.ts";
 import type { FileIO } from "./io.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
+
+/**
+ * How many of the `n` slots of `kind` from `first` lie up to the last used
+ * one (IndexMemory.usedPrefix).
+ */
+export type UsedPrefix = (
+  kind: ElementKind,
+  first: number,
+  n: number,
+) => number;
 
 /** Reads up to this size come from the pool. */
 const POOLED_READ_MAX = 16 * 1024;
@@ -171,7 +186,7 @@ export function runSlots(
 ): number {
   let bytes = ELEMENT_HEADER + keyLen + dataLen;
   if (metaLen !== undefined) bytes += ELEMENT_HEADER + keyLen + metaLen;
-  const slots = Math.ceil(bytes / SLOT_SIZE[0]);
+  const slots = Math.ceil(bytes / SLOT_SIZE[DATA]);
   return slots <= MAX_RUN_SLOTS ? slots : 0;
 }
 
@@ -194,7 +209,7 @@ export function fitsSlotPair(
   dataLen: number,
   metaLen: number,
 ): boolean {
-  return 2 * (ELEMENT_HEADER + keyLen) + dataLen + metaLen <= SLOT_SIZE[0];
+  return 2 * (ELEMENT_HEADER + keyLen) + dataLen + metaLen <= SLOT_SIZE[DATA];
 }
 
 /**
@@ -269,13 +284,14 @@ type HeaderFields = Parameters<typeof writeElementHeader>[1];
  */
 export class ElementFiles {
   /** Block files of each kind: its slots / 4096 rounded up. */
-  readonly blockFileCounts: readonly [number, number];
+  readonly blockFileCounts: PerKind<number>;
   /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
-  readonly slotCounts: readonly [number, number];
+  readonly slotCounts: PerKind<number>;
 
   #io: FileIO;
   #root: string;
-  #fds: (number | undefined)[] = [];
+  /** Open block files of each kind, by file number. */
+  #fds: PerKind<(number | undefined)[]> = perKind(() => []);
   /**
    * Directories known to be real directories of this store, with their
    * identity when the file layer gives one: a path whose directory no
@@ -293,12 +309,9 @@ export class ElementFiles {
   #removals: string[] = [];
   /** Block files written since the last syncPending(). */
   #dirtyFds = new Set<number>();
-  /** Block files with slots freed, by fd index: the highest freed slot. */
-  #freedTop = new Map<number, number>();
-  #scratch: [Uint8Array, Uint8Array] = [
-    new Uint8Array(SLOT_SIZE[0]),
-    new Uint8Array(SLOT_SIZE[1]),
-  ];
+  /** Block files with slots freed, by kind and file: the highest freed slot. */
+  #freedTop: PerKind<Map<number, number>> = perKind(() => new Map());
+  #scratch: PerKind<Uint8Array> = perKind((k) => new Uint8Array(SLOT_SIZE[k]));
 
   /**
    * @param io The file layer.
@@ -309,7 +322,7 @@ export class ElementFiles {
   constructor(
     io: FileIO,
     root: string,
-    slotCounts: readonly [number, number],
+    slotCounts: PerKind<number>,
     durable = false,
     checkDir: (action: string) => void = () => {},
   ) {
@@ -321,10 +334,7 @@ export class ElementFiles {
     // every entry can hold one metadata slot, and data slots are sized for
     // the limit's bytes as well (control's dataSlotBits).
     this.slotCounts = slotCounts;
-    this.blockFileCounts = [
-      blockFileCount(slotCounts[0]),
-      blockFileCount(slotCounts[1]),
-    ];
+    this.blockFileCounts = perKind((k) => blockFileCount(slotCounts[k]));
   }
 
   #ensureDirs(parts: string[], durable = this.#durable): string {
@@ -445,8 +455,7 @@ export class ElementFiles {
   }
 
   #blockFd(kind: ElementKind, n: number): number {
-    const at = kind * this.blockFileCounts[0] + n;
-    const cached = this.#fds[at];
+    const cached = this.#fds[kind][n];
     if (cached !== undefined) return cached;
     const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
     const path = this.#ensureDirs(parts, true);
@@ -481,7 +490,7 @@ export class ElementFiles {
     // Its name may be new, or left unsynced by a process that died: the
     // next syncPending() makes it durable with the slots written to it.
     this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
-    this.#fds[at] = fd;
+    this.#fds[kind][n] = fd;
     return fd;
   }
 
@@ -550,7 +559,7 @@ export class ElementFiles {
     meta: Uint8Array,
   ): void {
     const [fd, pos] = this.#slotPos(0, slot);
-    const buf = this.#scratch[0];
+    const buf = this.#scratch[DATA];
     if (fitsSlotPair(key.length, data.length, meta.length)) {
       const mid = this.#stage(buf, 0, dataHeader, key, data);
       const end = this.#stage(buf, mid, metaHeader, key, meta);
@@ -575,8 +584,8 @@ export class ElementFiles {
     data: Uint8Array,
   ): number {
     const headLen = ELEMENT_HEADER + key.length;
-    const head = headLen <= SLOT_SIZE[1]
-      ? this.#scratch[1].subarray(0, headLen)
+    const head = headLen <= SLOT_SIZE[META]
+      ? this.#scratch[META].subarray(0, headLen)
       : new Uint8Array(headLen);
     writeElementHeader(head, header, key);
     this.#io.pwrite(fd, head, pos);
@@ -648,8 +657,8 @@ export class ElementFiles {
     const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
     const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
     if (
-      !runWithin(this.slotCounts[0], slot, slots) ||
-      end > slots * SLOT_SIZE[0]
+      !runWithin(this.slotCounts[DATA], slot, slots) ||
+      end > slots * SLOT_SIZE[DATA]
     ) {
       return [CORRUPT, CORRUPT];
     }
@@ -712,7 +721,7 @@ export class ElementFiles {
       if (
         stored !== keyLen &&
         ELEMENT_HEADER + stored <=
-          SLOT_SIZE[kind] * (kind === 0 ? MAX_RUN_SLOTS : 1)
+          SLOT_SIZE[kind] * KIND_TABLE[kind].maxRunSlots
       ) {
         buf = new Uint8Array(ELEMENT_HEADER + stored);
         if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
@@ -886,10 +895,9 @@ export class ElementFiles {
    * tail may now be free (see trimFreeTails).
    */
   slotFreed(kind: ElementKind, slot: number): void {
-    const at = kind * this.blockFileCounts[0] +
-      Math.floor(slot / SLOTS_PER_FILE);
-    const top = this.#freedTop.get(at);
-    if (top === undefined || slot > top) this.#freedTop.set(at, slot);
+    const n = Math.floor(slot / SLOTS_PER_FILE);
+    const top = this.#freedTop[kind].get(n);
+    if (top === undefined || slot > top) this.#freedTop[kind].set(n, slot);
   }
 
   /**
@@ -900,27 +908,21 @@ export class ElementFiles {
    * keeps its blocks (no hole punching without FFI). Best effort: a
    * truncation that fails only keeps the blocks.
    */
-  trimFreeTails(useMap: (kind: ElementKind) => Uint8Array): void {
-    if (this.#freedTop.size === 0) return;
-    for (const [at, top] of this.#freedTop) {
-      const fd = this.#fds[at];
+  trimFreeTails(usedPrefix: UsedPrefix): void {
+    for (const kind of KINDS) this.#trimFreeTails(kind, usedPrefix);
+  }
+
+  #trimFreeTails(kind: ElementKind, usedPrefix: UsedPrefix): void {
+    const freed = this.#freedTop[kind];
+    for (const [n, top] of freed) {
+      const fd = this.#fds[kind][n];
       if (fd === undefined) continue;
-      const kind: ElementKind = at < this.blockFileCounts[0] ? 0 : 1;
-      const n = kind === 0 ? at : at - this.blockFileCounts[0];
       const first = n * SLOTS_PER_FILE;
-      const map = useMap(kind);
-      let used = Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first);
-      // Down to the highest used slot, a byte of the map at a time.
-      while (used > 0) {
-        const s = first + used - 1;
-        const byte = map[s >>> 3] ?? 0;
-        if (byte === 0 && (s & 7) === 7) {
-          used -= 8;
-          continue;
-        }
-        if ((byte >>> (s & 7)) & 1) break;
-        used--;
-      }
+      const used = usedPrefix(
+        kind,
+        first,
+        Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first),
+      );
       if (first + used > top) continue; // the freed slots are not the tail
       const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
       try {
@@ -928,13 +930,13 @@ export class ElementFiles {
         this.#io.ftruncate(fd, full);
       } catch { /* the blocks stay in use; nothing is lost */ }
     }
-    this.#freedTop.clear();
+    freed.clear();
   }
 
   /** Closes every block file. */
   close(): void {
-    const fds = this.#fds;
-    this.#fds = [];
+    const fds = KINDS.flatMap((k) => this.#fds[k]);
+    this.#fds = perKind(() => []);
     this.#dirtyFds.clear();
     let first: unknown;
     for (const fd of fds) {

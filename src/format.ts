@@ -11,12 +11,25 @@ import {
   NotAStoreError,
   VersionMismatchError,
 } from "./errors.ts";
-import { ENTRY_SIZE } from "./index_memory.ts";
+import {
+  DATA,
+  type ElementKind,
+  KIND_TABLE,
+  type PerKind,
+  perKind,
+} from "./kinds.ts";
 
 const enc = new TextEncoder();
 
 /** Block slot sizes by element kind (FORMAT.md §5): 8 KiB data, 1 KiB meta. */
-export const SLOT_SIZE = [8192, 1024] as const;
+export const SLOT_SIZE: PerKind<number> = perKind((k) =>
+  KIND_TABLE[k].slotSize
+);
+/**
+ * Bytes of an entry record (FORMAT.md §4). The WASM layout (asm/layout.ts)
+ * defines the fields; index_memory.ts checks it has this size.
+ */
+export const ENTRY_SIZE = 40;
 /** Slots per block file (FORMAT.md §5). */
 export const SLOTS_PER_FILE = 4096;
 /** Block files a kind with `slots` slots has (FORMAT.md §2). */
@@ -39,7 +52,7 @@ export function runWithin(slots: number, loc: number, n: number): boolean {
  */
 export const MAX_DATA_SLOT_BITS = 24;
 /** Most data slots one run spans (the E_DATA_SLOTS byte + 1; FORMAT.md §5.3). */
-export const MAX_RUN_SLOTS = 256;
+export const MAX_RUN_SLOTS: number = KIND_TABLE[DATA].maxRunSlots;
 
 /**
  * The data slot count a new store gets, as log2 (FORMAT.md §3): room for
@@ -47,7 +60,7 @@ export const MAX_RUN_SLOTS = 256;
  * two, between `entryBits` and {@linkcode MAX_DATA_SLOT_BITS}.
  */
 export function dataSlotBitsFor(entryBits: number, limit: number): number {
-  const slots = 2 ** entryBits + Math.ceil(limit / SLOT_SIZE[0]);
+  const slots = 2 ** entryBits + Math.ceil(limit / SLOT_SIZE[DATA]);
   const bits = Math.ceil(Math.log2(slots));
   return Math.max(entryBits, Math.min(MAX_DATA_SLOT_BITS, bits));
 }
@@ -303,7 +316,7 @@ export function useMapBytes(slots: number): number {
 
 /** Encodes the blocks file header; the data and meta use maps follow it. */
 export function encodeBlocksHeader(
-  slots: readonly [number, number],
+  slots: PerKind<number>,
   data: Uint8Array,
   meta: Uint8Array,
 ): Uint8Array {
@@ -365,7 +378,7 @@ export function encodeBlockFileHeader(
   b.set(MAGIC.blockFile, 0);
   v.setUint32(8, VERSION.blockFile, true);
   v.setUint32(12, kind, true);
-  v.setUint32(16, SLOT_SIZE[kind as 0 | 1], true);
+  v.setUint32(16, SLOT_SIZE[kind as ElementKind], true);
   v.setUint32(20, SLOTS_PER_FILE, true);
   v.setUint32(24, fileIndex, true);
   v.setUint32(28, crc32(b.subarray(0, 28)), true);

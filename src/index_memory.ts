@@ -33,16 +33,13 @@
  * @module
  */
 import { WASM_BASE64 } from "./_wasm_bytes.ts";
+import { ENTRY_SIZE } from "./format.ts";
+import { DATA, type ElementKind, META } from "./kinds.ts";
+
+export { DATA, type ElementKind, META };
 
 /** Longest key, in UTF-8 bytes, that a store accepts. */
 export const MAX_KEY_BYTES = 16384;
-
-/** Element kinds; the value is the index into per-element fields. */
-export const DATA = 0;
-/** The metadata element. */
-export const META = 1;
-/** 0 (data) or 1 (metadata). */
-export type ElementKind = typeof DATA | typeof META;
 
 /** Keys hashed per kernel call by the batch hashes. */
 const BATCH_KEYS = 4096;
@@ -138,8 +135,14 @@ function instantiate(): {
 }
 
 const { consts: C } = instantiate();
-/** Bytes per entry record, as the kernels define it (FORMAT.md §4). */
-export const ENTRY_SIZE: number = C.ENTRY_SIZE;
+// Invariant: the kernels' record is the one FORMAT.md §4 (and format.ts)
+// describes.
+if (C.ENTRY_SIZE !== ENTRY_SIZE) {
+  throw new Error(
+    `Cannot load kernels: entry record of ${C.ENTRY_SIZE} bytes, expected ${ENTRY_SIZE}`,
+  );
+}
+export { ENTRY_SIZE };
 const F_HAS = C.F_HAS;
 const F_IN_FILE = C.F_IN_FILE;
 const F_PINNED = C.F_PINNED;
@@ -187,7 +190,7 @@ export interface SlotAudit {
   /**
    * The claimed-slots map the audit built (same layout as
    * {@linkcode IndexMemory.useMap}), to list every disagreement when the
-   * counts are not zero. A view valid until the next audit.
+   * counts are not zero. A copy.
    */
   claimed: Uint8Array;
 }
@@ -364,9 +367,27 @@ export class IndexMemory {
     return read === key.length ? written : -1;
   }
 
-  /** The key region's first `len` bytes (a view, valid until next encode). */
+  /** A copy of the key region's first `len` bytes (the encoded key). */
   keyBytes(len: number): Uint8Array {
-    return this.#u8.subarray(this.#keyPtr, this.#keyPtr + len);
+    return this.#u8.slice(this.#keyPtr, this.#keyPtr + len);
+  }
+
+  /**
+   * Copies the key region's first `len` bytes into the caller's `dest`
+   * (at least `len` bytes) and returns that prefix of it: the hot paths'
+   * way to the encoded key without allocating.
+   */
+  keyInto(len: number, dest: Uint8Array): Uint8Array {
+    dest.set(this.#u8.subarray(this.#keyPtr, this.#keyPtr + len));
+    return dest.subarray(0, len);
+  }
+
+  /** Puts raw `bytes` (not necessarily UTF-8) in the key region. */
+  loadKey(bytes: Uint8Array): void {
+    if (bytes.length > MAX_KEY_BYTES) {
+      throw new RangeError(`Cannot load key: over ${MAX_KEY_BYTES} bytes`);
+    }
+    this.#u8.set(bytes, this.#keyPtr);
   }
 
   /** Sets the 16-byte SipHash key used by {@linkcode hashSip}. */
@@ -924,16 +945,35 @@ export class IndexMemory {
   }
 
   /**
-   * The use map of `kind` (a live view; `slotCounts[kind] / 8` bytes,
-   * padded).
-   * Read it; change it only through the methods above, which keep the
-   * claim summary in step.
+   * A copy of the use map of `kind` (`slotCounts[kind] / 8` bytes, padded),
+   * for writing `blocks` or comparing with it.
    */
   useMap(kind: ElementKind): Uint8Array {
-    return this.#u8.subarray(
+    return this.#u8.slice(
       this.#use[kind],
       this.#use[kind] + this.#useBytes[kind],
     );
+  }
+
+  /**
+   * How many of the `n` slots of `kind` from `first` lie up to the last
+   * used one (0 when none is used): a block file's used extent.
+   */
+  usedPrefix(kind: ElementKind, first: number, n: number): number {
+    const map = this.#use[kind];
+    let used = n;
+    // Down to the highest used slot, a byte of the map at a time.
+    while (used > 0) {
+      const s = first + used - 1;
+      const byte = this.#u8[map + (s >>> 3)]!;
+      if (byte === 0 && (s & 7) === 7) {
+        used -= 8;
+        continue;
+      }
+      if ((byte >>> (s & 7)) & 1) break;
+      used--;
+    }
+    return Math.max(0, used);
   }
 
   /**
@@ -959,7 +999,7 @@ export class IndexMemory {
       firstClaimedUnmarked: first(this.#u32[o + 1]!),
       markedUnclaimed: this.#u32[o + 2]!,
       firstMarkedUnclaimed: first(this.#u32[o + 3]!),
-      claimed: this.#u8.subarray(
+      claimed: this.#u8.slice(
         this.#claims,
         this.#claims + this.#useBytes[kind],
       ),
@@ -978,7 +1018,7 @@ export class IndexMemory {
 
   /**
    * Entry indices ordered best victim first (no live reference, lowest use
-   * count, oldest use; ties by index). A view valid until the next call.
+   * count, oldest use; ties by index). A copy.
    */
   evictionOrder(): Uint32Array {
     return this.selectVictims(Infinity, this.count, -1);
@@ -989,8 +1029,7 @@ export class IndexMemory {
    * the shortest prefix of {@linkcode evictionOrder} whose element bytes
    * reach `byteTarget` and whose length reaches `entryTarget` (everything
    * when they cannot both be reached). Only the victims are sorted, so
-   * this costs a few passes over the table, not a sort of it. A view
-   * valid until the next call.
+   * this costs a few passes over the table, not a sort of it. A copy.
    */
   selectVictims(
     byteTarget: number,
@@ -1012,14 +1051,17 @@ export class IndexMemory {
       this.#order,
       this.#order2,
     );
-    return this.#u32.subarray(this.#order >>> 2, (this.#order >>> 2) + n);
+    return this.#u32.slice(this.#order >>> 2, (this.#order >>> 2) + n);
   }
 
-  /** The live records as bytes (a view), for writing the entries file. */
-  records(): Uint8Array {
-    return this.#u8.subarray(
-      this.#entries,
-      this.#entries + this.count * ENTRY_SIZE,
+  /**
+   * Calls `f` with the live records as bytes, for writing the entries
+   * file without a copy (up to 640 MiB at the largest table): the view is
+   * valid only during the call and must not be kept.
+   */
+  withRecords<T>(f: (records: Uint8Array) => T): T {
+    return f(
+      this.#u8.subarray(this.#entries, this.#entries + this.count * ENTRY_SIZE),
     );
   }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { type HashName, MAX_DATA_SLOT_BITS } from "./format.ts";
+import type { FileIO } from "./io.ts";
 import { DEFAULT_JOURNAL_BYTES } from "./journal.ts";
 
 /** Options for opening a store; every field is optional. */
@@ -36,9 +37,18 @@ export interface OpenOptions {
   durability?: "process" | "fsync";
   /** Size of the journal file, bytes (64 KiB – 1 GiB). Default 8 MiB. */
   journalBytes?: number;
+}
+
+/**
+ * What tests may replace, through `openForTest` (src/_testing.ts); not
+ * part of the public options.
+ */
+export interface TestHooks {
+  /** The file layer (a fault-injecting one). */
+  io?: FileIO;
   /**
-   * Testing hook: replaces the key hash with this 32-bit function. Stores
-   * written under one override must be reopened with the same one.
+   * Replaces the key hash with this 32-bit function. Stores written under
+   * one override must be reopened with the same one.
    */
   hashOverride?: (key: string) => number;
 }
@@ -100,7 +110,10 @@ function integerIn(name: string, v: unknown, min: number, max: number): number {
  * @throws {TypeError} for a wrongly typed option.
  * @throws {RangeError} for an out-of-range option.
  */
-export function resolveOptions(o: OpenOptions = {}): ResolvedOptions {
+export function resolveOptions(
+  o: OpenOptions = {},
+  hooks: TestHooks = {},
+): ResolvedOptions {
   if (typeof o !== "object" || o === null) {
     throw new TypeError("Cannot open store: options must be an object");
   }
@@ -136,7 +149,9 @@ export function resolveOptions(o: OpenOptions = {}): ResolvedOptions {
       }`,
     );
   }
-  if (o.hashOverride !== undefined && typeof o.hashOverride !== "function") {
+  if (
+    hooks.hashOverride !== undefined && typeof hooks.hashOverride !== "function"
+  ) {
     throw new TypeError("Cannot open store: hashOverride must be a function");
   }
   return {
@@ -151,7 +166,7 @@ export function resolveOptions(o: OpenOptions = {}): ResolvedOptions {
     pinTimeoutMs: o.pinTimeoutMs === undefined
       ? 60_000
       : integerIn("pinTimeoutMs", o.pinTimeoutMs, 0, 2 ** 31 - 1),
-    hashOverride: o.hashOverride,
+    hashOverride: hooks.hashOverride,
     durability: o.durability ?? "process",
     journalBytes: o.journalBytes === undefined
       ? DEFAULT_JOURNAL_BYTES

@@ -6,6 +6,13 @@
  * @module
  */
 
+import {
+  type ElementKind,
+  KIND_TABLE,
+  type PerKind,
+  perKind,
+} from "./kinds.ts";
+
 const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /** A 6-bit value as a directory component: 0-31 one char, 32-63 "B"+char. */
@@ -22,9 +29,13 @@ export function leaf32(v: number): string {
 }
 
 /** Top-level directory of large files by element kind. */
-export const LARGE_DIRS = ["d", "m"] as const;
+export const LARGE_DIRS: PerKind<string> = perKind((k) =>
+  KIND_TABLE[k].largeDir
+);
 /** Top-level directory of block files by element kind. */
-export const BLOCK_DIRS = ["dblk", "mblk"] as const;
+export const BLOCK_DIRS: PerKind<string> = perKind((k) =>
+  KIND_TABLE[k].blockDir
+);
 
 /**
  * Path components (relative to the store root) of large file `id`: kind
@@ -35,7 +46,7 @@ export const BLOCK_DIRS = ["dblk", "mblk"] as const;
  * files together: 64 files a leaf directory and one new directory per 64
  * files, instead of a new five-deep chain for almost every file.
  */
-export function largeFileParts(kind: 0 | 1, id: number): string[] {
+export function largeFileParts(kind: ElementKind, id: number): string[] {
   return [
     LARGE_DIRS[kind],
     component6(id >>> 30),
@@ -52,7 +63,7 @@ export function largeFileParts(kind: 0 | 1, id: number): string[] {
  * files a kind: one level up to 64 files, two levels beyond.
  */
 export function blockFileParts(
-  kind: 0 | 1,
+  kind: ElementKind,
   n: number,
   fileCount: number,
 ): string[] {

@@ -54,7 +54,11 @@ import {
   META,
 } from "./index_memory.ts";
 import type { FileIO } from "./io.ts";
+import { apply, OP, type Table } from "./ops.ts";
+import { KINDS } from "./kinds.ts";
 import { blockFileParts } from "./paths.ts";
+
+const NO_KEY = new Uint8Array(0);
 
 /** Progress of a long scan, reported at most every 100 ms. */
 export interface ScanProgress {
@@ -250,7 +254,7 @@ export function rebuildIndex(
   };
 
   const buf = new Uint8Array(CHUNK_BYTES);
-  for (const kind of [DATA, META] as ElementKind[]) {
+  for (const kind of KINDS) {
     const size = SLOT_SIZE[kind];
     const fileCount = blockFileCount(mem.slotCounts[kind]);
     for (let n = 0; n < fileCount; n++) {
@@ -299,7 +303,7 @@ export function rebuildIndex(
   }
 
   let maxId = -1;
-  for (const kind of [DATA, META] as ElementKind[]) {
+  for (const kind of KINDS) {
     walkLargeTree(io, dir, kind, {
       file(rel, id) {
         result.filesScanned++;
@@ -359,11 +363,14 @@ export function rebuildIndex(
 
   mem.loadRecords(new Uint8Array(0), 0);
   mem.clearUseMaps();
+  // Each entry is added as the store operations that would have made it,
+  // applied as replay applies them (use count 1, last used = stored at).
+  const table: Table = { mem, dropped() {}, placed() {}, removed() {} };
   for (const g of list) {
     const first = (g.el[DATA] ?? g.el[META])!;
     const lastUsed = stored(g);
-    const i = mem.add(first.hashLo, first.hashHi, lastUsed);
-    for (const kind of [DATA, META] as ElementKind[]) {
+    const index = mem.count;
+    for (const kind of KINDS) {
       const c = g.el[kind];
       if (c === undefined) continue;
       const rec: ElementRecord = {
@@ -374,10 +381,18 @@ export function rebuildIndex(
       };
       if (c.withData) rec.withData = true;
       else if (kind === DATA && !c.inFile && c.slots > 1) rec.slots = c.slots;
-      mem.setElement(i, kind, rec);
+      apply(table, {
+        tag: OP.store,
+        time: lastUsed,
+        index,
+        hashLo: first.hashLo,
+        hashHi: first.hashHi,
+        kind,
+        rec,
+        key: NO_KEY,
+      });
       if (!c.inFile && !c.withData) mem.markRun(kind, c.loc, c.slots);
     }
-    mem.setUsage(i, 1, lastUsed);
   }
   result.count = mem.count;
   return result;

@@ -9,60 +9,35 @@
  *
  * @module
  */
-import { posix } from "node:path";
-import { crc32 as zlibCrc32 } from "node:zlib";
+import { clockAtLeast } from "./_clock.ts";
 import {
   ClosedError,
   NoSpaceError,
   StoreError,
   toStoreError,
 } from "./errors.ts";
-import {
-  type ElementFiles,
-  type Expected,
-  fitsSlot,
-  headerKeyMatches,
-  type ReadResult,
-  runSlots,
-} from "./elements.ts";
-import { SLOTS_PER_FILE } from "./format.ts";
-import {
-  DATA,
-  type ElementKind,
-  type ElementRecord,
-  type IndexMemory,
-  MAX_KEY_BYTES,
-  META,
-  recordSlots,
-} from "./index_memory.ts";
-import {
-  type Key,
-  normaliseKey,
-  type NormalKey,
-  nsurlComponents,
-} from "./key.ts";
+import { type Key, normaliseKey } from "./key.ts";
+import { DATA, type ElementKind, META } from "./kinds.ts";
 import type { StoreLock } from "./lock.ts";
 import {
   type OpenOptions,
   type ResolvedOptions,
   resolveOptions,
+  type TestHooks,
 } from "./options.ts";
-import { type Pin, PinTable } from "./pins.ts";
-import { openState, type StoreState } from "./_open.ts";
-import { releaseSlotFrees, rotate } from "./_persist.ts";
-import {
-  encodeClear,
-  encodeRemove,
-  encodeStore,
-  encodeStoreEntry,
-  encodeTouch,
-  itemsPerEntry,
-  REMOVE_ITEM_BYTES,
-  REMOVE_REASON,
-  type Touch,
-  TOUCH_ITEM_BYTES,
-} from "./journal.ts";
-import type { FileIO } from "./io.ts";
+import { PinTable } from "./pins.ts";
+import { IndexChanges } from "./_changes.ts";
+import { Eviction } from "./_eviction.ts";
+import { type EntryHit, type Hit, Hits } from "./_hits.ts";
+import { KeyLookup } from "./_lookup.ts";
+import { Maintenance } from "./_maintenance.ts";
+import { openState } from "./_open.ts";
+import { Placement } from "./_placement.ts";
+import { ReadPath } from "./_reads.ts";
+import { storePath } from "./_store_path.ts";
+import type { StoreState } from "./_state.ts";
+
+export type { EntryHit, Hit };
 
 /** Largest element accepted (bytes); also never more than the limit. */
 export const MAX_ELEMENT_BYTES = 2 ** 31 - 1;
@@ -71,39 +46,6 @@ export const MAX_ELEMENT_BYTES = 2 ** 31 - 1;
 export interface ElementOptions {
   /** True for the metadata element. */
   meta?: boolean;
-}
-
-/**
- * A fetched element. Its bytes stay valid after release; releasing ends
- * the reference that keeps the entry pinned. Treat `data` as read-only:
- * concurrent fetches of one element share it.
- */
-export interface Hit extends Disposable {
-  /** The element's bytes. */
-  readonly data: Uint8Array;
-  /** The canonical key. */
-  readonly key: string;
-  /** True for a metadata element. */
-  readonly meta: boolean;
-  /** Ends this reference (idempotent). */
-  release(): void;
-}
-
-/**
- * Both elements of an entry from {@linkcode BackingStore.fetchEntry}. The
- * bytes stay valid after release; releasing ends the references that keep
- * the entry pinned. Treat the bytes as read-only: concurrent fetches share
- * them.
- */
-export interface EntryHit extends Disposable {
-  /** The data element, or undefined when the entry has none. */
-  readonly data: Uint8Array | undefined;
-  /** The metadata element, or undefined when the entry has none. */
-  readonly meta: Uint8Array | undefined;
-  /** The canonical key. */
-  readonly key: string;
-  /** Ends this reference (idempotent). */
-  release(): void;
 }
 
 /** Counters and totals from {@linkcode BackingStore.stats}. */
@@ -146,61 +88,6 @@ export interface StoreStats {
   metaSlotsUsed: number;
 }
 
-/** What a hit's finalizer releases if the hit is dropped unreleased. */
-interface HitToken {
-  pins: Pin[];
-  released: boolean;
-}
-
-interface Lookup {
-  entry: number;
-  lo: number;
-  hi: number;
-  keyLen: number;
-}
-
-const KINDS = [DATA, META] as const;
-/** Entries per journaled `touch` batch (16 bytes each: 64 KiB a batch). */
-const TOUCH_BATCH = 4096;
-
-// The clock for the times entries record (FORMAT.md §1: u32 seconds). It
-// never goes back: within a process a wall-clock step back is bridged by
-// monotonic time until the wall clock catches up, and an opened store
-// raises it past the latest use it recorded (clockAtLeast), so eviction
-// order survives a clock set back, live or between runs. Shared by the
-// stores of a process (as the wall clock is); it only ever runs ahead.
-let clockLast = 0; // last time returned, ms
-let clockBase = -1; // while bridging: the time at clockMono, ms; else -1
-let clockMono = 0; // performance.now() at clockBase
-
-function nowMs(): number {
-  const wall = Date.now();
-  if (clockBase < 0) {
-    if (wall >= clockLast) return clockLast = wall; // the usual path
-    clockBase = clockLast; // stepped back: bridge from the last time
-    clockMono = performance.now();
-  }
-  const bridged = clockBase + (performance.now() - clockMono);
-  if (wall >= bridged) {
-    clockBase = -1; // caught up (or stepped forward): the wall clock again
-    return clockLast = wall;
-  }
-  return clockLast = Math.max(clockLast, bridged);
-}
-
-function nowSeconds(): number {
-  return Math.min(Math.floor(nowMs() / 1000), 0xffffffff);
-}
-
-/** Moves the clock to the second after `seconds` if it is not past it. */
-function clockAtLeast(seconds: number): void {
-  const now = nowMs();
-  if (Math.floor(now / 1000) >= seconds) return;
-  clockBase = (seconds + 1) * 1000;
-  clockMono = performance.now();
-  clockLast = clockBase;
-}
-
 /** Runs `f` now; what it throws becomes the returned promise's rejection. */
 function promised<T>(f: () => T | Promise<T>): Promise<T> {
   try {
@@ -208,32 +95,6 @@ function promised<T>(f: () => T | Promise<T>): Promise<T> {
   } catch (err) {
     return Promise.reject(err);
   }
-}
-
-/** What a read of entry element `rec` of the key hashed as `h` expects. */
-function expected(
-  kind: ElementKind,
-  key: Uint8Array,
-  h: Lookup,
-  rec: ElementRecord,
-): Expected {
-  return {
-    kind,
-    key,
-    hashLo: h.lo,
-    hashHi: h.hi,
-    size: rec.size,
-    crc: rec.crc,
-  };
-}
-
-/**
- * Filled by #fetchPin when it read the metadata stored after the data in
- * one read: entry `i`'s metadata result.
- */
-interface Paired {
-  i: number;
-  r?: ReadResult;
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -264,6 +125,14 @@ function kindOf(options: ElementOptions | undefined): ElementKind {
   return options.meta === true ? META : DATA;
 }
 
+/** The private constructor, for openStore (set in a static block). */
+let construct: (
+  dir: string,
+  opt: ResolvedOptions,
+  lock: StoreLock,
+  state: StoreState,
+) => BackingStore;
+
 /**
  * A persistent, size-bounded object cache in one directory.
  *
@@ -285,71 +154,82 @@ function kindOf(options: ElementOptions | undefined): ElementKind {
 export class BackingStore implements AsyncDisposable {
   #dir: string;
   #opt: ResolvedOptions;
-  #io: FileIO;
   #lock: StoreLock | undefined;
-  #mem: IndexMemory;
-  #files: ElementFiles;
   #state: StoreState;
   #pins: PinTable;
-  #finalizer: FinalizationRegistry<HitToken>;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** Entries whose usage changed since it was last journaled. */
-  #touched = new Set<number>();
-  /** True when equal 64-bit keyed hashes identify a key (see #find). */
-  #trustHash: boolean;
-  #syncing: Promise<void> | undefined;
-  #liveBytes = 0;
-  #deferredBytes = 0;
+  #changes: IndexChanges;
+  #eviction: Eviction;
+  #reads: ReadPath;
+  #hits: Hits;
+  #upkeep: Maintenance;
   #closed = false;
   /** Calls since open, for the periodic directory check. */
   #calls = 0;
-  #counters = {
-    hits: 0,
-    misses: 0,
-    hitBytes: 0,
-    stores: 0,
-    invalidations: 0,
-    evictions: 0,
-    evictedBytes: 0,
-    corruptions: 0,
-  };
 
   private constructor(
     dir: string,
     opt: ResolvedOptions,
-    io: FileIO,
     lock: StoreLock,
     state: StoreState,
   ) {
     this.#dir = dir;
     this.#opt = opt;
-    this.#io = io;
     this.#lock = lock;
     this.#state = state;
-    this.#mem = state.mem;
-    this.#files = state.files;
-    this.#liveBytes = state.liveBytes;
-    this.#trustHash = opt.hashOverride === undefined &&
-      state.control.hash === "siphash13";
-    this.#pins = new PinTable({
-      unpinned: (entry) => this.#mem.setPinned(entry, false),
-      freeDeferred: (kind, rec) => {
-        this.#deferredBytes -= rec.size;
-        this.#freeStorage(kind, rec);
-      },
+    const mem = state.mem;
+    const fsync = opt.durability === "fsync";
+    // The concerns call one another through these closures, so that no
+    // module imports another that imports it back.
+    const pins = new PinTable({
+      unpinned: (entry) => mem.setPinned(entry, false),
+      freeDeferred: (kind, rec) => changes.freeDeferred(kind, rec),
     }, opt.pinTimeoutMs);
-    this.#finalizer = new FinalizationRegistry((token) => {
-      if (token.released || this.#closed) return;
-      for (const pin of token.pins) this.#pins.release(pin);
+    const dropCorrupt = (i: number, kind?: ElementKind) =>
+      changes.dropCorrupt(i, kind);
+    const lookup = new KeyLookup(mem, state.files, pins, {
+      hash: state.control.hash,
+      hashOverride: opt.hashOverride,
+      dropCorrupt,
     });
+    const upkeep = new Maintenance(state, pins, {
+      delayMs: opt.maintenanceDelayMs,
+      fsync,
+      logApply: (op) => changes.logApply(op),
+      closed: () => this.#closed,
+    });
+    const changes: IndexChanges = new IndexChanges(
+      state,
+      pins,
+      new Placement(state, { fsync }),
+      lookup,
+      {
+        makeRoom: (nk, incoming, held) => eviction.makeRoom(nk, incoming, held),
+        removed: (i, moved) => upkeep.removed(i, moved),
+      },
+    );
+    const eviction = new Eviction(mem, pins, lookup, changes, {
+      limit: opt.limit,
+      hysteresis: opt.hysteresis,
+      remove: (indices, reason) => changes.removeEntries(indices, reason),
+    });
+    this.#pins = pins;
+    this.#upkeep = upkeep;
+    this.#changes = changes;
+    this.#eviction = eviction;
+    this.#reads = new ReadPath(mem, state.files, pins, lookup, {
+      dropCorrupt,
+      used: (i) => upkeep.used(i),
+    });
+    this.#hits = new Hits(pins, () => this.#closed);
+    state.onRotate = () => upkeep.rotated();
     let latest = 0; // the latest use recorded: times here never go back
-    for (let i = 0; i < this.#mem.count; i++) {
-      latest = Math.max(latest, this.#mem.lastUsed(i));
+    for (let i = 0; i < mem.count; i++) {
+      latest = Math.max(latest, mem.lastUsed(i));
     }
     clockAtLeast(latest);
-    if (this.#mem.count >= this.#mem.capacity || this.#liveBytes >= opt.limit) {
+    if (mem.count >= mem.capacity || changes.liveBytes >= opt.limit) {
       try {
-        this.#evict(0, -1);
+        eviction.evict(0, -1);
       } catch (err) {
         // A store that cannot evict now (a full disk) still opens; the
         // next store evicts again before it adds anything.
@@ -381,27 +261,14 @@ export class BackingStore implements AsyncDisposable {
    */
   static open(
     dir: string | URL,
-    options?: OpenOptions & { io?: FileIO },
+    options?: OpenOptions,
   ): Promise<BackingStore> {
-    return promised(() => {
-      const opt = resolveOptions(options);
-      const path = storePath(dir);
-      const { state, lock, io } = openState(path, opt, options?.io);
-      try {
-        return new BackingStore(path, opt, io, lock, state);
-      } catch (err) {
-        // Never keep the lock or a descriptor of a store that did not open.
-        try {
-          state.journal?.close();
-          state.files.close();
-        } catch {
-          /* the open failure is the one to report */
-        } finally {
-          lock.release();
-        }
-        throw err;
-      }
-    });
+    return openStore(dir, options, {});
+  }
+
+  static {
+    construct = (dir, opt, lock, state) =>
+      new BackingStore(dir, opt, lock, state);
   }
 
   /** The store directory. */
@@ -421,357 +288,14 @@ export class BackingStore implements AsyncDisposable {
     else if (this.#lock!.replaced !== undefined) throw this.#lock!.replaced;
   }
 
-  // ---- keys ---------------------------------------------------------------
-
-  #hash(nk: NormalKey): Lookup {
-    const mem = this.#mem;
-    const override = this.#opt.hashOverride;
-    const nsurl = override === undefined &&
-      this.#state.control.hash === "nsurl";
-    let lo = 0;
-    let hi = 0;
-    // The nsurl hash stages its components in the key region, so the key
-    // itself is encoded after it.
-    if (override !== undefined) lo = override(nk.text) >>> 0;
-    else if (nsurl) lo = mem.hashNsurl(nsurlComponents(nk));
-    const keyLen = mem.encodeKey(nk.text);
-    if (keyLen < 0) {
+  #checkSize(size: number): void {
+    const max = Math.min(MAX_ELEMENT_BYTES, this.#opt.limit);
+    if (size > max) {
       throw new RangeError(
-        `Cannot use key: longer than ${MAX_KEY_BYTES} UTF-8 bytes`,
+        `Cannot store element: ${size} bytes exceeds the maximum of ${max}`,
       );
     }
-    if (override === undefined && !nsurl) [lo, hi] = mem.hashSip(keyLen);
-    return { entry: -1, lo, hi, keyLen };
   }
-
-  /** True when entry `i` belongs to `text` (whose bytes are `key`). */
-  #isKeyOf(i: number, text: string, key: Uint8Array): boolean | "corrupt" {
-    const want = {
-      key,
-      hashLo: this.#mem.hashLo(i),
-      hashHi: this.#mem.hashHi(i),
-    };
-    for (const kind of KINDS) {
-      const pin = this.#pins.get(i, kind);
-      if (pin !== undefined) return pin.text === text;
-    }
-    // The entry is damaged only when every element it has is: one damaged
-    // element (say, of a replacement a crash interrupted) does not decide
-    // for the other, which fetch verifies on its own.
-    for (const kind of KINDS) {
-      const rec = this.#mem.element(i, kind);
-      // Metadata in the data's slot has no header of its own to go by.
-      if (rec === undefined || rec.withData === true) continue;
-      const head = rec.inFile
-        ? this.#files.readFileHeader(kind, rec.loc, key.length)
-        : this.#files.readSlotHeader(kind, rec.loc, key.length);
-      const mine = headerKeyMatches(head, { ...want, kind });
-      if (mine !== "corrupt") return mine;
-    }
-    return "corrupt";
-  }
-
-  /** Finds the entry for `nk`; `entry` is -1 when absent. */
-  #find(nk: NormalKey): Lookup {
-    const h = this.#hash(nk);
-    let pos = this.#mem.lookupFirst(h.lo, h.hi);
-    // With the store's secret-keyed 64-bit SipHash, equal hashes are taken
-    // as the same key here (a collision, about 2^-64 a pair and not
-    // craftable without the key, could at worst replace or drop an entry:
-    // fetch still compares full keys, so it can never serve wrong bytes).
-    // The 32-bit nsurl hash and test overrides collide for real: their
-    // stored keys are read back and compared.
-    if (pos >= 0 && this.#trustHash) {
-      return { ...h, entry: this.#mem.entryAt(pos) };
-    }
-    if (pos < 0) return h;
-    const key = this.#mem.keyBytes(h.keyLen).slice();
-    while (pos >= 0) {
-      const i = this.#mem.entryAt(pos);
-      const mine = this.#isKeyOf(i, nk.text, key);
-      if (mine === true) return { ...h, entry: i };
-      if (mine === "corrupt") {
-        pos = this.#dropCorrupt(i)
-          ? this.#mem.lookupFirst(h.lo, h.hi) // the map changed: rescan
-          : this.#mem.lookupNext(h.lo, h.hi, pos);
-        continue;
-      }
-      pos = this.#mem.lookupNext(h.lo, h.hi, pos);
-    }
-    return h;
-  }
-
-  // ---- storage ------------------------------------------------------------
-
-  #freeStorage(kind: ElementKind, rec: ElementRecord): void {
-    // Metadata in its data's slot goes with that slot.
-    if (rec.withData === true) return;
-    if (rec.inFile) {
-      try {
-        this.#files.removeFileAfterCommit(kind, rec.loc);
-      } catch {
-        // A file that cannot be removed is an orphan for check-store; the
-        // index no longer refers to it, so no wrong bytes can come of it.
-      }
-    } else if (this.#opt.durability === "fsync") {
-      // Reusing the slot before the change that freed it is durable could
-      // overwrite a value the durable index still points at (a crash right
-      // after the block file's sync and before the journal's).
-      const end = rec.loc + recordSlots(rec);
-      for (let s = rec.loc; s < end; s++) {
-        this.#state.slotFrees.push(s * 2 + kind);
-      }
-    } else {
-      this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
-      this.#files.slotFreed(kind, rec.loc + recordSlots(rec) - 1);
-      this.#state.blocksDirty = true;
-    }
-  }
-
-  /** Releases entry `i`'s element of `kind` (deferred while pinned). */
-  #dropElement(i: number, kind: ElementKind): number {
-    const rec = this.#mem.element(i, kind);
-    if (rec === undefined) return 0;
-    this.#mem.clearElement(i, kind);
-    this.#liveBytes -= rec.size;
-    if (this.#pins.supersede(i, kind, rec)) {
-      this.#deferredBytes += rec.size;
-    } else {
-      this.#freeStorage(kind, rec);
-    }
-    return rec.size;
-  }
-
-  /**
-   * Removes entries (indices in descending order, so each removal leaves
-   * the lower ones in place) and their elements, after journaling it.
-   * Returns the bytes they held.
-   */
-  #removeEntries(indices: readonly number[], reason: number): number {
-    const mem = this.#mem;
-    // 8 bytes a victim: a large eviction is split into entries that each
-    // fit an empty journal, each applied before the next is journaled, so
-    // a rotation between them snapshots the removals done so far. A crash
-    // between them leaves some victims evicted and the others in place,
-    // a state eviction may always leave.
-    const per = itemsPerEntry(this.#state.journal!.maxEntry, REMOVE_ITEM_BYTES);
-    let freed = 0;
-    for (let at = 0; at < indices.length; at += per) {
-      const piece = indices.slice(at, at + per);
-      this.#log(
-        encodeRemove(
-          piece.map((i) => [i, mem.hashLo(i)] as const),
-          reason,
-          nowSeconds(),
-        ),
-        true,
-      );
-      for (const i of piece) {
-        freed += this.#dropElement(i, DATA) + this.#dropElement(i, META);
-        const moved = mem.remove(i);
-        this.#touched.delete(i);
-        if (moved >= 0) {
-          this.#pins.moved(moved, i);
-          if (this.#touched.delete(moved)) this.#touched.add(i);
-        }
-      }
-    }
-    // Freed slots at the end of a block file give their disk blocks back.
-    this.#files.trimFreeTails((kind) => mem.useMap(kind));
-    return freed;
-  }
-
-  /**
-   * Drops entry `i`'s element of `kind` after it failed verification, or
-   * the whole entry when that was its only element or when `kind` is
-   * undefined (no element of it is valid). Returns false if it could not
-   * be journaled (then it stays, and reads of it keep missing: still never
-   * wrong bytes).
-   */
-  #dropCorrupt(i: number, kind?: ElementKind): boolean {
-    this.#counters.corruptions++;
-    try {
-      const other = kind === DATA ? META : DATA;
-      // Data cannot go alone from under metadata stored in its slot.
-      if (
-        kind !== undefined && this.#mem.has(i, other) &&
-        !(kind === DATA && this.#mem.metaWithData(i))
-      ) {
-        this.#log(
-          encodeClear(
-            { index: i, hashLo: this.#mem.hashLo(i), kind },
-            REMOVE_REASON.corrupt,
-            nowSeconds(),
-          ),
-          true,
-        );
-        this.#dropElement(i, kind);
-      } else {
-        this.#removeEntries([i], REMOVE_REASON.corrupt);
-      }
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  // ---- the journal --------------------------------------------------------
-
-  /**
-   * Appends an index change to the journal, rotating first when full. A
-   * `removal` (invalidate, evict, drop) that finds no room for a rotation
-   * (a full disk) goes into the journal's reserve instead, so removing,
-   * which is what frees space, keeps working.
-   */
-  #log(entry: Uint8Array, removal = false): void {
-    const s = this.#state;
-    if (!s.journal!.fits(entry.length)) {
-      entry = entry.slice(); // it may be in the encoders' shared buffer
-      try {
-        this.#rotate();
-      } catch (err) {
-        if (
-          !removal || !(err instanceof NoSpaceError) ||
-          !s.journal!.fits(entry.length, true)
-        ) {
-          throw err;
-        }
-      }
-    }
-    s.journal!.append(entry);
-  }
-
-  /** New snapshot, empty journal (FORMAT.md §10.3). */
-  #rotate(): void {
-    rotate(this.#io, this.#dir, this.#state);
-    this.#touched.clear(); // the snapshot holds the current usage
-  }
-
-  /** Journals the use counts bumped since the last call, in batches. */
-  #logTouches(): void {
-    if (this.#touched.size === 0) return;
-    const mem = this.#mem;
-    const items: Touch[] = [];
-    for (const i of this.#touched) {
-      items.push({
-        index: i,
-        hashLo: mem.hashLo(i),
-        lastUsed: mem.lastUsed(i),
-        useCount: mem.useCount(i),
-      });
-    }
-    // Batches that each fit an empty journal (a small one holds fewer).
-    const per = Math.min(
-      TOUCH_BATCH,
-      itemsPerEntry(this.#state.journal!.maxEntry, TOUCH_ITEM_BYTES),
-    );
-    for (let at = 0; at < items.length; at += per) {
-      this.#log(encodeTouch(items.slice(at, at + per), nowSeconds()));
-    }
-    this.#touched.clear();
-  }
-
-  /**
-   * In fsync mode, resolves once everything written so far is on stable
-   * storage. Calls made in one tick share one fsync (group commit).
-   */
-  #commit(): Promise<void> {
-    if (this.#opt.durability !== "fsync") return Promise.resolve();
-    this.#syncing ??= Promise.resolve().then(() => {
-      this.#syncing = undefined;
-      if (this.#closed) return; // close synced everything
-      try {
-        this.#files.syncPending();
-        this.#state.journal!.sync();
-      } catch (err) {
-        throw toStoreError("sync store", err);
-      }
-      // The journal now records what superseded these files.
-      this.#files.commitRemovals();
-      releaseSlotFrees(this.#state);
-    });
-    return this.#syncing;
-  }
-
-  #allocFileId(kind: ElementKind): number {
-    const s = this.#state;
-    for (;;) {
-      const id = s.nextFileId;
-      s.nextFileId = (id + 1) >>> 0;
-      if (s.nextFileId === 0) s.fileIdsWrapped = true;
-      if (!s.fileIdsWrapped || !this.#files.fileExists(kind, id)) return id;
-    }
-  }
-
-  // ---- eviction -----------------------------------------------------------
-
-  /**
-   * Evicts entries, never `keep`, until `incoming` more bytes fit under
-   * the limit with more than the hysteresis freed, and (when the table is
-   * full) until the same fraction of entries is free.
-   *
-   * Only live bytes count: superseded elements a reference still pins
-   * (`deferredBytes`) are freed when it ends, or after `pinTimeoutMs`, and
-   * no eviction can free them sooner. Counting them would make every store
-   * evict every unpinned entry while they outweigh the limit's room.
-   */
-  #evict(incoming: number, keep: number): void {
-    const mem = this.#mem;
-    const opt = this.#opt;
-    this.#pins.expire(performance.now());
-    const total = this.#liveBytes;
-    const overBytes = total + incoming >= opt.limit;
-    const full = mem.count >= mem.capacity;
-    if (!overBytes && !full) return;
-    // Down to limit - hysteresis with the incoming bytes counted: more than
-    // the hysteresis freed, however far over the store was (a reopen with a
-    // smaller limit).
-    const byteTarget = overBytes
-      ? total + incoming - (opt.limit - opt.hysteresis) + 1
-      : 0;
-    // Defect 7: a full table of small entries frees a share of entries,
-    // not hysteresis bytes (which would empty it).
-    const entryTarget = full
-      ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit))
-      : 0;
-    const victims = Array.from(
-      mem.selectVictims(byteTarget, entryTarget, keep),
-    );
-    // Swap-remove keeps lower indices valid, so remove highest first.
-    victims.sort((a, b) => b - a);
-    this.#counters.evictedBytes += this.#removeEntries(
-      victims,
-      REMOVE_REASON.evict,
-    );
-    this.#counters.evictions += victims.length;
-  }
-
-  // ---- maintenance --------------------------------------------------------
-
-  /** Schedules the deferred work: journaling use counts (as the seed's 10 s timer). */
-  #scheduleMaintenance(): void {
-    if (this.#timer !== undefined || this.#closed) return;
-    const timer = setTimeout(() => {
-      this.#timer = undefined;
-      try {
-        this.#maintain();
-      } catch {
-        // Deferred work retries at the next fetch, flush or close; a failure
-        // here must not crash the host process.
-      }
-    }, this.#opt.maintenanceDelayMs);
-    // Pending index writes must not keep a server process alive.
-    Deno.unrefTimer(timer as unknown as number);
-    this.#timer = timer;
-  }
-
-  #maintain(): void {
-    this.#lock?.checkDir("maintain store");
-    this.#pins.expire(performance.now());
-    this.#logTouches();
-  }
-
-  // ---- public API ---------------------------------------------------------
 
   /**
    * Stores `bytes` as the data (or, with `{ meta: true }`, metadata)
@@ -803,8 +327,13 @@ export class BackingStore implements AsyncDisposable {
    */
   store(key: Key, bytes: Uint8Array, options?: ElementOptions): Promise<void> {
     return promised(() => {
-      this.#store(key, bytes, options);
-      return this.#commit();
+      const nk = normaliseKey(key);
+      checkElement(bytes, "bytes");
+      const kind = kindOf(options);
+      this.#checkOpen("store element");
+      this.#checkSize(bytes.length);
+      this.#changes.store(nk, kind, bytes);
+      return this.#upkeep.commit();
     });
   }
 
@@ -841,302 +370,14 @@ export class BackingStore implements AsyncDisposable {
    */
   storeEntry(key: Key, data: Uint8Array, meta?: Uint8Array): Promise<void> {
     return promised(() => {
-      this.#storeEntry(key, data, meta);
-      return this.#commit();
+      const nk = normaliseKey(key);
+      checkElement(data, "data");
+      if (meta !== undefined) checkElement(meta, "meta");
+      this.#checkOpen("store entry");
+      this.#checkSize(data.length + (meta?.length ?? 0));
+      this.#changes.storeEntry(nk, data, meta);
+      return this.#upkeep.commit();
     });
-  }
-
-  #store(key: Key, bytes: Uint8Array, options?: ElementOptions): void {
-    const nk = normaliseKey(key);
-    checkElement(bytes, "bytes");
-    const kind = kindOf(options);
-    this.#checkOpen("store element");
-    this.#checkSize(bytes.length);
-    const mem = this.#mem;
-    const { found, i: existing } = this.#makeRoom(
-      nk,
-      bytes.length,
-      (i) => mem.elementSize(i, kind),
-    );
-    if (kind === DATA && existing >= 0 && this.#mem.metaWithData(existing)) {
-      // The metadata lives in the old data's slot: store the entry, its
-      // metadata moving with the new data (dropped if it fails to verify).
-      // Only the new data's size is checked, as for any data store.
-      const meta = this.#keptMeta(existing, found);
-      return this.#storeEntry(key, bytes, meta, false);
-    }
-    const now = nowSeconds();
-    const index = existing < 0 ? mem.count : existing;
-    const keyBytes = mem.keyBytes(found.keyLen);
-    const placed = this.#place(kind, found, keyBytes, bytes, now);
-    try {
-      // 2. The journal records it before the table changes.
-      this.#log(
-        encodeStore(
-          { index, hashLo: found.lo, hashHi: found.hi, kind, ...placed },
-          keyBytes,
-          now,
-        ),
-      );
-    } catch (err) {
-      this.#unplace(kind, placed);
-      throw toStoreError("store element", err);
-    }
-    // 3. The table: exactly what replaying that entry does.
-    const i = existing < 0 ? mem.add(found.lo, found.hi, now) : existing;
-    this.#setElement(i, kind, placed);
-    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
-    this.#counters.stores++;
-  }
-
-  #storeEntry(
-    key: Key,
-    data: Uint8Array,
-    meta: Uint8Array | undefined,
-    checkSize = true,
-  ): void {
-    const nk = normaliseKey(key);
-    checkElement(data, "data");
-    if (meta !== undefined) checkElement(meta, "meta");
-    this.#checkOpen("store entry");
-    const size = data.length + (meta?.length ?? 0);
-    if (checkSize) this.#checkSize(size);
-    const mem = this.#mem;
-    const { found, i: existing } = this.#makeRoom(
-      nk,
-      size,
-      (i) => mem.elementSize(i, DATA) + mem.elementSize(i, META),
-    );
-    const now = nowSeconds();
-    const index = existing < 0 ? mem.count : existing;
-    const keyBytes = mem.keyBytes(found.keyLen);
-    // Both in one data slot (or run of slots) when they fit: one read later.
-    const pair = meta !== undefined
-      ? this.#placePair(found, keyBytes, data, meta, now)
-      : undefined;
-    const d = pair?.[0] ?? this.#place(DATA, found, keyBytes, data, now);
-    let m = pair?.[1];
-    try {
-      if (meta !== undefined) {
-        m ??= this.#place(META, found, keyBytes, meta, now);
-      }
-      // One journal operation for both: a crash keeps the old pair or the
-      // new one, never the new data with the old metadata.
-      this.#log(
-        encodeStoreEntry(
-          { index, hashLo: found.lo, hashHi: found.hi, data: d, meta: m },
-          keyBytes,
-          now,
-        ),
-      );
-    } catch (err) {
-      this.#unplace(DATA, d);
-      if (m !== undefined) this.#unplace(META, m);
-      throw toStoreError("store entry", err);
-    }
-    const i = existing < 0 ? mem.add(found.lo, found.hi, now) : existing;
-    this.#setElement(i, DATA, d);
-    if (m !== undefined) this.#setElement(i, META, m);
-    else this.#dropElement(i, META);
-    mem.setUsage(i, Math.max(1, mem.useCount(i)), now);
-    this.#counters.stores++;
-  }
-
-  #checkSize(size: number): void {
-    const max = Math.min(MAX_ELEMENT_BYTES, this.#opt.limit);
-    if (size > max) {
-      throw new RangeError(
-        `Cannot store element: ${size} bytes exceeds the maximum of ${max}`,
-      );
-    }
-  }
-
-  /**
-   * Finds `nk`'s entry and, when `incoming` bytes (replacing the entry's
-   * `held(i)` bytes) would pass the limit or a new entry would overfill
-   * the table, evicts first, so the new element is not its own victim.
-   * The key stays encoded in the key region for the caller.
-   */
-  #makeRoom(
-    nk: NormalKey,
-    incoming: number,
-    held: (i: number) => number,
-  ): { found: Lookup; i: number } {
-    const mem = this.#mem;
-    const found = this.#find(nk);
-    let i = found.entry;
-    const old = i >= 0 ? held(i) : 0;
-    const full = i < 0 && mem.count >= mem.capacity;
-    const over = this.#liveBytes - old + incoming + this.#deferredBytes;
-    if (this.#deferredBytes > 0 && over >= this.#opt.limit) {
-      // What pins hold past the limit goes once they time out.
-      this.#pins.expire(performance.now());
-    }
-    if (
-      full ||
-      this.#liveBytes - old + incoming >= this.#opt.limit // see #evict
-    ) {
-      if (full) this.#evict(incoming, -1);
-      else this.#evict(incoming - old, i);
-      i = this.#find(nk).entry; // eviction may have moved it
-    }
-    return { found, i };
-  }
-
-  /**
-   * Entry `i`'s metadata, which is stored in its data's slot: the pinned
-   * bytes, or read and verified; undefined when it fails (damage).
-   */
-  #keptMeta(i: number, found: Lookup): Uint8Array | undefined {
-    const pin = this.#pins.get(i, META);
-    if (pin !== undefined) return pin.bytes;
-    const r = this.#readPair(i, found)[1];
-    if (r.ok) return r.bytes;
-    this.#counters.corruptions++;
-    return undefined;
-  }
-
-  /** The header of an element about to be written. */
-  #header(
-    kind: ElementKind,
-    found: Lookup,
-    length: number,
-    crc: number,
-    now: number,
-  ) {
-    return {
-      kind,
-      keyLen: found.keyLen,
-      length,
-      crc,
-      hashLo: found.lo,
-      hashHi: found.hi,
-      storedAt: now,
-    };
-  }
-
-  /**
-   * 1. Writes an element to a fresh slot or file (never over the old one)
-   * and returns its record.
-   */
-  #place(
-    kind: ElementKind,
-    found: Lookup,
-    keyBytes: Uint8Array,
-    bytes: Uint8Array,
-    now: number,
-  ): ElementRecord {
-    const crc = crc32Of(bytes);
-    const header = this.#header(kind, found, bytes.length, crc, now);
-    const n = kind === DATA
-      ? this.#runFor(found.keyLen, bytes.length)
-      : fitsSlot(kind, found.keyLen, bytes.length)
-      ? 1
-      : 0;
-    const slot = n > 0 ? this.#claimRun(kind, n) : -1;
-    const rec: ElementRecord = slot >= 0
-      ? { size: bytes.length, loc: slot, crc, inFile: false }
-      : { size: bytes.length, loc: this.#allocFileId(kind), crc, inFile: true };
-    if (slot >= 0 && n > 1) rec.slots = n;
-    try {
-      if (rec.inFile) {
-        this.#files.writeFile(kind, rec.loc, header, keyBytes, bytes);
-      } else this.#files.writeSlot(kind, rec.loc, header, keyBytes, bytes);
-    } catch (err) {
-      this.#unplace(kind, rec);
-      throw toStoreError("store element", err);
-    }
-    return rec;
-  }
-
-  /**
-   * 1. Writes data and metadata together to a fresh data slot or run of
-   * slots (FORMAT.md §6.1, §5.3) and returns their records; undefined when
-   * they do not fit a run or no run is free.
-   */
-  #placePair(
-    found: Lookup,
-    keyBytes: Uint8Array,
-    data: Uint8Array,
-    meta: Uint8Array,
-    now: number,
-  ): [ElementRecord, ElementRecord] | undefined {
-    const n = this.#runFor(found.keyLen, data.length, meta.length);
-    if (n === 0) return undefined;
-    const slot = this.#claimRun(DATA, n);
-    if (slot < 0) return undefined;
-    const dcrc = crc32Of(data);
-    const mcrc = crc32Of(meta);
-    try {
-      this.#files.writeSlotPair(
-        slot,
-        this.#header(DATA, found, data.length, dcrc, now),
-        this.#header(META, found, meta.length, mcrc, now),
-        keyBytes,
-        data,
-        meta,
-      );
-    } catch (err) {
-      this.#mem.freeRun(DATA, slot, n);
-      throw toStoreError("store entry", err);
-    }
-    const d: ElementRecord = {
-      size: data.length,
-      loc: slot,
-      crc: dcrc,
-      inFile: false,
-    };
-    if (n > 1) d.slots = n;
-    return [
-      d,
-      {
-        size: meta.length,
-        loc: slot,
-        crc: mcrc,
-        inFile: false,
-        withData: true,
-      },
-    ];
-  }
-
-  /**
-   * Data slots for a data element (and metadata after it, when `metaLen`
-   * is given): 1, a run of up to MAX_RUN_SLOTS, or 0 for a large file.
-   * nsurl stores keep to single slots: their key hash is public, so a
-   * body that carries a forged element at a slot boundary inside a run
-   * could otherwise be adopted under a chosen key by a rebuild after the
-   * run's first slot was reused (FORMAT.md §5.3).
-   */
-  #runFor(keyLen: number, dataLen: number, metaLen?: number): number {
-    const n = runSlots(keyLen, dataLen, metaLen);
-    return n > 1 && this.#state.control.hash === "nsurl" ? 0 : n;
-  }
-
-  /** Claims `n` free slots of `kind` in one block file; -1 if none. */
-  #claimRun(kind: ElementKind, n: number): number {
-    return this.#mem.claimRun(
-      kind,
-      this.#files.slotCounts[kind],
-      n,
-      SLOTS_PER_FILE,
-    );
-  }
-
-  /** Undoes #place or #placePair after a later step failed. */
-  #unplace(kind: ElementKind, rec: ElementRecord): void {
-    if (rec.withData === true) return; // the data's slot is undone with it
-    try {
-      if (rec.inFile) this.#files.removeFile(kind, rec.loc);
-      else this.#mem.freeRun(kind, rec.loc, recordSlots(rec));
-    } catch { /* the original error is the one to report */ }
-  }
-
-  /** Points entry `i`'s element of `kind` at `rec`, releasing the old one. */
-  #setElement(i: number, kind: ElementKind, rec: ElementRecord): void {
-    this.#dropElement(i, kind);
-    this.#mem.setElement(i, kind, rec);
-    this.#liveBytes += rec.size;
-    if (!rec.inFile) this.#state.blocksDirty = true;
   }
 
   /**
@@ -1165,7 +406,13 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   fetch(key: Key, options?: ElementOptions): Promise<Hit | undefined> {
-    return promised(() => this.#fetch(key, options));
+    return promised(() => {
+      const nk = normaliseKey(key);
+      const kind = kindOf(options);
+      this.#checkOpen("fetch element");
+      const pin = this.#reads.element(nk, kind);
+      return pin && this.#hits.element(pin, kind === META);
+    });
   }
 
   /**
@@ -1194,181 +441,13 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   fetchEntry(key: Key): Promise<EntryHit | undefined> {
-    return promised(() => this.#fetchEntry(key));
-  }
-
-  #fetch(key: Key, options?: ElementOptions): Hit | undefined {
-    const nk = normaliseKey(key);
-    const kind = kindOf(options);
-    this.#checkOpen("fetch element");
-    const h = this.#hash(nk);
-    const pin = this.#fetchPin(nk, h, kind);
-    if (pin === undefined) return undefined;
-    return this.#holding([pin], (release) => ({
-      data: pin.bytes,
-      key: pin.text,
-      meta: kind === META,
-      release,
-      [Symbol.dispose]: release,
-    }));
-  }
-
-  #fetchEntry(key: Key): EntryHit | undefined {
-    const nk = normaliseKey(key);
-    this.#checkOpen("fetch entry");
-    const h = this.#hash(nk);
-    const paired: Paired = { i: -1 };
-    const data = this.#fetchPin(nk, h, DATA, paired);
-    // Metadata read with the data (one read for both) is pinned from that.
-    const meta = paired.r !== undefined && paired.i === data?.entry
-      ? this.#pinPaired(nk, paired.i, paired.r)
-      : this.#fetchPin(nk, h, META);
-    if (data === undefined && meta === undefined) return undefined;
-    const pins = [data, meta].filter((p) => p !== undefined);
-    return this.#holding(pins, (release) => ({
-      data: data?.bytes,
-      meta: meta?.bytes,
-      key: nk.text,
-      release,
-      [Symbol.dispose]: release,
-    }));
-  }
-
-  /**
-   * Entry `i`'s metadata as read together with its data (`Paired`):
-   * pinned, or dropped as damage (a miss).
-   */
-  #pinPaired(nk: NormalKey, i: number, r: ReadResult): Pin | undefined {
-    if (r.ok) return this.#pinRead(i, META, nk, r.bytes);
-    this.#dropCorrupt(i, META);
-    this.#counters.misses++;
-    return undefined;
-  }
-
-  /**
-   * Reads entry `i`'s data and the metadata stored after it in its slot,
-   * in one read, as the key hashed as `h` (encoded in the key region).
-   */
-  #readPair(i: number, h: Lookup): [ReadResult, ReadResult] {
-    const mem = this.#mem;
-    const key = mem.keyBytes(h.keyLen);
-    const d = mem.element(i, DATA)!; // open and replay ensure it is a slot
-    const m = mem.element(i, META)!;
-    return this.#files.readSlotPair(
-      d.loc,
-      expected(DATA, key, h, d),
-      expected(META, key, h, m),
-      recordSlots(d),
-    );
-  }
-
-  /**
-   * Finds and pins the element of `kind` of the key hashed as `h` (whose
-   * encoded bytes are still in the key region), or counts a miss. Given
-   * `paired`, data read with metadata stored after it leaves the
-   * metadata's result there for the caller.
-   */
-  #fetchPin(
-    nk: NormalKey,
-    h: Lookup,
-    kind: ElementKind,
-    paired?: Paired,
-  ): Pin | undefined {
-    const mem = this.#mem;
-    const keyBytes = mem.keyBytes(h.keyLen); // a view: nothing below re-encodes
-    let pos = mem.lookupFirst(h.lo, h.hi);
-    while (pos >= 0) {
-      const i = mem.entryAt(pos);
-      const pin = this.#pins.get(i, kind);
-      if (pin !== undefined) {
-        if (pin.text === nk.text) {
-          pin.refs++;
-          return this.#use(i, pin);
-        }
-        pos = mem.lookupNext(h.lo, h.hi, pos);
-        continue;
-      }
-      const rec = mem.element(i, kind);
-      let r: ReadResult | "absent";
-      if (rec === undefined) {
-        const mine = this.#isKeyOf(i, nk.text, keyBytes);
-        r = mine === true
-          ? "absent"
-          : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
-      } else {
-        const want = expected(kind, keyBytes, h, rec);
-        if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
-        else if (rec.withData === true) r = this.#readPair(i, h)[1];
-        else if (
-          paired !== undefined && this.#mem.metaWithData(i) &&
-          !this.#pins.get(i, META)
-        ) {
-          const [d, m] = this.#readPair(i, h);
-          if (d.ok) {
-            paired.i = i;
-            paired.r = m;
-          }
-          r = d;
-        } else {
-          r = this.#files.readSlot(kind, rec.loc, want, recordSlots(rec));
-        }
-      }
-      if (r === "absent") break;
-      if (r.ok) return this.#pinRead(i, kind, nk, r.bytes);
-      if (r.reason === "corrupt") {
-        // Never return damaged or foreign bytes: drop the element (or the
-        // entry, when nothing else of it is valid), report a miss.
-        pos = this.#dropCorrupt(i, rec === undefined ? undefined : kind)
-          ? mem.lookupFirst(h.lo, h.hi)
-          : mem.lookupNext(h.lo, h.hi, pos);
-        continue;
-      }
-      pos = mem.lookupNext(h.lo, h.hi, pos);
-    }
-    this.#counters.misses++;
-    return undefined;
-  }
-
-  /** Pins bytes just read and verified as entry `i`'s element of `kind`. */
-  #pinRead(
-    i: number,
-    kind: ElementKind,
-    nk: NormalKey,
-    bytes: Uint8Array,
-  ): Pin {
-    return this.#use(
-      i,
-      this.#pins.create(i, kind, nk.text, bytes, performance.now()),
-    );
-  }
-
-  /** Counts a hit on entry `i` and bumps its usage. */
-  #use(i: number, pin: Pin): Pin {
-    this.#mem.touch(i, nowSeconds());
-    this.#mem.setPinned(i, true);
-    this.#counters.hits++;
-    this.#counters.hitBytes += pin.bytes.length;
-    this.#touched.add(i);
-    this.#scheduleMaintenance();
-    return pin;
-  }
-
-  /**
-   * Makes the hit holding `pins`, given its idempotent release; a hit
-   * garbage-collected unreleased releases them too.
-   */
-  #holding<T extends object>(pins: Pin[], make: (release: () => void) => T): T {
-    const token: HitToken = { pins, released: false };
-    const table = this.#pins;
-    const finalizer = this.#finalizer;
-    const hit = make(() => {
-      if (token.released) return;
-      token.released = true;
-      finalizer.unregister(token);
-      for (const pin of token.pins) table.release(pin);
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("fetch entry");
+      const [data, meta] = this.#reads.entry(nk);
+      if (data === undefined && meta === undefined) return undefined;
+      return this.#hits.entry(nk.text, data, meta);
     });
-    finalizer.register(hit, token, token);
-    return hit;
   }
 
   /**
@@ -1398,11 +477,8 @@ export class BackingStore implements AsyncDisposable {
     return promised(() => {
       const nk = normaliseKey(key);
       this.#checkOpen("invalidate entry");
-      const { entry } = this.#find(nk);
-      if (entry < 0) return false;
-      this.#removeEntries([entry], REMOVE_REASON.invalidate);
-      this.#counters.invalidations++;
-      return this.#commit().then(() => true);
+      if (!this.#changes.invalidate(nk)) return false;
+      return this.#upkeep.commit().then(() => true);
     });
   }
 
@@ -1426,18 +502,23 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   stats(): StoreStats {
+    const mem = this.#state.mem;
+    const slots = this.#state.files.slotCounts;
+    const changes = this.#changes;
     return {
-      ...this.#counters,
-      entries: this.#mem.count,
-      bytes: this.#liveBytes + this.#deferredBytes,
+      ...this.#reads.counters,
+      ...changes.counters,
+      ...this.#eviction.counters,
+      entries: mem.count,
+      bytes: changes.liveBytes + changes.deferredBytes,
       limit: this.#opt.limit,
       hysteresis: this.#opt.hysteresis,
-      capacity: this.#mem.capacity,
+      capacity: mem.capacity,
       pinned: this.#pins.size,
-      deferredBytes: this.#deferredBytes,
+      deferredBytes: changes.deferredBytes,
       repairedOnOpen: this.#state.repairedOnOpen,
-      dataSlotsUsed: this.#mem.usedSlots(DATA, this.#files.slotCounts[DATA]),
-      metaSlotsUsed: this.#mem.usedSlots(META, this.#files.slotCounts[META]),
+      dataSlotsUsed: mem.usedSlots(DATA, slots[DATA]),
+      metaSlotsUsed: mem.usedSlots(META, slots[META]),
     };
   }
 
@@ -1460,10 +541,9 @@ export class BackingStore implements AsyncDisposable {
   flush(): Promise<void> {
     try {
       this.#checkOpen("flush");
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#maintain();
-      this.#rotate();
+      this.#upkeep.stop();
+      this.#upkeep.run();
+      this.#state.rotate();
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(toStoreError("flush", err));
@@ -1488,8 +568,7 @@ export class BackingStore implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#upkeep.stop();
     let failure: unknown;
     const attempt = (f: () => void) => {
       try {
@@ -1500,23 +579,21 @@ export class BackingStore implements AsyncDisposable {
     };
     attempt(() => this.#pins.endAll());
     // A fresh snapshot and an empty journal make the next open quick; not
-    // into a directory that replaced the store's (#maintain checks).
+    // into a directory that replaced the store's (maintenance checks).
     attempt(() => {
       try {
-        this.#maintain();
-        this.#rotate();
+        this.#upkeep.run();
+        this.#state.rotate();
       } catch (err) {
         if (!(err instanceof NoSpaceError)) throw err;
         // A full disk has no room for a snapshot: the journal holds every
         // change (but use counts it had no room for); make it durable and
         // close with it, for the next open to replay.
-        this.#files.syncPending();
-        this.#state.journal!.sync();
-        this.#files.commitRemovals();
+        this.#state.sync();
+        this.#state.synced();
       }
     });
-    attempt(() => this.#state.journal?.close());
-    attempt(() => this.#files.close());
+    attempt(() => this.#state.close());
     attempt(() => this.#lock?.release());
     this.#lock = undefined;
     return failure === undefined
@@ -1531,50 +608,30 @@ export class BackingStore implements AsyncDisposable {
 }
 
 /**
- * The local path `dir` names: a string as given (made absolute, so a later
- * chdir cannot move the store), or a `file:` URL.
- * @throws {TypeError} for anything else, or a file URL that is no path.
+ * Opens the store in `dir` with test `hooks` (BackingStore.open has none);
+ * for tests, through src/_testing.ts.
  */
-export function storePath(dir: unknown): string {
-  let path: string;
-  if (typeof dir === "string") {
-    path = dir;
-  } else if (dir instanceof URL) {
-    if (dir.protocol !== "file:") {
-      throw new TypeError(
-        `Cannot open store: ${dir.protocol} URLs are not local paths, only file: URLs are`,
-      );
-    }
-    if (dir.hostname !== "" && dir.hostname !== "localhost") {
-      throw new TypeError(
-        `Cannot open store: file URL names host ${dir.hostname}`,
-      );
-    }
-    if (/%2f/i.test(dir.pathname)) {
-      throw new TypeError("Cannot open store: file URL path encodes a /");
-    }
+export function openStore(
+  dir: string | URL,
+  options: OpenOptions | undefined,
+  hooks: TestHooks,
+): Promise<BackingStore> {
+  return promised(() => {
+    const opt = resolveOptions(options, hooks);
+    const path = storePath(dir);
+    const { state, lock } = openState(path, opt, hooks.io);
     try {
-      path = decodeURIComponent(dir.pathname);
-    } catch {
-      throw new TypeError(
-        `Cannot open store: file URL path is not valid percent-encoding: ${dir.pathname}`,
-      );
+      return construct(path, opt, lock, state);
+    } catch (err) {
+      // Never keep the lock or a descriptor of a store that did not open.
+      try {
+        state.close();
+      } catch {
+        /* the open failure is the one to report */
+      } finally {
+        lock.release();
+      }
+      throw err;
     }
-  } else {
-    throw new TypeError("Cannot open store: dir must be a path or file URL");
-  }
-  if (path === "" || path.includes("\0")) {
-    throw new TypeError("Cannot open store: dir must be a non-empty path");
-  }
-  if (!path.startsWith("/")) {
-    try {
-      path = `${Deno.cwd()}/${path}`;
-    } catch { /* no permission to know the cwd: keep it relative */ }
-  }
-  return posix.normalize(path).replace(/(.)\/+$/, "$1");
-}
-
-/** CRC-32 of an element; node:zlib's native crc32 (see README: Performance). */
-function crc32Of(bytes: Uint8Array): number {
-  return zlibCrc32(bytes);
+  });
 }

@@ -3,10 +3,11 @@
 // directory) is damaged in one way (or both control copies at once),
 // opened, and every element fetched. Shared by corruption_fuzz_test.ts and
 // the workers it starts (_corruption_worker.ts).
-import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
+import { type BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import { BudgetError, type FaultFS, rng } from "./_fault_fs.ts";
 import { shortKey } from "./_crash_model.ts";
 import { sameBytes } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 /** Where the image's store lives inside the fault layer. */
 export const ROOT = "/store";
@@ -379,7 +380,7 @@ export async function runDamageCase(
   fs.setBudget(200_000);
   let st: BackingStore;
   try {
-    st = await BackingStore.open(ROOT, { ...FUZZ_OPTIONS, io: fs });
+    st = await openForTest(ROOT, FUZZ_OPTIONS, { io: fs });
   } catch (err) {
     if (err instanceof StoreError) return { result: err.code, misses: 0 };
     return {

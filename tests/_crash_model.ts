@@ -2,9 +2,10 @@
 // should hold, which operations are in flight, and the checks a reopened
 // store must pass (FORMAT.md §10.4).
 import assert from "node:assert/strict";
-import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
+import { type BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import type { FileIO } from "../src/io.ts";
 import { sameBytes } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 /** An element: a key and whether it is the metadata element. */
 export type Cell = string;
@@ -126,7 +127,7 @@ export class ModelRun {
   async open(): Promise<void> {
     this.store = await this.#call(
       [],
-      () => BackingStore.open(this.dir, { ...this.options, io: this.io }),
+      () => openForTest(this.dir, this.options, { io: this.io }),
     );
   }
 
@@ -285,10 +286,9 @@ export async function checkReopen(
   io: FileIO,
   exp: Expectation,
 ): Promise<string | undefined> {
-  const opts = { ...run.options, io };
   let st: BackingStore;
   try {
-    st = await BackingStore.open(run.dir, opts);
+    st = await openForTest(run.dir, run.options, { io });
   } catch (err) {
     return `reopen failed: ${
       err instanceof StoreError ? `${err.code} ` : "untyped "
@@ -344,7 +344,7 @@ export async function checkReopen(
   } finally {
     await st.close();
   }
-  const again = await BackingStore.open(run.dir, opts);
+  const again = await openForTest(run.dir, run.options, { io });
   try {
     for (const [cell, before] of seen) {
       const { key, meta } = keyOf(cell);

@@ -3,6 +3,7 @@ import { BackingStore, type OpenOptions } from "../mod.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { MAX_RUN_SLOTS, SLOT_SIZE } from "../src/format.ts";
+import { openForTest, type TestHooks } from "../src/_testing.ts";
 
 /**
  * A data length that never fits a run of data slots (FORMAT.md §5.3), so
@@ -62,9 +63,12 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
 /** Opens a store in a fresh temp dir; disposing closes it and removes the dir. */
 export async function tempStore(
   options: OpenOptions = {},
+  hooks?: TestHooks,
 ): Promise<{ store: BackingStore; dir: string } & AsyncDisposable> {
   const dir = await tempDir();
-  const store = await BackingStore.open(dir.path, options);
+  const store = hooks === undefined
+    ? await BackingStore.open(dir.path, options)
+    : await openForTest(dir.path, options, hooks);
   return {
     store,
     dir: dir.path,

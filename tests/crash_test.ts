@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import type { CrashMode, FaultFS } from "./_fault_fs.ts";
 import { checkReopen } from "./_crash_model.ts";
-import { BackingStore } from "../mod.ts";
 import { checkStore } from "../src/check.ts";
 import { JOURNAL_HEADER } from "../src/journal.ts";
 import {
@@ -24,6 +23,7 @@ import {
   type Workload,
   WORKLOADS,
 } from "./_crash_workloads.ts";
+import { openForTest } from "../src/_testing.ts";
 
 interface Tally {
   points: number;
@@ -133,17 +133,14 @@ async function recoverySweep(
       const disk = fs.image(first, n);
       // How many mutating calls the recovery makes.
       const dry = disk.clone();
-      const st = await BackingStore.open(DIR, { ...run.options, io: dry });
+      const st = await openForTest(DIR, run.options, { io: dry });
       const calls = dry.counts.mutating;
       await st.close();
       for (let m = 1; m <= calls; m++) {
         const again = disk.clone();
         again.crashAt(m);
         try {
-          const st = await BackingStore.open(DIR, {
-            ...run.options,
-            io: again,
-          });
+          const st = await openForTest(DIR, run.options, { io: again });
           await st.close().catch(() => {});
           assert.fail(`${w.name}: recovery call ${m} was never reached`);
         } catch (err) {

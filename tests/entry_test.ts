@@ -1,5 +1,5 @@
 // storeEntry / fetchEntry: both elements of an entry in one call, recorded
-// by one journal operation (FORMAT.md §10.2, op 5).
+// by one journal operation (FORMAT.md §11, op 5).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { crc32 as crc } from "node:zlib";
@@ -16,9 +16,9 @@ import {
   decodeJournalHeader,
   encodeJournalHeader,
   JOURNAL_VERSION,
-  OP,
   readEntries,
 } from "../src/journal.ts";
+import { OP, opTag } from "../src/ops.ts";
 import { blockFileParts } from "../src/paths.ts";
 import { flipBit } from "./_damage.ts";
 
@@ -118,7 +118,7 @@ Deno.test("storeEntry is one journal operation, replayed after a kill", async ()
     await st.storeEntry("b", bytesFor("b", 20_000), bytesFor("bm", 2000));
     await st.storeEntry("a", bytesFor("a2", 10)); // drops a's metadata
     const { entries } = readEntries(journalOf(d.path));
-    assert.deepEqual(entries.map((e) => e.op), [
+    assert.deepEqual(entries.map((e) => opTag(e.body)), [
       OP.storeEntry,
       OP.storeEntry,
       OP.storeEntry,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { BackingStore } from "../mod.ts";
 import { FaultFS } from "./_fault_fs.ts";
 import { bytesFor, read } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 // Regression: in fsync mode a slot freed by a change must not be claimed
 // (and overwritten) by a concurrent store before that change's journal
@@ -10,7 +10,7 @@ import { bytesFor, read } from "./_helpers.ts";
 // and the acknowledged value is lost.
 
 async function workload(fs: FaultFS, acked: { a: boolean }): Promise<void> {
-  const st = await BackingStore.open("/s", { io: fs, durability: "fsync" });
+  const st = await openForTest("/s", { durability: "fsync" }, { io: fs });
   await st.store("a", bytesFor("a1", 100));
   acked.a = true; // from here on a must survive any crash
   // One tick: replacing a frees its slot; c claims a slot in the same commit.
@@ -40,9 +40,8 @@ Deno.test("fsync mode: a freed slot is not reused before the change that freed i
     assert.ok(fs.crashed);
     if (!acked.a) continue; // a was in flight: it may or may not be there
     for (const mode of ["drop", "subset"] as const) {
-      await using st = await BackingStore.open("/s", {
+      await using st = await openForTest("/s", { durability: "fsync" }, {
         io: fs.image(mode),
-        durability: "fsync",
       });
       const a = await read(st, "a");
       assert.ok(

@@ -6,10 +6,11 @@
 // then a reopen (after the process dies, and after a clean close) must
 // show every acknowledged value.
 import assert from "node:assert/strict";
-import { BackingStore, type OpenOptions, StoreError } from "../mod.ts";
+import { type BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import { FaultFS, type FaultScope } from "./_fault_fs.ts";
 import { cellOf, shortKey } from "./_crash_model.ts";
 import { bytesFor, sameBytes } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 const DIR = "/store";
 const BASE: OpenOptions = {
@@ -143,7 +144,7 @@ class Driver {
     const st = this.store;
     switch (op[0]) {
       case "open":
-        return BackingStore.open(DIR, { ...this.options, io: this.fs }).then(
+        return openForTest(DIR, this.options, { io: this.fs }).then(
           (s) => {
             this.store = s;
           },
@@ -243,7 +244,7 @@ async function reopenAfterDeath(
     : ["process"] as const;
   for (const mode of modes) {
     const img = fs.image(mode);
-    const again = await BackingStore.open(DIR, { ...d.options, io: img });
+    const again = await openForTest(DIR, d.options, { io: img });
     await d.verify(again, `${label}, reopened after ${mode} crash`);
     await again.close();
     assert.deepEqual(img.openFds, [], `${label}: descriptors left open`);
@@ -308,7 +309,7 @@ async function runCase(
   // A clean close and reopen too.
   await st.close();
   assert.deepEqual(fs.openFds, [], `${label}: descriptors left open`);
-  const last = await BackingStore.open(DIR, { ...options, io: fs });
+  const last = await openForTest(DIR, options, { io: fs });
   await d.verify(last, `${label}, reopened after close`);
   await last.close();
   return { hit, failures: d.failures };

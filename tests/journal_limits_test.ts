@@ -7,9 +7,11 @@ import assert from "node:assert/strict";
 import { BackingStore, StoreError } from "../mod.ts";
 import { decodeControl, decodeEntries } from "../src/format.ts";
 import { IndexMemory } from "../src/index_memory.ts";
-import { OP, readEntries, replay } from "../src/journal.ts";
+import { readEntries } from "../src/journal.ts";
+import { OP, opTag, replay } from "../src/ops.ts";
 import { FaultFS } from "./_fault_fs.ts";
 import { bytesFor, MOD_URL, read, runChild, tempDir } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 // 16,384 entries; a full table evicts 90% of them (14,746 victims, 118 KB
 // of remove op) through a 64 KiB journal.
@@ -48,7 +50,7 @@ Deno.test("eviction of more entries than a small journal holds splits into piece
     assert.deepEqual(await read(st, "more49"), bytesFor("more49", 200));
     // Every journal entry fits the journal.
     for (const e of journalEntries(d.path)) {
-      assert.ok(e.payload.byteLength < SMALL.journalBytes);
+      assert.ok(e.body.byteLength < SMALL.journalBytes);
     }
   } finally {
     await st.close();
@@ -137,7 +139,10 @@ Deno.test("use counts of more entries than a small journal's batch are journaled
   );
   mem.loadRecords(records, header.count);
   const entries = journalEntries(d.path);
-  assert.ok(entries.some((e) => e.op === OP.touch), "no touch op journaled");
+  assert.ok(
+    entries.some((e) => opTag(e.body) === OP.touch),
+    "no touch op journaled",
+  );
   assert.equal(replay(mem, entries).diverged, false);
   assert.equal(mem.count, n);
   let counted = 0;
@@ -163,11 +168,12 @@ Deno.test("flush journals use counts of more entries than a small journal's batc
 Deno.test("open failing at any call releases the lock and every descriptor", async () => {
   const fs = new FaultFS();
   fs.tracksDurability = false;
-  const opt = { ...SMALL, entryBits: 10, io: fs } as const;
+  const opt = { ...SMALL, entryBits: 10 } as const;
+  const hooks = { io: fs };
   // A store whose next open replays its journal and evicts (a smaller
   // limit): the open with the most work to fail in.
   {
-    const st = await BackingStore.open("/s", opt);
+    const st = await openForTest("/s", opt, hooks);
     for (let i = 0; i < 300; i++) {
       await st.store(`k${i}`, bytesFor(`k${i}`, 100 + i));
     }
@@ -176,7 +182,7 @@ Deno.test("open failing at any call releases the lock and every descriptor", asy
   }
   const reopen = { ...opt, limit: 150_000, hysteresis: 30_000 };
   const before = fs.counts.any;
-  (await BackingStore.open("/s", { ...opt })).close();
+  (await openForTest("/s", { ...opt }, hooks)).close();
   const calls = fs.counts.any - before;
   assert.ok(calls > 10);
   let failures = 0;
@@ -185,7 +191,7 @@ Deno.test("open failing at any call releases the lock and every descriptor", asy
       fs.failAt(n, code);
       let st: BackingStore | undefined;
       try {
-        st = await BackingStore.open("/s", reopen);
+        st = await openForTest("/s", reopen, hooks);
       } catch (err) {
         failures++;
         assert.ok(err instanceof StoreError, `${code} at ${n}: ${err}`);
@@ -194,7 +200,7 @@ Deno.test("open failing at any call releases the lock and every descriptor", asy
       fs.clearFault();
       await st?.close();
       // Not locked out: the next open works.
-      const again = await BackingStore.open("/s", reopen);
+      const again = await openForTest("/s", reopen, hooks);
       await again.close();
       assert.deepEqual(fs.openFds, []);
     }

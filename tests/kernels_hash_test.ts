@@ -32,7 +32,7 @@ function toLeHex(x: bigint): string {
 
 /** SipHash of raw bytes through the key region (they need not be UTF-8). */
 function sipOfBytes(bytes: Uint8Array): string {
-  mem.keyBytes(bytes.length).set(bytes);
+  mem.loadKey(bytes);
   const [lo, hi] = mem.hashSip(bytes.length);
   return leHex(lo, hi);
 }

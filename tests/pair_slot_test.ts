@@ -8,7 +8,8 @@ import { BackingStore, checkStore } from "../mod.ts";
 import { fitsSlotPair } from "../src/elements.ts";
 import { decodeEntries, ENTRIES_HEADER, VERSION } from "../src/format.ts";
 import { NodeFileIO } from "../src/io.ts";
-import { OP, readEntries } from "../src/journal.ts";
+import { readEntries } from "../src/journal.ts";
+import { OP, opTag } from "../src/ops.ts";
 import { blockFileParts } from "../src/paths.ts";
 import { flipBit } from "./_damage.ts";
 import {
@@ -19,6 +20,7 @@ import {
   tempDir,
   tempStore,
 } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 const KEY = "https://pair.example/app.js";
 const DATA = bytesFor("data", 3000);
@@ -54,9 +56,8 @@ async function both(st: BackingStore, key: string) {
 Deno.test("a small entry takes one data slot, one write and one read", async () => {
   await using d = await tempDir();
   const io = new CountingIO();
-  const st = await BackingStore.open(d.path, {
+  const st = await openForTest(d.path, { maintenanceDelayMs: 60_000 }, {
     io,
-    maintenanceDelayMs: 60_000,
   });
   try {
     await st.fetchEntry("https://pair.example/warm"); // opens nothing to write
@@ -110,9 +111,12 @@ Deno.test("a pair in one slot is replayed from the journal after a kill", async 
     const { entries } = readEntries(
       Deno.readFileSync(`${d.path}/${journal}`),
     );
-    assert.deepEqual(entries.map((e) => e.op), [OP.storeEntry, OP.storeEntry]);
+    assert.deepEqual(entries.map((e) => opTag(e.body)), [
+      OP.storeEntry,
+      OP.storeEntry,
+    ]);
     // The metadata record's location byte is 2: in the data's slot.
-    assert.equal(entries[0]!.payload.getUint8(32), 2);
+    assert.equal(entries[0]!.body.getUint8(8 + 32), 2);
     Deno.removeSync(copy.path, { recursive: true });
     fs.cpSync(d.path, copy.path, { recursive: true });
   } finally {

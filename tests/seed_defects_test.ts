@@ -16,12 +16,13 @@ import {
   tempStore,
   walkFiles,
 } from "./_helpers.ts";
+import { openForTest } from "../src/_testing.ts";
 
 Deno.test("defect 1: keys whose idents collide never return each other's bytes", async (t) => {
   for (const size of [50, 20_000]) {
     await t.step(`${size}-byte elements`, async () => {
       // Every key hashes to the same ident.
-      await using s = await tempStore({ hashOverride: () => 0x1234 });
+      await using s = await tempStore({}, { hashOverride: () => 0x1234 });
       const keys = [
         "https://a.example/",
         "https://b.example/",
@@ -48,12 +49,12 @@ Deno.test("defect 1: keys whose idents collide never return each other's bytes",
     await using d = await tempDir();
     const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
     {
-      await using st = await BackingStore.open(d.path, {
+      await using st = await openForTest(d.path, {}, {
         hashOverride: () => 7,
       });
       for (const k of keys) await st.store(k, bytesFor(k, 100));
     }
-    await using st = await BackingStore.open(d.path, { hashOverride: () => 7 });
+    await using st = await openForTest(d.path, {}, { hashOverride: () => 7 });
     for (const k of keys) assert.deepEqual(await read(st, k), bytesFor(k, 100));
   });
 });
@@ -61,7 +62,7 @@ Deno.test("defect 1: keys whose idents collide never return each other's bytes",
 Deno.test("defect 2: idents sharing an address-map slot never refuse a store", async (t) => {
   await t.step("idents that differ only above identBits", async () => {
     // identBits 20: all of these land in map slot 5.
-    await using s = await tempStore({
+    await using s = await tempStore({}, {
       hashOverride: (k) => ((Number(k.slice(1)) << 20) | 5) >>> 0,
     });
     for (let i = 0; i < 500; i++) {

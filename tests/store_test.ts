@@ -3,6 +3,7 @@ import {
   BackingStore,
   ClosedError,
   MAX_KEY_BYTES,
+  type OpenOptions,
   StoreError,
 } from "../mod.ts";
 import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
@@ -279,4 +280,12 @@ Deno.test("changes are journaled at once; flush writes a snapshot and empties th
   assert.equal(journal().length, 1, "the old journal was removed");
   assert.equal(valid(), 0);
   await store.close();
+});
+
+Deno.test("OpenOptions carries no testing hooks (they go through src/_testing.ts)", () => {
+  // @ts-expect-error: the file layer is not a public option
+  const io: OpenOptions = { io: {} };
+  // @ts-expect-error: nor is a replacement key hash
+  const hash: OpenOptions = { hashOverride: () => 7 };
+  assert.deepEqual([io, hash].map((o) => typeof o), ["object", "object"]);
 });

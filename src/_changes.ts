@@ -1,0 +1,326 @@
+/**
+ * Changes to the index of an open store: storing elements and entries,
+ * removing entries, dropping damaged elements. Each builds an operation
+ * (ops.ts), has it appended to the journal, then applies it with the one
+ * `apply` that replay uses too; the table's callbacks free what the
+ * change released and keep the byte counts.
+ *
+ * @module
+ */
+import { nowSeconds } from "./_clock.ts";
+import { toStoreError } from "./errors.ts";
+import {
+  type ElementRecord,
+  type IndexMemory,
+  MAX_KEY_BYTES,
+} from "./index_memory.ts";
+import type { NormalKey } from "./key.ts";
+import { DATA, type ElementKind, META, otherKinds } from "./kinds.ts";
+import type { Found, KeyLookup } from "./_lookup.ts";
+import {
+  apply,
+  encodeOp,
+  itemsPerEntry,
+  OP,
+  type Op,
+  REMOVE_ITEM_BYTES,
+  REMOVE_REASON,
+  type Table,
+} from "./ops.ts";
+import type { PinTable } from "./pins.ts";
+import type { Placement } from "./_placement.ts";
+import { readPair } from "./_reads.ts";
+import type { StoreState } from "./_state.ts";
+
+/** What changes ask of the rest of the store. */
+export interface ChangeHooks {
+  /**
+   * Finds `nk`'s entry, evicting first when `incoming` bytes (replacing
+   * `held(i)`) would pass the limit or fill the table.
+   */
+  makeRoom(
+    nk: NormalKey,
+    incoming: number,
+    held: (i: number) => number,
+  ): { found: Found; i: number };
+  /** Entry `i` was removed; entry `moved` (-1: none) took its index. */
+  removed(i: number, moved: number): void;
+}
+
+/**
+ * The write side of one store's index.
+ *
+ * @example Illustrative only (the parts are wired by `store.ts`):
+ * ```ts ignore
+ * const changes = new IndexChanges(state, pins, placement, lookup, hooks);
+ * changes.store(normaliseKey(url), DATA, body);
+ * changes.invalidate(normaliseKey(url)); // true
+ * ```
+ */
+export class IndexChanges {
+  /** Successful stores, invalidated entries, elements dropped as damaged. */
+  readonly counters = { stores: 0, invalidations: 0, corruptions: 0 };
+  #state: StoreState;
+  #mem: IndexMemory;
+  #pins: PinTable;
+  #placement: Placement;
+  #lookup: KeyLookup;
+  #hooks: ChangeHooks;
+  /** The table as the operations see it, with the storage they release. */
+  #table: Table;
+  #liveBytes = 0;
+  #deferredBytes = 0;
+  /** The key being stored, copied out of the key region. */
+  #key = new Uint8Array(MAX_KEY_BYTES);
+
+  constructor(
+    state: StoreState,
+    pins: PinTable,
+    placement: Placement,
+    lookup: KeyLookup,
+    hooks: ChangeHooks,
+  ) {
+    this.#state = state;
+    this.#mem = state.mem;
+    this.#pins = pins;
+    this.#placement = placement;
+    this.#lookup = lookup;
+    this.#hooks = hooks;
+    const mem = this.#mem;
+    for (let i = 0; i < mem.count; i++) {
+      this.#liveBytes += mem.elementSize(i, DATA) + mem.elementSize(i, META);
+    }
+    this.#table = {
+      mem,
+      dropped: (i, kind, rec) => {
+        this.#liveBytes -= rec.size;
+        if (this.#pins.supersede(i, kind, rec)) {
+          this.#deferredBytes += rec.size;
+        } else {
+          this.#placement.free(kind, rec);
+        }
+      },
+      placed: (_i, _kind, rec) => {
+        this.#liveBytes += rec.size;
+        if (!rec.inFile) this.#state.blocksChanged();
+      },
+      removed: (i, moved) => {
+        if (moved >= 0) this.#pins.moved(moved, i);
+        this.#hooks.removed(i, moved);
+      },
+    };
+  }
+
+  /** Bytes of the elements entries refer to. */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /** Bytes held only by superseded pinned elements. */
+  get deferredBytes(): number {
+    return this.#deferredBytes;
+  }
+
+  /** A superseded element's last reference ended: its storage goes. */
+  freeDeferred(kind: ElementKind, rec: ElementRecord): void {
+    this.#deferredBytes -= rec.size;
+    this.#placement.free(kind, rec);
+  }
+
+  /**
+   * Journals `op` (a removal may use the journal's reserve), then applies
+   * it to the table: the one way the live store changes its index.
+   */
+  logApply(op: Op, removal = false): void {
+    this.#state.append(encodeOp(op), removal);
+    this.#apply(op);
+  }
+
+  /** Applies a journaled `op` to the table. */
+  #apply(op: Op): void {
+    // Invariant: the live store builds only operations that match its
+    // table; one that does not is a defect, never a state on disk.
+    if (!apply(this.#table, op)) {
+      throw new Error(
+        `Cannot apply operation ${op.tag}: it does not match the table`,
+      );
+    }
+  }
+
+  /** Stores `bytes` as `nk`'s element of `kind` (arguments checked). */
+  store(nk: NormalKey, kind: ElementKind, bytes: Uint8Array): void {
+    const mem = this.#mem;
+    const { found, i: existing } = this.#hooks.makeRoom(
+      nk,
+      bytes.length,
+      (i) => mem.elementSize(i, kind),
+    );
+    if (kind === DATA && existing >= 0 && mem.metaWithData(existing)) {
+      // The metadata lives in the old data's slot: store the entry, its
+      // metadata moving with the new data (dropped if it fails to verify).
+      // Only the new data's size is checked, as for any data store.
+      const meta = this.#keptMeta(existing, found);
+      return this.storeEntry(nk, bytes, meta);
+    }
+    const now = nowSeconds();
+    const index = existing < 0 ? mem.count : existing;
+    const keyBytes = mem.keyInto(found.keyLen, this.#key);
+    // 1. The element, in fresh storage.
+    const rec = this.#placement.place(kind, found, keyBytes, bytes, now);
+    const op: Op = {
+      tag: OP.store,
+      time: now,
+      index,
+      hashLo: found.lo,
+      hashHi: found.hi,
+      kind,
+      rec,
+      key: keyBytes,
+    };
+    // 2. The journal records it before the table changes.
+    try {
+      this.#state.append(encodeOp(op));
+    } catch (err) {
+      this.#placement.unplace(kind, rec);
+      throw toStoreError("store element", err);
+    }
+    // 3. The table.
+    this.#apply(op);
+    this.counters.stores++;
+  }
+
+  /** Stores `nk`'s entry as `data` and `meta` (arguments checked). */
+  storeEntry(
+    nk: NormalKey,
+    data: Uint8Array,
+    meta: Uint8Array | undefined,
+  ): void {
+    const mem = this.#mem;
+    const placement = this.#placement;
+    const { found, i: existing } = this.#hooks.makeRoom(
+      nk,
+      data.length + (meta?.length ?? 0),
+      (i) => mem.elementSize(i, DATA) + mem.elementSize(i, META),
+    );
+    const now = nowSeconds();
+    const index = existing < 0 ? mem.count : existing;
+    const keyBytes = mem.keyInto(found.keyLen, this.#key);
+    // Both in one data slot (or run of slots) when they fit: one read later.
+    const pair = meta !== undefined
+      ? placement.placePair(found, keyBytes, data, meta, now)
+      : undefined;
+    const d = pair?.[0] ?? placement.place(DATA, found, keyBytes, data, now);
+    let m = pair?.[1];
+    let op: Op;
+    try {
+      if (meta !== undefined) {
+        m ??= placement.place(META, found, keyBytes, meta, now);
+      }
+      op = {
+        tag: OP.storeEntry,
+        time: now,
+        index,
+        hashLo: found.lo,
+        hashHi: found.hi,
+        data: d,
+        meta: m,
+        key: keyBytes,
+      };
+      // One journal operation for both: a crash keeps the old pair or the
+      // new one, never the new data with the old metadata.
+      this.#state.append(encodeOp(op));
+    } catch (err) {
+      placement.unplace(DATA, d);
+      if (m !== undefined) placement.unplace(META, m);
+      throw toStoreError("store entry", err);
+    }
+    this.#apply(op);
+    this.counters.stores++;
+  }
+
+  /** Removes `nk`'s entry; false when it has none. */
+  invalidate(nk: NormalKey): boolean {
+    const { entry } = this.#lookup.find(nk);
+    if (entry < 0) return false;
+    this.removeEntries([entry], REMOVE_REASON.invalidate);
+    this.counters.invalidations++;
+    return true;
+  }
+
+  /**
+   * Removes entries (indices in descending order, so each removal leaves
+   * the lower ones in place) and their elements, after journaling it.
+   * Returns the bytes they held.
+   */
+  removeEntries(indices: readonly number[], reason: number): number {
+    const mem = this.#mem;
+    // 8 bytes a victim: a large eviction is split into operations that
+    // each fit an empty journal, each applied before the next is
+    // journaled, so a rotation between them snapshots the removals done so
+    // far. A crash between them leaves some victims evicted and the others
+    // in place, a state eviction may always leave.
+    const per = itemsPerEntry(this.#state.maxEntry, REMOVE_ITEM_BYTES);
+    const before = this.#liveBytes;
+    for (let at = 0; at < indices.length; at += per) {
+      const piece = indices.slice(at, at + per);
+      this.logApply({
+        tag: OP.remove,
+        time: nowSeconds(),
+        reason,
+        items: piece.map((i) => [i, mem.hashLo(i)] as const),
+      }, true);
+    }
+    // Freed slots at the end of a block file give their disk blocks back.
+    this.#state.files.trimFreeTails((k, first, n) =>
+      mem.usedPrefix(k, first, n)
+    );
+    return before - this.#liveBytes;
+  }
+
+  /**
+   * Drops entry `i`'s element of `kind` after it failed verification, or
+   * the whole entry when that was its only element or when `kind` is
+   * undefined (no element of it is valid). Returns false if it could not
+   * be journaled (then it stays, and reads of it keep missing: still never
+   * wrong bytes).
+   */
+  dropCorrupt(i: number, kind?: ElementKind): boolean {
+    const mem = this.#mem;
+    this.counters.corruptions++;
+    try {
+      // Data cannot go alone from under metadata stored in its slot.
+      if (
+        kind !== undefined && otherKinds(kind).some((k) => mem.has(i, k)) &&
+        !(kind === DATA && mem.metaWithData(i))
+      ) {
+        this.logApply({
+          tag: OP.clear,
+          time: nowSeconds(),
+          reason: REMOVE_REASON.corrupt,
+          index: i,
+          hashLo: mem.hashLo(i),
+          kind,
+        }, true);
+      } else {
+        this.removeEntries([i], REMOVE_REASON.corrupt);
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Entry `i`'s metadata, which is stored in its data's slot: the pinned
+   * bytes, or read and verified; undefined when it fails (damage).
+   */
+  #keptMeta(i: number, found: Found): Uint8Array | undefined {
+    const pin = this.#pins.get(i, META);
+    if (pin !== undefined) return pin.bytes;
+    const key = this.#mem.keyInto(found.keyLen, this.#key);
+    const r = readPair(this.#mem, this.#state.files, i, found, key)[1];
+    if (r.ok) return r.bytes;
+    this.counters.corruptions++;
+    return undefined;
+  }
+}

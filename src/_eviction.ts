@@ -1,0 +1,134 @@
+/**
+ * Eviction: keeping a store under its byte limit and its table below
+ * full by removing what is least used (the kernels' `evict_select`),
+ * with hysteresis so a store at the limit does not evict on every call.
+ *
+ * @module
+ */
+import type { IndexMemory } from "./index_memory.ts";
+import type { NormalKey } from "./key.ts";
+import type { Found, KeyLookup } from "./_lookup.ts";
+import { REMOVE_REASON } from "./ops.ts";
+import type { PinTable } from "./pins.ts";
+
+/** The bytes a store holds, as eviction weighs them. */
+export interface HeldBytes {
+  /** Bytes of the elements entries refer to. */
+  readonly liveBytes: number;
+  /** Bytes of superseded elements that references still pin. */
+  readonly deferredBytes: number;
+}
+
+/** Limits, and what eviction asks of the store. */
+export interface EvictionOptions {
+  limit: number;
+  hysteresis: number;
+  /**
+   * Removes entries (indices in descending order) as `reason`; returns
+   * the bytes they held.
+   */
+  remove: (indices: readonly number[], reason: number) => number;
+}
+
+/**
+ * The eviction policy of one store.
+ *
+ * @example Illustrative only (the parts are wired by `store.ts`):
+ * ```ts ignore
+ * const eviction = new Eviction(mem, pins, lookup, held, options);
+ * const { found, i } = eviction.makeRoom(nk, body.length, (i) => mem.elementSize(i, DATA));
+ * ```
+ */
+export class Eviction {
+  /** Entries and element bytes removed by eviction. */
+  readonly counters = { evictions: 0, evictedBytes: 0 };
+  #mem: IndexMemory;
+  #pins: PinTable;
+  #lookup: KeyLookup;
+  #held: HeldBytes;
+  #opt: EvictionOptions;
+
+  constructor(
+    mem: IndexMemory,
+    pins: PinTable,
+    lookup: KeyLookup,
+    held: HeldBytes,
+    options: EvictionOptions,
+  ) {
+    this.#mem = mem;
+    this.#pins = pins;
+    this.#lookup = lookup;
+    this.#held = held;
+    this.#opt = options;
+  }
+
+  /**
+   * Evicts entries, never `keep`, until `incoming` more bytes fit under
+   * the limit with more than the hysteresis freed, and (when the table is
+   * full) until the same fraction of entries is free.
+   *
+   * Only live bytes count: superseded elements a reference still pins
+   * (`deferredBytes`) are freed when it ends, or after `pinTimeoutMs`, and
+   * no eviction can free them sooner. Counting them would make every store
+   * evict every unpinned entry while they outweigh the limit's room.
+   */
+  evict(incoming: number, keep: number): void {
+    const mem = this.#mem;
+    const opt = this.#opt;
+    this.#pins.expire(performance.now());
+    const total = this.#held.liveBytes;
+    const overBytes = total + incoming >= opt.limit;
+    const full = mem.count >= mem.capacity;
+    if (!overBytes && !full) return;
+    // Down to limit - hysteresis with the incoming bytes counted: more than
+    // the hysteresis freed, however far over the store was (a reopen with a
+    // smaller limit).
+    const byteTarget = overBytes
+      ? total + incoming - (opt.limit - opt.hysteresis) + 1
+      : 0;
+    // A full table of small entries frees a share of entries, not
+    // hysteresis bytes (which would empty it).
+    const entryTarget = full
+      ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit))
+      : 0;
+    const victims = Array.from(
+      mem.selectVictims(byteTarget, entryTarget, keep),
+    );
+    // Swap-remove keeps lower indices valid, so remove highest first.
+    victims.sort((a, b) => b - a);
+    this.counters.evictedBytes += opt.remove(victims, REMOVE_REASON.evict);
+    this.counters.evictions += victims.length;
+  }
+
+  /**
+   * Finds `nk`'s entry and, when `incoming` bytes (replacing the entry's
+   * `held(i)` bytes) would pass the limit or a new entry would overfill
+   * the table, evicts first, so the new element is not its own victim.
+   * The key stays encoded in the key region for the caller.
+   */
+  makeRoom(
+    nk: NormalKey,
+    incoming: number,
+    held: (i: number) => number,
+  ): { found: Found; i: number } {
+    const mem = this.#mem;
+    const bytes = this.#held;
+    const limit = this.#opt.limit;
+    const found = this.#lookup.find(nk);
+    let i = found.entry;
+    const old = i >= 0 ? held(i) : 0;
+    const full = i < 0 && mem.count >= mem.capacity;
+    const over = bytes.liveBytes - old + incoming + bytes.deferredBytes;
+    if (bytes.deferredBytes > 0 && over >= limit) {
+      // What pins hold past the limit goes once they time out.
+      this.#pins.expire(performance.now());
+    }
+    // Live bytes only decide (see evict).
+    if (full || bytes.liveBytes - old + incoming >= limit) {
+      if (full) this.evict(incoming, -1);
+      else this.evict(incoming - old, i);
+      i = this.#lookup.find(nk).entry; // eviction may have moved it
+    }
+    return { found, i };
+  }
+}
