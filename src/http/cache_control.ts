@@ -24,10 +24,11 @@ export type Directives = ReadonlyMap<string, string | true>;
  * @returns The directives; empty for a missing or empty field.
  * @example Parse a response's directives
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCacheControl } from "./cache_control.ts";
  * const cc = parseCacheControl('Max-Age=60, no-cache="set-cookie"');
- * console.assert(cc.get("max-age") === "60");
- * console.assert(cc.get("no-cache") === "set-cookie");
+ * assert.ok(cc.get("max-age") === "60");
+ * assert.ok(cc.get("no-cache") === "set-cookie");
  * ```
  */
 export function parseCacheControl(value: string | null): Directives {

@@ -47,9 +47,10 @@ const ASCTIME = new RegExp(
  * @returns Milliseconds since the epoch, or `undefined` when invalid.
  * @example Parse the preferred format
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHttpDate } from "./dates.ts";
- * console.assert(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT") === 784111777000);
- * console.assert(parseHttpDate("0") === undefined);
+ * assert.ok(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT") === 784111777000);
+ * assert.ok(parseHttpDate("0") === undefined);
  * ```
  */
 export function parseHttpDate(

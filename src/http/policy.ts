@@ -192,10 +192,11 @@ export type Storability =
  * @returns `{ ok: true }`, or `{ ok: false, reason }` naming the rule.
  * @example A response with max-age is storable, one with private is not
  * ```ts
+ * import assert from "node:assert/strict";
  * import { storable } from "./policy.ts";
  * const req = { method: "GET", url: "http://o/a", headers: [] as [string, string][] };
- * console.assert(storable(req, { status: 200, headers: { "cache-control": "max-age=60" } }).ok);
- * console.assert(!storable(req, { status: 200, headers: { "cache-control": "private" } }).ok);
+ * assert.ok(storable(req, { status: 200, headers: { "cache-control": "max-age=60" } }).ok);
+ * assert.ok(!storable(req, { status: 200, headers: { "cache-control": "private" } }).ok);
  * ```
  */
 export function storable(req: RequestHead, res: ResponseHead): Storability {
@@ -348,6 +349,7 @@ function lifetimeOf(
  * @returns Age, lifetime, whether fresh, and by how much stale.
  * @example Age includes the origin's Age and the time since receipt
  * ```ts
+ * import assert from "node:assert/strict";
  * import { freshness } from "./policy.ts";
  * const t = Date.UTC(2026, 0, 1);
  * const f = freshness({
@@ -355,7 +357,7 @@ function lifetimeOf(
  *   headers: { date: new Date(t).toUTCString(), age: "10", "cache-control": "max-age=60" },
  *   requestTime: t, responseTime: t,
  * }, t + 5000);
- * console.assert(f.age === 15 && f.lifetime === 60 && f.fresh);
+ * assert.ok(f.age === 15 && f.lifetime === 60 && f.fresh);
  * ```
  */
 export function freshness(
@@ -510,6 +512,7 @@ export type Decision =
  * @returns The decision.
  * @example A fresh response is served; a stale one is revalidated
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decide } from "./policy.ts";
  * const t = Date.UTC(2026, 0, 1);
  * const stored = {
@@ -518,8 +521,8 @@ export type Decision =
  *   requestTime: t, responseTime: t,
  * };
  * const req = { method: "GET", url: "http://o/a", headers: [] as [string, string][] };
- * console.assert(decide(req, stored, t + 30_000).kind === "fresh");
- * console.assert(decide(req, stored, t + 90_000).kind === "revalidate");
+ * assert.ok(decide(req, stored, t + 30_000).kind === "fresh");
+ * assert.ok(decide(req, stored, t + 90_000).kind === "revalidate");
  * ```
  */
 export function decide(
@@ -796,9 +799,10 @@ export function clientNotModified(
  * @returns Absolute URIs without fragments, target first; empty when none.
  * @example A successful POST invalidates its target and a same-origin Location
  * ```ts
+ * import assert from "node:assert/strict";
  * import { invalidates } from "./policy.ts";
  * const uris = invalidates("POST", 201, "http://o/list", { location: "/item/7" });
- * console.assert(uris.join(" ") === "http://o/list http://o/item/7");
+ * assert.ok(uris.join(" ") === "http://o/list http://o/item/7");
  * ```
  */
 export function invalidates(
