@@ -629,6 +629,27 @@ export const CASES: Case[] = [
   },
   {
     name:
+      "§5.4 response Pragma: no-cache without Cache-Control is revalidated (unspecified; the cautious reading)",
+    check: (s) => {
+      const e = stored(s, {
+        headers: {
+          date: D(0),
+          pragma: "no-cache",
+          "last-modified": D(-100_000),
+        },
+      });
+      assert.equal(s.decide(e, {}, at(1)), "revalidate");
+    },
+  },
+  {
+    name: "§5.4 response Pragma is ignored beside Cache-Control",
+    check: (s) => {
+      const e = stored(s, { headers: { ...fresh60, pragma: "no-cache" } });
+      assert.equal(s.decide(e, {}, at(1)), "fresh");
+    },
+  },
+  {
+    name:
       "§5.2.1.5 a no-store request may still be answered from a stored fresh response",
     check: (s) => {
       const e = stored(s, { headers: fresh60 });

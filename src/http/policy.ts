@@ -458,6 +458,10 @@ export function varyKey(
   );
 }
 
+function hasNoCachePragma(h: Headers): boolean {
+  return /(^|,)\s*no-cache\s*(,|$)/i.test(h.get("pragma") ?? "");
+}
+
 /** How a cache may answer a request, from {@linkcode decide}. */
 export type Decision =
   | {
@@ -559,11 +563,13 @@ export function decide(
   const mustRevalidate = onlyIfCached ? miss : revalidate;
 
   const requestNoCache = reqCc.has("no-cache") ||
-    (!reqHeaders.has("cache-control") &&
-      /(^|,)\s*no-cache\s*(,|$)/i.test(reqHeaders.get("pragma") ?? ""));
-  // §5.2.2.4: unqualified no-cache; the qualified form's fields were not stored.
-  const responseNoCache = cc.has("no-cache") &&
-    fieldNames(cc.get("no-cache")) === undefined;
+    (!reqHeaders.has("cache-control") && hasNoCachePragma(reqHeaders));
+  // §5.2.2.4: unqualified no-cache; the qualified form's fields were not
+  // stored. §5.4 leaves a response's Pragma: no-cache unspecified; without
+  // Cache-Control we take the cautious reading, the same as no-cache.
+  const responseNoCache = cc.has("no-cache")
+    ? fieldNames(cc.get("no-cache")) === undefined
+    : !resHeaders.has("cache-control") && hasNoCachePragma(resHeaders);
   if (requestNoCache || responseNoCache) return mustRevalidate;
 
   const reqMaxAge = deltaSeconds(reqCc.get("max-age"));
@@ -591,7 +597,7 @@ export function decide(
       }
     }
     const swr = deltaSeconds(cc.get("stale-while-revalidate"));
-    if (swr !== undefined && f.staleBy < swr) {
+    if (swr !== undefined && f.staleBy <= swr) {
       return {
         kind: "stale-usable",
         reason: "stale-while-revalidate",
@@ -603,7 +609,7 @@ export function decide(
       deltaSeconds(cc.get("stale-if-error")) ?? -1,
       deltaSeconds(reqCc.get("stale-if-error")) ?? -1,
     );
-    return { kind: "revalidate", staleOnError: f.staleBy < sie, freshness: f };
+    return { kind: "revalidate", staleOnError: f.staleBy <= sie, freshness: f };
   }
   return mustRevalidate;
 }
