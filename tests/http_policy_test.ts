@@ -5,6 +5,7 @@ import {
   freshness,
   invalidates,
   isOriginError,
+  notModifiedHeaders,
   revalidationHeaders,
   servedHeaders,
   storable,
@@ -204,6 +205,29 @@ Deno.test("http policy helpers the proxy uses", async (t) => {
     })!;
     assert.equal(servedHeaders(stored, T + 7_900).get("age"), "7");
   });
+  await t.step(
+    "RFC 9110 §15.4.5 a 304 from the cache carries validators and cache fields only",
+    () => {
+      const stored = larder.store({
+        headers: {
+          date: D(0),
+          "cache-control": "max-age=60",
+          etag: '"v1"',
+          vary: "accept",
+          "content-type": "text/plain",
+          "content-length": "5",
+        },
+      })!;
+      const h = notModifiedHeaders(stored, T + 3_000);
+      assert.deepEqual([...h], [
+        ["age", "3"],
+        ["cache-control", "max-age=60"],
+        ["date", D(0)],
+        ["etag", '"v1"'],
+        ["vary", "accept"],
+      ]);
+    },
+  );
   await t.step("RFC 5861 §4 origin errors are 500, 502, 503 and 504", () => {
     assert.deepEqual([500, 501, 502, 503, 504, 404].map(isOriginError), [
       true,
@@ -222,4 +246,39 @@ Deno.test("http policy helpers the proxy uses", async (t) => {
     assert.equal(decide(request({ method: "HEAD" }), stored, T).kind, "fresh");
     assert.equal(decide(request({}), stored, T).kind, "miss");
   });
+});
+
+Deno.test("varyKey agrees with varyMatches on random requests", () => {
+  // §4.1: the secondary key must group exactly the requests that match.
+  let seed = 0x9e3779b9;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  const parts = ["gzip", "br", " ", ",", "en", "x"];
+  const value = () =>
+    rand(4) === 0
+      ? undefined
+      : Array.from({ length: rand(4) }, () => parts[rand(parts.length)]).join(
+        "",
+      );
+  const names = ["accept-encoding", "accept-language"];
+  const headers = () => {
+    const h: Record<string, string> = {};
+    for (const n of names) {
+      const v = value();
+      if (v !== undefined) h[n] = v;
+    }
+    return h;
+  };
+  for (let i = 0; i < 2000; i++) {
+    const a = headers();
+    const b = headers();
+    const matches = varyMatches(a, names, b);
+    assert.equal(
+      varyKey(names, a) === varyKey(names, b),
+      matches,
+      JSON.stringify([a, b]),
+    );
+  }
 });

@@ -758,6 +758,38 @@ export function servedHeaders(stored: StoredHead, now: number): Headers {
   return out;
 }
 
+// RFC 9110 §15.4.5: what a 304 carries (Last-Modified and Age guide caches).
+const NOT_MODIFIED_FIELDS = [
+  "cache-control",
+  "content-location",
+  "date",
+  "etag",
+  "expires",
+  "vary",
+  "last-modified",
+  "age",
+];
+
+/**
+ * The header fields of a 304 that answers a client's conditional request
+ * from a stored response (RFC 9110 §15.4.5): those a 200 would have carried
+ * among `Cache-Control`, `Content-Location`, `Date`, `ETag`, `Expires` and
+ * `Vary`, plus `Last-Modified` and the current `Age`.
+ *
+ * @param stored The stored head.
+ * @param now The time, ms since the epoch.
+ * @returns A new `Headers`.
+ */
+export function notModifiedHeaders(stored: StoredHead, now: number): Headers {
+  const served = servedHeaders(stored, now);
+  const out = new Headers();
+  for (const name of NOT_MODIFIED_FIELDS) {
+    const value = served.get(name);
+    if (value !== null) out.set(name, value);
+  }
+  return out;
+}
+
 /**
  * Whether a client's conditional `GET`/`HEAD` is satisfied by a stored
  * response so the cache answers 304 (§4.3.2, RFC 9110 §13.2.2):
