@@ -713,7 +713,11 @@ class CacheImpl implements LarderCache {
    *
    * @param requests What to fetch.
    */
-  async addAll(requests: Iterable<RequestLike>): Promise<void> {
+  addAll(requests: Iterable<RequestLike>): Promise<void> {
+    return this.#storage.track(this.#addAll(requests));
+  }
+
+  async #addAll(requests: Iterable<RequestLike>): Promise<void> {
     const list = [...requests].map((r) => {
       const request = new Request(r);
       checkPutRequest(request, "add request");
@@ -776,14 +780,18 @@ class CacheImpl implements LarderCache {
    * @param response Not partial (206), not `Vary: *`, body unused.
    * @throws {TypeError} for a request or response the spec refuses.
    */
-  async put(request: RequestLike, response: Response): Promise<void> {
+  put(request: RequestLike, response: Response): Promise<void> {
+    return this.#storage.track(this.#put(request, response));
+  }
+
+  async #put(request: RequestLike, response: Response): Promise<void> {
     const r = toRequest(request);
     checkPutRequest(r, "put response");
     checkPutResponse(response, "put response");
     await this.#ready("put response");
     const storage = this.#storage;
     const state = this.#state;
-    await storage.track((async () => {
+    await (async () => {
       const put = await storage.prepare(state, r, response, Date.now());
       try {
         storage.checkOpen("put response");
@@ -792,7 +800,7 @@ class CacheImpl implements LarderCache {
         await storage.discard(state, [put]);
         throw err;
       }
-    })());
+    })();
   }
 
   /**
@@ -802,18 +810,21 @@ class CacheImpl implements LarderCache {
    * @param options `ignoreSearch`, `ignoreMethod`, `ignoreVary`.
    * @returns True when something was removed.
    */
-  async delete(
+  delete(request: RequestLike, options?: CacheQueryOptions): Promise<boolean> {
+    return this.#storage.track(this.#delete(request, options));
+  }
+
+  async #delete(
     request: RequestLike,
-    options?: CacheQueryOptions,
+    options: CacheQueryOptions | undefined,
   ): Promise<boolean> {
     const query = queryOf(request);
     if (query === null) return false;
     if (query.method !== "GET" && !options?.ignoreMethod) return false;
     await this.#ready("delete response");
-    const storage = this.#storage;
-    const removed = await storage.track(
-      storage.batch(this.#state, [{ type: "delete", request: query, options }]),
-    );
+    const removed = await this.#storage.batch(this.#state, [
+      { type: "delete", request: query, options },
+    ]);
     return removed.length > 0;
   }
 
