@@ -27,6 +27,7 @@ export type {
   RequestLike,
 } from "./cache.ts";
 export { backingResponseStore } from "./response_store.ts";
+export { BackingStore } from "../store.ts";
 export type { ResponseStore, StoredEntry } from "./response_store.ts";
 export {
   decodeResponseRecord,
