@@ -242,6 +242,10 @@ class Storage {
         }
       }
     })();
+    // A failed load (an I/O error) is retried by the next call.
+    state.loaded.catch(() => {
+      state.loaded = undefined;
+    });
     return state.loaded;
   }
 
