@@ -64,3 +64,4 @@ export type {
   SlotStats,
   StoreInfo,
 } from "./src/check.ts";
+export * from "./src/web_cache/mod.ts";
