@@ -23,7 +23,13 @@
  * @module
  */
 export { BackingStore, MAX_ELEMENT_BYTES } from "./src/store.ts";
-export type { ElementOptions, EntryHit, Hit, StoreStats } from "./src/store.ts";
+export type {
+  ElementOptions,
+  EntryHit,
+  EntryReader,
+  Hit,
+  StoreStats,
+} from "./src/store.ts";
 export type { OpenOptions } from "./src/options.ts";
 export type { Key } from "./src/key.ts";
 export { MAX_KEY_BYTES } from "./src/index_memory.ts";
