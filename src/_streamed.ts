@@ -110,7 +110,7 @@ export async function drainStream(
 
 function createFile(target: StreamTarget): WrittenFile {
   const id = target.allocFileId(target.kind);
-  const fd = target.files.createFile(target.kind, id);
+  const fd = target.files.createFile(target.kind, id, target.keyLen);
   return {
     kind: target.kind,
     id,

@@ -736,13 +736,32 @@ export class ElementFiles {
   }
 
   /**
-   * Creates large file `id` of `kind` for an element written in pieces
-   * (a streamed store) and returns its descriptor. Its header is written
-   * last (finishFile): until then the file is no element, so a crash
-   * mid-stream leaves nothing a read or a rebuild would take.
+   * Creates large file `id` of `kind` for an element under a `keyLen`-byte
+   * key written in pieces (a streamed store) and returns its descriptor.
+   * Its header is written last (finishFile); until then the file starts
+   * with a provisional one (FORMAT.md §6.2) whose header CRC-32 is
+   * inverted, so that it never parses: a crash mid-stream leaves nothing
+   * a read or a rebuild would take, and check-store an orphan it removes.
    */
-  createFile(kind: ElementKind, id: number): number {
-    return this.#openFile(this.largeFilePath(kind, id), true);
+  createFile(kind: ElementKind, id: number, keyLen: number): number {
+    const fd = this.#openFile(this.largeFilePath(kind, id), true);
+    try {
+      const head = new Uint8Array(ELEMENT_HEADER + keyLen);
+      writeElementHeader(
+        head,
+        { kind, keyLen, length: 0, crc: 0, hashLo: 0, hashHi: 0, storedAt: 0 },
+        head.subarray(ELEMENT_HEADER),
+      );
+      for (let i = 28; i < 32; i++) head[i] = ~head[i]! & 0xff;
+      this.#io.pwrite(fd, head.subarray(0, ELEMENT_HEADER), 0);
+    } catch (err) {
+      this.#io.close(fd);
+      try {
+        this.removeFile(kind, id);
+      } catch { /* an orphan: check-store reports it */ }
+      throw err;
+    }
+    return fd;
   }
 
   /** Writes `bytes` at `pos` of a file from createFile. */

@@ -4,7 +4,7 @@
 // flight either old or new and whole, never a torn element.
 // LARDER_STREAM_KILL_ROUNDS sets the number of rounds (default 16).
 import assert from "node:assert/strict";
-import { BackingStore } from "../mod.ts";
+import { BackingStore, checkStore } from "../mod.ts";
 import { rng } from "./_fault_fs.ts";
 import { bytesFor, sameBytes, tempDir } from "./_helpers.ts";
 
@@ -55,6 +55,7 @@ Deno.test(`SIGKILL mid-stream over ${ROUNDS} rounds leaves the old value or the 
   await using d = await tempDir();
   const model = new Map<string, Uint8Array>();
   let midStream = 0;
+  let orphaned = 0;
   for (let round = 0; round < ROUNDS; round++) {
     const text = await killRound(d.path, round);
     const lines = text.split("\n");
@@ -75,6 +76,16 @@ Deno.test(`SIGKILL mid-stream over ${ROUNDS} rounds leaves the old value or the 
       }
     }
     if (pending?.line.includes(" S ")) midStream++;
+    // What a kill mid-stream leaves is an orphan file, no element: check-
+    // store finds nothing else, and its repair removes it.
+    const report = await checkStore(d.path, { repair: true });
+    const codes = new Set(report.problems.map((p) => p.code));
+    if (codes.delete("ORPHAN_FILE")) orphaned++;
+    assert.deepEqual(
+      [...codes],
+      [],
+      `round ${round}: ${JSON.stringify(report.problems)}`,
+    );
     const st = await BackingStore.open(d.path, { entryBits: 10 });
     try {
       for (let k = 0; k < 3; k++) {
@@ -113,7 +124,7 @@ Deno.test(`SIGKILL mid-stream over ${ROUNDS} rounds leaves the old value or the 
     }
   }
   console.log(
-    `stream_kill_test: ${ROUNDS} rounds, ${midStream} kills during a streamed store`,
+    `stream_kill_test: ${ROUNDS} rounds, ${midStream} kills during a streamed store, ${orphaned} left an orphan file for check-store`,
   );
   assert.ok(midStream > 0, "some kill lands during a streamed store");
 });
