@@ -98,7 +98,8 @@ export async function drainStream(
   } catch (err) {
     if (!sourceFailed) reader.cancel(err).catch(() => {});
     if (file !== undefined) abandon(target.files, file);
-    throw err instanceof TypeError || err instanceof RangeError
+    // The stream's own error is the caller's to see as it is.
+    throw sourceFailed || err instanceof TypeError || err instanceof RangeError
       ? err
       : toStoreError("store element", err);
   } finally {
