@@ -248,7 +248,7 @@ export class ReadPath {
       return pin && { pin };
     }
     const h = this.#lookup.hash(nk); // the key's bytes, in the key region
-    const key = mem.keyBytes(h.keyLen).slice();
+    const key = mem.keyBytes(h.keyLen);
     const fd = this.#files.openFile(DATA, rec.loc);
     const start = ELEMENT_HEADER + key.length;
     if (fd !== undefined) {
