@@ -19,6 +19,24 @@ export const READ_CHUNK = 64 * 1024;
  * serving the bytes it pinned even if the entry is replaced, invalidated
  * or evicted meanwhile; their storage is freed at the last release.
  * Release it (or `using` it) when done: it holds the element's file open.
+ *
+ * @example
+ * ```ts
+ * import { BackingStore } from "@larder/larder";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const store = await BackingStore.open(dir);
+ * await store.store("k", new Uint8Array([1, 2, 3, 4]));
+ * const reader = (await store.openEntry("k"))!;
+ * await store.invalidate("k"); // the reader keeps its bytes
+ * assert.deepEqual(await reader.read(1, 2), new Uint8Array([2, 3]));
+ * assert.throws(() => reader.stream(3, 2), RangeError); // refused, not clamped
+ * await assert.rejects(reader.read(3, 2), RangeError); // never short
+ * reader.release();
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export interface EntryReader extends Disposable {
   /** The canonical key. */
@@ -77,13 +95,9 @@ function checkIndex(value: unknown, name: string, max: number): number {
 }
 
 /**
- * Makes the entry readers of one store.
- *
- * @example
- * ```ts
- * const readers = new EntryReaders(files, pins, hooks);
- * using reader = readers.open(text, reads.openData(nk)!, metaPin);
- * ```
+ * Makes the entry readers of one store (`BackingStore.openEntry` has the
+ * example); a reader garbage-collected unreleased closes its file and
+ * ends its pins.
  */
 export class EntryReaders {
   #files: ElementFiles;

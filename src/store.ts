@@ -318,11 +318,22 @@ export class BackingStore implements AsyncDisposable {
    * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`, or the
    *   stream's own error.
    *
-   * @example
+   * @example Whole elements, and a body from a stream
    * ```ts
-   * await store.store("https://example.com/", body);
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const headers = new TextEncoder().encode('{"content-type":"text/plain"}');
    * await store.store("https://example.com/", headers, { meta: true });
-   * await store.store("https://example.com/big", response.body!);
+   * // A stream of unknown length (say, a fetch Response's body).
+   * const body = new Response("hello, ".repeat(100_000)).body!;
+   * await store.store("https://example.com/", body); // visible once it ends
+   * using hit = await store.fetch("https://example.com/");
+   * assert.equal(hit?.data.length, 700_000);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   store(
@@ -491,10 +502,29 @@ export class BackingStore implements AsyncDisposable {
    * @throws {TypeError} for a bad key.
    * @throws {StoreError} `CLOSED`, `IO`.
    *
-   * @example
+   * @example Ranges and a stream of a large body
    * ```ts
-   * using reader = await store.openEntry("https://example.com/big");
-   * if (reader) respond(reader.meta, reader.stream());
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const body = new Uint8Array(5_000_000).map((_, i) => i % 251);
+   * const headers = new TextEncoder().encode('{"content-type":"video/mp4"}');
+   * await store.storeEntry("https://example.com/video.mp4", body, headers);
+   * {
+   *   using reader = await store.openEntry("https://example.com/video.mp4");
+   *   assert.equal(reader?.size, 5_000_000);
+   *   assert.deepEqual(reader?.meta, headers);
+   *   assert.deepEqual(await reader!.read(1000, 3), body.slice(1000, 1003));
+   *   let streamed = 0;
+   *   for await (const chunk of reader!.stream(4_000_000)) {
+   *     streamed += chunk.length; // 64 KiB chunks, each verified first
+   *   }
+   *   assert.equal(streamed, 1_000_000);
+   * }
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   openEntry(key: Key): Promise<EntryReader | undefined> {

@@ -137,6 +137,18 @@ Deno.test("streamed store lands in a slot, a run or a file by its final size", a
       }
     },
   );
+  await t.step(
+    "a streamed data element moves metadata out of the data's slot",
+    async () => {
+      const meta = bytesFor("pm", 200);
+      await s.store.storeEntry("pair", bytesFor("pd", 100), meta); // one slot
+      const data = bytesFor("pd2", 3 * MiB);
+      await s.store.store("pair", streamOf(data));
+      using hit = await s.store.fetchEntry("pair");
+      assertBytes(hit?.data, data, "new data");
+      assertBytes(hit?.meta, meta, "kept metadata");
+    },
+  );
   await t.step("everything survives a reopen", async () => {
     await s.store.close();
     const again = await BackingStore.open(s.dir);
