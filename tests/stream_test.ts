@@ -579,3 +579,19 @@ Deno.test("a 256 MiB body streams in and out with bounded retained memory", asyn
   // Bounded by the collected prefix (2 MiB) and a few chunks, never the body.
   assert.ok(worst < 8 * MiB, `retained ${(worst / MiB).toFixed(1)} MiB`);
 });
+
+Deno.test("streamed store and openEntry on a closed store are ClosedError", async () => {
+  await using d = await tempDir();
+  const store = await BackingStore.open(d.path);
+  await store.store("k", bytesFor("k", 3 * MiB));
+  const reader = (await store.openEntry("k"))!;
+  await store.close();
+  const src = driven();
+  await assert.rejects(store.store("k", src.stream), ClosedError);
+  await assert.rejects(store.storeEntry("k", src.stream), ClosedError);
+  await assert.rejects(store.openEntry("k"), ClosedError);
+  await assert.rejects(store.openEntry(42 as unknown as string), TypeError);
+  // A reader opened before the close keeps its bytes until released.
+  assertBytes(await reader.read(0, 3 * MiB), bytesFor("k", 3 * MiB), "read");
+  reader.release();
+});
