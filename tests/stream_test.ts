@@ -268,6 +268,17 @@ Deno.test("streamed store that fails leaves the old value and frees what it wrot
     assert.ok(src.cancelled instanceof RangeError, "the source is cancelled");
     await expectOld();
   });
+  await t.step("more than a small limit, while still collecting", async () => {
+    await using small = await tempStore({ limit: MiB });
+    await small.store.store("k", bytesFor("old", 100));
+    const src = driven();
+    const storing = small.store.store("k", src.stream);
+    const err = assert.rejects(storing, RangeError);
+    for (let i = 0; i < 3; i++) src.push(bytesFor("y", MiB / 2));
+    await err;
+    assertBytes(await read(small.store, "k"), bytesFor("old", 100), "old");
+    assert.equal(small.store.stats().bytes, 100);
+  });
   await t.step("a locked stream or other data is a TypeError", async () => {
     const src = driven();
     src.stream.getReader();
