@@ -155,6 +155,8 @@ export class BackingStore implements AsyncDisposable {
   #lock: StoreLock | undefined;
   #state: StoreState;
   #pins: PinTable;
+  /** Hashes a streamed store's key (only its length is kept). */
+  #lookup: KeyLookup;
   #changes: IndexChanges;
   #eviction: Eviction;
   #reads: ReadPath;
@@ -212,6 +214,7 @@ export class BackingStore implements AsyncDisposable {
       remove: (indices, reason) => changes.removeEntries(indices, reason),
     });
     this.#pins = pins;
+    this.#lookup = lookup;
     this.#upkeep = upkeep;
     this.#changes = changes;
     this.#eviction = eviction;
