@@ -69,6 +69,41 @@ export interface EntryReader extends Disposable {
   release(): void;
 }
 
+/** Large files whose chunk CRC-32s are kept for later readers. */
+const VERIFIED_MAX = 64;
+
+/**
+ * Chunk CRC-32s of large files verified whole, by file id, length and
+ * CRC-32, so that a later reader of the same element checks each chunk
+ * against them without a whole pass of its own. (A file id is reused only
+ * once ids wrap; an element there with the same length and CRC-32 but
+ * other bytes would fail its chunk checks, a miss, never wrong bytes.)
+ */
+class VerifiedChunks {
+  #tables = new Map<string, Uint32Array>();
+
+  get(id: number, size: number, crc: number): Uint32Array | undefined {
+    const name = `${id}:${size}:${crc}`;
+    const t = this.#tables.get(name);
+    if (t !== undefined) { // most recently used last
+      this.#tables.delete(name);
+      this.#tables.set(name, t);
+    }
+    return t;
+  }
+
+  set(id: number, size: number, crc: number, table: Uint32Array): void {
+    this.#tables.set(`${id}:${size}:${crc}`, table);
+    if (this.#tables.size > VERIFIED_MAX) {
+      this.#tables.delete(this.#tables.keys().next().value!);
+    }
+  }
+
+  drop(id: number, size: number, crc: number): void {
+    this.#tables.delete(`${id}:${size}:${crc}`);
+  }
+}
+
 /** What a reader asks of its store. */
 export interface ReaderHooks {
   /** The element pinned by `pin` failed verification: drop it if current. */
@@ -103,6 +138,7 @@ export class EntryReaders {
   #files: ElementFiles;
   #pins: PinTable;
   #hooks: ReaderHooks;
+  #verified = new VerifiedChunks();
   #finalizer: FinalizationRegistry<ReaderToken>;
 
   constructor(files: ElementFiles, pins: PinTable, hooks: ReaderHooks) {
@@ -138,6 +174,7 @@ export class EntryReaders {
       data,
       this.#files,
       token,
+      this.#verified,
       () => this.#hooks.damaged(data.pin),
     );
     const release = () => {
@@ -176,6 +213,7 @@ class Source {
   #file: OpenedData["file"];
   #files: ElementFiles;
   #token: ReaderToken;
+  #verified: VerifiedChunks;
   #damaged: () => void;
   /** CRC-32 of each READ_CHUNK of the large file, once verified whole. */
   #chunkCrcs: Uint32Array | undefined;
@@ -186,8 +224,10 @@ class Source {
     data: OpenedData,
     files: ElementFiles,
     token: ReaderToken,
+    verified: VerifiedChunks,
     damaged: () => void,
   ) {
+    this.#verified = verified;
     this.#key = key;
     this.#bytes = data.pin.bytes;
     this.#file = this.#bytes === undefined ? data.file : undefined;
@@ -206,6 +246,8 @@ class Source {
 
   #fail(): never {
     if (this.#failure === undefined) {
+      const f = this.#file;
+      if (f !== undefined) this.#verified.drop(f.id, f.size, f.crc);
       this.#failure = new CorruptError(
         `Cannot read entry ${this.#key}: its data element is damaged`,
       );
@@ -217,12 +259,15 @@ class Source {
   /**
    * Verifies the large file whole against the index's CRC-32, in chunks
    * (bounded memory), keeping each chunk's CRC-32: from then on each
-   * chunk read is checked against its own before it is delivered.
+   * chunk read is checked against its own before it is delivered. A file
+   * an earlier reader verified is not passed over again.
    */
   #verify(): Uint32Array {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#chunkCrcs !== undefined) return this.#chunkCrcs;
     const file = this.#file!;
+    const known = this.#verified.get(file.id, file.size, file.crc);
+    if (known !== undefined) return this.#chunkCrcs = known;
     const fd = this.#fd();
     const n = Math.ceil(this.size / READ_CHUNK);
     const crcs = new Uint32Array(n);
@@ -239,6 +284,7 @@ class Source {
     }
     if (whole !== file.crc) this.#fail();
     this.#chunkCrcs = crcs;
+    this.#verified.set(file.id, file.size, file.crc, crcs);
     return crcs;
   }
 

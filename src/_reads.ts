@@ -54,12 +54,18 @@ interface Paired {
 
 /**
  * An entry's data element opened for an entry reader: its pin, and for a
- * large file the open descriptor, where the element starts in it, its
- * length and its CRC-32.
+ * large file its id, the open descriptor, where the element starts in it,
+ * its length and its CRC-32.
  */
 export interface OpenedData {
   pin: Pin;
-  file?: { fd: number; start: number; size: number; crc: number };
+  file?: {
+    id: number;
+    fd: number;
+    start: number;
+    size: number;
+    crc: number;
+  };
 }
 
 /** What the read path asks of the rest of the store. */
@@ -273,7 +279,10 @@ export class ReadPath {
           this.#pins.create(i, DATA, nk.text, undefined, performance.now());
         if (pinned !== undefined) pin.refs++;
         this.#use(i, pin, rec.size);
-        return { pin, file: { fd, start, size: rec.size, crc: rec.crc } };
+        return {
+          pin,
+          file: { id: rec.loc, fd, start, size: rec.size, crc: rec.crc },
+        };
       }
     }
     // Missing, foreign or damaged: dropped, as fetch drops it.

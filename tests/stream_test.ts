@@ -509,6 +509,26 @@ Deno.test("entry reader never delivers damaged bytes", async (t) => {
       assert.equal(await read(s.store, key), undefined, "dropped");
     });
   }
+  await t.step(
+    "a later reader checks chunks against the kept CRC-32s",
+    async () => {
+      await using s = await tempStore({ limit: 64 * MiB });
+      const body = bytesFor("d", size);
+      await s.store.store(key, body);
+      const file = `${s.dir}/${largeFileOf(s.dir, key)}`;
+      {
+        using first = (await s.store.openEntry(key))!;
+        assertBytes(await first.read(0, 10), body.slice(0, 10), "first reader");
+      }
+      flipBit(file, 32 + key.length + where.last);
+      using later = (await s.store.openEntry(key))!;
+      // No whole pass again: the undamaged first chunk is served at once,
+      // the damaged last one never.
+      assertBytes(await later.read(0, CHUNK), body.slice(0, CHUNK), "chunk 0");
+      await assert.rejects(later.read(size - 1, 1), CorruptError);
+      assert.equal(await read(s.store, key), undefined, "dropped");
+    },
+  );
   await t.step("damaged slot and run elements are misses", async () => {
     await using s = await tempStore();
     for (const size of [3000, 100_000]) {
