@@ -32,7 +32,13 @@
  * @module
  */
 export { BackingStore, MAX_ELEMENT_BYTES } from "./src/store.ts";
-export type { ElementOptions, EntryHit, Hit, StoreStats } from "./src/store.ts";
+export type {
+  ElementOptions,
+  EntryHit,
+  EntryReader,
+  Hit,
+  StoreStats,
+} from "./src/store.ts";
 export type { OpenOptions } from "./src/options.ts";
 export type { HashName } from "./src/format.ts";
 export type { Key } from "./src/key.ts";

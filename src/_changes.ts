@@ -28,7 +28,7 @@ import {
   type Table,
 } from "./ops.ts";
 import type { PinTable } from "./pins.ts";
-import type { Placement } from "./_placement.ts";
+import { type Body, bodySize, type Placement } from "./_placement.ts";
 import { readPair } from "./_reads.ts";
 import type { StoreState } from "./_state.ts";
 
@@ -147,12 +147,15 @@ export class IndexChanges {
     }
   }
 
-  /** Stores `bytes` as `nk`'s element of `kind` (arguments checked). */
-  store(nk: NormalKey, kind: ElementKind, bytes: Uint8Array): void {
+  /**
+   * Stores `bytes` (or a large file a stream wrote) as `nk`'s element of
+   * `kind` (arguments checked).
+   */
+  store(nk: NormalKey, kind: ElementKind, bytes: Body): void {
     const mem = this.#mem;
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      bytes.length,
+      bodySize(bytes),
       (i) => mem.elementSize(i, kind),
     );
     if (kind === DATA && existing >= 0 && mem.metaWithData(existing)) {
@@ -192,14 +195,14 @@ export class IndexChanges {
   /** Stores `nk`'s entry as `data` and `meta` (arguments checked). */
   storeEntry(
     nk: NormalKey,
-    data: Uint8Array,
+    data: Body,
     meta: Uint8Array | undefined,
   ): void {
     const mem = this.#mem;
     const placement = this.#placement;
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      data.length + (meta?.length ?? 0),
+      bodySize(data) + (meta?.length ?? 0),
       (i) => mem.elementSize(i, DATA) + mem.elementSize(i, META),
     );
     const now = nowSeconds();
@@ -316,7 +319,7 @@ export class IndexChanges {
    */
   #keptMeta(i: number, found: Found): Uint8Array | undefined {
     const pin = this.#pins.get(i, META);
-    if (pin !== undefined) return pin.bytes;
+    if (pin?.bytes !== undefined) return pin.bytes;
     const key = this.#mem.keyInto(found.keyLen, this.#key);
     const r = readPair(this.#mem, this.#state.files, i, found, key)[1];
     if (r.ok) return r.bytes;

@@ -71,7 +71,7 @@ export class Hits {
   /** A hit on one element, holding `pin`. */
   element(pin: Pin, meta: boolean): Hit {
     return this.#holding([pin], (release) => ({
-      data: pin.bytes,
+      data: pin.bytes!, // the read path fills a reader's pin
       key: pin.text,
       meta,
       release,

@@ -20,6 +20,35 @@ import type { Found } from "./_lookup.ts";
 import type { StoreState } from "./_state.ts";
 
 /**
+ * A large file a streamed store has written (key region left empty),
+ * waiting for its header: placing it only completes it (FORMAT.md §6).
+ */
+export interface WrittenFile {
+  /** Kind the file was created for. */
+  readonly kind: ElementKind;
+  /** Its large-file id. */
+  readonly id: number;
+  /** Its open descriptor until placed. */
+  readonly fd: number;
+  /** Key length the key region was left for. */
+  readonly keyLen: number;
+  /** Element bytes written after the key region. */
+  readonly size: number;
+  /** CRC-32 of those bytes. */
+  readonly crc: number;
+  /** True once its header is written and its descriptor closed. */
+  placed: boolean;
+}
+
+/** An element to place: its bytes, or a large file already written. */
+export type Body = Uint8Array | WrittenFile;
+
+/** The element length of `body`. */
+export function bodySize(body: Body): number {
+  return body instanceof Uint8Array ? body.length : body.size;
+}
+
+/**
  * Writes elements to fresh storage (never over what an entry refers to)
  * and frees storage no entry refers to any more.
  *
@@ -72,9 +101,12 @@ export class Placement {
     kind: ElementKind,
     found: Found,
     keyBytes: Uint8Array,
-    bytes: Uint8Array,
+    bytes: Body,
     now: number,
   ): ElementRecord {
+    if (!(bytes instanceof Uint8Array)) {
+      return this.#placeWritten(kind, found, keyBytes, bytes, now);
+    }
     const crc = crc32Of(bytes);
     const header = this.#header(kind, found, bytes.length, crc, now);
     const n = kind === DATA
@@ -103,6 +135,40 @@ export class Placement {
     return rec;
   }
 
+  /** Completes a streamed large file: its header and key. */
+  #placeWritten(
+    kind: ElementKind,
+    found: Found,
+    keyBytes: Uint8Array,
+    file: WrittenFile,
+    now: number,
+  ): ElementRecord {
+    // Invariant: the stream left room for this key's bytes, of this kind.
+    if (file.keyLen !== found.keyLen || file.kind !== kind) {
+      throw new Error("Cannot place streamed file: key or kind differs");
+    }
+    const rec: ElementRecord = {
+      size: file.size,
+      loc: file.id,
+      crc: file.crc,
+      inFile: true,
+    };
+    file.placed = true;
+    try {
+      this.#files.finishFile(
+        kind,
+        file.id,
+        file.fd,
+        this.#header(kind, found, file.size, file.crc, now),
+        keyBytes,
+      );
+    } catch (err) {
+      this.unplace(kind, rec);
+      throw toStoreError("store element", err);
+    }
+    return rec;
+  }
+
   /**
    * 1. Writes data and metadata together to a fresh data slot or run of
    * slots (FORMAT.md §6.1, §5.3) and returns their records; undefined when
@@ -111,10 +177,11 @@ export class Placement {
   placePair(
     found: Found,
     keyBytes: Uint8Array,
-    data: Uint8Array,
+    data: Body,
     meta: Uint8Array,
     now: number,
   ): [ElementRecord, ElementRecord] | undefined {
+    if (!(data instanceof Uint8Array)) return undefined; // a large file
     const n = this.#runFor(found.keyLen, data.length, meta.length);
     if (n === 0) return undefined;
     const slot = this.#claimRun(DATA, n);

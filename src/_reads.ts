@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { ElementFiles, ReadResult } from "./elements.ts";
+import {
+  type ElementFiles,
+  headerKeyMatches,
+  type ReadResult,
+} from "./elements.ts";
+import { ELEMENT_HEADER, readElementHeader } from "./format.ts";
 import {
   type IndexMemory,
   MAX_KEY_BYTES,
@@ -45,6 +50,22 @@ export function readPair(
 interface Paired {
   i: number;
   r?: ReadResult;
+}
+
+/**
+ * An entry's data element opened for an entry reader: its pin, and for a
+ * large file its id, the open descriptor, where the element starts in it,
+ * its length and its CRC-32.
+ */
+export interface OpenedData {
+  pin: Pin;
+  file?: {
+    id: number;
+    fd: number;
+    start: number;
+    size: number;
+    crc: number;
+  };
 }
 
 /** What the read path asks of the rest of the store. */
@@ -139,7 +160,11 @@ export class ReadPath {
     while (pos >= 0) {
       const i = mem.entryAt(pos);
       const pin = this.#pins.get(i, kind);
-      if (pin !== undefined) {
+      // A pin without bytes (entry readers of a large file) is filled in
+      // by the read below.
+      if (
+        pin !== undefined && (pin.bytes !== undefined || pin.text !== nk.text)
+      ) {
         if (pin.text === nk.text) {
           pin.refs++;
           return this.#use(i, pin);
@@ -196,17 +221,81 @@ export class ReadPath {
     nk: NormalKey,
     bytes: Uint8Array,
   ): Pin {
+    const current = this.#pins.get(i, kind);
+    if (current !== undefined && current.bytes === undefined) {
+      current.bytes = bytes;
+      current.refs++;
+      return this.#use(i, current);
+    }
     return this.#use(
       i,
       this.#pins.create(i, kind, nk.text, bytes, performance.now()),
     );
   }
 
+  /**
+   * `nk`'s data element for an entry reader: a large file opened, its
+   * header and length checked, and pinned without its bytes (the reader
+   * reads and verifies them piece by piece); any other element read and
+   * verified whole, as fetch does. Undefined when the entry has no
+   * (valid) data element.
+   */
+  openData(nk: NormalKey): OpenedData | undefined {
+    const mem = this.#mem;
+    const found = this.#lookup.find(nk);
+    const i = found.entry;
+    const rec = i < 0 ? undefined : mem.element(i, DATA);
+    const pinned = i < 0 ? undefined : this.#pins.get(i, DATA);
+    if (
+      rec === undefined || !rec.inFile || pinned?.bytes !== undefined
+    ) {
+      const pin = rec === undefined ? undefined : this.element(nk, DATA);
+      if (rec === undefined) this.counters.misses++;
+      return pin && { pin };
+    }
+    const h = this.#lookup.hash(nk); // the key's bytes, in the key region
+    const key = mem.keyBytes(h.keyLen);
+    const fd = this.#files.openFile(DATA, rec.loc);
+    const start = ELEMENT_HEADER + key.length;
+    if (fd !== undefined) {
+      let ok = false;
+      try {
+        const head = new Uint8Array(start);
+        ok = this.#files.readAt(fd, head, 0) === start &&
+          headerKeyMatches(head, {
+              kind: DATA,
+              key,
+              hashLo: h.lo,
+              hashHi: h.hi,
+            }) === true &&
+          readElementHeader(head)?.length === rec.size &&
+          readElementHeader(head)?.crc === rec.crc &&
+          this.#files.sizeOf(fd) === start + rec.size;
+      } finally {
+        if (!ok) this.#files.closeFile(fd);
+      }
+      if (ok) {
+        const pin = pinned ??
+          this.#pins.create(i, DATA, nk.text, undefined, performance.now());
+        if (pinned !== undefined) pin.refs++;
+        this.#use(i, pin, rec.size);
+        return {
+          pin,
+          file: { id: rec.loc, fd, start, size: rec.size, crc: rec.crc },
+        };
+      }
+    }
+    // Missing, foreign or damaged: dropped, as fetch drops it.
+    this.#hooks.dropCorrupt(i, DATA);
+    this.counters.misses++;
+    return undefined;
+  }
+
   /** Counts a hit on entry `i` and bumps its usage. */
-  #use(i: number, pin: Pin): Pin {
+  #use(i: number, pin: Pin, size = pin.bytes?.length ?? 0): Pin {
     this.#mem.setPinned(i, true);
     this.counters.hits++;
-    this.counters.hitBytes += pin.bytes.length;
+    this.counters.hitBytes += size;
     this.#hooks.used(i);
     return pin;
   }

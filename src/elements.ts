@@ -757,6 +757,96 @@ export class ElementFiles {
     }
   }
 
+  /**
+   * Creates large file `id` of `kind` for an element under a `keyLen`-byte
+   * key written in pieces (a streamed store) and returns its descriptor.
+   * Its header is written last (finishFile); until then the file starts
+   * with a provisional one (FORMAT.md §6.2) whose header CRC-32 is
+   * inverted, so that it never parses: a crash mid-stream leaves nothing
+   * a read or a rebuild would take, and check-store an orphan it removes.
+   */
+  createFile(kind: ElementKind, id: number, keyLen: number): number {
+    const fd = this.#openFile(this.largeFilePath(kind, id), true);
+    try {
+      const head = new Uint8Array(ELEMENT_HEADER + keyLen);
+      writeElementHeader(
+        head,
+        { kind, keyLen, length: 0, crc: 0, hashLo: 0, hashHi: 0, storedAt: 0 },
+        head.subarray(ELEMENT_HEADER),
+      );
+      for (let i = 28; i < 32; i++) head[i] = ~head[i]! & 0xff;
+      this.#io.pwrite(fd, head.subarray(0, ELEMENT_HEADER), 0);
+    } catch (err) {
+      this.#io.close(fd);
+      try {
+        this.removeFile(kind, id);
+      } catch { /* an orphan: check-store reports it */ }
+      throw err;
+    }
+    return fd;
+  }
+
+  /** Writes `bytes` at `pos` of a file from createFile. */
+  writeAt(fd: number, bytes: Uint8Array, pos: number): void {
+    this.#io.pwrite(fd, bytes, pos);
+  }
+
+  /**
+   * Completes large file `id` from createFile: header and key at its
+   * start, synced in fsync mode, then closes `fd`.
+   */
+  finishFile(
+    kind: ElementKind,
+    id: number,
+    fd: number,
+    header: Parameters<typeof writeElementHeader>[1],
+    key: Uint8Array,
+  ): void {
+    const head = new Uint8Array(ELEMENT_HEADER + key.length);
+    writeElementHeader(head, header, key);
+    try {
+      this.#io.pwrite(fd, head, 0);
+      if (this.#durable) {
+        this.#io.fsync(fd);
+        const path = this.#largeFileName(kind, id);
+        this.#pendingDirs.add(path.slice(0, path.lastIndexOf("/")));
+      }
+    } finally {
+      this.#io.close(fd);
+    }
+  }
+
+  /**
+   * Opens large file `id` for reading piece by piece (an entry reader);
+   * undefined when it is missing or not larder's.
+   */
+  openFile(kind: ElementKind, id: number): number | undefined {
+    const path = this.#largeFileName(kind, id);
+    if (!this.#dirsOk(path, false)) return undefined;
+    try {
+      return this.#io.openR(path);
+    } catch (err) {
+      if (err instanceof ForeignFileError) this.#moveAside(path);
+      if (isAbsence(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Reads into `buf` at `pos` of a descriptor from openFile. */
+  readAt(fd: number, buf: Uint8Array, pos: number): number {
+    return this.#io.pread(fd, buf, pos);
+  }
+
+  /** The length of a file from openFile. */
+  sizeOf(fd: number): number {
+    return this.#io.size(fd);
+  }
+
+  /** Closes a descriptor from createFile or openFile. */
+  closeFile(fd: number): void {
+    this.#io.close(fd);
+  }
+
   #readFileBytes(
     kind: ElementKind,
     id: number,

@@ -17,8 +17,12 @@ export interface Pin {
   readonly kind: ElementKind;
   /** Canonical key text. */
   readonly text: string;
-  /** The element bytes, shared by every reference. */
-  readonly bytes: Uint8Array;
+  /**
+   * The element bytes, shared by every reference; undefined while only
+   * entry readers of a large file hold it (they read it from their own
+   * descriptor), until a fetch reads them.
+   */
+  bytes: Uint8Array | undefined;
   /** Entry index while current; -1 once superseded. */
   entry: number;
   /** Live references. */
@@ -83,7 +87,7 @@ export class PinTable {
     entry: number,
     kind: ElementKind,
     text: string,
-    bytes: Uint8Array,
+    bytes: Uint8Array | undefined,
     now: number,
   ): Pin {
     const pin: Pin = {

@@ -16,7 +16,7 @@ import {
   StoreError,
   toStoreError,
 } from "./errors.ts";
-import { type Key, normaliseKey } from "./key.ts";
+import { type Key, normaliseKey, type NormalKey } from "./key.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import type { StoreLock } from "./lock.ts";
 import {
@@ -35,9 +35,12 @@ import { openState } from "./_open.ts";
 import { Placement } from "./_placement.ts";
 import { ReadPath } from "./_reads.ts";
 import { storePath } from "./_store_path.ts";
+import { type EntryReader, EntryReaders } from "./_entry_reader.ts";
+import { abandon, drainStream } from "./_streamed.ts";
+import type { Body } from "./_placement.ts";
 import type { StoreState } from "./_state.ts";
 
-export type { EntryHit, Hit };
+export type { EntryHit, EntryReader, Hit };
 
 /** Largest element accepted (bytes); also never more than the limit. */
 export const MAX_ELEMENT_BYTES = 2 ** 31 - 1;
@@ -157,10 +160,13 @@ export class BackingStore implements AsyncDisposable {
   #lock: StoreLock | undefined;
   #state: StoreState;
   #pins: PinTable;
+  /** Hashes a streamed store's key (only its length is kept). */
+  #lookup: KeyLookup;
   #changes: IndexChanges;
   #eviction: Eviction;
   #reads: ReadPath;
   #hits: Hits;
+  #readers: EntryReaders;
   #upkeep: Maintenance;
   #closed = false;
   /** Calls since open, for the periodic directory check. */
@@ -213,6 +219,7 @@ export class BackingStore implements AsyncDisposable {
       remove: (indices, reason) => changes.removeEntries(indices, reason),
     });
     this.#pins = pins;
+    this.#lookup = lookup;
     this.#upkeep = upkeep;
     this.#changes = changes;
     this.#eviction = eviction;
@@ -221,6 +228,13 @@ export class BackingStore implements AsyncDisposable {
       used: (i) => upkeep.used(i),
     });
     this.#hits = new Hits(pins, () => this.#closed);
+    this.#readers = new EntryReaders(state.files, pins, {
+      damaged: (pin) => {
+        // Only while the pin is the entry's current element: a superseded
+        // one is no entry's any more.
+        if (pin.entry >= 0 && !this.#closed) dropCorrupt(pin.entry, DATA);
+      },
+    });
     state.onRotate = () => upkeep.rotated();
     let latest = 0; // the latest use recorded: times here never go back
     for (let i = 0; i < mem.count; i++) {
@@ -298,43 +312,95 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
-   * Stores `bytes` as the data (or, with `{ meta: true }`, metadata)
-   * element of `key`, replacing any previous one.
+   * Stores `data` as the data (or, with `{ meta: true }`, metadata)
+   * element of `key`, replacing any previous one. `data` may be a
+   * `ReadableStream` of unknown length: it is read with bounded memory
+   * (a large body goes to its file as it arrives), and the new value
+   * replaces the old one, and is journaled, only when the stream ends; a
+   * stream that errors, is cancelled, passes the limit or yields a chunk
+   * that is no Uint8Array leaves the old value and frees what it wrote.
    *
    * @param key A URL (normalised) or a string (verbatim).
-   * @param bytes The element; larder keeps its own copy.
+   * @param data The element, or a stream of its bytes; larder keeps its
+   *   own copy.
    * @param options `meta: true` for the metadata element.
-   * @throws {TypeError} for a bad key or non-Uint8Array bytes.
-   * @throws {RangeError} for a key over 16 KiB or bytes over the limit.
-   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`.
+   * @throws {TypeError} for a bad key, or data (or a stream chunk) that is
+   *   no Uint8Array.
+   * @throws {RangeError} for a key over 16 KiB or data over the limit.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`, or the
+   *   stream's own error.
    *
-   * @example
+   * @example Whole elements, and a body from a stream
    * ```ts
    * import { BackingStore } from "@larder/larder";
    * import assert from "node:assert/strict";
    *
    * const dir = await Deno.makeTempDir();
    * const store = await BackingStore.open(dir);
-   * const body = new TextEncoder().encode("<svg/>");
-   * const headers = new TextEncoder().encode('{"content-type":"image/svg+xml"}');
-   * await store.store("https://example.com/", body);
+   * const headers = new TextEncoder().encode('{"content-type":"text/plain"}');
    * await store.store("https://example.com/", headers, { meta: true });
-   * using hit = await store.fetch("https://example.com/", { meta: true });
-   * assert.deepEqual(hit?.data, headers);
+   * // A stream of unknown length (say, a fetch Response's body).
+   * const body = new Response("hello, ".repeat(100_000)).body!;
+   * await store.store("https://example.com/", body); // visible once it ends
+   * using hit = await store.fetch("https://example.com/");
+   * assert.equal(hit?.data.length, 700_000);
    * await store.close();
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  store(key: Key, bytes: Uint8Array, options?: ElementOptions): Promise<void> {
+  store(
+    key: Key,
+    data: Uint8Array | ReadableStream<Uint8Array>,
+    options?: ElementOptions,
+  ): Promise<void> {
     return promised(() => {
       const nk = normaliseKey(key);
-      checkElement(bytes, "bytes");
       const kind = kindOf(options);
+      if (data instanceof ReadableStream) {
+        this.#checkOpen("store element");
+        return this.#streamed(nk, kind, data, 0, (body) => {
+          this.#changes.store(nk, kind, body);
+        });
+      }
+      checkElement(data, "bytes");
       this.#checkOpen("store element");
-      this.#checkSize(bytes.length);
-      this.#changes.store(nk, kind, bytes);
+      this.#checkSize(data.length);
+      this.#changes.store(nk, kind, data);
       return this.#upkeep.commit();
     });
+  }
+
+  /**
+   * Reads stream `data` for `nk`'s element of `kind` (`reserved` bytes of
+   * the limit taken by metadata stored with it), then, synchronously,
+   * `change` places, journals and applies it.
+   */
+  async #streamed(
+    nk: NormalKey,
+    kind: ElementKind,
+    data: ReadableStream<Uint8Array>,
+    reserved: number,
+    change: (body: Body) => void,
+  ): Promise<void> {
+    // Only the key's length is taken before the stream: no view of the
+    // index memory, nor any of its state, is held across an await.
+    const keyLen = this.#lookup.hash(nk).keyLen;
+    const files = this.#state.files;
+    const body = await drainStream(data, {
+      files,
+      allocFileId: (k) => this.#state.allocFileId(k),
+      kind,
+      keyLen,
+      max: Math.min(MAX_ELEMENT_BYTES, this.#opt.limit) - reserved,
+    });
+    try {
+      this.#checkOpen("store element");
+      change(body);
+    } catch (err) {
+      abandon(files, body);
+      throw err;
+    }
+    await this.#upkeep.commit();
   }
 
   /**
@@ -342,14 +408,19 @@ export class BackingStore implements AsyncDisposable {
    * holds exactly these elements (no `meta` drops a previous one). One
    * journal operation records both, so after a crash the entry has the
    * old pair or the new one, never a mix; and it costs one key lookup.
+   * `data` may be a `ReadableStream` (see {@linkcode store}): the entry
+   * changes when it ends.
    *
    * @param key A URL (normalised) or a string (verbatim).
-   * @param data The data element; larder keeps its own copy.
+   * @param data The data element, or a stream of its bytes; larder keeps
+   *   its own copy.
    * @param meta The metadata element (say, serialised response headers).
-   * @throws {TypeError} for a bad key or non-Uint8Array elements.
+   * @throws {TypeError} for a bad key or non-Uint8Array elements (or
+   *   stream chunks).
    * @throws {RangeError} for a key over 16 KiB or elements over the limit
    *   together.
-   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`, `CORRUPT`, or the
+   *   stream's own error.
    *
    * @example
    * ```ts
@@ -368,11 +439,23 @@ export class BackingStore implements AsyncDisposable {
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  storeEntry(key: Key, data: Uint8Array, meta?: Uint8Array): Promise<void> {
+  storeEntry(
+    key: Key,
+    data: Uint8Array | ReadableStream<Uint8Array>,
+    meta?: Uint8Array,
+  ): Promise<void> {
     return promised(() => {
       const nk = normaliseKey(key);
-      checkElement(data, "data");
       if (meta !== undefined) checkElement(meta, "meta");
+      if (data instanceof ReadableStream) {
+        this.#checkOpen("store entry");
+        this.#checkSize(meta?.length ?? 0);
+        const copy = meta?.slice(); // the caller may change it meanwhile
+        return this.#streamed(nk, DATA, data, meta?.length ?? 0, (body) => {
+          this.#changes.storeEntry(nk, body, copy);
+        });
+      }
+      checkElement(data, "data");
       this.#checkOpen("store entry");
       this.#checkSize(data.length + (meta?.length ?? 0));
       this.#changes.storeEntry(nk, data, meta);
@@ -447,6 +530,60 @@ export class BackingStore implements AsyncDisposable {
       const [data, meta] = this.#reads.entry(nk);
       if (data === undefined && meta === undefined) return undefined;
       return this.#hits.entry(nk.text, data, meta);
+    });
+  }
+
+  /**
+   * Opens `key`'s entry for reading its data in ranges or as a stream,
+   * with bounded memory however large it is. The reader pins the entry
+   * like a {@linkcode Hit}; release it when done.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @returns an {@linkcode EntryReader}, or undefined when the entry is
+   *   missing or has no (valid) data element.
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example Ranges and a stream of a large body
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const body = new Uint8Array(5_000_000).map((_, i) => i % 251);
+   * const headers = new TextEncoder().encode('{"content-type":"video/mp4"}');
+   * await store.storeEntry("https://example.com/video.mp4", body, headers);
+   * {
+   *   using reader = await store.openEntry("https://example.com/video.mp4");
+   *   assert.equal(reader?.size, 5_000_000);
+   *   assert.deepEqual(reader?.meta, headers);
+   *   assert.deepEqual(await reader!.read(1000, 3), body.slice(1000, 1003));
+   *   let streamed = 0;
+   *   for await (const chunk of reader!.stream(4_000_000)) {
+   *     streamed += chunk.length; // 64 KiB chunks, each verified first
+   *   }
+   *   assert.equal(streamed, 1_000_000);
+   * }
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  openEntry(key: Key): Promise<EntryReader | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("open entry");
+      const data = this.#reads.openData(nk);
+      if (data === undefined) return undefined;
+      let meta;
+      try {
+        meta = this.#reads.element(nk, META);
+      } catch (err) {
+        if (data.file !== undefined) this.#state.files.closeFile(data.file.fd);
+        this.#pins.release(data.pin);
+        throw err;
+      }
+      return this.#readers.open(nk.text, data, meta);
     });
   }
 

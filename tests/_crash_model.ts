@@ -132,7 +132,9 @@ export class ModelRun {
   }
 
   #effectsOf(op: Op): Effect[] {
-    if (op[0] === "store") return [[cellOf(op[1], op[3]), op[2]]];
+    if (op[0] === "store" || op[0] === "stream") {
+      return [[cellOf(op[1], op[3]), op[2]]];
+    }
     if (op[0] === "entry") {
       return [[cellOf(op[1]), op[2]], [cellOf(op[1], true), op[3]]];
     }
@@ -147,6 +149,8 @@ export class ModelRun {
     switch (op[0]) {
       case "store":
         return st.store(op[1], op[2], { meta: op[3] });
+      case "stream":
+        return st.store(op[1], chunked(op[2]), { meta: op[3] });
       case "entry":
         return st.storeEntry(op[1], op[2], op[3]);
       case "invalidate":
@@ -227,12 +231,26 @@ export class ModelRun {
   }
 }
 
+/** `bytes` as a stream of 256 KiB chunks, each after a pause. */
+function chunked(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      await Promise.resolve();
+      if (at >= bytes.length) return c.close();
+      c.enqueue(bytes.slice(at, at + 262_144));
+      at += 262_144;
+    },
+  });
+}
+
 /** An entry's data and metadata (undefined: absent). */
 type Pair = [Uint8Array | undefined, Uint8Array | undefined];
 
 /** An operation of a workload. */
 export type Op =
   | ["store", string, Uint8Array, boolean]
+  | ["stream", string, Uint8Array, boolean]
   | ["entry", string, Uint8Array, Uint8Array | undefined]
   | ["invalidate", string]
   | ["flush"]

@@ -1,4 +1,4 @@
-// The three crash-test workloads, shared by crash_test.ts and by
+// The crash-test workloads, shared by crash_test.ts and by
 // _crash_repro.ts (which replays one crash point for debugging).
 import type { OpenOptions } from "../mod.ts";
 import { type CrashMode, FaultFS, rng } from "./_fault_fs.ts";
@@ -284,10 +284,30 @@ function workloadD(): Workload {
   };
 }
 
+/**
+ * E: streamed stores of bodies that end in a slot, a run or a large file
+ * (written piece by piece, placed at the end), replacing whole values.
+ */
+function workloadE(): Workload {
+  const steps: Step[] = [["open"]];
+  const sizes = [300, FILE_SIZED + 5000, 20_000, FILE_SIZED + 300_000, 0];
+  for (const [i, size] of sizes.entries()) {
+    const key = `S${i % 2}`;
+    steps.push(["store", key, value(key, i, 1000 + i), false]);
+    steps.push(["stream", key, value(key, 100 + i, size), false]);
+    if (i === 2) steps.push(["stream", key, value(key, 200, 700), true]);
+    if (i === 3) steps.push(["flush"]);
+  }
+  steps.push(["invalidate", "S0"]);
+  steps.push(["close"]);
+  return { name: "E streamed", options: BASE, steps };
+}
+
 /** The workloads by letter. */
 export const WORKLOADS = {
   A: workloadA,
   B: workloadB,
   C: workloadC,
   D: workloadD,
+  E: workloadE,
 };

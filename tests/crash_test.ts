@@ -1,4 +1,4 @@
-// Crash simulation: every mutating file-system call of three workloads is
+// Crash simulation: every mutating file-system call of the workloads is
 // a crash point. At each, the fault layer freezes, builds the disk a
 // restart would find (FORMAT.md §10.4: "drop" unsynced writes, keep a
 // random "subset", "torn" last write, or the "process" dies and the kernel
@@ -190,6 +190,9 @@ Deno.test("a crash during the recovery from a crash loses nothing the first cras
   // Every 13th first crash point (every 53rd in C, whose recoveries are long).
   for (
     const [make, every] of [[WORKLOADS.A, 13], [WORKLOADS.B, 13], [
+      WORKLOADS.E,
+      7,
+    ], [
       WORKLOADS.C,
       53,
     ]] as const
