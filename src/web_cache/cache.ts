@@ -29,7 +29,12 @@ import {
   encodeRegistry,
   type ManifestItem,
 } from "./_manifest.ts";
-import { backingResponseStore, type ResponseStore } from "./response_store.ts";
+import {
+  backingResponseStore,
+  readAll,
+  type ResponseStore,
+  type StoredEntry,
+} from "./response_store.ts";
 
 /** Options of {@linkcode openCacheStorage}: those of {@linkcode BackingStore.open}. */
 export type CacheStorageOptions = OpenOptions;
@@ -226,15 +231,26 @@ class Storage {
     return this.store.put(key, MANIFEST_TAG, encodeChunk(items));
   }
 
+  /** The whole body of one of the storage's own records, or undefined. */
+  async small(key: string): Promise<Uint8Array | undefined> {
+    const entry = await this.store.get(key);
+    if (entry === undefined) return undefined;
+    try {
+      return entry.body instanceof Uint8Array
+        ? entry.body
+        : await readAll(entry.body);
+    } finally {
+      entry.release();
+    }
+  }
+
   load(state: CacheState): Promise<void> {
     state.loaded ??= (async () => {
       for (let chunk = 0; chunk < state.info.nextChunk; chunk++) {
         const key = chunkKey(state.info.id, chunk);
-        const entry = await this.store.get(key);
-        if (entry === undefined) continue;
-        entry.release();
+        const body = await this.small(key);
+        if (body === undefined) continue;
         try {
-          const body = entry.body instanceof Uint8Array ? entry.body : EMPTY;
           for (const item of decodeChunk(body, chunk)) state.add(item);
         } catch {
           // A damaged chunk loses its entries, as an evicted one does.
@@ -428,6 +444,13 @@ function decodeOrUndefined(bytes: Uint8Array): ResponseRecord | undefined {
   }
 }
 
+/** Ends an entry got but not handed out, and its body stream's pin. */
+function discardEntry(entry: StoredEntry | undefined): void {
+  if (entry === undefined) return;
+  if (entry.body instanceof ReadableStream) entry.body.cancel().catch(() => {});
+  entry.release();
+}
+
 function requestFrom(record: ResponseRecord): Request {
   return new Request(record.url, {
     method: record.method,
@@ -441,12 +464,17 @@ function requestFrom(record: ResponseRecord): Request {
  * set as own properties; `type` stays "default" (a browser says "basic" or
  * "cors").
  */
-function responseFrom(
-  record: ResponseRecord,
-  body: Uint8Array | ReadableStream<Uint8Array>,
-): Response {
+function responseFrom(record: ResponseRecord, entry: StoredEntry): Response {
+  let body: BodyInit | null = entry.body as BodyInit;
+  if (NULL_BODY_STATUS.has(record.status)) {
+    if (entry.body instanceof ReadableStream) {
+      entry.body.cancel().catch(() => {}); // ends its pin
+    }
+    entry.release();
+    body = null;
+  }
   const response = new Response(
-    NULL_BODY_STATUS.has(record.status) ? null : body as BodyInit,
+    body,
     {
       status: record.status,
       statusText: record.statusText,
@@ -549,8 +577,8 @@ export interface LarderCacheStorage extends CacheStorage, AsyncDisposable {
 }
 
 /**
- * One named cache: the standard `Cache` interface, on disk. `keys()` and
- * `matchAll()` read no bodies; a matched body is read when consumed.
+ * One named cache: the standard `Cache` interface, on disk. `keys()` reads
+ * no bodies; a matched body streams from the store as it is consumed.
  *
  * @example
  * ```ts
@@ -588,7 +616,8 @@ class CacheImpl implements LarderCache {
    *
    * @param request What to look for.
    * @param options `ignoreSearch`, `ignoreMethod`, `ignoreVary`.
-   * @returns A Response whose body is read from the store.
+   * @returns A Response whose body streams from the store; its pin on the
+   *   entry ends when the body is read, cancelled or collected.
    */
   async match(
     request: RequestLike,
@@ -608,20 +637,20 @@ class CacheImpl implements LarderCache {
         ? undefined
         : decodeOrUndefined(entry.meta);
       if (entry === undefined || record === undefined) {
-        entry?.release();
+        discardEntry(entry);
         await storage.forget(state, item);
         continue;
       }
-      const body = entry.body;
-      if (body instanceof Uint8Array) entry.release();
-      return responseFrom(record, body);
+      return responseFrom(record, entry);
     }
     return undefined;
   }
 
   /**
    * Every stored response matching `request` (every one when undefined),
-   * in insertion order. Bodies are read from the store when consumed.
+   * in insertion order. Each body is pinned when matched (it reads as it
+   * was even if the entry is replaced meanwhile) and streams from the
+   * store as it is consumed; a large body is opened, not read, until then.
    *
    * @param request What to look for, or undefined for all.
    * @param options `ignoreSearch`, `ignoreMethod`, `ignoreVary`.
@@ -636,9 +665,37 @@ class CacheImpl implements LarderCache {
     if (query !== null && query.method !== "GET" && !options?.ignoreMethod) {
       return Object.freeze([]);
     }
+    const state = this.#state;
+    const items = query === null
+      ? [...state.items.values()]
+      : state.query(query, options);
+    // Each body is pinned now, so it reads as matched even if the entry is
+    // replaced or deleted before it is consumed.
+    const found = await Promise.allSettled(
+      items.map((item) =>
+        this.#storage.store.get(itemKey(state.info.id, item.itemId))
+      ),
+    );
+    const failed = found.find((f) => f.status === "rejected");
+    if (failed !== undefined) {
+      for (const f of found) {
+        if (f.status === "fulfilled") discardEntry(f.value);
+      }
+      throw failed.reason;
+    }
     const responses: Response[] = [];
-    for (const { item, record } of await this.#records(query, options)) {
-      responses.push(responseFrom(record, this.#lazyBody(item)));
+    for (let i = 0; i < items.length; i++) {
+      const entry =
+        (found[i] as PromiseFulfilledResult<StoredEntry | undefined>).value;
+      const record = entry === undefined
+        ? undefined
+        : decodeOrUndefined(entry.meta);
+      if (entry === undefined || record === undefined) {
+        discardEntry(entry);
+        await this.#storage.forget(state, items[i]!);
+        continue;
+      }
+      responses.push(responseFrom(record, entry));
     }
     return Object.freeze(responses);
   }
@@ -661,44 +718,6 @@ class CacheImpl implements LarderCache {
       if (record !== undefined) out.push({ item, record });
     });
     return out;
-  }
-
-  /** A body stream that reads the item when first pulled. */
-  #lazyBody(item: ManifestItem): ReadableStream<Uint8Array> {
-    const storage = this.#storage;
-    const key = itemKey(this.#state.info.id, item.itemId);
-    let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    let release = () => {};
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (source === undefined) {
-          const entry = await storage.store.get(key);
-          if (entry === undefined) {
-            controller.error(
-              new TypeError("Cannot read cached body: the entry was removed"),
-            );
-            return;
-          }
-          if (entry.body instanceof Uint8Array) {
-            entry.release();
-            if (entry.body.length > 0) controller.enqueue(entry.body);
-            controller.close();
-            return;
-          }
-          release = () => entry.release();
-          source = entry.body.getReader();
-        }
-        const { done, value } = await source.read();
-        if (done) {
-          release();
-          controller.close();
-        } else controller.enqueue(value);
-      },
-      async cancel(reason) {
-        await source?.cancel(reason);
-        release();
-      },
-    });
   }
 
   /**
@@ -778,7 +797,9 @@ class CacheImpl implements LarderCache {
 
   /**
    * Stores `response` for `request`, replacing the stored responses the
-   * request matches (under their Vary). The body is read to its end.
+   * request matches (under their Vary). The body streams into the store;
+   * the entry changes once it has ended, and a body that errors part-way
+   * stores nothing and leaves the old entry.
    *
    * @param request A GET request for an http or https URL.
    * @param response Not partial (206), not `Vary: *`, body unused.
@@ -1005,13 +1026,10 @@ export async function createCacheStorage(
   store: ResponseStore,
 ): Promise<LarderCacheStorage> {
   let infos: CacheInfo[] = [];
-  const entry = await store.get(REGISTRY_KEY);
-  if (entry !== undefined) {
-    entry.release();
+  const registry = await new Storage(store, []).small(REGISTRY_KEY);
+  if (registry !== undefined) {
     try {
-      infos = decodeRegistry(
-        entry.body instanceof Uint8Array ? entry.body : EMPTY,
-      );
+      infos = decodeRegistry(registry);
     } catch {
       // A damaged registry is an empty storage; old entries are evicted in time.
       infos = [];

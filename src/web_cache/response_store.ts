@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { EntryReader } from "../_entry_reader.ts";
 import type { BackingStore } from "../store.ts";
 
 /** A stored entry: its head (metadata) and its body. */
@@ -19,11 +20,18 @@ export interface StoredEntry {
 
 /** Where the Web Cache API keeps its entries and its own small records. */
 export interface ResponseStore {
-  /** The entry under `key` with its body, or undefined. */
+  /**
+   * The entry under `key` with its body, or undefined. A body stream keeps
+   * the entry's bytes readable (even if it is replaced meanwhile) until it
+   * ends, is cancelled or is collected.
+   */
   get(key: string): Promise<StoredEntry | undefined>;
   /** The metadata of `key` without reading its body, or undefined. */
   head(key: string): Promise<Uint8Array | undefined>;
-  /** Stores an entry: `meta` and the whole of `body`, replacing any old one. */
+  /**
+   * Stores an entry: `meta` and the whole of `body`, replacing any old one
+   * once the body has ended; a body that errors leaves the old one.
+   */
   put(
     key: string,
     meta: Uint8Array,
@@ -54,27 +62,72 @@ export async function readAll(
   return all;
 }
 
+/** Bodies up to this length are read whole at `get`, their pin ended at once. */
+const SMALL_BODY = 64 * 1024;
+
 /**
- * A {@linkcode ResponseStore} over a BackingStore's whole-element calls.
+ * A body stream over a pinned reader: the reader is released when the
+ * stream ends, errors or is cancelled, and (by the reader's own
+ * FinalizationRegistry) when the stream is garbage-collected unread; the
+ * stream holds the reader, so the reader lives as long as the stream.
+ */
+function bodyStream(reader: EntryReader): ReadableStream<Uint8Array> {
+  let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      source ??= reader.stream().getReader();
+      try {
+        const { done, value } = await source.read();
+        if (done) {
+          reader.release();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (err) {
+        reader.release();
+        controller.error(err);
+      }
+    },
+    async cancel(reason) {
+      try {
+        await source?.cancel(reason);
+      } finally {
+        reader.release();
+      }
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A {@linkcode ResponseStore} over a BackingStore. `put` streams a body
+ * into the store (the entry changes when it ends; a body that errors
+ * stores nothing); `get` pins the entry with `openEntry` and returns a
+ * body stream that reads it chunk by chunk, verified, and releases the
+ * pin at its end, on cancel or when garbage-collected. A body of at most
+ * 64 KiB is returned as bytes and its pin ended at once.
  *
- * When streaming elements land, only `get` (openEntry, a body stream that
- * releases at its end or cancel) and `put` (store(key, stream)) change.
+ * @param store The store; closed by the ResponseStore's `close()`.
+ * @returns The ResponseStore.
  */
 export function backingResponseStore(store: BackingStore): ResponseStore {
   return {
     async get(key) {
-      const hit = await store.fetchEntry(key);
-      if (hit === undefined) return undefined;
+      const reader = await store.openEntry(key);
+      if (reader === undefined) return undefined;
+      let handed = false;
       try {
-        if (hit.meta === undefined) return undefined;
-        // Small elements are views into a shared read buffer: copy them.
-        return {
-          meta: hit.meta.slice(),
-          body: hit.data?.slice() ?? new Uint8Array(0),
-          release() {},
-        };
+        if (reader.meta === undefined) return undefined;
+        const meta = reader.meta.slice(); // shared with other references
+        if (reader.size <= SMALL_BODY) {
+          return {
+            meta,
+            body: await reader.read(0, reader.size),
+            release() {},
+          };
+        }
+        handed = true;
+        return { meta, body: bodyStream(reader), release: reader.release };
       } finally {
-        hit.release();
+        if (!handed) reader.release();
       }
     },
     async head(key) {
@@ -86,9 +139,8 @@ export function backingResponseStore(store: BackingStore): ResponseStore {
         hit.release();
       }
     },
-    async put(key, meta, body) {
-      const bytes = body instanceof Uint8Array ? body : await readAll(body);
-      await store.storeEntry(key, bytes, meta);
+    put(key, meta, body) {
+      return store.storeEntry(key, body, meta);
     },
     delete(key) {
       return store.invalidate(key);
