@@ -1,7 +1,8 @@
 /**
  * The Web Cache API on larder against Deno's built-in `caches` (SQLite and
  * body files under DENO_DIR), on the same requests: put, match of a hit
- * and of a miss, keys. 1 KiB bodies, 500 entries per cache.
+ * and of a miss, keys. 1 KiB bodies, 500 entries per cache; and a 16 MiB
+ * body put and matched (streamed both ways by larder).
  *
  *   deno bench --allow-read --allow-write --allow-env bench/web_cache_bench.ts
  */
@@ -78,6 +79,24 @@ Deno.bench(
   { group: "keys" },
   async () => {
     await builtin.keys();
+  },
+);
+
+const LARGE = new Uint8Array(16 * 2 ** 20).fill(98);
+Deno.bench(
+  "put + match 16 MiB, larder",
+  { group: "16 MiB", baseline: true },
+  async () => {
+    await larder.put(url(-1), new Response(LARGE));
+    await (await larder.match(url(-1)))!.arrayBuffer();
+  },
+);
+Deno.bench(
+  "put + match 16 MiB, built-in caches",
+  { group: "16 MiB" },
+  async () => {
+    await builtin.put(url(-1), new Response(LARGE));
+    await (await builtin.match(url(-1)))!.arrayBuffer();
   },
 );
 
