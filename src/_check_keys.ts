@@ -10,7 +10,7 @@ import { hex, kindName, type PassState } from "./_check_state.ts";
 import type { ProblemCode } from "./_check_report.ts";
 import { blockFileCount, type Control, SLOTS_PER_FILE } from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
-import { DATA, type ElementKind, KINDS, META } from "./kinds.ts";
+import { DATA, type ElementKind, KINDS, META, otherKinds } from "./kinds.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
 
@@ -199,10 +199,10 @@ export function settleDrops(pass: PassState): void {
   for (const kind of KINDS) {
     for (const i of pass.dropElement[kind]) {
       if (pass.drop.has(i)) continue;
-      const other = kind === DATA ? META : DATA;
-      if (!mem.has(i, other) || pass.dropElement[other].has(i)) {
-        pass.drop.add(i);
-      }
+      const keepsOne = otherKinds(kind).some((other) =>
+        mem.has(i, other) && !pass.dropElement[other].has(i)
+      );
+      if (!keepsOne) pass.drop.add(i);
     }
   }
   for (const kind of KINDS) {

@@ -17,14 +17,21 @@ import type { ProblemCode } from "./_check_report.ts";
 import { pairRecordsFit, recordFitsSlots } from "./elements.ts";
 import { ELEMENT_HEADER, runWithin, VERSION } from "./format.ts";
 import { MAX_KEY_BYTES, recordSlots } from "./index_memory.ts";
-import { DATA, type ElementKind, KIND_TABLE, KINDS, META } from "./kinds.ts";
+import {
+  DATA,
+  type ElementKind,
+  KIND_TABLE,
+  KINDS,
+  META,
+  perKind,
+} from "./kinds.ts";
 
 /** Structural checks of each record (FORMAT.md §8 invariants 1–3). */
 export function checkRecords(pass: PassState): void {
   const { mem, nextFileId } = pass.index!;
   for (let i = 0; i < mem.count; i++) {
-    const recs = [mem.element(i, DATA), mem.element(i, META)];
-    if (recs[0] === undefined && recs[1] === undefined) {
+    const recs = perKind((kind) => mem.element(i, kind));
+    if (recs.every((rec) => rec === undefined)) {
       pass.invalid(i, "has no elements");
       continue;
     }
