@@ -244,6 +244,13 @@ export interface CheckReport {
   stats: CheckStats | null;
   /** Wall time of the whole call. */
   durationMs: number;
+  /**
+   * Milliseconds each step of the first check took, by step name, in the
+   * order the steps ran (a check that stops early lists fewer).
+   */
+  stepMs: Record<string, number>;
+  /** The same for the re-check after repair; null when none ran. */
+  recheckStepMs: Record<string, number> | null;
   /** Bytes read from the store. */
   bytesRead: number;
 }

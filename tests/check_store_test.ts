@@ -502,6 +502,49 @@ Deno.test("checkStore stops at a control file of a newer version", async () => {
   deepStrictEqual(walkFiles(b.dir), before);
 });
 
+Deno.test("checkStore times each named step, in order", async () => {
+  // The step names CHECK_STORE.md gives for `stepMs`.
+  const steps = [
+    "rootFiles",
+    "control",
+    "index",
+    "journals",
+    "records",
+    "useMaps",
+    "blockFiles",
+    "largeFiles",
+    "keys",
+    "shared",
+    "settleDrops",
+    "fillKeys",
+    "stats",
+  ];
+  const timed = (ms: Record<string, number> | null | undefined) => {
+    ok(ms);
+    for (const v of Object.values(ms)) ok(Number.isFinite(v) && v >= 0);
+    return Object.keys(ms);
+  };
+  await using b = await buildStore();
+  const clean = await checkStore(b.dir);
+  deepStrictEqual(timed(clean.stepMs), steps);
+  equal(clean.recheckStepMs, null);
+  // A repair re-checks with every step again.
+  Deno.writeFileSync(`${b.dir}/control.tmp`, new Uint8Array(8));
+  const fixed = await checkStore(b.dir, { repair: true });
+  deepStrictEqual(codes(fixed), ["TEMP_LEFTOVER"]);
+  deepStrictEqual(timed(fixed.stepMs), steps);
+  deepStrictEqual(timed(fixed.recheckStepMs), steps);
+  deepStrictEqual(fixed.remaining, []);
+  // A check that cannot choose a control record stops after that step.
+  const bytes = Deno.readFileSync(`${b.dir}/control`);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(8, VERSION.control + 1, true);
+  v.setUint32(40, crc32(bytes.subarray(0, 40)), true);
+  Deno.writeFileSync(`${b.dir}/control`, bytes);
+  const stopped = await checkStore(b.dir);
+  deepStrictEqual(timed(stopped.stepMs), ["rootFiles", "control"]);
+});
+
 Deno.test("check-store CLI exit codes and --json", async () => {
   await using b = await buildStore();
   const script = new URL("../scripts/check_store.ts", import.meta.url);
