@@ -146,6 +146,29 @@ export async function runChild(
   };
 }
 
+/**
+ * SIGKILLs `child` (which may have exited already), waits for it and for
+ * `reading` (the task collecting its stdout), and fails unless the kill is
+ * what ended it (a child that ended by itself shows its stderr).
+ */
+export async function killConfirmed(
+  child: Deno.ChildProcess,
+  reading: Promise<unknown>,
+  stderr: Promise<string>,
+  label: string,
+): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* it exited already: its output says why */ }
+  const status = await child.status;
+  await reading;
+  const err = await stderr;
+  assert.ok(
+    status.signal === "SIGKILL",
+    `${label}: the child ended by itself (code ${status.code}): ${err}`,
+  );
+}
+
 /** Absolute URL of mod.ts, for child scripts. */
 export const MOD_URL = new URL("../mod.ts", import.meta.url).href;
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { BackingStore } from "../mod.ts";
 import { rng } from "./_fault_fs.ts";
 import { cellOf, shortKey } from "./_crash_model.ts";
-import { bytesFor, sameBytes, tempDir } from "./_helpers.ts";
+import { bytesFor, killConfirmed, sameBytes, tempDir } from "./_helpers.ts";
 
 const ROUNDS = Number(Deno.env.get("LARDER_KILL_ROUNDS") ?? 50);
 const CHILD = new URL("./_kill_child.ts", import.meta.url).pathname;
@@ -59,16 +59,7 @@ async function killRound(dir: string, round: number): Promise<string> {
     await Promise.race([openSeen, child.status]);
     await new Promise((res) => setTimeout(res, 5 + r() * 150));
   }
-  try {
-    child.kill("SIGKILL");
-  } catch { /* it exited already: its output says why */ }
-  const status = await child.status;
-  await reading;
-  const err = await errText;
-  assert.ok(
-    status.signal === "SIGKILL",
-    `round ${round}: the child ended by itself (code ${status.code}): ${err}`,
-  );
+  await killConfirmed(child, reading, errText, `round ${round}`);
   return text;
 }
 

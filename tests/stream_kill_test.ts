@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { BackingStore, checkStore } from "../mod.ts";
 import { rng } from "./_fault_fs.ts";
-import { bytesFor, sameBytes, tempDir } from "./_helpers.ts";
+import { bytesFor, killConfirmed, sameBytes, tempDir } from "./_helpers.ts";
 
 const ROUNDS = Number(Deno.env.get("LARDER_STREAM_KILL_ROUNDS") ?? 16);
 const CHILD = new URL("./_stream_kill_child.ts", import.meta.url).pathname;
@@ -38,16 +38,7 @@ async function killRound(dir: string, round: number): Promise<string> {
   const errText = new Response(child.stderr).text();
   await Promise.race([opened, child.status]);
   await new Promise((res) => setTimeout(res, 20 + r() * 400));
-  try {
-    child.kill("SIGKILL");
-  } catch { /* it exited already: its output says why */ }
-  const status = await child.status;
-  await reading;
-  const err = await errText;
-  assert.ok(
-    status.signal === "SIGKILL",
-    `round ${round}: the child ended by itself (code ${status.code}): ${err}`,
-  );
+  await killConfirmed(child, reading, errText, `round ${round}`);
   return text;
 }
 
