@@ -27,7 +27,7 @@ export const SLOT_SIZE: PerKind<number> = perKind((k) =>
 );
 /**
  * Bytes of an entry record (FORMAT.md §4). The WASM layout (asm/layout.ts)
- * defines the fields; index_memory.ts checks it has this size.
+ * defines the fields; _index_wasm.ts checks it has this size.
  */
 export const ENTRY_SIZE = 40;
 /** Slots per block file (FORMAT.md §5). */

@@ -1,0 +1,428 @@
+/**
+ * Block files (FORMAT.md §5): fixed-size slots of each element kind,
+ * written one slot, a run of data slots, or an entry's data and metadata
+ * together, read back and verified; and the disk blocks of free tails
+ * given back.
+ *
+ * @module
+ */
+import { VersionMismatchError } from "./errors.ts";
+import {
+  BLOCK_FILE_HEADER,
+  blockFileCount,
+  blockFileHeaderMatches,
+  blockFileVersion,
+  ELEMENT_HEADER,
+  encodeBlockFileHeader,
+  runWithin,
+  SLOT_SIZE,
+  SLOTS_PER_FILE,
+  VERSION,
+  writeElementHeader,
+} from "./format.ts";
+import {
+  DATA,
+  type ElementKind,
+  KIND_TABLE,
+  KINDS,
+  META,
+  type PerKind,
+  perKind,
+} from "./kinds.ts";
+import type { FileIO } from "./io.ts";
+import { blockFileParts } from "./paths.ts";
+import type { ElementDirs } from "./_element_dirs.ts";
+import {
+  CORRUPT,
+  type Expected,
+  isAbsence,
+  type RawResult,
+  type ReadResult,
+  settleKeyLength,
+  storedKeyLen,
+  verifyElement,
+} from "./_element_verify.ts";
+import type { ReadPool } from "./_read_pool.ts";
+import { fitsSlot, fitsSlotPair } from "./_slot_fit.ts";
+
+/**
+ * How many of the `n` slots of `kind` from `first` lie up to the last used
+ * one (IndexMemory.usedPrefix).
+ */
+export type UsedPrefix = (
+  kind: ElementKind,
+  first: number,
+  n: number,
+) => number;
+
+/** Header fields for writeSlot and writeSlotPair. */
+export type HeaderFields = Parameters<typeof writeElementHeader>[1];
+
+/** The block files of one store, opened as slots in them are first used. */
+export class BlockFiles {
+  /** Block files of each kind: its slots / 4096 rounded up. */
+  readonly blockFileCounts: PerKind<number>;
+  /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
+  readonly slotCounts: PerKind<number>;
+
+  #io: FileIO;
+  #dirs: ElementDirs;
+  #pool: ReadPool;
+  #durable: boolean;
+  /** Open block files of each kind, by file number. */
+  #fds: PerKind<(number | undefined)[]> = perKind(() => []);
+  /** Block files written since the last syncDirty(). */
+  #dirtyFds = new Set<number>();
+  /** Block files with slots freed, by kind and file: the highest freed slot. */
+  #freedTop: PerKind<Map<number, number>> = perKind(() => new Map());
+  #scratch: PerKind<Uint8Array> = perKind((k) => new Uint8Array(SLOT_SIZE[k]));
+
+  /**
+   * @param io The file layer.
+   * @param dirs The store's element directories.
+   * @param pool Read buffers, shared with the large files.
+   * @param slotCounts Data slots (`2^dataSlotBits`) and metadata slots
+   * (the entry capacity, `2^entryBits`).
+   * @param durable fsync mode.
+   */
+  constructor(
+    io: FileIO,
+    dirs: ElementDirs,
+    pool: ReadPool,
+    slotCounts: PerKind<number>,
+    durable: boolean,
+  ) {
+    this.#io = io;
+    this.#dirs = dirs;
+    this.#pool = pool;
+    this.#durable = durable;
+    // Every entry can hold one metadata slot, and data slots are sized for
+    // the limit's bytes as well (control's dataSlotBits).
+    this.slotCounts = slotCounts;
+    this.blockFileCounts = perKind((k) => blockFileCount(slotCounts[k]));
+  }
+
+  #blockFd(kind: ElementKind, n: number): number {
+    const cached = this.#fds[kind][n];
+    if (cached !== undefined) return cached;
+    const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
+    const path = this.#dirs.ensure(parts, true);
+    this.#dirs.check("open block file");
+    const fd = this.#dirs.openFile(path, false);
+    try {
+      const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
+      const size = this.#io.size(fd);
+      const head = new Uint8Array(32);
+      if (
+        size === 0 || this.#io.pread(fd, head, 0) < 32 ||
+        !blockFileHeaderMatches(head, kind, n)
+      ) {
+        // A newer format is refused; a header that is missing (a crash
+        // while the file was created) or damaged is written again: every
+        // slot is verified on its own, so none is trusted because of it.
+        if (blockFileVersion(head) > VERSION.blockFile) {
+          throw new VersionMismatchError(
+            `Cannot use block file ${path}: format version ${
+              blockFileVersion(head)
+            }, this larder reads version ${VERSION.blockFile}`,
+          );
+        }
+        this.#io.pwrite(fd, encodeBlockFileHeader(kind, n), 0);
+      }
+      // Preset to full extent (sparse) so slot writes never extend it.
+      if (size < full) this.#io.ftruncate(fd, full);
+    } catch (err) {
+      this.#io.close(fd);
+      throw err;
+    }
+    // Its name may be new, or left unsynced by a process that died: the
+    // next syncPending() makes it durable with the slots written to it.
+    this.#dirs.syncParentLater(path);
+    this.#fds[kind][n] = fd;
+    return fd;
+  }
+
+  #slotPos(kind: ElementKind, slot: number): [number, number] {
+    const n = Math.floor(slot / SLOTS_PER_FILE);
+    const pos = BLOCK_FILE_HEADER + (slot % SLOTS_PER_FILE) * SLOT_SIZE[kind];
+    return [this.#blockFd(kind, n), pos];
+  }
+
+  /**
+   * Writes header, key and element into `slot` (they must fit it) or, for
+   * data, into the run of slots from `slot` (runSlots says how many).
+   */
+  writeSlot(
+    kind: ElementKind,
+    slot: number,
+    header: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+  ): void {
+    const [fd, pos] = this.#slotPos(kind, slot);
+    const buf = this.#scratch[kind];
+    if (fitsSlot(kind, key.length, data.length)) {
+      const end = this.#stage(buf, 0, header, key, data);
+      this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    } else {
+      this.#writeElement(fd, pos, header, key, data);
+    }
+    this.#dirtyFds.add(fd);
+  }
+
+  /**
+   * Writes an entry's data element and, right after it, its metadata
+   * element into data slot `slot`, in one write when they fit one slot,
+   * else into the run of slots from `slot` (runSlots says how many).
+   */
+  writeSlotPair(
+    slot: number,
+    dataHeader: HeaderFields,
+    metaHeader: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+    meta: Uint8Array,
+  ): void {
+    const [fd, pos] = this.#slotPos(0, slot);
+    const buf = this.#scratch[DATA];
+    if (fitsSlotPair(key.length, data.length, meta.length)) {
+      const mid = this.#stage(buf, 0, dataHeader, key, data);
+      const end = this.#stage(buf, mid, metaHeader, key, meta);
+      this.#io.pwrite(fd, buf.subarray(0, end), pos);
+    } else {
+      // A run: the bodies are written where they lie, not copied into a
+      // staging buffer (up to 2 MiB); the elements prove themselves, so
+      // the order of the writes does not matter.
+      const at = this.#writeElement(fd, pos, dataHeader, key, data);
+      this.#writeElement(fd, at, metaHeader, key, meta);
+    }
+    this.#dirtyFds.add(fd);
+  }
+
+  // Writes header and key, then the element after them, at `pos`; returns
+  // the position after the element.
+  #writeElement(
+    fd: number,
+    pos: number,
+    header: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+  ): number {
+    const headLen = ELEMENT_HEADER + key.length;
+    const head = headLen <= SLOT_SIZE[META]
+      ? this.#scratch[META].subarray(0, headLen)
+      : new Uint8Array(headLen);
+    writeElementHeader(head, header, key);
+    this.#io.pwrite(fd, head, pos);
+    this.#io.pwrite(fd, data, pos + headLen);
+    return pos + headLen + data.length;
+  }
+
+  // Lays out header, key and element at `at` of a slot-sized buffer.
+  #stage(
+    buf: Uint8Array,
+    at: number,
+    header: HeaderFields,
+    key: Uint8Array,
+    data: Uint8Array,
+  ): number {
+    // Invariant: the caller checked fitsSlot (or fitsSlotPair), so nothing
+    // spills into the neighbouring slot (the seed's defect 4).
+    if (at + ELEMENT_HEADER + key.length + data.length > buf.length) {
+      throw new RangeError("Cannot write slot: element does not fit");
+    }
+    const start = at + writeElementHeader(buf, header, key, at);
+    buf.set(data, start);
+    return start + data.length;
+  }
+
+  /**
+   * Reads and verifies the element in `slot` (for data, in the run of
+   * `slots` slots from it).
+   */
+  readSlot(
+    kind: ElementKind,
+    slot: number,
+    want: Expected,
+    slots = 1,
+  ): ReadResult {
+    const len = ELEMENT_HEADER + want.key.length + want.size;
+    if (
+      !runWithin(this.slotCounts[kind], slot, slots) ||
+      len > slots * SLOT_SIZE[kind]
+    ) {
+      return CORRUPT;
+    }
+    let fd: number, pos: number;
+    try {
+      [fd, pos] = this.#slotPos(kind, slot);
+    } catch (err) {
+      if (isAbsence(err)) return CORRUPT;
+      throw err;
+    }
+    const buf = this.#pool.take(len);
+    if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
+    return this.#settle(verifyElement(buf, want), slot, buf, want);
+  }
+
+  /**
+   * Reads data slot `slot` (or the run of `slots` slots from it) holding
+   * an entry's data and, after it, its metadata (writeSlotPair), in one
+   * read, and verifies both. The data's header says whose entry it is:
+   * when the data is not `wantData`'s (another key's, or damaged), the
+   * metadata result says the same, as nothing after the data can be
+   * located without it; metadata that fails after good data is damage.
+   */
+  readSlotPair(
+    slot: number,
+    wantData: Expected,
+    wantMeta: Expected,
+    slots = 1,
+  ): [ReadResult, ReadResult] {
+    const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
+    const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
+    if (
+      !runWithin(this.slotCounts[DATA], slot, slots) ||
+      end > slots * SLOT_SIZE[DATA]
+    ) {
+      return [CORRUPT, CORRUPT];
+    }
+    let fd: number, pos: number;
+    try {
+      [fd, pos] = this.#slotPos(0, slot);
+    } catch (err) {
+      if (isAbsence(err)) return [CORRUPT, CORRUPT];
+      throw err;
+    }
+    const buf = this.#pool.take(end);
+    if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) {
+      return [CORRUPT, CORRUPT];
+    }
+    const data = this.#settle(
+      verifyElement(buf.subarray(0, mid), wantData),
+      slot,
+      buf,
+      wantData,
+    );
+    if (!data.ok) return [data, data];
+    const meta = verifyElement(buf.subarray(mid), wantMeta);
+    return [data, meta.ok ? meta : CORRUPT];
+  }
+  // Resolves a key-length difference by reading the header at its own
+  // length: a valid header of another key is a collision, not damage.
+  #settle(
+    r: RawResult,
+    slot: number,
+    buf: Uint8Array,
+    want: Expected,
+  ): ReadResult {
+    if (r.ok || r.reason !== "key-length") return r;
+    return settleKeyLength(
+      r,
+      buf,
+      want,
+      (len) => this.readSlotHeader(want.kind, slot, len),
+    );
+  }
+
+  /**
+   * Reads the header and key in `slot`, guessing the key is `keyLen` bytes
+   * and reading again at the stored length when it is not.
+   */
+  readSlotHeader(
+    kind: ElementKind,
+    slot: number,
+    keyLen: number,
+  ): Uint8Array | undefined {
+    if (slot >= this.slotCounts[kind]) return undefined;
+    try {
+      const [fd, pos] = this.#slotPos(kind, slot);
+      let buf = new Uint8Array(ELEMENT_HEADER + keyLen);
+      if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
+      const stored = storedKeyLen(buf);
+      if (
+        stored !== keyLen &&
+        ELEMENT_HEADER + stored <=
+          SLOT_SIZE[kind] * KIND_TABLE[kind].maxRunSlots
+      ) {
+        buf = new Uint8Array(ELEMENT_HEADER + stored);
+        if (this.#io.pread(fd, buf, pos) !== buf.length) return undefined;
+      }
+      return buf;
+    } catch (err) {
+      if (isAbsence(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Notes that `slot` of `kind` was freed in the use map: its block file's
+   * tail may now be free (see trimFreeTails).
+   */
+  slotFreed(kind: ElementKind, slot: number): void {
+    const n = Math.floor(slot / SLOTS_PER_FILE);
+    const top = this.#freedTop[kind].get(n);
+    if (top === undefined || slot > top) this.#freedTop[kind].set(n, slot);
+  }
+
+  /**
+   * Gives the disk blocks of free tails back: for each block file whose
+   * highest used slot (by `useMap`) is now below a slot freed since the
+   * last call, truncates the file after that slot and extends it again to
+   * its full extent (a hole, read as zeros). A freed slot below a used one
+   * keeps its blocks (no hole punching without FFI). Best effort: a
+   * truncation that fails only keeps the blocks.
+   */
+  trimFreeTails(usedPrefix: UsedPrefix): void {
+    for (const kind of KINDS) this.#trimFreeTails(kind, usedPrefix);
+  }
+
+  #trimFreeTails(kind: ElementKind, usedPrefix: UsedPrefix): void {
+    const freed = this.#freedTop[kind];
+    for (const [n, top] of freed) {
+      const fd = this.#fds[kind][n];
+      if (fd === undefined) continue;
+      const first = n * SLOTS_PER_FILE;
+      const used = usedPrefix(
+        kind,
+        first,
+        Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first),
+      );
+      if (first + used > top) continue; // the freed slots are not the tail
+      const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
+      try {
+        this.#io.ftruncate(fd, BLOCK_FILE_HEADER + used * SLOT_SIZE[kind]);
+        this.#io.ftruncate(fd, full);
+      } catch { /* the blocks stay in use; nothing is lost */ }
+    }
+    freed.clear();
+  }
+
+  /**
+   * In fsync mode, syncs the bytes of the block files written since the
+   * last call (see ElementFiles.syncPending).
+   */
+  syncDirty(): void {
+    if (this.#durable) {
+      for (const fd of this.#dirtyFds) this.#io.fsync(fd);
+    }
+    this.#dirtyFds.clear();
+  }
+
+  /** Closes every block file. */
+  close(): void {
+    const fds = KINDS.flatMap((k) => this.#fds[k]);
+    this.#fds = perKind(() => []);
+    this.#dirtyFds.clear();
+    let first: unknown;
+    for (const fd of fds) {
+      if (fd === undefined) continue;
+      try {
+        this.#io.close(fd);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+}

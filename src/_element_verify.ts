@@ -1,0 +1,152 @@
+/**
+ * Element verification (FORMAT.md §6): whether bytes read from a slot or a
+ * large file are the element an index record expects, another key's (a
+ * hash collision: look further), or damage; and which read failures mean
+ * the element is simply not there.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { StoreError } from "./errors.ts";
+import { ELEMENT_HEADER, MAGIC, readElementHeader, VERSION } from "./format.ts";
+import type { ElementKind } from "./kinds.ts";
+
+/** What a read expects to find; anything else is a mismatch. */
+export interface Expected {
+  /** 0 data, 1 metadata. */
+  kind: ElementKind;
+  /** The key's UTF-8 bytes. */
+  key: Uint8Array;
+  /** Key hash, low and high words. */
+  hashLo: number;
+  /** Key hash, high word. */
+  hashHi: number;
+  /** Length recorded in the index. */
+  size: number;
+  /** CRC-32 recorded in the index. */
+  crc: number;
+}
+
+/**
+ * Result of reading an element: its bytes, a valid element of another key
+ * (a hash collision: look further), or damage (drop the entry).
+ */
+export type ReadResult =
+  | { ok: true; bytes: Uint8Array }
+  | { ok: false; reason: "other-key" | "corrupt" };
+
+export type RawResult = ReadResult | typeof KEY_LENGTH_DIFFERS;
+
+export const OTHER_KEY = { ok: false, reason: "other-key" } as const;
+// Internal: the stored key has another length, so the caller must read the
+// header again at that length to tell a collision from damage.
+const KEY_LENGTH_DIFFERS = { ok: false, reason: "key-length" } as const;
+
+/** The key length field of a header prefix (no validation). */
+export function storedKeyLen(buf: Uint8Array): number {
+  return buf.length < ELEMENT_HEADER ? -1 : buf[6]! | (buf[7]! << 8);
+}
+export const CORRUPT = { ok: false, reason: "corrupt" } as const;
+
+/**
+ * True when a failure means the element is not there (a missing file or
+ * directory, a symlink refused by O_NOFOLLOW, a block file of another
+ * version): a miss. Anything else (EIO, a full disk, no permission) is an
+ * error the caller must see, never a reason to drop the entry.
+ */
+export function isAbsence(err: unknown): boolean {
+  if (!(err instanceof StoreError)) return false;
+  if (err.code === "VERSION_MISMATCH" || err.code === "CORRUPT") return true;
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR" ||
+    code === "EISDIR";
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Checks `buf` (header, key, element) against `want`.
+ * @returns the element bytes (a view into `buf`) or why not.
+ */
+export function verifyElement(buf: Uint8Array, want: Expected): RawResult {
+  if (buf.length < ELEMENT_HEADER) return CORRUPT;
+  if (storedKeyLen(buf) !== want.key.length) return KEY_LENGTH_DIFFERS;
+  // Hot path: every header field is compared with the index and the key and
+  // content checksum are checked, so the header's own CRC adds nothing here
+  // (rebuild and check-store, which have no index to compare with, check it).
+  for (let i = 0; i < 4; i++) if (buf[i] !== MAGIC.element[i]) return CORRUPT;
+  if (buf[4] !== VERSION.element) return CORRUPT;
+  // The element must belong to the entry: same kind and the entry's hash.
+  // A different key under the same hash is a collision (look further); a
+  // different hash means the slot was reused after the index was written.
+  if (
+    buf[5] !== want.kind || u32(buf, 16) !== want.hashLo ||
+    u32(buf, 20) !== want.hashHi
+  ) return CORRUPT;
+  const keyLen = want.key.length;
+  const key = buf.subarray(ELEMENT_HEADER, ELEMENT_HEADER + keyLen);
+  if (!sameBytes(key, want.key)) return OTHER_KEY;
+  if (u32(buf, 8) !== want.size || u32(buf, 12) !== want.crc) return CORRUPT;
+  const start = ELEMENT_HEADER + keyLen;
+  if (buf.length < start + want.size) return CORRUPT;
+  const bytes = buf.subarray(start, start + want.size);
+  if (crc32(bytes) !== want.crc) return CORRUPT;
+  return { ok: true, bytes };
+}
+
+/** Little-endian u32 at `at` (no DataView allocation on the hot path). */
+function u32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) |
+    (b[at + 3]! << 24)) >>> 0;
+}
+
+/**
+ * Whether a header-and-key prefix read from storage is a valid element of
+ * `kind` under `key`: true, false (another key's), or "corrupt".
+ */
+export function headerKeyMatches(
+  head: Uint8Array | undefined,
+  want: Pick<Expected, "kind" | "key" | "hashLo" | "hashHi">,
+): boolean | "corrupt" {
+  if (head === undefined) return "corrupt";
+  const h = readElementHeader(head);
+  if (
+    h === undefined || h.kind !== want.kind || h.hashLo !== want.hashLo ||
+    h.hashHi !== want.hashHi
+  ) {
+    return "corrupt";
+  }
+  const key = want.key;
+  return sameBytes(
+    head.subarray(ELEMENT_HEADER, ELEMENT_HEADER + h.keyLen),
+    key,
+  );
+}
+
+/**
+ * Data slots an entry's data element needs (with its metadata element
+ * after it when `metaLen` is given, FORMAT.md §6.1): 1 when it fits one
+ * slot, up to {@linkcode MAX_RUN_SLOTS} for a run (§5.3), 0 when it needs
+
+/**
+ * Resolves a key-length difference (verifyElement's internal result) by
+ * reading the header again at the stored key's length with `readHeader`:
+ * a valid header of another key is a collision, not damage.
+ */
+export function settleKeyLength(
+  r: RawResult,
+  buf: Uint8Array,
+  want: Expected,
+  readHeader: (keyLen: number) => Uint8Array | undefined,
+): ReadResult {
+  if (r.ok || r.reason !== "key-length") return r;
+  const len = storedKeyLen(buf);
+  if (len < 0) return CORRUPT;
+  return headerKeyMatches(readHeader(len), want) === false
+    ? OTHER_KEY
+    : CORRUPT;
+}

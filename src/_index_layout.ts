@@ -1,0 +1,159 @@
+/**
+ * Where each index region lies in WASM linear memory. Regions (each 8-byte
+ * aligned, above the kernels' static data; D is the number of data slots,
+ * `2^dataSlotBits`):
+ *
+ * | region   | size                      | holds                             |
+ * | -------- | ------------------------- | --------------------------------- |
+ * | key      | MAX_KEY_BYTES             | the key being hashed              |
+ * | sipkey   | 16                        | the store's SipHash key           |
+ * | out      | 16                        | hash and audit results            |
+ * | lens     | BATCH_KEYS × 8 × 4        | batch hashing: key ends / lengths |
+ * | hashes   | BATCH_KEYS × 8            | batch hashing: results            |
+ * | entries  | 2^entryBits × ENTRY_SIZE  | entry records (FORMAT.md §4)      |
+ * | addrmap  | 2^identBits × 4           | entry index + 1, 0 = empty        |
+ * | usemap   | (D + 2^entryBits) / 8     | slot use bits, data then meta     |
+ * | usesum   | (D + 2^entryBits) / 512   | per use-map word: has a free slot |
+ * | claims   | max(D, 2^entryBits) / 8   | slot audit: slots entries claim   |
+ * | order    | 2^entryBits × 4           | eviction order output             |
+ * | order2   | 2^entryBits × 4           | eviction scratch                  |
+ * | sortkeys | 2 × 2^entryBits × 8       | eviction sort keys and scratch    |
+ * | stage    | STAGE_BYTES, can grow     | bytes copied in: key batches, CRC |
+ *
+ * The stage is last so that `IndexMemory.stage` can grow it.
+ *
+ * @module
+ */
+import { ENTRY_SIZE } from "./format.ts";
+
+/** Longest key, in UTF-8 bytes, that a store accepts. */
+export const MAX_KEY_BYTES = 16384;
+
+/** Keys hashed per kernel call by the batch hashes. */
+export const BATCH_KEYS = 4096;
+/** Most components a URL key has (scheme, user, password, host, port, path, query). */
+export const MAX_COMPONENTS = 7;
+/** Initial stage size: a batch of keys or one copy-in step of a CRC. */
+export const STAGE_BYTES = 1 << 20;
+
+/** A wasm32 memory's limit: 65,536 pages of 64 KiB. */
+const WASM_MEMORY_MAX = 2 ** 32;
+
+// Arithmetic, not `& ~7`: offsets pass 2^31 at the largest tables
+// (entryBits 24, identBits 28), where 32-bit bit operations go negative.
+function align8(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
+
+/**
+ * Table dimensions: `2^entryBits` entries (and metadata slots),
+ * `2^identBits` map slots, `2^dataSlotBits` data slots.
+ */
+export interface TableShape {
+  /** log2 of the entry capacity. */
+  entryBits: number;
+  /** log2 of the address-map size. */
+  identBits: number;
+  /** log2 of the data slot count; `entryBits` when absent. */
+  dataSlotBits?: number;
+}
+
+/** Byte offsets (and sizes) of the regions, as in the table above. */
+export interface Regions {
+  /** Maximum number of entries (`2^entryBits`). */
+  capacity: number;
+  /** Number of address-map slots (`2^identBits`). */
+  mapSize: number;
+  /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
+  slotCounts: readonly [number, number];
+  keyPtr: number;
+  sipKeyPtr: number;
+  outPtr: number;
+  lens: number;
+  hashes: number;
+  entries: number;
+  map: number;
+  use: [number, number];
+  useBytes: [number, number];
+  sum: [number, number];
+  sumBytes: [number, number];
+  claims: number;
+  order: number;
+  order2: number;
+  sortKeys: number;
+  sortKeys2: number;
+  stage: number;
+}
+
+/**
+ * Lays the regions out from `heapBase` (the kernels' first free byte) for
+ * tables of `shape`.
+ * @throws {RangeError} when they and the initial stage pass 4 GiB.
+ */
+export function layoutRegions(heapBase: number, shape: TableShape): Regions {
+  const capacity = 2 ** shape.entryBits;
+  const mapSize = 2 ** shape.identBits;
+  let at = align8(heapBase);
+  const take = (n: number) => {
+    const p = at;
+    at = align8(at + n);
+    return p;
+  };
+  const keyPtr = take(MAX_KEY_BYTES);
+  const sipKeyPtr = take(16);
+  const outPtr = take(16);
+  const lens = take(BATCH_KEYS * (MAX_COMPONENTS + 1) * 4);
+  const hashes = take(BATCH_KEYS * 8);
+  const entries = take(capacity * ENTRY_SIZE);
+  const map = take(mapSize * 4);
+  const slotCounts = [
+    2 ** (shape.dataSlotBits ?? shape.entryBits),
+    capacity,
+  ] as const;
+  const mapBytes = (slots: number) => align8(Math.ceil(slots / 8));
+  const useBytes: [number, number] = [
+    mapBytes(slotCounts[0]),
+    mapBytes(capacity),
+  ];
+  const use: [number, number] = [take(useBytes[0]), take(useBytes[1])];
+  const sumBytes: [number, number] = [
+    align8(Math.ceil(useBytes[0] / 64)),
+    align8(Math.ceil(useBytes[1] / 64)),
+  ];
+  const sum: [number, number] = [take(sumBytes[0]), take(sumBytes[1])];
+  const claims = take(Math.max(...useBytes));
+  const order = take(capacity * 4);
+  const order2 = take(capacity * 4);
+  const sortKeys = take(capacity * 8);
+  const sortKeys2 = take(capacity * 8);
+  const stage = take(0);
+  if (stage + STAGE_BYTES > WASM_MEMORY_MAX) {
+    throw new RangeError(
+      `Cannot create index memory: ${
+        stage + STAGE_BYTES
+      } bytes exceed the 4 GiB of WebAssembly memory`,
+    );
+  }
+  return {
+    capacity,
+    mapSize,
+    slotCounts,
+    keyPtr,
+    sipKeyPtr,
+    outPtr,
+    lens,
+    hashes,
+    entries,
+    map,
+    use,
+    useBytes,
+    sum,
+    sumBytes,
+    claims,
+    order,
+    order2,
+    sortKeys,
+    sortKeys2,
+    stage,
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * The address map in WASM memory: open addressing with linear probing from
+ * an entry's hash, each slot holding entry index + 1 (0 = empty), deleted
+ * by backward shift so that probe runs stay short.
+ *
+ * @module
+ */
+import { ENTRY_SIZE } from "./format.ts";
+import type { Regions } from "./_index_layout.ts";
+import { C, type IndexWasm } from "./_index_wasm.ts";
+
+/** One index's address map over its entry records. */
+export class AddressMap {
+  #w: IndexWasm;
+  #map: number;
+  #mapMask: number;
+  #mapSize: number;
+  #entries: number;
+
+  /**
+   * @param w The instance and its views.
+   * @param r Its regions.
+   */
+  constructor(w: IndexWasm, r: Regions) {
+    this.#w = w;
+    this.#map = r.map;
+    this.#mapSize = r.mapSize;
+    this.#mapMask = r.mapSize - 1;
+    this.#entries = r.entries;
+  }
+
+  // Low 32 bits of entry `i`'s key hash: its home is that & mask.
+  #hashLo(i: number): number {
+    return this.#w.u32[(this.#entries + i * ENTRY_SIZE + C.E_HASH_LO) >>> 2]!;
+  }
+
+  #hashHi(i: number): number {
+    return this.#w.u32[(this.#entries + i * ENTRY_SIZE + C.E_HASH_HI) >>> 2]!;
+  }
+
+  /** The first candidate for hash [lo, hi] (see IndexMemory.lookupFirst). */
+  first(lo: number, hi: number): number {
+    return this.#scan(lo, hi, lo & this.#mapMask);
+  }
+
+  /** The next candidate after map position `pos`, or -1. */
+  next(lo: number, hi: number, pos: number): number {
+    return this.#scan(lo, hi, (pos + 1) & this.#mapMask);
+  }
+
+  #scan(lo: number, hi: number, pos: number): number {
+    const map = this.#map >>> 2;
+    for (;;) {
+      const v = this.#w.u32[map + pos]!;
+      if (v === 0) return -1;
+      const i = v - 1;
+      if (this.#hashLo(i) === lo && this.#hashHi(i) === hi) return pos;
+      pos = (pos + 1) & this.#mapMask;
+    }
+  }
+
+  /** Entry index stored at map position `pos`. */
+  entryAt(pos: number): number {
+    return this.#w.u32[(this.#map >>> 2) + pos]! - 1;
+  }
+
+  /** Points map position `pos` at entry `i`. */
+  repoint(pos: number, i: number): void {
+    this.#w.u32[(this.#map >>> 2) + pos] = i + 1;
+  }
+
+  /** Inserts entry `i` at the first empty position from its home. */
+  insert(i: number): void {
+    const map = this.#map >>> 2;
+    let pos = this.#hashLo(i) & this.#mapMask;
+    while (this.#w.u32[map + pos] !== 0) pos = (pos + 1) & this.#mapMask;
+    this.#w.u32[map + pos] = i + 1;
+  }
+
+  /** The map position of entry `i` (which must be in the map). */
+  posOf(i: number): number {
+    const map = this.#map >>> 2;
+    let pos = this.#hashLo(i) & this.#mapMask;
+    while (this.#w.u32[map + pos] !== i + 1) {
+      if (this.#w.u32[map + pos] === 0) {
+        throw new Error(`index map lost entry ${i}`);
+      }
+      pos = (pos + 1) & this.#mapMask;
+    }
+    return pos;
+  }
+
+  // Backward-shift deletion: no tombstones, so probe runs stay short.
+  /** Empties map position `pos`, moving later entries of its run back. */
+  delete(pos: number): void {
+    const map = this.#map >>> 2;
+    const mask = this.#mapMask;
+    const u32 = this.#w.u32;
+    let hole = pos;
+    let j = pos;
+    for (;;) {
+      j = (j + 1) & mask;
+      const v = u32[map + j]!;
+      if (v === 0) break;
+      const home = this.#hashLo(v - 1) & mask;
+      // Move v into the hole unless its home lies cyclically in (hole, j].
+      const inRange = hole <= j
+        ? hole < home && home <= j
+        : hole < home || home <= j;
+      if (!inRange) {
+        u32[map + hole] = v;
+        hole = j;
+      }
+    }
+    u32[map + hole] = 0;
+  }
+
+  /** Empties the whole map. */
+  clear(): void {
+    this.#w.u8.fill(0, this.#map, this.#map + this.#mapSize * 4);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The slot use maps in WASM memory: one bit per slot of each element kind
+ * with a summary bit per map word (has a free slot), claimed and freed by
+ * the kernels, and their audit against the entries (check-store).
+ *
+ * @module
+ */
+import type { ElementKind } from "./kinds.ts";
+import type { Regions } from "./_index_layout.ts";
+import type { IndexWasm } from "./_index_wasm.ts";
+
+/** What {@linkcode IndexMemory.auditSlots} found for one element kind. */
+export interface SlotAudit {
+  /**
+   * Entries claiming a slot they cannot have: at or past the slot count,
+   * or one a lower-numbered entry already claims.
+   */
+  badClaims: number;
+  /** Slots some entry claims that the use map does not mark. */
+  claimedUnmarked: number;
+  /** The lowest such slot, or -1. */
+  firstClaimedUnmarked: number;
+  /** Slots the use map marks that no entry claims. */
+  markedUnclaimed: number;
+  /** The lowest such slot, or -1. */
+  firstMarkedUnclaimed: number;
+  /**
+   * The claimed-slots map the audit built (same layout as
+   * {@linkcode IndexMemory.useMap}), to list every disagreement when the
+   * counts are not zero. A copy.
+   */
+  claimed: Uint8Array;
+}
+
+/** One index's slot use maps. */
+export class SlotUseMaps {
+  #w: IndexWasm;
+  #r: Regions;
+  #hint: [number, number] = [0, 0];
+
+  /**
+   * @param w The instance and its views.
+   * @param r Its regions.
+   */
+  constructor(w: IndexWasm, r: Regions) {
+    this.#w = w;
+    this.#r = r;
+  }
+
+  /** Claims a free slot of `kind` among the first `slots`; -1 if none. */
+  claimSlot(kind: ElementKind, slots: number): number {
+    const s = this.#w.k.bitmap_claim(
+      this.#r.use[kind],
+      this.#r.sum[kind],
+      slots,
+      this.#hint[kind],
+    );
+    if (s >= 0) this.#hint[kind] = s + 1;
+    return s;
+  }
+
+  /**
+   * Claims `n` consecutive free slots of `kind` among the first `slots`,
+   * none crossing a multiple of `group` (a block file's slots); returns
+   * the first, or -1 if no such run is free.
+   */
+  claimRun(
+    kind: ElementKind,
+    slots: number,
+    n: number,
+    group: number,
+  ): number {
+    if (n === 1) return this.claimSlot(kind, slots);
+    const hint = this.#hint[kind];
+    const s = this.#w.k.bitmap_claim_run(
+      this.#r.use[kind],
+      this.#r.sum[kind],
+      slots,
+      n,
+      hint,
+      group,
+    );
+    // Free slots below a run found further on may still take single claims.
+    if (s === hint) this.#hint[kind] = s + n;
+    return s;
+  }
+
+  /** Frees slot `slot` of `kind`. */
+  freeSlot(kind: ElementKind, slot: number): void {
+    this.#w.k.bitmap_free(this.#r.use[kind], this.#r.sum[kind], slot);
+    if (slot < this.#hint[kind]) this.#hint[kind] = slot;
+  }
+
+  /** Marks slot `slot` of `kind` used. */
+  markSlot(kind: ElementKind, slot: number): void {
+    this.#w.k.bitmap_set(this.#r.use[kind], this.#r.sum[kind], slot);
+  }
+
+  /** Frees the run of `n` slots of `kind` from `slot`. */
+  freeRun(kind: ElementKind, slot: number, n: number): void {
+    for (let s = slot + n - 1; s >= slot; s--) this.freeSlot(kind, s);
+  }
+
+  /** Marks the run of `n` slots of `kind` from `slot` used. */
+  markRun(kind: ElementKind, slot: number, n: number): void {
+    for (let s = slot; s < slot + n; s++) this.markSlot(kind, s);
+  }
+
+  /** True when any slot of the run of `n` from `slot` is marked used. */
+  runUsed(kind: ElementKind, slot: number, n: number): boolean {
+    for (let s = slot; s < slot + n; s++) {
+      if (this.slotUsed(kind, s)) return true;
+    }
+    return false;
+  }
+
+  /** True when slot `slot` of `kind` is marked used. */
+  slotUsed(kind: ElementKind, slot: number): boolean {
+    return this.#w.k.bitmap_test(this.#r.use[kind], slot) !== 0;
+  }
+
+  /** Number of used slots of `kind` among the first `slots`. */
+  usedSlots(kind: ElementKind, slots: number): number {
+    return this.#w.k.bitmap_count(this.#r.use[kind], slots);
+  }
+
+  /**
+   * A copy of the use map of `kind` (`slotCounts[kind] / 8` bytes, padded),
+   * for writing `blocks` or comparing with it.
+   */
+  useMap(kind: ElementKind): Uint8Array {
+    return this.#w.u8.slice(
+      this.#r.use[kind],
+      this.#r.use[kind] + this.#r.useBytes[kind],
+    );
+  }
+
+  /**
+   * How many of the `n` slots of `kind` from `first` lie up to the last
+   * used one (0 when none is used): a block file's used extent.
+   */
+  usedPrefix(kind: ElementKind, first: number, n: number): number {
+    const map = this.#r.use[kind];
+    let used = n;
+    // Down to the highest used slot, a byte of the map at a time.
+    while (used > 0) {
+      const s = first + used - 1;
+      const byte = this.#w.u8[map + (s >>> 3)]!;
+      if (byte === 0 && (s & 7) === 7) {
+        used -= 8;
+        continue;
+      }
+      if ((byte >>> (s & 7)) & 1) break;
+      used--;
+    }
+    return Math.max(0, used);
+  }
+
+  /**
+   * Checks the use map of `kind` against the entries (check-store): every
+   * slot an entry claims should be marked, and every marked slot claimed,
+   * among the first `slots`. One pass over the entries and one over the map.
+   */
+  audit(kind: ElementKind, slots: number, count: number): SlotAudit {
+    const nbits = Math.min(slots, this.#r.slotCounts[kind]);
+    const badClaims = this.#w.k.slots_claimed(
+      this.#r.entries,
+      count,
+      kind,
+      this.#r.claims,
+      nbits,
+    );
+    this.#w.k.bitmap_diff(
+      this.#r.claims,
+      this.#r.use[kind],
+      nbits,
+      this.#r.outPtr,
+    );
+    const o = this.#r.outPtr >>> 2;
+    const first = (v: number) => (v === 0xffffffff ? -1 : v);
+    return {
+      badClaims,
+      claimedUnmarked: this.#w.u32[o]!,
+      firstClaimedUnmarked: first(this.#w.u32[o + 1]!),
+      markedUnclaimed: this.#w.u32[o + 2]!,
+      firstMarkedUnclaimed: first(this.#w.u32[o + 3]!),
+      claimed: this.#w.u8.slice(
+        this.#r.claims,
+        this.#r.claims + this.#r.useBytes[kind],
+      ),
+    };
+  }
+
+  /** Clears both use maps. */
+  clear(): void {
+    this.#w.u8.fill(0, this.#r.use[0], this.#r.use[1] + this.#r.useBytes[1]);
+    // Invariant: summary bit w is set iff map word w has a free slot.
+    this.#w.u8.fill(0xff, this.#r.sum[0], this.#r.sum[1] + this.#r.sumBytes[1]);
+    this.#hint = [0, 0];
+  }
+}

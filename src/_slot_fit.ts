@@ -1,0 +1,77 @@
+/**
+ * What fits a slot or a run of slots (FORMAT.md §5.3, §6.1): how many data
+ * slots an element (or an entry's data and metadata together) needs, and
+ * whether an index record's claimed slots can hold what it records.
+ *
+ * @module
+ */
+import { ELEMENT_HEADER, MAX_RUN_SLOTS, SLOT_SIZE } from "./format.ts";
+import { type ElementRecord, recordSlots } from "./index_memory.ts";
+import { DATA, type ElementKind } from "./kinds.ts";
+
+/**
+ * Data slots an entry's data element needs (with its metadata element
+ * after it when `metaLen` is given, FORMAT.md §6.1): 1 when it fits one
+ * slot, up to {@linkcode MAX_RUN_SLOTS} for a run (§5.3), 0 when it needs
+ * a large file.
+ */
+export function runSlots(
+  keyLen: number,
+  dataLen: number,
+  metaLen?: number,
+): number {
+  let bytes = ELEMENT_HEADER + keyLen + dataLen;
+  if (metaLen !== undefined) bytes += ELEMENT_HEADER + keyLen + metaLen;
+  const slots = Math.ceil(bytes / SLOT_SIZE[DATA]);
+  return slots <= MAX_RUN_SLOTS ? slots : 0;
+}
+
+/** True when an element of `size` bytes under a `keyLen`-byte key fits a slot. */
+export function fitsSlot(
+  kind: ElementKind,
+  keyLen: number,
+  size: number,
+): boolean {
+  return ELEMENT_HEADER + keyLen + size <= SLOT_SIZE[kind];
+}
+
+/**
+ * True when an entry's data and metadata (`dataLen`, `metaLen` bytes under
+ * a `keyLen`-byte key) fit one data slot together, each with its own
+ * header and key (FORMAT.md §6.1).
+ */
+export function fitsSlotPair(
+  keyLen: number,
+  dataLen: number,
+  metaLen: number,
+): boolean {
+  return 2 * (ELEMENT_HEADER + keyLen) + dataLen + metaLen <= SLOT_SIZE[DATA];
+}
+
+/**
+ * True when record `rec` of `kind` (in slots) fits the slots it claims:
+ * its header and element (and, for data, `meta`'s stored after it) within
+ * its slot or run. Key lengths are not recorded, so they count as 0.
+ */
+export function recordFitsSlots(
+  kind: ElementKind,
+  rec: ElementRecord,
+  meta?: ElementRecord,
+): boolean {
+  const need = ELEMENT_HEADER + rec.size +
+    (meta === undefined ? 0 : ELEMENT_HEADER + meta.size);
+  return need <= recordSlots(rec) * SLOT_SIZE[kind];
+}
+
+/**
+ * True when metadata record `meta`, marked as stored in its data's slot,
+ * can be: the entry's data record `data` is in that slot (or run) and
+ * both fit it.
+ */
+export function pairRecordsFit(
+  data: ElementRecord | undefined,
+  meta: ElementRecord,
+): boolean {
+  return data !== undefined && !data.inFile && data.loc === meta.loc &&
+    recordFitsSlots(0, data, meta);
+}
