@@ -115,7 +115,10 @@ function orphan(
   } catch (err) {
     if (!(err instanceof StoreError)) throw err;
   }
-  const magic = hasMagicAt(head, MAGIC.element);
+  // An empty file is what a store killed between creating a large file and
+  // writing its header leaves: it holds nothing of anyone's, so it is an
+  // orphan like the rest (repair deletes it).
+  const magic = size === 0 || hasMagicAt(head, MAGIC.element);
   pass.seenFiles.push({ kind, id, rel, magic, size });
   if (!magic) {
     pass.report(

@@ -454,6 +454,26 @@ Deno.test("checkStore never touches files larder did not write", async () => {
   );
 });
 
+Deno.test("checkStore calls an empty file at a large-file name an orphan, and repair removes it", async () => {
+  // What a store killed between creating a large file and writing its
+  // header leaves behind.
+  await using b = await buildStore();
+  const rel = largeFileParts(0, 301).join("/");
+  Deno.mkdirSync(`${b.dir}/${rel.split("/").slice(0, -1).join("/")}`, {
+    recursive: true,
+  });
+  Deno.writeFileSync(`${b.dir}/${rel}`, new Uint8Array(0));
+  const found = await checkStore(b.dir);
+  deepStrictEqual(
+    found.problems.filter((p) => p.path === rel).map((p) => p.code),
+    ["ORPHAN_FILE"],
+  );
+  const fixed = await checkStore(b.dir, { repair: true });
+  ok(fixed.ok);
+  await rejects(Deno.lstat(`${b.dir}/${rel}`), Deno.errors.NotFound);
+  await assertSurvivors(b.dir, b.values, [...b.values.keys()]);
+});
+
 Deno.test("checkStore refuses a store that is open unless forceReadonly", async () => {
   await using b = await buildStore();
   const store = await BackingStore.open(b.dir);
