@@ -432,3 +432,105 @@ Deno.test("proxy: redirects are passed back, not followed", async () => {
     },
   );
 });
+
+Deno.test("proxy §3: a body over the store's limit is passed through uncached", async () => {
+  const SIZE = 3 * 2 ** 20;
+  await withRig(
+    () =>
+      new Response(new Uint8Array(SIZE).fill(7), {
+        headers: { "cache-control": "max-age=60" },
+      }),
+    async (rig) => {
+      for (let i = 0; i < 2; i++) {
+        const res = await rig.get("/huge");
+        const body = new Uint8Array(await res.arrayBuffer());
+        assert.equal(body.length, SIZE);
+        assert.equal(body[SIZE - 1], 7);
+        await rig.restart(); // waits for the refused store
+      }
+      assert.equal(count(rig, "GET /huge"), 2);
+    },
+    { storeOptions: { limit: 2 ** 20 } },
+  );
+});
+
+Deno.test("proxy §4: HEAD from a stored GET keeps its Content-Length", async () => {
+  await withRig(
+    () =>
+      new Response("twelve bytes", {
+        headers: { "cache-control": "max-age=60" },
+      }),
+    async (rig) => {
+      await (await rig.get("/len")).text();
+      const res = await rig.get("/len", { method: "HEAD" });
+      await res.body?.cancel();
+      assert.equal(res.headers.get("content-length"), "12");
+    },
+  );
+});
+
+Deno.test("proxy §4.2: a response with no lifetime and no validator is not stored", async () => {
+  await withRig(
+    () => new Response("plain"), // 200, heuristically cacheable, but nothing to go on
+    async (rig) => {
+      const res = await rig.get("/plain");
+      assert.equal(res.headers.get("x-larder-cache"), "bypass");
+      await res.text();
+      await (await rig.get("/plain")).text();
+      assert.equal(count(rig, "GET /plain"), 2);
+    },
+  );
+});
+
+Deno.test("proxy §4.2.2: Last-Modified gives a heuristic lifetime", async () => {
+  const lastModified = new Date(Date.now() - 10 * 86_400_000).toUTCString();
+  await withRig(
+    () =>
+      new Response("old news", { headers: { "last-modified": lastModified } }),
+    async (rig) => {
+      await (await rig.get("/lm")).text();
+      const res = await rig.get("/lm");
+      assert.equal(res.headers.get("x-larder-cache"), "hit");
+      assert.equal(await res.text(), "old news");
+      assert.equal(count(rig, "GET /lm"), 1);
+    },
+  );
+});
+
+Deno.test("proxy §3.5: a response to a request with Authorization is not stored", async () => {
+  await withRig(
+    () => new Response("mine", { headers: { "cache-control": "max-age=60" } }),
+    async (rig) => {
+      for (let i = 0; i < 2; i++) {
+        const res = await rig.get("/auth", {
+          headers: { authorization: "Bearer t" },
+        });
+        assert.equal(await res.text(), "mine");
+      }
+      assert.equal(count(rig, "GET /auth"), 2);
+      assert.equal(rig.lastHeaders.get("authorization"), "Bearer t");
+    },
+  );
+});
+
+Deno.test("proxy §3.1: connection-specific fields are not forwarded", async () => {
+  await withRig(
+    () =>
+      new Response("x", {
+        headers: {
+          "cache-control": "max-age=60",
+          "x-hop": "1",
+          connection: "x-hop",
+        },
+      }),
+    async (rig) => {
+      const res = await rig.get("/hop", {
+        headers: { connection: "x-secret", "x-secret": "s", "x-kept": "k" },
+      });
+      await res.text();
+      assert.equal(rig.lastHeaders.get("x-secret"), null);
+      assert.equal(rig.lastHeaders.get("x-kept"), "k");
+      assert.equal(res.headers.get("x-hop"), null);
+    },
+  );
+});

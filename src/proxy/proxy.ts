@@ -9,6 +9,7 @@
 import {
   clientNotModified,
   decide,
+  freshness,
   invalidates,
   isOriginError,
   notModifiedHeaders,
@@ -120,6 +121,19 @@ function recordToHead(r: ResponseRecord): StoredHead {
 
 function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
   return [...(h instanceof Headers ? h : new Headers(h))];
+}
+
+/**
+ * Whether a storable response could ever answer a request without a full
+ * origin response: it is fresh for a while, can be revalidated, or may be
+ * served stale. Storing one that is none of these only costs writes.
+ */
+function worthStoring(head: StoredHead): boolean {
+  const h = new Headers(head.headers);
+  const cc = h.get("cache-control") ?? "";
+  return freshness(head, head.responseTime).lifetime > 0 ||
+    h.has("etag") || h.has("last-modified") ||
+    /stale-(if-error|while-revalidate)/i.test(cc);
 }
 
 class OriginFailure extends Error {
@@ -351,6 +365,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       responseHeaders: pairs(storedHeaders(res.headers, responseTime)),
       vary,
     };
+    if (!worthStoring(recordToHead(record))) {
+      return clientResponse(res, status === "miss" ? "bypass" : status);
+    }
     let key: string;
     try {
       key = await cache.keyFor(record, req.headers);
