@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { createProxy, type Proxy } from "../src/proxy/mod.ts";
 import type { ProxyOptions } from "../src/proxy/proxy.ts";
+import { gzipSync } from "node:zlib";
 import { tempDir } from "./_helpers.ts";
 
 type OriginHandler = (req: Request) => Response | Promise<Response>;
@@ -15,6 +16,8 @@ interface Rig {
   lastHeaders: Headers;
   /** GETs the proxy over HTTP. */
   get(path: string, init?: RequestInit): Promise<Response>;
+  /** The body bytes the proxy's handler returns, undecoded. */
+  raw(path: string, acceptEncoding: string): Promise<Uint8Array>;
   /** Reopens the proxy on the same directory. */
   restart(): Promise<void>;
   proxyUrl: string;
@@ -56,6 +59,14 @@ async function withRig(
       return lastHeaders;
     },
     get: (path, init) => fetch(proxyUrl + path, init),
+    async raw(path, acceptEncoding) {
+      const res = await proxy.handler(
+        new Request(proxyUrl + path, {
+          headers: { "accept-encoding": acceptEncoding },
+        }),
+      );
+      return new Uint8Array(await res.arrayBuffer());
+    },
     async restart() {
       await proxy.close();
       proxy = await open();
@@ -531,6 +542,35 @@ Deno.test("proxy §3.1: connection-specific fields are not forwarded", async () 
       assert.equal(rig.lastHeaders.get("x-secret"), null);
       assert.equal(rig.lastHeaders.get("x-kept"), "k");
       assert.equal(res.headers.get("x-hop"), null);
+    },
+  );
+});
+
+Deno.test("proxy §3.1: an encoded body is stored and sent as the origin encoded it", async () => {
+  const text = "compressible ".repeat(1000);
+  const gz = new Uint8Array(gzipSync(new TextEncoder().encode(text)));
+  await withRig(
+    () =>
+      new Response(gz, {
+        headers: {
+          "content-encoding": "gzip",
+          "cache-control": "max-age=60",
+          vary: "accept-encoding",
+        },
+      }),
+    async (rig) => {
+      for (const expected of ["miss", "hit"]) {
+        const res = await rig.get("/gz", {
+          headers: { "accept-encoding": "gzip" },
+        });
+        assert.equal(res.headers.get("x-larder-cache"), expected);
+        assert.equal(res.headers.get("content-encoding"), "gzip");
+        assert.equal(await res.text(), text); // fetch decodes it
+      }
+      assert.equal(count(rig, "GET /gz"), 1);
+      // The stored bytes are the encoded ones.
+      const raw = await (await rig.restart(), rig.raw("/gz", "gzip"));
+      assert.deepEqual(raw, gz);
     },
   );
 });

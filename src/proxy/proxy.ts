@@ -24,6 +24,7 @@ import {
 import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
+import { OriginClient } from "./_origin.ts";
 import {
   backingProxyStore,
   type Found,
@@ -209,6 +210,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     );
   }
   const cache = new ProxyCache(store);
+  const client = new OriginClient(origin);
   const via = options.via ?? "1.1 larder";
   const timeoutMs = options.originTimeoutMs ?? 30_000;
   const policy = { heuristicFraction: options.heuristicFraction ?? 0.1 };
@@ -238,11 +240,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       timeoutMs,
     );
     try {
-      return await fetch(target, {
+      return await client.send(target, {
         method,
         headers,
         body,
-        redirect: "manual",
         signal: controller.signal,
       });
     } catch (err) {
@@ -268,9 +269,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const xff = h.get("x-forwarded-for");
     const client = clientAddress(info);
     h.set("x-forwarded-for", xff === null ? client : `${xff}, ${client}`);
-    // Without it, fetch would ask for gzip and decode it, and the cache
-    // would keep a body that no longer matches its Content-Encoding.
-    if (!h.has("accept-encoding")) h.set("accept-encoding", "identity");
     return h;
   }
 
@@ -531,6 +529,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     if (closed) return;
     closed = true;
     while (pending.size > 0) await Promise.all([...pending]);
+    client.close();
     await cache.close();
   }
 
