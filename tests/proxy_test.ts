@@ -574,3 +574,38 @@ Deno.test("proxy §3.1: an encoded body is stored and sent as the origin encoded
     },
   );
 });
+
+Deno.test("proxy §5.2: an origin that stalls mid-body ends the client's body, stores nothing", async () => {
+  let release = () => {};
+  const held = new Promise<void>((r) => release = r);
+  await withRig(
+    () => {
+      let sent = false;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            if (sent) {
+              await held;
+              return c.close();
+            }
+            sent = true;
+            c.enqueue(new Uint8Array(1000));
+          },
+        }),
+        { headers: { "cache-control": "max-age=60" } },
+      );
+    },
+    async (rig) => {
+      const res = await rig.get("/stall");
+      const started = Date.now();
+      await assert.rejects(res.arrayBuffer());
+      assert.ok(Date.now() - started < 5000);
+      release();
+      await rig.restart();
+      const again = await rig.get("/stall");
+      assert.equal(again.headers.get("x-larder-cache"), "miss");
+      await again.body?.cancel();
+    },
+    { originTimeoutMs: 300 },
+  );
+});

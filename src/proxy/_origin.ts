@@ -36,8 +36,9 @@ export class OriginClient {
    * Sends one request; resolves with the response head, its body streamed.
    *
    * @param url The target.
-   * @param init Method, header fields, body, and an abort signal that
-   *   ends the exchange (before or during the body).
+   * @param init Method, header fields, body, an abort signal that ends
+   *   the exchange, and how long the connection may be idle (before or
+   *   during the body) before it is cut.
    * @returns The response.
    */
   send(url: URL, init: {
@@ -45,6 +46,7 @@ export class OriginClient {
     headers: Headers;
     body: ReadableStream<Uint8Array> | null;
     signal: AbortSignal;
+    idleMs: number;
   }): Promise<Response> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = {};
@@ -53,6 +55,14 @@ export class OriginClient {
         method: init.method,
         headers,
         agent: this.#agent,
+      });
+      // An origin that stops sending mid-body must not hang the client.
+      req.setTimeout(init.idleMs, () => {
+        req.destroy(
+          new Error(
+            `Cannot read origin response: nothing for ${init.idleMs} ms`,
+          ),
+        );
       });
       const abort = () => req.destroy(init.signal.reason);
       if (init.signal.aborted) abort();

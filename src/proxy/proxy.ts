@@ -42,7 +42,10 @@ export interface ProxyOptions {
   storeOptions?: OpenOptions;
   /** A store to use instead of `dir`; the proxy closes it. */
   store?: ProxyStore;
-  /** How long to wait for the origin's response head, ms. Default 30,000. */
+  /**
+   * How long to wait for the origin's response head, and the longest pause
+   * in its body, ms. Default 30,000.
+   */
   originTimeoutMs?: number;
   /** The `Via` entry this proxy adds. Default `1.1 larder`. */
   via?: string;
@@ -245,6 +248,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         headers,
         body,
         signal: controller.signal,
+        idleMs: timeoutMs,
       });
     } catch (err) {
       if (controller.signal.aborted) {
@@ -256,8 +260,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       }
       throw new OriginFailure(502, `Cannot reach origin: ${err}`, err);
     } finally {
-      // The timeout covers the response head; a body is read at the
-      // client's pace.
+      // This covers the response head; the body is read at the client's
+      // pace, cut only when the origin pauses longer than timeoutMs.
       clearTimeout(timer);
     }
   }
