@@ -609,3 +609,38 @@ Deno.test("proxy §5.2: an origin that stalls mid-body ends the client's body, s
     { originTimeoutMs: 300 },
   );
 });
+
+Deno.test("proxy §3: a slow client paces the origin read, the store does not run ahead", async () => {
+  const SIZE = 64 * 1024;
+  const CHUNKS = 512; // 32 MiB
+  let produced = 0;
+  await withRig(
+    () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (produced === CHUNKS) return c.close();
+            produced++;
+            c.enqueue(new Uint8Array(SIZE));
+          },
+        }, new CountQueuingStrategy({ highWaterMark: 1 })),
+        { headers: { "cache-control": "max-age=60" } },
+      ),
+    async (rig) => {
+      const res = await rig.get("/paced");
+      const reader = res.body!.getReader();
+      await reader.read();
+      await new Promise((r) => setTimeout(r, 500));
+      // Socket buffers on both hops hold some; not the whole body.
+      assert.ok(produced < CHUNKS / 2, `origin sent ${produced} chunks`);
+      let total = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        total += value.length;
+      }
+      assert.ok(total > 0);
+      assert.equal(produced, CHUNKS);
+    },
+  );
+});

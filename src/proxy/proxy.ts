@@ -25,6 +25,7 @@ import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
 import { OriginClient } from "./_origin.ts";
+import { pacedTee } from "./_tee.ts";
 import {
   backingProxyStore,
   type Found,
@@ -330,8 +331,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
 
   /**
    * The origin's answer to a GET, stored when it may be: the body is teed,
-   * one branch to the client, one into the store, so a client that goes
-   * away does not stop the store.
+   * one branch to the client, one into the store, read at the pace of the
+   * slower; a client that goes away does not stop the store.
    */
   async function storeAndServe(
     req: Request,
@@ -380,7 +381,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       track(cache.put(key, record, new Uint8Array(0)));
       return clientResponse(res, status);
     }
-    const [toClient, toStore] = res.body.tee();
+    const [toClient, toStore] = pacedTee(res.body);
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
     track(cache.put(key, record, toStore));
