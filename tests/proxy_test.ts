@@ -644,3 +644,25 @@ Deno.test("proxy §3: a slow client paces the origin read, the store does not ru
     },
   );
 });
+
+Deno.test("proxy §4.3.2: a conditional miss is stored in full and answered 304", async () => {
+  await withRig(
+    () =>
+      new Response("full body", {
+        headers: { etag: '"e1"', "cache-control": "max-age=60" },
+      }),
+    async (rig) => {
+      const res = await rig.get("/cm", {
+        headers: { "if-none-match": '"e1"' },
+      });
+      assert.equal(res.status, 304);
+      await res.body?.cancel();
+      assert.equal(rig.lastHeaders.get("if-none-match"), null);
+      await rig.restart();
+      const full = await rig.get("/cm");
+      assert.equal(full.headers.get("x-larder-cache"), "hit");
+      assert.equal(await full.text(), "full body");
+      assert.equal(count(rig, "GET /cm"), 1);
+    },
+  );
+});

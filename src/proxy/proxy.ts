@@ -385,6 +385,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
     track(cache.put(key, record, toStore));
+    const head = recordToHead(record);
+    if (clientNotModified({ ...reqHead, method: req.method }, head.headers)) {
+      // The client's conditions were taken off for a full response to
+      // store; they are answered here, and the store reads on alone.
+      await toClient.cancel();
+      const h = notModifiedHeaders(head, Date.now());
+      addVia(h, via);
+      h.set("x-larder-cache", status);
+      return new Response(null, { status: 304, headers: h });
+    }
     return clientResponse(res, status, toClient);
   }
 
