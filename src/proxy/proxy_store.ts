@@ -53,9 +53,9 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
   };
 }
 
-// Verbatim string keys (a space keeps them from parsing as URLs).
-const PRIMARY = "larder-proxy ";
-const MARKER = "larder-proxy-vary ";
+// FORMAT.md §12.4. No URL starts with "~", so these keys are verbatim.
+const PRIMARY = "~px/r/";
+const MARKER = "~px/v/";
 
 interface VaryMarker {
   names: string[];
