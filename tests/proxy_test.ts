@@ -666,3 +666,36 @@ Deno.test("proxy §4.3.2: a conditional miss is stored in full and answered 304"
     },
   );
 });
+
+Deno.test("proxy §4.4: invalidation reaches every Vary variant and a same-origin Location", async () => {
+  await withRig(
+    (req) => {
+      const path = new URL(req.url).pathname;
+      if (req.method === "PUT") {
+        return new Response(null, {
+          status: 204,
+          headers: { location: "/other" },
+        });
+      }
+      return new Response(`${path} ${req.headers.get("accept")}`, {
+        headers: { "cache-control": "max-age=60", vary: "accept" },
+      });
+    },
+    async (rig) => {
+      const ask = async (path: string, accept: string) => {
+        const res = await rig.get(path, { headers: { accept } });
+        await res.text();
+        return res.headers.get("x-larder-cache");
+      };
+      assert.equal(await ask("/doc", "a/b"), "miss");
+      assert.equal(await ask("/doc", "c/d"), "miss");
+      assert.equal(await ask("/other", "a/b"), "miss");
+      assert.equal(await ask("/doc", "a/b"), "hit");
+      await (await rig.get("/doc", { method: "PUT", body: "new" })).body
+        ?.cancel();
+      assert.equal(await ask("/doc", "a/b"), "miss");
+      assert.equal(await ask("/doc", "c/d"), "miss");
+      assert.equal(await ask("/other", "a/b"), "miss");
+    },
+  );
+});
