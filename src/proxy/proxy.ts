@@ -73,7 +73,12 @@ export interface ServeInfo {
 
 /** A running proxy. */
 export interface Proxy extends AsyncDisposable {
-  /** Answers one request; for `Deno.serve`. Never rejects. */
+  /**
+   * Answers one request; for `Deno.serve`. Never rejects. A miss's body is
+   * read from the origin at the pace of the slower of the client and the
+   * store, so a caller other than `Deno.serve` must read or cancel every
+   * body it gets.
+   */
   handler(req: Request, info?: ServeInfo): Promise<Response>;
   /** Waits for the bodies being stored, then closes the store. */
   close(): Promise<void>;
