@@ -1,0 +1,211 @@
+/**
+ * `deno task serve`: the caching reverse proxy as a command.
+ *
+ * ```sh
+ * deno task serve --origin http://127.0.0.1:8000 --port 8081 --dir ./.larder-proxy --limit 1GiB
+ * ```
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { createProxy } from "../src/proxy/mod.ts";
+
+const HELP = `larder serve: an RFC 9111 caching reverse proxy on a larder store
+
+Usage: deno task serve --origin URL [options]
+
+  --origin URL          the origin every request is forwarded to (required)
+  --port N              port to listen on (default 8081; 0 picks a free one)
+  --host NAME           address to listen on (default 127.0.0.1)
+  --dir DIR             store directory (default ./.larder-proxy)
+  --limit SIZE          store byte limit: 1GiB, 512MiB, 64KiB or bytes (default 1GiB)
+  --origin-timeout MS   how long to wait for the origin's response head (default 30000)
+  --config FILE         JSON file with any of these options by name
+                        ({"origin": "...", "port": 8081, "limit": "1GiB", ...});
+                        flags given on the command line win
+  --quiet               no log line per request
+  --help                this text
+
+Logs one line per request: client, time, request line, status, length,
+cache status (hit, stale, revalidated, miss, bypass, error), duration.
+`;
+
+/** The command's settings after defaults. */
+export interface ServeConfig {
+  origin: string;
+  port: number;
+  host: string;
+  dir: string;
+  limit: number;
+  originTimeoutMs: number;
+  quiet: boolean;
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 2 ** 10,
+  kb: 2 ** 10,
+  kib: 2 ** 10,
+  m: 2 ** 20,
+  mb: 2 ** 20,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gb: 2 ** 30,
+  gib: 2 ** 30,
+  t: 2 ** 40,
+  tb: 2 ** 40,
+  tib: 2 ** 40,
+};
+
+/**
+ * A byte size such as `1GiB`, `512MiB`, `1.5G` or `4096` (units are
+ * binary).
+ *
+ * @param text The size.
+ * @returns Bytes, a positive integer.
+ * @throws {RangeError} for anything else.
+ */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m && UNITS[m[2]!.toLowerCase()];
+  const bytes = m && unit !== undefined && unit !== null
+    ? Math.floor(Number(m[1]) * unit)
+    : NaN;
+  if (!(bytes >= 1) || !Number.isSafeInteger(bytes)) {
+    throw new RangeError(`Cannot parse size: ${JSON.stringify(text)}`);
+  }
+  return bytes;
+}
+
+function integer(name: string, value: unknown, min: number, max: number) {
+  const n = typeof value === "number" ? value : Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(
+      `Cannot use --${name}: expected an integer ${min}–${max}, got ${value}`,
+    );
+  }
+  return n;
+}
+
+const FLAGS = new Set([
+  "origin",
+  "port",
+  "host",
+  "dir",
+  "limit",
+  "origin-timeout",
+  "config",
+]);
+
+/**
+ * Parses the command line (and the `--config` file it names).
+ *
+ * @param args The arguments after the script.
+ * @returns The settings, or `"help"`.
+ * @throws {TypeError} for an unknown flag or a missing value or origin.
+ * @throws {RangeError} for a bad number or size.
+ */
+export function parseServeArgs(args: string[]): ServeConfig | "help" {
+  const given: Record<string, unknown> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") return "help";
+    if (arg === "--quiet") {
+      given.quiet = true;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.startsWith("--")
+      ? arg.slice(2, eq < 0 ? undefined : eq)
+      : "";
+    if (!FLAGS.has(name)) {
+      throw new TypeError(`Cannot parse arguments: unknown flag ${arg}`);
+    }
+    const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+    if (value === undefined) {
+      throw new TypeError(`Cannot parse arguments: --${name} needs a value`);
+    }
+    given[name] = value;
+  }
+  let file: Record<string, unknown> = {};
+  if (typeof given.config === "string") {
+    file = JSON.parse(readFileSync(given.config, "utf8"));
+    if (typeof file !== "object" || file === null || Array.isArray(file)) {
+      throw new TypeError("Cannot read config: expected a JSON object");
+    }
+    for (const name of Object.keys(file)) {
+      if (!FLAGS.has(name) && name !== "quiet" && name !== "originTimeoutMs") {
+        throw new TypeError(`Cannot read config: unknown option ${name}`);
+      }
+    }
+  }
+  const pick = (name: string) => given[name] ?? file[name];
+  const origin = pick("origin");
+  if (typeof origin !== "string" || origin === "") {
+    throw new TypeError("Cannot parse arguments: --origin URL is required");
+  }
+  new URL(origin); // a TypeError for a bad URL
+  const limit = pick("limit") ?? "1GiB";
+  return {
+    origin,
+    port: integer("port", pick("port") ?? 8081, 0, 65535),
+    host: String(pick("host") ?? "127.0.0.1"),
+    dir: String(pick("dir") ?? "./.larder-proxy"),
+    limit: typeof limit === "number" ? limit : parseSize(String(limit)),
+    originTimeoutMs: integer(
+      "origin-timeout",
+      pick("origin-timeout") ?? file.originTimeoutMs ?? 30_000,
+      1,
+      2 ** 31 - 1,
+    ),
+    quiet: Boolean(given.quiet ?? file.quiet ?? false),
+  };
+}
+
+/**
+ * Runs the proxy until SIGINT or SIGTERM.
+ *
+ * @param config The settings.
+ */
+export async function serve(config: ServeConfig): Promise<void> {
+  const proxy = await createProxy({
+    origin: config.origin,
+    dir: config.dir,
+    storeOptions: { limit: config.limit },
+    originTimeoutMs: config.originTimeoutMs,
+    ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
+  });
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen({ hostname, port }) {
+      console.log(
+        `larder proxy on http://${hostname}:${port}/ for ${config.origin} (store ${config.dir}, limit ${config.limit} bytes)`,
+      );
+    },
+  }, proxy.handler);
+  const stop = async () => {
+    await server.shutdown();
+    await proxy.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+}
+
+if (import.meta.main) {
+  let config: ServeConfig | "help";
+  try {
+    config = parseServeArgs(Deno.args);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${HELP}`);
+    Deno.exit(2);
+  }
+  if (config === "help") {
+    console.log(HELP);
+  } else {
+    await serve(config);
+  }
+}

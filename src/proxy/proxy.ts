@@ -1,0 +1,584 @@
+/**
+ * The caching reverse proxy: a `Deno.serve` handler that forwards requests
+ * to one origin and answers what it may from a larder store, by the shared
+ * cache rules of RFC 9111 (src/http/policy.ts decides, this file does the
+ * I/O).
+ *
+ * @module
+ */
+import {
+  clientNotModified,
+  decide,
+  freshness,
+  invalidates,
+  isOriginError,
+  notModifiedHeaders,
+  revalidationHeaders,
+  servedHeaders,
+  storable,
+  type StoredHead,
+  storedHeaders,
+  updateFrom304,
+  varyNames,
+} from "../http/policy.ts";
+import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
+import type { OpenOptions } from "../options.ts";
+import { BackingStore } from "../store.ts";
+import { OriginClient } from "./_origin.ts";
+import { pacedTee } from "./_tee.ts";
+import {
+  backingProxyStore,
+  type Found,
+  ProxyCache,
+  type ProxyStore,
+} from "./proxy_store.ts";
+
+/** Options of {@linkcode createProxy}. */
+export interface ProxyOptions {
+  /** The origin every request goes to, `http://host:port` (a path prefix is kept). */
+  origin: string | URL;
+  /** A store directory, opened with `storeOptions` (`limit` above all). */
+  dir?: string;
+  /** Options for opening `dir`. */
+  storeOptions?: OpenOptions;
+  /** A store to use instead of `dir`; the proxy closes it. */
+  store?: ProxyStore;
+  /**
+   * How long to wait for the origin's response head, and the longest pause
+   * in its body, ms. Default 30,000.
+   */
+  originTimeoutMs?: number;
+  /** The `Via` entry this proxy adds. Default `1.1 larder`. */
+  via?: string;
+  /** Receives one line per request (common log format plus cache status). */
+  log?: (line: string) => void;
+  /** Fraction of `Last-Modified` age used as heuristic lifetime. Default 0.1. */
+  heuristicFraction?: number;
+}
+
+/** How a request was answered, in the `x-larder-cache` response field and the log. */
+export type CacheStatus =
+  | "hit"
+  | "stale"
+  | "revalidated"
+  | "miss"
+  | "bypass"
+  | "error";
+
+/** Connection information as `Deno.serve` passes it. */
+export interface ServeInfo {
+  /** The client's address. */
+  remoteAddr?: { hostname?: string } | Deno.Addr;
+}
+
+/** A running proxy. */
+export interface Proxy extends AsyncDisposable {
+  /**
+   * Answers one request; for `Deno.serve`. Never rejects. A miss's body is
+   * read from the origin at the pace of the slower of the client and the
+   * store, so a caller other than `Deno.serve` must read or cancel every
+   * body it gets.
+   */
+  handler(req: Request, info?: ServeInfo): Promise<Response>;
+  /** Waits for the bodies being stored, then closes the store. */
+  close(): Promise<void>;
+}
+
+// RFC 9110 §7.6.1: connection-specific fields, not forwarded.
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "trailer",
+];
+
+/** Header fields without connection-specific ones and those `Connection` lists. */
+function forwardable(h: Headers): Headers {
+  const out = new Headers(h);
+  for (const name of (h.get("connection") ?? "").split(",")) {
+    if (name.trim() !== "") out.delete(name.trim());
+  }
+  for (const name of HOP_BY_HOP) out.delete(name);
+  return out;
+}
+
+function addVia(h: Headers, via: string): void {
+  const old = h.get("via");
+  h.set("via", old === null ? via : `${old}, ${via}`);
+}
+
+function clientAddress(info?: ServeInfo): string {
+  const addr = info?.remoteAddr as { hostname?: string } | undefined;
+  return addr?.hostname ?? "-";
+}
+
+function recordToHead(r: ResponseRecord): StoredHead {
+  return {
+    method: r.method,
+    url: r.url,
+    requestHeaders: r.requestHeaders,
+    status: r.status,
+    headers: r.responseHeaders,
+    requestTime: r.requestTime,
+    responseTime: r.responseTime,
+  };
+}
+
+function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
+  return [...(h instanceof Headers ? h : new Headers(h))];
+}
+
+/**
+ * Whether a storable response could ever answer a request without a full
+ * origin response: it is fresh for a while, can be revalidated, or may be
+ * served stale. Storing one that is none of these only costs writes.
+ */
+function worthStoring(head: StoredHead): boolean {
+  const h = new Headers(head.headers);
+  const cc = h.get("cache-control") ?? "";
+  return freshness(head, head.responseTime).lifetime > 0 ||
+    h.has("etag") || h.has("last-modified") ||
+    /stale-(if-error|while-revalidate)/i.test(cc);
+}
+
+class OriginFailure extends Error {
+  constructor(readonly status: 502 | 504, message: string, cause: unknown) {
+    super(message, { cause });
+  }
+}
+
+function errorResponse(status: number, message: string, via: string): Response {
+  const headers = new Headers({
+    "content-type": "text/plain; charset=utf-8",
+    "cache-control": "no-store",
+    "x-larder-cache": "error",
+  });
+  addVia(headers, via);
+  return new Response(`${message}\n`, { status, headers });
+}
+
+/**
+ * Starts a caching reverse proxy in front of `origin`. Every method, path,
+ * query and header goes to the origin (connection-specific fields dropped,
+ * `Via` and `X-Forwarded-For` added, redirects passed back, not followed).
+ * Responses to `GET` that RFC 9111 lets a shared cache store are kept in
+ * the store and streamed to the client while they are written; fresh ones
+ * answer later requests with an `Age`; stale ones are revalidated with
+ * `If-None-Match`/`If-Modified-Since`, and a 304 updates the stored head
+ * without rewriting the body; `HEAD` is answered from a stored `GET`; a
+ * successful unsafe request invalidates its target. An origin that fails
+ * or does not answer within `originTimeoutMs` gives 502 or 504, or the
+ * stale response where `stale-if-error` allows it.
+ *
+ * @param options The origin and the store (`dir` or `store`).
+ * @returns The proxy: its `handler` and `close`.
+ * @throws {TypeError} for a bad origin or neither `dir` nor `store`.
+ *
+ * @example In front of a local origin
+ * ```ts
+ * import { createProxy } from "@larder/larder/proxy";
+ * import assert from "node:assert/strict";
+ *
+ * const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () =>
+ *   new Response("hello", { headers: { "cache-control": "max-age=60" } }));
+ * const dir = await Deno.makeTempDir();
+ * const proxy = await createProxy({
+ *   origin: `http://127.0.0.1:${origin.addr.port}`,
+ *   dir,
+ *   storeOptions: { limit: 64 * 2 ** 20 },
+ * });
+ * const first = await proxy.handler(new Request("http://proxy/a"));
+ * assert.equal(await first.text(), "hello");
+ * const second = await proxy.handler(new Request("http://proxy/a"));
+ * assert.equal(second.headers.get("x-larder-cache"), "hit");
+ * assert.equal(await second.text(), "hello");
+ * await proxy.close();
+ * await origin.shutdown();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function createProxy(options: ProxyOptions): Promise<Proxy> {
+  const origin = new URL(options.origin);
+  if (origin.protocol !== "http:" && origin.protocol !== "https:") {
+    throw new TypeError(
+      `Cannot create proxy: origin must be http or https, got ${origin.protocol}`,
+    );
+  }
+  let store = options.store;
+  if (store === undefined) {
+    if (options.dir === undefined) {
+      throw new TypeError("Cannot create proxy: give dir or store");
+    }
+    store = backingProxyStore(
+      await BackingStore.open(options.dir, options.storeOptions),
+    );
+  }
+  const cache = new ProxyCache(store);
+  const client = new OriginClient(origin);
+  const via = options.via ?? "1.1 larder";
+  const timeoutMs = options.originTimeoutMs ?? 30_000;
+  const policy = { heuristicFraction: options.heuristicFraction ?? 0.1 };
+  const pending = new Set<Promise<void>>();
+  const originPrefix = origin.pathname.replace(/\/$/, "");
+  let closed = false;
+
+  function targetOf(req: Request): URL {
+    const u = new URL(req.url);
+    const t = new URL(origin);
+    t.pathname = originPrefix + u.pathname;
+    t.search = u.search;
+    return t;
+  }
+
+  /** Sends a request to the origin; rejects with an OriginFailure. */
+  async function toOrigin(
+    method: string,
+    target: URL,
+    headers: Headers,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<Response> {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () =>
+        controller.abort(new DOMException("origin timeout", "TimeoutError")),
+      timeoutMs,
+    );
+    try {
+      return await client.send(target, {
+        method,
+        headers,
+        body,
+        signal: controller.signal,
+        idleMs: timeoutMs,
+      });
+    } catch (err) {
+      if (controller.signal.aborted) {
+        throw new OriginFailure(
+          504,
+          `Cannot reach origin: no response within ${timeoutMs} ms`,
+          err,
+        );
+      }
+      throw new OriginFailure(502, `Cannot reach origin: ${err}`, err);
+    } finally {
+      // This covers the response head; the body is read at the client's
+      // pace, cut only when the origin pauses longer than timeoutMs.
+      clearTimeout(timer);
+    }
+  }
+
+  function originHeaders(req: Request, info?: ServeInfo): Headers {
+    const h = forwardable(req.headers);
+    h.delete("host");
+    addVia(h, via);
+    const xff = h.get("x-forwarded-for");
+    const client = clientAddress(info);
+    h.set("x-forwarded-for", xff === null ? client : `${xff}, ${client}`);
+    return h;
+  }
+
+  function clientResponse(
+    res: Response,
+    status: CacheStatus,
+    body?: ReadableStream<Uint8Array> | null,
+  ): Response {
+    const h = forwardable(res.headers);
+    addVia(h, via);
+    h.set("x-larder-cache", status);
+    return new Response(body === undefined ? res.body : body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: h,
+    });
+  }
+
+  function fromStore(
+    req: Request,
+    found: Found,
+    head: StoredHead,
+    status: CacheStatus,
+  ): Response {
+    const now = Date.now();
+    const reqHead = { method: req.method, url: head.url, headers: req.headers };
+    if (clientNotModified(reqHead, head.headers)) {
+      found.entry.release();
+      const h = notModifiedHeaders(head, now);
+      addVia(h, via);
+      h.set("x-larder-cache", status);
+      return new Response(null, { status: 304, headers: h });
+    }
+    const h = servedHeaders(head, now);
+    addVia(h, via);
+    h.set("x-larder-cache", status);
+    if (req.method === "HEAD") {
+      found.entry.release();
+      return new Response(null, { status: head.status, headers: h });
+    }
+    // The body's own length is what is sent.
+    h.delete("content-length");
+    // The store hands out plain ArrayBuffer-backed bytes.
+    return new Response(found.entry.body as BodyInit, {
+      status: head.status,
+      statusText: found.record.statusText,
+      headers: h,
+    });
+  }
+
+  function track(p: Promise<void>): void {
+    const done = p.catch(() => {}).finally(() => pending.delete(done));
+    pending.add(done);
+  }
+
+  /**
+   * The origin's answer to a GET, stored when it may be: the body is teed,
+   * one branch to the client, one into the store, read at the pace of the
+   * slower; a client that goes away does not stop the store.
+   */
+  async function storeAndServe(
+    req: Request,
+    target: URL,
+    res: Response,
+    requestTime: number,
+    status: CacheStatus,
+  ): Promise<Response> {
+    const responseTime = Date.now();
+    const reqHead = { method: "GET", url: target.href, headers: req.headers };
+    const verdict = storable(reqHead, {
+      status: res.status,
+      headers: res.headers,
+    });
+    const vary = varyNames(res.headers);
+    if (!verdict.ok || vary === "*" || closed) {
+      return clientResponse(res, status === "miss" ? "bypass" : status);
+    }
+    const record: ResponseRecord = {
+      requestTime,
+      responseTime,
+      seq: 0,
+      cacheName: "",
+      method: "GET",
+      url: target.href,
+      requestHeaders: vary.flatMap((n) => {
+        const v = req.headers.get(n);
+        return v === null ? [] : [[n, v] as [string, string]];
+      }),
+      status: res.status,
+      statusText: res.statusText,
+      responseUrl: "",
+      responseHeaders: pairs(storedHeaders(res.headers, responseTime)),
+      vary,
+    };
+    if (!worthStoring(recordToHead(record))) {
+      return clientResponse(res, status === "miss" ? "bypass" : status);
+    }
+    let key: string;
+    try {
+      key = await cache.keyFor(record, req.headers);
+    } catch {
+      return clientResponse(res, "bypass"); // a key over the store's limit
+    }
+    if (res.body === null) {
+      track(cache.put(key, record, new Uint8Array(0)));
+      return clientResponse(res, status);
+    }
+    const [toClient, toStore] = pacedTee(res.body);
+    // A body over the store's element limit is refused by the store; the
+    // client still gets all of it.
+    track(cache.put(key, record, toStore));
+    const head = recordToHead(record);
+    if (clientNotModified({ ...reqHead, method: req.method }, head.headers)) {
+      // The client's conditions were taken off for a full response to
+      // store; they are answered here, and the store reads on alone.
+      await toClient.cancel();
+      const h = notModifiedHeaders(head, Date.now());
+      addVia(h, via);
+      h.set("x-larder-cache", status);
+      return new Response(null, { status: 304, headers: h });
+    }
+    return clientResponse(res, status, toClient);
+  }
+
+  async function handleUnsafe(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+  ): Promise<Response> {
+    const res = await toOrigin(
+      req.method,
+      target,
+      originHeaders(req, info),
+      req.body,
+    );
+    for (
+      const uri of invalidates(req.method, res.status, target.href, res.headers)
+    ) {
+      await cache.invalidate(uri);
+    }
+    return clientResponse(res, "bypass");
+  }
+
+  async function handleSafe(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+  ): Promise<Response> {
+    const reqHead = {
+      method: req.method,
+      url: target.href,
+      headers: req.headers,
+    };
+    let found = await cache.lookup(target.href, req.headers);
+    let head = found && recordToHead(found.record);
+    const decision = decide(reqHead, head, Date.now(), policy);
+    switch (decision.kind) {
+      case "fresh":
+        return fromStore(req, found!, head!, "hit");
+      case "stale-usable":
+        return fromStore(req, found!, head!, "stale");
+      case "only-if-cached-504":
+        found?.entry.release();
+        return errorResponse(504, "Not cached (only-if-cached)", via);
+      case "miss":
+        found?.entry.release();
+        found = head = undefined;
+        break;
+      case "revalidate":
+        break;
+    }
+    const headers = originHeaders(req, info);
+    if (head !== undefined) {
+      for (const [name, value] of revalidationHeaders(head, reqHead)) {
+        headers.set(name, value);
+      }
+      for (
+        const name of ["if-match", "if-unmodified-since", "if-range", "range"]
+      ) {
+        headers.delete(name);
+      }
+    } else if (req.method === "GET") {
+      // The cache answers the client's conditions itself, from a full response.
+      headers.delete("if-none-match");
+      headers.delete("if-modified-since");
+    }
+    const staleOnError = decision.kind === "revalidate" &&
+      decision.staleOnError;
+    const requestTime = Date.now();
+    let res: Response;
+    try {
+      // A HEAD that missed goes to the origin as HEAD and is not stored.
+      res = await toOrigin(
+        req.method === "HEAD" && head === undefined ? "HEAD" : "GET",
+        target,
+        headers,
+        null,
+      );
+    } catch (err) {
+      if (found !== undefined && staleOnError) {
+        return fromStore(req, found, head!, "stale");
+      }
+      found?.entry.release();
+      throw err;
+    }
+    if (found !== undefined && head !== undefined) {
+      if (res.status === 304) {
+        await res.body?.cancel();
+        const updated = updateFrom304(head, {
+          headers: res.headers,
+          requestTime,
+          responseTime: Date.now(),
+        });
+        if (updated !== null) {
+          const record: ResponseRecord = {
+            ...found.record,
+            requestTime: updated.requestTime,
+            responseTime: updated.responseTime,
+            responseHeaders: pairs(updated.headers),
+          };
+          track(cache.putHead(found.key, record));
+          return fromStore(req, found, updated, "revalidated");
+        }
+        // The 304 is not for what is stored: ask again, unconditionally.
+        found.entry.release();
+        for (const name of ["if-none-match", "if-modified-since"]) {
+          headers.delete(name);
+        }
+        res = await toOrigin("GET", target, headers, null);
+      } else if (isOriginError(res.status) && staleOnError) {
+        await res.body?.cancel();
+        return fromStore(req, found, head, "stale");
+      } else {
+        found.entry.release();
+      }
+    }
+    if (req.method === "HEAD") {
+      if (res.status !== 304 && res.body !== null && head !== undefined) {
+        // A full GET answered a HEAD's revalidation: store it, send no body.
+        const served = await storeAndServe(
+          req,
+          target,
+          res,
+          requestTime,
+          "miss",
+        );
+        await served.body?.cancel();
+        return new Response(null, {
+          status: served.status,
+          headers: served.headers,
+        });
+      }
+      return clientResponse(res, "bypass");
+    }
+    return storeAndServe(req, target, res, requestTime, "miss");
+  }
+
+  async function handle(req: Request, info?: ServeInfo): Promise<Response> {
+    const target = targetOf(req);
+    if (closed) return errorResponse(503, "Proxy is closing", via);
+    if (req.method === "GET" || req.method === "HEAD") {
+      return await handleSafe(req, info, target);
+    }
+    return await handleUnsafe(req, info, target);
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    while (pending.size > 0) await Promise.all([...pending]);
+    client.close();
+    await cache.close();
+  }
+
+  return {
+    async handler(req, info) {
+      const start = Date.now();
+      let res: Response;
+      try {
+        res = await handle(req, info);
+      } catch (err) {
+        res = err instanceof OriginFailure
+          ? errorResponse(err.status, err.message, via)
+          : errorResponse(502, `Cannot proxy request: ${err}`, via);
+      }
+      if (options.log !== undefined) {
+        const u = new URL(req.url);
+        options.log(
+          `${clientAddress(info)} - - [${
+            new Date(start).toISOString()
+          }] "${req.method} ${u.pathname}${u.search} HTTP/1.1" ${res.status} ${
+            res.headers.get("content-length") ?? "-"
+          } ${res.headers.get("x-larder-cache") ?? "-"} ${
+            Date.now() - start
+          }ms`,
+        );
+      }
+      return res;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
