@@ -134,8 +134,11 @@ const UNDERSTOOD = new Set([
   505,
 ]);
 
-// RFC 9110 §7.6.1 and §3.1 of RFC 9111: connection-specific fields.
-const HOP_BY_HOP = new Set([
+/**
+ * Connection-specific fields (RFC 9110 §7.6.1, RFC 9111 §3.1): never stored,
+ * never forwarded.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -10,6 +10,7 @@ import {
   clientNotModified,
   decide,
   freshness,
+  HOP_BY_HOP,
   invalidates,
   isOriginError,
   notModifiedHeaders,
@@ -83,19 +84,6 @@ export interface Proxy extends AsyncDisposable {
   /** Waits for the bodies being stored, then closes the store. */
   close(): Promise<void>;
 }
-
-// RFC 9110 §7.6.1: connection-specific fields, not forwarded.
-const HOP_BY_HOP = [
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "trailer",
-];
 
 /** Header fields without connection-specific ones and those `Connection` lists. */
 function forwardable(h: Headers): Headers {
