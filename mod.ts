@@ -37,6 +37,7 @@ export type {
   EntryHit,
   EntryReader,
   Hit,
+  OpenEntryOptions,
   StoreStats,
 } from "./src/store.ts";
 export type { OpenOptions } from "./src/options.ts";

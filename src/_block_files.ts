@@ -308,6 +308,39 @@ export class BlockFiles {
     const meta = verifyElement(buf.subarray(mid), wantMeta);
     return [data, meta.ok ? meta : CORRUPT];
   }
+
+  /**
+   * Reads and verifies only the metadata that writeSlotPair stored after
+   * an entry's data in data slot `slot` (the run of `slots` from it),
+   * without reading the data. Any failure is CORRUPT here: only the
+   * data's header (readSlotPair) tells a collision from damage.
+   */
+  readSlotPairMeta(
+    slot: number,
+    wantData: Expected,
+    wantMeta: Expected,
+    slots = 1,
+  ): ReadResult {
+    const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
+    const len = ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
+    if (
+      !runWithin(this.slotCounts[DATA], slot, slots) ||
+      mid + len > slots * SLOT_SIZE[DATA]
+    ) {
+      return CORRUPT;
+    }
+    let fd: number, pos: number;
+    try {
+      [fd, pos] = this.#slotPos(DATA, slot);
+    } catch (err) {
+      if (isAbsence(err)) return CORRUPT;
+      throw err;
+    }
+    const buf = this.#pool.take(len);
+    if (this.#io.pread(fd, buf, pos + mid) !== len) return CORRUPT;
+    const meta = verifyElement(buf, wantMeta);
+    return meta.ok ? meta : CORRUPT;
+  }
   // Resolves a key-length difference by reading the header at its own
   // length: a valid header of another key is a collision, not damage.
   #settle(

@@ -108,6 +108,8 @@ class VerifiedChunks {
 export interface ReaderHooks {
   /** The element pinned by `pin` failed verification: drop it if current. */
   damaged(pin: Pin): void;
+  /** `n` bytes of a large file's data element were read from disk. */
+  fileBytesRead(n: number): void;
 }
 
 /** What a reader's finalizer ends if it is dropped unreleased. */
@@ -175,7 +177,7 @@ export class EntryReaders {
       this.#files,
       token,
       this.#verified,
-      () => this.#hooks.damaged(data.pin),
+      this.#hooks,
     );
     const release = () => {
       if (token.released) return;
@@ -203,18 +205,19 @@ export class EntryReaders {
 }
 
 /**
- * The verified bytes of one reader: from the pinned bytes (an element
- * verified whole when opened), or from its large file chunk by chunk.
+ * The verified bytes of one reader: from the pinned bytes (a slot element
+ * verified whole when opened, or at its first use when its pin was taken
+ * unread), or from its large file chunk by chunk.
  */
 class Source {
   readonly size: number;
   #key: string;
-  #bytes: Uint8Array | undefined;
+  #pin: Pin;
   #file: OpenedData["file"];
   #files: ElementFiles;
   #token: ReaderToken;
   #verified: VerifiedChunks;
-  #damaged: () => void;
+  #hooks: ReaderHooks;
   /** CRC-32 of each READ_CHUNK of the large file, once verified whole. */
   #chunkCrcs: Uint32Array | undefined;
   #failure: CorruptError | undefined;
@@ -225,16 +228,32 @@ class Source {
     files: ElementFiles,
     token: ReaderToken,
     verified: VerifiedChunks,
-    damaged: () => void,
+    hooks: ReaderHooks,
   ) {
     this.#verified = verified;
     this.#key = key;
-    this.#bytes = data.pin.bytes;
-    this.#file = this.#bytes === undefined ? data.file : undefined;
-    this.size = this.#bytes?.length ?? data.file!.size;
+    this.#pin = data.pin;
+    // A large file is read from its own descriptor even when a fetch
+    // has filled the pin's bytes since: they are the same verified bytes.
+    this.#file = data.pin.bytes === undefined ? data.file : undefined;
+    this.size = data.pin.bytes?.length ?? data.file?.size ?? data.size!;
     this.#files = files;
     this.#token = token;
-    this.#damaged = damaged;
+    this.#hooks = hooks;
+  }
+
+  /**
+   * The bytes of a slot element, read and verified at the first use when
+   * its pin was taken unread. A pin that ended unread (its last read at
+   * expiry or close found damage, or failed) has nothing to offer: its
+   * slot may hold another element by now.
+   */
+  #slotBytes(): Uint8Array {
+    const pin = this.#pin;
+    if (pin.bytes !== undefined) return pin.bytes;
+    if (this.#failure !== undefined) throw this.#failure;
+    if (!pin.done && pin.fill?.() === true) return pin.bytes!;
+    this.#fail();
   }
 
   #fd(): number {
@@ -251,7 +270,7 @@ class Source {
       this.#failure = new CorruptError(
         `Cannot read entry ${this.#key}: its data element is damaged`,
       );
-      this.#damaged();
+      this.#hooks.damaged(this.#pin);
     }
     throw this.#failure;
   }
@@ -272,6 +291,7 @@ class Source {
     const n = Math.ceil(this.size / READ_CHUNK);
     const crcs = new Uint32Array(n);
     const buf = new Uint8Array(Math.min(READ_CHUNK, this.size));
+    this.#hooks.fileBytesRead(this.size);
     let whole = 0;
     for (let c = 0; c < n; c++) {
       const len = Math.min(READ_CHUNK, this.size - c * READ_CHUNK);
@@ -290,8 +310,8 @@ class Source {
 
   /** Chunk `c`, read and checked; a new array. */
   #chunk(c: number): Uint8Array {
-    if (this.#bytes !== undefined) {
-      return this.#bytes.slice(
+    if (this.#file === undefined) {
+      return this.#slotBytes().slice(
         c * READ_CHUNK,
         Math.min(this.size, (c + 1) * READ_CHUNK),
       );
@@ -300,6 +320,7 @@ class Source {
     const len = Math.min(READ_CHUNK, this.size - c * READ_CHUNK);
     const b = new Uint8Array(len);
     const fd = this.#fd();
+    this.#hooks.fileBytesRead(len);
     if (
       this.#files.readAt(fd, b, this.#file!.start + c * READ_CHUNK) !== len ||
       crc32(b) !== crcs[c]
@@ -315,8 +336,8 @@ class Source {
     if (this.#token.released) {
       throw new ClosedError("Cannot read entry: the reader is released");
     }
-    if (this.#bytes !== undefined) {
-      return this.#bytes.slice(offset, offset + length);
+    if (this.#file === undefined) {
+      return this.#slotBytes().slice(offset, offset + length);
     }
     const out = new Uint8Array(length);
     const end = offset + length;

@@ -13,6 +13,7 @@ import {
 } from "./elements.ts";
 import { ELEMENT_HEADER, readElementHeader } from "./format.ts";
 import {
+  type ElementRecord,
   type IndexMemory,
   MAX_KEY_BYTES,
   recordSlots,
@@ -59,6 +60,8 @@ interface Paired {
  */
 export interface OpenedData {
   pin: Pin;
+  /** The length of a slot element pinned unread. */
+  size?: number;
   file?: {
     id: number;
     fd: number;
@@ -90,8 +93,11 @@ export interface ReadHooks {
  * ```
  */
 export class ReadPath {
-  /** Fetches that returned an element, fetches that did not, bytes served. */
-  readonly counters = { hits: 0, misses: 0, hitBytes: 0 };
+  /**
+   * Fetches that returned an element, fetches that did not, bytes served,
+   * and data element bytes read from disk.
+   */
+  readonly counters = { hits: 0, misses: 0, hitBytes: 0, dataBytesRead: 0 };
   #mem: IndexMemory;
   #files: ElementFiles;
   #pins: PinTable;
@@ -181,10 +187,10 @@ export class ReadPath {
           : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
       } else {
         const want = expected(kind, keyBytes, h, rec);
+        if (kind === DATA) this.counters.dataBytesRead += rec.size;
         if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
-        else if (rec.withData === true) {
-          r = readPair(mem, this.#files, i, h, keyBytes)[1];
-        } else if (
+        else if (rec.withData === true) r = this.#pairedMeta(i, h, keyBytes);
+        else if (
           paired !== undefined && mem.metaWithData(i) &&
           !this.#pins.get(i, META)
         ) {
@@ -214,6 +220,26 @@ export class ReadPath {
     return undefined;
   }
 
+  /**
+   * Entry `i`'s metadata stored after its data, read alone (the data may
+   * be a 2 MiB body); when that fails, both are read, as the data's header
+   * tells a collision from damage.
+   */
+  #pairedMeta(i: number, h: Found, key: Uint8Array): ReadResult {
+    const mem = this.#mem;
+    const d = mem.element(i, DATA)!; // open and replay ensure it is a slot
+    const m = mem.element(i, META)!;
+    const r = this.#files.readSlotPairMeta(
+      d.loc,
+      expected(DATA, key, h, d),
+      expected(META, key, h, m),
+      recordSlots(d),
+    );
+    if (r.ok) return r;
+    this.counters.dataBytesRead += d.size;
+    return readPair(mem, this.#files, i, h, key)[1];
+  }
+
   /** Pins bytes just read and verified as entry `i`'s element of `kind`. */
   #pinRead(
     i: number,
@@ -224,6 +250,7 @@ export class ReadPath {
     const current = this.#pins.get(i, kind);
     if (current !== undefined && current.bytes === undefined) {
       current.bytes = bytes;
+      current.fill = undefined;
       current.refs++;
       return this.#use(i, current);
     }
@@ -237,15 +264,22 @@ export class ReadPath {
    * `nk`'s data element for an entry reader: a large file opened, its
    * header and length checked, and pinned without its bytes (the reader
    * reads and verifies them piece by piece); any other element read and
-   * verified whole, as fetch does. Undefined when the entry has no
-   * (valid) data element.
+   * verified whole, as fetch does, or with `defer` pinned unread, to be
+   * read and verified whole at its first use (`Pin.fill`). Undefined when
+   * the entry has no (valid) data element.
    */
-  openData(nk: NormalKey): OpenedData | undefined {
+  openData(nk: NormalKey, defer = false): OpenedData | undefined {
     const mem = this.#mem;
     const found = this.#lookup.find(nk);
     const i = found.entry;
     const rec = i < 0 ? undefined : mem.element(i, DATA);
     const pinned = i < 0 ? undefined : this.#pins.get(i, DATA);
+    if (
+      defer && rec !== undefined && !rec.inFile &&
+      pinned?.bytes === undefined && (pinned ?? nk).text === nk.text
+    ) {
+      return { pin: this.#pinUnread(nk, i, rec, pinned), size: rec.size };
+    }
     if (
       rec === undefined || !rec.inFile || pinned?.bytes !== undefined
     ) {
@@ -289,6 +323,46 @@ export class ReadPath {
     this.#hooks.dropCorrupt(i, DATA);
     this.counters.misses++;
     return undefined;
+  }
+
+  /**
+   * Pins the slot element `rec` of `nk`'s entry `i` without
+   * reading it (or shares `pinned`, another reader's unread pin): its
+   * first use reads and verifies it into the pin's bytes. The pin keeps
+   * the slot allocated until it ends, and reads it before ending with
+   * references live.
+   */
+  #pinUnread(
+    nk: NormalKey,
+    i: number,
+    rec: ElementRecord,
+    pinned: Pin | undefined,
+  ): Pin {
+    if (pinned !== undefined) {
+      pinned.refs++;
+      return this.#use(i, pinned, rec.size);
+    }
+    const pin = this.#pins.create(
+      i,
+      DATA,
+      nk.text,
+      undefined,
+      performance.now(),
+    );
+    const h = this.#lookup.hash(nk); // the key's bytes, in the key region
+    const want = expected(DATA, this.#mem.keyBytes(h.keyLen), h, rec);
+    const loc = rec.loc;
+    const slots = recordSlots(rec);
+    pin.fill = () => {
+      if (pin.bytes !== undefined) return true;
+      this.counters.dataBytesRead += want.size;
+      const r = this.#files.readSlot(DATA, loc, want, slots);
+      if (!r.ok) return false;
+      pin.bytes = r.bytes;
+      pin.fill = undefined;
+      return true;
+    };
+    return this.#use(i, pin, rec.size);
   }
 
   /** Counts a hit on entry `i` and bumps its usage. */

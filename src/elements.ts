@@ -173,6 +173,19 @@ export class ElementFiles {
   }
 
   /**
+   * Reads and verifies only the metadata stored after an entry's data in
+   * data slot `slot` (see BlockFiles.readSlotPairMeta).
+   */
+  readSlotPairMeta(
+    slot: number,
+    wantData: Expected,
+    wantMeta: Expected,
+    slots = 1,
+  ): ReadResult {
+    return this.#blocks.readSlotPairMeta(slot, wantData, wantMeta, slots);
+  }
+
+  /**
    * Reads the header and key in `slot`, guessing the key is `keyLen` bytes
    * and reading again at the stored length when it is not.
    */

@@ -31,6 +31,13 @@ export interface Pin {
   readonly since: number;
   /** Storage to free when the pin ends (set when superseded). */
   deferred: ElementRecord | undefined;
+  /**
+   * Set while a slot element is pinned unread (a deferred entry reader
+   * reads it at first use): reads and verifies it into `bytes`, false when
+   * it is damaged. A pin ending with references live (expiry, close) calls
+   * it first, since its slot may be reused once it ends.
+   */
+  fill: (() => boolean) | undefined;
   /** True once ended; later releases are no-ops. */
   done: boolean;
 }
@@ -98,6 +105,7 @@ export class PinTable {
       refs: 1,
       since: now,
       deferred: undefined,
+      fill: undefined,
       done: false,
     };
     const slots = this.#current.get(entry) ?? [undefined, undefined];
@@ -114,6 +122,12 @@ export class PinTable {
   }
 
   #end(pin: Pin): void {
+    if (pin.refs > 0 && pin.fill !== undefined && pin.bytes === undefined) {
+      try {
+        pin.fill();
+      } catch { /* its holders find it unread and fail their reads */ }
+    }
+    pin.fill = undefined;
     pin.done = true;
     pin.refs = 0;
     this.#all.delete(pin);

@@ -51,6 +51,21 @@ export interface ElementOptions {
   meta?: boolean;
 }
 
+/** How {@linkcode BackingStore.openEntry} opens an entry. */
+export interface OpenEntryOptions {
+  /**
+   * Pin a data element held in slots (at most 2 MiB) without reading it:
+   * it is read and verified whole at the reader's first `read` or
+   * `stream`, so an element damaged on disk is then a `CORRUPT` read
+   * (and dropped) instead of `openEntry` returning undefined. A large
+   * file is always opened unread. The pin keeps the slots allocated
+   * however the entry changes; one ending with the reader still live
+   * (pinTimeoutMs, close) reads the element first, so the reader keeps
+   * its bytes.
+   */
+  defer?: boolean;
+}
+
 /** Counters and totals from {@linkcode BackingStore.stats}. */
 export interface StoreStats {
   /** Fetches that returned an element. */
@@ -59,6 +74,12 @@ export interface StoreStats {
   misses: number;
   /** Bytes served by hits. */
   hitBytes: number;
+  /**
+   * Data element bytes read from disk: by fetches, and by entry readers
+   * as they read (a deferred reader's slot element at its first read, a
+   * large file's whole first pass and then each chunk delivered).
+   */
+  dataBytesRead: number;
   /** Live entries. */
   entries: number;
   /** Bytes of element data held (live, plus superseded-but-pinned). */
@@ -118,6 +139,14 @@ function checkElement(bytes: unknown, name: string): void {
       );
     }
   }
+}
+
+function deferOf(options: OpenEntryOptions | undefined): boolean {
+  if (options === undefined) return false;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot use options: expected an object");
+  }
+  return options.defer === true;
 }
 
 function kindOf(options: ElementOptions | undefined): ElementKind {
@@ -233,6 +262,9 @@ export class BackingStore implements AsyncDisposable {
         // Only while the pin is the entry's current element: a superseded
         // one is no entry's any more.
         if (pin.entry >= 0 && !this.#closed) dropCorrupt(pin.entry, DATA);
+      },
+      fileBytesRead: (n) => {
+        this.#reads.counters.dataBytesRead += n;
       },
     });
     state.onRotate = () => upkeep.rotated();
@@ -539,9 +571,11 @@ export class BackingStore implements AsyncDisposable {
    * like a {@linkcode Hit}; release it when done.
    *
    * @param key A URL (normalised) or a string (verbatim).
+   * @param options `defer`: pin a slot-held element unread until the
+   *   first read (see {@linkcode OpenEntryOptions}).
    * @returns an {@linkcode EntryReader}, or undefined when the entry is
    *   missing or has no (valid) data element.
-   * @throws {TypeError} for a bad key.
+   * @throws {TypeError} for a bad key or options.
    * @throws {StoreError} `CLOSED`, `IO`.
    *
    * @example Ranges and a stream of a large body
@@ -569,11 +603,15 @@ export class BackingStore implements AsyncDisposable {
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  openEntry(key: Key): Promise<EntryReader | undefined> {
+  openEntry(
+    key: Key,
+    options?: OpenEntryOptions,
+  ): Promise<EntryReader | undefined> {
     return promised(() => {
       const nk = normaliseKey(key);
+      const defer = deferOf(options);
       this.#checkOpen("open entry");
-      const data = this.#reads.openData(nk);
+      const data = this.#reads.openData(nk, defer);
       if (data === undefined) return undefined;
       let meta;
       try {

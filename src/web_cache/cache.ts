@@ -649,8 +649,9 @@ class CacheImpl implements LarderCache {
   /**
    * Every stored response matching `request` (every one when undefined),
    * in insertion order. Each body is pinned when matched (it reads as it
-   * was even if the entry is replaced meanwhile) and streams from the
-   * store as it is consumed; a large body is opened, not read, until then.
+   * was even if the entry is replaced meanwhile) and is read, verified,
+   * only as it is consumed: matching loads no body. A body damaged on disk
+   * errors its stream with `CORRUPT`.
    *
    * @param request What to look for, or undefined for all.
    * @param options `ignoreSearch`, `ignoreMethod`, `ignoreVary`.
@@ -669,11 +670,14 @@ class CacheImpl implements LarderCache {
     const items = query === null
       ? [...state.items.values()]
       : state.query(query, options);
-    // Each body is pinned now, so it reads as matched even if the entry is
-    // replaced or deleted before it is consumed.
+    // Each body is pinned now, unread, so it reads as matched even if the
+    // entry is replaced or deleted before it is consumed, and no body is
+    // read until it is.
     const found = await Promise.allSettled(
       items.map((item) =>
-        this.#storage.store.get(itemKey(state.info.id, item.itemId))
+        this.#storage.store.get(itemKey(state.info.id, item.itemId), {
+          deferBody: true,
+        })
       ),
     );
     const failed = found.find((f) => f.status === "rejected");

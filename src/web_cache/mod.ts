@@ -28,7 +28,11 @@ export type {
 } from "./cache.ts";
 export { backingResponseStore } from "./response_store.ts";
 export { BackingStore } from "../store.ts";
-export type { ResponseStore, StoredEntry } from "./response_store.ts";
+export type {
+  GetOptions,
+  ResponseStore,
+  StoredEntry,
+} from "./response_store.ts";
 export {
   decodeResponseRecord,
   encodeResponseRecord,

@@ -18,6 +18,16 @@ export interface StoredEntry {
   release(): void;
 }
 
+/** How {@linkcode ResponseStore.get} hands out a body. */
+export interface GetOptions {
+  /**
+   * Pin the body without reading any of it: it is read (and verified) as
+   * its stream is consumed, so a body damaged on disk errors its stream
+   * instead of making the entry a miss. Such a body is always a stream.
+   */
+  deferBody?: boolean;
+}
+
 /** Where the Web Cache API keeps its entries and its own small records. */
 export interface ResponseStore {
   /**
@@ -25,7 +35,7 @@ export interface ResponseStore {
    * the entry's bytes readable (even if it is replaced meanwhile) until it
    * ends, is cancelled or is collected.
    */
-  get(key: string): Promise<StoredEntry | undefined>;
+  get(key: string, options?: GetOptions): Promise<StoredEntry | undefined>;
   /** The metadata of `key` without reading its body, or undefined. */
   head(key: string): Promise<Uint8Array | undefined>;
   /**
@@ -103,21 +113,23 @@ function bodyStream(reader: EntryReader): ReadableStream<Uint8Array> {
  * stores nothing); `get` pins the entry with `openEntry` and returns a
  * body stream that reads it chunk by chunk, verified, and releases the
  * pin at its end, on cancel or when garbage-collected. A body of at most
- * 64 KiB is returned as bytes and its pin ended at once.
+ * 64 KiB is returned as bytes and its pin ended at once, unless
+ * `deferBody` asks for it unread (`openEntry` with `defer`).
  *
  * @param store The store; closed by the ResponseStore's `close()`.
  * @returns The ResponseStore.
  */
 export function backingResponseStore(store: BackingStore): ResponseStore {
   return {
-    async get(key) {
-      const reader = await store.openEntry(key);
+    async get(key, options) {
+      const defer = options?.deferBody === true;
+      const reader = await store.openEntry(key, { defer });
       if (reader === undefined) return undefined;
       let handed = false;
       try {
         if (reader.meta === undefined) return undefined;
         const meta = reader.meta.slice(); // shared with other references
-        if (reader.size <= SMALL_BODY) {
+        if (!defer && reader.size <= SMALL_BODY) {
           return {
             meta,
             body: await reader.read(0, reader.size),
