@@ -8,7 +8,15 @@ import {
   createCacheStorage,
   type LarderCacheStorage,
 } from "../src/web_cache/mod.ts";
-import { bytesFor, largeFiles, MOD_URL, tempDir } from "./_helpers.ts";
+import { CorruptError } from "../mod.ts";
+import { findInFile, flipBit } from "./_damage.ts";
+import {
+  bytesFor,
+  largeFiles,
+  MOD_URL,
+  tempDir,
+  walkFiles,
+} from "./_helpers.ts";
 
 const U = "https://example.com";
 const MiB = 2 ** 20;
@@ -211,6 +219,85 @@ Deno.test("web cache matched bodies read as matched after the entry is replaced 
       bytesFor("new", MiB),
     );
     assert.equal(await cache.match(`${U}/b`), undefined);
+  });
+});
+
+Deno.test("web cache matchAll and keys load no body until it is consumed", async (t) => {
+  await withStore(async (caches, store, dir) => {
+    const cache = await caches.open("v1");
+    const N = 6;
+    const url = (i: number) => `${U}/body${i}`;
+    const bodies = Array.from({ length: N }, (_, i) => bytesFor(`b${i}`, MiB));
+    for (let i = 0; i < N; i++) {
+      await cache.put(url(i), new Response(bodies[i] as BodyInit));
+    }
+    const read = () => store.stats().dataBytesRead;
+    await t.step("keys() and matchAll() read no body bytes", async () => {
+      const before = read();
+      assert.equal((await cache.keys()).length, N);
+      const all = await cache.matchAll();
+      assert.equal(all.length, N);
+      assert.equal(read(), before, "nothing read at match time");
+      for (let i = 0; i < N; i++) {
+        assert.deepEqual(
+          new Uint8Array(await all[i]!.arrayBuffer()),
+          bodies[i],
+        );
+        assert.equal(
+          read(),
+          before + (i + 1) * MiB,
+          `body ${i} read as consumed`,
+        );
+      }
+      assert.equal(store.stats().pinned, 0);
+    });
+    await t.step("bodies replaced after matchAll read as matched", async () => {
+      const all = await cache.matchAll();
+      const before = read();
+      for (let i = 0; i < N; i++) {
+        await cache.put(
+          url(i),
+          new Response(bytesFor(`new${i}`, MiB) as BodyInit),
+        );
+      }
+      await cache.delete(url(0));
+      assert.equal(read(), before, "still unread");
+      for (let i = 0; i < N; i++) {
+        assert.deepEqual(
+          new Uint8Array(await all[i]!.arrayBuffer()),
+          bodies[i],
+        );
+      }
+      assert.equal(store.stats().pinned, 0);
+      assert.equal(store.stats().deferredBytes, 0);
+      const now = await cache.matchAll();
+      assert.equal(now.length, N - 1);
+      assert.deepEqual(
+        new Uint8Array(await now[0]!.arrayBuffer()),
+        bytesFor("new1", MiB),
+      );
+      await Promise.all(now.slice(1).map((r) => r.body!.cancel()));
+    });
+    await t.step(
+      "a body damaged after matchAll errors, never wrong bytes",
+      async () => {
+        const body = bytesFor("new2", MiB);
+        const [hit] = await cache.matchAll(url(2));
+        const needle = body.subarray(0, 64);
+        const file = walkFiles(dir).find((p) =>
+          findInFile(`${dir}/${p}`, needle) >= 0
+        )!;
+        flipBit(
+          `${dir}/${file}`,
+          findInFile(`${dir}/${file}`, needle) + MiB / 2,
+        );
+        const corruptions = store.stats().corruptions;
+        await assert.rejects(hit!.arrayBuffer(), CorruptError);
+        assert.equal(store.stats().corruptions, corruptions + 1, "dropped");
+        assert.equal(store.stats().pinned, 0);
+        assert.equal(await cache.match(url(2)), undefined);
+      },
+    );
   });
 });
 
