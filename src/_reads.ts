@@ -166,8 +166,9 @@ export class ReadPath {
     while (pos >= 0) {
       const i = mem.entryAt(pos);
       const pin = this.#pins.get(i, kind);
-      // A pin without bytes (entry readers of a large file) is filled in
-      // by the read below.
+      // A pin without bytes (entry readers of a large file, or deferred
+      // readers of a slot element yet to read it) is filled in by the read
+      // below.
       if (
         pin !== undefined && (pin.bytes !== undefined || pin.text !== nk.text)
       ) {

@@ -20,7 +20,8 @@ export interface Pin {
   /**
    * The element bytes, shared by every reference; undefined while only
    * entry readers of a large file hold it (they read it from their own
-   * descriptor), until a fetch reads them.
+   * descriptor) or deferred readers of a slot element have not read it
+   * yet (`fill`), until a fetch reads them.
    */
   bytes: Uint8Array | undefined;
   /** Entry index while current; -1 once superseded. */
