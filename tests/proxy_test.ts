@@ -699,3 +699,130 @@ Deno.test("proxy §4.4: invalidation reaches every Vary variant and a same-origi
     },
   );
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A 256 KiB body that differs byte by byte. */
+const bigBody = () => {
+  const b = new Uint8Array(256 * 1024);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 31 + (i >> 8)) & 0xff;
+  return b;
+};
+
+/** A response whose body arrives in 16 KiB pieces after a pause. */
+function slowResponse(body: Uint8Array, headers: HeadersInit): Response {
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      async start(c) {
+        await sleep(300);
+        for (let at = 0; at < body.length; at += 16384) {
+          c.enqueue(body.slice(at, at + 16384));
+          await sleep(5);
+        }
+        c.close();
+      },
+    }),
+    { headers },
+  );
+}
+
+Deno.test("proxy §4: 64 concurrent misses for one URL make one origin request", async () => {
+  const body = bigBody();
+  await withRig(
+    () => slowResponse(body, { "cache-control": "max-age=60" }),
+    async (rig) => {
+      const bodies = await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          const res = await rig.get("/slow");
+          assert.equal(res.status, 200);
+          return new Uint8Array(await res.arrayBuffer());
+        }),
+      );
+      assert.equal(count(rig, "GET /slow"), 1);
+      for (const b of bodies) assert.deepEqual(b, body);
+    },
+  );
+});
+
+Deno.test("proxy §4: collapsed misses for a response that is not stored each go to the origin", async () => {
+  const body = bigBody();
+  await withRig(
+    () => slowResponse(body, { "cache-control": "no-store" }),
+    async (rig) => {
+      const bodies = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const res = await rig.get("/ns");
+          return new Uint8Array(await res.arrayBuffer());
+        }),
+      );
+      assert.equal(count(rig, "GET /ns"), 8);
+      for (const b of bodies) assert.deepEqual(b, body);
+    },
+  );
+});
+
+Deno.test("proxy §4: a collapsed miss goes to the origin itself after collapseTimeoutMs", async () => {
+  let calls = 0;
+  await withRig(
+    async () => {
+      const call = ++calls;
+      if (call === 1) await sleep(1500);
+      return new Response(`call ${call}`, {
+        headers: { "cache-control": "max-age=60" },
+      });
+    },
+    async (rig) => {
+      const first = rig.get("/t").then((r) => r.text());
+      await sleep(100);
+      const started = Date.now();
+      const second = await (await rig.get("/t")).text();
+      assert.ok(Date.now() - started < 1200, "the waiter did not wait it out");
+      assert.equal(second, "call 2");
+      assert.equal(await first, "call 1");
+      assert.equal(count(rig, "GET /t"), 2);
+    },
+    { collapseTimeoutMs: 200 },
+  );
+});
+
+Deno.test("proxy RFC 5861 §3: stale-while-revalidate serves stale and refreshes once in the background", async () => {
+  let version = 0;
+  await withRig(
+    async () => {
+      version++;
+      if (version === 1) {
+        // Stale on arrival (Age 100 > max-age 10), within the 600 s window.
+        return new Response("v1", {
+          headers: {
+            age: "100",
+            "cache-control": "max-age=10, stale-while-revalidate=600",
+          },
+        });
+      }
+      await sleep(300); // a slow refresh, so the stale hits overlap it
+      return new Response(`v${version}`, {
+        headers: { "cache-control": "max-age=60" },
+      });
+    },
+    async (rig) => {
+      assert.equal(await (await rig.get("/s")).text(), "v1");
+      const stale = await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const res = await rig.get("/s");
+          return [await res.text(), res.headers.get("x-larder-cache")];
+        }),
+      );
+      for (const s of stale) assert.deepEqual(s, ["v1", "stale"]);
+      // The refresh lands within its 300 ms; one origin request for it.
+      let later: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        await sleep(100);
+        const res = await rig.get("/s");
+        later = [await res.text(), res.headers.get("x-larder-cache") ?? ""];
+        if (later[0] !== "v1") break;
+      }
+      assert.deepEqual(later, ["v2", "hit"]);
+      assert.equal(count(rig, "GET /s"), 2);
+    },
+  );
+});

@@ -55,6 +55,12 @@ export interface ProxyOptions {
   log?: (line: string) => void;
   /** Fraction of `Last-Modified` age used as heuristic lifetime. Default 0.1. */
   heuristicFraction?: number;
+  /**
+   * How long a miss waits for another request's origin fetch of the same
+   * URL (request collapsing) before it goes to the origin itself, ms.
+   * Default 30,000.
+   */
+  collapseTimeoutMs?: number;
 }
 
 /** How a request was answered, in the `x-larder-cache` response field and the log. */
@@ -134,6 +140,16 @@ function worthStoring(head: StoredHead): boolean {
     /stale-(if-error|while-revalidate)/i.test(cc);
 }
 
+/** Request fields that make a request conditional or partial. */
+const CLIENT_CONDITIONS = [
+  "if-none-match",
+  "if-modified-since",
+  "if-match",
+  "if-unmodified-since",
+  "if-range",
+  "range",
+];
+
 class OriginFailure extends Error {
   constructor(readonly status: 502 | 504, message: string, cause: unknown) {
     super(message, { cause });
@@ -161,7 +177,11 @@ function errorResponse(status: number, message: string, via: string): Response {
  * without rewriting the body; `HEAD` is answered from a stored `GET`; a
  * successful unsafe request invalidates its target. An origin that fails
  * or does not answer within `originTimeoutMs` gives 502 or 504, or the
- * stale response where `stale-if-error` allows it.
+ * stale response where `stale-if-error` allows it. Concurrent GET misses
+ * for one URL make one origin request, the others answered from what it
+ * stores (or, after `collapseTimeoutMs`, sent on themselves); an entry
+ * within its `stale-while-revalidate` window is served stale while one
+ * background request refreshes it.
  *
  * @param options The origin and the store (`dir` or `store`).
  * @returns The proxy: its `handler` and `close`.
@@ -210,6 +230,15 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const client = new OriginClient(origin);
   const via = options.via ?? "1.1 larder";
   const timeoutMs = options.originTimeoutMs ?? 30_000;
+  const collapseTimeoutMs = options.collapseTimeoutMs ?? 30_000;
+  // Request collapsing: the GET misses in flight to the origin, by target
+  // URL; each settles when its response is stored (true) or will not be
+  // (false). A URL, not a variant key: the Vary fields are not known
+  // before the response, so a waiter looks the store up again and goes to
+  // the origin itself when the stored variant is not its own.
+  const inflight = new Map<string, Promise<boolean>>();
+  // stale-while-revalidate: the keys being refreshed in the background.
+  const refreshing = new Set<string>();
   const policy = { heuristicFraction: options.heuristicFraction ?? 0.1 };
   const pending = new Set<Promise<void>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
@@ -334,6 +363,20 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     requestTime: number,
     status: CacheStatus,
   ): Promise<Response> {
+    return (await storeAndServeWith(req, target, res, requestTime, status))[0];
+  }
+
+  /**
+   * {@linkcode storeAndServe}, also giving the store's write, or undefined
+   * when the response is not stored.
+   */
+  async function storeAndServeWith(
+    req: Request,
+    target: URL,
+    res: Response,
+    requestTime: number,
+    status: CacheStatus,
+  ): Promise<[Response, Promise<void> | undefined]> {
     const responseTime = Date.now();
     const reqHead = { method: "GET", url: target.href, headers: req.headers };
     const verdict = storable(reqHead, {
@@ -342,7 +385,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     });
     const vary = varyNames(res.headers);
     if (!verdict.ok || vary === "*" || closed) {
-      return clientResponse(res, status === "miss" ? "bypass" : status);
+      return [
+        clientResponse(res, status === "miss" ? "bypass" : status),
+        undefined,
+      ];
     }
     const record: ResponseRecord = {
       requestTime,
@@ -362,22 +408,28 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       vary,
     };
     if (!worthStoring(recordToHead(record))) {
-      return clientResponse(res, status === "miss" ? "bypass" : status);
+      return [
+        clientResponse(res, status === "miss" ? "bypass" : status),
+        undefined,
+      ];
     }
     let key: string;
     try {
       key = await cache.keyFor(record, req.headers);
     } catch {
-      return clientResponse(res, "bypass"); // a key over the store's limit
+      // A key over the store's limit.
+      return [clientResponse(res, "bypass"), undefined];
     }
     if (res.body === null) {
-      track(cache.put(key, record, new Uint8Array(0)));
-      return clientResponse(res, status);
+      const stored = cache.put(key, record, new Uint8Array(0));
+      track(stored);
+      return [clientResponse(res, status), stored];
     }
     const [toClient, toStore] = pacedTee(res.body);
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
-    track(cache.put(key, record, toStore));
+    const stored = cache.put(key, record, toStore);
+    track(stored);
     const head = recordToHead(record);
     if (clientNotModified({ ...reqHead, method: req.method }, head.headers)) {
       // The client's conditions were taken off for a full response to
@@ -386,9 +438,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const h = notModifiedHeaders(head, Date.now());
       addVia(h, via);
       h.set("x-larder-cache", status);
-      return new Response(null, { status: 304, headers: h });
+      return [new Response(null, { status: 304, headers: h }), stored];
     }
-    return clientResponse(res, status, toClient);
+    return [clientResponse(res, status, toClient), stored];
   }
 
   async function handleUnsafe(
@@ -427,6 +479,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       case "fresh":
         return fromStore(req, found!, head!, "hit");
       case "stale-usable":
+        if (decision.reason === "stale-while-revalidate") {
+          refreshInBackground(req, info, target, found!, head!);
+        }
         return fromStore(req, found!, head!, "stale");
       case "only-if-cached-504":
         found?.entry.release();
@@ -434,10 +489,157 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       case "miss":
         found?.entry.release();
         found = head = undefined;
+        if (req.method === "GET") {
+          const flight = inflight.get(target.href);
+          if (flight === undefined) return await lead(req, info, target);
+          const collapsed = await afterFlight(req, flight);
+          if (collapsed !== undefined) return collapsed;
+        }
         break;
       case "revalidate":
         break;
     }
+    const staleOnError = decision.kind === "revalidate" &&
+      decision.staleOnError;
+    return await viaOrigin(req, info, target, { found, head, staleOnError });
+  }
+
+  /**
+   * A GET miss with no other in flight for its URL: goes to the origin,
+   * and other misses for the URL wait until its response is stored.
+   */
+  async function lead(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+  ): Promise<Response> {
+    let settle!: (stored: boolean) => void;
+    const flight = new Promise<boolean>((resolve) => settle = resolve);
+    inflight.set(target.href, flight);
+    flight.then(() => {
+      if (inflight.get(target.href) === flight) inflight.delete(target.href);
+    });
+    let stored: Promise<void> | undefined;
+    try {
+      return await viaOrigin(req, info, target, {
+        staleOnError: false,
+        onStored: (p) => stored = p,
+      });
+    } finally {
+      if (stored === undefined) settle(false);
+      else stored.then(() => settle(true), () => settle(false));
+    }
+  }
+
+  /**
+   * A collapsed miss: waits (at most `collapseTimeoutMs`) for `flight`,
+   * then answers from what it stored; undefined when the request must go
+   * to the origin itself (timed out, nothing stored, another variant, or
+   * not usable for this request).
+   */
+  async function afterFlight(
+    req: Request,
+    flight: Promise<boolean>,
+  ): Promise<Response | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), collapseTimeoutMs);
+    });
+    const stored = await Promise.race([flight, timeout]);
+    clearTimeout(timer);
+    if (!stored || closed) return undefined;
+    const url = targetOf(req).href;
+    const found = await cache.lookup(url, req.headers);
+    if (found === undefined) return undefined;
+    const head = recordToHead(found.record);
+    const reqHead = { method: req.method, url, headers: req.headers };
+    const decision = decide(reqHead, head, Date.now(), policy);
+    if (decision.kind === "fresh" || decision.kind === "stale-usable") {
+      return fromStore(req, found, head, "hit");
+    }
+    found.entry.release();
+    return undefined;
+  }
+
+  /**
+   * stale-while-revalidate (RFC 5861 §3): refreshes a stale entry in the
+   * background, once at a time per entry, while the stale one is served.
+   */
+  function refreshInBackground(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+    found: Found,
+    head: StoredHead,
+  ): void {
+    if (refreshing.has(found.key) || closed) return;
+    refreshing.add(found.key);
+    const refresh = async () => {
+      const plain = new Headers(req.headers);
+      for (const name of CLIENT_CONDITIONS) plain.delete(name);
+      const headers = originHeaders(
+        new Request(req.url, { headers: plain }),
+        info,
+      );
+      for (const [name, value] of revalidationHeaders(head)) {
+        headers.set(name, value);
+      }
+      const requestTime = Date.now();
+      const res = await toOrigin("GET", target, headers, null);
+      if (res.status === 304) {
+        await res.body?.cancel();
+        const updated = updateFrom304(head, {
+          headers: res.headers,
+          requestTime,
+          responseTime: Date.now(),
+        });
+        if (updated === null) return;
+        await cache.putHead(found.key, {
+          ...found.record,
+          requestTime: updated.requestTime,
+          responseTime: updated.responseTime,
+          responseHeaders: pairs(updated.headers),
+        });
+        return;
+      }
+      if (isOriginError(res.status)) {
+        await res.body?.cancel(); // the stale entry stays
+        return;
+      }
+      const [served, stored] = await storeAndServeWith(
+        new Request(req.url, { headers: plain }),
+        target,
+        res,
+        requestTime,
+        "miss",
+      );
+      await served.body?.cancel(); // the store reads on alone
+      await stored;
+    };
+    track(refresh().finally(() => refreshing.delete(found.key)));
+  }
+
+  /**
+   * Asks the origin for a GET or HEAD: a revalidation of `found` when
+   * given, else a full request; stores what may be stored.
+   */
+  async function viaOrigin(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+    opts: {
+      found?: Found | undefined;
+      head?: StoredHead | undefined;
+      staleOnError: boolean;
+      onStored?: (stored: Promise<void> | undefined) => void;
+    },
+  ): Promise<Response> {
+    const { found, head, staleOnError } = opts;
+    const reqHead = {
+      method: req.method,
+      url: target.href,
+      headers: req.headers,
+    };
     const headers = originHeaders(req, info);
     if (head !== undefined) {
       for (const [name, value] of revalidationHeaders(head, reqHead)) {
@@ -453,8 +655,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       headers.delete("if-none-match");
       headers.delete("if-modified-since");
     }
-    const staleOnError = decision.kind === "revalidate" &&
-      decision.staleOnError;
     const requestTime = Date.now();
     let res: Response;
     try {
@@ -521,7 +721,15 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       }
       return clientResponse(res, "bypass");
     }
-    return storeAndServe(req, target, res, requestTime, "miss");
+    const [response, stored] = await storeAndServeWith(
+      req,
+      target,
+      res,
+      requestTime,
+      "miss",
+    );
+    opts.onStored?.(stored);
+    return response;
   }
 
   async function handle(req: Request, info?: ServeInfo): Promise<Response> {
