@@ -73,72 +73,14 @@ export class OriginClient {
       });
       req.on("response", (res) => {
         init.signal.removeEventListener("abort", abort);
-        const h = new Headers();
-        const raw = res.rawHeaders;
-        for (let i = 0; i + 1 < raw.length; i += 2) {
-          h.append(raw[i]!, raw[i + 1]!);
+        try {
+          resolve(toResponse(res, init.method));
+        } catch (err) {
+          // Whatever the origin sent, a bad head is the origin's failure
+          // (502), never an exception thrown out of this event handler.
+          res.destroy();
+          reject(err);
         }
-        const status = res.statusCode ?? 502;
-        if (NO_CONTENT.has(status) || init.method === "HEAD") {
-          res.resume();
-          resolve(
-            new Response(null, {
-              status,
-              statusText: res.statusMessage,
-              headers: h,
-            }),
-          );
-          return;
-        }
-        let settled = false;
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            res.on("data", (chunk: Uint8Array) => {
-              if (settled) return;
-              controller.enqueue(
-                new Uint8Array(
-                  chunk.buffer,
-                  chunk.byteOffset,
-                  chunk.byteLength,
-                ),
-              );
-              if ((controller.desiredSize ?? 0) <= 0) res.pause();
-            });
-            res.on("end", () => {
-              if (settled) return;
-              settled = true;
-              controller.close();
-            });
-            res.on("close", () => {
-              if (settled) return;
-              settled = true;
-              controller.error(
-                new Error(
-                  "Cannot read origin response: connection closed mid-body",
-                ),
-              );
-            });
-            res.on("error", (err) => {
-              if (settled) return;
-              settled = true;
-              controller.error(err);
-            });
-          },
-          pull() {
-            res.resume();
-          },
-          cancel() {
-            settled = true;
-            res.destroy();
-          },
-        }, { highWaterMark: 8 });
-        resolve(
-          new Response(body, {
-            status,
-            statusText: res.statusMessage,
-            headers: h,
-          }),
-        );
       });
       if (init.body === null) {
         req.end();
@@ -163,4 +105,75 @@ export class OriginClient {
   close(): void {
     this.#agent.destroy();
   }
+}
+
+/**
+ * The origin's response head and body as a Response.
+ *
+ * @throws {Error} when the head cannot be passed on: a status outside
+ *   200–599 (a 1xx here is not a final response; 600 and up is not HTTP),
+ *   or a field `Headers` refuses.
+ */
+function toResponse(res: http.IncomingMessage, method: string): Response {
+  const status = res.statusCode ?? 0;
+  if (!(status >= 200 && status <= 599)) {
+    throw new Error(
+      `Cannot read origin response: status ${status} is outside 200–599`,
+    );
+  }
+  const headers = new Headers();
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    headers.append(raw[i]!, raw[i + 1]!);
+  }
+  // A reason phrase Response refuses is dropped, not fatal: it carries
+  // no meaning (RFC 9112 §4).
+  const statusText = /^[\t\x20-\x7e\x80-\xff]*$/.test(res.statusMessage ?? "")
+    ? res.statusMessage
+    : "";
+  if (NO_CONTENT.has(status) || method === "HEAD") {
+    res.resume();
+    return new Response(null, { status, statusText, headers });
+  }
+  return new Response(bodyOf(res), { status, statusText, headers });
+}
+
+/** The origin's body as a stream that pauses the socket under pressure. */
+function bodyOf(res: http.IncomingMessage): ReadableStream<Uint8Array> {
+  let settled = false;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      res.on("data", (chunk: Uint8Array) => {
+        if (settled) return;
+        controller.enqueue(
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+        );
+        if ((controller.desiredSize ?? 0) <= 0) res.pause();
+      });
+      res.on("end", () => {
+        if (settled) return;
+        settled = true;
+        controller.close();
+      });
+      res.on("close", () => {
+        if (settled) return;
+        settled = true;
+        controller.error(
+          new Error("Cannot read origin response: connection closed mid-body"),
+        );
+      });
+      res.on("error", (err) => {
+        if (settled) return;
+        settled = true;
+        controller.error(err);
+      });
+    },
+    pull() {
+      res.resume();
+    },
+    cancel() {
+      settled = true;
+      res.destroy();
+    },
+  }, { highWaterMark: 8 });
 }
