@@ -204,9 +204,32 @@ function errorResponse(status: number, message: string, via: string): Response {
  * within its `stale-while-revalidate` window is served stale while one
  * background request refreshes it.
  *
+ * Ranges (RFC 9110 §14): a `GET` with one byte range (`bytes=a-b`,
+ * `bytes=a-`, `bytes=-n`) for a stored 200 is answered 206 with
+ * `Content-Range`, `Age` and `Via`, reading only the chunks of the store
+ * that the range covers; a range with nothing in the body is 416 with
+ * `Content-Range: bytes` and the length; several ranges, another unit, an
+ * invalid range or an `If-Range` that does not hold (strong `ETag`, or the
+ * exact `Last-Modified` date) get the full 200; `HEAD` and other methods
+ * ignore `Range`. Stored 200s carry `Accept-Ranges: bytes`. A stale entry
+ * is revalidated first. A `Range` miss goes to the origin without its
+ * `Range` and `If-Range` (as nginx `proxy_cache`, Varnish and Fastly do):
+ * the whole response is stored and the range cut from it as it streams
+ * (206 when the origin declares its length, else the full 200), so the
+ * next range is a hit; a request with `Cache-Control: no-store` keeps its
+ * `Range` and gets the origin's answer.
+ *
+ * Purging: with `purgeToken`, `PURGE <path>` and `POST <adminPath>purge?url=`
+ * with `Authorization: Bearer <token>` make every stored response for the
+ * URL (every `Vary` variant) unreachable, and one being stored is dropped
+ * when its store ends: 200 `{"purged": 1}`, or 404 `{"purged": 0}` when
+ * nothing was stored; 401 without the token. Without a token both are 405.
+ * `PURGE` is never forwarded to the origin.
+ *
  * @param options The origin and the store (`dir` or `store`).
  * @returns The proxy: its `handler` and `close`.
- * @throws {TypeError} for a bad origin or neither `dir` nor `store`.
+ * @throws {TypeError} for a bad origin, neither `dir` nor `store`, an
+ *   empty `purgeToken` or an `adminPath` not starting and ending with `/`.
  *
  * @example In front of a local origin
  * ```ts
