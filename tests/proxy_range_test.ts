@@ -2,6 +2,11 @@
 // §15.3.7, §15.5.17), against a real origin on 127.0.0.1. Test names give
 // the RFC section they check.
 import assert from "node:assert/strict";
+import {
+  ifRangeHolds,
+  parseRange,
+  type RangePlan,
+} from "../src/proxy/_range.ts";
 import { createProxy } from "../src/proxy/mod.ts";
 import {
   backingProxyStore,
@@ -50,6 +55,18 @@ async function ranged(
   return { res, body: await bytes(res) };
 }
 
+/**
+ * Asserts that every entry the proxy opened has been released (a body's
+ * pin ends when the server has read it to its end, just after the client
+ * has its last byte).
+ */
+async function assertReleased(rig: Rig): Promise<void> {
+  for (let i = 0; i < 100 && rig.store.stats().pinned > 0; i++) {
+    await sleep(10);
+  }
+  assert.equal(rig.store.stats().pinned, 0, "entries left pinned");
+}
+
 /** Asserts a 206 of `[start, end]` (inclusive) of `whole`. */
 function assertPartial(
   got: { res: Response; body: Uint8Array },
@@ -85,6 +102,7 @@ Deno.test("RFC 9110 §14.2: bytes=a-b range answered 206 from cache, with Age, V
     assertPartial(await ranged(rig, "/o", "bytes=0-0"), BODY, 0, 0);
     assertPartial(await ranged(rig, "/o", "bytes=999-999"), BODY, 999, 999);
     assert.equal(count(rig, "GET /o"), 1);
+    await assertReleased(rig);
   });
 });
 
@@ -143,6 +161,7 @@ Deno.test("RFC 9110 §15.5.17: a range at or past the end is 416 with Content-Ra
     assert.equal(again.headers.get("x-larder-cache"), "hit");
     assert.deepEqual(await bytes(again), BODY);
     assert.equal(count(rig, "GET /o"), 1);
+    await assertReleased(rig);
   });
 });
 
@@ -168,6 +187,7 @@ Deno.test("RFC 9110 §14.2: an invalid range, another unit or several ranges are
       assert.deepEqual(body, BODY);
     }
     assert.equal(count(rig, "GET /o"), 1);
+    await assertReleased(rig);
   });
 });
 
@@ -190,7 +210,14 @@ Deno.test("RFC 9110 §13.1.5: If-Range with the strong ETag or the Last-Modified
       assert.equal(res.status, 200, failing);
       assert.deepEqual(body, BODY);
     }
+    // A condition of its own comes first (RFC 9110 §13.2.2): 304.
+    const nm = await rig.get("/o", {
+      headers: { range: "bytes=0-9", "if-none-match": ETAG },
+    });
+    assert.equal(nm.status, 304);
+    await nm.body?.cancel();
     assert.equal(count(rig, "GET /o"), 1);
+    await assertReleased(rig);
   });
 });
 
@@ -244,6 +271,7 @@ Deno.test("RFC 9110 §14.2: HEAD with Range gets the 200's head; a POST's Range 
       assert.equal(await post.text(), "posted");
       assert.equal(rig.lastHeaders.get("range"), "bytes=0-9");
       assert.equal(count(rig, "GET /o"), 1);
+      await assertReleased(rig);
     },
   );
 });
@@ -421,6 +449,7 @@ Deno.test("RFC 9110 §14.2: ranges of a multi-MB entry read only their chunks fr
       );
       assert.ok(span >= 300_000 && span <= 300_000 + 2 * 65536, `${span}`);
       assert.equal(count(rig, "GET /big"), 1);
+      await assertReleased(rig);
     },
   );
 });
@@ -484,6 +513,7 @@ Deno.test("RFC 9110 §14.2, RFC 9111 §4: concurrent range requests while the ob
         statuses.filter((s) => s === "hit").length,
         ranges.length + 1,
       );
+      await assertReleased(rig);
     },
   );
 });
@@ -542,4 +572,43 @@ Deno.test("RFC 9110 §14.2: over a ProxyStore without getRanged, a small body's 
     await proxy.close();
     await origin.shutdown();
   }
+});
+
+Deno.test("RFC 9110 §14.1.1: parseRange and ifRangeHolds, case by case", () => {
+  const cases: [string, number, RangePlan][] = [
+    ["bytes=0-0", 10, { kind: "partial", start: 0, end: 1 }],
+    ["bytes=9-9", 10, { kind: "partial", start: 9, end: 10 }],
+    ["bytes=9-", 10, { kind: "partial", start: 9, end: 10 }],
+    ["bytes=10-", 10, { kind: "unsatisfiable" }],
+    ["bytes=0-", 0, { kind: "unsatisfiable" }],
+    ["bytes=-1", 0, { kind: "full" }],
+    ["bytes=-0", 10, { kind: "unsatisfiable" }],
+    ["bytes=-00", 10, { kind: "unsatisfiable" }],
+    ["bytes=-11", 10, { kind: "partial", start: 0, end: 10 }],
+    ["bytes=007-008", 10, { kind: "partial", start: 7, end: 9 }],
+    ["bytes=99999999999999999999-", 10, { kind: "unsatisfiable" }],
+    ["bytes=-99999999999999999999", 10, { kind: "partial", start: 0, end: 10 }],
+    [" BYTES = 1-2", 10, { kind: "partial", start: 1, end: 3 }],
+    [",bytes=1-2", 10, { kind: "full" }],
+    ["bytes=1-2,", 10, { kind: "partial", start: 1, end: 3 }],
+    ["bytes=1 -2", 10, { kind: "full" }],
+    ["bytes=+1-2", 10, { kind: "full" }],
+    ["bytes=1-2-3", 10, { kind: "full" }],
+    ["bytes 1-2", 10, { kind: "full" }],
+    ["bytes=3-1", 10, { kind: "full" }],
+    ["bytes=0-1,3-4", 10, { kind: "full" }],
+  ];
+  for (const [value, size, want] of cases) {
+    assert.deepEqual(parseRange(value, size), want, `${value} of ${size}`);
+  }
+  const h = new Headers({ etag: '"a"', "last-modified": LAST_MODIFIED });
+  assert.ok(ifRangeHolds('"a"', h));
+  assert.ok(ifRangeHolds(' "a" ', h));
+  assert.ok(!ifRangeHolds('"b"', h));
+  assert.ok(!ifRangeHolds('W/"a"', h));
+  assert.ok(ifRangeHolds(LAST_MODIFIED, h));
+  // The same instant in the obsolete RFC 850 form is still that date.
+  assert.ok(ifRangeHolds("Tuesday, 01-Dec-26 10:00:00 GMT", h));
+  assert.ok(!ifRangeHolds(LAST_MODIFIED, new Headers()));
+  assert.ok(!ifRangeHolds('"a"', new Headers()));
 });

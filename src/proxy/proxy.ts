@@ -424,7 +424,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     h: Headers,
   ): Response | undefined {
     if (req.method !== "GET" || !req.headers.has("range")) return undefined;
-    const body = found.entry.body;
+    // Without a ranged entry, only a body read whole can be cut.
+    const body = found.ranged === undefined ? found.entry.body : undefined;
     const size = found.ranged?.size ??
       (body instanceof Uint8Array ? body.length : undefined);
     const plan = planRange(req.method, req.headers, head.status, h, size);
