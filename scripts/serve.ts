@@ -20,14 +20,24 @@ Usage: deno task serve --origin URL [options]
   --dir DIR             store directory (default ./.larder-proxy)
   --limit SIZE          store byte limit: 1GiB, 512MiB, 64KiB or bytes (default 1GiB)
   --origin-timeout MS   how long to wait for the origin's response head (default 30000)
+  --purge-token TOKEN   turns purging on: PURGE <path> and POST <admin-path>purge?url=<url>
+                        with "Authorization: Bearer TOKEN" remove a URL's stored
+                        responses (every Vary variant). Better given in the
+                        environment, as LARDER_PURGE_TOKEN (a flag shows in ps).
+                        Without a token PURGE is answered 405 and never forwarded
+  --admin-path PATH     where the proxy's own endpoints live (default /_larder/)
+  --no-admin            no admin endpoints: such paths go to the origin
   --config FILE         JSON file with any of these options by name
-                        ({"origin": "...", "port": 8081, "limit": "1GiB", ...});
-                        flags given on the command line win
+                        ({"origin": "...", "port": 8081, "limit": "1GiB",
+                        "purge-token": "...", "admin-path": false, ...});
+                        flags win over the environment, which wins over the file
   --quiet               no log line per request
   --help                this text
 
 Logs one line per request: client, time, request line, status, length,
 cache status (hit, stale, revalidated, miss, bypass, error), duration.
+Range requests for stored responses are answered 206 from the store; a
+Range miss fetches the whole response, stores it and sends the range.
 `;
 
 /** The command's settings after defaults. */
@@ -39,6 +49,10 @@ export interface ServeConfig {
   limit: number;
   originTimeoutMs: number;
   quiet: boolean;
+  /** Where the admin endpoints live, or false for none. */
+  adminPath: string | false;
+  /** The purge token; absent, purging is off. */
+  purgeToken?: string;
 }
 
 const UNITS: Record<string, number> = {
@@ -96,23 +110,43 @@ const FLAGS = new Set([
   "limit",
   "origin-timeout",
   "config",
+  "purge-token",
+  "admin-path",
+]);
+
+/** Config file keys besides the flag names. */
+const CONFIG_ALIASES = new Set([
+  "quiet",
+  "originTimeoutMs",
+  "purgeToken",
+  "adminPath",
 ]);
 
 /**
- * Parses the command line (and the `--config` file it names).
+ * Parses the command line (and the `--config` file it names, and
+ * `LARDER_PURGE_TOKEN` from the environment).
  *
  * @param args The arguments after the script.
+ * @param env Reads an environment variable (default `Deno.env.get`).
  * @returns The settings, or `"help"`.
- * @throws {TypeError} for an unknown flag or a missing value or origin.
+ * @throws {TypeError} for an unknown flag or a missing value or origin,
+ *   an empty purge token or an admin path not within slashes.
  * @throws {RangeError} for a bad number or size.
  */
-export function parseServeArgs(args: string[]): ServeConfig | "help" {
+export function parseServeArgs(
+  args: string[],
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): ServeConfig | "help" {
   const given: Record<string, unknown> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--help" || arg === "-h") return "help";
     if (arg === "--quiet") {
       given.quiet = true;
+      continue;
+    }
+    if (arg === "--no-admin") {
+      given["admin-path"] = false;
       continue;
     }
     const eq = arg.indexOf("=");
@@ -135,7 +169,7 @@ export function parseServeArgs(args: string[]): ServeConfig | "help" {
       throw new TypeError("Cannot read config: expected a JSON object");
     }
     for (const name of Object.keys(file)) {
-      if (!FLAGS.has(name) && name !== "quiet" && name !== "originTimeoutMs") {
+      if (!FLAGS.has(name) && !CONFIG_ALIASES.has(name)) {
         throw new TypeError(`Cannot read config: unknown option ${name}`);
       }
     }
@@ -147,6 +181,25 @@ export function parseServeArgs(args: string[]): ServeConfig | "help" {
   }
   new URL(origin); // a TypeError for a bad URL
   const limit = pick("limit") ?? "1GiB";
+  const token = given["purge-token"] ?? env("LARDER_PURGE_TOKEN") ??
+    file["purge-token"] ?? file.purgeToken;
+  if (token !== undefined && (typeof token !== "string" || token === "")) {
+    throw new TypeError(
+      "Cannot use --purge-token: expected a non-empty string",
+    );
+  }
+  const adminPath = pick("admin-path") ?? file.adminPath ?? "/_larder/";
+  if (
+    adminPath !== false &&
+    (typeof adminPath !== "string" || !adminPath.startsWith("/") ||
+      !adminPath.endsWith("/"))
+  ) {
+    throw new TypeError(
+      `Cannot use --admin-path: expected a path starting and ending with "/", or false, got ${
+        JSON.stringify(adminPath)
+      }`,
+    );
+  }
   return {
     origin,
     port: integer("port", pick("port") ?? 8081, 0, 65535),
@@ -160,6 +213,8 @@ export function parseServeArgs(args: string[]): ServeConfig | "help" {
       2 ** 31 - 1,
     ),
     quiet: Boolean(given.quiet ?? file.quiet ?? false),
+    adminPath,
+    ...(token === undefined ? {} : { purgeToken: token }),
   };
 }
 
@@ -174,6 +229,10 @@ export async function serve(config: ServeConfig): Promise<void> {
     dir: config.dir,
     storeOptions: { limit: config.limit },
     originTimeoutMs: config.originTimeoutMs,
+    adminPath: config.adminPath,
+    ...(config.purgeToken === undefined
+      ? {}
+      : { purgeToken: config.purgeToken }),
     ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
   });
   const server = Deno.serve({
@@ -181,7 +240,9 @@ export async function serve(config: ServeConfig): Promise<void> {
     port: config.port,
     onListen({ hostname, port }) {
       console.log(
-        `larder proxy on http://${hostname}:${port}/ for ${config.origin} (store ${config.dir}, limit ${config.limit} bytes)`,
+        `larder proxy on http://${hostname}:${port}/ for ${config.origin} (store ${config.dir}, limit ${config.limit} bytes${
+          config.purgeToken === undefined ? "" : ", purge on"
+        })`,
       );
     },
   }, proxy.handler);

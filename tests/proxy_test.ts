@@ -2,89 +2,10 @@
 // 127.0.0.1, requests go over the loopback. Test names give the RFC 9111
 // section they check.
 import assert from "node:assert/strict";
-import { createProxy, type Proxy } from "../src/proxy/mod.ts";
-import type { ProxyOptions } from "../src/proxy/proxy.ts";
+import { createProxy } from "../src/proxy/mod.ts";
 import { gzipSync } from "node:zlib";
 import { tempDir } from "./_helpers.ts";
-
-type OriginHandler = (req: Request) => Response | Promise<Response>;
-
-interface Rig {
-  /** Requests the origin has seen, as `METHOD /path`. */
-  seen: string[];
-  /** The origin's last request headers. */
-  lastHeaders: Headers;
-  /** GETs the proxy over HTTP. */
-  get(path: string, init?: RequestInit): Promise<Response>;
-  /** The body bytes the proxy's handler returns, undecoded. */
-  raw(path: string, acceptEncoding: string): Promise<Uint8Array>;
-  /** Reopens the proxy on the same directory. */
-  restart(): Promise<void>;
-  proxyUrl: string;
-  dir: string;
-}
-
-async function withRig(
-  originHandler: OriginHandler,
-  fn: (rig: Rig) => Promise<void>,
-  extra: Partial<ProxyOptions> = {},
-): Promise<void> {
-  await using dir = await tempDir();
-  const seen: string[] = [];
-  let lastHeaders = new Headers();
-  const origin = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req) => {
-      seen.push(`${req.method} ${new URL(req.url).pathname}`);
-      lastHeaders = req.headers;
-      return originHandler(req);
-    },
-  );
-  const open = () =>
-    createProxy({
-      origin: `http://127.0.0.1:${origin.addr.port}`,
-      dir: dir.path,
-      storeOptions: { limit: 256 * 2 ** 20 },
-      ...extra,
-    });
-  let proxy: Proxy = await open();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, info) => proxy.handler(req, info),
-  );
-  const proxyUrl = `http://127.0.0.1:${server.addr.port}`;
-  const rig: Rig = {
-    seen,
-    get lastHeaders() {
-      return lastHeaders;
-    },
-    get: (path, init) => fetch(proxyUrl + path, init),
-    async raw(path, acceptEncoding) {
-      const res = await proxy.handler(
-        new Request(proxyUrl + path, {
-          headers: { "accept-encoding": acceptEncoding },
-        }),
-      );
-      return new Uint8Array(await res.arrayBuffer());
-    },
-    async restart() {
-      await proxy.close();
-      proxy = await open();
-    },
-    proxyUrl,
-    dir: dir.path,
-  };
-  try {
-    await fn(rig);
-  } finally {
-    await server.shutdown();
-    await proxy.close();
-    await origin.shutdown();
-  }
-}
-
-const count = (rig: Rig, what: string) =>
-  rig.seen.filter((s) => s === what).length;
+import { count, withRig } from "./_proxy_rig.ts";
 
 Deno.test("proxy §3 §4: a stored response answers the next request", async () => {
   await withRig(

@@ -17,15 +17,65 @@ Deno.test("serve parseSize reads binary units", () => {
 
 Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
   await t.step("defaults", () => {
-    assert.deepEqual(parseServeArgs(["--origin", "http://127.0.0.1:8000"]), {
-      origin: "http://127.0.0.1:8000",
-      port: 8081,
-      host: "127.0.0.1",
-      dir: "./.larder-proxy",
-      limit: 2 ** 30,
-      originTimeoutMs: 30_000,
-      quiet: false,
-    });
+    assert.deepEqual(
+      parseServeArgs(["--origin", "http://127.0.0.1:8000"], () => undefined),
+      {
+        origin: "http://127.0.0.1:8000",
+        port: 8081,
+        host: "127.0.0.1",
+        dir: "./.larder-proxy",
+        limit: 2 ** 30,
+        originTimeoutMs: 30_000,
+        quiet: false,
+        adminPath: "/_larder/",
+      },
+    );
+  });
+  await t.step(
+    "purge token: flag, then environment, then config file",
+    async () => {
+      const o = ["--origin", "http://o"];
+      const env = (v?: string) => (name: string) =>
+        name === "LARDER_PURGE_TOKEN" ? v : undefined;
+      const token = (args: string[], v?: string) => {
+        const c = parseServeArgs([...o, ...args], env(v));
+        assert.ok(c !== "help");
+        return c.purgeToken;
+      };
+      assert.equal(token([]), undefined);
+      assert.equal(token([], "from-env"), "from-env");
+      assert.equal(
+        token(["--purge-token", "from-flag"], "from-env"),
+        "from-flag",
+      );
+      await using dir = await tempDir();
+      const file = join(dir.path, "proxy.json");
+      await Deno.writeTextFile(
+        file,
+        JSON.stringify({ purgeToken: "from-file", "admin-path": false }),
+      );
+      assert.equal(token(["--config", file]), "from-file");
+      assert.equal(token(["--config", file], "from-env"), "from-env");
+      const c = parseServeArgs([...o, "--config", file], env());
+      assert.ok(c !== "help");
+      assert.equal(c.adminPath, false);
+      assert.throws(() => token(["--purge-token="]), TypeError);
+    },
+  );
+  await t.step("admin path", () => {
+    const path = (args: string[]) => {
+      const c = parseServeArgs(
+        ["--origin", "http://o", ...args],
+        () => undefined,
+      );
+      assert.ok(c !== "help");
+      return c.adminPath;
+    };
+    assert.equal(path(["--admin-path", "/ops/"]), "/ops/");
+    assert.equal(path(["--no-admin"]), false);
+    for (const bad of ["ops/", "/ops", ""]) {
+      assert.throws(() => path([`--admin-path=${bad}`]), TypeError);
+    }
   });
   await t.step("help, and errors", () => {
     assert.equal(parseServeArgs(["--help"]), "help");
@@ -57,8 +107,13 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
 });
 
 /** Starts `scripts/serve.ts` as a child; resolves once it listens. */
-async function startServe(originPort: number, dir: string) {
+async function startServe(
+  originPort: number,
+  dir: string,
+  env: Record<string, string> = {},
+) {
   const child = new Deno.Command(Deno.execPath(), {
+    env,
     args: [
       "run",
       "--allow-read",
@@ -199,6 +254,39 @@ Deno.test("serve: a SIGKILL during a streamed miss leaves no partial entry", asy
     assert.equal((await second.stop("SIGTERM")).code, 0);
   } finally {
     release();
+    await origin.shutdown();
+  }
+});
+
+Deno.test("serve takes the purge token from LARDER_PURGE_TOKEN", async () => {
+  await using dir = await tempDir();
+  let originRequests = 0;
+  const origin = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => {
+      originRequests++;
+      return new Response("x", { headers: { "cache-control": "max-age=60" } });
+    },
+  );
+  const serve = await startServe(origin.addr.port, join(dir.path, "store"), {
+    LARDER_PURGE_TOKEN: "tok",
+  });
+  try {
+    await (await fetch(serve.url + "a")).text();
+    const denied = await fetch(serve.url + "a", { method: "PURGE" });
+    assert.equal(denied.status, 401);
+    await denied.body?.cancel();
+    const res = await fetch(serve.url + "a", {
+      method: "PURGE",
+      headers: { authorization: "Bearer tok" },
+    });
+    assert.deepEqual(await res.json(), { purged: 1 });
+    const again = await fetch(serve.url + "a");
+    assert.equal(again.headers.get("x-larder-cache"), "miss");
+    await again.text();
+    assert.equal(originRequests, 2);
+  } finally {
+    assert.equal((await serve.stop("SIGTERM")).code, 0);
     await origin.shutdown();
   }
 });

@@ -23,4 +23,4 @@
 export { createProxy } from "./proxy.ts";
 export type { CacheStatus, Proxy, ProxyOptions, ServeInfo } from "./proxy.ts";
 export { backingProxyStore } from "./proxy_store.ts";
-export type { ProxyStore } from "./proxy_store.ts";
+export type { ProxyStore, RangedEntry } from "./proxy_store.ts";

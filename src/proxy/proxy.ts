@@ -22,10 +22,19 @@ import {
   updateFrom304,
   varyNames,
 } from "../http/policy.ts";
+import { parseCacheControl } from "../http/cache_control.ts";
 import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
 import { OriginClient } from "./_origin.ts";
+import { Purger } from "./_purge.ts";
+import {
+  declaredLength,
+  partialHeaders,
+  planRange,
+  sliceStream,
+  unsatisfiableHeaders,
+} from "./_range.ts";
 import { pacedTee } from "./_tee.ts";
 import {
   backingProxyStore,
@@ -61,6 +70,18 @@ export interface ProxyOptions {
    * Default 30,000.
    */
   collapseTimeoutMs?: number;
+  /**
+   * The token `PURGE` and the admin purge endpoint require, as
+   * `Authorization: Bearer <token>`. Without one, purging is off: `PURGE`
+   * is answered 405 by the proxy (never forwarded) and so is the endpoint.
+   */
+  purgeToken?: string;
+  /**
+   * Where the proxy's own endpoints live (`<adminPath>purge`), a path
+   * ending in `/`; `false` turns them off, and such requests go to the
+   * origin like any other. Default `/_larder/`.
+   */
+  adminPath?: string | false;
 }
 
 /** How a request was answered, in the `x-larder-cache` response field and the log. */
@@ -183,9 +204,32 @@ function errorResponse(status: number, message: string, via: string): Response {
  * within its `stale-while-revalidate` window is served stale while one
  * background request refreshes it.
  *
+ * Ranges (RFC 9110 §14): a `GET` with one byte range (`bytes=a-b`,
+ * `bytes=a-`, `bytes=-n`) for a stored 200 is answered 206 with
+ * `Content-Range`, `Age` and `Via`, reading only the chunks of the store
+ * that the range covers; a range with nothing in the body is 416 with
+ * `Content-Range: bytes` and the length; several ranges, another unit, an
+ * invalid range or an `If-Range` that does not hold (strong `ETag`, or the
+ * exact `Last-Modified` date) get the full 200; `HEAD` and other methods
+ * ignore `Range`. Stored 200s carry `Accept-Ranges: bytes`. A stale entry
+ * is revalidated first. A `Range` miss goes to the origin without its
+ * `Range` and `If-Range` (as nginx `proxy_cache`, Varnish and Fastly do):
+ * the whole response is stored and the range cut from it as it streams
+ * (206 when the origin declares its length, else the full 200), so the
+ * next range is a hit; a request with `Cache-Control: no-store` keeps its
+ * `Range` and gets the origin's answer.
+ *
+ * Purging: with `purgeToken`, `PURGE <path>` and `POST <adminPath>purge?url=`
+ * with `Authorization: Bearer <token>` make every stored response for the
+ * URL (every `Vary` variant) unreachable, and one being stored is dropped
+ * when its store ends: 200 `{"purged": 1}`, or 404 `{"purged": 0}` when
+ * nothing was stored; 401 without the token. Without a token both are 405.
+ * `PURGE` is never forwarded to the origin.
+ *
  * @param options The origin and the store (`dir` or `store`).
  * @returns The proxy: its `handler` and `close`.
- * @throws {TypeError} for a bad origin or neither `dir` nor `store`.
+ * @throws {TypeError} for a bad origin, neither `dir` nor `store`, an
+ *   empty `purgeToken` or an `adminPath` not starting and ending with `/`.
  *
  * @example In front of a local origin
  * ```ts
@@ -217,6 +261,15 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       `Cannot create proxy: origin must be http or https, got ${origin.protocol}`,
     );
   }
+  const via = options.via ?? "1.1 larder";
+  const purger = new Purger({
+    token: options.purgeToken,
+    adminPath: options.adminPath ?? "/_larder/",
+    origin,
+    targetOf: (u) => targetOf(u),
+    purge: (target) => cache.invalidate(target.href),
+    via,
+  });
   let store = options.store;
   if (store === undefined) {
     if (options.dir === undefined) {
@@ -228,7 +281,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   }
   const cache = new ProxyCache(store);
   const client = new OriginClient(origin);
-  const via = options.via ?? "1.1 larder";
   const timeoutMs = options.originTimeoutMs ?? 30_000;
   const collapseTimeoutMs = options.collapseTimeoutMs ?? 30_000;
   // Request collapsing: the GET misses in flight to the origin, by target
@@ -244,8 +296,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
 
-  function targetOf(req: Request): URL {
-    const u = new URL(req.url);
+  function targetOf(req: Request | URL): URL {
+    const u = req instanceof URL ? req : new URL(req.url);
     const t = new URL(origin);
     t.pathname = originPrefix + u.pathname;
     t.search = u.search;
@@ -303,10 +355,21 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     res: Response,
     status: CacheStatus,
     body?: ReadableStream<Uint8Array> | null,
+    req?: Request,
   ): Response {
     const h = forwardable(res.headers);
     addVia(h, via);
     h.set("x-larder-cache", status);
+    if (req !== undefined) {
+      // A GET's Range, taken off to fetch (and store) the whole response.
+      const ranged = rangeFromOrigin(
+        req,
+        res,
+        h,
+        body === undefined ? res.body : body,
+      );
+      if (ranged !== undefined) return ranged;
+    }
     return new Response(body === undefined ? res.body : body, {
       status: res.status,
       statusText: res.statusText,
@@ -332,10 +395,14 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const h = servedHeaders(head, now);
     addVia(h, via);
     h.set("x-larder-cache", status);
+    // Any stored 200 can answer a range (RFC 9110 §14.3).
+    if (head.status === 200) h.set("accept-ranges", "bytes");
     if (req.method === "HEAD") {
       found.entry.release();
       return new Response(null, { status: head.status, headers: h });
     }
+    const ranged = rangeFromStore(req, found, head, h);
+    if (ranged !== undefined) return ranged;
     // The body's own length is what is sent.
     h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
@@ -344,6 +411,78 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       statusText: found.record.statusText,
       headers: h,
     });
+  }
+
+  /**
+   * A GET's `Range` answered from a stored 200 (RFC 9110 §14): 206 with
+   * the bytes read from the store, or 416; undefined for a full 200.
+   */
+  function rangeFromStore(
+    req: Request,
+    found: Found,
+    head: StoredHead,
+    h: Headers,
+  ): Response | undefined {
+    if (req.method !== "GET" || !req.headers.has("range")) return undefined;
+    // Without a ranged entry, only a body read whole can be cut.
+    const body = found.ranged === undefined ? found.entry.body : undefined;
+    const size = found.ranged?.size ??
+      (body instanceof Uint8Array ? body.length : undefined);
+    const plan = planRange(req.method, req.headers, head.status, h, size);
+    if (plan.kind === "full") return undefined;
+    if (plan.kind === "unsatisfiable") {
+      found.entry.release();
+      return new Response(null, {
+        status: 416,
+        headers: unsatisfiableHeaders(h, size!),
+      });
+    }
+    const { start, end } = plan;
+    let part: BodyInit;
+    if (found.ranged !== undefined) part = found.ranged.stream(start, end);
+    else {
+      part = (body as Uint8Array).slice(start, end);
+      found.entry.release();
+    }
+    return new Response(part, {
+      status: 206,
+      headers: partialHeaders(h, start, end, size!),
+    });
+  }
+
+  /**
+   * A GET's `Range` answered from an origin's complete 200 being
+   * streamed (`body`): 206 with the part cut from the stream, or 416;
+   * undefined for a full 200. The length must be declared.
+   */
+  function rangeFromOrigin(
+    req: Request,
+    res: Response,
+    h: Headers,
+    body: ReadableStream<Uint8Array> | null,
+  ): Response | undefined {
+    if (req.method !== "GET" || !req.headers.has("range")) return undefined;
+    if (res.headers.has("content-range")) return undefined;
+    const size = declaredLength(res.headers);
+    const plan = planRange(req.method, req.headers, res.status, h, size);
+    if (plan.kind === "unsatisfiable") {
+      // The store (if it reads this body too) goes on alone.
+      body?.cancel().catch(() => {});
+      return new Response(null, {
+        status: 416,
+        headers: unsatisfiableHeaders(h, size!),
+      });
+    }
+    if (plan.kind === "full" || body === null) return undefined;
+    return new Response(sliceStream(body, plan.start, plan.end), {
+      status: 206,
+      headers: partialHeaders(h, plan.start, plan.end, size!),
+    });
+  }
+
+  /** A GET with a Range: its entry is opened for range reads. */
+  function wantsRange(req: Request): boolean {
+    return req.method === "GET" && req.headers.has("range");
   }
 
   function track(p: Promise<void>): void {
@@ -386,7 +525,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const vary = varyNames(res.headers);
     if (!verdict.ok || vary === "*" || closed) {
       return [
-        clientResponse(res, status === "miss" ? "bypass" : status),
+        clientResponse(
+          res,
+          status === "miss" ? "bypass" : status,
+          undefined,
+          req,
+        ),
         undefined,
       ];
     }
@@ -409,7 +553,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     };
     if (!worthStoring(recordToHead(record))) {
       return [
-        clientResponse(res, status === "miss" ? "bypass" : status),
+        clientResponse(
+          res,
+          status === "miss" ? "bypass" : status,
+          undefined,
+          req,
+        ),
         undefined,
       ];
     }
@@ -418,12 +567,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       key = await cache.keyFor(record, req.headers);
     } catch {
       // A key over the store's limit.
-      return [clientResponse(res, "bypass"), undefined];
+      return [clientResponse(res, "bypass", undefined, req), undefined];
     }
     if (res.body === null) {
       const stored = cache.put(key, record, new Uint8Array(0));
       track(stored);
-      return [clientResponse(res, status), stored];
+      return [withRanges(clientResponse(res, status, null, req)), stored];
     }
     const [toClient, toStore] = pacedTee(res.body);
     // A body over the store's element limit is refused by the store; the
@@ -440,7 +589,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       h.set("x-larder-cache", status);
       return [new Response(null, { status: 304, headers: h }), stored];
     }
-    return [clientResponse(res, status, toClient), stored];
+    return [withRanges(clientResponse(res, status, toClient, req)), stored];
+  }
+
+  /** A stored 200 says ranges of it can be asked for (RFC 9110 §14.3). */
+  function withRanges(res: Response): Response {
+    if (res.status === 200) res.headers.set("accept-ranges", "bytes");
+    return res;
   }
 
   async function handleUnsafe(
@@ -472,7 +627,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       url: target.href,
       headers: req.headers,
     };
-    let found = await cache.lookup(target.href, req.headers);
+    let found = await cache.lookup(target.href, req.headers, {
+      ranged: wantsRange(req),
+    });
     let head = found && recordToHead(found.record);
     const decision = decide(reqHead, head, Date.now(), policy);
     switch (decision.kind) {
@@ -549,7 +706,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     clearTimeout(timer);
     if (!stored || closed) return undefined;
     const url = targetOf(req).href;
-    const found = await cache.lookup(url, req.headers);
+    const found = await cache.lookup(url, req.headers, {
+      ranged: wantsRange(req),
+    });
     if (found === undefined) return undefined;
     const head = recordToHead(found.record);
     const reqHead = { method: req.method, url, headers: req.headers };
@@ -651,9 +810,17 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         headers.delete(name);
       }
     } else if (req.method === "GET") {
-      // The cache answers the client's conditions itself, from a full response.
+      // The cache answers the client's conditions itself, from a full
+      // response; and its Range, from the whole response it stores (as
+      // nginx, Varnish and Fastly do), unless the request forbids storing.
       headers.delete("if-none-match");
       headers.delete("if-modified-since");
+      if (
+        !parseCacheControl(req.headers.get("cache-control")).has("no-store")
+      ) {
+        headers.delete("range");
+        headers.delete("if-range");
+      }
     }
     const requestTime = Date.now();
     let res: Response;
@@ -735,6 +902,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   async function handle(req: Request, info?: ServeInfo): Promise<Response> {
     const target = targetOf(req);
     if (closed) return errorResponse(503, "Proxy is closing", via);
+    const purged = await purger.handle(req);
+    if (purged !== undefined) return purged;
     if (req.method === "GET" || req.method === "HEAD") {
       return await handleSafe(req, info, target);
     }

@@ -26,6 +26,25 @@ import {
   type StoredEntry,
 } from "../web_cache/response_store.ts";
 
+/** An entry opened for byte-range reads: its head, its body unread. */
+export interface RangedEntry {
+  /** The metadata element (a response record). */
+  readonly meta: Uint8Array;
+  /** The body's length in bytes. */
+  readonly size: number;
+  /**
+   * The body bytes `[start, end)` as a stream, read (and verified) as it
+   * is consumed; the entry is released when the stream ends, errors or is
+   * cancelled. Call it at most once.
+   *
+   * @param start First byte, 0 ≤ start ≤ end.
+   * @param end Byte after the last, ≤ size.
+   */
+  stream(start: number, end: number): ReadableStream<Uint8Array>;
+  /** Ends the reference that keeps the entry's storage (idempotent). */
+  release(): void;
+}
+
 /** A {@linkcode ResponseStore} that can also replace a head alone. */
 export interface ProxyStore extends ResponseStore {
   /**
@@ -33,6 +52,13 @@ export interface ProxyStore extends ResponseStore {
    * nothing when there is no entry.
    */
   putHead(key: string, meta: Uint8Array): Promise<void>;
+  /**
+   * The entry under `key` with its body unread, to read in byte ranges
+   * (`Range` requests read only the bytes they ask for); undefined when
+   * there is none. Optional: over a store without it the proxy answers a
+   * `Range` from a body of at most 64 KiB and with a full 200 otherwise.
+   */
+  getRanged?(key: string): Promise<RangedEntry | undefined>;
 }
 
 /**
@@ -50,7 +76,52 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
       if (await base.head(key) === undefined) return;
       await store.store(key, meta, { meta: true });
     },
+    async getRanged(key) {
+      // Deferred: a slot element is read whole, and a large file's chunks
+      // one by one, only when the stream asks (FORMAT.md §6.2).
+      const reader = await store.openEntry(key, { defer: true });
+      if (reader === undefined) return undefined;
+      if (reader.meta === undefined) {
+        reader.release();
+        return undefined;
+      }
+      return {
+        meta: reader.meta.slice(), // shared with other references
+        size: reader.size,
+        stream: (start, end) => releasing(reader, reader.stream(start, end)),
+        release: reader.release,
+      };
+    },
   };
+}
+
+/** `source`, releasing `reader` when it ends, errors or is cancelled. */
+function releasing(
+  reader: { release(): void },
+  source: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  const it = source.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await it.read();
+        if (done) {
+          reader.release();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (err) {
+        reader.release();
+        controller.error(err);
+      }
+    },
+    async cancel(reason) {
+      try {
+        await it.cancel(reason);
+      } finally {
+        reader.release();
+      }
+    },
+  }, { highWaterMark: 0 });
 }
 
 // FORMAT.md §12.4. No URL starts with "~", so these keys are verbatim.
@@ -70,11 +141,24 @@ export interface Found {
   record: ResponseRecord;
   /** Its entry; the caller releases it (or reads its body to the end). */
   entry: StoredEntry;
+  /**
+   * The same entry for byte-range reads, when the lookup asked for one and
+   * the store can (`entry.body` then reads through it, on first use).
+   */
+  ranged?: RangedEntry;
+}
+
+/** Options of {@linkcode ProxyCache.lookup}. */
+export interface LookupOptions {
+  /** Open the entry for byte-range reads (`Found.ranged`) when the store can. */
+  ranged?: boolean;
 }
 
 /** The proxy's view of its store: responses by URL and request headers. */
 export class ProxyCache {
   readonly #store: ProxyStore;
+  /** Puts under way, by URL; those marked when the URL is invalidated. */
+  readonly #filling = new Map<string, Set<{ invalidated: boolean }>>();
 
   /**
    * Wraps a store.
@@ -112,11 +196,23 @@ export class ProxyCache {
    *
    * @param url The target URI.
    * @param request The request's header fields.
+   * @param options `ranged` to open the entry for byte-range reads.
    * @returns The entry with its record, or undefined.
    */
-  async lookup(url: string, request: Headers): Promise<Found | undefined> {
+  async lookup(
+    url: string,
+    request: Headers,
+    options: LookupOptions = {},
+  ): Promise<Found | undefined> {
     const key = ProxyCache.#variantKey(url, await this.#marker(url), request);
-    const entry = await this.#store.get(key);
+    let entry: StoredEntry | undefined;
+    let ranged: RangedEntry | undefined;
+    if (options.ranged === true && this.#store.getRanged !== undefined) {
+      ranged = await this.#store.getRanged(key);
+      if (ranged !== undefined) entry = wholeBody(ranged);
+    } else {
+      entry = await this.#store.get(key);
+    }
     if (entry === undefined) return undefined;
     let record: ResponseRecord;
     try {
@@ -129,7 +225,9 @@ export class ProxyCache {
       entry.release();
       return undefined;
     }
-    return { key, record, entry };
+    return ranged === undefined
+      ? { key, record, entry }
+      : { key, record, entry, ranged };
   }
 
   /**
@@ -169,12 +267,28 @@ export class ProxyCache {
    * @param record The record.
    * @param body The body.
    */
-  put(
+  async put(
     key: string,
     record: ResponseRecord,
     body: Uint8Array | ReadableStream<Uint8Array>,
   ): Promise<void> {
-    return this.#store.put(key, encodeResponseRecord(record), body);
+    const url = record.url;
+    const fill = { invalidated: false };
+    let fills = this.#filling.get(url);
+    if (fills === undefined) this.#filling.set(url, fills = new Set());
+    fills.add(fill);
+    try {
+      await this.#store.put(key, encodeResponseRecord(record), body);
+    } finally {
+      fills.delete(fill);
+      if (fills.size === 0 && this.#filling.get(url) === fills) {
+        this.#filling.delete(url);
+      }
+    }
+    // A response that was being stored when its URL was invalidated (a
+    // purge, an unsafe method) predates the invalidation: it must not
+    // come back when its store ends after it.
+    if (fill.invalidated) await this.#store.delete(key);
   }
 
   /**
@@ -188,17 +302,36 @@ export class ProxyCache {
   }
 
   /**
-   * Makes every stored response for `url` unreachable.
+   * Makes every stored response for `url` unreachable: the response
+   * without `Vary`, or every variant at once (their marker goes, and with
+   * it their generation; eviction reclaims their bytes). A response still
+   * being stored for `url` is removed when its store ends.
    *
    * @param url The URI.
+   * @returns Whether anything was stored, or being stored, for `url`.
    */
-  async invalidate(url: string): Promise<void> {
-    await this.#store.delete(MARKER + url);
-    await this.#store.delete(PRIMARY + url);
+  async invalidate(url: string): Promise<boolean> {
+    const fills = this.#filling.get(url) ?? new Set();
+    for (const fill of fills) fill.invalidated = true;
+    const marker = await this.#store.delete(MARKER + url);
+    const primary = await this.#store.delete(PRIMARY + url);
+    return marker || primary || fills.size > 0;
   }
 
   /** Closes the store. */
   close(): Promise<void> {
     return this.#store.close();
   }
+}
+
+/** A ranged entry as a StoredEntry whose body, read on first use, is all of it. */
+function wholeBody(ranged: RangedEntry): StoredEntry {
+  let body: ReadableStream<Uint8Array> | undefined;
+  return {
+    meta: ranged.meta,
+    get body() {
+      return body ??= ranged.stream(0, ranged.size);
+    },
+    release: ranged.release,
+  };
 }
