@@ -332,7 +332,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const h = servedHeaders(head, now);
     addVia(h, via);
     h.set("x-larder-cache", status);
-    if (req.method === "HEAD") {
+    // A stored 204 or 205 has no content to send (RFC 9110 §6.4.1), and a
+    // Response refuses one.
+    if (req.method === "HEAD" || head.status === 204 || head.status === 205) {
       found.entry.release();
       return new Response(null, { status: head.status, headers: h });
     }
