@@ -20,6 +20,10 @@ Usage: deno task serve --origin URL [options]
   --dir DIR             store directory (default ./.larder-proxy)
   --limit SIZE          store byte limit: 1GiB, 512MiB, 64KiB or bytes (default 1GiB)
   --origin-timeout MS   how long to wait for the origin's response head (default 30000)
+  --targeted-fields LIST
+                        targeted cache control fields obeyed before Cache-Control
+                        (RFC 9213), comma-separated, first match wins
+                        (default CDN-Cache-Control; "" obeys Cache-Control alone)
   --config FILE         JSON file with any of these options by name
                         ({"origin": "...", "port": 8081, "limit": "1GiB", ...});
                         flags given on the command line win
@@ -38,6 +42,7 @@ export interface ServeConfig {
   dir: string;
   limit: number;
   originTimeoutMs: number;
+  targetedFields: string[];
   quiet: boolean;
 }
 
@@ -88,6 +93,24 @@ function integer(name: string, value: unknown, min: number, max: number) {
   return n;
 }
 
+/** A comma-separated list of field names (or a JSON array of them). */
+function fieldList(value: unknown): string[] {
+  const names = Array.isArray(value)
+    ? value.map(String)
+    : String(value).split(",");
+  const out = names.map((n) => n.trim()).filter((n) => n !== "");
+  for (const n of out) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(n)) {
+      throw new TypeError(
+        `Cannot use --targeted-fields: ${
+          JSON.stringify(n)
+        } is not a field name`,
+      );
+    }
+  }
+  return out;
+}
+
 const FLAGS = new Set([
   "origin",
   "port",
@@ -95,6 +118,7 @@ const FLAGS = new Set([
   "dir",
   "limit",
   "origin-timeout",
+  "targeted-fields",
   "config",
 ]);
 
@@ -159,6 +183,7 @@ export function parseServeArgs(args: string[]): ServeConfig | "help" {
       1,
       2 ** 31 - 1,
     ),
+    targetedFields: fieldList(pick("targeted-fields") ?? "CDN-Cache-Control"),
     quiet: Boolean(given.quiet ?? file.quiet ?? false),
   };
 }
@@ -174,6 +199,7 @@ export async function serve(config: ServeConfig): Promise<void> {
     dir: config.dir,
     storeOptions: { limit: config.limit },
     originTimeoutMs: config.originTimeoutMs,
+    targetedFields: config.targetedFields,
     ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
   });
   const server = Deno.serve({

@@ -6,6 +6,7 @@ import {
   invalidates,
   isOriginError,
   notModifiedHeaders,
+  responseDirectives,
   revalidationHeaders,
   servedHeaders,
   storable,
@@ -16,7 +17,12 @@ import {
   varyMatches,
   varyNames,
 } from "../src/http/policy.ts";
-import { deltaSeconds, parseCacheControl } from "../src/http/cache_control.ts";
+import {
+  deltaSeconds,
+  parseCacheControl,
+  parseTargetedCacheControl,
+} from "../src/http/cache_control.ts";
+import { parseDictionary } from "../src/http/_structured_fields.ts";
 import { parseHttpDate } from "../src/http/dates.ts";
 import {
   CASES,
@@ -281,4 +287,176 @@ Deno.test("varyKey agrees with varyMatches on random requests", () => {
       JSON.stringify([a, b]),
     );
   }
+});
+
+Deno.test("http policy RFC 8941 §4.2.2: Dictionary parsing is strict", async (t) => {
+  await t.step("valid members of every type", () => {
+    const d = parseDictionary(
+      'a=1, b=-2.5, c="x\\"y", d=tok/1:2, e=:AQID:, f=?0, g, h=(1 "two");p=3, i=@1700000000, j=%"caf%c3%a9";q',
+    );
+    assert.ok(d !== undefined);
+    const item = (k: string) => {
+      const m = d.get(k);
+      return m?.kind === "item" ? m.item : undefined;
+    };
+    assert.deepEqual(item("a"), { type: "integer", value: 1 });
+    assert.deepEqual(item("b"), { type: "decimal", value: -2.5 });
+    assert.deepEqual(item("c"), { type: "string", value: 'x"y' });
+    assert.deepEqual(item("d"), { type: "token", value: "tok/1:2" });
+    assert.deepEqual([...(item("e")!.value as Uint8Array)], [1, 2, 3]);
+    assert.deepEqual(item("f"), { type: "boolean", value: false });
+    assert.deepEqual(item("g"), { type: "boolean", value: true });
+    const h = d.get("h");
+    assert.ok(h?.kind === "list" && h.items.length === 2);
+    assert.deepEqual(h.params.get("p"), { type: "integer", value: 3 });
+    assert.deepEqual(item("i"), { type: "date", value: 1700000000 });
+    assert.deepEqual(item("j"), { type: "displaystring", value: "café" });
+    assert.deepEqual(d.get("j")?.params.get("q"), {
+      type: "boolean",
+      value: true,
+    });
+  });
+  await t.step("a repeated key keeps its last value", () => {
+    const m = parseDictionary("a=1, a=2")?.get("a");
+    assert.deepEqual(m?.kind === "item" && m.item, {
+      type: "integer",
+      value: 2,
+    });
+  });
+  await t.step("malformed values fail the whole field", () => {
+    for (
+      const bad of [
+        "a =1",
+        "a= 1",
+        "A=1",
+        "1a=1",
+        "a=1,",
+        "a=1 b=2",
+        "a=&",
+        'a="unterminated',
+        'a="\\n"',
+        "a=1234567890123456",
+        "a=1.2345",
+        "a=1234567890123.5",
+        "a=:not base64!:",
+        "a=?2",
+        "a=(1 2",
+        "a,,b",
+      ]
+    ) {
+      assert.equal(parseDictionary(bad), undefined, bad);
+    }
+  });
+});
+
+Deno.test("http policy RFC 9213 §2.2: targeted directives are typed, else the field is invalid", () => {
+  const cc = parseTargetedCacheControl(
+    'max-age=60;x=1, no-cache="set-cookie", must-revalidate, ext=(1 2), ext2=?0, ext3=tok',
+  );
+  assert.ok(cc !== undefined);
+  assert.deepEqual([...cc], [
+    ["max-age", "60"],
+    ["no-cache", "set-cookie"],
+    ["must-revalidate", true],
+    ["ext3", "tok"],
+  ]);
+  assert.equal(
+    parseTargetedCacheControl("s-maxage=99999999999")?.get("s-maxage"),
+    "99999999999",
+  );
+  for (
+    const bad of [
+      null,
+      "",
+      'max-age="60"',
+      "max-age=1.5",
+      "max-age=-1",
+      "max-age",
+      "no-store=?0",
+      "no-store=1",
+      "private=(a b)",
+      "no-cache=tok",
+    ]
+  ) {
+    assert.equal(parseTargetedCacheControl(bad), undefined, String(bad));
+  }
+});
+
+Deno.test("http policy RFC 9213 §2.1: the first valid targeted field replaces Cache-Control and Expires", () => {
+  const stored = (headers: Record<string, string>): StoredHead => ({
+    method: "GET",
+    url: "http://o/a",
+    requestHeaders: [],
+    status: 200,
+    headers: storedHeaders({ date: D(0), ...headers }, T),
+    requestTime: T,
+    responseTime: T,
+  });
+  const req = { method: "GET", url: "http://o/a", headers: {} };
+  // Expires in the future is ignored under a targeted max-age=0.
+  const a = stored({ "cdn-cache-control": "max-age=0", expires: D(3600) });
+  assert.equal(freshness(a, T + 1000).lifetime, 0);
+  // An invalid first field on the list is skipped for the next.
+  const options = { targetedFields: ["A-Cache-Control", "CDN-Cache-Control"] };
+  const rd = responseDirectives({
+    "a-cache-control": "max-age=x",
+    "cdn-cache-control": "max-age=5",
+    "cache-control": "max-age=100",
+  }, options);
+  assert.equal(rd.targeted, "cdn-cache-control");
+  assert.equal(rd.directives.get("max-age"), "5");
+  // Storability follows the targeted field.
+  const res = (h: Record<string, string>) => ({ status: 200, headers: h });
+  assert.ok(
+    !storable(
+      req,
+      res({ "cdn-cache-control": "no-store", "cache-control": "max-age=60" }),
+    ).ok,
+  );
+  assert.ok(
+    storable(
+      req,
+      res({ "cdn-cache-control": "max-age=60", "cache-control": "no-store" }),
+    ).ok,
+  );
+  assert.ok(
+    !storable(
+      req,
+      res({ "cdn-cache-control": "private", "cache-control": "public" }),
+    ).ok,
+  );
+  // An empty target list obeys Cache-Control.
+  assert.ok(
+    storable(
+      req,
+      res({ "cdn-cache-control": "no-store", "cache-control": "max-age=60" }),
+      {
+        targetedFields: [],
+      },
+    ).ok,
+  );
+  // no-cache and must-revalidate in the targeted field govern reuse.
+  const nc = stored({
+    "cdn-cache-control": "no-cache",
+    "cache-control": "max-age=600",
+  });
+  assert.equal(decide(req, nc, T + 1000).kind, "revalidate");
+  const mr = stored({
+    "cdn-cache-control": "max-age=1, must-revalidate",
+    "cache-control": "max-age=1",
+  });
+  assert.equal(
+    decide(
+      { ...req, headers: { "cache-control": "max-stale=600" } },
+      mr,
+      T + 5000,
+    ).kind,
+    "revalidate",
+  );
+  // A qualified private in the targeted field drops the named field.
+  const p = stored({
+    "cdn-cache-control": 'private="x-secret"',
+    "x-secret": "1",
+  });
+  assert.equal(new Headers(p.headers).get("x-secret"), null);
 });

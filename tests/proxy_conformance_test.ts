@@ -61,6 +61,156 @@ async function twice(rig: Rig, path: string): Promise<string[]> {
   return out;
 }
 
+const FAR = new Date(Date.now() + 3_600_000).toUTCString();
+
+Deno.test("proxy RFC 9213 §2.1: CDN-Cache-Control takes precedence over Cache-Control and Expires", async (t) => {
+  const cases: {
+    name: string;
+    headers: Record<string, string>;
+    cached: boolean;
+  }[] = [
+    {
+      name: "CDN private, Cache-Control max-age and Expires: not reused",
+      headers: {
+        "cdn-cache-control": "private",
+        "cache-control": "max-age=10000",
+        expires: FAR,
+      },
+      cached: false,
+    },
+    {
+      name: "CDN no-cache, Cache-Control max-age: revalidated every time",
+      headers: {
+        "cdn-cache-control": "no-cache",
+        "cache-control": "max-age=10000",
+        expires: FAR,
+      },
+      cached: false,
+    },
+    {
+      name: "CDN no-store, Cache-Control max-age: not stored",
+      headers: {
+        "cdn-cache-control": "no-store",
+        "cache-control": "max-age=10000",
+        expires: FAR,
+      },
+      cached: false,
+    },
+    {
+      name: "CDN max-age, Cache-Control no-store: stored and reused",
+      headers: {
+        "cdn-cache-control": "max-age=10000",
+        "cache-control": "no-store",
+      },
+      cached: true,
+    },
+    {
+      name: "CDN max-age=0, future Expires: not reused",
+      headers: { "cdn-cache-control": "max-age=0", expires: FAR },
+      cached: false,
+    },
+    {
+      name: "CDN max-age over the 2^31 cap, no Cache-Control: reused",
+      headers: { "cdn-cache-control": "max-age=99999999999" },
+      cached: true,
+    },
+    {
+      name: "CDN max-age with an unknown directive: reused",
+      headers: { "cdn-cache-control": "foobar, max-age=3600" },
+      cached: true,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, async () => {
+      await withRig(
+        () => new Response("body", { headers: c.headers }),
+        async (rig) => {
+          const statuses = await twice(rig, "/t");
+          assert.equal(statuses[1] === "hit", c.cached, statuses.join(" "));
+          assert.equal(rig.seen.length, c.cached ? 1 : 2);
+        },
+      );
+    });
+  }
+});
+
+Deno.test("proxy RFC 9213 §2.2: an invalid CDN-Cache-Control is ignored for Cache-Control", async (t) => {
+  // Each one is not a valid Dictionary, or gives max-age a wrong type; the
+  // response's Cache-Control: no-store then applies.
+  for (
+    const value of [
+      "max-age=10000, &&&&&",
+      'max-age="10000"',
+      "max-age =10000",
+      "max-age= 10000",
+      "MAX-AGE=10000",
+      "max-age=-1",
+      "max-age=10000,",
+      "",
+    ]
+  ) {
+    await t.step(JSON.stringify(value), async () => {
+      await withRig(
+        () =>
+          new Response("body", {
+            headers: {
+              "cdn-cache-control": value,
+              "cache-control": "no-store",
+            },
+          }),
+        async (rig) => {
+          assert.deepEqual(await twice(rig, "/i"), ["bypass", "bypass"]);
+          assert.equal(rig.seen.length, 2);
+        },
+      );
+    });
+  }
+});
+
+Deno.test("proxy RFC 9213 §2.1: the target list is an option; [] obeys Cache-Control alone", async () => {
+  const headers = {
+    "cdn-cache-control": "no-store",
+    "my-cache-control": "max-age=600",
+    "cache-control": "max-age=0",
+  };
+  await withRig(
+    () => new Response("x", { headers }),
+    async (rig) => {
+      assert.deepEqual(await twice(rig, "/own"), ["miss", "hit"]);
+    },
+    { targetedFields: ["My-Cache-Control", "CDN-Cache-Control"] },
+  );
+  await withRig(
+    () => new Response("x", { headers }),
+    async (rig) => {
+      // max-age=0 with no validator: not worth storing.
+      assert.deepEqual(await twice(rig, "/none"), ["bypass", "bypass"]);
+    },
+    { targetedFields: [] },
+  );
+});
+
+Deno.test("proxy RFC 9213 §3: CDN-Cache-Control is passed on to the client", async () => {
+  await withRig(
+    () =>
+      new Response("x", {
+        headers: {
+          "cdn-cache-control": "max-age=60",
+          "cache-control": "max-age=5",
+        },
+      }),
+    async (rig) => {
+      for (const status of ["miss", "hit"]) {
+        const res = await rig.fetch("/fwd");
+        await res.body?.cancel();
+        assert.equal(res.headers.get("x-larder-cache"), status);
+        assert.equal(res.headers.get("cdn-cache-control"), "max-age=60");
+        assert.equal(res.headers.get("cache-control"), "max-age=5");
+      }
+    },
+  );
+});
+
 Deno.test("proxy RFC 9110 §15.3.5: a stored 204 is served from the store without content", async () => {
   await withRig(
     () =>

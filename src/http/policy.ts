@@ -16,6 +16,7 @@ import {
   type Directives,
   fieldNames,
   parseCacheControl,
+  parseTargetedCacheControl,
 } from "./cache_control.ts";
 import { formatHttpDate, parseHttpDate } from "./dates.ts";
 
@@ -64,14 +65,27 @@ export interface StoredHead {
   responseTime: number;
 }
 
-/** Options for {@linkcode freshness} and {@linkcode decide}. */
+/** Options for the policy's functions. */
 export interface PolicyOptions {
   /**
    * Fraction of the time since `Last-Modified` used as a heuristic
    * freshness lifetime (§4.2.2). Default 0.1; 0 turns heuristics off.
    */
   heuristicFraction?: number;
+  /**
+   * The targeted cache control fields this cache obeys (RFC 9213 §2.1, its
+   * "target list"), in order of precedence. The first one a response
+   * carries with a valid, non-empty value is used instead of its
+   * `Cache-Control` and `Expires`. Default {@linkcode DEFAULT_TARGETED_FIELDS};
+   * `[]` obeys `Cache-Control` alone.
+   */
+  targetedFields?: readonly string[];
 }
+
+/**
+ * The target list of a CDN-like shared cache (RFC 9213 §3): `CDN-Cache-Control`.
+ */
+export const DEFAULT_TARGETED_FIELDS: readonly string[] = ["CDN-Cache-Control"];
 
 // RFC 9110 §15.1: cacheable by default, so heuristically cacheable (§4.2.2).
 const HEURISTICALLY_CACHEABLE = new Set([
@@ -177,6 +191,49 @@ function directives(h: Headers): Directives {
   return parseCacheControl(h.get("cache-control"));
 }
 
+/** The cache directives that govern a response, from {@linkcode responseDirectives}. */
+export interface ResponseDirectives {
+  /** The directives by lower-cased name. */
+  directives: Directives;
+  /**
+   * The targeted field they come from (lower-cased), or `null` when they
+   * are the response's `Cache-Control`.
+   */
+  targeted: string | null;
+}
+
+/**
+ * The cache directives a response gives this cache (RFC 9213 §2.1): those
+ * of the first field on the target list (`options.targetedFields`) that
+ * the response carries with a valid, non-empty value; otherwise its
+ * `Cache-Control`. When a targeted field is used, `Cache-Control` and
+ * `Expires` are ignored.
+ *
+ * @param headers The response's header fields.
+ * @param options The target list.
+ * @returns The directives and where they come from.
+ * @example CDN-Cache-Control wins over Cache-Control
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { responseDirectives } from "./policy.ts";
+ * const d = responseDirectives({ "cache-control": "no-store", "cdn-cache-control": "max-age=60" });
+ * assert.ok(d.targeted === "cdn-cache-control" && !d.directives.has("no-store"));
+ * ```
+ */
+export function responseDirectives(
+  headers: HeadersLike,
+  options: PolicyOptions = {},
+): ResponseDirectives {
+  const h = headersOf(headers);
+  for (const name of options.targetedFields ?? DEFAULT_TARGETED_FIELDS) {
+    const d = parseTargetedCacheControl(h.get(name));
+    if (d !== undefined) {
+      return { directives: d, targeted: name.toLowerCase() };
+    }
+  }
+  return { directives: directives(h), targeted: null };
+}
+
 /** The verdict of {@linkcode storable}. */
 export type Storability =
   | { ok: true }
@@ -192,6 +249,7 @@ export type Storability =
  *
  * @param req The request the response answers.
  * @param res The response.
+ * @param options The target list ({@linkcode responseDirectives}).
  * @returns `{ ok: true }`, or `{ ok: false, reason }` naming the rule.
  * @example A response with max-age is storable, one with private is not
  * ```ts
@@ -202,7 +260,11 @@ export type Storability =
  * assert.ok(!storable(req, { status: 200, headers: { "cache-control": "private" } }).ok);
  * ```
  */
-export function storable(req: RequestHead, res: ResponseHead): Storability {
+export function storable(
+  req: RequestHead,
+  res: ResponseHead,
+  options: PolicyOptions = {},
+): Storability {
   const reqHeaders = headersOf(req.headers);
   const resHeaders = headersOf(res.headers);
   const method = req.method.toUpperCase();
@@ -218,7 +280,7 @@ export function storable(req: RequestHead, res: ResponseHead): Storability {
   if (directives(reqHeaders).has("no-store")) {
     return { ok: false, reason: "request no-store" };
   }
-  const cc = directives(resHeaders);
+  const { directives: cc, targeted } = responseDirectives(resHeaders, options);
   if (cc.has("must-understand")) {
     // §5.2.2.3: no-store does not apply when the status is understood.
     if (!UNDERSTOOD.has(res.status)) {
@@ -238,7 +300,8 @@ export function storable(req: RequestHead, res: ResponseHead): Storability {
   }
   if (varyNames(resHeaders) === "*") return { ok: false, reason: "vary *" };
   if (
-    resHeaders.has("expires") || cc.has("max-age") || cc.has("s-maxage") ||
+    (targeted === null && resHeaders.has("expires")) || cc.has("max-age") ||
+    cc.has("s-maxage") ||
     cc.has("public") || HEURISTICALLY_CACHEABLE.has(res.status)
   ) {
     return { ok: true };
@@ -256,11 +319,13 @@ export function storable(req: RequestHead, res: ResponseHead): Storability {
  *
  * @param res The response's header fields.
  * @param responseTime When it was received, ms since the epoch.
+ * @param options The target list ({@linkcode responseDirectives}).
  * @returns A new `Headers` to store.
  */
 export function storedHeaders(
   res: HeadersLike,
   responseTime: number,
+  options: PolicyOptions = {},
 ): Headers {
   const h = headersOf(res);
   const out = new Headers();
@@ -268,7 +333,7 @@ export function storedHeaders(
   for (const name of (h.get("connection") ?? "").split(",")) {
     drop.add(name.trim().toLowerCase());
   }
-  const cc = directives(h);
+  const cc = responseDirectives(h, options).directives;
   for (const d of ["private", "no-cache"]) {
     for (const name of fieldNames(cc.get(d)) ?? []) drop.add(name);
   }
@@ -304,10 +369,11 @@ function ageValue(h: Headers): number {
 function lifetimeOf(
   status: number,
   h: Headers,
-  cc: Directives,
+  rd: ResponseDirectives,
   dateValue: number,
   fraction: number,
 ): { lifetime: number; heuristic: boolean } {
+  const cc = rd.directives;
   // §4.2.1, in a shared cache: s-maxage, then max-age, then Expires; an
   // invalid value makes the response stale rather than heuristic.
   if (cc.has("s-maxage")) {
@@ -319,7 +385,7 @@ function lifetimeOf(
   if (cc.has("max-age")) {
     return { lifetime: deltaSeconds(cc.get("max-age")) ?? 0, heuristic: false };
   }
-  if (h.has("expires")) {
+  if (rd.targeted === null && h.has("expires")) {
     const expires = parseHttpDate(h.get("expires"), dateValue);
     if (expires === undefined) return { lifetime: 0, heuristic: false };
     return {
@@ -380,7 +446,7 @@ export function freshness(
   const { lifetime, heuristic } = lifetimeOf(
     stored.status,
     h,
-    directives(h),
+    responseDirectives(h, options),
     dateValue,
     options.heuristicFraction ?? 0.1,
   );
@@ -392,6 +458,28 @@ export function freshness(
     fresh,
     staleBy: fresh ? 0 : age - lifetime,
   };
+}
+
+/**
+ * Whether a stored response could ever answer a later request without a
+ * full origin response: it has a freshness lifetime, a validator to
+ * revalidate it with, or leave to be served stale (`stale-if-error`,
+ * `stale-while-revalidate`). A cache gains nothing by storing one that has
+ * none of these.
+ *
+ * @param stored The head as it would be stored.
+ * @param options Heuristic fraction and target list.
+ * @returns `true` when storing it can save an origin response.
+ */
+export function worthStoring(
+  stored: StoredHead,
+  options: PolicyOptions = {},
+): boolean {
+  const h = headersOf(stored.headers);
+  const cc = responseDirectives(h, options).directives;
+  return freshness(stored, stored.responseTime, options).lifetime > 0 ||
+    h.has("etag") || h.has("last-modified") ||
+    cc.has("stale-if-error") || cc.has("stale-while-revalidate");
 }
 
 /**
@@ -557,7 +645,7 @@ export function decide(
   if (!varyMatches(stored.requestHeaders, resHeaders, reqHeaders)) return miss;
 
   const f = freshness(stored, now, options);
-  const cc = directives(resHeaders);
+  const { directives: cc, targeted } = responseDirectives(resHeaders, options);
   const revalidate: Decision = {
     kind: "revalidate",
     staleOnError: false,
@@ -572,7 +660,8 @@ export function decide(
   // Cache-Control we take the cautious reading, the same as no-cache.
   const responseNoCache = cc.has("no-cache")
     ? fieldNames(cc.get("no-cache")) === undefined
-    : !resHeaders.has("cache-control") && hasNoCachePragma(resHeaders);
+    : targeted === null && !resHeaders.has("cache-control") &&
+      hasNoCachePragma(resHeaders);
   if (requestNoCache || responseNoCache) return mustRevalidate;
 
   const reqMaxAge = deltaSeconds(reqCc.get("max-age"));
@@ -714,6 +803,7 @@ export function notModifiedSelects(
  *
  * @param stored The stored head.
  * @param notModified The 304 with its request and response times (ms).
+ * @param options The target list ({@linkcode responseDirectives}).
  * @returns The updated head, or `null` when the 304 does not select this
  *   stored response ({@linkcode notModifiedSelects}); then it must not be
  *   served on the strength of that 304.
@@ -725,9 +815,19 @@ export function updateFrom304(
     requestTime: number;
     responseTime: number;
   },
+  options: PolicyOptions = {},
 ): StoredHead | null {
   if (!notModifiedSelects(stored.headers, notModified.headers)) return null;
-  const incoming = storedHeaders(notModified.headers, notModified.responseTime);
+  return updatedHead(stored, notModified, options);
+}
+
+/** §3.2: a stored head with a newer response's fields merged in. */
+function updatedHead(
+  stored: StoredHead,
+  newer: { headers: HeadersLike; requestTime: number; responseTime: number },
+  options: PolicyOptions,
+): StoredHead {
+  const incoming = storedHeaders(newer.headers, newer.responseTime, options);
   const out = new Headers(headersOf(stored.headers));
   out.delete("age");
   const replaced = new Set<string>();
@@ -742,8 +842,8 @@ export function updateFrom304(
   return {
     ...stored,
     headers: out,
-    requestTime: notModified.requestTime,
-    responseTime: notModified.responseTime,
+    requestTime: newer.requestTime,
+    responseTime: newer.responseTime,
   };
 }
 

@@ -9,7 +9,6 @@
 import {
   clientNotModified,
   decide,
-  freshness,
   HOP_BY_HOP,
   invalidates,
   isOriginError,
@@ -21,6 +20,7 @@ import {
   storedHeaders,
   updateFrom304,
   varyNames,
+  worthStoring,
 } from "../http/policy.ts";
 import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
@@ -61,6 +61,13 @@ export interface ProxyOptions {
    * Default 30,000.
    */
   collapseTimeoutMs?: number;
+  /**
+   * The targeted cache control fields the proxy obeys before
+   * `Cache-Control` (RFC 9213), first match wins. Default
+   * `["CDN-Cache-Control"]`; `[]` obeys `Cache-Control` alone. The fields
+   * are passed on to clients unchanged, for caches further downstream.
+   */
+  targetedFields?: readonly string[];
 }
 
 /** How a request was answered, in the `x-larder-cache` response field and the log. */
@@ -125,19 +132,6 @@ function recordToHead(r: ResponseRecord): StoredHead {
 
 function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
   return [...(h instanceof Headers ? h : new Headers(h))];
-}
-
-/**
- * Whether a storable response could ever answer a request without a full
- * origin response: it is fresh for a while, can be revalidated, or may be
- * served stale. Storing one that is none of these only costs writes.
- */
-function worthStoring(head: StoredHead): boolean {
-  const h = new Headers(head.headers);
-  const cc = h.get("cache-control") ?? "";
-  return freshness(head, head.responseTime).lifetime > 0 ||
-    h.has("etag") || h.has("last-modified") ||
-    /stale-(if-error|while-revalidate)/i.test(cc);
 }
 
 /** Request fields that make a request conditional or partial. */
@@ -239,7 +233,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const inflight = new Map<string, Promise<boolean>>();
   // stale-while-revalidate: the keys being refreshed in the background.
   const refreshing = new Set<string>();
-  const policy = { heuristicFraction: options.heuristicFraction ?? 0.1 };
+  const policy = {
+    heuristicFraction: options.heuristicFraction ?? 0.1,
+    ...(options.targetedFields === undefined
+      ? {}
+      : { targetedFields: options.targetedFields }),
+  };
   const pending = new Set<Promise<void>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
@@ -384,7 +383,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const verdict = storable(reqHead, {
       status: res.status,
       headers: res.headers,
-    });
+    }, policy);
     const vary = varyNames(res.headers);
     if (!verdict.ok || vary === "*" || closed) {
       return [
@@ -406,10 +405,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       status: res.status,
       statusText: res.statusText,
       responseUrl: "",
-      responseHeaders: pairs(storedHeaders(res.headers, responseTime)),
+      responseHeaders: pairs(storedHeaders(res.headers, responseTime, policy)),
       vary,
     };
-    if (!worthStoring(recordToHead(record))) {
+    if (!worthStoring(recordToHead(record), policy)) {
       return [
         clientResponse(res, status === "miss" ? "bypass" : status),
         undefined,
@@ -594,7 +593,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           headers: res.headers,
           requestTime,
           responseTime: Date.now(),
-        });
+        }, policy);
         if (updated === null) return;
         await cache.putHead(found.key, {
           ...found.record,
@@ -681,7 +680,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           headers: res.headers,
           requestTime,
           responseTime: Date.now(),
-        });
+        }, policy);
         if (updated !== null) {
           const record: ResponseRecord = {
             ...found.record,
