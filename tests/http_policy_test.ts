@@ -13,6 +13,7 @@ import {
   type StoredHead,
   storedHeaders,
   updateFrom304,
+  updateFromHead,
   varyKey,
   varyMatches,
   varyNames,
@@ -459,4 +460,63 @@ Deno.test("http policy RFC 9213 §2.1: the first valid targeted field replaces C
     "x-secret": "1",
   });
   assert.equal(new Headers(p.headers).get("x-secret"), null);
+});
+
+Deno.test("http policy §4.3.5: a HEAD 200 updates a matching stored GET, else makes it stale", () => {
+  const stored: StoredHead = {
+    method: "GET",
+    url: "http://o/a",
+    requestHeaders: [],
+    status: 200,
+    headers: {
+      date: D(0),
+      etag: '"1"',
+      "last-modified": D(-60),
+      "content-length": "10",
+      "cache-control": "max-age=1",
+      "x-a": "1",
+      "x-b": "1",
+    },
+    requestTime: T,
+    responseTime: T,
+  };
+  const at = { requestTime: T + 5000, responseTime: T + 5000 };
+  const u = updateFromHead(stored, {
+    ...at,
+    status: 200,
+    headers: {
+      etag: '"1"',
+      "content-length": "10",
+      "cache-control": "max-age=600",
+      "x-a": "2",
+    },
+  });
+  assert.equal(u.kind, "updated");
+  const h = new Headers(u.kind === "updated" ? u.head.headers : []);
+  assert.equal(h.get("cache-control"), "max-age=600");
+  assert.equal(h.get("x-a"), "2");
+  assert.equal(h.get("x-b"), "1");
+  assert.equal(h.get("last-modified"), D(-60));
+  assert.ok(u.kind === "updated" && freshness(u.head, T + 6000).fresh);
+  const verdict = (
+    status: number,
+    headers: Record<string, string>,
+    storedLength?: number,
+  ) =>
+    updateFromHead(stored, { ...at, status, headers }, { storedLength }).kind;
+  assert.equal(verdict(200, { etag: '"2"' }), "stale");
+  assert.equal(verdict(200, { etag: 'W/"1"' }), "stale");
+  assert.equal(verdict(200, { "last-modified": D(-30) }), "stale");
+  assert.equal(verdict(200, { "content-length": "11" }), "stale");
+  // The stored body's own length, when known, is what is compared.
+  assert.equal(verdict(200, { "content-length": "10" }, 12), "stale");
+  assert.equal(verdict(200, { "content-length": "12" }, 12), "updated");
+  // No validator and no length in the HEAD response: nothing contradicts it.
+  assert.equal(verdict(200, {}), "updated");
+  for (const status of [204, 304, 404, 410, 500]) {
+    assert.equal(
+      verdict(status, { "cache-control": "max-age=600" }),
+      "unchanged",
+    );
+  }
 });

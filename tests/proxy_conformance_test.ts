@@ -248,3 +248,140 @@ Deno.test("proxy RFC 9111 §4.2.2: a 204 with Last-Modified is heuristically fre
     },
   );
 });
+
+/** An origin whose GET and HEAD answers are given per request number. */
+function headOrigin(
+  answers: Record<number, { status?: number; headers: Record<string, string> }>,
+): OriginHandler {
+  return (req, n) => {
+    const a = answers[n] ?? { headers: {} };
+    const status = a.status ?? 200;
+    const body = req.method === "HEAD" || status === 304 ? null : "0123456789";
+    // A HEAD answer states the length its GET would have (RFC 9110 §9.3.2).
+    const headers = new Headers(a.headers);
+    if (!headers.has("content-length")) headers.set("content-length", "10");
+    return new Response(body, { status, headers });
+  };
+}
+
+const STALE_SOON = { "cache-control": "max-age=1", "x-a": "1" };
+
+async function staleAfterFirst(rig: Rig, path: string): Promise<void> {
+  const first = await rig.fetch(path);
+  assert.equal(await first.text(), "0123456789");
+  // Older than max-age=1.
+  await new Promise((r) => setTimeout(r, 2100));
+}
+
+Deno.test("proxy RFC 9111 §4.3.5: a HEAD for a stale stored GET goes to the origin as HEAD", async () => {
+  await withRig(
+    headOrigin({ 1: { headers: STALE_SOON }, 2: { headers: {} } }),
+    async (rig) => {
+      await staleAfterFirst(rig, "/w");
+      const res = await rig.fetch("/w", { method: "HEAD" });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      assert.deepEqual(rig.seen, ["GET /w", "HEAD /w"]);
+      // §3.2: the stored fields the HEAD response lacks are kept.
+      assert.equal(res.headers.get("x-a"), "1");
+      assert.equal(res.headers.get("x-larder-cache"), "revalidated");
+    },
+  );
+});
+
+Deno.test("proxy RFC 9111 §4.3.5: a 200 to a HEAD updates the stored GET's fields and freshness", async () => {
+  await withRig(
+    headOrigin({
+      1: { headers: STALE_SOON },
+      2: { headers: { "cache-control": "max-age=1000", "x-a": "2" } },
+    }),
+    async (rig) => {
+      await staleAfterFirst(rig, "/u");
+      await (await rig.fetch("/u", { method: "HEAD" })).body?.cancel();
+      const res = await rig.fetch("/u");
+      assert.equal(res.headers.get("x-larder-cache"), "hit");
+      assert.equal(res.headers.get("x-a"), "2");
+      assert.equal(res.headers.get("cache-control"), "max-age=1000");
+      // The stored body is unchanged and still whole.
+      assert.equal(await res.text(), "0123456789");
+      assert.deepEqual(rig.seen, ["GET /u", "HEAD /u"]);
+    },
+  );
+});
+
+Deno.test("proxy RFC 9111 §4.3.5: a HEAD 200 with another validator or length makes the stored GET stale", async (t) => {
+  const variants: [string, Record<string, string>, Record<string, string>][] = [
+    ["ETag differs", { etag: '"1"' }, { etag: '"2"' }],
+    [
+      "Last-Modified differs",
+      { "last-modified": "Wed, 01 Jan 2020 00:00:00 GMT" },
+      { "last-modified": "Thu, 02 Jan 2020 00:00:00 GMT" },
+    ],
+    ["Content-Length differs", {}, { "content-length": "11" }],
+  ];
+  for (const [name, first, second] of variants) {
+    await t.step(name, async () => {
+      await withRig(
+        headOrigin({
+          1: { headers: { ...STALE_SOON, ...first } },
+          2: { headers: { ...second, "cache-control": "max-age=1000" } },
+          3: { headers: { "cache-control": "max-age=1000" } },
+        }),
+        async (rig) => {
+          await staleAfterFirst(rig, "/s");
+          const head = await rig.fetch("/s", { method: "HEAD" });
+          await head.body?.cancel();
+          // The origin's HEAD answer is passed on as it is.
+          assert.equal(head.headers.get("x-larder-cache"), "bypass");
+          const res = await rig.fetch("/s");
+          await res.body?.cancel();
+          assert.equal(res.headers.get("x-larder-cache"), "miss");
+          assert.deepEqual(rig.seen, ["GET /s", "HEAD /s", "GET /s"]);
+        },
+      );
+    });
+  }
+});
+
+Deno.test("proxy RFC 9111 §4.3.5: a HEAD answered other than 200 leaves the stored GET alone", async () => {
+  await withRig(
+    headOrigin({
+      1: { headers: { ...STALE_SOON, etag: '"1"' } },
+      2: { status: 410, headers: { "cache-control": "max-age=1000" } },
+      3: {
+        status: 304,
+        headers: { etag: '"1"', "cache-control": "max-age=1000" },
+      },
+    }),
+    async (rig) => {
+      await staleAfterFirst(rig, "/g");
+      const head = await rig.fetch("/g", { method: "HEAD" });
+      await head.body?.cancel();
+      assert.equal(head.status, 410);
+      // Still stored, still stale: the next GET revalidates it.
+      const res = await rig.fetch("/g");
+      assert.equal(res.headers.get("x-larder-cache"), "revalidated");
+      assert.equal(await res.text(), "0123456789");
+      assert.deepEqual(rig.seen, ["GET /g", "HEAD /g", "GET /g"]);
+    },
+  );
+});
+
+Deno.test("proxy RFC 9111 §4.3.5: a client's condition on a HEAD is answered from the updated head", async () => {
+  await withRig(
+    headOrigin({
+      1: { headers: { ...STALE_SOON, etag: '"e"' } },
+      2: { headers: { etag: '"e"', "cache-control": "max-age=1000" } },
+    }),
+    async (rig) => {
+      await staleAfterFirst(rig, "/c");
+      const res = await rig.fetch("/c", {
+        method: "HEAD",
+        headers: { "if-none-match": '"e"' },
+      });
+      await res.body?.cancel();
+      assert.equal(res.status, 304);
+      assert.deepEqual(rig.seen, ["GET /c", "HEAD /c"]);
+    },
+  );
+});

@@ -847,6 +847,86 @@ function updatedHead(
   };
 }
 
+/** What a response to a HEAD does to a stored GET response, from {@linkcode updateFromHead}. */
+export type HeadUpdate =
+  | {
+    /** The stored response is updated with the HEAD response's fields. */
+    kind: "updated";
+    head: StoredHead;
+  }
+  | {
+    /** The HEAD response shows the stored one is out of date: treat it as stale. */
+    kind: "stale";
+  }
+  | {
+    /** Not a 200: the stored response is left as it is. */
+    kind: "unchanged";
+  };
+
+/**
+ * What a response to a HEAD request does to a stored GET response for the
+ * same target that it could have answered (§4.3.5): a 200 whose validators
+ * (`ETag`, `Last-Modified`) match the stored ones, each one it carries, and
+ * whose `Content-Length`, if it has one, is the stored body's length,
+ * updates the stored head as §3.2 says (the same merge as a 304's, so
+ * `Content-Length` and what the body depends on stay); a 200 that does not
+ * match makes the stored response stale; any other status leaves it alone.
+ *
+ * @param stored The stored GET response's head.
+ * @param headResponse The HEAD response with its request and response times (ms).
+ * @param options The target list, and `storedLength`, the stored body's
+ *   length in bytes when known (otherwise the stored `Content-Length`).
+ * @returns The verdict, with the updated head when there is one.
+ * @example A 200 to a HEAD with a new max-age freshens the stored response
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { updateFromHead } from "./policy.ts";
+ * const t = Date.UTC(2026, 0, 1);
+ * const stored = {
+ *   method: "GET", url: "http://o/a", requestHeaders: [], status: 200,
+ *   headers: { date: new Date(t).toUTCString(), etag: '"1"', "cache-control": "max-age=1" },
+ *   requestTime: t, responseTime: t,
+ * };
+ * const u = updateFromHead(stored, {
+ *   status: 200, headers: { etag: '"1"', "cache-control": "max-age=600" },
+ *   requestTime: t + 5000, responseTime: t + 5000,
+ * });
+ * assert.ok(u.kind === "updated" && new Headers(u.head.headers).get("cache-control") === "max-age=600");
+ * ```
+ */
+export function updateFromHead(
+  stored: StoredHead,
+  headResponse: {
+    status: number;
+    headers: HeadersLike;
+    requestTime: number;
+    responseTime: number;
+  },
+  options: PolicyOptions & { storedLength?: number | undefined } = {},
+): HeadUpdate {
+  if (headResponse.status !== 200) return { kind: "unchanged" };
+  const s = headersOf(stored.headers);
+  const n = headersOf(headResponse.headers);
+  const etag = n.get("etag");
+  if (etag !== null && etag.trim() !== s.get("etag")?.trim()) {
+    return { kind: "stale" };
+  }
+  const lm = n.get("last-modified");
+  if (
+    lm !== null && (parseHttpDate(lm) === undefined ||
+      parseHttpDate(lm) !== parseHttpDate(s.get("last-modified")))
+  ) {
+    return { kind: "stale" };
+  }
+  const length = n.get("content-length");
+  if (length !== null) {
+    const storedLength = options.storedLength ??
+      (s.has("content-length") ? Number(s.get("content-length")) : undefined);
+    if (length.trim() !== String(storedLength)) return { kind: "stale" };
+  }
+  return { kind: "updated", head: updatedHead(stored, headResponse, options) };
+}
+
 /**
  * The header fields to send with a stored response (§4): the stored fields
  * with `Age` set to the current age in whole seconds (§5.1).

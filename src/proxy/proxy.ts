@@ -19,6 +19,7 @@ import {
   type StoredHead,
   storedHeaders,
   updateFrom304,
+  updateFromHead,
   varyNames,
   worthStoring,
 } from "../http/policy.ts";
@@ -355,21 +356,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   /**
    * The origin's answer to a GET, stored when it may be: the body is teed,
    * one branch to the client, one into the store, read at the pace of the
-   * slower; a client that goes away does not stop the store.
-   */
-  async function storeAndServe(
-    req: Request,
-    target: URL,
-    res: Response,
-    requestTime: number,
-    status: CacheStatus,
-  ): Promise<Response> {
-    return (await storeAndServeWith(req, target, res, requestTime, status))[0];
-  }
-
-  /**
-   * {@linkcode storeAndServe}, also giving the store's write, or undefined
-   * when the response is not stored.
+   * slower; a client that goes away does not stop the store. Also gives
+   * the store's write, or undefined when the response is not stored.
    */
   async function storeAndServeWith(
     req: Request,
@@ -502,7 +490,63 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const staleOnError = decision.kind === "revalidate" &&
       decision.staleOnError;
+    if (req.method === "HEAD" && found !== undefined) {
+      return await headViaOrigin(req, info, target, found, head!, staleOnError);
+    }
     return await viaOrigin(req, info, target, { found, head, staleOnError });
+  }
+
+  /**
+   * A HEAD whose stored GET response may not be used unvalidated: asks the
+   * origin with a HEAD (no body is wanted), whose 200 updates the stored
+   * head or, when its validators or length differ, drops the stored
+   * response (RFC 9111 §4.3.5). The client's own conditions are answered
+   * from the updated head.
+   */
+  async function headViaOrigin(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+    found: Found,
+    head: StoredHead,
+    staleOnError: boolean,
+  ): Promise<Response> {
+    const headers = originHeaders(req, info);
+    for (const name of CLIENT_CONDITIONS) headers.delete(name);
+    const requestTime = Date.now();
+    let res: Response;
+    try {
+      res = await toOrigin("HEAD", target, headers, null);
+    } catch (err) {
+      if (staleOnError) return fromStore(req, found, head, "stale");
+      found.entry.release();
+      throw err;
+    }
+    if (isOriginError(res.status) && staleOnError) {
+      return fromStore(req, found, head, "stale");
+    }
+    const body = found.entry.body;
+    const update = updateFromHead(head, {
+      status: res.status,
+      headers: res.headers,
+      requestTime,
+      responseTime: Date.now(),
+    }, {
+      ...policy,
+      storedLength: body instanceof Uint8Array ? body.byteLength : undefined,
+    });
+    if (update.kind === "updated") {
+      track(cache.putHead(found.key, {
+        ...found.record,
+        requestTime: update.head.requestTime,
+        responseTime: update.head.responseTime,
+        responseHeaders: pairs(update.head.headers),
+      }));
+      return fromStore(req, found, update.head, "revalidated");
+    }
+    found.entry.release();
+    if (update.kind === "stale") await cache.invalidate(target.href);
+    return clientResponse(res, "bypass");
   }
 
   /**
@@ -660,12 +704,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     let res: Response;
     try {
       // A HEAD that missed goes to the origin as HEAD and is not stored.
-      res = await toOrigin(
-        req.method === "HEAD" && head === undefined ? "HEAD" : "GET",
-        target,
-        headers,
-        null,
-      );
+      res = await toOrigin(req.method, target, headers, null);
     } catch (err) {
       if (found !== undefined && staleOnError) {
         return fromStore(req, found, head!, "stale");
@@ -704,24 +743,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         found.entry.release();
       }
     }
-    if (req.method === "HEAD") {
-      if (res.status !== 304 && res.body !== null && head !== undefined) {
-        // A full GET answered a HEAD's revalidation: store it, send no body.
-        const served = await storeAndServe(
-          req,
-          target,
-          res,
-          requestTime,
-          "miss",
-        );
-        await served.body?.cancel();
-        return new Response(null, {
-          status: served.status,
-          headers: served.headers,
-        });
-      }
-      return clientResponse(res, "bypass");
-    }
+    if (req.method === "HEAD") return clientResponse(res, "bypass");
     const [response, stored] = await storeAndServeWith(
       req,
       target,
