@@ -520,3 +520,30 @@ Deno.test("http policy §4.3.5: a HEAD 200 updates a matching stored GET, else m
     );
   }
 });
+
+Deno.test("http policy §4.1: Accept-Language, -Encoding and -Charset match case- and space-insensitively", () => {
+  const names = ["accept-language"];
+  const same = (a: string, b: string) => {
+    const m = varyMatches({ "accept-language": a }, names, {
+      "accept-language": b,
+    });
+    assert.equal(
+      varyKey(names, { "accept-language": a }) ===
+        varyKey(names, { "accept-language": b }),
+      m,
+    );
+    return m;
+  };
+  assert.ok(same("en, de", "eN, De"));
+  assert.ok(same("en;q=0.5, de", "EN ; Q=0.5,de"));
+  // Order is kept: among equal weights it may be a preference.
+  assert.ok(!same("en, de", "de, en"));
+  assert.ok(!same("en", "en-gb"));
+  assert.ok(
+    varyMatches({ "accept-encoding": "GZIP, br" }, ["accept-encoding"], {
+      "accept-encoding": "gzip,BR",
+    }),
+  );
+  // Other fields keep their case: their values may be case-sensitive.
+  assert.ok(!varyMatches({ "x-v": "A" }, ["x-v"], { "x-v": "a" }));
+});

@@ -385,3 +385,24 @@ Deno.test("proxy RFC 9111 §4.3.5: a client's condition on a HEAD is answered fr
     },
   );
 });
+
+Deno.test("proxy RFC 9111 §4.1: Vary on Accept-Language ignores case and whitespace, not order", async () => {
+  await withRig(
+    (req) =>
+      new Response(req.headers.get("accept-language"), {
+        headers: { "cache-control": "max-age=600", vary: "Accept-Language" },
+      }),
+    async (rig) => {
+      const get = async (lang: string) => {
+        const res = await rig.fetch("/lang", {
+          headers: { "accept-language": lang },
+        });
+        return [res.headers.get("x-larder-cache"), await res.text()];
+      };
+      assert.deepEqual(await get("en, de"), ["miss", "en, de"]);
+      assert.deepEqual(await get("EN ,de"), ["hit", "en, de"]);
+      assert.deepEqual(await get("de, en"), ["miss", "de, en"]);
+      assert.equal(rig.seen.length, 2);
+    },
+  );
+});

@@ -495,16 +495,38 @@ export function varyNames(headers: HeadersLike): string[] | "*" {
   return names.includes("*") ? "*" : [...new Set(names)];
 }
 
-function normaliseFieldValue(v: string | null): string | null {
+// §4.1 lets a cache normalise values "known to have identical semantics";
+// these fields' values are case-insensitive throughout: language ranges
+// (RFC 9110 §12.5.4, RFC 4647 §2), content codings (§8.4.1), charsets
+// (§8.3.2) and their q parameters (§12.4.2). Order is kept: some servers
+// read it as preference among equal weights (§12.5.4's note).
+const CASE_INSENSITIVE_VALUES = new Set([
+  "accept-language",
+  "accept-encoding",
+  "accept-charset",
+]);
+
+function normaliseFieldValue(
+  name: string,
+  v: string | null,
+): string | null {
   // §4.1: values that differ only in whitespace around list commas, or in
   // how they were split across field lines, are the same.
-  return v === null ? null : v.split(",").map((s) => s.trim()).join(",");
+  if (v === null) return null;
+  const members = v.split(",").map((s) => s.trim());
+  if (!CASE_INSENSITIVE_VALUES.has(name.toLowerCase())) {
+    return members.join(",");
+  }
+  // These have no quoted strings: OWS around ";" goes too (RFC 9110 §5.6.6).
+  return members.map((m) => m.split(";").map((p) => p.trim()).join(";"))
+    .join(",").toLowerCase();
 }
 
 /**
  * Whether a new request selects a stored response given the fields the
  * response's `Vary` names (§4.1): each named field must be absent from both
- * requests or present in both with equal (whitespace-normalised) values.
+ * requests or present in both with equal values, normalised for whitespace
+ * (and for case, in `Accept-Language`, `Accept-Encoding` and `Accept-Charset`).
  * `Vary: *` never matches.
  *
  * @param storedRequestHeaders The header fields of the request that produced the stored response.
@@ -525,7 +547,7 @@ export function varyMatches(
   const a = headersOf(storedRequestHeaders);
   const b = headersOf(request);
   return names.every((n) =>
-    normaliseFieldValue(a.get(n)) === normaliseFieldValue(b.get(n))
+    normaliseFieldValue(n, a.get(n)) === normaliseFieldValue(n, b.get(n))
   );
 }
 
@@ -545,7 +567,7 @@ export function varyKey(
   if (vary === "*") return null;
   const h = headersOf(request);
   return JSON.stringify(
-    [...vary].sort().map((n) => [n, normaliseFieldValue(h.get(n))]),
+    [...vary].sort().map((n) => [n, normaliseFieldValue(n, h.get(n))]),
   );
 }
 
