@@ -27,6 +27,10 @@ Usage: deno task serve --origin URL [options]
                         Without a token PURGE is answered 405 and never forwarded
   --admin-path PATH     where the proxy's own endpoints live (default /_larder/)
   --no-admin            no admin endpoints: such paths go to the origin
+  --targeted-fields LIST
+                        targeted cache control fields obeyed before Cache-Control
+                        (RFC 9213), comma-separated, first match wins
+                        (default CDN-Cache-Control; "" obeys Cache-Control alone)
   --config FILE         JSON file with any of these options by name
                         ({"origin": "...", "port": 8081, "limit": "1GiB",
                         "purge-token": "...", "admin-path": false, ...});
@@ -48,6 +52,7 @@ export interface ServeConfig {
   dir: string;
   limit: number;
   originTimeoutMs: number;
+  targetedFields: string[];
   quiet: boolean;
   /** Where the admin endpoints live, or false for none. */
   adminPath: string | false;
@@ -102,6 +107,24 @@ function integer(name: string, value: unknown, min: number, max: number) {
   return n;
 }
 
+/** A comma-separated list of field names (or a JSON array of them). */
+function fieldList(value: unknown): string[] {
+  const names = Array.isArray(value)
+    ? value.map(String)
+    : String(value).split(",");
+  const out = names.map((n) => n.trim()).filter((n) => n !== "");
+  for (const n of out) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(n)) {
+      throw new TypeError(
+        `Cannot use --targeted-fields: ${
+          JSON.stringify(n)
+        } is not a field name`,
+      );
+    }
+  }
+  return out;
+}
+
 const FLAGS = new Set([
   "origin",
   "port",
@@ -109,6 +132,7 @@ const FLAGS = new Set([
   "dir",
   "limit",
   "origin-timeout",
+  "targeted-fields",
   "config",
   "purge-token",
   "admin-path",
@@ -212,6 +236,7 @@ export function parseServeArgs(
       1,
       2 ** 31 - 1,
     ),
+    targetedFields: fieldList(pick("targeted-fields") ?? "CDN-Cache-Control"),
     quiet: Boolean(given.quiet ?? file.quiet ?? false),
     adminPath,
     ...(token === undefined ? {} : { purgeToken: token }),
@@ -233,6 +258,7 @@ export async function serve(config: ServeConfig): Promise<void> {
     ...(config.purgeToken === undefined
       ? {}
       : { purgeToken: config.purgeToken }),
+    targetedFields: config.targetedFields,
     ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
   });
   const server = Deno.serve({

@@ -26,6 +26,7 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
         dir: "./.larder-proxy",
         limit: 2 ** 30,
         originTimeoutMs: 30_000,
+        targetedFields: ["CDN-Cache-Control"],
         quiet: false,
         adminPath: "/_larder/",
       },
@@ -76,6 +77,23 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
     for (const bad of ["ops/", "/ops", ""]) {
       assert.throws(() => path([`--admin-path=${bad}`]), TypeError);
     }
+  });
+  await t.step("--targeted-fields (RFC 9213 target list)", () => {
+    const parse = (...args: string[]) => {
+      const c = parseServeArgs(["--origin=http://o", ...args]);
+      assert.ok(c !== "help");
+      return c.targetedFields;
+    };
+    assert.deepEqual(parse("--targeted-fields", "A-CC, CDN-Cache-Control"), [
+      "A-CC",
+      "CDN-Cache-Control",
+    ]);
+    assert.deepEqual(parse("--targeted-fields="), []);
+    assert.throws(
+      () => parse("--targeted-fields", "bad name"),
+      TypeError,
+      "not a field name",
+    );
   });
   await t.step("help, and errors", () => {
     assert.equal(parseServeArgs(["--help"]), "help");

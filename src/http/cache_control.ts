@@ -1,8 +1,10 @@
 /**
- * Cache-Control parsing (RFC 9111 §5.2) and the delta-seconds rule (§1.2.2).
+ * Cache-Control parsing (RFC 9111 §5.2), the delta-seconds rule (§1.2.2), and
+ * targeted cache control fields such as `CDN-Cache-Control` (RFC 9213).
  *
  * @module
  */
+import { parseDictionary } from "./_structured_fields.ts";
 
 /** The largest delta-seconds a cache has to represent (RFC 9111 §1.2.2). */
 export const DELTA_SECONDS_MAX = 2 ** 31;
@@ -98,4 +100,75 @@ export function fieldNames(
     s !== ""
   );
   return names.length === 0 ? undefined : names;
+}
+
+// RFC 9213 §2.2: the types RFC 9111's directives take in a targeted field.
+const DELTA_DIRECTIVES = new Set([
+  "max-age",
+  "s-maxage",
+  "stale-while-revalidate",
+  "stale-if-error",
+]);
+const FLAG_DIRECTIVES = new Set([
+  "no-store",
+  "must-revalidate",
+  "proxy-revalidate",
+  "public",
+  "immutable",
+  "must-understand",
+  "no-transform",
+]);
+const FIELD_LIST_DIRECTIVES = new Set(["no-cache", "private"]);
+
+/**
+ * Parses a targeted cache control field such as `CDN-Cache-Control`
+ * (RFC 9213 §2.2): a Structured Field Dictionary whose members are
+ * response directives, mapped to the form {@linkcode parseCacheControl}
+ * gives. Parameters are ignored. A field that is empty, does not parse, or
+ * gives a directive this cache implements a value of the wrong type (a
+ * `max-age` that is not a non-negative Integer, a `no-store` that is not
+ * Boolean true, a `no-cache` that is neither true nor a String) is not a
+ * valid value (§2.1), so the result is `undefined` and the caller falls
+ * back to `Cache-Control`. Members of unknown directives that are inner
+ * lists or false are dropped.
+ *
+ * @param value The combined field value, or null when absent.
+ * @returns The directives, or `undefined` for an absent, empty or invalid field.
+ * @example A valid field and two invalid ones
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseTargetedCacheControl } from "./cache_control.ts";
+ * assert.ok(parseTargetedCacheControl("max-age=60, no-cache")?.get("max-age") === "60");
+ * assert.ok(parseTargetedCacheControl("max-age =60") === undefined);
+ * assert.ok(parseTargetedCacheControl('max-age="60"') === undefined);
+ * ```
+ */
+export function parseTargetedCacheControl(
+  value: string | null,
+): Directives | undefined {
+  if (value === null) return undefined;
+  const dict = parseDictionary(value);
+  if (dict === undefined || dict.size === 0) return undefined;
+  const out = new Map<string, string | true>();
+  for (const [name, member] of dict) {
+    const item = member.kind === "item" ? member.item : undefined;
+    if (DELTA_DIRECTIVES.has(name)) {
+      if (item?.type !== "integer" || item.value < 0) return undefined;
+      out.set(name, String(item.value));
+    } else if (FLAG_DIRECTIVES.has(name)) {
+      if (item?.type !== "boolean" || !item.value) return undefined;
+      out.set(name, true);
+    } else if (FIELD_LIST_DIRECTIVES.has(name)) {
+      if (item?.type === "boolean" && item.value) out.set(name, true);
+      else if (item?.type === "string") out.set(name, item.value);
+      else return undefined;
+    } else if (item !== undefined) {
+      if (item.type === "boolean") {
+        if (item.value) out.set(name, true);
+      } else if (item.type !== "binary") {
+        out.set(name, String(item.value));
+      }
+    }
+  }
+  return out;
 }

@@ -16,6 +16,7 @@ import {
   type Directives,
   fieldNames,
   parseCacheControl,
+  parseTargetedCacheControl,
 } from "./cache_control.ts";
 import { formatHttpDate, parseHttpDate } from "./dates.ts";
 
@@ -64,14 +65,27 @@ export interface StoredHead {
   responseTime: number;
 }
 
-/** Options for {@linkcode freshness} and {@linkcode decide}. */
+/** Options for the policy's functions. */
 export interface PolicyOptions {
   /**
    * Fraction of the time since `Last-Modified` used as a heuristic
    * freshness lifetime (§4.2.2). Default 0.1; 0 turns heuristics off.
    */
   heuristicFraction?: number;
+  /**
+   * The targeted cache control fields this cache obeys (RFC 9213 §2.1, its
+   * "target list"), in order of precedence. The first one a response
+   * carries with a valid, non-empty value is used instead of its
+   * `Cache-Control` and `Expires`. Default {@linkcode DEFAULT_TARGETED_FIELDS};
+   * `[]` obeys `Cache-Control` alone.
+   */
+  targetedFields?: readonly string[];
 }
+
+/**
+ * The target list of a CDN-like shared cache (RFC 9213 §3): `CDN-Cache-Control`.
+ */
+export const DEFAULT_TARGETED_FIELDS: readonly string[] = ["CDN-Cache-Control"];
 
 // RFC 9110 §15.1: cacheable by default, so heuristically cacheable (§4.2.2).
 const HEURISTICALLY_CACHEABLE = new Set([
@@ -177,6 +191,49 @@ function directives(h: Headers): Directives {
   return parseCacheControl(h.get("cache-control"));
 }
 
+/** The cache directives that govern a response, from {@linkcode responseDirectives}. */
+export interface ResponseDirectives {
+  /** The directives by lower-cased name. */
+  directives: Directives;
+  /**
+   * The targeted field they come from (lower-cased), or `null` when they
+   * are the response's `Cache-Control`.
+   */
+  targeted: string | null;
+}
+
+/**
+ * The cache directives a response gives this cache (RFC 9213 §2.1): those
+ * of the first field on the target list (`options.targetedFields`) that
+ * the response carries with a valid, non-empty value; otherwise its
+ * `Cache-Control`. When a targeted field is used, `Cache-Control` and
+ * `Expires` are ignored.
+ *
+ * @param headers The response's header fields.
+ * @param options The target list.
+ * @returns The directives and where they come from.
+ * @example CDN-Cache-Control wins over Cache-Control
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { responseDirectives } from "./policy.ts";
+ * const d = responseDirectives({ "cache-control": "no-store", "cdn-cache-control": "max-age=60" });
+ * assert.ok(d.targeted === "cdn-cache-control" && !d.directives.has("no-store"));
+ * ```
+ */
+export function responseDirectives(
+  headers: HeadersLike,
+  options: PolicyOptions = {},
+): ResponseDirectives {
+  const h = headersOf(headers);
+  for (const name of options.targetedFields ?? DEFAULT_TARGETED_FIELDS) {
+    const d = parseTargetedCacheControl(h.get(name));
+    if (d !== undefined) {
+      return { directives: d, targeted: name.toLowerCase() };
+    }
+  }
+  return { directives: directives(h), targeted: null };
+}
+
 /** The verdict of {@linkcode storable}. */
 export type Storability =
   | { ok: true }
@@ -192,6 +249,7 @@ export type Storability =
  *
  * @param req The request the response answers.
  * @param res The response.
+ * @param options The target list ({@linkcode responseDirectives}).
  * @returns `{ ok: true }`, or `{ ok: false, reason }` naming the rule.
  * @example A response with max-age is storable, one with private is not
  * ```ts
@@ -202,7 +260,11 @@ export type Storability =
  * assert.ok(!storable(req, { status: 200, headers: { "cache-control": "private" } }).ok);
  * ```
  */
-export function storable(req: RequestHead, res: ResponseHead): Storability {
+export function storable(
+  req: RequestHead,
+  res: ResponseHead,
+  options: PolicyOptions = {},
+): Storability {
   const reqHeaders = headersOf(req.headers);
   const resHeaders = headersOf(res.headers);
   const method = req.method.toUpperCase();
@@ -218,7 +280,7 @@ export function storable(req: RequestHead, res: ResponseHead): Storability {
   if (directives(reqHeaders).has("no-store")) {
     return { ok: false, reason: "request no-store" };
   }
-  const cc = directives(resHeaders);
+  const { directives: cc, targeted } = responseDirectives(resHeaders, options);
   if (cc.has("must-understand")) {
     // §5.2.2.3: no-store does not apply when the status is understood.
     if (!UNDERSTOOD.has(res.status)) {
@@ -238,7 +300,8 @@ export function storable(req: RequestHead, res: ResponseHead): Storability {
   }
   if (varyNames(resHeaders) === "*") return { ok: false, reason: "vary *" };
   if (
-    resHeaders.has("expires") || cc.has("max-age") || cc.has("s-maxage") ||
+    (targeted === null && resHeaders.has("expires")) || cc.has("max-age") ||
+    cc.has("s-maxage") ||
     cc.has("public") || HEURISTICALLY_CACHEABLE.has(res.status)
   ) {
     return { ok: true };
@@ -256,11 +319,13 @@ export function storable(req: RequestHead, res: ResponseHead): Storability {
  *
  * @param res The response's header fields.
  * @param responseTime When it was received, ms since the epoch.
+ * @param options The target list ({@linkcode responseDirectives}).
  * @returns A new `Headers` to store.
  */
 export function storedHeaders(
   res: HeadersLike,
   responseTime: number,
+  options: PolicyOptions = {},
 ): Headers {
   const h = headersOf(res);
   const out = new Headers();
@@ -268,7 +333,7 @@ export function storedHeaders(
   for (const name of (h.get("connection") ?? "").split(",")) {
     drop.add(name.trim().toLowerCase());
   }
-  const cc = directives(h);
+  const cc = responseDirectives(h, options).directives;
   for (const d of ["private", "no-cache"]) {
     for (const name of fieldNames(cc.get(d)) ?? []) drop.add(name);
   }
@@ -304,10 +369,11 @@ function ageValue(h: Headers): number {
 function lifetimeOf(
   status: number,
   h: Headers,
-  cc: Directives,
+  rd: ResponseDirectives,
   dateValue: number,
   fraction: number,
 ): { lifetime: number; heuristic: boolean } {
+  const cc = rd.directives;
   // §4.2.1, in a shared cache: s-maxage, then max-age, then Expires; an
   // invalid value makes the response stale rather than heuristic.
   if (cc.has("s-maxage")) {
@@ -319,7 +385,7 @@ function lifetimeOf(
   if (cc.has("max-age")) {
     return { lifetime: deltaSeconds(cc.get("max-age")) ?? 0, heuristic: false };
   }
-  if (h.has("expires")) {
+  if (rd.targeted === null && h.has("expires")) {
     const expires = parseHttpDate(h.get("expires"), dateValue);
     if (expires === undefined) return { lifetime: 0, heuristic: false };
     return {
@@ -380,7 +446,7 @@ export function freshness(
   const { lifetime, heuristic } = lifetimeOf(
     stored.status,
     h,
-    directives(h),
+    responseDirectives(h, options),
     dateValue,
     options.heuristicFraction ?? 0.1,
   );
@@ -392,6 +458,28 @@ export function freshness(
     fresh,
     staleBy: fresh ? 0 : age - lifetime,
   };
+}
+
+/**
+ * Whether a stored response could ever answer a later request without a
+ * full origin response: it has a freshness lifetime, a validator to
+ * revalidate it with, or leave to be served stale (`stale-if-error`,
+ * `stale-while-revalidate`). A cache gains nothing by storing one that has
+ * none of these.
+ *
+ * @param stored The head as it would be stored.
+ * @param options Heuristic fraction and target list.
+ * @returns `true` when storing it can save an origin response.
+ */
+export function worthStoring(
+  stored: StoredHead,
+  options: PolicyOptions = {},
+): boolean {
+  const h = headersOf(stored.headers);
+  const cc = responseDirectives(h, options).directives;
+  return freshness(stored, stored.responseTime, options).lifetime > 0 ||
+    h.has("etag") || h.has("last-modified") ||
+    cc.has("stale-if-error") || cc.has("stale-while-revalidate");
 }
 
 /**
@@ -407,16 +495,38 @@ export function varyNames(headers: HeadersLike): string[] | "*" {
   return names.includes("*") ? "*" : [...new Set(names)];
 }
 
-function normaliseFieldValue(v: string | null): string | null {
+// §4.1 lets a cache normalise values "known to have identical semantics";
+// these fields' values are case-insensitive throughout: language ranges
+// (RFC 9110 §12.5.4, RFC 4647 §2), content codings (§8.4.1), charsets
+// (§8.3.2) and their q parameters (§12.4.2). Order is kept: some servers
+// read it as preference among equal weights (§12.5.4's note).
+const CASE_INSENSITIVE_VALUES = new Set([
+  "accept-language",
+  "accept-encoding",
+  "accept-charset",
+]);
+
+function normaliseFieldValue(
+  name: string,
+  v: string | null,
+): string | null {
   // §4.1: values that differ only in whitespace around list commas, or in
   // how they were split across field lines, are the same.
-  return v === null ? null : v.split(",").map((s) => s.trim()).join(",");
+  if (v === null) return null;
+  const members = v.split(",").map((s) => s.trim());
+  if (!CASE_INSENSITIVE_VALUES.has(name.toLowerCase())) {
+    return members.join(",");
+  }
+  // These have no quoted strings: OWS around ";" goes too (RFC 9110 §5.6.6).
+  return members.map((m) => m.split(";").map((p) => p.trim()).join(";"))
+    .join(",").toLowerCase();
 }
 
 /**
  * Whether a new request selects a stored response given the fields the
  * response's `Vary` names (§4.1): each named field must be absent from both
- * requests or present in both with equal (whitespace-normalised) values.
+ * requests or present in both with equal values, normalised for whitespace
+ * (and for case, in `Accept-Language`, `Accept-Encoding` and `Accept-Charset`).
  * `Vary: *` never matches.
  *
  * @param storedRequestHeaders The header fields of the request that produced the stored response.
@@ -437,7 +547,7 @@ export function varyMatches(
   const a = headersOf(storedRequestHeaders);
   const b = headersOf(request);
   return names.every((n) =>
-    normaliseFieldValue(a.get(n)) === normaliseFieldValue(b.get(n))
+    normaliseFieldValue(n, a.get(n)) === normaliseFieldValue(n, b.get(n))
   );
 }
 
@@ -457,7 +567,7 @@ export function varyKey(
   if (vary === "*") return null;
   const h = headersOf(request);
   return JSON.stringify(
-    [...vary].sort().map((n) => [n, normaliseFieldValue(h.get(n))]),
+    [...vary].sort().map((n) => [n, normaliseFieldValue(n, h.get(n))]),
   );
 }
 
@@ -557,7 +667,7 @@ export function decide(
   if (!varyMatches(stored.requestHeaders, resHeaders, reqHeaders)) return miss;
 
   const f = freshness(stored, now, options);
-  const cc = directives(resHeaders);
+  const { directives: cc, targeted } = responseDirectives(resHeaders, options);
   const revalidate: Decision = {
     kind: "revalidate",
     staleOnError: false,
@@ -572,7 +682,8 @@ export function decide(
   // Cache-Control we take the cautious reading, the same as no-cache.
   const responseNoCache = cc.has("no-cache")
     ? fieldNames(cc.get("no-cache")) === undefined
-    : !resHeaders.has("cache-control") && hasNoCachePragma(resHeaders);
+    : targeted === null && !resHeaders.has("cache-control") &&
+      hasNoCachePragma(resHeaders);
   if (requestNoCache || responseNoCache) return mustRevalidate;
 
   const reqMaxAge = deltaSeconds(reqCc.get("max-age"));
@@ -714,6 +825,7 @@ export function notModifiedSelects(
  *
  * @param stored The stored head.
  * @param notModified The 304 with its request and response times (ms).
+ * @param options The target list ({@linkcode responseDirectives}).
  * @returns The updated head, or `null` when the 304 does not select this
  *   stored response ({@linkcode notModifiedSelects}); then it must not be
  *   served on the strength of that 304.
@@ -725,9 +837,19 @@ export function updateFrom304(
     requestTime: number;
     responseTime: number;
   },
+  options: PolicyOptions = {},
 ): StoredHead | null {
   if (!notModifiedSelects(stored.headers, notModified.headers)) return null;
-  const incoming = storedHeaders(notModified.headers, notModified.responseTime);
+  return updatedHead(stored, notModified, options);
+}
+
+/** §3.2: a stored head with a newer response's fields merged in. */
+function updatedHead(
+  stored: StoredHead,
+  newer: { headers: HeadersLike; requestTime: number; responseTime: number },
+  options: PolicyOptions,
+): StoredHead {
+  const incoming = storedHeaders(newer.headers, newer.responseTime, options);
   const out = new Headers(headersOf(stored.headers));
   out.delete("age");
   const replaced = new Set<string>();
@@ -742,9 +864,89 @@ export function updateFrom304(
   return {
     ...stored,
     headers: out,
-    requestTime: notModified.requestTime,
-    responseTime: notModified.responseTime,
+    requestTime: newer.requestTime,
+    responseTime: newer.responseTime,
   };
+}
+
+/** What a response to a HEAD does to a stored GET response, from {@linkcode updateFromHead}. */
+export type HeadUpdate =
+  | {
+    /** The stored response is updated with the HEAD response's fields. */
+    kind: "updated";
+    head: StoredHead;
+  }
+  | {
+    /** The HEAD response shows the stored one is out of date: treat it as stale. */
+    kind: "stale";
+  }
+  | {
+    /** Not a 200: the stored response is left as it is. */
+    kind: "unchanged";
+  };
+
+/**
+ * What a response to a HEAD request does to a stored GET response for the
+ * same target that it could have answered (§4.3.5): a 200 whose validators
+ * (`ETag`, `Last-Modified`) match the stored ones, each one it carries, and
+ * whose `Content-Length`, if it has one, is the stored body's length,
+ * updates the stored head as §3.2 says (the same merge as a 304's, so
+ * `Content-Length` and what the body depends on stay); a 200 that does not
+ * match makes the stored response stale; any other status leaves it alone.
+ *
+ * @param stored The stored GET response's head.
+ * @param headResponse The HEAD response with its request and response times (ms).
+ * @param options The target list, and `storedLength`, the stored body's
+ *   length in bytes when known (otherwise the stored `Content-Length`).
+ * @returns The verdict, with the updated head when there is one.
+ * @example A 200 to a HEAD with a new max-age freshens the stored response
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { updateFromHead } from "./policy.ts";
+ * const t = Date.UTC(2026, 0, 1);
+ * const stored = {
+ *   method: "GET", url: "http://o/a", requestHeaders: [], status: 200,
+ *   headers: { date: new Date(t).toUTCString(), etag: '"1"', "cache-control": "max-age=1" },
+ *   requestTime: t, responseTime: t,
+ * };
+ * const u = updateFromHead(stored, {
+ *   status: 200, headers: { etag: '"1"', "cache-control": "max-age=600" },
+ *   requestTime: t + 5000, responseTime: t + 5000,
+ * });
+ * assert.ok(u.kind === "updated" && new Headers(u.head.headers).get("cache-control") === "max-age=600");
+ * ```
+ */
+export function updateFromHead(
+  stored: StoredHead,
+  headResponse: {
+    status: number;
+    headers: HeadersLike;
+    requestTime: number;
+    responseTime: number;
+  },
+  options: PolicyOptions & { storedLength?: number | undefined } = {},
+): HeadUpdate {
+  if (headResponse.status !== 200) return { kind: "unchanged" };
+  const s = headersOf(stored.headers);
+  const n = headersOf(headResponse.headers);
+  const etag = n.get("etag");
+  if (etag !== null && etag.trim() !== s.get("etag")?.trim()) {
+    return { kind: "stale" };
+  }
+  const lm = n.get("last-modified");
+  if (
+    lm !== null && (parseHttpDate(lm) === undefined ||
+      parseHttpDate(lm) !== parseHttpDate(s.get("last-modified")))
+  ) {
+    return { kind: "stale" };
+  }
+  const length = n.get("content-length");
+  if (length !== null) {
+    const storedLength = options.storedLength ??
+      (s.has("content-length") ? Number(s.get("content-length")) : undefined);
+    if (length.trim() !== String(storedLength)) return { kind: "stale" };
+  }
+  return { kind: "updated", head: updatedHead(stored, headResponse, options) };
 }
 
 /**

@@ -14,9 +14,32 @@ import https from "node:https";
 // Statuses whose responses have no content (RFC 9110 §6.4.1).
 const NO_CONTENT = new Set([101, 204, 205, 304]);
 
-/** A keep-alive connection pool for one origin. */
+// RFC 9110 §9.2.2: requests that may be repeated without changing what they do.
+const IDEMPOTENT = new Set([
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "TRACE",
+  "PUT",
+  "DELETE",
+]);
+
+/** A pooled connection the origin had closed while it sat idle. */
+class StaleConnection extends Error {}
+
+/**
+ * A keep-alive connection pool for one origin.
+ *
+ * A pooled connection can be closed by the origin (its keep-alive timeout)
+ * just as a request is written to it; the request then fails with no
+ * response, through no fault of either side. A bodiless idempotent request
+ * that meets this is sent once more on a new connection (RFC 9110 §9.2.2).
+ * Others are never sent on a pooled connection at all: a proxy must not
+ * retry a non-idempotent request, and a streamed body cannot be sent twice.
+ */
 export class OriginClient {
   readonly #agent: http.Agent;
+  readonly #fresh: http.Agent;
   readonly #request: typeof http.request;
 
   /**
@@ -29,6 +52,9 @@ export class OriginClient {
     this.#agent = secure
       ? new https.Agent({ keepAlive: true })
       : new http.Agent({ keepAlive: true });
+    this.#fresh = secure
+      ? new https.Agent({ keepAlive: false })
+      : new http.Agent({ keepAlive: false });
     this.#request = secure ? https.request : http.request;
   }
 
@@ -41,20 +67,25 @@ export class OriginClient {
    *   during the body) before it is cut.
    * @returns The response.
    */
-  send(url: URL, init: {
-    method: string;
-    headers: Headers;
-    body: ReadableStream<Uint8Array> | null;
-    signal: AbortSignal;
-    idleMs: number;
-  }): Promise<Response> {
+  async send(url: URL, init: SendInit): Promise<Response> {
+    const pooled = init.body === null && IDEMPOTENT.has(init.method);
+    if (!pooled) return await this.#once(url, init, this.#fresh);
+    try {
+      return await this.#once(url, init, this.#agent);
+    } catch (err) {
+      if (!(err instanceof StaleConnection) || init.signal.aborted) throw err;
+      return await this.#once(url, init, this.#fresh);
+    }
+  }
+
+  #once(url: URL, init: SendInit, agent: http.Agent): Promise<Response> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = {};
       for (const [name, value] of init.headers) headers[name] = value;
       const req = this.#request(url, {
         method: init.method,
         headers,
-        agent: this.#agent,
+        agent,
       });
       // An origin that stops sending mid-body must not hang the client.
       req.setTimeout(init.idleMs, () => {
@@ -69,7 +100,16 @@ export class OriginClient {
       init.signal.addEventListener("abort", abort, { once: true });
       req.on("error", (err) => {
         init.signal.removeEventListener("abort", abort);
-        reject(err);
+        // No response on a pooled connection: the origin closed it idle.
+        const code = (err as { code?: string }).code;
+        if (
+          req.reusedSocket && !init.signal.aborted &&
+          (code === "ECONNRESET" || code === "EPIPE")
+        ) {
+          reject(new StaleConnection(err.message, { cause: err }));
+        } else {
+          reject(err);
+        }
       });
       req.on("response", (res) => {
         init.signal.removeEventListener("abort", abort);
@@ -104,7 +144,17 @@ export class OriginClient {
   /** Closes the pooled connections. */
   close(): void {
     this.#agent.destroy();
+    this.#fresh.destroy();
   }
+}
+
+/** What {@linkcode OriginClient.send} sends. */
+interface SendInit {
+  method: string;
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | null;
+  signal: AbortSignal;
+  idleMs: number;
 }
 
 /**

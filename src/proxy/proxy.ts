@@ -9,7 +9,6 @@
 import {
   clientNotModified,
   decide,
-  freshness,
   HOP_BY_HOP,
   invalidates,
   isOriginError,
@@ -20,7 +19,9 @@ import {
   type StoredHead,
   storedHeaders,
   updateFrom304,
+  updateFromHead,
   varyNames,
+  worthStoring,
 } from "../http/policy.ts";
 import { parseCacheControl } from "../http/cache_control.ts";
 import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
@@ -82,6 +83,13 @@ export interface ProxyOptions {
    * origin like any other. Default `/_larder/`.
    */
   adminPath?: string | false;
+  /**
+   * The targeted cache control fields the proxy obeys before
+   * `Cache-Control` (RFC 9213), first match wins. Default
+   * `["CDN-Cache-Control"]`; `[]` obeys `Cache-Control` alone. The fields
+   * are passed on to clients unchanged, for caches further downstream.
+   */
+  targetedFields?: readonly string[];
 }
 
 /** How a request was answered, in the `x-larder-cache` response field and the log. */
@@ -146,19 +154,6 @@ function recordToHead(r: ResponseRecord): StoredHead {
 
 function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
   return [...(h instanceof Headers ? h : new Headers(h))];
-}
-
-/**
- * Whether a storable response could ever answer a request without a full
- * origin response: it is fresh for a while, can be revalidated, or may be
- * served stale. Storing one that is none of these only costs writes.
- */
-function worthStoring(head: StoredHead): boolean {
-  const h = new Headers(head.headers);
-  const cc = h.get("cache-control") ?? "";
-  return freshness(head, head.responseTime).lifetime > 0 ||
-    h.has("etag") || h.has("last-modified") ||
-    /stale-(if-error|while-revalidate)/i.test(cc);
 }
 
 /** Request fields that make a request conditional or partial. */
@@ -291,7 +286,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const inflight = new Map<string, Promise<boolean>>();
   // stale-while-revalidate: the keys being refreshed in the background.
   const refreshing = new Set<string>();
-  const policy = { heuristicFraction: options.heuristicFraction ?? 0.1 };
+  const policy = {
+    heuristicFraction: options.heuristicFraction ?? 0.1,
+    ...(options.targetedFields === undefined
+      ? {}
+      : { targetedFields: options.targetedFields }),
+  };
   const pending = new Set<Promise<void>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
@@ -397,7 +397,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     h.set("x-larder-cache", status);
     // Any stored 200 can answer a range (RFC 9110 §14.3).
     if (head.status === 200) h.set("accept-ranges", "bytes");
-    if (req.method === "HEAD") {
+    // A stored 204 or 205 has no content to send (RFC 9110 §6.4.1), and a
+    // Response refuses one.
+    if (req.method === "HEAD" || head.status === 204 || head.status === 205) {
       found.entry.release();
       return new Response(null, { status: head.status, headers: h });
     }
@@ -493,21 +495,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   /**
    * The origin's answer to a GET, stored when it may be: the body is teed,
    * one branch to the client, one into the store, read at the pace of the
-   * slower; a client that goes away does not stop the store.
-   */
-  async function storeAndServe(
-    req: Request,
-    target: URL,
-    res: Response,
-    requestTime: number,
-    status: CacheStatus,
-  ): Promise<Response> {
-    return (await storeAndServeWith(req, target, res, requestTime, status))[0];
-  }
-
-  /**
-   * {@linkcode storeAndServe}, also giving the store's write, or undefined
-   * when the response is not stored.
+   * slower; a client that goes away does not stop the store. Also gives
+   * the store's write, or undefined when the response is not stored.
    */
   async function storeAndServeWith(
     req: Request,
@@ -521,7 +510,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const verdict = storable(reqHead, {
       status: res.status,
       headers: res.headers,
-    });
+    }, policy);
     const vary = varyNames(res.headers);
     if (!verdict.ok || vary === "*" || closed) {
       return [
@@ -548,10 +537,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       status: res.status,
       statusText: res.statusText,
       responseUrl: "",
-      responseHeaders: pairs(storedHeaders(res.headers, responseTime)),
+      responseHeaders: pairs(storedHeaders(res.headers, responseTime, policy)),
       vary,
     };
-    if (!worthStoring(recordToHead(record))) {
+    if (!worthStoring(recordToHead(record), policy)) {
       return [
         clientResponse(
           res,
@@ -658,7 +647,63 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const staleOnError = decision.kind === "revalidate" &&
       decision.staleOnError;
+    if (req.method === "HEAD" && found !== undefined) {
+      return await headViaOrigin(req, info, target, found, head!, staleOnError);
+    }
     return await viaOrigin(req, info, target, { found, head, staleOnError });
+  }
+
+  /**
+   * A HEAD whose stored GET response may not be used unvalidated: asks the
+   * origin with a HEAD (no body is wanted), whose 200 updates the stored
+   * head or, when its validators or length differ, drops the stored
+   * response (RFC 9111 §4.3.5). The client's own conditions are answered
+   * from the updated head.
+   */
+  async function headViaOrigin(
+    req: Request,
+    info: ServeInfo | undefined,
+    target: URL,
+    found: Found,
+    head: StoredHead,
+    staleOnError: boolean,
+  ): Promise<Response> {
+    const headers = originHeaders(req, info);
+    for (const name of CLIENT_CONDITIONS) headers.delete(name);
+    const requestTime = Date.now();
+    let res: Response;
+    try {
+      res = await toOrigin("HEAD", target, headers, null);
+    } catch (err) {
+      if (staleOnError) return fromStore(req, found, head, "stale");
+      found.entry.release();
+      throw err;
+    }
+    if (isOriginError(res.status) && staleOnError) {
+      return fromStore(req, found, head, "stale");
+    }
+    const body = found.entry.body;
+    const update = updateFromHead(head, {
+      status: res.status,
+      headers: res.headers,
+      requestTime,
+      responseTime: Date.now(),
+    }, {
+      ...policy,
+      storedLength: body instanceof Uint8Array ? body.byteLength : undefined,
+    });
+    if (update.kind === "updated") {
+      track(cache.putHead(found.key, {
+        ...found.record,
+        requestTime: update.head.requestTime,
+        responseTime: update.head.responseTime,
+        responseHeaders: pairs(update.head.headers),
+      }));
+      return fromStore(req, found, update.head, "revalidated");
+    }
+    found.entry.release();
+    if (update.kind === "stale") await cache.invalidate(target.href);
+    return clientResponse(res, "bypass");
   }
 
   /**
@@ -751,7 +796,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           headers: res.headers,
           requestTime,
           responseTime: Date.now(),
-        });
+        }, policy);
         if (updated === null) return;
         await cache.putHead(found.key, {
           ...found.record,
@@ -826,12 +871,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     let res: Response;
     try {
       // A HEAD that missed goes to the origin as HEAD and is not stored.
-      res = await toOrigin(
-        req.method === "HEAD" && head === undefined ? "HEAD" : "GET",
-        target,
-        headers,
-        null,
-      );
+      res = await toOrigin(req.method, target, headers, null);
     } catch (err) {
       if (found !== undefined && staleOnError) {
         return fromStore(req, found, head!, "stale");
@@ -846,7 +886,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           headers: res.headers,
           requestTime,
           responseTime: Date.now(),
-        });
+        }, policy);
         if (updated !== null) {
           const record: ResponseRecord = {
             ...found.record,
@@ -870,24 +910,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         found.entry.release();
       }
     }
-    if (req.method === "HEAD") {
-      if (res.status !== 304 && res.body !== null && head !== undefined) {
-        // A full GET answered a HEAD's revalidation: store it, send no body.
-        const served = await storeAndServe(
-          req,
-          target,
-          res,
-          requestTime,
-          "miss",
-        );
-        await served.body?.cancel();
-        return new Response(null, {
-          status: served.status,
-          headers: served.headers,
-        });
-      }
-      return clientResponse(res, "bypass");
-    }
+    if (req.method === "HEAD") return clientResponse(res, "bypass");
     const [response, stored] = await storeAndServeWith(
       req,
       target,
