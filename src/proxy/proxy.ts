@@ -25,6 +25,9 @@ import {
 import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
+import { StoreError } from "../errors.ts";
+import { AdminEndpoints, adminPrefix, adminToken } from "./_admin.ts";
+import { countBytes, ProxyMetrics } from "./_metrics.ts";
 import { OriginClient } from "./_origin.ts";
 import { pacedTee } from "./_tee.ts";
 import {
@@ -61,6 +64,19 @@ export interface ProxyOptions {
    * Default 30,000.
    */
   collapseTimeoutMs?: number;
+  /**
+   * Where the proxy answers for itself (status page, `metrics`, `health`;
+   * see the README), never forwarding: a path such as `/_larder/`, the
+   * default, or `false` for no admin paths (then they go to the origin
+   * like any other).
+   */
+  adminPath?: string | false;
+  /**
+   * When given, the status page and the metrics want `Authorization:
+   * Bearer <token>` (or Basic with the token as password); health stays
+   * open. Without one they are open to whoever reaches the proxy.
+   */
+  adminToken?: string;
 }
 
 /** How a request was answered, in the `x-larder-cache` response field and the log. */
@@ -181,7 +197,9 @@ function errorResponse(status: number, message: string, via: string): Response {
  * for one URL make one origin request, the others answered from what it
  * stores (or, after `collapseTimeoutMs`, sent on themselves); an entry
  * within its `stale-while-revalidate` window is served stale while one
- * background request refreshes it.
+ * background request refreshes it. Under `adminPath` (default
+ * `/_larder/`) the proxy answers for itself, never forwarding: a status
+ * page, `metrics` in the Prometheus text format and `health`.
  *
  * @param options The origin and the store (`dir` or `store`).
  * @returns The proxy: its `handler` and `close`.
@@ -217,6 +235,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       `Cannot create proxy: origin must be http or https, got ${origin.protocol}`,
     );
   }
+  const adminPath = adminPrefix(options.adminPath);
+  const token = adminToken(options.adminToken);
   let store = options.store;
   if (store === undefined) {
     if (options.dir === undefined) {
@@ -243,6 +263,17 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const pending = new Set<Promise<void>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
+  const metrics = new ProxyMetrics();
+  const admin = adminPath === undefined ? undefined : new AdminEndpoints({
+    path: adminPath,
+    token,
+    metrics,
+    store,
+    closed: () => closed,
+    origin: origin.href,
+  });
+  // Body lengths of responses from the store, known without reading them.
+  const lengths = new WeakMap<Response, number>();
 
   function targetOf(req: Request): URL {
     const u = new URL(req.url);
@@ -265,6 +296,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         controller.abort(new DOMException("origin timeout", "TimeoutError")),
       timeoutMs,
     );
+    metrics.origin.requests++;
     try {
       return await client.send(target, {
         method,
@@ -275,12 +307,14 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       });
     } catch (err) {
       if (controller.signal.aborted) {
+        metrics.origin.timeouts++;
         throw new OriginFailure(
           504,
           `Cannot reach origin: no response within ${timeoutMs} ms`,
           err,
         );
       }
+      metrics.origin.unreachable++;
       throw new OriginFailure(502, `Cannot reach origin: ${err}`, err);
     } finally {
       // This covers the response head; the body is read at the client's
@@ -321,6 +355,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     status: CacheStatus,
   ): Response {
     const now = Date.now();
+    const body = found.entry.body;
+    metrics.sample.seen(
+      head.url,
+      body instanceof Uint8Array ? body.length : undefined,
+      head.responseTime,
+    );
     const reqHead = { method: req.method, url: head.url, headers: req.headers };
     if (clientNotModified(reqHead, head.headers)) {
       found.entry.release();
@@ -339,15 +379,24 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // The body's own length is what is sent.
     h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
-    return new Response(found.entry.body as BodyInit, {
+    const res = new Response(body as BodyInit, {
       status: head.status,
       statusText: found.record.statusText,
       headers: h,
     });
+    const length = body instanceof Uint8Array
+      ? body.length
+      : metrics.sample.sizeOf(head.url);
+    if (length !== undefined) lengths.set(res, length);
+    return res;
   }
 
   function track(p: Promise<void>): void {
-    const done = p.catch(() => {}).finally(() => pending.delete(done));
+    const done = p.catch((err) => {
+      if (err instanceof StoreError && err.code !== "CLOSED") {
+        metrics.storeError(err.code, err.message);
+      }
+    }).finally(() => pending.delete(done));
     pending.add(done);
   }
 
@@ -420,15 +469,24 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       // A key over the store's limit.
       return [clientResponse(res, "bypass"), undefined];
     }
+    const seen = (size: number) => () =>
+      metrics.sample.seen(target.href, size, responseTime);
     if (res.body === null) {
       const stored = cache.put(key, record, new Uint8Array(0));
+      stored.then(seen(0), () => {});
       track(stored);
       return [clientResponse(res, status), stored];
     }
     const [toClient, toStore] = pacedTee(res.body);
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
-    const stored = cache.put(key, record, toStore);
+    let size = 0;
+    const stored = cache.put(
+      key,
+      record,
+      countBytes(toStore, (n) => size += n),
+    );
+    stored.then(() => seen(size)(), () => {});
     track(stored);
     const head = recordToHead(record);
     if (clientNotModified({ ...reqHead, method: req.method }, head.headers)) {
@@ -458,6 +516,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const uri of invalidates(req.method, res.status, target.href, res.headers)
     ) {
       await cache.invalidate(uri);
+      metrics.sample.drop(uri);
     }
     return clientResponse(res, "bypass");
   }
@@ -473,6 +532,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       headers: req.headers,
     };
     let found = await cache.lookup(target.href, req.headers);
+    if (found === undefined) metrics.sample.drop(target.href);
     let head = found && recordToHead(found.record);
     const decision = decide(reqHead, head, Date.now(), policy);
     switch (decision.kind) {
@@ -542,12 +602,24 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     flight: Promise<boolean>,
   ): Promise<Response | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
     const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), collapseTimeoutMs);
+      timer = setTimeout(() => {
+        timedOut = true;
+        resolve(false);
+      }, collapseTimeoutMs);
     });
     const stored = await Promise.race([flight, timeout]);
     clearTimeout(timer);
-    if (!stored || closed) return undefined;
+    const answer = stored && !closed ? await fromFlight(req) : undefined;
+    metrics.collapsed[
+      answer !== undefined ? "served" : timedOut ? "timeout" : "forwarded"
+    ]++;
+    return answer;
+  }
+
+  /** What a finished flight stored, if it is usable for `req`. */
+  async function fromFlight(req: Request): Promise<Response | undefined> {
     const url = targetOf(req).href;
     const found = await cache.lookup(url, req.headers);
     if (found === undefined) return undefined;
@@ -749,16 +821,56 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     await cache.close();
   }
 
+  /**
+   * Counts an answered request; a body of unknown length is counted as it
+   * is sent.
+   */
+  function counted(req: Request, res: Response, seconds: number): Response {
+    const given = res.headers.get("x-larder-cache") as CacheStatus | null;
+    const status = given !== null && given in metrics.requests
+      ? given
+      : "error";
+    const u = new URL(req.url);
+    let bytes: number | undefined = 0;
+    if (req.method !== "HEAD" && res.status !== 204 && res.status !== 304) {
+      // Not res.body first: that would make a stream of a byte body.
+      bytes = lengths.get(res);
+      const field = res.headers.get("content-length");
+      if (bytes === undefined && field !== null && /^\d+$/.test(field)) {
+        bytes = Number(field);
+      }
+    }
+    metrics.request({
+      status,
+      bytes: bytes ?? 0,
+      seconds,
+      key: u.pathname + u.search,
+    });
+    if (bytes !== undefined || res.body === null || status === "error") {
+      return res;
+    }
+    return new Response(
+      countBytes(res.body, (n) => metrics.bodyBytes(status, n)),
+      { status: res.status, statusText: res.statusText, headers: res.headers },
+    );
+  }
+
   return {
     async handler(req, info) {
       const start = Date.now();
+      const t0 = performance.now();
       let res: Response;
+      let own: Response | undefined;
       try {
-        res = await handle(req, info);
+        own = await admin?.answer(req);
+        res = own ?? await handle(req, info);
       } catch (err) {
         res = err instanceof OriginFailure
           ? errorResponse(err.status, err.message, via)
           : errorResponse(502, `Cannot proxy request: ${err}`, via);
+      }
+      if (own === undefined) {
+        res = counted(req, res, (performance.now() - t0) / 1000);
       }
       if (options.log !== undefined) {
         const u = new URL(req.url);

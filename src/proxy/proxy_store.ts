@@ -19,7 +19,7 @@ import {
   encodeResponseRecord,
   type ResponseRecord,
 } from "../http/record.ts";
-import type { BackingStore } from "../store.ts";
+import type { BackingStore, StoreStats } from "../store.ts";
 import {
   backingResponseStore,
   type ResponseStore,
@@ -33,6 +33,11 @@ export interface ProxyStore extends ResponseStore {
    * nothing when there is no entry.
    */
   putHead(key: string, meta: Uint8Array): Promise<void>;
+  /**
+   * The store's counters and totals, for the status page and metrics
+   * (optional: a store without them shows none).
+   */
+  stats?(): StoreStats;
 }
 
 /**
@@ -50,6 +55,7 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
       if (await base.head(key) === undefined) return;
       await store.store(key, meta, { meta: true });
     },
+    stats: () => store.stats(),
   };
 }
 
