@@ -8,6 +8,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { adminPrefix, adminToken as checkToken } from "../src/proxy/_admin.ts";
 import { createProxy } from "../src/proxy/mod.ts";
 
 const HELP = `larder serve: an RFC 9111 caching reverse proxy on a larder store
@@ -20,9 +21,18 @@ Usage: deno task serve --origin URL [options]
   --dir DIR             store directory (default ./.larder-proxy)
   --limit SIZE          store byte limit: 1GiB, 512MiB, 64KiB or bytes (default 1GiB)
   --origin-timeout MS   how long to wait for the origin's response head (default 30000)
+  --admin-path PATH     where the proxy answers for itself (default /_larder/):
+                        PATH is the status page, PATH/metrics Prometheus
+                        metrics, PATH/health a health check; never forwarded
+  --no-admin            no admin paths: they go to the origin like any other
+  --admin-token TOKEN   the status page and metrics want "Authorization: Bearer
+                        TOKEN" (or Basic with TOKEN as password); health stays
+                        open. Also from LARDER_ADMIN_TOKEN. Default: none, so
+                        they are open to whoever reaches --host
   --config FILE         JSON file with any of these options by name
-                        ({"origin": "...", "port": 8081, "limit": "1GiB", ...});
-                        flags given on the command line win
+                        ({"origin": "...", "port": 8081, "limit": "1GiB",
+                        "admin-path": false, ...}); flags given on the command
+                        line win, then the environment, then the file
   --quiet               no log line per request
   --help                this text
 
@@ -39,6 +49,10 @@ export interface ServeConfig {
   limit: number;
   originTimeoutMs: number;
   quiet: boolean;
+  /** The admin path, or false for none. */
+  adminPath: string | false;
+  /** The admin token, if any. */
+  adminToken?: string;
 }
 
 const UNITS: Record<string, number> = {
@@ -95,6 +109,8 @@ const FLAGS = new Set([
   "dir",
   "limit",
   "origin-timeout",
+  "admin-path",
+  "admin-token",
   "config",
 ]);
 
@@ -102,17 +118,25 @@ const FLAGS = new Set([
  * Parses the command line (and the `--config` file it names).
  *
  * @param args The arguments after the script.
+ * @param env The environment's `LARDER_ADMIN_TOKEN`, if any.
  * @returns The settings, or `"help"`.
  * @throws {TypeError} for an unknown flag or a missing value or origin.
  * @throws {RangeError} for a bad number or size.
  */
-export function parseServeArgs(args: string[]): ServeConfig | "help" {
+export function parseServeArgs(
+  args: string[],
+  env: { LARDER_ADMIN_TOKEN?: string | undefined } = {},
+): ServeConfig | "help" {
   const given: Record<string, unknown> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--help" || arg === "-h") return "help";
     if (arg === "--quiet") {
       given.quiet = true;
+      continue;
+    }
+    if (arg === "--no-admin") {
+      given["admin-path"] = false;
       continue;
     }
     const eq = arg.indexOf("=");
@@ -147,6 +171,18 @@ export function parseServeArgs(args: string[]): ServeConfig | "help" {
   }
   new URL(origin); // a TypeError for a bad URL
   const limit = pick("limit") ?? "1GiB";
+  const path = pick("admin-path") ?? "/_larder/";
+  if (path !== false && typeof path !== "string") {
+    throw new TypeError(
+      "Cannot read config: admin-path must be a path or false",
+    );
+  }
+  const adminPath = adminPrefix(path) ?? false;
+  // An empty LARDER_ADMIN_TOKEN is no token; an empty --admin-token is refused.
+  const adminToken = checkToken(
+    given["admin-token"] ?? (env.LARDER_ADMIN_TOKEN || undefined) ??
+      file["admin-token"],
+  );
   return {
     origin,
     port: integer("port", pick("port") ?? 8081, 0, 65535),
@@ -160,6 +196,8 @@ export function parseServeArgs(args: string[]): ServeConfig | "help" {
       2 ** 31 - 1,
     ),
     quiet: Boolean(given.quiet ?? file.quiet ?? false),
+    adminPath,
+    ...(adminToken === undefined ? {} : { adminToken }),
   };
 }
 
@@ -174,6 +212,10 @@ export async function serve(config: ServeConfig): Promise<void> {
     dir: config.dir,
     storeOptions: { limit: config.limit },
     originTimeoutMs: config.originTimeoutMs,
+    adminPath: config.adminPath,
+    ...(config.adminToken === undefined
+      ? {}
+      : { adminToken: config.adminToken }),
     ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
   });
   const server = Deno.serve({
@@ -181,8 +223,20 @@ export async function serve(config: ServeConfig): Promise<void> {
     port: config.port,
     onListen({ hostname, port }) {
       console.log(
-        `larder proxy on http://${hostname}:${port}/ for ${config.origin} (store ${config.dir}, limit ${config.limit} bytes)`,
+        `larder proxy on http://${hostname}:${port}/ for ${config.origin} (store ${config.dir}, limit ${config.limit} bytes)${
+          config.adminPath === false
+            ? ""
+            : `; status page http://${hostname}:${port}${config.adminPath}`
+        }`,
       );
+      if (
+        config.adminPath !== false && config.adminToken === undefined &&
+        !/^(127\.|::1$|localhost$)/.test(hostname)
+      ) {
+        console.error(
+          `warning: the status page and metrics are open to anyone who reaches ${hostname}; give --admin-token or --no-admin`,
+        );
+      }
     },
   }, proxy.handler);
   const stop = async () => {
@@ -198,7 +252,9 @@ export async function serve(config: ServeConfig): Promise<void> {
 if (import.meta.main) {
   let config: ServeConfig | "help";
   try {
-    config = parseServeArgs(Deno.args);
+    config = parseServeArgs(Deno.args, {
+      LARDER_ADMIN_TOKEN: Deno.env.get("LARDER_ADMIN_TOKEN"),
+    });
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${HELP}`);
     Deno.exit(2);
