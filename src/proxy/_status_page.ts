@@ -405,6 +405,7 @@ ${stats.evictions} evicted (${
 <meta name="viewport" content="width=device-width, initial-scale=1">
 ${refresh > 0 ? `<meta http-equiv="refresh" content="${refresh}">` : ""}
 <title>larder proxy status</title>
+<link rel="icon" href="data:,">
 <style>${CSS}</style></head>
 <body>
 <h1>larder proxy</h1>
