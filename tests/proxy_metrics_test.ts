@@ -300,14 +300,38 @@ Deno.test("metrics statusPage escapes keys and draws a point per bucket with dat
       ),
     };
   };
+  // Just started: the plots span 10 minutes.
   const ratio = plot("hit-ratio");
-  assert.equal(ratio.buckets, 360);
+  assert.equal(ratio.buckets, 60);
   assert.equal(ratio.points, 2);
   assert.equal(ratio.circles, 2);
   assert.deepEqual(ratio.lines, [1, 1]); // two runs: a gap between
   const rate = plot("requests");
   assert.equal(rate.circles, 4); // all: 2 buckets, from cache: 2 buckets
-  assert.deepEqual(rate.lines, [360, 360]);
+  assert.deepEqual(rate.lines, [60, 60]);
   assert.equal(plot("entry-sizes").bars, 1);
   assert.equal(plot("entry-ages").bars, 1);
+});
+
+Deno.test("metrics statusPage spans the time since start, at most the ring", () => {
+  let now = 1_000_000_000;
+  const m = new ProxyMetrics({
+    now: () => now,
+    bucketMs: 10_000,
+    buckets: 360,
+  });
+  const spans = () => {
+    const html = statusPage({
+      metrics: m,
+      stats: undefined,
+      adminPath: "/_larder/",
+      origin: "http://o/",
+    });
+    return Number(/data-plot="requests" data-buckets="(\d+)"/.exec(html)![1]);
+  };
+  assert.equal(spans(), 60);
+  now += 20 * 60_000; // 20 minutes on: 121 buckets since start
+  assert.equal(spans(), 121);
+  now += 2 * 3600_000;
+  assert.equal(spans(), 360);
 });

@@ -3,6 +3,9 @@
  * inline SVG plots drawn here (no script, no external asset), so it reads
  * the same in any browser, with JavaScript off, and in a test.
  *
+ * The time plots span the time since the proxy started: at least 60
+ * buckets (10 minutes of 10 s buckets), at most the ring (an hour).
+ *
  * Every plot is an `<svg class="plot">` with `data-plot` (its name),
  * `data-buckets` (the x positions it spans) and `data-points` (the data
  * points drawn, one `<circle>` or `<rect class="bar">` each), so a test
@@ -56,9 +59,12 @@ function pct(x: number): string {
 function niceCeil(v: number): number {
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
+
+/** Time buckets a plot spans at least (10 min of 10 s buckets). */
+const MIN_SHOWN = 60;
 
 const W = 600;
 const H = 200;
@@ -115,7 +121,7 @@ function lineChart(opts: {
   const windowMin = Math.round((n * opts.bucketMs) / 60_000);
   for (const f of [0, 0.25, 0.5, 0.75, 1]) {
     const i = Math.round(f * (n - 1));
-    const label = f === 1 ? "now" : `−${Math.round((1 - f) * windowMin)} min`;
+    const label = f === 1 ? "now" : `−${+((1 - f) * windowMin).toFixed(1)} min`;
     parts.push(
       `<text class="axis" x="${n2(x(i))}" y="${H - 8}" text-anchor="${
         f === 0 ? "start" : f === 1 ? "end" : "middle"
@@ -277,7 +283,11 @@ export interface StatusPageInput {
 export function statusPage(input: StatusPageInput): string {
   const { metrics: m, stats } = input;
   const now = m.now();
-  const buckets = m.series.read();
+  // The time since start, at least MIN_SHOWN buckets, at most the ring.
+  const ring = m.series.read();
+  const since = Math.floor(now / m.series.bucketMs) -
+    Math.floor(m.started / m.series.bucketMs) + 1;
+  const buckets = ring.slice(-Math.max(MIN_SHOWN, since));
   const bucketMs = m.series.bucketMs;
   const seconds = bucketMs / 1000;
   const total = CACHE_STATUSES.reduce((a, s) => a + m.requests[s], 0);
