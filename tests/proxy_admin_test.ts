@@ -411,3 +411,50 @@ Deno.test("admin token: page and metrics want it, health does not", async () => 
     assert.deepEqual(rig.seen, []);
   }, { adminToken: "s3cret" });
 });
+
+Deno.test("admin after a restart: hits refill the entry sample, a streamed body's size from its Content-Length", async () => {
+  await using dir = await tempDir();
+  const origin = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response(new Uint8Array(300_000), {
+        headers: { "cache-control": "max-age=600" },
+      }),
+  );
+  const open = () =>
+    createProxy({
+      origin: `http://127.0.0.1:${origin.addr.port}`,
+      dir: dir.path,
+    });
+  try {
+    const first = await open();
+    await (await first.handler(new Request("http://p/big"))).arrayBuffer();
+    await first.close();
+    const second = await open();
+    try {
+      const hit = await second.handler(new Request("http://p/big"));
+      assert.equal(hit.headers.get("x-larder-cache"), "hit");
+      assert.equal((await hit.arrayBuffer()).byteLength, 300_000);
+      const html = await (await second.handler(
+        new Request("http://p/_larder/"),
+      )).text();
+      const sizes = /data-plot="entry-sizes"[\s\S]*?<\/svg>/.exec(html)![0];
+      assert.match(
+        sizes,
+        /<rect class="bar" data-count="1"[^>]*><title>256K–1M: 1</,
+      );
+      const m = parseExposition(
+        await (await second.handler(new Request("http://p/_larder/metrics")))
+          .text(),
+      );
+      assert.equal(
+        m.value("larder_proxy_body_bytes_total", { source: "cache" }),
+        300_000,
+      );
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await origin.shutdown();
+  }
+});

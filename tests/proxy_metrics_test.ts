@@ -136,24 +136,47 @@ Deno.test("metrics TopK keeps the heavy hitters within its error bound", async (
   });
 });
 
-Deno.test("metrics EntrySample keeps the most recently seen URLs", () => {
+Deno.test("metrics EntrySample replaces the least recently seen URL (CLOCK)", () => {
   const s = new EntrySample(3);
   s.seen("a", 10, 1);
   s.seen("b", 20, 2);
   s.seen("c", 30, 3);
-  s.seen("a", undefined, 4); // keeps its size, moves last
-  s.seen("d", 40, 5); // drops b, the least recently seen
+  s.seen("a", undefined, 4); // keeps its size; spared once by the hand
+  s.seen("d", 40, 5); // replaces b, the least recently seen
   assert.equal(s.size, 3);
   assert.deepEqual([...s.values()], [
-    { size: 30, time: 3 },
     { size: 10, time: 4 },
     { size: 40, time: 5 },
+    { size: 30, time: 3 },
   ]);
   assert.equal(s.sizeOf("b"), undefined);
+  assert.equal(s.sizeOf("a"), 10);
   s.seen("e", undefined, 6); // no size known: not sampled
   assert.equal(s.sizeOf("e"), undefined);
+  assert.equal(s.size, 3);
   s.drop("a");
   assert.equal(s.size, 2);
+  s.seen("f", 60, 7); // the hand is at c, not seen again: replaced
+  assert.deepEqual([...s.values()], [{ size: 40, time: 5 }, {
+    size: 60,
+    time: 7,
+  }]);
+  s.seen("f", 61, 8);
+  s.trimTo(1); // d goes: f was seen again
+  assert.deepEqual([...s.values()], [{ size: 61, time: 8 }]);
+  s.trimTo(5);
+  assert.equal(s.size, 1);
+  assert.throws(() => new EntrySample(0), RangeError);
+});
+
+Deno.test("metrics EntrySample keeps a hot set through a stream of one-off URLs", () => {
+  const s = new EntrySample(100);
+  for (let i = 0; i < 10_000; i++) {
+    s.seen(`hot${i % 50}`, 1, i); // each seen every 50 calls
+    s.seen(`cold${i}`, 2, i);
+  }
+  for (let h = 0; h < 50; h++) assert.equal(s.sizeOf(`hot${h}`), 1, `hot${h}`);
+  assert.equal(s.size, 100);
 });
 
 Deno.test("metrics ProxyMetrics histograms and duration buckets", () => {

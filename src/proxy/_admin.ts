@@ -89,6 +89,12 @@ export interface AdminOptions {
   origin: string;
 }
 
+/** Where the path starts in an absolute URL such as `Request.url`. */
+export function pathStart(url: string): number {
+  const at = url.indexOf("/", url.indexOf("//") + 2);
+  return at < 0 ? url.length : at;
+}
+
 function timingSafeEqual(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
   const y = new TextEncoder().encode(b);
@@ -151,6 +157,9 @@ export class AdminEndpoints {
    */
   async answer(req: Request): Promise<Response | undefined> {
     const prefix = this.#o.path;
+    // Most requests are not for the admin paths: tell without parsing.
+    const at = pathStart(req.url);
+    if (!req.url.startsWith(prefix.slice(0, -1), at)) return undefined;
     const url = new URL(req.url);
     if (url.pathname === prefix.slice(0, -1)) {
       return respond(308, null, "text/plain; charset=utf-8", {
@@ -251,17 +260,20 @@ const ROUTES: Record<
 > = {
   "": {
     guarded: true,
-    answer: (o) =>
-      Promise.resolve(respond(
+    answer: (o) => {
+      const stats = storeStats(o);
+      if (stats !== undefined) o.metrics.sample.trimTo(stats.entries);
+      return Promise.resolve(respond(
         200,
         statusPage({
           metrics: o.metrics,
-          stats: storeStats(o),
+          stats,
           adminPath: o.path,
           origin: o.origin,
         }),
         "text/html; charset=utf-8",
-      )),
+      ));
+    },
   },
   metrics: {
     guarded: true,

@@ -15,8 +15,9 @@
  *   The store cannot list its entries cheaply (it keeps key hashes), and a
  *   lookup to check each one would count as a use and change what it
  *   evicts, so the sample holds what this process has seen: a URL leaves
- *   it when the proxy invalidates it or finds it gone, and an entry the
- *   store evicted stays in it until then.
+ *   it when the proxy invalidates it or finds it gone, and the least
+ *   recently seen go when it holds more URLs than the store has entries;
+ *   another entry the store evicted stays in it until then.
  *
  * ```ts ignore
  * const m = new ProxyMetrics();
@@ -26,6 +27,7 @@
  *
  * @module
  */
+import type { HeadersLike } from "../http/policy.ts";
 import type { CacheStatus } from "./proxy.ts";
 
 /** Every cache status, in the order the page and the metrics list them. */
@@ -199,10 +201,20 @@ export interface TopKey {
  * key takes over the counter of the smallest, inheriting its count as its
  * error. Any key with more than total/capacity hits is kept, and each
  * reported count is at most `error` above the true one.
+ *
+ * O(1) amortised per key: the counters with the smallest count are found
+ * by one scan and handed out one by one until none is left (a counter
+ * that has grown since is skipped), then scanned for again.
  */
 export class TopK {
   readonly capacity: number;
-  readonly #counts = new Map<string, { count: number; error: number }>();
+  readonly #index = new Map<string, number>();
+  readonly #keys: string[] = [];
+  readonly #counts: Float64Array;
+  readonly #errors: Float64Array;
+  /** Counters that had the smallest count, `#min`, at the last scan. */
+  #smallest: number[] = [];
+  #min = 0;
 
   /** @param capacity Counters kept. */
   constructor(capacity = TOP_KEYS) {
@@ -212,35 +224,58 @@ export class TopK {
       );
     }
     this.capacity = capacity;
+    this.#counts = new Float64Array(capacity);
+    this.#errors = new Float64Array(capacity);
+  }
+
+  #takeSmallest(): number {
+    for (;;) {
+      const i = this.#smallest.pop();
+      if (i === undefined) {
+        let min = Infinity;
+        for (const c of this.#counts) min = Math.min(min, c);
+        this.#min = min;
+        for (let j = this.capacity - 1; j >= 0; j--) {
+          if (this.#counts[j] === min) this.#smallest.push(j);
+        }
+        continue;
+      }
+      if (this.#counts[i] === this.#min) return i;
+    }
   }
 
   /** Counts one occurrence of `key`. */
   add(key: string): void {
-    const c = this.#counts.get(key);
-    if (c !== undefined) {
-      c.count++;
+    const at = this.#index.get(key);
+    if (at !== undefined) {
+      this.#counts[at]!++;
       return;
     }
-    if (this.#counts.size < this.capacity) {
-      this.#counts.set(key, { count: 1, error: 0 });
-      return;
+    let i = this.#keys.length;
+    if (i < this.capacity) {
+      this.#keys.push(key);
+      this.#errors[i] = 0;
+      this.#counts[i] = 1;
+      // A counter now at 1 may be below the smallest the last scan found.
+      this.#smallest = [];
+    } else {
+      i = this.#takeSmallest();
+      this.#index.delete(this.#keys[i]!);
+      this.#keys[i] = key;
+      this.#errors[i] = this.#counts[i]!;
+      this.#counts[i]!++;
     }
-    let minKey = "";
-    let min = Infinity;
-    for (const [k, v] of this.#counts) {
-      if (v.count < min) {
-        min = v.count;
-        minKey = k;
-      }
-    }
-    this.#counts.delete(minKey);
-    this.#counts.set(key, { count: min + 1, error: min });
+    this.#index.set(key, i);
   }
 
   /** The `n` largest counts, largest first (ties by key). */
   top(n = this.capacity): TopKey[] {
-    return [...this.#counts]
-      .map(([key, v]) => ({ key, count: v.count, error: v.error }))
+    return this.#keys
+      .map((key, i) => ({
+        key,
+        count: this.#counts[i]!,
+        error: this.#errors[i]!,
+      }))
       .sort((a, b) =>
         b.count - a.count || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
       )
@@ -257,51 +292,108 @@ export interface SampledEntry {
 }
 
 /**
- * The `capacity` URLs most recently stored or served, with body size and
- * response time (a Map in recency order: re-adding moves a URL last, the
- * first is dropped when full).
+ * At most `capacity` URLs recently stored or served, with body size and
+ * response time. When full, a new URL replaces one chosen by the CLOCK
+ * algorithm: a hand sweeps the slots, sparing (once) each URL seen again
+ * since the hand last passed, so the replaced one is among the least
+ * recently seen, at O(1) amortised per call.
  */
 export class EntrySample {
   readonly capacity: number;
-  readonly #entries = new Map<string, SampledEntry>();
+  readonly #index = new Map<string, number>();
+  readonly #urls: (string | undefined)[];
+  readonly #sizes: Float64Array;
+  readonly #times: Float64Array;
+  readonly #seenAgain: Uint8Array;
+  #hand = 0;
 
   /** @param capacity URLs kept. */
   constructor(capacity = SAMPLE_ENTRIES) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(
+        `Cannot make entry sample: capacity must be a positive integer, got ${capacity}`,
+      );
+    }
     this.capacity = capacity;
+    this.#urls = new Array(capacity).fill(undefined);
+    this.#sizes = new Float64Array(capacity);
+    this.#times = new Float64Array(capacity);
+    this.#seenAgain = new Uint8Array(capacity);
+  }
+
+  /** Moves the hand to a slot to reuse, emptying it. */
+  #victim(): number {
+    for (;;) {
+      const i = this.#hand;
+      this.#hand = (i + 1) % this.capacity;
+      const url = this.#urls[i];
+      if (url === undefined) return i;
+      if (this.#seenAgain[i]) {
+        this.#seenAgain[i] = 0;
+        continue;
+      }
+      this.#index.delete(url);
+      this.#urls[i] = undefined;
+      return i;
+    }
   }
 
   /**
-   * Notes `url`'s stored entry; a size left undefined keeps the one known.
+   * Notes `url`'s stored entry; a size left undefined keeps the one known
+   * (a URL without a known size is not sampled).
    */
   seen(url: string, size: number | undefined, time: number): void {
-    const old = this.#entries.get(url);
-    this.#entries.delete(url);
-    const known = size ?? old?.size;
-    if (known === undefined) return;
-    this.#entries.set(url, { size: known, time });
-    if (this.#entries.size > this.capacity) {
-      this.#entries.delete(this.#entries.keys().next().value!);
+    const at = this.#index.get(url);
+    if (at !== undefined) {
+      if (size !== undefined) this.#sizes[at] = size;
+      this.#times[at] = time;
+      this.#seenAgain[at] = 1;
+      return;
     }
+    if (size === undefined) return;
+    const i = this.#victim();
+    this.#urls[i] = url;
+    this.#sizes[i] = size;
+    this.#times[i] = time;
+    this.#seenAgain[i] = 0;
+    this.#index.set(url, i);
   }
 
   /** The size noted for `url`, if any. */
   sizeOf(url: string): number | undefined {
-    return this.#entries.get(url)?.size;
+    const at = this.#index.get(url);
+    return at === undefined ? undefined : this.#sizes[at];
   }
 
   /** Forgets `url` (invalidated, or found gone). */
   drop(url: string): void {
-    this.#entries.delete(url);
+    const at = this.#index.get(url);
+    if (at === undefined) return;
+    this.#index.delete(url);
+    this.#urls[at] = undefined;
+  }
+
+  /**
+   * Drops URLs beyond `n` (the store's entry count: it cannot hold more),
+   * the least recently seen first as the hand finds them: eviction takes
+   * the least used.
+   */
+  trimTo(n: number): void {
+    while (this.#index.size > Math.max(0, n)) this.#victim();
   }
 
   /** Sampled entries now. */
   get size(): number {
-    return this.#entries.size;
+    return this.#index.size;
   }
 
-  /** The sampled entries, least recently seen first. */
-  values(): IterableIterator<SampledEntry> {
-    return this.#entries.values();
+  /** The sampled entries, in slot order. */
+  *values(): IterableIterator<SampledEntry> {
+    for (let i = 0; i < this.capacity; i++) {
+      if (this.#urls[i] !== undefined) {
+        yield { size: this.#sizes[i]!, time: this.#times[i]! };
+      }
+    }
   }
 }
 
@@ -464,6 +556,14 @@ export class ProxyMetrics {
     );
     return histogram(ages, AGE_EDGES, AGE_LABELS);
   }
+}
+
+/** The `Content-Length` in stored header fields, if there is a valid one. */
+export function declaredLength(
+  headers: HeadersLike,
+): number | undefined {
+  const value = new Headers(headers as HeadersInit).get("content-length");
+  return value !== null && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
 /**

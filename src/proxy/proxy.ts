@@ -26,8 +26,13 @@ import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
 import { StoreError } from "../errors.ts";
-import { AdminEndpoints, adminPrefix, adminToken } from "./_admin.ts";
-import { countBytes, ProxyMetrics } from "./_metrics.ts";
+import {
+  AdminEndpoints,
+  adminPrefix,
+  adminToken,
+  pathStart,
+} from "./_admin.ts";
+import { countBytes, declaredLength, ProxyMetrics } from "./_metrics.ts";
 import { OriginClient } from "./_origin.ts";
 import { pacedTee } from "./_tee.ts";
 import {
@@ -356,11 +361,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   ): Response {
     const now = Date.now();
     const body = found.entry.body;
-    metrics.sample.seen(
-      head.url,
-      body instanceof Uint8Array ? body.length : undefined,
-      head.responseTime,
-    );
+    // A streamed body's length: noted when stored, else as the origin gave it.
+    const length = body instanceof Uint8Array
+      ? body.length
+      : metrics.sample.sizeOf(head.url) ?? declaredLength(head.headers);
+    metrics.sample.seen(head.url, length, head.responseTime);
     const reqHead = { method: req.method, url: head.url, headers: req.headers };
     if (clientNotModified(reqHead, head.headers)) {
       found.entry.release();
@@ -384,9 +389,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       statusText: found.record.statusText,
       headers: h,
     });
-    const length = body instanceof Uint8Array
-      ? body.length
-      : metrics.sample.sizeOf(head.url);
     if (length !== undefined) lengths.set(res, length);
     return res;
   }
@@ -830,7 +832,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const status = given !== null && given in metrics.requests
       ? given
       : "error";
-    const u = new URL(req.url);
     let bytes: number | undefined = 0;
     if (req.method !== "HEAD" && res.status !== 204 && res.status !== 304) {
       // Not res.body first: that would make a stream of a byte body.
@@ -844,7 +845,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       status,
       bytes: bytes ?? 0,
       seconds,
-      key: u.pathname + u.search,
+      key: req.url.slice(pathStart(req.url)),
     });
     if (bytes !== undefined || res.body === null || status === "error") {
       return res;
