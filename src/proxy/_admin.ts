@@ -8,8 +8,8 @@
  * | `health`    | 200 `{"status":"ok",…}` or 503 when the store is not usable |
  *
  * They are answered here, never forwarded to the origin nor stored; any
- * other path under the prefix is a 404, a method other than GET or HEAD
- * a 405. With an admin token, the page and the metrics want
+ * other path under the prefix is a 404, a method the endpoint does not
+ * take (GET and HEAD for these three) a 405. With an admin token, the page and the metrics want
  * `Authorization: Bearer <token>` (or Basic with the token as password,
  * which a browser asks for); health stays open, for load balancers, and
  * tells no more than whether the proxy works.
@@ -172,12 +172,13 @@ export class AdminEndpoints {
     if (route === undefined) {
       return respond(404, "Not found\n", "text/plain; charset=utf-8");
     }
-    if (req.method !== "GET" && req.method !== "HEAD") {
+    const methods = route.methods ?? READ;
+    if (!methods.includes(req.method)) {
       return respond(
         405,
         "Method not allowed\n",
         "text/plain; charset=utf-8",
-        { allow: "GET, HEAD" },
+        { allow: methods.join(", ") },
       );
     }
     if (route.guarded && !this.authorized(req)) {
@@ -185,7 +186,7 @@ export class AdminEndpoints {
         "www-authenticate": 'Basic realm="larder admin", charset="UTF-8"',
       });
     }
-    const res = await route.answer(this.#o);
+    const res = await route.answer(this.#o, req);
     if (req.method === "HEAD") {
       await res.body?.cancel();
       return new Response(null, { status: res.status, headers: res.headers });
@@ -254,9 +255,20 @@ async function health(o: AdminOptions): Promise<Response> {
   );
 }
 
+const READ = ["GET", "HEAD"];
+
+/**
+ * The endpoints by name under the prefix: whether they want the token,
+ * the methods they take (default GET and HEAD; a HEAD gets the GET's
+ * head), and their answer.
+ */
 const ROUTES: Record<
   string,
-  { guarded: boolean; answer: (o: AdminOptions) => Promise<Response> }
+  {
+    guarded: boolean;
+    methods?: string[];
+    answer: (o: AdminOptions, req: Request) => Promise<Response>;
+  }
 > = {
   "": {
     guarded: true,
