@@ -32,7 +32,12 @@ import {
   adminToken,
   pathStart,
 } from "./_admin.ts";
-import { countBytes, declaredLength, ProxyMetrics } from "./_metrics.ts";
+import {
+  CACHE_STATUSES,
+  countBytes,
+  declaredLength,
+  ProxyMetrics,
+} from "./_metrics.ts";
 import { OriginClient } from "./_origin.ts";
 import { pacedTee } from "./_tee.ts";
 import {
@@ -828,10 +833,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
    * is sent.
    */
   function counted(req: Request, res: Response, seconds: number): Response {
-    const given = res.headers.get("x-larder-cache") as CacheStatus | null;
-    const status = given !== null && given in metrics.requests
-      ? given
-      : "error";
+    const given = res.headers.get("x-larder-cache") as CacheStatus;
+    const status = CACHE_STATUSES.includes(given) ? given : "error";
     let bytes: number | undefined = 0;
     if (req.method !== "HEAD" && res.status !== 204 && res.status !== 304) {
       // Not res.body first: that would make a stream of a byte body.
