@@ -8,6 +8,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { adminPrefix, adminToken as checkToken } from "../src/proxy/_admin.ts";
 import { createProxy } from "../src/proxy/mod.ts";
 
 const HELP = `larder serve: an RFC 9111 caching reverse proxy on a larder store
@@ -25,8 +26,15 @@ Usage: deno task serve --origin URL [options]
                         responses (every Vary variant). Better given in the
                         environment, as LARDER_PURGE_TOKEN (a flag shows in ps).
                         Without a token PURGE is answered 405 and never forwarded
-  --admin-path PATH     where the proxy's own endpoints live (default /_larder/)
-  --no-admin            no admin endpoints: such paths go to the origin
+  --admin-path PATH     where the proxy answers for itself (default /_larder/):
+                        PATH is the status page, PATH/metrics Prometheus
+                        metrics, PATH/health a health check, PATH/purge
+                        purging; never forwarded
+  --no-admin            no admin paths: they go to the origin like any other
+  --admin-token TOKEN   the status page and metrics want "Authorization: Bearer
+                        TOKEN" (or Basic with TOKEN as password); health stays
+                        open. Also from LARDER_ADMIN_TOKEN. Default: none, so
+                        they are open to whoever reaches --host
   --targeted-fields LIST
                         targeted cache control fields obeyed before Cache-Control
                         (RFC 9213), comma-separated, first match wins
@@ -58,6 +66,8 @@ export interface ServeConfig {
   adminPath: string | false;
   /** The purge token; absent, purging is off. */
   purgeToken?: string;
+  /** The admin token, if any. */
+  adminToken?: string;
 }
 
 const UNITS: Record<string, number> = {
@@ -133,6 +143,7 @@ const FLAGS = new Set([
   "limit",
   "origin-timeout",
   "targeted-fields",
+  "admin-token",
   "config",
   "purge-token",
   "admin-path",
@@ -144,6 +155,7 @@ const CONFIG_ALIASES = new Set([
   "originTimeoutMs",
   "purgeToken",
   "adminPath",
+  "adminToken",
 ]);
 
 /**
@@ -212,18 +224,18 @@ export function parseServeArgs(
       "Cannot use --purge-token: expected a non-empty string",
     );
   }
-  const adminPath = pick("admin-path") ?? file.adminPath ?? "/_larder/";
-  if (
-    adminPath !== false &&
-    (typeof adminPath !== "string" || !adminPath.startsWith("/") ||
-      !adminPath.endsWith("/"))
-  ) {
+  const path = pick("admin-path") ?? file.adminPath ?? "/_larder/";
+  if (path !== false && typeof path !== "string") {
     throw new TypeError(
-      `Cannot use --admin-path: expected a path starting and ending with "/", or false, got ${
-        JSON.stringify(adminPath)
-      }`,
+      "Cannot read config: admin-path must be a path or false",
     );
   }
+  const adminPath = adminPrefix(path) ?? false;
+  // An empty LARDER_ADMIN_TOKEN is no token; an empty --admin-token is refused.
+  const adminToken = checkToken(
+    given["admin-token"] ?? (env("LARDER_ADMIN_TOKEN") || undefined) ??
+      file["admin-token"] ?? file.adminToken,
+  );
   return {
     origin,
     port: integer("port", pick("port") ?? 8081, 0, 65535),
@@ -240,6 +252,7 @@ export function parseServeArgs(
     quiet: Boolean(given.quiet ?? file.quiet ?? false),
     adminPath,
     ...(token === undefined ? {} : { purgeToken: token }),
+    ...(adminToken === undefined ? {} : { adminToken }),
   };
 }
 
@@ -258,6 +271,9 @@ export async function serve(config: ServeConfig): Promise<void> {
     ...(config.purgeToken === undefined
       ? {}
       : { purgeToken: config.purgeToken }),
+    ...(config.adminToken === undefined
+      ? {}
+      : { adminToken: config.adminToken }),
     targetedFields: config.targetedFields,
     ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
   });
@@ -268,8 +284,20 @@ export async function serve(config: ServeConfig): Promise<void> {
       console.log(
         `larder proxy on http://${hostname}:${port}/ for ${config.origin} (store ${config.dir}, limit ${config.limit} bytes${
           config.purgeToken === undefined ? "" : ", purge on"
-        })`,
+        })${
+          config.adminPath === false
+            ? ""
+            : `; status page http://${hostname}:${port}${config.adminPath}`
+        }`,
       );
+      if (
+        config.adminPath !== false && config.adminToken === undefined &&
+        !/^(127\.|::1$|localhost$)/.test(hostname)
+      ) {
+        console.error(
+          `warning: the status page and metrics are open to anyone who reaches ${hostname}; give --admin-token or --no-admin`,
+        );
+      }
     },
   }, proxy.handler);
   const stop = async () => {

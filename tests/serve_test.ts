@@ -74,7 +74,7 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
     };
     assert.equal(path(["--admin-path", "/ops/"]), "/ops/");
     assert.equal(path(["--no-admin"]), false);
-    for (const bad of ["ops/", "/ops", ""]) {
+    for (const bad of ["ops/", ""]) {
       assert.throws(() => path([`--admin-path=${bad}`]), TypeError);
     }
   });
@@ -94,6 +94,25 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
       TypeError,
       "not a field name",
     );
+  });
+  await t.step("admin flags and the token from the environment", () => {
+    const o = "--origin=http://o";
+    const c = (args: string[], env: Record<string, string> = {}) => {
+      const r = parseServeArgs([o, ...args], (name) => env[name]);
+      assert.ok(r !== "help");
+      return r;
+    };
+    assert.equal(c(["--admin-path", "/ops"]).adminPath, "/ops/");
+    assert.equal(c(["--no-admin"]).adminPath, false);
+    assert.equal(c([]).adminToken, undefined);
+    assert.equal(c([], { LARDER_ADMIN_TOKEN: "" }).adminToken, undefined);
+    assert.equal(c([], { LARDER_ADMIN_TOKEN: "e" }).adminToken, "e");
+    assert.equal(
+      c(["--admin-token=f"], { LARDER_ADMIN_TOKEN: "e" }).adminToken,
+      "f",
+    );
+    assert.throws(() => c(["--admin-path", "nope"]), TypeError, "adminPath");
+    assert.throws(() => c(["--admin-token="]), TypeError, "adminToken");
   });
   await t.step("help, and errors", () => {
     assert.equal(parseServeArgs(["--help"]), "help");
@@ -121,6 +140,32 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
     assert.equal(c.port, 9001);
     assert.equal(c.limit, 2 * 2 ** 20);
     assert.equal(c.quiet, true);
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        origin: "http://a",
+        "admin-path": false,
+        "admin-token": "t",
+      }),
+    );
+    const d = parseServeArgs(
+      ["--config", file],
+      (name) => name === "LARDER_ADMIN_TOKEN" ? "e" : undefined,
+    );
+    assert.ok(d !== "help");
+    assert.equal(d.adminPath, false);
+    assert.equal(d.adminToken, "e"); // the environment over the file
+    const e = parseServeArgs(
+      ["--config", file, "--admin-path=/x/"],
+      () => undefined,
+    );
+    assert.ok(e !== "help");
+    assert.deepEqual([e.adminPath, e.adminToken], ["/x/", "t"]);
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ origin: "http://a", "admin-path": 3 }),
+    );
+    assert.throws(() => parseServeArgs(["--config", file]), TypeError);
   });
 });
 
@@ -131,7 +176,6 @@ async function startServe(
   env: Record<string, string> = {},
 ) {
   const child = new Deno.Command(Deno.execPath(), {
-    env,
     args: [
       "run",
       "--allow-read",
@@ -148,6 +192,7 @@ async function startServe(
       "--limit",
       "64MiB",
     ],
+    env,
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -170,6 +215,7 @@ async function startServe(
   assert.ok(url !== "", banner);
   return {
     url,
+    banner,
     nextLine,
     async stop(signal: Deno.Signal) {
       child.kill(signal);
@@ -303,6 +349,36 @@ Deno.test("serve takes the purge token from LARDER_PURGE_TOKEN", async () => {
     assert.equal(again.headers.get("x-larder-cache"), "miss");
     await again.text();
     assert.equal(originRequests, 2);
+  } finally {
+    assert.equal((await serve.stop("SIGTERM")).code, 0);
+    await origin.shutdown();
+  }
+});
+
+Deno.test("serve prints the status page URL and takes the admin token from LARDER_ADMIN_TOKEN", async () => {
+  await using dir = await tempDir();
+  const origin = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("o", { headers: { "cache-control": "max-age=60" } }),
+  );
+  const serve = await startServe(origin.addr.port, join(dir.path, "store"), {
+    LARDER_ADMIN_TOKEN: "tok",
+  });
+  try {
+    assert.match(
+      serve.banner,
+      /status page http:\/\/127\.0\.0\.1:\d+\/_larder\//,
+    );
+    const denied = await fetch(serve.url + "_larder/metrics");
+    assert.equal(denied.status, 401);
+    await denied.body?.cancel();
+    const page = await fetch(serve.url + "_larder/", {
+      headers: { authorization: "Bearer tok" },
+    });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>larder proxy status<\/title>/);
+    const health = await fetch(serve.url + "_larder/health");
+    assert.equal((await health.json()).status, "ok");
   } finally {
     assert.equal((await serve.stop("SIGTERM")).code, 0);
     await origin.shutdown();

@@ -27,6 +27,14 @@ import { parseCacheControl } from "../http/cache_control.ts";
 import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
+import { StoreError } from "../errors.ts";
+import {
+  AdminEndpoints,
+  adminPrefix,
+  adminToken,
+  pathStart,
+} from "./_admin.ts";
+import { CACHE_STATUSES, countBytes, ProxyMetrics } from "./_metrics.ts";
 import { OriginClient } from "./_origin.ts";
 import { Purger } from "./_purge.ts";
 import {
@@ -78,11 +86,18 @@ export interface ProxyOptions {
    */
   purgeToken?: string;
   /**
-   * Where the proxy's own endpoints live (`<adminPath>purge`), a path
-   * ending in `/`; `false` turns them off, and such requests go to the
-   * origin like any other. Default `/_larder/`.
+   * Where the proxy answers for itself (status page, `metrics`, `health`,
+   * `purge`; see the README), never forwarding: a path such as
+   * `/_larder/`, the default (a missing final `/` is added), or `false`
+   * for no admin paths (then they go to the origin like any other).
    */
   adminPath?: string | false;
+  /**
+   * When given, the status page and the metrics want `Authorization:
+   * Bearer <token>` (or Basic with the token as password); health stays
+   * open. Without one they are open to whoever reaches the proxy.
+   */
+  adminToken?: string;
   /**
    * The targeted cache control fields the proxy obeys before
    * `Cache-Control` (RFC 9213), first match wins. Default
@@ -197,7 +212,9 @@ function errorResponse(status: number, message: string, via: string): Response {
  * for one URL make one origin request, the others answered from what it
  * stores (or, after `collapseTimeoutMs`, sent on themselves); an entry
  * within its `stale-while-revalidate` window is served stale while one
- * background request refreshes it.
+ * background request refreshes it. Under `adminPath` (default
+ * `/_larder/`) the proxy answers for itself, never forwarding: a status
+ * page, `metrics` in the Prometheus text format and `health`.
  *
  * Ranges (RFC 9110 §14): a `GET` with one byte range (`bytes=a-b`,
  * `bytes=a-`, `bytes=-n`) for a stored 200 is answered 206 with
@@ -257,9 +274,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     );
   }
   const via = options.via ?? "1.1 larder";
+  const adminPath = adminPrefix(options.adminPath);
+  const token = adminToken(options.adminToken);
   const purger = new Purger({
     token: options.purgeToken,
-    adminPath: options.adminPath ?? "/_larder/",
+    adminPath: adminPath ?? false,
     origin,
     targetOf: (u) => targetOf(u),
     purge: (target) => cache.invalidate(target.href),
@@ -295,6 +314,17 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const pending = new Set<Promise<void>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
+  const metrics = new ProxyMetrics();
+  const admin = adminPath === undefined ? undefined : new AdminEndpoints({
+    path: adminPath,
+    token,
+    metrics,
+    store,
+    closed: () => closed,
+    origin: origin.href,
+  });
+  // Body lengths of responses from the store, known without reading them.
+  const lengths = new WeakMap<Response, number>();
 
   function targetOf(req: Request | URL): URL {
     const u = req instanceof URL ? req : new URL(req.url);
@@ -317,6 +347,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         controller.abort(new DOMException("origin timeout", "TimeoutError")),
       timeoutMs,
     );
+    metrics.origin.requests++;
     try {
       return await client.send(target, {
         method,
@@ -327,12 +358,14 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       });
     } catch (err) {
       if (controller.signal.aborted) {
+        metrics.origin.timeouts++;
         throw new OriginFailure(
           504,
           `Cannot reach origin: no response within ${timeoutMs} ms`,
           err,
         );
       }
+      metrics.origin.unreachable++;
       throw new OriginFailure(502, `Cannot reach origin: ${err}`, err);
     } finally {
       // This covers the response head; the body is read at the client's
@@ -384,6 +417,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     status: CacheStatus,
   ): Response {
     const now = Date.now();
+    const body = found.entry.body;
+    // A streamed body's length: noted when stored, else as the origin gave it.
+    const length = body instanceof Uint8Array
+      ? body.length
+      : metrics.sample.sizeOf(head.url) ??
+        declaredLength(new Headers(head.headers as HeadersInit));
+    metrics.sample.seen(head.url, length, head.responseTime);
     const reqHead = { method: req.method, url: head.url, headers: req.headers };
     if (clientNotModified(reqHead, head.headers)) {
       found.entry.release();
@@ -408,11 +448,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // The body's own length is what is sent.
     h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
-    return new Response(found.entry.body as BodyInit, {
+    const res = new Response(body as BodyInit, {
       status: head.status,
       statusText: found.record.statusText,
       headers: h,
     });
+    if (length !== undefined) lengths.set(res, length);
+    return res;
   }
 
   /**
@@ -488,7 +530,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   }
 
   function track(p: Promise<void>): void {
-    const done = p.catch(() => {}).finally(() => pending.delete(done));
+    const done = p.catch((err) => {
+      if (err instanceof StoreError && err.code !== "CLOSED") {
+        metrics.storeError(err.code, err.message);
+      }
+    }).finally(() => pending.delete(done));
     pending.add(done);
   }
 
@@ -558,15 +604,24 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       // A key over the store's limit.
       return [clientResponse(res, "bypass", undefined, req), undefined];
     }
+    const seen = (size: number) => () =>
+      metrics.sample.seen(target.href, size, responseTime);
     if (res.body === null) {
       const stored = cache.put(key, record, new Uint8Array(0));
+      stored.then(seen(0), () => {});
       track(stored);
       return [withRanges(clientResponse(res, status, null, req)), stored];
     }
     const [toClient, toStore] = pacedTee(res.body);
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
-    const stored = cache.put(key, record, toStore);
+    let size = 0;
+    const stored = cache.put(
+      key,
+      record,
+      countBytes(toStore, (n) => size += n),
+    );
+    stored.then(() => seen(size)(), () => {});
     track(stored);
     const head = recordToHead(record);
     if (clientNotModified({ ...reqHead, method: req.method }, head.headers)) {
@@ -602,6 +657,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const uri of invalidates(req.method, res.status, target.href, res.headers)
     ) {
       await cache.invalidate(uri);
+      metrics.sample.drop(uri);
     }
     return clientResponse(res, "bypass");
   }
@@ -619,6 +675,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     let found = await cache.lookup(target.href, req.headers, {
       ranged: wantsRange(req),
     });
+    if (found === undefined) metrics.sample.drop(target.href);
     let head = found && recordToHead(found.record);
     const decision = decide(reqHead, head, Date.now(), policy);
     switch (decision.kind) {
@@ -744,12 +801,24 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     flight: Promise<boolean>,
   ): Promise<Response | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
     const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), collapseTimeoutMs);
+      timer = setTimeout(() => {
+        timedOut = true;
+        resolve(false);
+      }, collapseTimeoutMs);
     });
     const stored = await Promise.race([flight, timeout]);
     clearTimeout(timer);
-    if (!stored || closed) return undefined;
+    const answer = stored && !closed ? await fromFlight(req) : undefined;
+    metrics.collapsed[
+      answer !== undefined ? "served" : timedOut ? "timeout" : "forwarded"
+    ]++;
+    return answer;
+  }
+
+  /** What a finished flight stored, if it is usable for `req`. */
+  async function fromFlight(req: Request): Promise<Response | undefined> {
     const url = targetOf(req).href;
     const found = await cache.lookup(url, req.headers, {
       ranged: wantsRange(req),
@@ -925,8 +994,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   async function handle(req: Request, info?: ServeInfo): Promise<Response> {
     const target = targetOf(req);
     if (closed) return errorResponse(503, "Proxy is closing", via);
-    const purged = await purger.handle(req);
-    if (purged !== undefined) return purged;
     if (req.method === "GET" || req.method === "HEAD") {
       return await handleSafe(req, info, target);
     }
@@ -941,16 +1008,54 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     await cache.close();
   }
 
+  /**
+   * Counts an answered request; a body of unknown length is counted as it
+   * is sent.
+   */
+  function counted(req: Request, res: Response, seconds: number): Response {
+    const given = res.headers.get("x-larder-cache") as CacheStatus;
+    const status = CACHE_STATUSES.includes(given) ? given : "error";
+    let bytes: number | undefined = 0;
+    if (req.method !== "HEAD" && res.status !== 204 && res.status !== 304) {
+      // Not res.body first: that would make a stream of a byte body.
+      bytes = lengths.get(res);
+      const field = res.headers.get("content-length");
+      if (bytes === undefined && field !== null && /^\d+$/.test(field)) {
+        bytes = Number(field);
+      }
+    }
+    metrics.request({
+      status,
+      bytes: bytes ?? 0,
+      seconds,
+      key: req.url.slice(pathStart(req.url)),
+    });
+    if (bytes !== undefined || res.body === null || status === "error") {
+      return res;
+    }
+    return new Response(
+      countBytes(res.body, (n) => metrics.bodyBytes(status, n)),
+      { status: res.status, statusText: res.statusText, headers: res.headers },
+    );
+  }
+
   return {
     async handler(req, info) {
       const start = Date.now();
+      const t0 = performance.now();
       let res: Response;
+      let own: Response | undefined;
       try {
-        res = await handle(req, info);
+        // Purging first: `PURGE` on any path, and `<adminPath>purge`.
+        own = await purger.handle(req) ?? await admin?.answer(req);
+        res = own ?? await handle(req, info);
       } catch (err) {
         res = err instanceof OriginFailure
           ? errorResponse(err.status, err.message, via)
           : errorResponse(502, `Cannot proxy request: ${err}`, via);
+      }
+      if (own === undefined) {
+        res = counted(req, res, (performance.now() - t0) / 1000);
       }
       if (options.log !== undefined) {
         const u = new URL(req.url);

@@ -19,7 +19,7 @@ import {
   encodeResponseRecord,
   type ResponseRecord,
 } from "../http/record.ts";
-import type { BackingStore } from "../store.ts";
+import type { BackingStore, StoreStats } from "../store.ts";
 import {
   backingResponseStore,
   type ResponseStore,
@@ -59,6 +59,11 @@ export interface ProxyStore extends ResponseStore {
    * `Range` from a body of at most 64 KiB and with a full 200 otherwise.
    */
   getRanged?(key: string): Promise<RangedEntry | undefined>;
+  /**
+   * The store's counters and totals, for the status page and metrics
+   * (optional: a store without them shows none).
+   */
+  stats?(): StoreStats;
 }
 
 /**
@@ -92,6 +97,7 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
         release: reader.release,
       };
     },
+    stats: () => store.stats(),
   };
 }
 
