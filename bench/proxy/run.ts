@@ -458,7 +458,9 @@ const peers: Peer[] = [];
 const dirs: string[] = [];
 try {
   for (const name of PEERS) {
-    const dir = await Deno.makeTempDir({ prefix: `larder-bench-${name}-` });
+    const dir = await Deno.makeTempDir({
+      prefix: `larder-proxy-bench-${name}-`,
+    });
     dirs.push(dir);
     peers.push(
       name === "larder"
@@ -502,6 +504,8 @@ const ver = async (cmd: string, args: string[]) => {
     return "?";
   }
 };
+const pkg = (name: string) =>
+  ver("dpkg-query", ["-W", "-f", "${Version}", name]);
 const commit = await ver("git", ["-C", REPO, "rev-parse", "--short", "HEAD"]);
 const cpu = await ver("sh", [
   "-c",
@@ -531,10 +535,9 @@ lines.push(
   `\`deno task bench:proxy\`: ${CONNECTIONS} wrk connections, ${DURATION} s per hit pass ` +
     `(after 3 s of warm-up), fills by ${FILL_CONCURRENCY} concurrent fetches. ` +
     `Server on core 0, wrk and origin on core 1. CPU: ${cpu}, ${navigator.hardwareConcurrency} cores; ` +
-    `Deno ${Deno.version.deno}, ${await ver("nginx", ["-v"])}, ${await ver(
+    `Deno ${Deno.version.deno}, nginx ${await pkg("nginx")}, wrk ${await pkg(
       "wrk",
-      ["-v"],
-    )}.`,
+    )} (Debian packages).`,
   "",
   "## Requests/s",
   "",
