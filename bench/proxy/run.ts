@@ -378,7 +378,11 @@ async function wrk(
     p50Ms: r.p50Us / 1000,
     p99Ms: r.p99Us / 1000,
     errors: r.connect + r.read + r.write + r.status + r.timeout,
-    note: "",
+    // wrk counts a request with no response within 2 s as a timeout.
+    note: r.connect + r.read + r.write + r.status + r.timeout === 0
+      ? ""
+      : `wrk errors: ${r.connect} connect, ${r.read} read, ${r.write} write, ` +
+        `${r.status} status ≥ 400, ${r.timeout} timeouts (> 2 s); `,
   };
 }
 
@@ -391,7 +395,7 @@ async function hits(peer: Peer, size: number, count: number): Promise<Pass> {
   const pass = await wrk(peer, size, count, DURATION);
   pass.cpuPerRequestUs = (await cpuUs(peer.pid) - cpu0) / pass.requests;
   const origin = originRequests - before;
-  pass.note = peer.cacheOnly
+  pass.note += peer.cacheOnly
     ? "no cache"
     : `${origin} origin requests; ${sample}`;
   return pass;
