@@ -453,8 +453,16 @@ function record(phase: string, peer: string, pass: Pass): void {
   );
 }
 
+const ver = async (cmd: string, args: string[]) => {
+  try {
+    return (await sh(cmd, args)).split("\n")[0]!;
+  } catch {
+    return "?";
+  }
+};
 const load: string[] = [];
 const startedAt = new Date().toISOString();
+const commit = await ver("git", ["-C", REPO, "rev-parse", "--short", "HEAD"]);
 // Every peer runs from the start (idle until its turn), and each phase
 // runs the peers back to back, so a change in the machine's other load
 // falls on all of them alike.
@@ -501,16 +509,8 @@ try {
 await origin.shutdown();
 
 // ---- the table ----
-const ver = async (cmd: string, args: string[]) => {
-  try {
-    return (await sh(cmd, args)).split("\n")[0]!;
-  } catch {
-    return "?";
-  }
-};
 const pkg = (name: string) =>
   ver("dpkg-query", ["-W", "-f", "${Version}", name]);
-const commit = await ver("git", ["-C", REPO, "rev-parse", "--short", "HEAD"]);
 const cpu = await ver("sh", [
   "-c",
   "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2",
