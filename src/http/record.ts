@@ -153,6 +153,8 @@ function validate(r: ResponseRecord, fail: (detail: string) => Error): void {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** Strings up to this many bytes are read without the decoder when ASCII. */
+const ASCII_FAST = 256;
 
 /**
  * Encodes a record (FORMAT.md §12.1).
@@ -399,6 +401,24 @@ export class Reader {
   str(): string {
     const len = this.u32();
     const at = this.#need(len);
+    if (len <= ASCII_FAST) {
+      // Most of a record (names, dates, URLs) is short ASCII, which needs
+      // no decoder: a call to TextDecoder costs more than these bytes.
+      const b = this.#bytes;
+      let ascii = true;
+      for (let i = at; i < at + len; i++) {
+        if (b[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        return String.fromCharCode.apply(
+          null,
+          b.subarray(at, at + len) as unknown as number[],
+        );
+      }
+    }
     try {
       return decoder.decode(this.#bytes.subarray(at, at + len));
     } catch {

@@ -161,7 +161,9 @@ function recordToHead(r: ResponseRecord): StoredHead {
     url: r.url,
     requestHeaders: r.requestHeaders,
     status: r.status,
-    headers: r.responseHeaders,
+    // One Headers for every policy call on this head (each would build
+    // its own from pairs).
+    headers: new Headers(r.responseHeaders),
     requestTime: r.requestTime,
     responseTime: r.responseTime,
   };
@@ -326,12 +328,19 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   // Body lengths of responses from the store, known without reading them.
   const lengths = new WeakMap<Response, number>();
 
+  // The origin up to its path, to prefix each request's path and query:
+  // one URL parse a request (setting pathname and search reparses twice).
+  const originBase = origin.href.slice(
+    0,
+    origin.href.length - origin.pathname.length - origin.search.length -
+      origin.hash.length,
+  );
+
   function targetOf(req: Request | URL): URL {
     const u = req instanceof URL ? req : new URL(req.url);
-    const t = new URL(origin);
-    t.pathname = originPrefix + u.pathname;
-    t.search = u.search;
-    return t;
+    return new URL(
+      originBase + originPrefix + u.pathname + u.search + origin.hash,
+    );
   }
 
   /** Sends a request to the origin; rejects with an OriginFailure. */
