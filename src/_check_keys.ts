@@ -201,8 +201,10 @@ export function settleDrops(pass: PassState): void {
       if (pass.drop.has(i)) continue;
       const keepsOne = otherKinds(kind).some((other) =>
         mem.has(i, other) && !pass.dropElement[other].has(i)
-      );
-      if (!keepsOne) pass.drop.add(i);
+      ) || mem.attrs(i) !== undefined;
+      if (!keepsOne) {
+        pass.drop.add(i);
+      }
     }
   }
   for (const kind of KINDS) {
