@@ -84,7 +84,10 @@ export interface StoreStats {
   dataBytesRead: number;
   /** Live entries. */
   entries: number;
-  /** Bytes of element data held (live, plus superseded-but-pinned). */
+  /**
+   * Bytes of element data held (live, plus superseded-but-pinned), with
+   * attribute names and value records: what the limit counts.
+   */
   bytes: number;
   /** The byte limit. */
   limit: number;
