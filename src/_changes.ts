@@ -8,6 +8,7 @@
  * @module
  */
 import { nowSeconds } from "./_clock.ts";
+import { ATTR_LIMITS, attrCost } from "./_attrs.ts";
 import { toStoreError } from "./errors.ts";
 import {
   type ElementRecord,
@@ -88,7 +89,8 @@ export class IndexChanges {
     this.#hooks = hooks;
     const mem = this.#mem;
     for (let i = 0; i < mem.count; i++) {
-      this.#liveBytes += mem.elementSize(i, DATA) + mem.elementSize(i, META);
+      this.#liveBytes += mem.elementSize(i, DATA) + mem.elementSize(i, META) +
+        (mem.attrs(i)?.bytes ?? 0);
     }
     this.#table = {
       mem,
@@ -107,6 +109,9 @@ export class IndexChanges {
       removed: (i, moved) => {
         if (moved >= 0) this.#pins.moved(moved, i);
         this.#hooks.removed(i, moved);
+      },
+      attrsChanged: (_i, delta) => {
+        this.#liveBytes += delta;
       },
     };
   }
@@ -241,6 +246,75 @@ export class IndexChanges {
     this.counters.stores++;
   }
 
+  /**
+   * Sets attribute `name` (its UTF-8 bytes `nameBytes`) of `nk`'s entry to
+   * value record `rec`, creating the entry when it has none: one `setAttr`
+   * operation. RangeError past the per-entry limits (ATTR_LIMITS).
+   */
+  setAttr(nk: NormalKey, name: string, nameBytes: Uint8Array, rec: Uint8Array) {
+    const mem = this.#mem;
+    const cost = attrCost(nameBytes, rec);
+    const held = (i: number) => {
+      const old = mem.attrs(i)?.records.get(name);
+      return old === undefined ? 0 : attrCost(nameBytes, old);
+    };
+    const before = this.#lookup.find(nk).entry;
+    if (before >= 0) {
+      const set = mem.attrs(before);
+      const n = set?.records.size ?? 0;
+      if (set?.records.has(name) !== true && n >= ATTR_LIMITS.perEntry) {
+        throw new RangeError(
+          `Cannot set attribute: the entry has the maximum of ${ATTR_LIMITS.perEntry} attributes`,
+        );
+      }
+      const total = (set?.bytes ?? 0) - held(before) + cost;
+      if (total > ATTR_LIMITS.entryBytes) {
+        throw new RangeError(
+          `Cannot set attribute: the entry's attributes would take ${total} bytes, more than the maximum of ${ATTR_LIMITS.entryBytes}`,
+        );
+      }
+    }
+    const { found, i: existing } = this.#hooks.makeRoom(nk, cost, held);
+    const keyBytes = mem.keyInto(found.keyLen, this.#key);
+    try {
+      this.logApply({
+        tag: OP.setAttr,
+        time: nowSeconds(),
+        index: existing < 0 ? mem.count : existing,
+        hashLo: found.lo,
+        hashHi: found.hi,
+        name: nameBytes,
+        rec,
+        key: keyBytes,
+      });
+    } catch (err) {
+      throw toStoreError("set attribute", err);
+    }
+  }
+
+  /**
+   * Removes attribute `name` of `nk`'s entry (the entry too when nothing
+   * is left of it); false when there is no such attribute.
+   */
+  unsetAttr(nk: NormalKey, name: string, nameBytes: Uint8Array): boolean {
+    const { entry } = this.#lookup.find(nk);
+    if (entry < 0 || this.#mem.attrs(entry)?.records.has(name) !== true) {
+      return false;
+    }
+    try {
+      this.logApply({
+        tag: OP.unsetAttr,
+        time: nowSeconds(),
+        index: entry,
+        hashLo: this.#mem.hashLo(entry),
+        name: nameBytes,
+      });
+    } catch (err) {
+      throw toStoreError("unset attribute", err);
+    }
+    return true;
+  }
+
   /** Removes `nk`'s entry; false when it has none. */
   invalidate(nk: NormalKey): boolean {
     const { entry } = this.#lookup.find(nk);
@@ -292,8 +366,11 @@ export class IndexChanges {
     this.counters.corruptions++;
     try {
       // Data cannot go alone from under metadata stored in its slot.
+      // Attributes keep an entry whose one element is damaged.
       if (
-        kind !== undefined && otherKinds(kind).some((k) => mem.has(i, k)) &&
+        kind !== undefined &&
+        (otherKinds(kind).some((k) => mem.has(i, k)) ||
+          mem.attrs(i) !== undefined) &&
         !(kind === DATA && mem.metaWithData(i))
       ) {
         this.logApply({

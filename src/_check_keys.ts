@@ -14,6 +14,8 @@ import { DATA, type ElementKind, KINDS, META, otherKinds } from "./kinds.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
 
+const utf8 = new TextDecoder();
+
 /** Compares keys across entries: mismatched, uncanonical, duplicated. */
 export function checkKeys(pass: PassState): void {
   const { mem } = pass.index!;
@@ -36,7 +38,22 @@ export function checkKeys(pass: PassState): void {
       );
       continue;
     }
-    const key = kd ?? km;
+    // Attributes keep the entry's key too (it may have no element).
+    const attrs = mem.attrs(i);
+    const ka = attrs === undefined ? undefined : utf8.decode(attrs.key);
+    const ke = kd ?? km;
+    if (ka !== undefined && ke !== undefined && ka !== ke) {
+      pass.dropAttrs.set(i, [...attrs!.records.keys()]);
+      pass.report(
+        "ATTR_CORRUPT",
+        "entries",
+        `entry ${i}: its attributes are for ${
+          JSON.stringify(ka)
+        }, its elements for ${JSON.stringify(ke)}`,
+        { entry: i, key: ke },
+      );
+    }
+    const key = ke ?? ka;
     if (key === undefined) continue;
     // A key that normalises to something else can never be looked up.
     const nk = normaliseKey(key);
@@ -201,8 +218,10 @@ export function settleDrops(pass: PassState): void {
       if (pass.drop.has(i)) continue;
       const keepsOne = otherKinds(kind).some((other) =>
         mem.has(i, other) && !pass.dropElement[other].has(i)
-      );
-      if (!keepsOne) pass.drop.add(i);
+      ) || mem.attrs(i) !== undefined;
+      if (!keepsOne) {
+        pass.drop.add(i);
+      }
     }
   }
   for (const kind of KINDS) {

@@ -20,6 +20,7 @@ import {
 } from "./_check_root.ts";
 import { loadIndex } from "./_check_index.ts";
 import { checkRecords } from "./_check_records.ts";
+import { checkAttrs } from "./_check_attrs.ts";
 import { checkBlockFiles, checkUseMaps } from "./_check_slots.ts";
 import { checkLargeFiles } from "./_check_large.ts";
 import {
@@ -46,6 +47,7 @@ export const CHECK_STEPS: readonly CheckStep[] = [
   { name: "index", run: loadIndex },
   { name: "journals", run: classifyJournals },
   { name: "records", run: checkRecords },
+  { name: "attrs", run: checkAttrs },
   { name: "useMaps", run: checkUseMaps },
   { name: "blockFiles", run: checkBlockFiles },
   { name: "largeFiles", run: checkLargeFiles },

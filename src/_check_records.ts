@@ -31,7 +31,8 @@ export function checkRecords(pass: PassState): void {
   const { mem, nextFileId } = pass.index!;
   for (let i = 0; i < mem.count; i++) {
     const recs = perKind((kind) => mem.element(i, kind));
-    if (recs.every((rec) => rec === undefined)) {
+    // An entry with attributes only is an entry (FORMAT.md §4.1).
+    if (recs.every((rec) => rec === undefined) && mem.attrs(i) === undefined) {
       pass.invalid(i, "has no elements");
       continue;
     }

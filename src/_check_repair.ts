@@ -96,6 +96,20 @@ export function repairStore(
   for (const p of pass.problems) {
     if (p.entry !== undefined && p.key !== undefined) keyOf.set(p.entry, p.key);
   }
+  for (const [i, names] of pass.dropAttrs) {
+    const set = mem.attrs(i)!;
+    for (const name of names) {
+      set.delete(name);
+      say(
+        "DROP_ATTR",
+        "entries",
+        `dropped attribute ${JSON.stringify(name)} of entry ${i}`,
+        keyOf.get(i),
+      );
+    }
+    mem.setAttrs(i, set);
+    if (!mem.hasAnything(i)) pass.drop.add(i);
+  }
   for (const kind of KINDS) {
     for (const i of pass.dropElement[kind]) {
       mem.clearElement(i, kind);
@@ -149,6 +163,7 @@ export function repairStore(
   }
 
   const writeEntries = pass.writeEntries || pass.drop.size > 0 ||
+    pass.dropAttrs.size > 0 ||
     pass.dropElement.some((d) => d.size > 0) ||
     nextFileId !== index.nextFileId;
   if (pass.writeBlocks || writeEntries) {

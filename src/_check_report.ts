@@ -85,6 +85,11 @@ export const PROBLEM_CODES = {
     repair: "write it when missing, else none",
   },
   FOREIGN_FILE: { severity: "warning", repair: "none: never touched" },
+  ATTR_CORRUPT: { severity: "error", repair: "drop the attribute" },
+  ATTR_VERSION_NEWER: {
+    severity: "warning",
+    repair: "none: kept for the newer larder that wrote it",
+  },
   FOREIGN_OBJECT: {
     severity: "error",
     repair: "move it aside to <name>.foreign-<n>",
@@ -117,6 +122,7 @@ export type RepairAction =
   | "REBUILD_INDEX"
   | "DROP_ENTRY"
   | "DROP_ELEMENT"
+  | "DROP_ATTR"
   | "RAISE_NEXT_FILE_ID"
   | "REWRITE_BLOCK_FILE_HEADER"
   | "WRITE_BLOCKS"

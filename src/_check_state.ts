@@ -114,6 +114,8 @@ export class PassState {
    * keeps its other one, which verified (as fetch does, journal op 4).
    */
   dropElement: PerKind<Set<number>> = perKind(() => new Set());
+  /** Per entry: attributes to drop in a repair (damaged records). */
+  dropAttrs = new Map<number, string[]>();
   /** The index needs writing even with nothing dropped. */
   writeEntries = false;
   writeBlocks = false;

@@ -129,6 +129,9 @@ export class KeyLookup {
       const pin = this.#pins.get(i, kind);
       if (pin !== undefined) return pin.text === text;
     }
+    // Attributes keep the entry's key (it may have no element).
+    const attrs = this.#mem.attrs(i);
+    if (attrs !== undefined) return sameBytes(attrs.key, key);
     // The entry is damaged only when every element it has is: one damaged
     // element (say, of a replacement a crash interrupted) does not decide
     // for the other, which fetch verifies on its own.
@@ -173,4 +176,10 @@ export class KeyLookup {
     }
     return h;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }

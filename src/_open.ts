@@ -47,7 +47,7 @@ import {
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
 import { KINDS } from "./kinds.ts";
-import { nonZeroEnd, readIndexImage } from "./_persist.ts";
+import { loadAttrSection, nonZeroEnd, readIndexImage } from "./_persist.ts";
 import { StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
@@ -280,7 +280,8 @@ function checkRecords(s: Loading): number {
   let maxId = -1;
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
-    let ok = mem.has(i, DATA) || mem.has(i, META);
+    // An entry with attributes only is an entry (FORMAT.md §4.1).
+    let ok = mem.hasAnything(i);
     for (const kind of KINDS) {
       const rec = mem.element(i, kind);
       if (!ok || rec === undefined) continue;
@@ -332,11 +333,12 @@ function loadIndex(
   const image = readIndexImage(io, dir);
   if (image.snapshot !== undefined) {
     try {
-      const { header, records } = decodeEntries(image.snapshot);
+      const { header, records, attrs } = decodeEntries(image.snapshot);
       if (header.count > s.mem.capacity) {
         throw new CorruptError("Cannot read entries: more than capacity");
       }
       s.mem.loadRecords(records, header.count);
+      s.repairedOnOpen += loadAttrSection(s.mem, attrs);
       s.nextFileId = header.nextFileId;
       if (
         image.journal !== undefined && image.journalTag === header.journalTag

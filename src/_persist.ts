@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { decodeAttrSection, encodeAttrSection } from "./_attrs.ts";
 import { CorruptError, ForeignFileError } from "./errors.ts";
 import { readRootFile } from "./_foreign.ts";
 import { encodeEntriesHeader } from "./format.ts";
@@ -203,16 +204,24 @@ export function writeSnapshotTemp(
   tag: number,
 ): string {
   const tmp = `${dir}/entries.tmp`;
+  const attrs = attrSection(mem);
   const fd = io.create(tmp);
   try {
     mem.withRecords((records) => {
-      const header = encodeEntriesHeader({
-        count: mem.count,
-        nextFileId,
-        journalTag: tag,
-      }, records);
+      const header = encodeEntriesHeader(
+        {
+          count: mem.count,
+          nextFileId,
+          journalTag: tag,
+        },
+        records,
+        attrs,
+      );
       io.pwrite(fd, header, 0);
       io.pwrite(fd, records, header.length);
+      if (attrs.length > 0) {
+        io.pwrite(fd, attrs, header.length + records.length);
+      }
     });
     io.fsync(fd);
   } catch (err) {
@@ -225,4 +234,33 @@ export function writeSnapshotTemp(
   }
   io.close(fd);
   return tmp;
+}
+
+/** The attribute section (FORMAT.md §4.1) of the table in `mem`. */
+export function attrSection(mem: IndexMemory): Uint8Array {
+  return encodeAttrSection(mem.count, (i) => {
+    const set = mem.attrs(i);
+    return set && { set, lo: mem.hashLo(i), hi: mem.hashHi(i) };
+  });
+}
+
+/**
+ * Gives the entries of `mem` (just loaded) the attribute sets of a
+ * snapshot's section; returns how many sets named no matching entry or
+ * could not be read (dropped: damage).
+ */
+export function loadAttrSection(mem: IndexMemory, section: Uint8Array): number {
+  if (section.length === 0) return 0;
+  const items = decodeAttrSection(section);
+  if (items === undefined) return 1;
+  let dropped = 0;
+  for (const it of items) {
+    if (
+      it.index < mem.count && mem.hashLo(it.index) === it.hashLo &&
+      mem.hashHi(it.index) === it.hashHi && mem.attrs(it.index) === undefined
+    ) {
+      mem.setAttrs(it.index, it.set);
+    } else dropped++;
+  }
+  return dropped;
 }

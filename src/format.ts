@@ -85,7 +85,8 @@ export const VERSION = {
   control: 3,
   // 2: flag bit 4, metadata stored in the data's slot (FORMAT.md §4, §6.1).
   // 3: byte 15, data runs over several slots (FORMAT.md §4, §5.3).
-  entries: 3,
+  // 4: the attribute section after the records (FORMAT.md §4.1).
+  entries: 4,
   // 2: the data and metadata maps have their own slot counts (FORMAT.md §5.1).
   blocks: 2,
   blockFile: 1,
@@ -248,6 +249,7 @@ export const ENTRIES_HEADER = 64;
 export function encodeEntriesHeader(
   h: EntriesHeader,
   records: Uint8Array,
+  attrs: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   const b = new Uint8Array(ENTRIES_HEADER);
   const v = view(b);
@@ -258,6 +260,8 @@ export function encodeEntriesHeader(
   v.setUint32(20, h.nextFileId, true);
   v.setUint32(24, h.journalTag, true);
   v.setUint32(28, crc32(records), true);
+  v.setUint32(32, attrs.length, true);
+  v.setUint32(36, attrs.length === 0 ? 0 : crc32(attrs), true);
   v.setUint32(60, crc32(b.subarray(0, 60)), true);
   return b;
 }
@@ -269,7 +273,7 @@ export function encodeEntriesHeader(
  */
 export function decodeEntries(
   b: Uint8Array,
-): { header: EntriesHeader; records: Uint8Array } {
+): { header: EntriesHeader; records: Uint8Array; attrs: Uint8Array } {
   if (!hasMagic(b, MAGIC.entries) || b.length < ENTRIES_HEADER) {
     throw new CorruptError(
       "Cannot read entries: bad magic or truncated header",
@@ -285,14 +289,24 @@ export function decodeEntries(
     throw new CorruptError("Cannot read entries: unexpected record size");
   }
   const count = v.getUint32(16, true);
-  const records = b.subarray(ENTRIES_HEADER);
-  if (records.length !== count * ENTRY_SIZE) {
+  // Versions before 4 have zeros here: no attribute section.
+  const attrLen = v.getUint32(32, true);
+  const records = b.subarray(ENTRIES_HEADER, b.length - attrLen);
+  if (
+    attrLen > b.length - ENTRIES_HEADER || records.length !== count * ENTRY_SIZE
+  ) {
     throw new CorruptError(
       "Cannot read entries: length does not match the record count",
     );
   }
   if (v.getUint32(28, true) !== crc32(records)) {
     throw new CorruptError("Cannot read entries: records checksum mismatch");
+  }
+  const attrs = b.subarray(b.length - attrLen);
+  if (attrLen > 0 && v.getUint32(36, true) !== crc32(attrs)) {
+    throw new CorruptError(
+      "Cannot read entries: attribute section checksum mismatch",
+    );
   }
   return {
     header: {
@@ -301,6 +315,7 @@ export function decodeEntries(
       journalTag: v.getUint32(24, true),
     },
     records,
+    attrs,
   };
 }
 

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import type { AttrSet } from "./_attrs.ts";
 import { ENTRY_SIZE } from "./format.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import { KeyHashing } from "./_index_keys.ts";
@@ -82,6 +83,11 @@ export class IndexMemory {
   #addr: AddressMap;
   #useMaps: SlotUseMaps;
   #stageBytes = STAGE_BYTES;
+  /**
+   * Entry attributes (FORMAT.md §4.1), beside the records in JS memory:
+   * index i holds entry i's set or nothing. Moves with its record.
+   */
+  #attrs: (AttrSet | undefined)[] = [];
 
   /** @param shape The table dimensions. */
   constructor(shape: TableShape) {
@@ -299,6 +305,23 @@ export class IndexMemory {
     clearRecord(this.#w, this.#base(i), kind);
   }
 
+  /** Entry `i`'s attributes, or undefined when it has none. */
+  attrs(i: number): AttrSet | undefined {
+    return this.#attrs[i];
+  }
+
+  /** Sets entry `i`'s attributes (undefined: none). */
+  setAttrs(i: number, set: AttrSet | undefined): void {
+    if (set === undefined || set.records.size === 0) this.#attrs[i] = undefined;
+    else this.#attrs[i] = set;
+  }
+
+  /** True when entry `i` has an element or an attribute. */
+  hasAnything(i: number): boolean {
+    return this.has(i, DATA) || this.has(i, META) ||
+      this.#attrs[i] !== undefined;
+  }
+
   /** True when entry `i` is marked as holding a live reference. */
   pinned(i: number): boolean {
     return (this.#w.u8[this.#base(i) + C.E_FLAGS]! & F_PINNED) !== 0;
@@ -348,6 +371,7 @@ export class IndexMemory {
     this.#w.u32[(b + C.E_HASH_LO) >>> 2] = lo;
     this.#w.u32[(b + C.E_HASH_HI) >>> 2] = hi;
     this.setUsage(i, 1, now);
+    this.#attrs[i] = undefined;
     this.#addr.insert(i);
     return i;
   }
@@ -360,6 +384,8 @@ export class IndexMemory {
     this.#addr.delete(this.#addr.posOf(i));
     const last = this.count - 1;
     this.count = last;
+    this.#attrs[i] = this.#attrs[last];
+    this.#attrs[last] = undefined;
     if (i === last) return -1;
     const lastPos = this.#addr.posOf(last);
     this.#w.u8.copyWithin(
@@ -521,6 +547,7 @@ export class IndexMemory {
     }
     this.#w.u8.set(bytes.subarray(0, count * ENTRY_SIZE), this.#r.entries);
     this.#addr.clear();
+    this.#attrs = [];
     this.count = count;
     for (let i = 0; i < count; i++) {
       const f = this.#base(i) + C.E_FLAGS;

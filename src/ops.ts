@@ -26,6 +26,7 @@ import {
   META,
   otherKinds,
 } from "./kinds.ts";
+import { AttrSet } from "./_attrs.ts";
 import { BODY_AT, frame, FRAME_BYTES, type RawEntry, seal } from "./journal.ts";
 
 /**
@@ -43,6 +44,10 @@ export const OP = {
   clear: 4,
   /** Set an entry's data and metadata together (creating it at index = count). */
   storeEntry: 5,
+  /** Set one attribute of an entry (creating the entry at index = count). */
+  setAttr: 6,
+  /** Remove one attribute of an entry (and the entry, if nothing is left). */
+  unsetAttr: 7,
 } as const;
 
 /** Why entries were removed (`remove` and `clear` argument). */
@@ -107,8 +112,39 @@ export interface ClearOp {
   kind: ElementKind;
 }
 
+/** Set attribute `name` of entry `index` to value record `rec`. */
+export interface SetAttrOp {
+  tag: typeof OP.setAttr;
+  time: number;
+  index: number;
+  hashLo: number;
+  hashHi: number;
+  /** The attribute's name, UTF-8. */
+  name: Uint8Array;
+  /** Its value record (FORMAT.md §4.2), version byte first. */
+  rec: Uint8Array;
+  /** The key's bytes: kept with the attributes (an entry may have no element). */
+  key: Uint8Array;
+}
+
+/** Remove attribute `name` of entry `index`. */
+export interface UnsetAttrOp {
+  tag: typeof OP.unsetAttr;
+  time: number;
+  index: number;
+  hashLo: number;
+  name: Uint8Array;
+}
+
 /** An index operation. */
-export type Op = StoreOp | StoreEntryOp | RemoveOp | TouchOp | ClearOp;
+export type Op =
+  | StoreOp
+  | StoreEntryOp
+  | RemoveOp
+  | TouchOp
+  | ClearOp
+  | SetAttrOp
+  | UnsetAttrOp;
 
 // ---- encoding ---------------------------------------------------------------
 
@@ -116,6 +152,8 @@ export type Op = StoreOp | StoreEntryOp | RemoveOp | TouchOp | ClearOp;
 const OP_HEAD = 8;
 const STORE_FIXED = 32;
 const STORE_ENTRY_FIXED = 48;
+const SET_ATTR_FIXED = 20;
+const UNSET_ATTR_FIXED = 12;
 /** Bytes of one entry of a `remove` op. */
 export const REMOVE_ITEM_BYTES = 8;
 /** Bytes of one entry of a `touch` op. */
@@ -182,6 +220,10 @@ function payloadBytes(op: Op): number {
       return 4 + op.items.length * TOUCH_ITEM_BYTES;
     case OP.clear:
       return 12;
+    case OP.setAttr:
+      return SET_ATTR_FIXED + op.key.length + op.name.length + op.rec.length;
+    case OP.unsetAttr:
+      return UNSET_ATTR_FIXED + op.name.length;
   }
 }
 
@@ -244,6 +286,27 @@ export function encodeOp(op: Op): Uint8Array {
       v.setUint32(p, op.index, true);
       v.setUint32(p + 4, op.hashLo, true);
       v.setUint8(p + 8, op.kind);
+      break;
+    case OP.setAttr: {
+      v.setUint32(p, op.index, true);
+      v.setUint32(p + 4, op.hashLo, true);
+      v.setUint32(p + 8, op.hashHi, true);
+      v.setUint16(p + 12, op.key.length, true);
+      b[p + 14] = op.name.length;
+      b[p + 15] = 0;
+      v.setUint32(p + 16, op.rec.length, true);
+      let at = p + SET_ATTR_FIXED;
+      b.set(op.key, at);
+      b.set(op.name, at += op.key.length);
+      b.set(op.rec, at + op.name.length);
+      break;
+    }
+    case OP.unsetAttr:
+      v.setUint32(p, op.index, true);
+      v.setUint32(p + 4, op.hashLo, true);
+      b[p + 8] = op.name.length;
+      b.fill(0, p + 9, p + 12);
+      b.set(op.name, p + UNSET_ATTR_FIXED);
       break;
   }
   return seal(b, v);
@@ -359,6 +422,45 @@ export function decodeOp(body: DataView): Op | undefined {
         kind,
       };
     }
+    case OP.setAttr: {
+      if (len < SET_ATTR_FIXED) return undefined;
+      const keyLen = p.getUint16(12, true);
+      const nameLen = p.getUint8(14);
+      const recLen = p.getUint32(16, true);
+      if (
+        nameLen === 0 || recLen === 0 ||
+        len < SET_ATTR_FIXED + keyLen + nameLen + recLen
+      ) {
+        return undefined;
+      }
+      const at = p.byteOffset + SET_ATTR_FIXED;
+      return {
+        tag,
+        time,
+        index: p.getUint32(0, true),
+        hashLo: p.getUint32(4, true),
+        hashHi: p.getUint32(8, true),
+        key: new Uint8Array(p.buffer, at, keyLen),
+        name: new Uint8Array(p.buffer, at + keyLen, nameLen),
+        rec: new Uint8Array(p.buffer, at + keyLen + nameLen, recLen),
+      };
+    }
+    case OP.unsetAttr: {
+      if (len < UNSET_ATTR_FIXED) return undefined;
+      const nameLen = p.getUint8(8);
+      if (nameLen === 0 || len < UNSET_ATTR_FIXED + nameLen) return undefined;
+      return {
+        tag,
+        time,
+        index: p.getUint32(0, true),
+        hashLo: p.getUint32(4, true),
+        name: new Uint8Array(
+          p.buffer,
+          p.byteOffset + UNSET_ATTR_FIXED,
+          nameLen,
+        ),
+      };
+    }
     default:
       // An op this version does not know: stop rather than guess.
       return undefined;
@@ -380,6 +482,18 @@ export interface Table {
   placed(i: number, kind: ElementKind, rec: ElementRecord): void;
   /** Entry `i` was removed; entry `moved` took its index (-1: none). */
   removed(i: number, moved: number): void;
+  /** Entry `i`'s attribute bytes changed by `delta` (if it keeps count). */
+  attrsChanged?(i: number, delta: number): void;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function nameText(name: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(name);
+  } catch {
+    return undefined;
+  }
 }
 
 function matches(mem: IndexMemory, index: number, lo: number): boolean {
@@ -390,7 +504,10 @@ function matches(mem: IndexMemory, index: number, lo: number): boolean {
  * The entry a store names: added when the index is `count` (and there is
  * room), else it must match the hash; -1 if not.
  */
-function target(mem: IndexMemory, op: StoreOp | StoreEntryOp): number {
+function target(
+  mem: IndexMemory,
+  op: StoreOp | StoreEntryOp | SetAttrOp,
+): number {
   if (op.index === mem.count && mem.count < mem.capacity) {
     return mem.add(op.hashLo, op.hashHi, op.time);
   }
@@ -443,6 +560,8 @@ export function apply(table: Table, op: Op): boolean {
       for (const [index, lo] of op.items) {
         if (!matches(mem, index, lo)) return false;
         for (const kind of KINDS) drop(table, index, kind);
+        const attrs = mem.attrs(index);
+        if (attrs !== undefined) table.attrsChanged?.(index, -attrs.bytes);
         table.removed(index, mem.remove(index));
       }
       return true;
@@ -458,12 +577,37 @@ export function apply(table: Table, op: Op): boolean {
       // under metadata stored in its slot.
       if (
         !matches(mem, i, op.hashLo) || !mem.has(i, op.kind) ||
-        !otherKinds(op.kind).some((k) => mem.has(i, k)) ||
+        (!otherKinds(op.kind).some((k) => mem.has(i, k)) &&
+          mem.attrs(i) === undefined) ||
         (op.kind === DATA && mem.metaWithData(i))
       ) {
         return false;
       }
       drop(table, i, op.kind);
+      return true;
+    }
+    case OP.setAttr: {
+      const name = nameText(op.name);
+      const i = name === undefined ? -1 : target(mem, op);
+      if (i < 0) return false;
+      const set = mem.attrs(i) ?? new AttrSet(op.key);
+      // The record is kept as journaled (the op's bytes are a view).
+      const delta = set.set(name!, op.rec.slice());
+      table.attrsChanged?.(i, delta);
+      mem.setAttrs(i, set);
+      mem.setUsage(i, Math.max(1, mem.useCount(i)), op.time);
+      return true;
+    }
+    case OP.unsetAttr: {
+      const i = op.index;
+      const name = nameText(op.name);
+      const set = matches(mem, i, op.hashLo) ? mem.attrs(i) : undefined;
+      if (name === undefined || set?.records.has(name) !== true) return false;
+      const delta = set.delete(name);
+      table.attrsChanged?.(i, delta);
+      mem.setAttrs(i, set);
+      // An entry with nothing left is no entry.
+      if (!mem.hasAnything(i)) table.removed(i, mem.remove(i));
       return true;
     }
   }

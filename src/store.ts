@@ -36,11 +36,13 @@ import { Placement } from "./_placement.ts";
 import { ReadPath } from "./_reads.ts";
 import { storePath } from "./_store_path.ts";
 import { type EntryReader, EntryReaders } from "./_entry_reader.ts";
+import { AttrCalls } from "./_attr_calls.ts";
+import type { AttrValue } from "./_attrs.ts";
 import { abandon, drainStream } from "./_streamed.ts";
 import type { Body } from "./_placement.ts";
 import type { StoreState } from "./_state.ts";
 
-export type { EntryHit, EntryReader, Hit };
+export type { AttrValue, EntryHit, EntryReader, Hit };
 
 /** Largest element accepted (bytes); also never more than the limit. */
 export const MAX_ELEMENT_BYTES = 2 ** 31 - 1;
@@ -82,7 +84,10 @@ export interface StoreStats {
   dataBytesRead: number;
   /** Live entries. */
   entries: number;
-  /** Bytes of element data held (live, plus superseded-but-pinned). */
+  /**
+   * Bytes of element data held (live, plus superseded-but-pinned), with
+   * attribute names and value records: what the limit counts.
+   */
   bytes: number;
   /** The byte limit. */
   limit: number;
@@ -197,6 +202,7 @@ export class BackingStore implements AsyncDisposable {
   #hits: Hits;
   #readers: EntryReaders;
   #upkeep: Maintenance;
+  #attrs: AttrCalls;
   #closed = false;
   /** Calls since open, for the periodic directory check. */
   #calls = 0;
@@ -252,6 +258,7 @@ export class BackingStore implements AsyncDisposable {
     this.#upkeep = upkeep;
     this.#changes = changes;
     this.#eviction = eviction;
+    this.#attrs = new AttrCalls(mem, lookup, changes);
     this.#reads = new ReadPath(mem, state.files, pins, lookup, {
       dropCorrupt,
       used: (i) => upkeep.used(i),
@@ -622,6 +629,244 @@ export class BackingStore implements AsyncDisposable {
         throw err;
       }
       return this.#readers.open(nk.text, data, meta);
+    });
+  }
+
+  /**
+   * Sets attribute `name` of `key`'s entry to `value`: a string (gvfs
+   * `set`), a list of strings (gvfs `set_list`) or bytes (RISC OS tagged
+   * information). A key without an entry gets one holding only
+   * attributes, counted against the limit and evicted like any other.
+   * Storing the data or metadata keeps the attributes; `invalidate`
+   * removes them with the entry. One journaled operation, as durable as
+   * `store`.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param name 1 to 255 UTF-8 bytes, no NUL.
+   * @param value At most 16 KiB (a list's encoding counts 4 bytes a string
+   * and 4 more); at most 64 attributes and 64 KiB of names and values an
+   * entry (`ATTR_LIMITS`).
+   * @throws {TypeError} for a bad key, name or value type.
+   * @throws {RangeError} past a limit.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.setAttr("https://example.com/", "mime", "text/plain");
+   * await store.setAttr("https://example.com/", "tags", ["a", "b"]);
+   * assert.equal(await store.getAttr("https://example.com/", "mime"), "text/plain");
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  setAttr(key: Key, name: string, value: AttrValue): Promise<void> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("set attribute");
+      this.#attrs.set(nk, name, value);
+      return this.#upkeep.commit();
+    });
+  }
+
+  /**
+   * Removes attribute `name` of `key`'s entry; an entry left with no
+   * element and no attribute goes. One journaled operation.
+   *
+   * @returns true when the attribute existed.
+   * @throws {TypeError} for a bad key or name.
+   * @throws {RangeError} for a name past the limits.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.setAttr("https://example.com/", "mime", "text/plain");
+   * assert.equal(await store.unsetAttr("https://example.com/", "mime"), true);
+   * assert.equal(await store.unsetAttr("https://example.com/", "mime"), false);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  unsetAttr(key: Key, name: string): Promise<boolean> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("unset attribute");
+      if (!this.#attrs.unset(nk, name)) return false;
+      return this.#upkeep.commit().then(() => true);
+    });
+  }
+
+  /**
+   * The value of attribute `name` of `key`'s entry: a string, a string[]
+   * or a Uint8Array (a copy), as set; undefined when absent (or written by
+   * a newer larder in a record version this one does not read).
+   *
+   * @throws {TypeError} for a bad key or name.
+   * @throws {RangeError} for a name past the limits.
+   * @throws {StoreError} `CLOSED`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.setAttr("k", "info", new Uint8Array([1, 2]));
+   * assert.deepEqual(await store.getAttr("k", "info"), new Uint8Array([1, 2]));
+   * assert.equal(await store.getAttr("k", "other"), undefined);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  getAttr(key: Key, name: string): Promise<AttrValue | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("get attribute");
+      return this.#attrs.get(nk, name);
+    });
+  }
+
+  /**
+   * Every attribute of `key`'s entry, by name in the order first set;
+   * an empty map for an entry without any, undefined for a key with no
+   * entry.
+   *
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("k", new Uint8Array([1]));
+   * assert.equal((await store.attrs("k"))?.size, 0);
+   * await store.setAttr("k", "a", "1");
+   * assert.deepEqual(await store.attrs("k"), new Map([["a", "1"]]));
+   * assert.equal(await store.attrs("missing"), undefined);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  attrs(key: Key): Promise<Map<string, AttrValue> | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("list attributes");
+      return this.#attrs.all(nk);
+    });
+  }
+
+  /**
+   * Byte length of attribute `name` (RISC OS `ReadInfoSize`): a binary
+   * value's length, or a string's in UTF-8; undefined when absent.
+   *
+   * @throws {TypeError} for a bad key or name, or a string-list value.
+   * @throws {StoreError} `CLOSED`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.setAttr("k", "info", new Uint8Array(10));
+   * assert.equal(await store.attrSize("k", "info"), 10);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  attrSize(key: Key, name: string): Promise<number | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("read attribute");
+      return this.#attrs.size(nk, name);
+    });
+  }
+
+  /**
+   * Up to `length` bytes of attribute `name` from byte `start` (RISC OS
+   * `ReadInfoPart`), fewer at its end, none from past it; a string value
+   * reads as its UTF-8 bytes. Undefined when absent.
+   *
+   * @throws {TypeError} for a bad key or name, or a string-list value.
+   * @throws {RangeError} for a negative or fractional `start`/`length`.
+   * @throws {StoreError} `CLOSED`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.setAttr("k", "info", new Uint8Array([1, 2, 3, 4]));
+   * assert.deepEqual(await store.readAttr("k", "info", 1, 2), new Uint8Array([2, 3]));
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  readAttr(
+    key: Key,
+    name: string,
+    start: number,
+    length: number,
+  ): Promise<Uint8Array | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("read attribute");
+      return this.#attrs.read(nk, name, start, length);
+    });
+  }
+
+  /**
+   * Writes `bytes` into attribute `name` at byte `start` (RISC OS
+   * `WriteInfoPart`): writing past the end extends the value, with zeros
+   * between its end and `start`; an absent attribute starts empty. A
+   * string value is taken as its UTF-8 bytes and becomes a binary value;
+   * a string list cannot be written in part (TypeError). One journaled
+   * operation (the whole new value), as durable as `store`.
+   *
+   * @throws {TypeError} for a bad key, name or bytes, or a list value.
+   * @throws {RangeError} past the value limit or for a bad `start`.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.writeAttr("k", "info", new Uint8Array([9]), 2);
+   * assert.deepEqual(await store.getAttr("k", "info"), new Uint8Array([0, 0, 9]));
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  writeAttr(
+    key: Key,
+    name: string,
+    bytes: Uint8Array,
+    start: number,
+  ): Promise<void> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("write attribute");
+      this.#attrs.write(nk, name, bytes, start);
+      return this.#upkeep.commit();
     });
   }
 

@@ -352,6 +352,8 @@ export function expectationOf(
 export interface CellValues {
   key: string;
   meta: boolean;
+  /** An attribute's name (its binary value is the cell's), if one. */
+  attr?: string;
   values: Uint8Array[];
   live: boolean;
 }
@@ -393,12 +395,22 @@ export async function runDamageCase(
   }
   let misses = 0;
   try {
-    for (const { key, meta, values: given, live } of values.values()) {
-      const cell = `${shortKey(key)}${meta ? " (meta)" : ""}`;
+    for (const { key, meta, attr, values: given, live } of values.values()) {
+      const cell = `${shortKey(key)}${meta ? " (meta)" : ""}${
+        attr === undefined ? "" : ` (attribute ${attr})`
+      }`;
       let got: Uint8Array | undefined;
       try {
-        using hit = await st.fetch(key, { meta });
-        got = hit?.data.slice();
+        if (attr !== undefined) {
+          const v = await st.getAttr(key, attr);
+          if (v !== undefined && !(v instanceof Uint8Array)) {
+            throw new Error("not a binary value");
+          }
+          got = v;
+        } else {
+          using hit = await st.fetch(key, { meta });
+          got = hit?.data.slice();
+        }
       } catch (err) {
         return {
           result: "opened",

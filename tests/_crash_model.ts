@@ -20,8 +20,44 @@ export function shortKey(key: string): string {
   return key.length <= 40 ? key : `${key.slice(0, 6)}…${key.slice(-10)}`;
 }
 
-function keyOf(cell: Cell): { key: string; meta: boolean } {
+/** Attribute names the workloads use (invalidate clears each). */
+export const ATTR_NAMES = ["x", "y"] as const;
+
+/** The cell of attribute `name` of `key` (a binary value). */
+export function attrCell(key: string, name: string): Cell {
+  return `a\u0000${name}\u0000${key}`;
+}
+
+function keyOf(cell: Cell): { key: string; meta: boolean; attr?: string } {
+  if (cell[0] === "a") {
+    const end = cell.indexOf("\u0000", 2);
+    return { key: cell.slice(end + 1), meta: false, attr: cell.slice(2, end) };
+  }
   return { key: cell.slice(2), meta: cell[0] === "m" };
+}
+
+function label(cell: Cell): string {
+  const { key, meta, attr } = keyOf(cell);
+  return `${shortKey(key)}${meta ? " (meta)" : ""}${
+    attr === undefined ? "" : ` (attribute ${attr})`
+  }`;
+}
+
+/** What `st` holds for `cell`: element bytes, or an attribute's bytes. */
+async function readCell(
+  st: BackingStore,
+  cell: Cell,
+): Promise<Uint8Array | undefined> {
+  const { key, meta, attr } = keyOf(cell);
+  if (attr !== undefined) {
+    const v = await st.getAttr(key, attr);
+    if (v !== undefined && !(v instanceof Uint8Array)) {
+      throw new Error(`attribute ${attr} of ${key} is not binary`);
+    }
+    return v;
+  }
+  using hit = await st.fetch(key, { meta });
+  return hit?.data.slice();
 }
 
 function describe(b: Uint8Array | undefined): string {
@@ -139,8 +175,14 @@ export class ModelRun {
       return [[cellOf(op[1]), op[2]], [cellOf(op[1], true), op[3]]];
     }
     if (op[0] === "invalidate") {
-      return [[cellOf(op[1]), undefined], [cellOf(op[1], true), undefined]];
+      return [
+        [cellOf(op[1]), undefined],
+        [cellOf(op[1], true), undefined],
+        ...ATTR_NAMES.map((n): Effect => [attrCell(op[1], n), undefined]),
+      ];
     }
+    if (op[0] === "setAttr") return [[attrCell(op[1], op[2]), op[3]]];
+    if (op[0] === "unsetAttr") return [[attrCell(op[1], op[2]), undefined]];
     return [];
   }
 
@@ -155,6 +197,10 @@ export class ModelRun {
         return st.storeEntry(op[1], op[2], op[3]);
       case "invalidate":
         return st.invalidate(op[1]);
+      case "setAttr":
+        return st.setAttr(op[1], op[2], op[3]);
+      case "unsetAttr":
+        return st.unsetAttr(op[1], op[2]);
       case "flush":
         return st.flush();
       case "close":
@@ -253,6 +299,8 @@ export type Op =
   | ["stream", string, Uint8Array, boolean]
   | ["entry", string, Uint8Array, Uint8Array | undefined]
   | ["invalidate", string]
+  | ["setAttr", string, string, Uint8Array]
+  | ["unsetAttr", string, string]
   | ["flush"]
   | ["close"];
 
@@ -315,22 +363,15 @@ export async function checkReopen(
   const seen = new Map<Cell, Uint8Array | undefined>();
   try {
     for (const cell of run.cells()) {
-      const { key, meta } = keyOf(cell);
-      let got: Uint8Array | undefined;
-      {
-        using hit = await st.fetch(key, { meta });
-        got = hit?.data.slice();
-      }
+      const got = await readCell(st, cell);
       seen.set(cell, got);
       const ok = allowed(run, cell, exp);
       if (
         got === undefined ? !ok.miss : !ok.values.some((v) => sameBytes(v, got))
       ) {
-        return `${shortKey(key)}${meta ? " (meta)" : ""}: got ${
-          describe(got)
-        }; allowed ${ok.values.map(describe).join(" or ") || "nothing"}${
-          ok.miss ? " or a miss" : ""
-        }`;
+        return `${label(cell)}: got ${describe(got)}; allowed ${
+          ok.values.map(describe).join(" or ") || "nothing"
+        }${ok.miss ? " or a miss" : ""}`;
       }
     }
     for (const [key, pairs] of run.inFlightEntries) {
@@ -365,14 +406,11 @@ export async function checkReopen(
   const again = await openForTest(run.dir, run.options, { io });
   try {
     for (const [cell, before] of seen) {
-      const { key, meta } = keyOf(cell);
-      using hit = await again.fetch(key, { meta });
-      if (!sameBytes(hit?.data, before)) {
-        return `${shortKey(key)}${
-          meta ? " (meta)" : ""
-        }: the second reopen got ${describe(hit?.data)}, the first ${
-          describe(before)
-        }`;
+      const got = await readCell(again, cell);
+      if (!sameBytes(got, before)) {
+        return `${label(cell)}: the second reopen got ${
+          describe(got)
+        }, the first ${describe(before)}`;
       }
     }
   } finally {

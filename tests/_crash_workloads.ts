@@ -55,7 +55,7 @@ function workloadA(): Workload {
       "entry",
       key,
       data[2] as Uint8Array,
-      withMeta ? meta[2] : undefined,
+      withMeta ? meta[2] as Uint8Array : undefined,
     ];
   };
   for (let i = 0; i < 60; i++) {
@@ -67,6 +67,27 @@ function workloadA(): Workload {
     else if (x < 0.8) steps.push(["invalidate", key]);
     else steps.push(["fetch", key, x > 0.9]);
     if (i === 20) steps.push(["flush"]);
+    // Attributes (issue 15): on entries with elements, on a key with
+    // none (an attribute-only entry), replaced, unset, in a batch.
+    if (i === 10) {
+      steps.push(
+        ["setAttr", "https://a.example/1", "x", value("attr1x", 1, 100)],
+        ["setAttr", "https://a.example/only", "y", value("onlyy", 1, 2000)],
+      );
+    }
+    if (i === 25) {
+      steps.push(
+        ["unsetAttr", "https://a.example/only", "y"],
+        ["setAttr", "https://a.example/2", "y", value("attr2y", 1, 300)],
+        ["setAttr", "https://a.example/only", "x", value("onlyx", 1, 50)],
+      );
+    }
+    if (i === 45) {
+      steps.push(
+        ["setAttr", "https://a.example/1", "x", value("attr1x", 2, 700)],
+        ["unsetAttr", "https://a.example/2", "y"],
+      );
+    }
     if (i === 30) {
       steps.push(["batch", [
         store("batch-1", false),
@@ -74,6 +95,7 @@ function workloadA(): Workload {
         store("batch-3", true),
         entry("batch-4", true),
         ["invalidate", "https://a.example/3"],
+        ["setAttr", "batch-5", "x", value("batch5x", 1, 400)],
       ]]);
     }
     if (i === 40) steps.push(["close"], ["open"]);

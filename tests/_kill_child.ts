@@ -1,4 +1,5 @@
-// The child of kill_test.ts: stores, invalidates and fetches in a loop on
+// The child of kill_test.ts: stores, invalidates, sets and unsets
+// attributes and fetches in a loop on
 // a real directory until it is killed, printing each call before it starts
 // ("B …") and once it resolved ("A n"), so the parent knows exactly what was
 // acknowledged and what was in flight.
@@ -53,6 +54,16 @@ for (let i = 0;; i++) {
   } else if (x < 0.75) {
     say(`B ${i} I ${key}`);
     await st.invalidate(key);
+  } else if (x < 0.83) {
+    // An attribute (issue 15), on an entry or a key with none yet.
+    const name = r() < 0.5 ? "x" : "y";
+    const size = Math.floor(r() * 3000);
+    say(`B ${i} T ${key} ${name} ${size}`);
+    await st.setAttr(key, name, bytesFor(`${key}#${round}.${i}a`, size));
+  } else if (x < 0.87) {
+    const name = r() < 0.5 ? "x" : "y";
+    say(`B ${i} U ${key} ${name}`);
+    await st.unsetAttr(key, name);
   } else if (x < 0.99) {
     say(`B ${i} F ${key}`);
     (await st.fetch(key, { meta: x > 0.9 }))?.release();

@@ -530,6 +530,7 @@ Deno.test("checkStore times each named step, in order", async () => {
     "index",
     "journals",
     "records",
+    "attrs",
     "useMaps",
     "blockFiles",
     "largeFiles",

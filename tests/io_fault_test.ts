@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type BackingStore, type OpenOptions, StoreError } from "../mod.ts";
 import { FaultFS, type FaultScope } from "./_fault_fs.ts";
-import { cellOf, shortKey } from "./_crash_model.ts";
+import { ATTR_NAMES, attrCell, cellOf, shortKey } from "./_crash_model.ts";
 import { bytesFor, sameBytes } from "./_helpers.ts";
 import { openForTest } from "../src/_testing.ts";
 
@@ -26,6 +26,8 @@ type Op =
   | ["flush"]
   | ["store", string, Uint8Array, boolean]
   | ["invalidate", string]
+  | ["setAttr", string, string, Uint8Array]
+  | ["unsetAttr", string, string]
   | ["fetch", string, boolean]
   | ["batch", Op[]];
 
@@ -47,6 +49,8 @@ const WORKLOAD: Op[] = [
   ["store", "a", v("a", 2, 5000), false],
   ["store", "b", v("b", 2, 9000), false],
   ["invalidate", "c"],
+  ["setAttr", "a", "x", v("ax", 1, 200)],
+  ["setAttr", "h", "y", v("hy", 1, 3000)],
   ["store", "d", v("d", 1, 10), false],
   ["fetch", "a", false],
   ["fetch", "d", true],
@@ -64,6 +68,8 @@ const WORKLOAD: Op[] = [
   ["store", LONG, v("long", 5, 10), false],
   ["store", "g", v("g", 1, 1000), false],
   ["invalidate", "d"],
+  ["unsetAttr", "h", "y"],
+  ["setAttr", "a", "x", v("ax", 2, 50)],
   ["fetch", "e", false],
   ["fetch", "f", false],
 ];
@@ -79,8 +85,16 @@ class Model {
   effects(op: Op): [string, Value][] {
     if (op[0] === "store") return [[cellOf(op[1], op[3]), op[2]]];
     if (op[0] === "invalidate") {
-      return [[cellOf(op[1]), undefined], [cellOf(op[1], true), undefined]];
+      return [
+        [cellOf(op[1]), undefined],
+        [cellOf(op[1], true), undefined],
+        ...ATTR_NAMES.map((
+          n,
+        ): [string, Value] => [attrCell(op[1], n), undefined]),
+      ];
     }
+    if (op[0] === "setAttr") return [[attrCell(op[1], op[2]), op[3]]];
+    if (op[0] === "unsetAttr") return [[attrCell(op[1], op[2]), undefined]];
     return [];
   }
 
@@ -158,6 +172,10 @@ class Driver {
         return st!.store(op[1], op[2], { meta: op[3] });
       case "invalidate":
         return st!.invalidate(op[1]);
+      case "setAttr":
+        return st!.setAttr(op[1], op[2], op[3]);
+      case "unsetAttr":
+        return st!.unsetAttr(op[1], op[2]);
       case "fetch":
         return st!.fetch(op[1], { meta: op[2] }).then((hit) => {
           const got = hit?.data.slice();
@@ -220,6 +238,19 @@ class Driver {
   /** Every cell reads back as the model allows. */
   async verify(st: BackingStore, label: string): Promise<void> {
     for (const cell of this.model.cells()) {
+      if (cell[0] === "a") {
+        const end = cell.indexOf("\u0000", 2);
+        const [name, key] = [cell.slice(2, end), cell.slice(end + 1)];
+        const got = await st.getAttr(key, name);
+        assert.ok(
+          (got === undefined || got instanceof Uint8Array) &&
+            this.model.allows(cell, got),
+          `${label}: ${shortKey(key)} attribute ${name} reads ${
+            got === undefined ? "nothing" : "another value"
+          }, acknowledged ${this.model.acked.get(cell)?.length ?? "nothing"}`,
+        );
+        continue;
+      }
       const [key, meta] = keyOfCell(cell);
       using hit = await st.fetch(key, { meta });
       assert.ok(

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { BackingStore } from "../mod.ts";
 import { rng } from "./_fault_fs.ts";
-import { cellOf, shortKey } from "./_crash_model.ts";
+import { ATTR_NAMES, attrCell, cellOf, shortKey } from "./_crash_model.ts";
 import { bytesFor, killConfirmed, sameBytes, tempDir } from "./_helpers.ts";
 
 const ROUNDS = Number(Deno.env.get("LARDER_KILL_ROUNDS") ?? 50);
@@ -96,10 +96,21 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
             ],
           ];
         } else if (op === "I") {
-          effects = [[cellOf(key!), undefined], [
-            cellOf(key!, true),
-            undefined,
+          effects = [
+            [cellOf(key!), undefined],
+            [cellOf(key!, true), undefined],
+            ...ATTR_NAMES.map((n): [string, Value] => [
+              attrCell(key!, n),
+              undefined,
+            ]),
+          ];
+        } else if (op === "T") {
+          effects = [[
+            attrCell(key!, f[4]!),
+            bytesFor(`${key}#${round}.${i}a`, Number(f[5])),
           ]];
+        } else if (op === "U") {
+          effects = [[attrCell(key!, f[4]!), undefined]];
         }
         pending = { effects, line };
       } else if (f[0] === "A") {
@@ -151,6 +162,31 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
           }
           // The call in flight went one way or the other; the next rounds
           // build on what the reopen found.
+          if (ok.length > 1) {
+            if (got === undefined) model.delete(cell);
+            else model.set(cell, got.slice());
+          }
+        }
+      }
+      for (let k = 0; k < 40; k++) {
+        const key = `https://kill.example/${k}`;
+        for (const name of ATTR_NAMES) {
+          const cell = attrCell(key, name);
+          const v = await st.getAttr(key, name);
+          assert.ok(v === undefined || v instanceof Uint8Array);
+          const got = v as Value;
+          const ok: Value[] = [model.get(cell)];
+          for (const [c, w] of pending?.effects ?? []) {
+            if (c === cell) ok.push(w);
+          }
+          assert.ok(
+            ok.some((w) => sameBytes(w, got)),
+            `round ${round}: ${shortKey(key)} attribute ${name} reads ${
+              got === undefined ? "nothing" : `${got.length} bytes`
+            }, acknowledged ${model.get(cell)?.length ?? "nothing"}${
+              pending ? ` (in flight: ${pending.line})` : ""
+            }`,
+          );
           if (ok.length > 1) {
             if (got === undefined) model.delete(cell);
             else model.set(cell, got.slice());
