@@ -41,8 +41,12 @@ import { bytesFor, FILE_SIZED, tempDir } from "./_helpers.ts";
 import { readEntries } from "../src/journal.ts";
 
 const WORKERS = 2;
-/** A worker silent for this long is stuck in a case. */
-const HANG_MS = 30_000;
+/**
+ * A worker silent for this long is stuck in a case. A case takes well
+ * under a second alone; 30 s was seen to pass without progress at load
+ * 15 on 2 cores (several suites at once), so the watchdog waits longer.
+ */
+const HANG_MS = 120_000;
 /**
  * The sample's share of each group of cases, and its least size: about
  * 16 s alone and under 40 s in `deno task test` on a busy 2-core machine (the
@@ -213,12 +217,17 @@ function chooseCases(specs: ImageSpec[], cases: Case[]) {
  * setting that reuses it.
  */
 function keepImages(images: JobImage[]): string {
-  const kept = Deno.makeTempDirSync({ prefix: "larder-fuzz-image-" });
-  for (const { dir, spec } of images) {
-    Deno.mkdirSync(`${kept}/${spec.hash}`);
-    FaultFS.load(dir, ROOT).writeTo(ROOT, `${kept}/${spec.hash}`);
+  try {
+    const kept = Deno.makeTempDirSync({ prefix: "larder-fuzz-image-" });
+    for (const { dir, spec } of images) {
+      Deno.mkdirSync(`${kept}/${spec.hash}`);
+      FaultFS.load(dir, ROOT).writeTo(ROOT, `${kept}/${spec.hash}`);
+    }
+    return `LARDER_FUZZ_IMAGE=${kept}`;
+  } catch (err) {
+    // Never hide the failure being reported behind this one.
+    return `(images not kept: ${err})`;
   }
-  return `LARDER_FUZZ_IMAGE=${kept}`;
 }
 
 type Result = {
@@ -294,6 +303,8 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
   );
   const started = performance.now();
   const workers: Worker[] = [];
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  let settled = false;
   const run = Promise.all(
     Array.from(
       { length: WORKERS },
@@ -306,7 +317,9 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
           workers.push(w);
           let current = -1;
           let timer = setTimeout(hung, HANG_MS);
+          timers[shard] = timer;
           function hung() {
+            if (settled) return;
             w.terminate();
             reject(
               new Error(
@@ -324,7 +337,7 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
             clearTimeout(timer);
             if (e.data.type === "progress") {
               current = e.data.case;
-              timer = setTimeout(hung, HANG_MS);
+              timer = timers[shard] = setTimeout(hung, HANG_MS);
             } else {
               w.terminate();
               resolve(e.data);
@@ -346,10 +359,13 @@ Deno.test("corruption fuzz: damage to any file opens (a flipped version may be r
         }),
     ),
   );
-  // A failing worker must not leave the others running.
-  const results = await run.finally(() =>
-    workers.forEach((w) => w.terminate())
-  );
+  // A failing worker must not leave the others running, nor their
+  // watchdogs firing after the images are gone.
+  const results = await run.finally(() => {
+    settled = true;
+    timers.forEach((t) => clearTimeout(t));
+    workers.forEach((w) => w.terminate());
+  });
   const problems = results.flatMap((r) => r.problems)
     .sort((a, b) => a.case - b.case);
   assert.deepEqual(
