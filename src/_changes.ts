@@ -79,6 +79,7 @@ export class IndexChanges {
     placement: Placement,
     lookup: KeyLookup,
     hooks: ChangeHooks,
+    liveBytes = state.mem.totals().elementBytes,
   ) {
     this.#state = state;
     this.#mem = state.mem;
@@ -87,9 +88,7 @@ export class IndexChanges {
     this.#lookup = lookup;
     this.#hooks = hooks;
     const mem = this.#mem;
-    for (let i = 0; i < mem.count; i++) {
-      this.#liveBytes += mem.elementSize(i, DATA) + mem.elementSize(i, META);
-    }
+    this.#liveBytes = liveBytes;
     this.#table = {
       mem,
       dropped: (i, kind, rec) => {

@@ -57,6 +57,16 @@ export interface Kernels {
     idx: number,
     idx2: number,
   ): number;
+  table_load(
+    entries: number,
+    count: number,
+    keep: number,
+    map: number,
+    mapBits: number,
+    homes: number,
+    pairs: number,
+  ): void;
+  table_totals(entries: number, count: number, out: number): void;
 }
 
 type ConstName =

@@ -263,13 +263,16 @@ export function encodeEntriesHeader(
 }
 
 /**
- * Decodes the entries file: its header and a view of the records.
+ * Decodes the entries file's header, given the length of the whole file,
+ * and returns it with the CRC-32 its records must have.
  * @throws {VersionMismatchError} for another format version.
- * @throws {CorruptError} when anything does not check out.
+ * @throws {CorruptError} when the header does not check out or the length
+ * does not match its record count.
  */
-export function decodeEntries(
+export function decodeEntriesHeader(
   b: Uint8Array,
-): { header: EntriesHeader; records: Uint8Array } {
+  fileLength: number,
+): { header: EntriesHeader; recordsCrc: number } {
   if (!hasMagic(b, MAGIC.entries) || b.length < ENTRIES_HEADER) {
     throw new CorruptError(
       "Cannot read entries: bad magic or truncated header",
@@ -285,14 +288,10 @@ export function decodeEntries(
     throw new CorruptError("Cannot read entries: unexpected record size");
   }
   const count = v.getUint32(16, true);
-  const records = b.subarray(ENTRIES_HEADER);
-  if (records.length !== count * ENTRY_SIZE) {
+  if (fileLength - ENTRIES_HEADER !== count * ENTRY_SIZE) {
     throw new CorruptError(
       "Cannot read entries: length does not match the record count",
     );
-  }
-  if (v.getUint32(28, true) !== crc32(records)) {
-    throw new CorruptError("Cannot read entries: records checksum mismatch");
   }
   return {
     header: {
@@ -300,8 +299,35 @@ export function decodeEntries(
       nextFileId: v.getUint32(20, true),
       journalTag: v.getUint32(24, true),
     },
-    records,
+    recordsCrc: v.getUint32(28, true),
   };
+}
+
+/**
+ * Throws unless `records` have the CRC-32 the entries header recorded.
+ * @throws {CorruptError} when they differ.
+ */
+export function checkEntriesRecords(
+  records: Uint8Array,
+  recordsCrc: number,
+): void {
+  if (recordsCrc !== crc32(records)) {
+    throw new CorruptError("Cannot read entries: records checksum mismatch");
+  }
+}
+
+/**
+ * Decodes the entries file: its header and a view of the records.
+ * @throws {VersionMismatchError} for another format version.
+ * @throws {CorruptError} when anything does not check out.
+ */
+export function decodeEntries(
+  b: Uint8Array,
+): { header: EntriesHeader; records: Uint8Array } {
+  const { header, recordsCrc } = decodeEntriesHeader(b, b.length);
+  const records = b.subarray(ENTRIES_HEADER);
+  checkEntriesRecords(records, recordsCrc);
+  return { header, records };
 }
 
 // ---- §5 blocks (use maps) and block files ----------------------------------
