@@ -33,6 +33,7 @@ import {
 import {
   claimsSlot,
   DATA,
+  type ElementKind,
   type ElementRecord,
   IndexMemory,
   META,
@@ -75,6 +76,8 @@ interface Loading {
   replayed: number;
   blocksDirty: boolean;
   repairedOnOpen: number;
+  /** A new store: its directory held nothing but creation leftovers. */
+  creating: boolean;
 }
 
 function parentOf(path: string): string {
@@ -273,8 +276,18 @@ function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
  * Drops records that cannot be right (bad flags, slots out of range or
  * claimed twice, sizes that cannot fit a slot) and rebuilds the use maps
  * from what remains. Returns how many were dropped.
+ *
+ * When every record is sound on its own and no slot is claimed twice (a
+ * store's usual state), nothing is dropped and the use maps are exactly
+ * the slots claimed: each is built by one kernel pass over the table
+ * instead of a mark a slot. Otherwise the records are checked and marked
+ * one by one, in descending order, so that of two claimants of a slot the
+ * lower entry is dropped.
  */
 function checkRecords(s: Loading): number {
+  if (recordsSound(s) && KINDS.every((k) => s.mem.loadUseMap(k) === 0)) {
+    return 0;
+  }
   const { mem, files } = s;
   mem.clearUseMaps();
   let dropped = 0;
@@ -322,6 +335,47 @@ function checkRecords(s: Loading): number {
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
   return dropped;
+}
+
+/**
+ * True when every record passes the checks of {@linkcode checkRecords}
+ * that do not depend on other records (each element where it may lie, in
+ * range of its block file, fitting its slots); then raises `s.nextFileId`
+ * past the large-file ids they use. Claims of one slot by two records are
+ * left to the use maps' kernel pass.
+ */
+function recordsSound(s: Loading): boolean {
+  const { mem, files } = s;
+  const scratch = perKind<Required<ElementRecord>>(() => ({
+    size: 0,
+    loc: 0,
+    crc: 0,
+    inFile: false,
+    withData: false,
+    slots: 1,
+  }));
+  const sound = (kind: ElementKind, rec: ElementRecord): boolean =>
+    runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) &&
+    recordFitsSlots(kind, rec);
+  let maxId = -1;
+  for (let i = 0; i < mem.count; i++) {
+    const data = mem.elementInto(i, DATA, scratch[DATA]);
+    const meta = mem.elementInto(i, META, scratch[META]);
+    if (data === undefined && meta === undefined) return false;
+    if (data !== undefined) {
+      if (data.inFile) maxId = Math.max(maxId, data.loc);
+      else if (!sound(DATA, data)) return false;
+    }
+    if (meta !== undefined) {
+      // In the data's slot, after the data: both must fit there.
+      if (meta.withData) {
+        if (!pairRecordsFit(data, meta)) return false;
+      } else if (meta.inFile) maxId = Math.max(maxId, meta.loc);
+      else if (!sound(META, meta)) return false;
+    }
+  }
+  if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
+  return true;
 }
 
 /** Where a store that cannot rotate may go on appending to its journal. */
@@ -373,9 +427,10 @@ function loadIndex(
       s.repairedOnOpen++;
       rebuildFromElements(io, dir, s);
     }
-  } else {
-    // No snapshot: a new store (nothing to find), or one whose `entries`
-    // was lost: its elements are still there.
+  } else if (!s.creating) {
+    // No snapshot: one whose `entries` was lost; its elements are still
+    // there. (A new store's directory held creation leftovers only, under
+    // the lock: there is nothing to find.)
     rebuildFromElements(io, dir, s);
   }
   s.repairedOnOpen += checkRecords(s);
@@ -492,9 +547,13 @@ export function openState(
       replayed: 0,
       blocksDirty: false,
       repairedOnOpen: plan.repaired ? 1 : 0,
+      creating: plan.creating,
     };
-    // A foreign object at a temp name would make the rotation fail.
+    // A foreign object at a temp name would make the rotation fail. One
+    // listing, rather than a failed lookup a name: they are rarely there.
+    const present = new Set(io.list(dir));
     for (const name of TEMP_NAMES) {
+      if (!present.has(name)) continue;
       const k = io.kind(`${dir}/${name}`);
       if (k !== "missing" && k !== "file") moveAside(io, dir, name);
     }

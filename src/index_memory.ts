@@ -465,6 +465,15 @@ export class IndexMemory {
     return this.#useMaps.audit(kind, slots, this.count);
   }
 
+  /**
+   * Sets the use map of `kind` to the slots the entries claim, in one
+   * kernel pass (open); returns the claims that could not be marked (out
+   * of range, or a slot claimed twice).
+   */
+  loadUseMap(kind: ElementKind): number {
+    return this.#useMaps.loadClaims(kind, this.count);
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#useMaps.clear();

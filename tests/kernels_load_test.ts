@@ -135,3 +135,62 @@ Deno.test("totals are the latest use and the element bytes of the table", () => 
   }
   assert.equal(big.totals().elementBytes, 4 * (2 ** 32 - 1));
 });
+
+Deno.test("a use map loaded from the claims equals one marked slot by slot", () => {
+  const entryBits = 12;
+  const rand = rng(11);
+  const build = () => new IndexMemory({ entryBits, identBits: 13 });
+  const a = build();
+  const b = build();
+  // Data runs and metadata slots, no two claiming a slot; whole 64-slot
+  // words full (their summary bit cleared), others partly used.
+  const dataSlots = a.slotCounts[DATA];
+  let next = 0;
+  for (let k = 0; k < 1500 && next < dataSlots - 8; k++) {
+    const slots = 1 + rand(3);
+    const loc = next;
+    next += slots + (k % 40 < 30 ? 0 : rand(3));
+    for (const mem of [a, b]) {
+      const i = mem.add(k, k, 0);
+      mem.setElement(i, DATA, { size: 100, loc, crc: 0, inFile: false, slots });
+      if (k % 3 === 0) {
+        mem.setElement(i, META, { size: 10, loc: k, crc: 0, inFile: false });
+      } else if (k % 3 === 1) {
+        mem.setElement(i, META, {
+          size: 10,
+          loc,
+          crc: 0,
+          inFile: false,
+          withData: true,
+        });
+      }
+    }
+  }
+  a.clearUseMaps();
+  for (let i = 0; i < a.count; i++) {
+    for (const kind of [DATA, META] as const) {
+      const rec = a.element(i, kind);
+      if (rec === undefined || rec.inFile || rec.withData) continue;
+      a.markRun(kind, rec.loc, rec.slots ?? 1);
+    }
+  }
+  assert.equal(b.loadUseMap(DATA), 0);
+  assert.equal(b.loadUseMap(META), 0);
+  for (const kind of [DATA, META] as const) {
+    assert.deepEqual(b.useMap(kind), a.useMap(kind));
+    // The summaries agree too: claims then find the same free slots.
+    for (let n = 0; n < 200; n++) {
+      assert.equal(
+        b.claimSlot(kind, b.slotCounts[kind]),
+        a.claimSlot(kind, a.slotCounts[kind]),
+      );
+    }
+  }
+  // Two claims of one slot, and a slot out of range, are counted.
+  const c = build();
+  for (const loc of [5, 5, c.slotCounts[META]]) {
+    const i = c.add(loc, loc, 0);
+    c.setElement(i, META, { size: 1, loc, crc: 0, inFile: false });
+  }
+  assert.equal(c.loadUseMap(META), 2);
+});
