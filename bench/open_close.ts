@@ -14,9 +14,14 @@
  * each module alternate, so both see the same load; the stores are built
  * once (under `--dir`, default a temp dir) and shared. `--profile PHASE`
  * runs that phase once with `--cpu-prof` and prints the profile's path.
+ * Beside wall times the table gives the CPU time (user + system) of open
+ * and close: on a loaded machine wall time mostly measures the wait for a
+ * core, CPU time what the call itself costs (waits for fsync and the disk
+ * count in wall time only).
  *
  * @module
  */
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 
 const PHASES = [
@@ -31,10 +36,14 @@ type Phase = typeof PHASES[number];
 interface Sample {
   importMs: number;
   openMs: number;
+  /** CPU time (user + system) of the open, ms: less sensitive to load. */
+  openCpuMs: number;
   firstGetMs?: number;
   putsMs?: number;
   closeMs: number;
+  closeCpuMs: number;
   warmOpenMs: number;
+  warmOpenCpuMs: number;
   warmFirstGetMs?: number;
 }
 
@@ -52,6 +61,12 @@ function bitsFor(n: number): number {
 // deno-lint-ignore no-explicit-any
 type Mod = any;
 
+/** CPU time (user + system) since `from`, ms. */
+function cpuMs(from: { user: number; system: number }): number {
+  const d = cpuUsage(from);
+  return (d.user + d.system) / 1000;
+}
+
 async function child(
   mod: string,
   phase: Phase,
@@ -66,10 +81,20 @@ async function child(
     ? {}
     : { entryBits: bitsFor(n), limit: 2 ** 34 };
   const path = phase === "create" ? `${dir}/new-${crypto.randomUUID()}` : dir;
+  let c = cpuUsage();
   let t = performance.now();
   let store = await BackingStore.open(path, options);
   const openMs = performance.now() - t;
-  const s: Sample = { importMs, openMs, closeMs: 0, warmOpenMs: 0 };
+  const openCpuMs = cpuMs(c);
+  const s: Sample = {
+    importMs,
+    openMs,
+    openCpuMs,
+    closeMs: 0,
+    closeCpuMs: 0,
+    warmOpenMs: 0,
+    warmOpenCpuMs: 0,
+  };
   const probe = keyOf(Math.floor(Math.random() * n));
   const hasEntries = phase === "open60k" || phase === "open1m" ||
     phase === "close1m";
@@ -88,12 +113,16 @@ async function child(
     }
     s.putsMs = performance.now() - t;
   }
+  c = cpuUsage();
   t = performance.now();
   await store.close();
   s.closeMs = performance.now() - t;
+  s.closeCpuMs = cpuMs(c);
+  c = cpuUsage();
   t = performance.now();
   store = await BackingStore.open(path, options);
   s.warmOpenMs = performance.now() - t;
+  s.warmOpenCpuMs = cpuMs(c);
   if (hasEntries) {
     t = performance.now();
     const hit = await store.fetchEntry(probe);
@@ -275,9 +304,9 @@ async function main(): Promise<void> {
     }`,
   );
   console.log(
-    "| phase | module | import | open | first get | puts | close | warm open | warm first get |",
+    "| phase | module | import | open | open CPU | first get | puts | close | close CPU | warm open | warm open CPU | warm first get |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const phase of phases) {
     for (const mod of modules) {
       const xs = results.get(`${phase}\t${mod}`)!;
@@ -286,9 +315,11 @@ async function main(): Promise<void> {
       console.log(
         `| ${phase} | ${mod.replace(/^file:\/\//, "")} | ${
           col((s) => s.importMs)
-        } | ${col((s) => s.openMs)} | ${col((s) => s.firstGetMs)} | ${
-          col((s) => s.putsMs)
-        } | ${col((s) => s.closeMs)} | ${col((s) => s.warmOpenMs)} | ${
+        } | ${col((s) => s.openMs)} | ${col((s) => s.openCpuMs)} | ${
+          col((s) => s.firstGetMs)
+        } | ${col((s) => s.putsMs)} | ${col((s) => s.closeMs)} | ${
+          col((s) => s.closeCpuMs)
+        } | ${col((s) => s.warmOpenMs)} | ${col((s) => s.warmOpenCpuMs)} | ${
           col((s) => s.warmFirstGetMs)
         } |`,
       );
