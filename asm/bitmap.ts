@@ -266,3 +266,21 @@ export function bitmap_diff(a: usize, b: usize, nbits: u32, out: usize): void {
   store<u32>(out, <u32>onlyB, 8);
   store<u32>(out, firstB, 12);
 }
+
+/**
+ * Makes the map at `map` a copy of the first `nbits` slots' bits at `src`
+ * (a claims map from `slots_claimed`, same layout; bits past `nbits` are
+ * 0), and its summary at `sum` (`sumBytes` long) exact: every bit set, as
+ * a cleared map's, then cleared for each full word. A map loaded from the
+ * entries at open in one call instead of one `bitmap_set` a slot.
+ */
+export function bitmap_load(
+  map: usize, sum: usize, sumBytes: u32, src: usize, nbits: u32,
+): void {
+  const nwords = (nbits + 63) >>> 6;
+  memory.copy(map, src, <usize>nwords << 3);
+  memory.fill(sum, 0xff, sumBytes);
+  for (let w: u32 = 0; w < nwords; w++) {
+    if (load<u64>(map + (<usize>w << 3)) == u64.MAX_VALUE) markFull(sum, w);
+  }
+}

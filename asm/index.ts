@@ -5,6 +5,7 @@ export * from "./bitmap";
 export * from "./crc32";
 export * from "./hash";
 export * from "./evict";
+export * from "./load";
 
 /** First byte above the kernels' static data; tables start here. */
 export function heap_base(): usize {

@@ -80,6 +80,7 @@ export class IndexChanges {
     placement: Placement,
     lookup: KeyLookup,
     hooks: ChangeHooks,
+    liveBytes = state.mem.totals().elementBytes,
   ) {
     this.#state = state;
     this.#mem = state.mem;
@@ -88,10 +89,8 @@ export class IndexChanges {
     this.#lookup = lookup;
     this.#hooks = hooks;
     const mem = this.#mem;
-    for (let i = 0; i < mem.count; i++) {
-      this.#liveBytes += mem.elementSize(i, DATA) + mem.elementSize(i, META) +
-        (mem.attrs(i)?.bytes ?? 0);
-    }
+    // Attribute bytes count against the limit too (FORMAT.md §4.1).
+    this.#liveBytes = liveBytes + mem.attrBytes();
     this.#table = {
       mem,
       dropped: (i, kind, rec) => {

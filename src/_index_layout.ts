@@ -15,12 +15,14 @@
  * | usemap   | (D + 2^entryBits) / 8     | slot use bits, data then meta     |
  * | usesum   | (D + 2^entryBits) / 512   | per use-map word: has a free slot |
  * | claims   | max(D, 2^entryBits) / 8   | slot audit: slots entries claim   |
- * | order    | 2^entryBits × 4           | eviction order output             |
+ * | order    | 2^entryBits × 4           | eviction order output (1)         |
  * | order2   | 2^entryBits × 4           | eviction scratch                  |
- * | sortkeys | 2 × 2^entryBits × 8       | eviction sort keys and scratch    |
+ * | sortkeys | 2 × 2^entryBits × 8       | eviction sort keys, scratch (1)   |
  * | stage    | STAGE_BYTES, can grow     | bytes copied in: key batches, CRC |
  *
- * The stage is last so that `IndexMemory.stage` can grow it.
+ * The stage is last so that `IndexMemory.stage` can grow it. (1): loading
+ * a table (`AddressMap.load`) uses `order` and the first `sortkeys` as its
+ * scratch too: no eviction runs while a table is loaded.
  *
  * @module
  */

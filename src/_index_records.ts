@@ -73,6 +73,29 @@ export function readRecord(
   return rec;
 }
 
+/**
+ * As {@linkcode readRecord}, into the caller's `rec` (every field set:
+ * `withData` false and `slots` 1 where readRecord leaves them out), for a
+ * pass over the whole table that would otherwise make an object per
+ * element. Returns `rec`, or undefined when the element is absent.
+ */
+export function readRecordInto(
+  w: IndexWasm,
+  b: number,
+  kind: ElementKind,
+  rec: Required<ElementRecord>,
+): Required<ElementRecord> | undefined {
+  const flags = w.u8[b + C.E_FLAGS]!;
+  if ((flags & (F_HAS << kind)) === 0) return undefined;
+  rec.size = w.u32[(b + SIZE_OFF[kind]) >>> 2]!;
+  rec.loc = w.u32[(b + LOC_OFF[kind]) >>> 2]!;
+  rec.crc = w.u32[(b + CRC_OFF[kind]) >>> 2]!;
+  rec.inFile = (flags & (F_IN_FILE << kind)) !== 0;
+  rec.withData = kind === META && (flags & F_META_WITH_DATA) !== 0;
+  rec.slots = kind === DATA ? w.u8[b + C.E_DATA_SLOTS]! + 1 : 1;
+  return rec;
+}
+
 /** Records `rec` as the element of `kind` in the record at byte `b`. */
 export function writeRecord(
   w: IndexWasm,

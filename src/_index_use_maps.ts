@@ -191,6 +191,35 @@ export class SlotUseMaps {
     };
   }
 
+  /**
+   * Sets the use map of `kind` to the slots that entries `0 … count−1`
+   * claim (each element in slots of its kind: its slot, or a data run),
+   * by one kernel pass over the entries and one over the map, its summary
+   * made exact. Returns how many claims could not be marked: a slot out
+   * of range, or one a lower entry already claims (then the map holds the
+   * others, and a caller that needs to know which entry to drop marks
+   * slot by slot instead).
+   */
+  loadClaims(kind: ElementKind, count: number): number {
+    const nbits = this.#r.slotCounts[kind];
+    const bad = this.#w.k.slots_claimed(
+      this.#r.entries,
+      count,
+      kind,
+      this.#r.claims,
+      nbits,
+    );
+    this.#w.k.bitmap_load(
+      this.#r.use[kind],
+      this.#r.sum[kind],
+      this.#r.sumBytes[kind],
+      this.#r.claims,
+      nbits,
+    );
+    this.#hint[kind] = 0;
+    return bad;
+  }
+
   /** Clears both use maps. */
   clear(): void {
     this.#w.u8.fill(0, this.#r.use[0], this.#r.use[1] + this.#r.useBytes[1]);

@@ -34,6 +34,13 @@ export interface Kernels {
     nbits: number,
   ): number;
   bitmap_diff(a: number, b: number, nbits: number, out: number): void;
+  bitmap_load(
+    map: number,
+    sum: number,
+    sumBytes: number,
+    src: number,
+    nbits: number,
+  ): void;
   crc32(ptr: number, len: number, crc: number): number;
   fnv1_signed(ptr: number, len: number): number;
   nsurl_hash(ptr: number, count: number): number;
@@ -57,6 +64,16 @@ export interface Kernels {
     idx: number,
     idx2: number,
   ): number;
+  table_load(
+    entries: number,
+    count: number,
+    keep: number,
+    map: number,
+    mapBits: number,
+    homes: number,
+    pairs: number,
+  ): void;
+  table_totals(entries: number, count: number, out: number): void;
 }
 
 type ConstName =

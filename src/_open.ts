@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import {
   CorruptError,
   NoSpaceError,
@@ -26,13 +27,14 @@ import {
   type Control,
   dataSlotBitsFor,
   decodeBlocks,
-  decodeEntries,
   encodeControl,
   runWithin,
 } from "./format.ts";
 import {
   claimsSlot,
   DATA,
+  type ElementKind,
+  type ElementRecord,
   IndexMemory,
   META,
   recordSlots,
@@ -46,7 +48,7 @@ import {
 } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
-import { KINDS } from "./kinds.ts";
+import { KINDS, perKind } from "./kinds.ts";
 import { loadAttrSection, nonZeroEnd, readIndexImage } from "./_persist.ts";
 import { StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
@@ -74,6 +76,8 @@ interface Loading {
   replayed: number;
   blocksDirty: boolean;
   repairedOnOpen: number;
+  /** A new store: its directory held nothing but creation leftovers. */
+  creating: boolean;
 }
 
 function parentOf(path: string): string {
@@ -272,22 +276,45 @@ function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
  * Drops records that cannot be right (bad flags, slots out of range or
  * claimed twice, sizes that cannot fit a slot) and rebuilds the use maps
  * from what remains. Returns how many were dropped.
+ *
+ * When every record is sound on its own and no slot is claimed twice (a
+ * store's usual state), nothing is dropped and the use maps are exactly
+ * the slots claimed: each is built by one kernel pass over the table
+ * instead of a mark a slot. Otherwise the records are checked and marked
+ * one by one, in descending order, so that of two claimants of a slot the
+ * lower entry is dropped.
  */
 function checkRecords(s: Loading): number {
+  if (recordsSound(s) && KINDS.every((k) => s.mem.loadUseMap(k) === 0)) {
+    return 0;
+  }
   const { mem, files } = s;
   mem.clearUseMaps();
   let dropped = 0;
   let maxId = -1;
+  // One object a kind, read into for every entry (a million at open).
+  const scratch = perKind<Required<ElementRecord>>(() => ({
+    size: 0,
+    loc: 0,
+    crc: 0,
+    inFile: false,
+    withData: false,
+    slots: 1,
+  }));
+  const recs: (ElementRecord | undefined)[] = [undefined, undefined];
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
+    recs[DATA] = mem.elementInto(i, DATA, scratch[DATA]);
+    recs[META] = mem.elementInto(i, META, scratch[META]);
     // An entry with attributes only is an entry (FORMAT.md §4.1).
-    let ok = mem.hasAnything(i);
+    let ok = recs[DATA] !== undefined || recs[META] !== undefined ||
+      mem.attrs(i) !== undefined;
     for (const kind of KINDS) {
-      const rec = mem.element(i, kind);
+      const rec = recs[kind];
       if (!ok || rec === undefined) continue;
       if (rec.withData === true) {
         // In the data's slot, after the data: both must fit there.
-        ok = pairRecordsFit(mem.element(i, DATA), rec);
+        ok = pairRecordsFit(recs[DATA], rec);
       } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (
@@ -304,12 +331,53 @@ function checkRecords(s: Loading): number {
       continue;
     }
     for (const kind of KINDS) {
-      const rec = mem.element(i, kind);
+      const rec = recs[kind];
       if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
     }
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
   return dropped;
+}
+
+/**
+ * True when every record passes the checks of {@linkcode checkRecords}
+ * that do not depend on other records (each element where it may lie, in
+ * range of its block file, fitting its slots); then raises `s.nextFileId`
+ * past the large-file ids they use. Claims of one slot by two records are
+ * left to the use maps' kernel pass.
+ */
+function recordsSound(s: Loading): boolean {
+  const { mem, files } = s;
+  const scratch = perKind<Required<ElementRecord>>(() => ({
+    size: 0,
+    loc: 0,
+    crc: 0,
+    inFile: false,
+    withData: false,
+    slots: 1,
+  }));
+  const sound = (kind: ElementKind, rec: ElementRecord): boolean =>
+    runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) &&
+    recordFitsSlots(kind, rec);
+  let maxId = -1;
+  for (let i = 0; i < mem.count; i++) {
+    const data = mem.elementInto(i, DATA, scratch[DATA]);
+    const meta = mem.elementInto(i, META, scratch[META]);
+    if (data === undefined && meta === undefined) return false;
+    if (data !== undefined) {
+      if (data.inFile) maxId = Math.max(maxId, data.loc);
+      else if (!sound(DATA, data)) return false;
+    }
+    if (meta !== undefined) {
+      // In the data's slot, after the data: both must fit there.
+      if (meta.withData) {
+        if (!pairRecordsFit(data, meta)) return false;
+      } else if (meta.inFile) maxId = Math.max(maxId, meta.loc);
+      else if (!sound(META, meta)) return false;
+    }
+  }
+  if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
+  return true;
 }
 
 /** Where a store that cannot rotate may go on appending to its journal. */
@@ -330,15 +398,13 @@ function loadIndex(
   s: Loading,
 ): { tag: number | undefined; append: AppendPoint | undefined } {
   let append: AppendPoint | undefined;
-  const image = readIndexImage(io, dir);
+  const image = readIndexImage(io, dir, s.mem);
   if (image.snapshot !== undefined) {
     try {
-      const { header, records, attrs } = decodeEntries(image.snapshot);
-      if (header.count > s.mem.capacity) {
-        throw new CorruptError("Cannot read entries: more than capacity");
-      }
-      s.mem.loadRecords(records, header.count);
-      s.repairedOnOpen += loadAttrSection(s.mem, attrs);
+      // The records are in the table already, unless damage kept them out.
+      const { header, damage } = image.snapshot;
+      if (damage !== undefined) throw damage;
+      s.repairedOnOpen += loadAttrSection(s.mem, image.snapshot.attrs!);
       s.nextFileId = header.nextFileId;
       if (
         image.journal !== undefined && image.journalTag === header.journalTag
@@ -364,9 +430,10 @@ function loadIndex(
       s.repairedOnOpen++;
       rebuildFromElements(io, dir, s);
     }
-  } else {
-    // No snapshot: a new store (nothing to find), or one whose `entries`
-    // was lost: its elements are still there.
+  } else if (!s.creating) {
+    // No snapshot: one whose `entries` was lost; its elements are still
+    // there. (A new store's directory held creation leftovers only, under
+    // the lock: there is nothing to find.)
     rebuildFromElements(io, dir, s);
   }
   s.repairedOnOpen += checkRecords(s);
@@ -407,10 +474,9 @@ function rebuildFromElements(io: FileIO, dir: string, s: Loading): void {
   if (r.count > 0) s.repairedOnOpen++;
 }
 
+/** Byte equality, by a native compare (a use map is up to 2 MiB). */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 const JOURNAL_NAME = /^journal-[0-9A-F]{8}$/;
@@ -484,9 +550,13 @@ export function openState(
       replayed: 0,
       blocksDirty: false,
       repairedOnOpen: plan.repaired ? 1 : 0,
+      creating: plan.creating,
     };
-    // A foreign object at a temp name would make the rotation fail.
+    // A foreign object at a temp name would make the rotation fail. One
+    // listing, rather than a failed lookup a name: they are rarely there.
+    const present = new Set(io.list(dir));
     for (const name of TEMP_NAMES) {
+      if (!present.has(name)) continue;
       const k = io.kind(`${dir}/${name}`);
       if (k !== "missing" && k !== "file") moveAside(io, dir, name);
     }

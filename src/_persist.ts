@@ -7,10 +7,19 @@
  */
 import { decodeAttrSection, encodeAttrSection } from "./_attrs.ts";
 import { CorruptError, ForeignFileError } from "./errors.ts";
-import { readRootFile } from "./_foreign.ts";
-import { encodeEntriesHeader } from "./format.ts";
+import { moveAside } from "./_foreign.ts";
+import {
+  checkEntriesAttrs,
+  checkEntriesRecords,
+  decodeEntriesHeader,
+  encodeEntriesHeader,
+  ENTRIES_HEADER,
+  type EntriesHeader,
+  ENTRY_SIZE,
+} from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
-import { type FileIO, readWhole } from "./io.ts";
+import { Buffer } from "node:buffer";
+import { type FileIO, readPrefix } from "./io.ts";
 import {
   decodeJournalHeader,
   JOURNAL_HEADER,
@@ -25,8 +34,11 @@ const MAX_ROTATION_RETRIES = 8;
 
 /** A snapshot and the journal that continues it, as read from disk. */
 export interface IndexImage {
-  /** The raw `entries` file, if there is one. */
-  snapshot: Uint8Array | undefined;
+  /**
+   * The `entries` file, if there is one: its header, its records loaded
+   * into the index memory; or the damage that kept them from it.
+   */
+  snapshot: Snapshot | undefined;
   /** The journal tag named by the snapshot header. */
   journalTag: number | undefined;
   /**
@@ -50,14 +62,161 @@ export interface IndexImage {
   journalError: string | undefined;
 }
 
+/** What a snapshot held, as {@linkcode readIndexImage} loaded it. */
+export type Snapshot =
+  | { header: EntriesHeader; attrs: Uint8Array; damage: undefined }
+  | { header: undefined; attrs: undefined; damage: CorruptError };
+
+/** A snapshot read, with the journal tag its first bytes name. */
+interface SnapshotRead {
+  snapshot: Snapshot;
+  tag: number | undefined;
+}
+
+/**
+ * Reads `entries` (undefined when missing, or a foreign object moved
+ * aside), its records straight into `mem` (FORMAT.md §4): no copy of the
+ * file is made, the checksum is taken where they lie.
+ */
+function readSnapshot(
+  io: FileIO,
+  dir: string,
+  mem: IndexMemory,
+): SnapshotRead | undefined {
+  const path = `${dir}/entries`;
+  if (io.kind(path) === "missing") return undefined;
+  let fd: number;
+  try {
+    fd = io.openR(path);
+  } catch (err) {
+    if (!(err instanceof ForeignFileError)) throw err;
+    moveAside(io, dir, "entries");
+    return undefined;
+  }
+  try {
+    const length = io.size(fd);
+    const head = new Uint8Array(Math.min(length, ENTRIES_HEADER));
+    const h = head.subarray(0, io.pread(fd, head, 0));
+    const tag = tagOf(h);
+    try {
+      const { header, recordsCrc, attrLength, attrsCrc } = decodeEntriesHeader(
+        h,
+        length,
+      );
+      if (header.count > mem.capacity) {
+        throw new CorruptError("Cannot read entries: more than capacity");
+      }
+      mem.loadRecordsWith(header.count, (dest) => {
+        if (io.pread(fd, dest, ENTRIES_HEADER) !== dest.length) {
+          throw new CorruptError("Cannot read entries: truncated records");
+        }
+        checkEntriesRecords(dest, recordsCrc);
+      });
+      // The attribute section after the records (FORMAT.md §4.2).
+      const attrs = new Uint8Array(attrLength);
+      const at = ENTRIES_HEADER + header.count * ENTRY_SIZE;
+      if (io.pread(fd, attrs, at) !== attrLength) {
+        throw new CorruptError("Cannot read entries: truncated attributes");
+      }
+      checkEntriesAttrs(attrs, attrsCrc);
+      return { snapshot: { header, attrs, damage: undefined }, tag };
+    } catch (err) {
+      if (!(err instanceof CorruptError)) throw err;
+      return {
+        snapshot: { header: undefined, attrs: undefined, damage: err },
+        tag,
+      };
+    }
+  } finally {
+    io.close(fd);
+  }
+}
+
+/**
+ * The journal tag `entries` names now (undefined when it is too short to
+ * name one), or "missing": for a reader that lost a race with a rotation.
+ */
+function currentTag(io: FileIO, dir: string): number | undefined | "missing" {
+  const path = `${dir}/entries`;
+  if (io.kind(path) === "missing") return "missing";
+  return tagOf(readPrefix(io, path, 28));
+}
+
 function tagOf(snapshot: Uint8Array): number | undefined {
   if (snapshot.length < 28) return undefined;
   return new DataView(snapshot.buffer, snapshot.byteOffset).getUint32(24, true);
 }
 
+/** Bytes of a journal read before looking at the rest (a pristine one's). */
+const JOURNAL_HEAD_READ = 64 * 1024;
+/** Bytes compared at a time when checking that a journal's tail is zeros. */
+const ZERO_SCAN = 256 * 1024;
+/** Never written: what a zero tail is compared with. */
+const ZEROS = new Uint8Array(ZERO_SCAN);
+/** The zero check's read buffer, reused by every open of the process. */
+let scanBuffer: Uint8Array | undefined;
+
+/** True when every byte of `b` is 0 (a native compare, a chunk at a time). */
 function allZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  for (let at = 0; at < b.length; at += ZERO_SCAN) {
+    const n = Math.min(ZERO_SCAN, b.length - at);
+    const part = Buffer.from(b.buffer, b.byteOffset + at, n);
+    if (!part.equals(Buffer.from(ZEROS.buffer, 0, n))) return false;
+  }
   return true;
+}
+
+/**
+ * A journal file as open reads it: `bytes` are its first bytes, and every
+ * byte from there to `length` (the bytes read in all) is known to be 0.
+ */
+interface JournalFile {
+  bytes: Uint8Array;
+  length: number;
+}
+
+/**
+ * Reads the journal at `path` (undefined when missing). A journal whose
+ * first 64 KiB after the header are zeros, as a pristine one's are, is
+ * checked to be zeros to its end through one small reused buffer rather
+ * than read whole (8 MiB by default); any other is read whole.
+ * @throws {ForeignFileError} when something other than a regular file is
+ * there.
+ */
+function readJournalFile(io: FileIO, path: string): JournalFile | undefined {
+  if (io.kind(path) === "missing") return undefined;
+  const fd = io.openR(path);
+  try {
+    const size = io.size(fd);
+    const head = new Uint8Array(Math.min(size, JOURNAL_HEAD_READ));
+    const got = io.pread(fd, head, 0);
+    if (got < head.length) return { bytes: head.subarray(0, got), length: got };
+    let zeroTail = size > head.length &&
+      allZero(head.subarray(Math.min(JOURNAL_HEADER, got)));
+    let length = head.length;
+    if (zeroTail) {
+      const buf = scanBuffer ??= new Uint8Array(ZERO_SCAN);
+      while (length < size) {
+        const part = buf.subarray(0, Math.min(ZERO_SCAN, size - length));
+        const n = io.pread(fd, part, length);
+        if (!allZero(part.subarray(0, n))) {
+          zeroTail = false;
+          break;
+        }
+        length += n;
+        if (n < part.length) break; // shorter than its size said
+      }
+    }
+    if (zeroTail) return { bytes: head, length };
+    // Entries, or damage: the whole file, as it is.
+    const whole = new Uint8Array(size);
+    whole.set(head);
+    const n = io.pread(fd, whole.subarray(head.length), head.length);
+    const total = head.length + n;
+    return { bytes: whole.subarray(0, total), length: total };
+  } finally {
+    io.close(fd);
+  }
 }
 
 /** One past the last non-zero byte of `b`, or 0. */
@@ -75,18 +234,22 @@ export function nonZeroEnd(b: Uint8Array): number {
  * disagrees with its header, is damaged: its valid entries are returned
  * with `journalError` saying what was wrong.
  */
-export function readIndexImage(io: FileIO, dir: string): IndexImage {
+export function readIndexImage(
+  io: FileIO,
+  dir: string,
+  mem: IndexMemory,
+): IndexImage {
   for (let attempt = 0; attempt < MAX_ROTATION_RETRIES; attempt++) {
-    const snapshot = readRootFile(io, dir, "entries");
-    if (snapshot === undefined) {
+    const read = readSnapshot(io, dir, mem);
+    if (read === undefined) {
       return {
-        snapshot,
+        snapshot: undefined,
         journalTag: undefined,
         journal: undefined,
         journalError: undefined,
       };
     }
-    const tag = tagOf(snapshot);
+    const { snapshot, tag } = read;
     if (tag === undefined) {
       return {
         snapshot,
@@ -95,9 +258,9 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
         journalError: "short snapshot",
       };
     }
-    let bytes: Uint8Array | undefined;
+    let file: JournalFile | undefined;
     try {
-      bytes = readWhole(io, `${dir}/${journalName(tag)}`);
+      file = readJournalFile(io, `${dir}/${journalName(tag)}`);
     } catch (err) {
       // Not a regular file (a FIFO, a directory): damaged. A new journal
       // under a new tag replaces it; the object itself is left alone.
@@ -109,9 +272,9 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
         journalError: err.message,
       };
     }
-    if (bytes === undefined) {
-      const again = readRootFile(io, dir, "entries");
-      if (again !== undefined && tagOf(again) !== tag) continue; // rotated meanwhile
+    if (file === undefined) {
+      const again = currentTag(io, dir);
+      if (again !== "missing" && again !== tag) continue; // rotated meanwhile
       return {
         snapshot,
         journalTag: tag,
@@ -123,7 +286,7 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
     let size: number;
     let current: boolean;
     try {
-      const h = decodeJournalHeader(bytes);
+      const h = decodeJournalHeader(file.bytes);
       if (h.tag !== tag) {
         return {
           snapshot,
@@ -146,19 +309,19 @@ export function readIndexImage(io: FileIO, dir: string): IndexImage {
     }
     let damage: string | undefined;
     if (rotated) {
-      const again = readRootFile(io, dir, "entries");
-      if (again === undefined || tagOf(again) !== tag) continue; // rotated meanwhile
+      if (currentTag(io, dir) !== tag) continue; // rotated meanwhile
       // The snapshot still names it, so no rotation got as far as its
       // rename (a rotation marks the old journal only after that): the word
       // is damaged. The entries are whole and continue this snapshot.
       damage = "journal marked rotated but still current";
     }
-    if (size !== bytes.length) {
+    if (size !== file.length) {
       // Truncated, or grown by garbage: the entries within both lengths
       // are checked one by one like any others.
       damage = "journal length disagrees with its header";
     }
-    const usable = bytes.subarray(0, Math.min(size, bytes.length));
+    // Only the zeros of a pristine journal's tail are left out of `bytes`.
+    const usable = file.bytes.subarray(0, Math.min(size, file.length));
     const { entries, end } = readEntries(usable);
     // An older version's journal is replaced, never appended to (its
     // readers would stop at the newer operations).

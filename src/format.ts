@@ -267,13 +267,23 @@ export function encodeEntriesHeader(
 }
 
 /**
- * Decodes the entries file: its header and a view of the records.
+ * Decodes the entries file's header, given the length of the whole file:
+ * the header, the CRC-32s its records and attribute section must have,
+ * and the attribute section's length (0 before version 4, which has zeros
+ * there).
  * @throws {VersionMismatchError} for another format version.
- * @throws {CorruptError} when anything does not check out.
+ * @throws {CorruptError} when the header does not check out or the length
+ * does not match its record count and attribute section.
  */
-export function decodeEntries(
+export function decodeEntriesHeader(
   b: Uint8Array,
-): { header: EntriesHeader; records: Uint8Array; attrs: Uint8Array } {
+  fileLength: number,
+): {
+  header: EntriesHeader;
+  recordsCrc: number;
+  attrLength: number;
+  attrsCrc: number;
+} {
   if (!hasMagic(b, MAGIC.entries) || b.length < ENTRIES_HEADER) {
     throw new CorruptError(
       "Cannot read entries: bad magic or truncated header",
@@ -290,22 +300,10 @@ export function decodeEntries(
   }
   const count = v.getUint32(16, true);
   // Versions before 4 have zeros here: no attribute section.
-  const attrLen = v.getUint32(32, true);
-  const records = b.subarray(ENTRIES_HEADER, b.length - attrLen);
-  if (
-    attrLen > b.length - ENTRIES_HEADER || records.length !== count * ENTRY_SIZE
-  ) {
+  const attrLength = v.getUint32(32, true);
+  if (fileLength - ENTRIES_HEADER - attrLength !== count * ENTRY_SIZE) {
     throw new CorruptError(
       "Cannot read entries: length does not match the record count",
-    );
-  }
-  if (v.getUint32(28, true) !== crc32(records)) {
-    throw new CorruptError("Cannot read entries: records checksum mismatch");
-  }
-  const attrs = b.subarray(b.length - attrLen);
-  if (attrLen > 0 && v.getUint32(36, true) !== crc32(attrs)) {
-    throw new CorruptError(
-      "Cannot read entries: attribute section checksum mismatch",
     );
   }
   return {
@@ -314,9 +312,56 @@ export function decodeEntries(
       nextFileId: v.getUint32(20, true),
       journalTag: v.getUint32(24, true),
     },
-    records,
-    attrs,
+    recordsCrc: v.getUint32(28, true),
+    attrLength,
+    attrsCrc: v.getUint32(36, true),
   };
+}
+
+/**
+ * Throws unless `records` have the CRC-32 the entries header recorded.
+ * @throws {CorruptError} when they differ.
+ */
+export function checkEntriesRecords(
+  records: Uint8Array,
+  recordsCrc: number,
+): void {
+  if (recordsCrc !== crc32(records)) {
+    throw new CorruptError("Cannot read entries: records checksum mismatch");
+  }
+}
+
+/**
+ * Throws unless the attribute section has the CRC-32 the entries header
+ * recorded (an empty section has none).
+ * @throws {CorruptError} when they differ.
+ */
+export function checkEntriesAttrs(attrs: Uint8Array, attrsCrc: number): void {
+  if (attrs.length > 0 && attrsCrc !== crc32(attrs)) {
+    throw new CorruptError(
+      "Cannot read entries: attribute section checksum mismatch",
+    );
+  }
+}
+
+/**
+ * Decodes the entries file: its header and views of the records and the
+ * attribute section.
+ * @throws {VersionMismatchError} for another format version.
+ * @throws {CorruptError} when anything does not check out.
+ */
+export function decodeEntries(
+  b: Uint8Array,
+): { header: EntriesHeader; records: Uint8Array; attrs: Uint8Array } {
+  const { header, recordsCrc, attrLength, attrsCrc } = decodeEntriesHeader(
+    b,
+    b.length,
+  );
+  const records = b.subarray(ENTRIES_HEADER, b.length - attrLength);
+  checkEntriesRecords(records, recordsCrc);
+  const attrs = b.subarray(b.length - attrLength);
+  checkEntriesAttrs(attrs, attrsCrc);
+  return { header, records, attrs };
 }
 
 // ---- §5 blocks (use maps) and block files ----------------------------------

@@ -32,6 +32,7 @@ import {
   clearRecord,
   type ElementRecord,
   readRecord,
+  readRecordInto,
   writeRecord,
 } from "./_index_records.ts";
 import { type SlotAudit, SlotUseMaps } from "./_index_use_maps.ts";
@@ -283,6 +284,18 @@ export class IndexMemory {
     return readRecord(this.#w, this.#base(i), kind);
   }
 
+  /**
+   * The element of `kind` in entry `i` read into `rec` (a pass over the
+   * whole table reuses one object a kind); undefined when absent.
+   */
+  elementInto(
+    i: number,
+    kind: ElementKind,
+    rec: Required<ElementRecord>,
+  ): Required<ElementRecord> | undefined {
+    return readRecordInto(this.#w, this.#base(i), kind, rec);
+  }
+
   /** True when entry `i`'s metadata is stored in its data's slot (§6.1). */
   metaWithData(i: number): boolean {
     return (this.#w.u8[this.#base(i) + C.E_FLAGS]! & F_META_WITH_DATA) !== 0;
@@ -308,6 +321,13 @@ export class IndexMemory {
   /** Entry `i`'s attributes, or undefined when it has none. */
   attrs(i: number): AttrSet | undefined {
     return this.#attrs[i];
+  }
+
+  /** Bytes of every entry's attributes, as the limit counts them. */
+  attrBytes(): number {
+    let total = 0;
+    this.#attrs.forEach((set) => total += set?.bytes ?? 0);
+    return total;
   }
 
   /** Sets entry `i`'s attributes (undefined: none). */
@@ -478,6 +498,15 @@ export class IndexMemory {
     return this.#useMaps.audit(kind, slots, this.count);
   }
 
+  /**
+   * Sets the use map of `kind` to the slots the entries claim, in one
+   * kernel pass (open); returns the claims that could not be marked (out
+   * of range, or a slot claimed twice).
+   */
+  loadUseMap(kind: ElementKind): number {
+    return this.#useMaps.loadClaims(kind, this.count);
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#useMaps.clear();
@@ -542,17 +571,40 @@ export class IndexMemory {
    * flags and rebuilding the address map. Records are not validated here.
    */
   loadRecords(bytes: Uint8Array, count: number): void {
+    this.loadRecordsWith(count, (dest) => {
+      dest.set(bytes.subarray(0, dest.length));
+    });
+  }
+
+  /**
+   * Replaces the table with `count` records that `fill` writes into the
+   * view it is given (`count` records' bytes, valid only during the call:
+   * a snapshot is read straight into the table, with no copy), then clears
+   * runtime flags and rebuilds the address map. Records are not validated
+   * here. When `fill` throws, the table is left empty.
+   */
+  loadRecordsWith(count: number, fill: (dest: Uint8Array) => void): void {
     if (count > this.capacity) {
       throw new RangeError("Cannot load entries: more than capacity");
     }
-    this.#w.u8.set(bytes.subarray(0, count * ENTRY_SIZE), this.#r.entries);
     this.#addr.clear();
     this.#attrs = [];
+    this.count = 0;
+    fill(this.#w.u8.subarray(this.#base(0), this.#base(count)));
     this.count = count;
-    for (let i = 0; i < count; i++) {
-      const f = this.#base(i) + C.E_FLAGS;
-      this.#w.u8[f] = this.#w.u8[f]! & PERSISTED_FLAGS;
-      this.#addr.insert(i);
-    }
+    this.#addr.load(count, PERSISTED_FLAGS);
+  }
+
+  /**
+   * The latest last-use time of any entry (0 for none) and the bytes of
+   * every element the entries hold: one pass over the table.
+   */
+  totals(): { latestUse: number; elementBytes: number } {
+    const out = this.#r.outPtr;
+    this.#w.k.table_totals(this.#r.entries, this.count, out);
+    return {
+      latestUse: this.#w.u32[out >>> 2]!,
+      elementBytes: new Float64Array(this.#w.u8.buffer, out + 8, 1)[0]!,
+    };
   }
 }

@@ -218,6 +218,7 @@ export class BackingStore implements AsyncDisposable {
     this.#lock = lock;
     this.#state = state;
     const mem = state.mem;
+    const totals = mem.totals();
     const fsync = opt.durability === "fsync";
     // The concerns call one another through these closures, so that no
     // module imports another that imports it back.
@@ -247,6 +248,7 @@ export class BackingStore implements AsyncDisposable {
         makeRoom: (nk, incoming, held) => eviction.makeRoom(nk, incoming, held),
         removed: (i, moved) => upkeep.removed(i, moved),
       },
+      totals.elementBytes,
     );
     const eviction = new Eviction(mem, pins, lookup, changes, {
       limit: opt.limit,
@@ -275,11 +277,8 @@ export class BackingStore implements AsyncDisposable {
       },
     });
     state.onRotate = () => upkeep.rotated();
-    let latest = 0; // the latest use recorded: times here never go back
-    for (let i = 0; i < mem.count; i++) {
-      latest = Math.max(latest, mem.lastUsed(i));
-    }
-    clockAtLeast(latest);
+    // The latest use recorded: times here never go back.
+    clockAtLeast(totals.latestUse);
     if (mem.count >= mem.capacity || changes.liveBytes >= opt.limit) {
       try {
         eviction.evict(0, -1);

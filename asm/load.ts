@@ -1,0 +1,90 @@
+// Loading a table at open (FORMAT.md §4 for the record, §4 "address map"
+// for the map): the runtime flags cleared, the address map rebuilt, and
+// the totals the store starts from, each in one call rather than a
+// JavaScript loop that runs unoptimised for most of a mid-sized table.
+import {
+  E_DATA_SIZE, E_FLAGS, E_HASH_LO, E_LAST_USED, E_META_SIZE, ENTRY_SIZE,
+  F_HAS,
+} from "./layout";
+
+/** At most 2^12 buckets of home cells, each at least 2^11 cells (8 KiB). */
+const MAX_BUCKET_BITS: u32 = 12;
+const MIN_BUCKET_CELL_BITS: u32 = 11;
+const STARTS = memory.data(<i32>(((1 << MAX_BUCKET_BITS) + 1) * 4), 16);
+
+/**
+ * Keeps only the `keep` flag bits of records 0 … count−1 and inserts them
+ * into the address map at `map` (2^mapBits u32 cells, all 0: entry index
+ * + 1, linear probing from hash low word & (2^mapBits − 1)).
+ *
+ * The entries go in in the order of their home cells, bucketed by the
+ * top bits of the home (a counting sort into `pairs`, 8 bytes an entry,
+ * through `homes`, 4 bytes an entry), so the map is written nearly
+ * sequentially instead of taking a cache miss an entry. The order of
+ * insertion changes no lookup: every cell on an entry's probe path before
+ * its own is occupied whatever the order.
+ */
+export function table_load(
+  entries: usize,
+  count: u32,
+  keep: u32,
+  map: usize,
+  mapBits: u32,
+  homes: usize,
+  pairs: usize,
+): void {
+  const mask: u32 = mapBits >= 32 ? 0xffffffff : (<u32>1 << mapBits) - 1;
+  const bucketBits: u32 = mapBits > MIN_BUCKET_CELL_BITS
+    ? min(MAX_BUCKET_BITS, mapBits - MIN_BUCKET_CELL_BITS)
+    : 0;
+  const shift: u32 = mapBits - bucketBits;
+  const buckets: usize = <usize>1 << bucketBits;
+  memory.fill(STARTS, 0, (buckets + 1) * 4);
+  for (let i: u32 = 0; i < count; i++) {
+    const e = entries + <usize>i * ENTRY_SIZE;
+    store<u8>(e, load<u8>(e, E_FLAGS) & <u8>keep, E_FLAGS);
+    const home = load<u32>(e, E_HASH_LO) & mask;
+    store<u32>(homes + (<usize>i << 2), home);
+    const s = STARTS + ((<usize>(home >> shift) + 1) << 2);
+    store<u32>(s, load<u32>(s) + 1);
+  }
+  for (let b: usize = 1; b <= buckets; b++) {
+    const s = STARTS + (b << 2);
+    store<u32>(s, load<u32>(s) + load<u32>(s - 4));
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const home = load<u32>(homes + (<usize>i << 2));
+    const s = STARTS + (<usize>(home >> shift) << 2);
+    const k = load<u32>(s);
+    store<u32>(s, k + 1);
+    const p = pairs + (<usize>k << 3);
+    store<u32>(p, home);
+    store<u32>(p, i + 1, 4);
+  }
+  const end = pairs + (<usize>count << 3);
+  for (let p = pairs; p < end; p += 8) {
+    let pos = load<u32>(p);
+    while (load<u32>(map + (<usize>pos << 2)) != 0) pos = (pos + 1) & mask;
+    store<u32>(map + (<usize>pos << 2), load<u32>(p, 4));
+  }
+}
+
+/**
+ * Writes to `out` the latest last-use time of records 0 … count−1 (u32,
+ * 0 for none) and, at `out + 8`, the bytes of every element they hold
+ * (f64: exact, as the sum stays below 2^53).
+ */
+export function table_totals(entries: usize, count: u32, out: usize): void {
+  let latest: u32 = 0;
+  let bytes: u64 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const e = entries + <usize>i * ENTRY_SIZE;
+    const used = load<u32>(e, E_LAST_USED);
+    if (used > latest) latest = used;
+    const flags = load<u8>(e, E_FLAGS);
+    if (flags & F_HAS) bytes += <u64>load<u32>(e, E_DATA_SIZE);
+    if (flags & (F_HAS << 1)) bytes += <u64>load<u32>(e, E_META_SIZE);
+  }
+  store<u32>(out, latest);
+  store<f64>(out, <f64>bytes, 8);
+}

@@ -1,0 +1,92 @@
+// What open reads of the index (src/_persist.ts): a journal is continued
+// only when every byte after its header is zero, to its last byte, though
+// open reads only its first 64 KiB and compares the rest through a small
+// buffer; and a snapshot read straight into the table is refused (and the
+// index rebuilt) for any length that does not match its header.
+import assert from "node:assert/strict";
+import { BackingStore } from "../mod.ts";
+import { bytesFor, read, tempDir } from "./_helpers.ts";
+
+function journals(dir: string): string[] {
+  return [...Deno.readDirSync(dir)]
+    .map((e) => e.name)
+    .filter((n) => n.startsWith("journal-"));
+}
+
+function poke(path: string, at: number, byte: number): void {
+  const f = Deno.openSync(path, { read: true, write: true });
+  try {
+    f.seekSync(at, Deno.SeekMode.Start);
+    f.writeSync(new Uint8Array([byte]));
+  } finally {
+    f.close();
+  }
+}
+
+Deno.test("open continues a journal of zeros only, wherever a stray byte is", async (t) => {
+  const size = 8 * 2 ** 20; // the default journal
+  const cases: [string, number | undefined][] = [
+    ["all zeros", undefined],
+    ["a byte right after the header", 40],
+    ["a byte at the end of the first 64 KiB", 64 * 1024 - 1],
+    ["a byte just past the first 64 KiB", 64 * 1024 + 5],
+    ["a byte at 3 MiB", 3 * 2 ** 20 + 7],
+    ["the last byte", size - 1],
+  ];
+  for (const [name, at] of cases) {
+    await t.step(name, async () => {
+      await using d = await tempDir();
+      {
+        await using st = await BackingStore.open(d.path);
+        await st.store("k", bytesFor("k", 500));
+      }
+      const [before] = journals(d.path);
+      assert.ok(before !== undefined);
+      assert.equal(Deno.statSync(`${d.path}/${before}`).size, size);
+      if (at !== undefined) poke(`${d.path}/${before}`, at, 0x5a);
+      await using st = await BackingStore.open(d.path);
+      const now = journals(d.path);
+      assert.equal(now.length, 1);
+      if (at === undefined) {
+        assert.equal(now[0], before, "a pristine journal is continued");
+      } else {
+        assert.notEqual(now[0], before, "a journal with a stray byte is not");
+      }
+      assert.deepEqual(await read(st, "k"), bytesFor("k", 500));
+      await st.store("k2", bytesFor("k2", 700));
+      assert.deepEqual(await read(st, "k2"), bytesFor("k2", 700));
+      assert.equal(st.stats().corruptions, 0);
+    });
+  }
+});
+
+Deno.test("a snapshot whose length disagrees with its header is rebuilt", async (t) => {
+  for (const change of ["one byte more", "one record more", "one byte less"]) {
+    await t.step(change, async () => {
+      await using d = await tempDir();
+      {
+        await using st = await BackingStore.open(d.path);
+        for (let i = 0; i < 5; i++) {
+          await st.store(`k${i}`, bytesFor(`k${i}`, 100 + 900 * i));
+        }
+      }
+      const path = `${d.path}/entries`;
+      const b = Deno.readFileSync(path);
+      const changed = change === "one byte more"
+        ? new Uint8Array([...b, 0])
+        : change === "one record more"
+        ? new Uint8Array([...b, ...b.subarray(64, 104)])
+        : b.subarray(0, b.length - 1);
+      Deno.writeFileSync(path, changed);
+      await using st = await BackingStore.open(d.path);
+      assert.ok(st.stats().repairedOnOpen >= 1);
+      assert.equal(st.stats().entries, 5);
+      for (let i = 0; i < 5; i++) {
+        assert.deepEqual(
+          await read(st, `k${i}`),
+          bytesFor(`k${i}`, 100 + 900 * i),
+        );
+      }
+    });
+  }
+});
