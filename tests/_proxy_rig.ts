@@ -6,7 +6,11 @@ import { backingProxyStore } from "../src/proxy/proxy_store.ts";
 import { BackingStore } from "../src/store.ts";
 import { tempDir } from "./_helpers.ts";
 
-export type OriginHandler = (req: Request) => Response | Promise<Response>;
+/** Answers the origin's requests; `n` counts them, this one included. */
+export type OriginHandler = (
+  req: Request,
+  n: number,
+) => Response | Promise<Response>;
 
 export interface Rig {
   /** Requests the origin has seen, as `METHOD /path`. */
@@ -21,6 +25,8 @@ export interface Rig {
   restart(): Promise<void>;
   /** The store the proxy runs on now (its `stats()`). */
   store: BackingStore;
+  /** The proxy running now. */
+  proxy: Proxy;
   proxyUrl: string;
   /** The origin's URL, `http://127.0.0.1:port`. */
   originUrl: string;
@@ -45,7 +51,7 @@ export async function withRig(
     (req) => {
       seen.push(`${req.method} ${new URL(req.url).pathname}`);
       lastHeaders = req.headers;
-      return originHandler(req);
+      return originHandler(req, seen.length);
     },
   );
   let store!: BackingStore;
@@ -73,6 +79,9 @@ export async function withRig(
     },
     get store() {
       return store;
+    },
+    get proxy() {
+      return proxy;
     },
     get: (path, init) => fetch(proxyUrl + path, init),
     async raw(path, acceptEncoding) {

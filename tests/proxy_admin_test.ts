@@ -3,94 +3,64 @@
 // configurable, off with `adminPath: false`, behind a token when one is set.
 import assert from "node:assert/strict";
 import { BackingStore, StoreError } from "../mod.ts";
-import {
-  backingProxyStore,
-  createProxy,
-  type Proxy,
-} from "../src/proxy/mod.ts";
+import { backingProxyStore, createProxy } from "../src/proxy/mod.ts";
 import type { ProxyOptions } from "../src/proxy/proxy.ts";
 import { parseExposition } from "./_prometheus_parse.ts";
 import { tempDir } from "./_helpers.ts";
+import {
+  type OriginHandler,
+  type Rig,
+  withRig as sharedRig,
+} from "./_proxy_rig.ts";
 
-interface Rig {
-  /** Requests the origin has seen, as `METHOD /path`. */
-  seen: string[];
-  get(path: string, init?: RequestInit): Promise<Response>;
-  proxy: Proxy;
-  dir: string;
-}
+/** The origin: `?size=` bytes, `/stream` without a length, `/slow` late. */
+const adminOrigin: OriginHandler = (req) => {
+  const u = new URL(req.url);
+  const size = Number(u.searchParams.get("size") ?? 5);
+  if (u.pathname === "/stream") {
+    // No Content-Length: the proxy counts the bytes as they go.
+    const half = new Uint8Array(size / 2).fill(121);
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(half);
+          c.enqueue(half);
+          c.close();
+        },
+      }),
+      { headers: { "cache-control": "max-age=60" } },
+    );
+  }
+  if (u.pathname.startsWith("/slow")) {
+    return new Promise((r) =>
+      setTimeout(
+        () =>
+          r(
+            new Response("slow", {
+              headers: { "cache-control": "max-age=60" },
+            }),
+          ),
+        200,
+      )
+    );
+  }
+  return new Response(new Uint8Array(size).fill(120), {
+    headers: {
+      "cache-control": u.pathname.startsWith("/nostore")
+        ? "no-store"
+        : "max-age=60",
+    },
+  });
+};
 
-async function withRig(
+function withRig(
   fn: (rig: Rig) => Promise<void>,
   extra: Partial<ProxyOptions> = {},
 ): Promise<void> {
-  await using dir = await tempDir();
-  const seen: string[] = [];
-  const origin = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req) => {
-      const u = new URL(req.url);
-      seen.push(`${req.method} ${u.pathname}`);
-      const size = Number(u.searchParams.get("size") ?? 5);
-      if (u.pathname === "/stream") {
-        // No Content-Length: the proxy counts the bytes as they go.
-        const half = new Uint8Array(size / 2).fill(121);
-        return new Response(
-          new ReadableStream({
-            start(c) {
-              c.enqueue(half);
-              c.enqueue(half);
-              c.close();
-            },
-          }),
-          { headers: { "cache-control": "max-age=60" } },
-        );
-      }
-      if (u.pathname.startsWith("/slow")) {
-        return new Promise((r) =>
-          setTimeout(
-            () =>
-              r(
-                new Response("slow", {
-                  headers: { "cache-control": "max-age=60" },
-                }),
-              ),
-            200,
-          )
-        );
-      }
-      return new Response(new Uint8Array(size).fill(120), {
-        headers: {
-          "cache-control": u.pathname.startsWith("/nostore")
-            ? "no-store"
-            : "max-age=60",
-        },
-      });
-    },
-  );
-  const proxy = await createProxy({
-    origin: `http://127.0.0.1:${origin.addr.port}`,
-    dir: dir.path,
+  return sharedRig(adminOrigin, fn, {
     storeOptions: { limit: 64 * 2 ** 20 },
     ...extra,
   });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, info) => proxy.handler(req, info),
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  try {
-    await fn({
-      seen,
-      get: (path, init) => fetch(base + path, init),
-      proxy,
-      dir: dir.path,
-    });
-  } finally {
-    await server.shutdown();
-    await proxy.close();
-    await origin.shutdown();
-  }
 }
 
 async function text(res: Response | Promise<Response>): Promise<string> {

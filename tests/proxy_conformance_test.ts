@@ -3,58 +3,12 @@
 // tests/proxy_test.ts. Each test names the RFC section it checks; the cases
 // are written from the RFCs.
 import assert from "node:assert/strict";
-import { createProxy } from "../src/proxy/mod.ts";
-import type { ProxyOptions } from "../src/proxy/proxy.ts";
-import { tempDir } from "./_helpers.ts";
+import { type OriginHandler, type Rig, withRig } from "./_proxy_rig.ts";
 
-type OriginHandler = (req: Request, n: number) => Response | Promise<Response>;
-
-interface Rig {
-  /** Requests the origin has seen, as `METHOD /path`. */
-  seen: string[];
-  /** Sends a request to the proxy over HTTP. */
-  fetch(path: string, init?: RequestInit): Promise<Response>;
-}
-
-async function withRig(
-  originHandler: OriginHandler,
-  fn: (rig: Rig) => Promise<void>,
-  extra: Partial<ProxyOptions> = {},
-): Promise<void> {
-  await using dir = await tempDir();
-  const seen: string[] = [];
-  const origin = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req) => {
-      seen.push(`${req.method} ${new URL(req.url).pathname}`);
-      return originHandler(req, seen.length);
-    },
-  );
-  const proxy = await createProxy({
-    origin: `http://127.0.0.1:${origin.addr.port}`,
-    dir: dir.path,
-    storeOptions: { limit: 64 * 2 ** 20 },
-    ...extra,
-  });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, info) => proxy.handler(req, info),
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  try {
-    await fn({ seen, fetch: (path, init) => fetch(base + path, init) });
-  } finally {
-    await server.shutdown();
-    await proxy.close();
-    await origin.shutdown();
-  }
-}
-
-/** GETs `path` twice; gives the cache status of each answer. */
 async function twice(rig: Rig, path: string): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < 2; i++) {
-    const res = await rig.fetch(path);
+    const res = await rig.get(path);
     await res.body?.cancel();
     out.push(res.headers.get("x-larder-cache") ?? "-");
   }
@@ -201,7 +155,7 @@ Deno.test("proxy RFC 9213 §3: CDN-Cache-Control is passed on to the client", as
       }),
     async (rig) => {
       for (const status of ["miss", "hit"]) {
-        const res = await rig.fetch("/fwd");
+        const res = await rig.get("/fwd");
         await res.body?.cancel();
         assert.equal(res.headers.get("x-larder-cache"), status);
         assert.equal(res.headers.get("cdn-cache-control"), "max-age=60");
@@ -220,13 +174,13 @@ Deno.test("proxy RFC 9110 §15.3.5: a stored 204 is served from the store withou
       }),
     async (rig) => {
       for (const status of ["miss", "hit", "hit"]) {
-        const res = await rig.fetch("/empty");
+        const res = await rig.get("/empty");
         assert.equal(res.status, 204);
         assert.equal(await res.text(), "");
         assert.equal(res.headers.get("x-larder-cache"), status);
         assert.equal(res.headers.get("x-n"), "1");
       }
-      const head = await rig.fetch("/empty", { method: "HEAD" });
+      const head = await rig.get("/empty", { method: "HEAD" });
       assert.equal(head.status, 204);
       assert.equal(head.headers.get("x-larder-cache"), "hit");
       await head.body?.cancel();
@@ -268,7 +222,7 @@ function headOrigin(
 const STALE_SOON = { "cache-control": "max-age=0", etag: '"1"', "x-a": "1" };
 
 async function staleAfterFirst(rig: Rig, path: string): Promise<void> {
-  const first = await rig.fetch(path);
+  const first = await rig.get(path);
   assert.equal(first.headers.get("x-larder-cache"), "miss");
   assert.equal(await first.text(), "0123456789");
 }
@@ -278,7 +232,7 @@ Deno.test("proxy RFC 9111 §4.3.5: a HEAD for a stale stored GET goes to the ori
     headOrigin({ 1: { headers: STALE_SOON }, 2: { headers: {} } }),
     async (rig) => {
       await staleAfterFirst(rig, "/w");
-      const res = await rig.fetch("/w", { method: "HEAD" });
+      const res = await rig.get("/w", { method: "HEAD" });
       assert.equal(res.status, 200);
       await res.body?.cancel();
       assert.deepEqual(rig.seen, ["GET /w", "HEAD /w"]);
@@ -297,8 +251,8 @@ Deno.test("proxy RFC 9111 §4.3.5: a 200 to a HEAD updates the stored GET's fiel
     }),
     async (rig) => {
       await staleAfterFirst(rig, "/u");
-      await (await rig.fetch("/u", { method: "HEAD" })).body?.cancel();
-      const res = await rig.fetch("/u");
+      await (await rig.get("/u", { method: "HEAD" })).body?.cancel();
+      const res = await rig.get("/u");
       assert.equal(res.headers.get("x-larder-cache"), "hit");
       assert.equal(res.headers.get("x-a"), "2");
       assert.equal(res.headers.get("cache-control"), "max-age=1000");
@@ -329,11 +283,11 @@ Deno.test("proxy RFC 9111 §4.3.5: a HEAD 200 with another validator or length m
         }),
         async (rig) => {
           await staleAfterFirst(rig, "/s");
-          const head = await rig.fetch("/s", { method: "HEAD" });
+          const head = await rig.get("/s", { method: "HEAD" });
           await head.body?.cancel();
           // The origin's HEAD answer is passed on as it is.
           assert.equal(head.headers.get("x-larder-cache"), "bypass");
-          const res = await rig.fetch("/s");
+          const res = await rig.get("/s");
           await res.body?.cancel();
           assert.equal(res.headers.get("x-larder-cache"), "miss");
           assert.deepEqual(rig.seen, ["GET /s", "HEAD /s", "GET /s"]);
@@ -355,11 +309,11 @@ Deno.test("proxy RFC 9111 §4.3.5: a HEAD answered other than 200 leaves the sto
     }),
     async (rig) => {
       await staleAfterFirst(rig, "/g");
-      const head = await rig.fetch("/g", { method: "HEAD" });
+      const head = await rig.get("/g", { method: "HEAD" });
       await head.body?.cancel();
       assert.equal(head.status, 410);
       // Still stored, still stale: the next GET revalidates it.
-      const res = await rig.fetch("/g");
+      const res = await rig.get("/g");
       assert.equal(res.headers.get("x-larder-cache"), "revalidated");
       assert.equal(await res.text(), "0123456789");
       assert.deepEqual(rig.seen, ["GET /g", "HEAD /g", "GET /g"]);
@@ -375,7 +329,7 @@ Deno.test("proxy RFC 9111 §4.3.5: a client's condition on a HEAD is answered fr
     }),
     async (rig) => {
       await staleAfterFirst(rig, "/c");
-      const res = await rig.fetch("/c", {
+      const res = await rig.get("/c", {
         method: "HEAD",
         headers: { "if-none-match": '"e"' },
       });
@@ -394,7 +348,7 @@ Deno.test("proxy RFC 9111 §4.1: Vary on Accept-Language ignores case and whites
       }),
     async (rig) => {
       const get = async (lang: string) => {
-        const res = await rig.fetch("/lang", {
+        const res = await rig.get("/lang", {
           headers: { "accept-language": lang },
         });
         return [res.headers.get("x-larder-cache"), await res.text()];
