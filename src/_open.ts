@@ -48,7 +48,7 @@ import {
 } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
-import { KINDS, perKind } from "./kinds.ts";
+import { KINDS, type PerKind, perKind } from "./kinds.ts";
 import { loadAttrSection, nonZeroEnd, readIndexImage } from "./_persist.ts";
 import { StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
@@ -292,15 +292,7 @@ function checkRecords(s: Loading): number {
   mem.clearUseMaps();
   let dropped = 0;
   let maxId = -1;
-  // One object a kind, read into for every entry (a million at open).
-  const scratch = perKind<Required<ElementRecord>>(() => ({
-    size: 0,
-    loc: 0,
-    crc: 0,
-    inFile: false,
-    withData: false,
-    slots: 1,
-  }));
+  const scratch = scratchRecords();
   const recs: (ElementRecord | undefined)[] = [undefined, undefined];
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
@@ -339,6 +331,18 @@ function checkRecords(s: Loading): number {
   return dropped;
 }
 
+/** One record object a kind, read into for every entry (a million at open). */
+function scratchRecords(): PerKind<Required<ElementRecord>> {
+  return perKind<Required<ElementRecord>>(() => ({
+    size: 0,
+    loc: 0,
+    crc: 0,
+    inFile: false,
+    withData: false,
+    slots: 1,
+  }));
+}
+
 /**
  * True when every record passes the checks of {@linkcode checkRecords}
  * that do not depend on other records (each element where it may lie, in
@@ -348,14 +352,7 @@ function checkRecords(s: Loading): number {
  */
 function recordsSound(s: Loading): boolean {
   const { mem, files } = s;
-  const scratch = perKind<Required<ElementRecord>>(() => ({
-    size: 0,
-    loc: 0,
-    crc: 0,
-    inFile: false,
-    withData: false,
-    slots: 1,
-  }));
+  const scratch = scratchRecords();
   const sound = (kind: ElementKind, rec: ElementRecord): boolean =>
     runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) &&
     recordFitsSlots(kind, rec);
