@@ -36,11 +36,10 @@ import {
   CORRUPT,
   type Expected,
   isAbsence,
-  type RawResult,
   type ReadResult,
-  settleKeyLength,
   storedKeyLen,
   verifyElement,
+  verifySettled,
 } from "./_element_verify.ts";
 import type { ReadPool } from "./_read_pool.ts";
 import { fitsSlot, fitsSlotPair } from "./_slot_fit.ts";
@@ -262,7 +261,11 @@ export class BlockFiles {
     }
     const buf = this.#pool.take(len);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
-    return this.#settle(verifyElement(buf, want), slot, buf, want);
+    return verifySettled(
+      buf,
+      want,
+      (len) => this.readSlotHeader(want.kind, slot, len),
+    );
   }
 
   /**
@@ -298,11 +301,10 @@ export class BlockFiles {
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) {
       return [CORRUPT, CORRUPT];
     }
-    const data = this.#settle(
-      verifyElement(buf.subarray(0, mid), wantData),
-      slot,
-      buf,
+    const data = verifySettled(
+      buf.subarray(0, mid),
       wantData,
+      (len) => this.readSlotHeader(DATA, slot, len),
     );
     if (!data.ok) return [data, data];
     const meta = verifyElement(buf.subarray(mid), wantMeta);
@@ -341,23 +343,6 @@ export class BlockFiles {
     const meta = verifyElement(buf, wantMeta);
     return meta.ok ? meta : CORRUPT;
   }
-  // Resolves a key-length difference by reading the header at its own
-  // length: a valid header of another key is a collision, not damage.
-  #settle(
-    r: RawResult,
-    slot: number,
-    buf: Uint8Array,
-    want: Expected,
-  ): ReadResult {
-    if (r.ok || r.reason !== "key-length") return r;
-    return settleKeyLength(
-      r,
-      buf,
-      want,
-      (len) => this.readSlotHeader(want.kind, slot, len),
-    );
-  }
-
   /**
    * Reads the header and key in `slot`, guessing the key is `keyLen` bytes
    * and reading again at the stored length when it is not.
