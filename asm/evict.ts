@@ -3,13 +3,14 @@
 // Each candidate gets a 49-bit sort key, pinned << 48 | useCount << 32 |
 // lastUsed, so "best victim first" is ascending key, ties by entry index.
 // Rather than sorting the whole table, a most-significant-digit radix
-// select, weighted by element bytes, finds the threshold key where the
+// select, weighted by disk bytes, finds the threshold key where the
 // byte and entry targets are met; only the victims below it are then
 // sorted (stable LSD radix sort, so equal keys stay in index order).
 import {
-  E_DATA_SIZE, E_FLAGS, E_LAST_USED, E_META_SIZE, E_USE_COUNT, ENTRY_SIZE,
-  F_HAS, F_PINNED,
+  E_DATA_SIZE, E_DATA_SLOTS, E_FLAGS, E_LAST_USED, E_META_SIZE, E_USE_COUNT,
+  ENTRY_SIZE, F_HAS, F_IN_FILE, F_META_WITH_DATA, F_PINNED,
 } from "./layout";
+import { DATA_SLOT_BYTES, fileDisk, META_SLOT_BYTES, runSlots } from "./run";
 
 const DIGIT_BITS: u64 = 11;
 const RADIX: usize = 1 << <usize>DIGIT_BITS;
@@ -30,13 +31,22 @@ const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
   return (pinned << 48) | (<u64>load<u16>(e, E_USE_COUNT) << 32) | <u64>load<u32>(e, E_LAST_USED);
 }
 
-// Element bytes of the record at e: what evicting it frees.
+// Disk bytes of the record at e, as the byte limit counts them (FORMAT.md
+// §5.4): what evicting it frees. Its data's run of slots or large file,
+// its metadata's slot or large file (nothing when stored after the data).
 // @ts-ignore: decorator
 @inline function sizeOf(e: usize): u64 {
   const flags = load<u8>(e, E_FLAGS);
   let s: u64 = 0;
-  if (flags & F_HAS) s += <u64>load<u32>(e, E_DATA_SIZE);
-  if (flags & (F_HAS << 1)) s += <u64>load<u32>(e, E_META_SIZE);
+  if (flags & F_HAS) {
+    s += flags & F_IN_FILE
+      ? fileDisk(load<u32>(e, E_DATA_SIZE))
+      : <u64>runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) * DATA_SLOT_BYTES;
+  }
+  if (flags & (F_HAS << 1)) {
+    if (flags & (F_IN_FILE << 1)) s += fileDisk(load<u32>(e, E_META_SIZE));
+    else if ((flags & F_META_WITH_DATA) == 0) s += META_SLOT_BYTES;
+  }
   return s;
 }
 
@@ -53,7 +63,7 @@ const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
 /**
  * Chooses eviction victims and writes their indices, best first, to
  * `idx`: entries other than `keep` (-1 for none), ordered by sort key and
- * then index, as many as the shortest such prefix whose element bytes reach
+ * then index, as many as the shortest such prefix whose disk bytes reach
  * `byteTarget` and whose length reaches `entryTarget` (all of them when
  * the table cannot meet both). Returns the number of victims.
  *

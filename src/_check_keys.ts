@@ -136,8 +136,8 @@ export function checkShared(pass: PassState): void {
       const claimants = [pass.slotOwner[kind][slot]!, ...extra];
       const rel = blockFileParts(
         kind,
-        Math.floor(slot / SLOTS_PER_FILE),
-        blockFileCount(pass.index!.mem.slotCounts[kind]),
+        Math.floor(slot / SLOTS_PER_FILE[kind]),
+        blockFileCount(kind, pass.index!.mem.slotCounts[kind]),
       ).join("/");
       resolveShared(
         pass,

@@ -63,7 +63,7 @@ export function checkRecords(pass: PassState): void {
         continue;
       }
       const n = recordSlots(rec);
-      if (!runWithin(mem.slotCounts[kind], rec.loc, n)) {
+      if (!runWithin(kind, mem.slotCounts[kind], rec.loc, n)) {
         pass.invalid(
           i,
           n === 1

@@ -151,7 +151,8 @@ export function checkBlockFiles(pass: PassState): void {
   const buf = new Uint8Array(CHUNK_BYTES);
   pass.progress("slots");
   for (const kind of KINDS) {
-    const fileCount = blockFileCount(mem.slotCounts[kind]);
+    const fileCount = blockFileCount(kind, mem.slotCounts[kind]);
+    const per = SLOTS_PER_FILE[kind];
     const expected = new Set<string>();
     const owner = pass.slotOwner[kind];
     // Directories on the way to block files: usable, or not there.
@@ -180,9 +181,9 @@ export function checkBlockFiles(pass: PassState): void {
       const rel = parts.join("/");
       expected.add(rel);
       if (parts.length === 3) expected.add(parts.slice(0, 2).join("/"));
-      const base = n * SLOTS_PER_FILE;
+      const base = n * per;
       let claimed = 0;
-      for (let s = 0; s < SLOTS_PER_FILE; s++) {
+      for (let s = 0; s < per; s++) {
         if (owner[base + s]! >= 0) claimed++;
       }
       const path = `${pass.dir}/${rel}`;
@@ -201,7 +202,7 @@ export function checkBlockFiles(pass: PassState): void {
             pass,
             kind,
             base,
-            SLOTS_PER_FILE,
+            per,
             (i, s) =>
               pass.elementProblem(i, kind, "ELEMENT_MISSING", rel, {
                 slot: s,

@@ -74,6 +74,8 @@ interface Loading {
   replayed: number;
   blocksDirty: boolean;
   repairedOnOpen: number;
+  /** An nsurl store: data at 8 KiB boundaries only (FORMAT.md §5.3). */
+  nsurl: boolean;
 }
 
 function parentOf(path: string): string {
@@ -290,7 +292,7 @@ function checkRecords(s: Loading): number {
       } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (
-        !runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
+        !runWithin(kind, files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
         mem.runUsed(kind, rec.loc, recordSlots(rec)) ||
         !recordFitsSlots(kind, rec)
       ) {
@@ -392,7 +394,10 @@ function loadIndex(
  */
 function forgetElements(io: FileIO, dir: string, s: Loading): undefined {
   s.mem.loadRecords(new Uint8Array(0), 0);
-  const r = rebuildIndex(io, dir, s.mem, { adopt: () => false });
+  const r = rebuildIndex(io, dir, s.mem, {
+    adopt: () => false,
+    nsurl: s.nsurl,
+  });
   s.nextFileId = r.nextFileId;
   s.blocksDirty = true;
   return undefined;
@@ -400,7 +405,7 @@ function forgetElements(io: FileIO, dir: string, s: Loading): undefined {
 
 function rebuildFromElements(io: FileIO, dir: string, s: Loading): void {
   s.mem.loadRecords(new Uint8Array(0), 0);
-  const r = rebuildIndex(io, dir, s.mem);
+  const r = rebuildIndex(io, dir, s.mem, { nsurl: s.nsurl });
   s.nextFileId = Math.max(s.nextFileId, r.nextFileId);
   if (r.count > 0) s.repairedOnOpen++;
 }
@@ -482,6 +487,7 @@ export function openState(
       replayed: 0,
       blocksDirty: false,
       repairedOnOpen: plan.repaired ? 1 : 0,
+      nsurl: control.hash === "nsurl",
     };
     // A foreign object at a temp name would make the rotation fail.
     for (const name of TEMP_NAMES) {

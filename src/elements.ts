@@ -14,17 +14,13 @@
 import type { writeElementHeader } from "./format.ts";
 import type { ElementKind, PerKind } from "./kinds.ts";
 import type { FileIO } from "./io.ts";
-import {
-  BlockFiles,
-  type HeaderFields,
-  type UsedPrefix,
-} from "./_block_files.ts";
+import { BlockFiles, type HeaderFields, type SlotUse } from "./_block_files.ts";
 import { ElementDirs } from "./_element_dirs.ts";
 import type { Expected, ReadResult } from "./_element_verify.ts";
 import { LargeFiles } from "./_large_files.ts";
 import { ReadPool } from "./_read_pool.ts";
 
-export type { UsedPrefix } from "./_block_files.ts";
+export type { SlotUse } from "./_block_files.ts";
 export {
   type Expected,
   headerKeyMatches,
@@ -329,8 +325,23 @@ export class ElementFiles {
   /**
    * Gives the disk blocks of free tails back (see BlockFiles.trimFreeTails).
    */
-  trimFreeTails(usedPrefix: UsedPrefix): void {
-    this.#blocks.trimFreeTails(usedPrefix);
+  /**
+   * Sets the store's limit, so the disk it may take (the limit and a
+   * tenth), and what its elements are counted as (`counted`): past it,
+   * block files with free slots below their last used one are copied
+   * without them (BlockFiles.diskBound).
+   */
+  setDiskBound(limit: number, counted: () => number): void {
+    this.#blocks.diskBound = { bytes: limit * 1.1, limit, counted };
+  }
+
+  /** See BlockFiles.compactHoles. */
+  compactHoles(use: SlotUse): void {
+    this.#blocks.compactHoles(use);
+  }
+
+  trimFreeTails(use: SlotUse): void {
+    this.#blocks.trimFreeTails(use);
   }
 
   /** Closes every block file. */

@@ -427,6 +427,12 @@ export class IndexMemory {
     return this.#useMaps.usedSlots(kind, slots);
   }
 
+  /** Number of used slots of `kind` among the `n` from `first`. */
+  usedIn(kind: ElementKind, first: number, n: number): number {
+    return this.#useMaps.usedSlots(kind, first + n) -
+      this.#useMaps.usedSlots(kind, first);
+  }
+
   /**
    * A copy of the use map of `kind` (`slotCounts[kind] / 8` bytes, padded),
    * for writing `blocks` or comparing with it.

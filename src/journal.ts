@@ -18,11 +18,15 @@ const enc = new TextEncoder();
 export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
 /**
  * Journal format version written (2 added `storeEntry`; 3 its metadata
- * location 2, in the data's slot; 4 data runs over several slots).
+ * location 2, in the data's slot; 4 data runs over several slots; 5 the
+ * run byte is a run code over 64-byte data slots, FORMAT.md §4).
  */
-export const JOURNAL_VERSION = 4;
-/** Oldest journal version still read (each is a subset of the next). */
-export const JOURNAL_VERSION_MIN = 1;
+export const JOURNAL_VERSION = 5;
+/**
+ * Oldest journal version still read: earlier ones belong to stores of
+ * 8 KiB data slots, which control refuses (FORMAT.md §3).
+ */
+export const JOURNAL_VERSION_MIN = 5;
 /** The journal versions read, for messages. */
 export const JOURNAL_VERSIONS_READ: string = versionsRead(
   JOURNAL_VERSION,
