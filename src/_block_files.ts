@@ -35,7 +35,9 @@ import type { ElementDirs } from "./_element_dirs.ts";
 import {
   CORRUPT,
   type Expected,
+  headerKeyMatches,
   isAbsence,
+  OTHER_KEY,
   type ReadResult,
   storedKeyLen,
   verifyElement,
@@ -288,12 +290,8 @@ export class BlockFiles {
     slots = 1,
   ): ReadResult {
     const len = ELEMENT_HEADER + want.key.length + want.size;
-    if (
-      !runWithin(kind, this.slotCounts[kind], slot, slots) ||
-      len > slots * SLOT_SIZE[kind]
-    ) {
-      return CORRUPT;
-    }
+    if (!runWithin(kind, this.slotCounts[kind], slot, slots)) return CORRUPT;
+    if (len > slots * SLOT_SIZE[kind]) return this.#notWanted(kind, slot, want);
     let fd: number, pos: number;
     try {
       [fd, pos] = this.#slotPos(kind, slot);
@@ -326,11 +324,12 @@ export class BlockFiles {
   ): [ReadResult, ReadResult] {
     const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
     const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
-    if (
-      !runWithin(DATA, this.slotCounts[DATA], slot, slots) ||
-      end > slots * SLOT_SIZE[DATA]
-    ) {
+    if (!runWithin(DATA, this.slotCounts[DATA], slot, slots)) {
       return [CORRUPT, CORRUPT];
+    }
+    if (end > slots * SLOT_SIZE[DATA]) {
+      const r = this.#notWanted(DATA, slot, wantData);
+      return [r, r];
     }
     let fd: number, pos: number;
     try {
@@ -385,6 +384,16 @@ export class BlockFiles {
     const meta = verifyElement(buf, wantMeta);
     return meta.ok ? meta : CORRUPT;
   }
+  /**
+   * What a slot or run too short for the wanted element holds: another
+   * key's element (a collision, as a probe meets them: a short element
+   * under another key) when its header says so, else damage. Never bytes.
+   */
+  #notWanted(kind: ElementKind, slot: number, want: Expected): ReadResult {
+    const head = this.readSlotHeader(kind, slot, want.key.length);
+    return headerKeyMatches(head, want) === false ? OTHER_KEY : CORRUPT;
+  }
+
   /**
    * Reads the header and key in `slot`, guessing the key is `keyLen` bytes
    * and reading again at the stored length when it is not.

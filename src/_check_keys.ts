@@ -133,7 +133,7 @@ function hashKeys(
 export function checkShared(pass: PassState): void {
   for (const kind of KINDS) {
     for (const [slot, extra] of pass.slotExtra[kind]) {
-      const claimants = [pass.slotOwner[kind][slot]!, ...extra];
+      const claimants = [pass.slotOwner[kind][slot]! - 1, ...extra];
       const rel = blockFileParts(
         kind,
         Math.floor(slot / SLOTS_PER_FILE[kind]),
