@@ -400,8 +400,17 @@ export function useMapBytes(slots: number): number {
  * to its last 8-byte word with a used slot.
  */
 export function storedDataMap(map: Uint8Array): Uint8Array {
+  // Words at a time from the end: the map is megabytes, mostly zero.
+  let words = map.length >>> 3;
+  if (map.byteOffset % 4 === 0) {
+    const w = new Uint32Array(map.buffer, map.byteOffset, words * 2);
+    while (words > 0 && w[2 * words - 1] === 0 && w[2 * words - 2] === 0) {
+      words--;
+    }
+    return map.subarray(0, words * 8);
+  }
   let end = map.length;
-  while (end >= 8 && map[end - 1] === 0) end--;
+  while (end > 0 && map[end - 1] === 0) end--;
   return map.subarray(0, Math.ceil(end / 8) * 8);
 }
 
