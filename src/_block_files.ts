@@ -93,6 +93,8 @@ export class BlockFiles {
   #durable: boolean;
   /** Open block files of each kind, by file number. */
   #fds: PerKind<(number | undefined)[]> = perKind(() => []);
+  /** Bytes stored since the disk was last weighed (weigh). */
+  #sinceWeighed = 0;
   /** Block files written since the last syncDirty(). */
   #dirtyFds = new Set<number>();
   /** Block files with slots freed, by kind and file: the highest freed slot. */
@@ -439,25 +441,38 @@ export class BlockFiles {
    * slots freed since the last call: when its highest used slot (by `use`)
    * is now below a freed slot, truncates the file after that slot and
    * extends it again to its full extent (a hole, read as zeros). When the
-   * block files' used extents together pass `diskBound` (a store
+   * block files' used extents together pass `diskBound` after an eviction
+   * (`evicted`: a store
    * that shrank: a lower limit at reopen, or a use that left many free
    * slots below used ones), each such file with 1 MiB or more of free
    * slots below its last used one is copied without them (see #compact).
    * Best effort: a truncation or copy that fails only keeps the blocks.
    */
-  trimFreeTails(use: SlotUse): void {
-    const over = this.#overBound(use);
+  trimFreeTails(use: SlotUse, evicted = false): void {
+    // The extents are summed over every block file: after evictions only,
+    // not after each invalidation.
+    const over = evicted && this.#overBound(use);
     for (const kind of KINDS) this.#trimFreeTails(kind, use, over);
   }
 
   /**
-   * Before an eviction, at the limit: copies the block files that hold
-   * 1 MiB or more of disk blocks beyond their used slots without them when
-   * such blocks (free slots written before and not refilled since: what
-   * the packing left) come to more than the tenth of the limit the disk
-   * bound allows (FORMAT.md §5.4). Needs the file layer's allocated();
-   * without it nothing is done.
+   * Copies the block files that hold 1 MiB or more of disk blocks beyond
+   * their used slots without them, when such blocks (free slots written
+   * before and not refilled since: what the packing left) with what the
+   * elements are counted as pass the disk bound (FORMAT.md §5.4). Called
+   * before each eviction, and by weigh() each time a 32nd of the limit
+   * was stored. Needs the file layer's allocated(); without it nothing is
+   * done.
    */
+  weigh(use: SlotUse, bytes: number): void {
+    const bound = this.diskBound;
+    if (bound === undefined) return;
+    this.#sinceWeighed += bytes;
+    if (this.#sinceWeighed < bound.limit / 32) return;
+    this.#sinceWeighed = 0;
+    this.compactHoles(use);
+  }
+
   compactHoles(use: SlotUse): void {
     const bound = this.diskBound;
     if (bound === undefined || this.#io.allocated === undefined) return;
@@ -479,7 +494,8 @@ export class BlockFiles {
         if (extra >= COMPACT_MIN_BYTES) excess.push([kind, n, used, extra]);
       });
     }
-    if (total <= bound.bytes - bound.limit) return;
+    // What the directory holds beyond the elements' count: past the bound?
+    if (bound.counted() + total <= bound.bytes) return;
     for (const [kind, n, used] of excess) this.#compact(kind, n, used, use);
   }
 

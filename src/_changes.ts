@@ -184,6 +184,7 @@ export class IndexChanges {
    */
   store(nk: NormalKey, kind: ElementKind, bytes: Body): void {
     const mem = this.#mem;
+    this.#state.files.weigh(this.#mem, bodySize(bytes));
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
       incomingDisk(kind, nk.text.length, bodySize(bytes)),
@@ -231,6 +232,10 @@ export class IndexChanges {
   ): void {
     const mem = this.#mem;
     const placement = this.#placement;
+    this.#state.files.weigh(
+      this.#mem,
+      bodySize(data) + (meta?.length ?? 0),
+    );
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
       incomingDisk(DATA, nk.text.length, bodySize(data), meta?.length),
@@ -308,7 +313,7 @@ export class IndexChanges {
       }, true);
     }
     // Freed slots give their disk blocks back (FORMAT.md §5.2).
-    this.#state.files.trimFreeTails(mem);
+    this.#state.files.trimFreeTails(mem, reason === REMOVE_REASON.evict);
     return before - this.#liveBytes;
   }
 

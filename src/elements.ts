@@ -335,13 +335,18 @@ export class ElementFiles {
     this.#blocks.diskBound = { bytes: limit * 1.1, limit, counted };
   }
 
+  /** See BlockFiles.weigh. */
+  weigh(use: SlotUse, bytes: number): void {
+    this.#blocks.weigh(use, bytes);
+  }
+
   /** See BlockFiles.compactHoles. */
   compactHoles(use: SlotUse): void {
     this.#blocks.compactHoles(use);
   }
 
-  trimFreeTails(use: SlotUse): void {
-    this.#blocks.trimFreeTails(use);
+  trimFreeTails(use: SlotUse, evicted = false): void {
+    this.#blocks.trimFreeTails(use, evicted);
   }
 
   /** Closes every block file. */
