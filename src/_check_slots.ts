@@ -102,7 +102,7 @@ export function checkUseMaps(pass: PassState): void {
       if (claims !== undefined) claimed = claims[kind][byte]!;
       else if (byte * 8 < top) {
         for (let bit = 0; bit < 8; bit++) {
-          if (owner[byte * 8 + bit]! !== 0) claimed |= 1 << bit;
+          if ((owner[byte * 8 + bit] ?? 0) !== 0) claimed |= 1 << bit;
         }
       }
       const marked = map[byte]!;
@@ -186,7 +186,7 @@ export function checkBlockFiles(pass: PassState): void {
       let claimed = 0;
       const end = Math.min(per, pass.slotTop[kind]! - base);
       for (let s = 0; s < end; s++) {
-        if (owner[base + s]! !== 0) claimed++;
+        if ((owner[base + s] ?? 0) !== 0) claimed++;
       }
       const path = `${pass.dir}/${rel}`;
       const k = usable(parts.slice(0, -1).join("/"))
@@ -248,7 +248,7 @@ export function checkBlockFiles(pass: PassState): void {
         if (claimed === 0) continue;
         // A run is judged from its first slot, read whole.
         const judged = (s: number) =>
-          owner[base + s]! !== 0 &&
+          (owner[base + s] ?? 0) !== 0 &&
           (kind === META || !insideRun(pass, base + s));
         pass.bytesRead += readSlots(
           io,
@@ -293,7 +293,7 @@ function eachClaimant(
 ): void {
   const owner = pass.slotOwner[kind];
   for (let s = first; s < first + n; s++) {
-    if (owner[s]! === 0) continue;
+    if ((owner[s] ?? 0) === 0) continue;
     f(owner[s]! - 1, s);
     for (const i of pass.slotExtra[kind].get(s) ?? []) f(i, s);
   }
