@@ -64,18 +64,22 @@ export {
  *   storedAt: 0,
  * });
  * const body = new Uint8Array(100).fill(7);
- * files.writeSlot(0, 7, header(body), key, body); // one slot
- * assert.deepEqual(files.readSlot(0, 7, element(body)), { ok: true, bytes: body });
+ * const n = runSlots(key.length, body.length); // 3 slots of 64 bytes
+ * files.writeSlot(0, 7, header(body), key, body); // slots 7, 8, 9
+ * assert.deepEqual(files.readSlot(0, 7, element(body), n), {
+ *   ok: true,
+ *   bytes: body,
+ * });
  * const big = new Uint8Array(100_000).fill(9);
- * files.writeSlot(0, 8, header(big), key, big); // a run from slot 8
- * const slots = runSlots(key.length, big.length); // 13
- * assert.equal(files.readSlot(0, 8, element(big), slots).ok, true);
+ * files.writeSlot(0, 10, header(big), key, big); // a run from slot 10
+ * const slots = runSlots(key.length, big.length); // 1600
+ * assert.equal(files.readSlot(0, 10, element(big), slots).ok, true);
  * files.close();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class ElementFiles {
-  /** Block files of each kind: its slots / 4096 rounded up. */
+  /** Block files of each kind: its slots / slots a file, rounded up. */
   readonly blockFileCounts: PerKind<number>;
   /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
   readonly slotCounts: PerKind<number>;
