@@ -27,7 +27,6 @@
  *
  * @module
  */
-import type { HeadersLike } from "../http/policy.ts";
 import type { CacheStatus } from "./proxy.ts";
 
 /** Every cache status, in the order the page and the metrics list them. */
