@@ -300,9 +300,10 @@ export class ReadPath {
       rec === undefined || !rec.inFile || pinned?.bytes !== undefined
     ) {
       // Given `paired`, metadata stored after the data is read with it.
+      // `found` is the key's hash, its bytes still in the key region.
       const pin = rec === undefined
         ? undefined
-        : this.#fetchPin(nk, this.#lookup.hash(nk), DATA, paired);
+        : this.#fetchPin(nk, found, DATA, paired);
       if (rec === undefined) this.counters.misses++;
       return pin && { pin };
     }
