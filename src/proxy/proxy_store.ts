@@ -193,8 +193,12 @@ export function recordToHead(r: ResponseRecord): StoredHead {
   };
 }
 
-/** Decoded records kept at most (FIFO), and the largest record kept. */
+/**
+ * Decoded records kept at most (FIFO), the record bytes they may total,
+ * and the largest record kept.
+ */
 const DECODED_ENTRIES = 16_384;
+const DECODED_TOTAL_BYTES = 8 * 2 ** 20;
 const DECODED_MAX_BYTES = 16 * 1024;
 
 /** A stored record's bytes, decoded and prepared. */
@@ -234,6 +238,8 @@ export class ProxyCache {
    * invalidation followed by another store) never gets an old record.
    */
   readonly #decoded = new Map<string, Decoded>();
+  /** The record bytes `#decoded` holds. */
+  #decodedBytes = 0;
 
   /**
    * Wraps a store.
@@ -261,14 +267,25 @@ export class ProxyCache {
       record,
       prepared: prepareHead(recordToHead(record), this.#policy),
     };
+    this.#forget(key);
     if (meta.length <= DECODED_MAX_BYTES) {
-      if (known !== undefined) this.#decoded.delete(key);
-      else if (this.#decoded.size >= DECODED_ENTRIES) {
-        this.#decoded.delete(this.#decoded.keys().next().value!);
+      while (
+        this.#decoded.size >= DECODED_ENTRIES ||
+        this.#decodedBytes + meta.length > DECODED_TOTAL_BYTES
+      ) {
+        this.#forget(this.#decoded.keys().next().value!);
       }
       this.#decoded.set(key, decoded);
+      this.#decodedBytes += meta.length;
     }
     return decoded;
+  }
+
+  #forget(key: string): void {
+    const known = this.#decoded.get(key);
+    if (known === undefined) return;
+    this.#decoded.delete(key);
+    this.#decodedBytes -= known.meta.length;
   }
 
   async #marker(url: string): Promise<VaryMarker | undefined> {
@@ -428,7 +445,7 @@ export class ProxyCache {
     for (const fill of fills) fill.invalidated = true;
     const marker = await this.#store.delete(MARKER + url);
     const primary = await this.#store.delete(PRIMARY + url);
-    this.#decoded.delete(PRIMARY + url);
+    this.#forget(PRIMARY + url);
     return marker || primary || fills.size > 0;
   }
 
