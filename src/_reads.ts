@@ -48,7 +48,7 @@ export function readPair(
  * Filled by fetchPin when it read the metadata stored after the data in
  * one read: entry `i`'s metadata result.
  */
-interface Paired {
+export interface Paired {
   i: number;
   r?: ReadResult;
 }
@@ -130,11 +130,22 @@ export class ReadPath {
     const h = this.#lookup.hash(nk);
     const paired: Paired = { i: -1 };
     const data = this.#fetchPin(nk, h, DATA, paired);
-    // Metadata read with the data (one read for both) is pinned from that.
-    const meta = paired.r !== undefined && paired.i === data?.entry
+    return [data, this.metaOf(nk, data, paired)];
+  }
+
+  /**
+   * `nk`'s metadata pinned (or undefined), after its data `data` was
+   * pinned with `paired`: metadata read with the data (one read for both)
+   * is pinned from that read, anything else looked up and read.
+   */
+  metaOf(
+    nk: NormalKey,
+    data: Pin | undefined,
+    paired: Paired,
+  ): Pin | undefined {
+    return paired.r !== undefined && paired.i === data?.entry
       ? this.#pinPaired(nk, paired.i, paired.r)
-      : this.#fetchPin(nk, h, META);
-    return [data, meta];
+      : this.#fetchPin(nk, this.#lookup.hash(nk), META);
   }
 
   /**
@@ -269,7 +280,11 @@ export class ReadPath {
    * read and verified whole at its first use (`Pin.fill`). Undefined when
    * the entry has no (valid) data element.
    */
-  openData(nk: NormalKey, defer = false): OpenedData | undefined {
+  openData(
+    nk: NormalKey,
+    defer = false,
+    paired?: Paired,
+  ): OpenedData | undefined {
     const mem = this.#mem;
     const found = this.#lookup.find(nk);
     const i = found.entry;
@@ -284,7 +299,11 @@ export class ReadPath {
     if (
       rec === undefined || !rec.inFile || pinned?.bytes !== undefined
     ) {
-      const pin = rec === undefined ? undefined : this.element(nk, DATA);
+      // Given `paired`, metadata stored after the data is read with it.
+      // `found` is the key's hash, its bytes still in the key region.
+      const pin = rec === undefined
+        ? undefined
+        : this.#fetchPin(nk, found, DATA, paired);
       if (rec === undefined) this.counters.misses++;
       return pin && { pin };
     }

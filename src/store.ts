@@ -33,7 +33,7 @@ import { KeyLookup } from "./_lookup.ts";
 import { Maintenance } from "./_maintenance.ts";
 import { openState } from "./_open.ts";
 import { Placement } from "./_placement.ts";
-import { ReadPath } from "./_reads.ts";
+import { type Paired, ReadPath } from "./_reads.ts";
 import { storePath } from "./_store_path.ts";
 import { type EntryReader, EntryReaders } from "./_entry_reader.ts";
 import { AttrCalls } from "./_attr_calls.ts";
@@ -617,11 +617,12 @@ export class BackingStore implements AsyncDisposable {
       const nk = normaliseKey(key);
       const defer = deferOf(options);
       this.#checkOpen("open entry");
-      const data = this.#reads.openData(nk, defer);
+      const paired: Paired = { i: -1 };
+      const data = this.#reads.openData(nk, defer, paired);
       if (data === undefined) return undefined;
       let meta;
       try {
-        meta = this.#reads.element(nk, META);
+        meta = this.#reads.metaOf(nk, data.pin, paired);
       } catch (err) {
         if (data.file !== undefined) this.#state.files.closeFile(data.file.fd);
         this.#pins.release(data.pin);

@@ -747,3 +747,47 @@ Deno.test("proxy RFC 5861 §3: stale-while-revalidate serves stale and refreshes
     },
   );
 });
+
+Deno.test("proxy §4.4 §4.1: after an invalidation, a hit serves the new response, with or without Vary", async () => {
+  // Each version's response, in turn: no Vary, Vary: accept, no Vary.
+  let version = 1;
+  await withRig(
+    (req) => {
+      if (req.method === "POST") return new Response("ok");
+      const vary: Record<string, string> = version === 2
+        ? { vary: "accept" }
+        : {};
+      return new Response(`v${version}:${req.headers.get("accept")}`, {
+        headers: {
+          "cache-control": "max-age=600",
+          "x-version": String(version),
+          ...vary,
+        },
+      });
+    },
+    async (rig) => {
+      const get = async (accept: string) => {
+        const res = await rig.get("/s", { headers: { accept } });
+        return [
+          await res.text(),
+          res.headers.get("x-larder-cache"),
+          res.headers.get("x-version"),
+        ];
+      };
+      assert.deepEqual(await get("a"), ["v1:a", "miss", "1"]);
+      assert.deepEqual(await get("b"), ["v1:a", "hit", "1"]);
+      for (const next of [2, 3]) {
+        version = next;
+        // A successful POST invalidates the target (§4.4).
+        await (await rig.get("/s", { method: "POST", body: "x" })).text();
+        assert.deepEqual(await get("a"), [`v${next}:a`, "miss", `${next}`]);
+        assert.deepEqual(await get("a"), [`v${next}:a`, "hit", `${next}`]);
+        // With Vary, another Accept is another variant; without, the same.
+        assert.deepEqual(
+          await get("b"),
+          next === 2 ? ["v2:b", "miss", "2"] : ["v3:a", "hit", "3"],
+        );
+      }
+    },
+  );
+});

@@ -17,6 +17,8 @@ import { decodeResponseRecord } from "../../src/http/record.ts";
 import {
   clientNotModified,
   decide,
+  decidePrepared,
+  prepareHead,
   servedHeaders,
 } from "../../src/http/policy.ts";
 
@@ -70,7 +72,7 @@ await time("target URL (two parses, as targetOf)", (i) => {
   const u = new URL(reqs[i]!.url);
   return new URL(o + u.pathname + u.search);
 });
-await time("cache.lookup", async (i) => {
+await time("cache.lookup (decoded records kept)", async (i) => {
   const f = await cache.lookup(`${o}/o/${i}`, reqs[i]!.headers);
   f!.entry.release();
 });
@@ -85,6 +87,16 @@ await time(
     decide(
       { method: "GET", url: rec.url, headers: reqs[i]!.headers },
       head(),
+      Date.now(),
+    ),
+);
+await time("prepareHead (once per stored record)", () => prepareHead(head()));
+await time(
+  "decidePrepared (the hit path's decision)",
+  (i) =>
+    decidePrepared(
+      { method: "GET", url: rec.url, headers: reqs[i]!.headers },
+      found!.prepared,
       Date.now(),
     ),
 );

@@ -434,27 +434,105 @@ export function freshness(
   now: number,
   options: PolicyOptions = {},
 ): Freshness {
+  return freshnessAt(prepareHead(stored, options), now);
+}
+
+/**
+ * A stored head with what the policy derives from it alone, worked out
+ * once: its fields as a `Headers`, its `Vary` names, its cache directives,
+ * its corrected initial age (§4.2.3) and its freshness lifetime (§4.2.1,
+ * §4.2.2). Only the time (resident time, hence age and freshness) and the
+ * request remain per decision, so a cache that keeps a prepared head for
+ * an unchanged stored response decides exactly as from the head itself.
+ */
+export interface PreparedHead {
+  /** The stored head, `headers` as a `Headers` (never modified). */
+  readonly head: StoredHead & { readonly headers: Headers };
+  /** The options it was prepared with. */
+  readonly options: PolicyOptions;
+  /** The stored request fields as a `Headers`. */
+  readonly requestHeaders: Headers;
+  /** The response's `Vary` names, or `"*"`. */
+  readonly vary: string[] | "*";
+  /** The directives that govern it ({@linkcode responseDirectives}). */
+  readonly directives: ResponseDirectives;
+  /** `corrected_initial_age` of §4.2.3, seconds. */
+  readonly initialAge: number;
+  /** `freshness_lifetime`, seconds. */
+  readonly lifetime: number;
+  /** Whether the lifetime is heuristic (§4.2.2). */
+  readonly heuristic: boolean;
+}
+
+/**
+ * Prepares a stored head for {@linkcode decidePrepared} and
+ * {@linkcode freshnessAt}: everything that depends on the head and the
+ * options but not on the time or the request.
+ *
+ * @param stored The stored head (not modified afterwards by the caller).
+ * @param options Heuristic fraction and target list.
+ * @returns The prepared head.
+ * @example The same freshness as from the head
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { freshness, freshnessAt, prepareHead } from "./policy.ts";
+ * const t = Date.UTC(2026, 0, 1);
+ * const stored = {
+ *   method: "GET", url: "http://o/a", requestHeaders: [], status: 200,
+ *   headers: { date: new Date(t).toUTCString(), "cache-control": "max-age=60" },
+ *   requestTime: t, responseTime: t,
+ * };
+ * assert.deepEqual(freshnessAt(prepareHead(stored), t + 5000), freshness(stored, t + 5000));
+ * ```
+ */
+export function prepareHead(
+  stored: StoredHead,
+  options: PolicyOptions = {},
+): PreparedHead {
   const h = headersOf(stored.headers);
   const dateValue = parseHttpDate(h.get("date"), stored.responseTime) ??
     stored.responseTime;
   const apparentAge = Math.max(0, (stored.responseTime - dateValue) / 1000);
   const responseDelay = (stored.responseTime - stored.requestTime) / 1000;
   const correctedAgeValue = ageValue(h) + responseDelay;
-  const correctedInitialAge = Math.max(apparentAge, correctedAgeValue);
-  const residentTime = (now - stored.responseTime) / 1000;
-  const age = correctedInitialAge + residentTime;
+  const rd = responseDirectives(h, options);
   const { lifetime, heuristic } = lifetimeOf(
     stored.status,
     h,
-    responseDirectives(h, options),
+    rd,
     dateValue,
     options.heuristicFraction ?? 0.1,
   );
+  return {
+    head: h === stored.headers
+      ? stored as StoredHead & { headers: Headers }
+      : { ...stored, headers: h },
+    options,
+    requestHeaders: headersOf(stored.requestHeaders),
+    vary: varyNames(h),
+    directives: rd,
+    initialAge: Math.max(apparentAge, correctedAgeValue),
+    lifetime,
+    heuristic,
+  };
+}
+
+/**
+ * A prepared head's age and freshness at `now` ({@linkcode freshness}).
+ *
+ * @param p The prepared head.
+ * @param now The moment, ms since the epoch.
+ * @returns Age, lifetime, whether fresh, and by how much stale.
+ */
+export function freshnessAt(p: PreparedHead, now: number): Freshness {
+  const residentTime = (now - p.head.responseTime) / 1000;
+  const age = p.initialAge + residentTime;
+  const lifetime = p.lifetime;
   const fresh = lifetime > age;
   return {
     age,
     lifetime,
-    heuristic,
+    heuristic: p.heuristic,
     fresh,
     staleBy: fresh ? 0 : age - lifetime,
   };
@@ -648,13 +726,36 @@ export function decide(
   now: number,
   options: PolicyOptions = {},
 ): Decision {
+  return decidePrepared(
+    request,
+    stored === undefined ? undefined : prepareHead(stored, options),
+    now,
+  );
+}
+
+/**
+ * {@linkcode decide} from a {@linkcode prepareHead}'s result (with the
+ * options it was prepared with): the same decision, without deriving the
+ * stored head's fields again.
+ *
+ * @param request The new request.
+ * @param prepared The prepared stored head, or `undefined` when none.
+ * @param now The time, ms since the epoch.
+ * @returns The decision.
+ */
+export function decidePrepared(
+  request: RequestHead,
+  prepared: PreparedHead | undefined,
+  now: number,
+): Decision {
   const reqHeaders = headersOf(request.headers);
   const reqCc = directives(reqHeaders);
   const onlyIfCached = reqCc.has("only-if-cached");
   const miss: Decision = onlyIfCached
     ? { kind: "only-if-cached-504" }
     : { kind: "miss" };
-  if (stored === undefined) return miss;
+  if (prepared === undefined) return miss;
+  const stored = prepared.head;
   const method = request.method.toUpperCase();
   const storedMethod = stored.method.toUpperCase();
   // §4: a stored GET answers GET and HEAD; a stored HEAD answers only HEAD.
@@ -663,11 +764,13 @@ export function decide(
   ) {
     return miss;
   }
-  const resHeaders = headersOf(stored.headers);
-  if (!varyMatches(stored.requestHeaders, resHeaders, reqHeaders)) return miss;
+  const resHeaders = stored.headers;
+  if (!varyMatches(prepared.requestHeaders, prepared.vary, reqHeaders)) {
+    return miss;
+  }
 
-  const f = freshness(stored, now, options);
-  const { directives: cc, targeted } = responseDirectives(resHeaders, options);
+  const f = freshnessAt(prepared, now);
+  const { directives: cc, targeted } = prepared.directives;
   const revalidate: Decision = {
     kind: "revalidate",
     staleOnError: false,

@@ -8,11 +8,13 @@
  */
 import {
   clientNotModified,
-  decide,
+  decidePrepared,
+  freshnessAt,
   HOP_BY_HOP,
   invalidates,
   isOriginError,
   notModifiedHeaders,
+  type PreparedHead,
   revalidationHeaders,
   servedHeaders,
   storable,
@@ -50,6 +52,7 @@ import {
   type Found,
   ProxyCache,
   type ProxyStore,
+  recordToHead,
 } from "./proxy_store.ts";
 
 /** Options of {@linkcode createProxy}. */
@@ -155,18 +158,36 @@ function clientAddress(info?: ServeInfo): string {
   return addr?.hostname ?? "-";
 }
 
-function recordToHead(r: ResponseRecord): StoredHead {
-  return {
-    method: r.method,
-    url: r.url,
-    requestHeaders: r.requestHeaders,
-    status: r.status,
-    // One Headers for every policy call on this head (each would build
-    // its own from pairs).
-    headers: new Headers(r.responseHeaders),
-    requestTime: r.requestTime,
-    responseTime: r.responseTime,
-  };
+/**
+ * A prepared stored head's fields as a hit sends them, less those set per
+ * response: `Age`, `Via` (its stored value kept apart, to append to),
+ * `x-larder-cache`, `Content-Length` (the body's own is sent) and, for a
+ * 200, `Accept-Ranges`. Worked out once per prepared head.
+ */
+interface HitFields {
+  pairs: [string, string][];
+  via: string | null;
+}
+
+const hitFields = new WeakMap<PreparedHead, HitFields>();
+
+function hitFieldsOf(p: PreparedHead): HitFields {
+  let f = hitFields.get(p);
+  if (f !== undefined) return f;
+  const out: [string, string][] = [];
+  let via: string | null = null;
+  // Headers iterate lower-cased, one pair per name (set-cookie apart),
+  // the values combined as `get` gives them.
+  for (const [name, value] of p.head.headers) {
+    if (name === "via") via = value;
+    else if (
+      name !== "age" && name !== "x-larder-cache" &&
+      name !== "content-length" &&
+      !(name === "accept-ranges" && p.head.status === 200)
+    ) out.push([name, value]);
+  }
+  hitFields.set(p, f = { pairs: out, via });
+  return f;
 }
 
 function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
@@ -295,7 +316,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       await BackingStore.open(options.dir, options.storeOptions),
     );
   }
-  const cache = new ProxyCache(store);
+  const policy = {
+    heuristicFraction: options.heuristicFraction ?? 0.1,
+    ...(options.targetedFields === undefined
+      ? {}
+      : { targetedFields: options.targetedFields }),
+  };
+  const cache = new ProxyCache(store, policy);
   const client = new OriginClient(origin);
   const timeoutMs = options.originTimeoutMs ?? 30_000;
   const collapseTimeoutMs = options.collapseTimeoutMs ?? 30_000;
@@ -307,12 +334,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const inflight = new Map<string, Promise<boolean>>();
   // stale-while-revalidate: the keys being refreshed in the background.
   const refreshing = new Set<string>();
-  const policy = {
-    heuristicFraction: options.heuristicFraction ?? 0.1,
-    ...(options.targetedFields === undefined
-      ? {}
-      : { targetedFields: options.targetedFields }),
-  };
   const pending = new Set<Promise<void>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
@@ -327,6 +348,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   });
   // Body lengths of responses from the store, known without reading them.
   const lengths = new WeakMap<Response, number>();
+  // Cache statuses of hits, known without reading their headers (which
+  // would make Deno.serve convert them again).
+  const statuses = new WeakMap<Response, CacheStatus>();
 
   // The origin up to its path, to prefix each request's path and query:
   // one URL parse a request (setting pathname and search reparses twice).
@@ -440,6 +464,29 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       addVia(h, via);
       h.set("x-larder-cache", status);
       return new Response(null, { status: 304, headers: h });
+    }
+    const p = found.prepared;
+    if (
+      p.head === head && req.method === "GET" && head.status !== 204 &&
+      head.status !== 205 && !req.headers.has("range")
+    ) {
+      // The stored fields as prepared once, with this response's own.
+      const f = hitFieldsOf(p);
+      const pairs = f.pairs.slice();
+      pairs.push(
+        ["age", String(Math.max(0, Math.floor(freshnessAt(p, now).age)))],
+        ["via", f.via === null ? via : `${f.via}, ${via}`],
+        ["x-larder-cache", status],
+      );
+      if (head.status === 200) pairs.push(["accept-ranges", "bytes"]);
+      const res = new Response(body as BodyInit, {
+        status: head.status,
+        statusText: found.record.statusText,
+        headers: pairs,
+      });
+      if (length !== undefined) lengths.set(res, length);
+      statuses.set(res, status);
+      return res;
     }
     const h = servedHeaders(head, now);
     addVia(h, via);
@@ -685,8 +732,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       ranged: wantsRange(req),
     });
     if (found === undefined) metrics.sample.drop(target.href);
-    let head = found && recordToHead(found.record);
-    const decision = decide(reqHead, head, Date.now(), policy);
+    let head = found?.prepared.head;
+    const decision = decidePrepared(reqHead, found?.prepared, Date.now());
     switch (decision.kind) {
       case "fresh":
         return fromStore(req, found!, head!, "hit");
@@ -833,9 +880,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       ranged: wantsRange(req),
     });
     if (found === undefined) return undefined;
-    const head = recordToHead(found.record);
+    const head = found.prepared.head;
     const reqHead = { method: req.method, url, headers: req.headers };
-    const decision = decide(reqHead, head, Date.now(), policy);
+    const decision = decidePrepared(reqHead, found.prepared, Date.now());
     if (decision.kind === "fresh" || decision.kind === "stale-usable") {
       return fromStore(req, found, head, "hit");
     }
@@ -1022,13 +1069,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
    * is sent.
    */
   function counted(req: Request, res: Response, seconds: number): Response {
-    const given = res.headers.get("x-larder-cache") as CacheStatus;
+    const given = statuses.get(res) ??
+      res.headers.get("x-larder-cache") as CacheStatus;
     const status = CACHE_STATUSES.includes(given) ? given : "error";
     let bytes: number | undefined = 0;
     if (req.method !== "HEAD" && res.status !== 204 && res.status !== 304) {
       // Not res.body first: that would make a stream of a byte body.
       bytes = lengths.get(res);
-      const field = res.headers.get("content-length");
+      const field = bytes === undefined
+        ? res.headers.get("content-length")
+        : null;
       if (bytes === undefined && field !== null && /^\d+$/.test(field)) {
         bytes = Number(field);
       }

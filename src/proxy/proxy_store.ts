@@ -7,13 +7,22 @@
  * Also the proxy's key scheme over it: a response without `Vary` lives
  * under its URL's primary key; a URL whose response has `Vary` gets a
  * small marker entry naming the fields and a generation, and each variant
- * lives under URL + generation + {@linkcode varyKey}. Invalidating a URL
+ * lives under URL + generation + {@linkcode varyKey}. A lookup reads the
+ * URL's primary key first and the marker only when that is missing, so
+ * the primary entry is deleted before a marker is written (and whenever
+ * a variant is stored). Invalidating a URL
  * drops the marker, so every variant of the old generation is unreachable
  * at once (eviction reclaims them) without listing them.
  *
  * @module
  */
-import { varyKey } from "../http/policy.ts";
+import {
+  type PolicyOptions,
+  type PreparedHead,
+  prepareHead,
+  type StoredHead,
+  varyKey,
+} from "../http/policy.ts";
 import {
   decodeResponseRecord,
   encodeResponseRecord,
@@ -25,6 +34,9 @@ import {
   type ResponseStore,
   type StoredEntry,
 } from "../web_cache/response_store.ts";
+
+/** Bodies up to this length are read whole (the largest slot element). */
+const WHOLE_BODY = 2 * 2 ** 20;
 
 /** An entry opened for byte-range reads: its head, its body unread. */
 export interface RangedEntry {
@@ -56,7 +68,8 @@ export interface ProxyStore extends ResponseStore {
    * The entry under `key` with its body unread, to read in byte ranges
    * (`Range` requests read only the bytes they ask for); undefined when
    * there is none. Optional: over a store without it the proxy answers a
-   * `Range` from a body of at most 64 KiB and with a full 200 otherwise.
+   * `Range` from a body `get` returns as bytes (over a BackingStore, one
+   * of at most 2 MiB) and with a full 200 from a streamed one.
    */
   getRanged?(key: string): Promise<RangedEntry | undefined>;
   /**
@@ -73,7 +86,10 @@ export interface ProxyStore extends ResponseStore {
  * @returns The ProxyStore.
  */
 export function backingProxyStore(store: BackingStore): ProxyStore {
-  const base = backingResponseStore(store);
+  // Bodies held in slots (FORMAT.md §6.2: at most 2 MiB) are read and
+  // verified whole by openEntry anyway: handed to Deno.serve as bytes, not
+  // chunked through two streams. Large files still stream chunk by chunk.
+  const base = backingResponseStore(store, { wholeBodyBytes: WHOLE_BODY });
   return {
     ...base,
     async putHead(key, meta) {
@@ -143,8 +159,10 @@ interface VaryMarker {
 export interface Found {
   /** The key of the variant. */
   key: string;
-  /** Its decoded record. */
+  /** Its decoded record (shared: never modify it). */
   record: ResponseRecord;
+  /** Its head, prepared with the cache's policy options (shared). */
+  prepared: PreparedHead;
   /** Its entry; the caller releases it (or reads its body to the end). */
   entry: StoredEntry;
   /**
@@ -160,19 +178,114 @@ export interface LookupOptions {
   ranged?: boolean;
 }
 
+/** A record as the policy sees it. */
+export function recordToHead(r: ResponseRecord): StoredHead {
+  return {
+    method: r.method,
+    url: r.url,
+    requestHeaders: r.requestHeaders,
+    status: r.status,
+    // One Headers for every policy call on this head (each would build
+    // its own from pairs).
+    headers: new Headers(r.responseHeaders),
+    requestTime: r.requestTime,
+    responseTime: r.responseTime,
+  };
+}
+
+/**
+ * Decoded records kept at most (FIFO), the record bytes they may total,
+ * and the largest record kept.
+ */
+const DECODED_ENTRIES = 16_384;
+const DECODED_TOTAL_BYTES = 8 * 2 ** 20;
+const DECODED_MAX_BYTES = 16 * 1024;
+
+/** A stored record's bytes, decoded and prepared. */
+interface Decoded {
+  meta: Uint8Array;
+  record: ResponseRecord;
+  prepared: PreparedHead;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  let i = 0;
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
+    // Four bytes at a time where both are aligned (the usual case).
+    const words = n >>> 2;
+    const wa = new Uint32Array(a.buffer, a.byteOffset, words);
+    const wb = new Uint32Array(b.buffer, b.byteOffset, words);
+    for (; i < words; i++) if (wa[i] !== wb[i]) return false;
+    i = words << 2;
+  }
+  for (; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The proxy's view of its store: responses by URL and request headers. */
 export class ProxyCache {
   readonly #store: ProxyStore;
+  readonly #policy: PolicyOptions;
   /** Puts under way, by URL; those marked when the URL is invalidated. */
   readonly #filling = new Map<string, Set<{ invalidated: boolean }>>();
+  /**
+   * The last record decoded for each key, with its bytes: a lookup that
+   * reads (and verifies) the very same bytes again reuses it instead of
+   * decoding and preparing them again. Keyed by the bytes themselves, so
+   * an entry rewritten in any way (a new response, a 304's new head, an
+   * invalidation followed by another store) never gets an old record.
+   */
+  readonly #decoded = new Map<string, Decoded>();
+  /** The record bytes `#decoded` holds. */
+  #decodedBytes = 0;
 
   /**
    * Wraps a store.
    *
    * @param store Where the entries live.
+   * @param policy The policy options heads are prepared with.
    */
-  constructor(store: ProxyStore) {
+  constructor(store: ProxyStore, policy: PolicyOptions = {}) {
     this.#store = store;
+    this.#policy = policy;
+  }
+
+  /** `meta` (a record read from `key`) decoded, or undefined when it is not one. */
+  #decode(key: string, meta: Uint8Array): Decoded | undefined {
+    const known = this.#decoded.get(key);
+    if (known !== undefined && sameBytes(known.meta, meta)) return known;
+    let record: ResponseRecord;
+    try {
+      record = decodeResponseRecord(meta);
+    } catch {
+      return undefined; // an unreadable record is a miss
+    }
+    const decoded = {
+      meta: meta.slice(),
+      record,
+      prepared: prepareHead(recordToHead(record), this.#policy),
+    };
+    this.#forget(key);
+    if (meta.length <= DECODED_MAX_BYTES) {
+      while (
+        this.#decoded.size >= DECODED_ENTRIES ||
+        this.#decodedBytes + meta.length > DECODED_TOTAL_BYTES
+      ) {
+        this.#forget(this.#decoded.keys().next().value!);
+      }
+      this.#decoded.set(key, decoded);
+      this.#decodedBytes += meta.length;
+    }
+    return decoded;
+  }
+
+  #forget(key: string): void {
+    const known = this.#decoded.get(key);
+    if (known === undefined) return;
+    this.#decoded.delete(key);
+    this.#decodedBytes -= known.meta.length;
   }
 
   async #marker(url: string): Promise<VaryMarker | undefined> {
@@ -210,30 +323,39 @@ export class ProxyCache {
     request: Headers,
     options: LookupOptions = {},
   ): Promise<Found | undefined> {
-    const key = ProxyCache.#variantKey(url, await this.#marker(url), request);
-    let entry: StoredEntry | undefined;
-    let ranged: RangedEntry | undefined;
-    if (options.ranged === true && this.#store.getRanged !== undefined) {
-      ranged = await this.#store.getRanged(key);
-      if (ranged !== undefined) entry = wholeBody(ranged);
-    } else {
-      entry = await this.#store.get(key);
+    // The Vary-less entry first: most URIs have one, and it answers any
+    // request (FORMAT.md §12.4, invariant 1).
+    let key = PRIMARY + url;
+    let [entry, ranged] = await this.#open(key, options);
+    if (entry === undefined) {
+      const marker = await this.#marker(url);
+      if (marker === undefined) return undefined;
+      key = ProxyCache.#variantKey(url, marker, request);
+      [entry, ranged] = await this.#open(key, options);
+      if (entry === undefined) return undefined;
     }
-    if (entry === undefined) return undefined;
-    let record: ResponseRecord;
-    try {
-      record = decodeResponseRecord(entry.meta);
-    } catch {
-      entry.release();
-      return undefined; // an unreadable record is a miss
-    }
-    if (record.url !== url) {
+    const decoded = this.#decode(key, entry.meta);
+    if (decoded === undefined || decoded.record.url !== url) {
       entry.release();
       return undefined;
     }
+    const { record, prepared } = decoded;
     return ranged === undefined
-      ? { key, record, entry }
-      : { key, record, entry, ranged };
+      ? { key, record, prepared, entry }
+      : { key, record, prepared, entry, ranged };
+  }
+
+  async #open(
+    key: string,
+    options: LookupOptions,
+  ): Promise<[StoredEntry | undefined, RangedEntry | undefined]> {
+    if (options.ranged === true && this.#store.getRanged !== undefined) {
+      const ranged = await this.#store.getRanged(key);
+      return ranged === undefined
+        ? [undefined, undefined]
+        : [wholeBody(ranged), ranged];
+    }
+    return [await this.#store.get(key), undefined];
   }
 
   /**
@@ -253,6 +375,9 @@ export class ProxyCache {
       if (old !== undefined) await this.#store.delete(MARKER + url);
       return PRIMARY + url;
     }
+    // The Vary-less entry goes first, and whenever a variant is stored: a
+    // lookup reads it before the marker, so it would hide the variants.
+    await this.#store.delete(PRIMARY + url);
     let marker = old;
     if (old === undefined || old.names.join(",") !== names.join(",")) {
       marker = { names, gen: crypto.randomUUID() };
@@ -261,7 +386,6 @@ export class ProxyCache {
         new TextEncoder().encode(JSON.stringify(marker)),
         new Uint8Array(0),
       );
-      await this.#store.delete(PRIMARY + url);
     }
     return ProxyCache.#variantKey(url, marker, request);
   }
@@ -321,6 +445,7 @@ export class ProxyCache {
     for (const fill of fills) fill.invalidated = true;
     const marker = await this.#store.delete(MARKER + url);
     const primary = await this.#store.delete(PRIMARY + url);
+    this.#forget(PRIMARY + url);
     return marker || primary || fills.size > 0;
   }
 

@@ -29,6 +29,7 @@ export type {
 export { backingResponseStore } from "./response_store.ts";
 export { BackingStore } from "../store.ts";
 export type {
+  BackingResponseStoreOptions,
   GetOptions,
   ResponseStore,
   StoredEntry,

@@ -72,8 +72,18 @@ export async function readAll(
   return all;
 }
 
-/** Bodies up to this length are read whole at `get`, their pin ended at once. */
+/** Bodies up to this length are read whole at `get` by default, their pin ended at once. */
 const SMALL_BODY = 64 * 1024;
+
+/** Options of {@linkcode backingResponseStore}. */
+export interface BackingResponseStoreOptions {
+  /**
+   * Bodies up to this many bytes are returned by `get` as bytes (read and
+   * verified whole, the pin ended at once), longer ones as a stream.
+   * Default 64 KiB.
+   */
+  wholeBodyBytes?: number;
+}
 
 /**
  * A body stream over a pinned reader: the reader is released when the
@@ -113,13 +123,19 @@ function bodyStream(reader: EntryReader): ReadableStream<Uint8Array> {
  * stores nothing); `get` pins the entry with `openEntry` and returns a
  * body stream that reads it chunk by chunk, verified, and releases the
  * pin at its end, on cancel or when garbage-collected. A body of at most
- * 64 KiB is returned as bytes and its pin ended at once, unless
- * `deferBody` asks for it unread (`openEntry` with `defer`).
+ * `options.wholeBodyBytes` (64 KiB) is returned as bytes and its pin
+ * ended at once, unless `deferBody` asks for it unread (`openEntry` with
+ * `defer`).
  *
  * @param store The store; closed by the ResponseStore's `close()`.
+ * @param options How long a body `get` returns as bytes.
  * @returns The ResponseStore.
  */
-export function backingResponseStore(store: BackingStore): ResponseStore {
+export function backingResponseStore(
+  store: BackingStore,
+  options: BackingResponseStoreOptions = {},
+): ResponseStore {
+  const whole = options.wholeBodyBytes ?? SMALL_BODY;
   return {
     async get(key, options) {
       const defer = options?.deferBody === true;
@@ -129,7 +145,7 @@ export function backingResponseStore(store: BackingStore): ResponseStore {
       try {
         if (reader.meta === undefined) return undefined;
         const meta = reader.meta.slice(); // shared with other references
-        if (!defer && reader.size <= SMALL_BODY) {
+        if (!defer && reader.size <= whole) {
           return {
             meta,
             body: await reader.read(0, reader.size),
