@@ -31,6 +31,7 @@ import {
 import type { BackingStore, StoreStats } from "../store.ts";
 import {
   backingResponseStore,
+  releasingStream,
   type ResponseStore,
   type StoredEntry,
 } from "../web_cache/response_store.ts";
@@ -109,41 +110,13 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
       return {
         meta: reader.meta.slice(), // shared with other references
         size: reader.size,
-        stream: (start, end) => releasing(reader, reader.stream(start, end)),
+        stream: (start, end) =>
+          releasingStream(reader, () => reader.stream(start, end)),
         release: reader.release,
       };
     },
     stats: () => store.stats(),
   };
-}
-
-/** `source`, releasing `reader` when it ends, errors or is cancelled. */
-function releasing(
-  reader: { release(): void },
-  source: ReadableStream<Uint8Array>,
-): ReadableStream<Uint8Array> {
-  const it = source.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await it.read();
-        if (done) {
-          reader.release();
-          controller.close();
-        } else controller.enqueue(value);
-      } catch (err) {
-        reader.release();
-        controller.error(err);
-      }
-    },
-    async cancel(reason) {
-      try {
-        await it.cancel(reason);
-      } finally {
-        reader.release();
-      }
-    },
-  }, { highWaterMark: 0 });
 }
 
 // FORMAT.md §12.4. No URL starts with "~", so these keys are verbatim.

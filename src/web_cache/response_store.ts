@@ -92,11 +92,26 @@ export interface BackingResponseStoreOptions {
  * stream holds the reader, so the reader lives as long as the stream.
  */
 function bodyStream(reader: EntryReader): ReadableStream<Uint8Array> {
+  return releasingStream(reader, () => reader.stream());
+}
+
+/**
+ * The stream `open` makes (at the first read), releasing `reader` when it
+ * ends, errors or is cancelled.
+ *
+ * @param reader What to release.
+ * @param open Makes the source stream.
+ * @returns The stream.
+ */
+export function releasingStream(
+  reader: { release(): void },
+  open: () => ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
   let source: ReadableStreamDefaultReader<Uint8Array> | undefined;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      source ??= reader.stream().getReader();
       try {
+        source ??= open().getReader();
         const { done, value } = await source.read();
         if (done) {
           reader.release();
