@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { concatBytes } from "./_bytes.ts";
 
 /** A value as the public API takes and returns it. */
 export type AttrValue = string | readonly string[] | Uint8Array;
@@ -115,12 +116,7 @@ export function encodeAttrValue(value: unknown): Uint8Array {
       "Cannot set attribute: value must be a string, a string[] or a Uint8Array",
     );
   }
-  if (payload.length > ATTR_LIMITS.valueBytes) throw tooLarge(payload.length);
-  const rec = new Uint8Array(2 + payload.length);
-  rec[0] = ATTR_RECORD_VERSION;
-  rec[1] = type;
-  rec.set(payload, 2);
-  return rec;
+  return valueRecord(type, payload);
 }
 
 /** What a value record holds, as read. */
@@ -192,11 +188,16 @@ export function attrBytesView(
 
 /** A binary value record holding `bytes`. */
 export function bytesRecord(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > ATTR_LIMITS.valueBytes) throw tooLarge(bytes.length);
-  const rec = new Uint8Array(2 + bytes.length);
+  return valueRecord(T_BYTES, bytes);
+}
+
+/** A value record: version byte, type byte, payload (FORMAT.md §4.2). */
+function valueRecord(type: number, payload: Uint8Array): Uint8Array {
+  if (payload.length > ATTR_LIMITS.valueBytes) throw tooLarge(payload.length);
+  const rec = new Uint8Array(2 + payload.length);
   rec[0] = ATTR_RECORD_VERSION;
-  rec[1] = T_BYTES;
-  rec.set(bytes, 2);
+  rec[1] = type;
+  rec.set(payload, 2);
   return rec;
 }
 
@@ -298,13 +299,7 @@ export function encodeAttrSection(
     parts.push(b);
     total += n;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts, total);
 }
 
 /**

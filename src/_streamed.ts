@@ -15,6 +15,7 @@ import type { ElementFiles } from "./elements.ts";
 import { ELEMENT_HEADER, MAX_RUN_SLOTS, SLOT_SIZE } from "./format.ts";
 import { DATA, type ElementKind } from "./kinds.ts";
 import type { Body, WrittenFile } from "./_placement.ts";
+import { concatBytes } from "./_bytes.ts";
 
 /** Bodies up to this length are collected in memory (they may fit a run). */
 export const COLLECT_MAX = MAX_RUN_SLOTS * SLOT_SIZE[DATA];
@@ -139,12 +140,5 @@ export function abandon(files: ElementFiles, body: Body): void {
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : concatBytes(parts, total);
 }

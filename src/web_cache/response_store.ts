@@ -7,6 +7,7 @@
  */
 import type { EntryReader } from "../_entry_reader.ts";
 import type { BackingStore } from "../store.ts";
+import { concatBytes } from "../_bytes.ts";
 
 /** A stored entry: its head (metadata) and its body. */
 export interface StoredEntry {
@@ -63,13 +64,7 @@ export async function readAll(
     chunks.push(chunk);
     length += chunk.length;
   }
-  const all = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return all;
+  return concatBytes(chunks, length);
 }
 
 /** Bodies up to this length are read whole at `get` by default, their pin ended at once. */
