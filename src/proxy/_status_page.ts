@@ -104,19 +104,7 @@ function lineChart(opts: {
   const y = (v: number) => PAD.top + PLOT_H - (v / yMax) * PLOT_H;
   const parts: string[] = [];
   // Grid and y labels.
-  for (const f of [0, 0.5, 1]) {
-    const yy = n2(y(f * yMax));
-    parts.push(
-      `<line class="grid" x1="${PAD.left}" x2="${
-        W - PAD.right
-      }" y1="${yy}" y2="${yy}"/>`,
-      `<text class="axis" x="${
-        PAD.left - 6
-      }" y="${yy}" text-anchor="end" dominant-baseline="middle">${
-        escapeHtml(opts.yLabel(f * yMax))
-      }</text>`,
-    );
-  }
+  parts.push(...yGrid((f) => opts.yLabel(f * yMax)));
   // x labels: the window's start, quarter marks and now.
   const windowMin = Math.round((n * opts.bucketMs) / 60_000);
   for (const f of [0, 0.25, 0.5, 0.75, 1]) {
@@ -174,25 +162,33 @@ ${parts.join("\n")}
 </svg></figure>`;
 }
 
-/** A bar chart of a histogram, a `<rect class="bar">` per bucket with entries. */
-function barChart(plot: string, title: string, bars: HistogramBar[]): string {
-  const max = niceCeil(Math.max(0, ...bars.map((b) => b.count)));
-  const slot = PLOT_W / bars.length;
-  const parts: string[] = [];
-  let points = 0;
-  for (const f of [0, 0.5, 1]) {
+/**
+ * Grid lines at 0, half and full height with their y labels (`label`
+ * gets the fraction of the plot's height).
+ */
+function yGrid(label: (f: number) => string): string[] {
+  return [0, 0.5, 1].flatMap((f) => {
     const yy = n2(PAD.top + PLOT_H - f * PLOT_H);
-    parts.push(
+    return [
       `<line class="grid" x1="${PAD.left}" x2="${
         W - PAD.right
       }" y1="${yy}" y2="${yy}"/>`,
       `<text class="axis" x="${
         PAD.left - 6
       }" y="${yy}" text-anchor="end" dominant-baseline="middle">${
-        Math.round(f * max)
+        escapeHtml(label(f))
       }</text>`,
-    );
-  }
+    ];
+  });
+}
+
+/** A bar chart of a histogram, a `<rect class="bar">` per bucket with entries. */
+function barChart(plot: string, title: string, bars: HistogramBar[]): string {
+  const max = niceCeil(Math.max(0, ...bars.map((b) => b.count)));
+  const slot = PLOT_W / bars.length;
+  const parts: string[] = [];
+  let points = 0;
+  parts.push(...yGrid((f) => String(Math.round(f * max))));
   bars.forEach((b, i) => {
     const h = (b.count / max) * PLOT_H;
     const bx = PAD.left + i * slot + slot * 0.15;
