@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /**
  * `parts` copied end to end into one new array of `total` bytes (their
@@ -23,4 +24,27 @@ export function concatBytes(
     at += p.length;
   }
   return out;
+}
+
+/** Arrays this long and longer are compared natively. */
+const NATIVE_COMPARE = 64;
+
+/**
+ * True when `a` and `b` hold the same bytes: short ones (keys) compared in
+ * a loop, longer ones (records, use maps) by a native compare.
+ *
+ * ```ts ignore
+ * sameBytes(new Uint8Array([1, 2]), new Uint8Array([1, 2])); // true
+ * ```
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  if (n >= NATIVE_COMPARE) {
+    return Buffer.from(a.buffer, a.byteOffset, n).equals(
+      Buffer.from(b.buffer, b.byteOffset, n),
+    );
+  }
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -10,6 +10,7 @@ import { crc32 } from "node:zlib";
 import { StoreError } from "./errors.ts";
 import { ELEMENT_HEADER, MAGIC, readElementHeader, VERSION } from "./format.ts";
 import type { ElementKind } from "./kinds.ts";
+import { sameBytes } from "./_bytes.ts";
 
 /** What a read expects to find; anything else is a mismatch. */
 export interface Expected {
@@ -60,12 +61,6 @@ export function isAbsence(err: unknown): boolean {
   const code = (err.cause as { code?: unknown } | undefined)?.code;
   return code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR" ||
     code === "EISDIR";
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 import { type NormalKey, nsurlComponents } from "./key.ts";
 import { type ElementKind, KINDS } from "./kinds.ts";
 import type { PinTable } from "./pins.ts";
+import { sameBytes } from "./_bytes.ts";
 
 /**
  * A key as looked up: its hash, the length of its UTF-8 bytes (left
@@ -176,10 +177,4 @@ export class KeyLookup {
     }
     return h;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
-  return true;
 }

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import {
   CorruptError,
   NoSpaceError,
@@ -55,6 +54,7 @@ import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { sameBytes } from "./_bytes.ts";
 
 /** Names larder may leave in a directory before its control file exists. */
 const CREATION_LEFTOVERS = new Set([
@@ -469,11 +469,6 @@ function rebuildFromElements(io: FileIO, dir: string, s: Loading): void {
   const r = rebuildIndex(io, dir, s.mem);
   s.nextFileId = Math.max(s.nextFileId, r.nextFileId);
   if (r.count > 0) s.repairedOnOpen++;
-}
-
-/** Byte equality, by a native compare (a use map is up to 2 MiB). */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 const JOURNAL_NAME = /^journal-[0-9A-F]{8}$/;

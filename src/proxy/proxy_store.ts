@@ -35,6 +35,7 @@ import {
   type ResponseStore,
   type StoredEntry,
 } from "../web_cache/response_store.ts";
+import { sameBytes } from "../_bytes.ts";
 
 /** Bodies up to this length are read whole (the largest slot element). */
 const WHOLE_BODY = 2 * 2 ** 20;
@@ -179,22 +180,6 @@ interface Decoded {
   meta: Uint8Array;
   record: ResponseRecord;
   prepared: PreparedHead;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  const n = a.length;
-  if (n !== b.length) return false;
-  let i = 0;
-  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
-    // Four bytes at a time where both are aligned (the usual case).
-    const words = n >>> 2;
-    const wa = new Uint32Array(a.buffer, a.byteOffset, words);
-    const wb = new Uint32Array(b.buffer, b.byteOffset, words);
-    for (; i < words; i++) if (wa[i] !== wb[i]) return false;
-    i = words << 2;
-  }
-  for (; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** The proxy's view of its store: responses by URL and request headers. */
