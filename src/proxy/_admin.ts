@@ -26,6 +26,7 @@ import type { ProxyMetrics } from "./_metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "./_prometheus.ts";
 import { statusPage } from "./_status_page.ts";
 import type { ProxyStore } from "./proxy_store.ts";
+import { SecretToken } from "./_token.ts";
 
 /** The default admin path. */
 export const DEFAULT_ADMIN_PATH = "/_larder/";
@@ -95,14 +96,6 @@ export function pathStart(url: string): number {
   return at < 0 ? url.length : at;
 }
 
-function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ (y[i % y.length] ?? 0);
-  return diff === 0;
-}
-
 function respond(
   status: number,
   body: string | null,
@@ -123,21 +116,25 @@ function respond(
 /** The admin endpoints. */
 export class AdminEndpoints {
   readonly #o: AdminOptions;
+  readonly #token: SecretToken | undefined;
 
   /** @param options The prefix and what the endpoints read. */
   constructor(options: AdminOptions) {
     this.#o = options;
+    this.#token = options.token === undefined
+      ? undefined
+      : new SecretToken(options.token);
   }
 
   /** Whether the request carries the token (or none is needed). */
-  authorized(req: Request): boolean {
-    const token = this.#o.token;
+  async authorized(req: Request): Promise<boolean> {
+    const token = this.#token;
     if (token === undefined) return true;
     const auth = req.headers.get("authorization") ?? "";
     const m = /^(\w+)\s+(\S+)\s*$/.exec(auth);
     if (m === null) return false;
     const scheme = m[1]!.toLowerCase();
-    if (scheme === "bearer") return timingSafeEqual(m[2]!, token);
+    if (scheme === "bearer") return await token.matches(m[2]!);
     if (scheme === "basic") {
       let decoded: string;
       try {
@@ -146,7 +143,7 @@ export class AdminEndpoints {
         return false;
       }
       const colon = decoded.indexOf(":");
-      return colon >= 0 && timingSafeEqual(decoded.slice(colon + 1), token);
+      return colon >= 0 && await token.matches(decoded.slice(colon + 1));
     }
     return false;
   }
@@ -181,7 +178,7 @@ export class AdminEndpoints {
         { allow: methods.join(", ") },
       );
     }
-    if (route.guarded && !this.authorized(req)) {
+    if (route.guarded && !await this.authorized(req)) {
       return respond(401, "Unauthorized\n", "text/plain; charset=utf-8", {
         "www-authenticate": 'Basic realm="larder admin", charset="UTF-8"',
       });

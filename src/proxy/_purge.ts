@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { SecretToken } from "./_token.ts";
 
 /** How the proxy purges. */
 export interface PurgeOptions {
@@ -29,31 +30,11 @@ export interface PurgeOptions {
   via: string;
 }
 
-const encoder = new TextEncoder();
-
-/** SHA-256 of a string's UTF-8. */
-async function digest(s: string): Promise<Uint8Array> {
-  return new Uint8Array(
-    await crypto.subtle.digest("SHA-256", encoder.encode(s)),
-  );
-}
-
-/**
- * Whether a digest equals the wanted one, in time that does not depend on
- * where they differ (both are SHA-256 digests, so neither does a token's
- * length show).
- */
-function sameDigest(want: Uint8Array, given: Uint8Array | undefined): boolean {
-  let diff = given === undefined ? 1 : 0;
-  for (let i = 0; i < want.length; i++) diff |= want[i]! ^ (given?.[i] ?? 0);
-  return diff === 0;
-}
-
 /** The purge requests of one proxy. */
 export class Purger {
   readonly #o: PurgeOptions;
   readonly #endpoint: string | undefined;
-  readonly #token: Promise<Uint8Array> | undefined;
+  readonly #token: SecretToken | undefined;
 
   /**
    * @param options The token, the admin path and how to purge.
@@ -76,7 +57,7 @@ export class Purger {
     this.#endpoint = p === false ? undefined : `${p}purge`;
     this.#token = options.token === undefined
       ? undefined
-      : digest(options.token);
+      : new SecretToken(options.token);
   }
 
   /**
@@ -86,6 +67,13 @@ export class Purger {
    * @returns The response, or undefined.
    */
   async handle(req: Request): Promise<Response | undefined> {
+    // Every request comes here first: most go on unparsed.
+    if (
+      req.method !== "PURGE" &&
+      (this.#endpoint === undefined || !req.url.includes(this.#endpoint))
+    ) {
+      return undefined;
+    }
     const u = new URL(req.url);
     if (req.method === "PURGE") {
       return await this.#purge(req, () => this.#o.targetOf(u));
@@ -124,8 +112,7 @@ export class Purger {
     const m = /^\s*bearer\s+(\S+)\s*$/i.exec(
       req.headers.get("authorization") ?? "",
     );
-    const given = m === null ? undefined : await digest(m[1]!);
-    if (!sameDigest(await this.#token, given)) {
+    if (!await this.#token.matches(m?.[1])) {
       return this.#json(401, { error: "a valid bearer token is required" }, {
         "www-authenticate": 'Bearer realm="larder"',
       });
