@@ -48,8 +48,13 @@ import {
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
 import { KINDS, type PerKind, perKind } from "./kinds.ts";
-import { loadAttrSection, nonZeroEnd, readIndexImage } from "./_persist.ts";
-import { StoreState } from "./_state.ts";
+import {
+  allZero,
+  loadAttrSection,
+  nonZeroEnd,
+  readIndexImage,
+} from "./_persist.ts";
+import { keepsJournal, StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
@@ -377,6 +382,38 @@ function recordsSound(s: Loading): boolean {
   return true;
 }
 
+/**
+ * The journal open goes on appending to instead of rotating: a pristine
+ * one, or one replayed whole onto the snapshot with nothing torn after its
+ * last entry and small beside the table (`keepsJournal`; a close keeps
+ * such a journal too). Its replayed entries are synced first, so
+ * the slots and files they freed, reusable from now on, are never
+ * referred to by a durable index again. Undefined: rotate.
+ */
+function keptJournal(
+  io: FileIO,
+  dir: string,
+  tag: number,
+  mem: IndexMemory,
+  pristine: boolean,
+  append: AppendPoint | undefined,
+): Journal | undefined {
+  if (pristine) return Journal.open(io, dir, tag);
+  if (append === undefined || !allZero(append.tail)) return undefined;
+  const journal = Journal.open(io, dir, tag, append.end);
+  try {
+    if (keepsJournal(journal, mem)) {
+      journal.sync();
+      return journal;
+    }
+  } catch (err) {
+    journal.close();
+    throw err;
+  }
+  journal.close();
+  return undefined;
+}
+
 /** Where a store that cannot rotate may go on appending to its journal. */
 interface AppendPoint {
   end: number;
@@ -570,10 +607,11 @@ export function openState(
       replayed: load.replayed,
       checkDir: (action) => lock.checkDir(action),
     });
-    if (
-      load.journalPristine && tag !== undefined && load.repairedOnOpen === 0
-    ) {
-      state.continueJournal(journal = Journal.open(io, dir, tag));
+    const kept = tag === undefined || load.repairedOnOpen !== 0
+      ? undefined
+      : keptJournal(io, dir, tag, mem, load.journalPristine, append);
+    if (kept !== undefined) {
+      state.continueJournal(journal = kept);
     } else {
       // Anything replayed, repaired or torn: start a new snapshot and an
       // empty journal, so appends never land next to stale entries.

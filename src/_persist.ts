@@ -157,7 +157,7 @@ const ZEROS = new Uint8Array(ZERO_SCAN);
 let scanBuffer: Uint8Array | undefined;
 
 /** True when every byte of `b` is 0 (a native compare, a chunk at a time). */
-function allZero(b: Uint8Array): boolean {
+export function allZero(b: Uint8Array): boolean {
   for (let at = 0; at < b.length; at += ZERO_SCAN) {
     const n = Math.min(ZERO_SCAN, b.length - at);
     const part = Buffer.from(b.buffer, b.byteOffset + at, n);

@@ -10,12 +10,25 @@
  */
 import { NoSpaceError } from "./errors.ts";
 import type { ElementFiles } from "./elements.ts";
-import { type Control, encodeBlocksHeader } from "./format.ts";
+import { type Control, encodeBlocksHeader, ENTRY_SIZE } from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
 import { type FileIO, replaceFile } from "./io.ts";
 import { Journal, journalName } from "./journal.ts";
 import { DATA, type ElementKind, KINDS, META, perKind } from "./kinds.ts";
 import { newTag, writeSnapshotTemp } from "./_persist.ts";
+
+/**
+ * When a journal is kept, not rotated, at close and at an open that
+ * replayed it cleanly (FORMAT.md §10.3): when nothing was appended to it,
+ * or when replaying it at the next open costs less than writing the whole
+ * table now: at most an eighth of it used and at most a quarter of the
+ * snapshot's size (so a small store, whose snapshot is cheap, still
+ * rotates; a large one with a few changes keeps its journal).
+ */
+export function keepsJournal(j: Journal, mem: IndexMemory): boolean {
+  if (j.used === 0) return true;
+  return j.used <= j.size / 8 && j.used * 4 <= mem.count * ENTRY_SIZE;
+}
 
 /** What opening found, for the state to start from. */
 export interface OpenedIndex {
@@ -96,6 +109,12 @@ export class StoreState {
   /** Appends to journal `tag` (the one open found) instead of rotating. */
   continueJournal(journal: Journal): void {
     this.#journal = journal;
+  }
+
+  /** True when close keeps the journal instead of rotating (above). */
+  get journalKept(): boolean {
+    const j = this.#journal;
+    return j !== undefined && keepsJournal(j, this.mem);
   }
 
   /**

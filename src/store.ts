@@ -998,12 +998,21 @@ export class BackingStore implements AsyncDisposable {
       }
     };
     attempt(() => this.#pins.endAll());
-    // A fresh snapshot and an empty journal make the next open quick; not
-    // into a directory that replaced the store's (maintenance checks).
+    // A journal that is still small is made durable and kept, for the next
+    // open to replay (quicker than a snapshot of the whole table now); a
+    // larger one is rotated: a fresh snapshot and an empty journal make the
+    // next open quick. Not into a directory that replaced the store's
+    // (maintenance checks).
     attempt(() => {
       try {
         this.#upkeep.run();
-        this.#state.rotate();
+        if (this.#state.journalKept) {
+          this.#state.checkDir("close store");
+          this.#state.sync();
+          this.#state.synced();
+        } else {
+          this.#state.rotate();
+        }
       } catch (err) {
         if (!(err instanceof NoSpaceError)) throw err;
         // A full disk has no room for a snapshot: the journal holds every

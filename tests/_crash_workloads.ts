@@ -325,6 +325,44 @@ function workloadE(): Workload {
   return { name: "E streamed", options: BASE, steps };
 }
 
+/**
+ * F: a table large beside its journal, so close keeps the journal and an
+ * open that replayed it appends to it (FORMAT.md §10.3) instead of
+ * rotating: changes, close, open, more changes, across three reopens.
+ */
+function workloadF(): Workload {
+  const steps: Step[] = [["open"]];
+  const fill: Op[] = [];
+  for (let i = 0; i < 160; i++) {
+    fill.push(["store", `f${i}`, value("fill", i, 40 + i), false]);
+  }
+  steps.push(["batch", fill], ["flush"]);
+  for (let round = 0; round < 3; round++) {
+    const k = (i: number) => `f${(round * 7 + i * 3) % 160}`;
+    steps.push(
+      ["store", k(0), value(k(0), round + 1, 300), false],
+      ["store", k(1), value(k(1), round + 1, 9000), true],
+      ["invalidate", k(2)],
+      ["setAttr", k(3), "a", value(`${k(3)}a`, round, 60)],
+      ["fetch", k(4), false],
+      ["close"],
+      ["open"],
+      ["store", k(5), value(k(5), round + 1, 120), false],
+    );
+  }
+  steps.push(["close"]);
+  return {
+    name: "F kept journal",
+    options: BASE,
+    steps,
+    // Every call from the flush on (the kept journals), every 9th before.
+    sample: (n, trace) => {
+      const flush = trace.findIndex((c) => /^rename .*entries/.test(c));
+      return n > flush || n % 9 === 0;
+    },
+  };
+}
+
 /** The workloads by letter. */
 export const WORKLOADS = {
   A: workloadA,
@@ -332,4 +370,5 @@ export const WORKLOADS = {
   C: workloadC,
   D: workloadD,
   E: workloadE,
+  F: workloadF,
 };

@@ -4,7 +4,7 @@
 // buffer; and a snapshot read straight into the table is refused (and the
 // index rebuilt) for any length that does not match its header.
 import assert from "node:assert/strict";
-import { BackingStore } from "../mod.ts";
+import { BackingStore, checkStore } from "../mod.ts";
 import { bytesFor, read, tempDir } from "./_helpers.ts";
 
 function journals(dir: string): string[] {
@@ -88,5 +88,78 @@ Deno.test("a snapshot whose length disagrees with its header is rebuilt", async 
         );
       }
     });
+  }
+});
+
+Deno.test("close keeps a journal that is small beside the table, and open appends to it (FORMAT.md §10.3)", async () => {
+  await using d = await tempDir();
+  const opts = { entryBits: 12, journalBytes: 65536 };
+  const want = new Map<string, Uint8Array>();
+  {
+    await using st = await BackingStore.open(d.path, opts);
+    for (let i = 0; i < 1000; i++) {
+      want.set(`k${i}`, bytesFor(`k${i}`, 50 + (i % 200)));
+      await st.store(`k${i}`, want.get(`k${i}`)!);
+    }
+    await st.flush(); // a snapshot of 1,000 entries, an empty journal
+  }
+  const snapshot = Deno.readFileSync(`${d.path}/entries`);
+  const [tag] = journals(d.path);
+  for (let round = 0; round < 3; round++) {
+    await using st = await BackingStore.open(d.path, opts);
+    assert.deepEqual(journals(d.path), [tag], "the journal is continued");
+    for (let i = 0; i < 10; i++) {
+      const key = `k${round * 10 + i}`;
+      want.set(key, bytesFor(`${key}#${round}`, 3000 + i));
+      await st.store(key, want.get(key)!);
+    }
+    await st.invalidate(`k${500 + round}`);
+    want.delete(`k${500 + round}`);
+    await st.setAttr("k900", `a${round}`, String(round));
+  }
+  assert.deepEqual(journals(d.path), [tag], "close kept the journal");
+  assert.deepEqual(
+    Deno.readFileSync(`${d.path}/entries`),
+    snapshot,
+    "and wrote no snapshot",
+  );
+  const report = await checkStore(d.path);
+  assert.deepEqual(report.problems, []);
+  await using st = await BackingStore.open(d.path, opts);
+  for (let i = 0; i < 1000; i++) {
+    assert.deepEqual(await read(st, `k${i}`), want.get(`k${i}`), `k${i}`);
+  }
+  assert.deepEqual(Object.fromEntries((await st.attrs("k900"))!), {
+    a0: "0",
+    a1: "1",
+    a2: "2",
+  });
+  assert.equal(st.stats().corruptions, 0);
+});
+
+Deno.test("close rotates a journal that is large beside the table", async () => {
+  await using d = await tempDir();
+  {
+    await using st = await BackingStore.open(d.path);
+    for (let i = 0; i < 20; i++) await st.store(`k${i}`, bytesFor(`k${i}`, 90));
+  }
+  const [tag] = journals(d.path);
+  const snapshot = Deno.readFileSync(`${d.path}/entries`);
+  {
+    await using st = await BackingStore.open(d.path);
+    assert.deepEqual(
+      journals(d.path),
+      [tag],
+      "a pristine journal is continued",
+    );
+    for (let i = 0; i < 20; i++) {
+      await st.store(`k${i}`, bytesFor(`again${i}`, 90));
+    }
+  }
+  assert.notDeepEqual(journals(d.path), [tag], "a new journal");
+  assert.notDeepEqual(Deno.readFileSync(`${d.path}/entries`), snapshot);
+  await using st = await BackingStore.open(d.path);
+  for (let i = 0; i < 20; i++) {
+    assert.deepEqual(await read(st, `k${i}`), bytesFor(`again${i}`, 90));
   }
 });
