@@ -195,7 +195,7 @@ Deno.test("a crash during the recovery from a crash loses nothing the first cras
     ], [
       WORKLOADS.C,
       53,
-    ]] as const
+    ], [WORKLOADS.F, 11]] as const
   ) {
     for (const durability of ["fsync", "process"] as Durability[]) {
       recoveryPoints += await recoverySweep(make(), durability, every);
