@@ -18,6 +18,7 @@
  * @module
  */
 import type { AttrSet } from "./_attrs.ts";
+import type { Origins } from "./_origins.ts";
 import { ENTRY_SIZE } from "./format.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import { KeyHashing } from "./_index_keys.ts";
@@ -89,6 +90,12 @@ export class IndexMemory {
    * index i holds entry i's set or nothing. Moves with its record.
    */
   #attrs: (AttrSet | undefined)[] = [];
+  /**
+   * Element origins (FORMAT.md §4.3) of entries holding elements written
+   * for another key (moved, copied, deduplicated), kept and moved as
+   * attribute sets are.
+   */
+  #origins: (Origins | undefined)[] = [];
 
   /** @param shape The table dimensions. */
   constructor(shape: TableShape) {
@@ -336,6 +343,21 @@ export class IndexMemory {
     else this.#attrs[i] = set;
   }
 
+  /** Entry `i`'s element origins, or undefined when all are its own. */
+  origins(i: number): Origins | undefined {
+    return this.#origins[i];
+  }
+
+  /** Sets entry `i`'s element origins (undefined: all its own). */
+  setOrigins(i: number, o: Origins | undefined): void {
+    this.#origins[i] = o;
+  }
+
+  /** True when any entry holds an element written for another key. */
+  anyOrigins(): boolean {
+    return this.#origins.some((o) => o !== undefined);
+  }
+
   /** True when entry `i` has an element or an attribute. */
   hasAnything(i: number): boolean {
     return this.has(i, DATA) || this.has(i, META) ||
@@ -392,6 +414,7 @@ export class IndexMemory {
     this.#w.u32[(b + C.E_HASH_HI) >>> 2] = hi;
     this.setUsage(i, 1, now);
     this.#attrs[i] = undefined;
+    this.#origins[i] = undefined;
     this.#addr.insert(i);
     return i;
   }
@@ -406,6 +429,8 @@ export class IndexMemory {
     this.count = last;
     this.#attrs[i] = this.#attrs[last];
     this.#attrs[last] = undefined;
+    this.#origins[i] = this.#origins[last];
+    this.#origins[last] = undefined;
     if (i === last) return -1;
     const lastPos = this.#addr.posOf(last);
     this.#w.u8.copyWithin(
@@ -589,6 +614,7 @@ export class IndexMemory {
     }
     this.#addr.clear();
     this.#attrs = [];
+    this.#origins = [];
     this.count = 0;
     fill(this.#w.u8.subarray(this.#base(0), this.#base(count)));
     this.count = count;
