@@ -351,7 +351,11 @@ export class IndexChanges {
    * the copied attributes pass the limit; should that take `from`'s entry,
    * this is false.
    */
-  transfer(tag: typeof OP.move | typeof OP.copy, from: NormalKey, to: NormalKey) {
+  transfer(
+    tag: typeof OP.move | typeof OP.copy,
+    from: NormalKey,
+    to: NormalKey,
+  ) {
     const mem = this.#mem;
     const src = this.#lookup.find(from);
     if (src.entry < 0) return false;

@@ -48,7 +48,13 @@ import {
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
 import { KINDS, type PerKind, perKind } from "./kinds.ts";
-import { loadAttrSection, nonZeroEnd, readIndexImage } from "./_persist.ts";
+import { SlotClaims } from "./_shares.ts";
+import {
+  loadAttrSection,
+  loadOriginSection,
+  nonZeroEnd,
+  readIndexImage,
+} from "./_persist.ts";
 import { StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
@@ -294,6 +300,7 @@ function checkRecords(s: Loading): number {
   let maxId = -1;
   const scratch = scratchRecords();
   const recs: (ElementRecord | undefined)[] = [undefined, undefined];
+  const claims = new SlotClaims();
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
     recs[DATA] = mem.elementInto(i, DATA, scratch[DATA]);
@@ -311,10 +318,13 @@ function checkRecords(s: Loading): number {
         maxId = Math.max(maxId, rec.loc);
       } else if (
         !runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
-        mem.runUsed(kind, rec.loc, recordSlots(rec)) ||
         !recordFitsSlots(kind, rec)
       ) {
         ok = false;
+      } else if (mem.runUsed(kind, rec.loc, recordSlots(rec))) {
+        // Several entries may share one element (move, copy, dedup) when
+        // they claim it alike: the same run, size, checksum and header.
+        ok = claims.sameAs(mem, i, kind, rec);
       }
     }
     if (!ok) {
@@ -324,7 +334,11 @@ function checkRecords(s: Loading): number {
     }
     for (const kind of KINDS) {
       const rec = recs[kind];
-      if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
+      if (claimsSlot(rec)) {
+        if (claims.note(mem, i, kind, rec)) {
+          mem.markRun(kind, rec.loc, recordSlots(rec));
+        }
+      }
     }
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
@@ -402,6 +416,7 @@ function loadIndex(
       const { header, damage } = image.snapshot;
       if (damage !== undefined) throw damage;
       s.repairedOnOpen += loadAttrSection(s.mem, image.snapshot.attrs!);
+      s.repairedOnOpen += loadOriginSection(s.mem, image.snapshot.origins!);
       s.nextFileId = header.nextFileId;
       if (
         image.journal !== undefined && image.journalTag === header.journalTag

@@ -20,12 +20,7 @@ import {
 } from "./index_memory.ts";
 import type { NormalKey } from "./key.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
-import {
-  expected,
-  type Found,
-  type KeyLookup,
-  originOf,
-} from "./_lookup.ts";
+import { expected, type Found, type KeyLookup, originOf } from "./_lookup.ts";
 import type { Pin, PinTable } from "./pins.ts";
 
 /**

@@ -96,7 +96,9 @@ export class Shares {
         }
       }
     }
-    for (const [id, r] of this.#refs) if (r.entries === 1) this.#refs.delete(id);
+    for (const [id, r] of this.#refs) {
+      if (r.entries === 1) this.#refs.delete(id);
+    }
     return extra;
   }
 
@@ -170,5 +172,68 @@ export class Shares {
       bytesSaved += r.size * (r.entries - 1);
     }
     return { sharedElements, bytesSaved };
+  }
+}
+
+/** How an entry claims an element: where, how long, and whose header. */
+interface Claim {
+  slots: number;
+  size: number;
+  crc: number;
+  hashLo: number;
+  hashHi: number;
+}
+
+/**
+ * The slot claims open's record check has accepted, by element, so that a
+ * later claim of the same run is accepted as a share exactly when it
+ * claims it alike (same run, size, checksum, and the same header hash:
+ * its origin's, or the entry's own). Anything else claiming a used slot is
+ * damage, dropped as before.
+ */
+export class SlotClaims {
+  #claims = new Map<number, Claim>();
+
+  #claim(
+    mem: IndexMemory,
+    i: number,
+    kind: ElementKind,
+    rec: ElementRecord,
+  ): Claim {
+    const o = mem.origins(i)?.of[kind];
+    return {
+      slots: recordSlots(rec),
+      size: rec.size,
+      crc: rec.crc,
+      hashLo: o?.hashLo ?? mem.hashLo(i),
+      hashHi: o?.hashHi ?? mem.hashHi(i),
+    };
+  }
+
+  /** True when `rec`, whose run is marked used, is an accepted claim alike. */
+  sameAs(
+    mem: IndexMemory,
+    i: number,
+    kind: ElementKind,
+    rec: ElementRecord,
+  ): boolean {
+    const had = this.#claims.get(elementId(kind, rec));
+    if (had === undefined) return false;
+    const c = this.#claim(mem, i, kind, rec);
+    return had.slots === c.slots && had.size === c.size &&
+      had.crc === c.crc && had.hashLo === c.hashLo && had.hashHi === c.hashHi;
+  }
+
+  /** Notes an accepted claim; true when it is the element's first. */
+  note(
+    mem: IndexMemory,
+    i: number,
+    kind: ElementKind,
+    rec: ElementRecord,
+  ): boolean {
+    const id = elementId(kind, rec);
+    if (this.#claims.has(id)) return false;
+    this.#claims.set(id, this.#claim(mem, i, kind, rec));
+    return true;
   }
 }

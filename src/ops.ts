@@ -618,7 +618,8 @@ function transfer(table: Table, op: TransferOp): boolean {
   if (
     !matches(mem, from, op.fromLo) || mem.hashHi(from) !== op.fromHi ||
     (op.to === from) || (op.toLo === op.fromLo && op.toHi === op.fromHi &&
-      sameBytes(op.toKey, op.fromKey)) || !mem.hasAnything(from)
+      sameBytes(op.toKey, op.fromKey)) ||
+    !mem.hasAnything(from)
   ) {
     return false;
   }

@@ -37,7 +37,10 @@ Deno.test("move gives the destination data, metadata and attributes; the source 
       assert.equal(await read(st, A), undefined);
       assert.equal(await st.attrs(A), undefined);
       assert.deepEqual(await read(st, B), body);
-      assert.deepEqual(await read(st, B, { meta: true }), new Uint8Array([9, 8, 7]));
+      assert.deepEqual(
+        await read(st, B, { meta: true }),
+        new Uint8Array([9, 8, 7]),
+      );
       assert.equal(await st.getAttr(B, "mime"), "text/plain");
       const after = st.stats();
       assert.equal(after.entries, 1);
@@ -189,7 +192,9 @@ Deno.test("a pinned shared element stays readable after every reference goes", a
   await st.store(B, new Uint8Array([1]));
   assert.equal(st.stats().deferredBytes, 30_000);
   // New stores cannot take the pinned slots.
-  for (let n = 0; n < 8; n++) await st.store(`${C}${n}`, bytesFor(`${n}`, 30_000));
+  for (let n = 0; n < 8; n++) {
+    await st.store(`${C}${n}`, bytesFor(`${n}`, 30_000));
+  }
   assert.deepEqual(hit.data, body);
   const got = new Uint8Array(await new Response(reader.stream()).arrayBuffer());
   assert.deepEqual(got, body);
@@ -226,7 +231,12 @@ Deno.test("eviction counts a shared element once and still ends under limit - hy
   // What is left reads right, and the counts agree with a reopen.
   for (let n = 0; n < 10; n++) {
     const want = bytesFor(`e${n}`, 60_000);
-    for (const k of [`${A}/${n}`, ...[...Array(9).keys()].map((c) => `${B}/${n}/${c}`)]) {
+    for (
+      const k of [
+        `${A}/${n}`,
+        ...[...Array(9).keys()].map((c) => `${B}/${n}/${c}`),
+      ]
+    ) {
       const got = await read(st, k);
       if (got !== undefined) assert.deepEqual(got, want);
     }
@@ -252,7 +262,9 @@ Deno.test("moves and copies survive a reopen from the journal and from the snaps
         `import { BackingStore } from ${JSON.stringify(MOD_URL)};
          import { bytesFor } from ${JSON.stringify(HELPERS_URL)};
          const st = await BackingStore.open(${JSON.stringify(dir.path)});
-         await st.storeEntry(${JSON.stringify(A)}, bytesFor("a", 20_000), new Uint8Array([3]));
+         await st.storeEntry(${
+          JSON.stringify(A)
+        }, bytesFor("a", 20_000), new Uint8Array([3]));
          await st.store(${JSON.stringify(B)}, bytesFor("b", 3_000_000));
          await st.setAttr(${JSON.stringify(B)}, "k", "v");
          await st.copy(${JSON.stringify(A)}, ${JSON.stringify(C)});
