@@ -1,4 +1,5 @@
-// SIGKILL rounds: a child process stores and invalidates in a loop on a
+// SIGKILL rounds: a child process stores, invalidates, moves and copies
+// (and sets attributes) in a loop on a
 // real directory and is killed at a random moment (sometimes while it is
 // still opening, and so recovering from the previous kill). After each
 // kill the store must reopen with every acknowledged call reflected, the
@@ -111,6 +112,26 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
           ]];
         } else if (op === "U") {
           effects = [[attrCell(key!, f[4]!), undefined]];
+        } else if (op === "M" || op === "C") {
+          // The destination gets every cell of the source; a move empties
+          // the source. A source with nothing changes nothing.
+          const to = f[4]!;
+          const cells = (k: string) => [
+            cellOf(k),
+            cellOf(k, true),
+            ...ATTR_NAMES.map((n) => attrCell(k, n)),
+          ];
+          const src = cells(key!);
+          if (to !== key && src.some((c) => model.has(c))) {
+            const dst = cells(to);
+            effects = dst.map((c, j): [string, Value] => [
+              c,
+              model.get(src[j]!),
+            ]);
+            if (op === "M") {
+              for (const c of src) effects.push([c, undefined]);
+            }
+          }
         }
         pending = { effects, line };
       } else if (f[0] === "A") {
@@ -196,6 +217,32 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
       assert.ok(
         sides.size < 2,
         `round ${round}: storeEntry in flight (${pending?.line}) left one element old and one new`,
+      );
+    } finally {
+      await st.close();
+    }
+  }
+  // The reference counts agree with the entries after every recovery:
+  // removing every entry frees every byte and slot.
+  {
+    const st = await BackingStore.open(d.path, {
+      entryBits: 10,
+      journalBytes: 65536,
+    });
+    try {
+      for (let k = 0; k < 40; k++) {
+        await st.invalidate(`https://kill.example/${k}`);
+      }
+      const s = st.stats();
+      assert.deepEqual(
+        [
+          s.entries,
+          s.bytes,
+          s.dataSlotsUsed,
+          s.metaSlotsUsed,
+          s.sharedElements,
+        ],
+        [0, 0, 0, 0, 0],
       );
     } finally {
       await st.close();
