@@ -26,6 +26,7 @@ import {
   type Op,
   REMOVE_ITEM_BYTES,
   REMOVE_REASON,
+  type ShareOp,
   type Table,
 } from "./ops.ts";
 import type { PinTable } from "./pins.ts";
@@ -396,6 +397,28 @@ export class IndexChanges {
       throw toStoreError(tag === OP.move ? "move entry" : "copy entry", err);
     }
     return true;
+  }
+
+  /**
+   * Journals and applies a dedup `share` (built by `_dedup.ts` from bytes
+   * it compared); returns the live bytes it freed.
+   */
+  share(op: ShareOp): number {
+    const before = this.#liveBytes;
+    try {
+      this.logApply(op);
+    } catch (err) {
+      throw toStoreError("deduplicate element", err);
+    }
+    return before - this.#liveBytes;
+  }
+
+  /** Freed slots at the end of a block file give their disk blocks back. */
+  trimTails(): void {
+    const mem = this.#mem;
+    this.#state.files.trimFreeTails((k, first, n) =>
+      mem.usedPrefix(k, first, n)
+    );
   }
 
   /** Removes `nk`'s entry; false when it has none. */

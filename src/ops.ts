@@ -54,6 +54,8 @@ export const OP = {
   move: 8,
   /** Give one entry everything another has, sharing its elements (journal 6). */
   copy: 9,
+  /** Make one entry's element share another's identical one (dedup; journal 6). */
+  share: 10,
 } as const;
 
 /** Why entries were removed (`remove` and `clear` argument). */
@@ -162,6 +164,27 @@ export interface TransferOp {
   toKey: Uint8Array;
 }
 
+/**
+ * Entry `index`'s element of `kind` becomes entry `source`'s, which holds
+ * the same bytes (dedup compared them): one more reference to it, and the
+ * old element's reference goes. `origin*` name the header the shared
+ * element carries; `ownKey` is entry `index`'s key.
+ */
+export interface ShareOp {
+  tag: typeof OP.share;
+  time: number;
+  index: number;
+  hashLo: number;
+  hashHi: number;
+  source: number;
+  sourceLo: number;
+  kind: ElementKind;
+  ownKey: Uint8Array;
+  originKey: Uint8Array;
+  originLo: number;
+  originHi: number;
+}
+
 /** An index operation. */
 export type Op =
   | StoreOp
@@ -171,7 +194,8 @@ export type Op =
   | ClearOp
   | SetAttrOp
   | UnsetAttrOp
-  | TransferOp;
+  | TransferOp
+  | ShareOp;
 
 // ---- encoding ---------------------------------------------------------------
 
@@ -182,6 +206,7 @@ const STORE_ENTRY_FIXED = 48;
 const SET_ATTR_FIXED = 20;
 const UNSET_ATTR_FIXED = 12;
 const TRANSFER_FIXED = 28;
+const SHARE_FIXED = 36;
 /** Bytes of one entry of a `remove` op. */
 export const REMOVE_ITEM_BYTES = 8;
 /** Bytes of one entry of a `touch` op. */
@@ -255,6 +280,8 @@ function payloadBytes(op: Op): number {
     case OP.move:
     case OP.copy:
       return TRANSFER_FIXED + op.fromKey.length + op.toKey.length;
+    case OP.share:
+      return SHARE_FIXED + op.ownKey.length + op.originKey.length;
   }
 }
 
@@ -351,6 +378,22 @@ export function encodeOp(op: Op): Uint8Array {
       v.setUint16(p + 26, op.toKey.length, true);
       b.set(op.fromKey, p + TRANSFER_FIXED);
       b.set(op.toKey, p + TRANSFER_FIXED + op.fromKey.length);
+      break;
+    case OP.share:
+      v.setUint32(p, op.index, true);
+      v.setUint32(p + 4, op.hashLo, true);
+      v.setUint32(p + 8, op.hashHi, true);
+      v.setUint32(p + 12, op.source, true);
+      v.setUint32(p + 16, op.sourceLo, true);
+      b[p + 20] = op.kind;
+      b[p + 21] = 0;
+      v.setUint16(p + 22, op.ownKey.length, true);
+      v.setUint32(p + 24, op.originLo, true);
+      v.setUint32(p + 28, op.originHi, true);
+      v.setUint16(p + 32, op.originKey.length, true);
+      v.setUint16(p + 34, 0, true);
+      b.set(op.ownKey, p + SHARE_FIXED);
+      b.set(op.originKey, p + SHARE_FIXED + op.ownKey.length);
       break;
   }
   return seal(b, v);
@@ -523,6 +566,30 @@ export function decodeOp(body: DataView): Op | undefined {
         toHi: p.getUint32(20, true),
         fromKey: new Uint8Array(p.buffer, at, fromLen),
         toKey: new Uint8Array(p.buffer, at + fromLen, toLen),
+      };
+    }
+    case OP.share: {
+      if (len < SHARE_FIXED) return undefined;
+      const kind = p.getUint8(20);
+      const ownLen = p.getUint16(22, true);
+      const originLen = p.getUint16(32, true);
+      if (!isKind(kind) || len < SHARE_FIXED + ownLen + originLen) {
+        return undefined;
+      }
+      const at = p.byteOffset + SHARE_FIXED;
+      return {
+        tag,
+        time,
+        index: p.getUint32(0, true),
+        hashLo: p.getUint32(4, true),
+        hashHi: p.getUint32(8, true),
+        source: p.getUint32(12, true),
+        sourceLo: p.getUint32(16, true),
+        kind,
+        ownKey: new Uint8Array(p.buffer, at, ownLen),
+        originKey: new Uint8Array(p.buffer, at + ownLen, originLen),
+        originLo: p.getUint32(24, true),
+        originHi: p.getUint32(28, true),
       };
     }
     default:
@@ -749,7 +816,48 @@ export function apply(table: Table, op: Op): boolean {
     case OP.move:
     case OP.copy:
       return transfer(table, op);
+    case OP.share:
+      return share(table, op);
   }
+}
+
+/**
+ * Applies a `share`: entry `index`'s element of `kind` becomes the one
+ * entry `source` holds, which claims the same size and checksum (never
+ * the data under metadata stored in its slot, nor metadata stored so).
+ */
+function share(table: Table, op: ShareOp): boolean {
+  const mem = table.mem;
+  const i = op.index;
+  const j = op.source;
+  if (
+    !matches(mem, i, op.hashLo) || mem.hashHi(i) !== op.hashHi ||
+    !matches(mem, j, op.sourceLo) || i === j
+  ) {
+    return false;
+  }
+  const mine = mem.element(i, op.kind);
+  const theirs = mem.element(j, op.kind);
+  if (
+    mine === undefined || theirs === undefined ||
+    mine.size !== theirs.size || mine.crc !== theirs.crc ||
+    mine.withData === true || theirs.withData === true ||
+    (op.kind === DATA && mem.metaWithData(i))
+  ) {
+    return false;
+  }
+  drop(table, i, op.kind);
+  mem.setElement(i, op.kind, theirs);
+  const own = op.originLo === op.hashLo && op.originHi === op.hashHi &&
+    sameBytes(op.originKey, op.ownKey);
+  const o = own ? undefined : {
+    key: op.originKey.slice(),
+    hashLo: op.originLo,
+    hashHi: op.originHi,
+  };
+  mem.setOrigins(i, withOrigin(mem.origins(i), op.ownKey, op.kind, o));
+  table.shared?.(i, op.kind, theirs);
+  return true;
 }
 
 // ---- replay -----------------------------------------------------------------

@@ -36,6 +36,7 @@ import { Placement } from "./_placement.ts";
 import { type Paired, ReadPath } from "./_reads.ts";
 import { storePath } from "./_store_path.ts";
 import { OP } from "./ops.ts";
+import { Dedup, type DedupOptions, type DedupResult } from "./_dedup.ts";
 import { type EntryReader, EntryReaders } from "./_entry_reader.ts";
 import { AttrCalls } from "./_attr_calls.ts";
 import type { AttrValue } from "./_attrs.ts";
@@ -211,6 +212,7 @@ export class BackingStore implements AsyncDisposable {
   #readers: EntryReaders;
   #upkeep: Maintenance;
   #attrs: AttrCalls;
+  #dedup: Dedup;
   #closed = false;
   /** Calls since open, for the periodic directory check. */
   #calls = 0;
@@ -269,6 +271,15 @@ export class BackingStore implements AsyncDisposable {
     this.#changes = changes;
     this.#eviction = eviction;
     this.#attrs = new AttrCalls(mem, lookup, changes);
+    this.#dedup = new Dedup(mem, state.files, {
+      share: (op) => changes.share(op),
+      commit: async () => {
+        if (this.#closed) return;
+        await upkeep.commit();
+        changes.trimTails();
+      },
+      closed: () => this.#closed,
+    });
     this.#reads = new ReadPath(mem, state.files, pins, lookup, {
       dropCorrupt,
       used: (i) => upkeep.used(i),
@@ -961,6 +972,47 @@ export class BackingStore implements AsyncDisposable {
       this.#checkOpen("copy entry");
       if (!this.#changes.transfer(OP.copy, a, b)) return false;
       return this.#upkeep.commit().then(() => true);
+    });
+  }
+
+  /**
+   * Deduplicates data elements out of band: finds data elements with the
+   * same bytes (candidates by size and checksum, then the bytes read,
+   * verified and compared, so different bytes are never merged), makes
+   * the duplicates share one stored copy through the same reference counts
+   * as `copy`, and frees the rest. It runs in the background in slices of
+   * at most `sliceBytes` read, letting other calls run between them; each
+   * merge is one journaled operation, so a run stopped by a crash, a
+   * restart, `close` or `signal` keeps what it merged, and the next run
+   * skips entries that already share. A call while a run is under way
+   * joins it. `stats()` shows `sharedElements` and `bytesSaved`.
+   *
+   * @param options Slice size, element size bounds, an abort signal.
+   * @returns data elements scanned, merged, and the bytes freed.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const body = new Uint8Array(10_000).fill(7);
+   * await store.store("https://example.com/a", body);
+   * await store.store("https://example.com/b", body.slice());
+   * await store.store("https://example.com/c", new Uint8Array(10_000));
+   * const r = await store.dedup();
+   * assert.deepEqual(r, { scanned: 2, merged: 1, bytesFreed: 10_000 });
+   * assert.equal(store.stats().bytesSaved, 10_000);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  dedup(options?: DedupOptions): Promise<DedupResult> {
+    return promised(() => {
+      this.#checkOpen("deduplicate");
+      return this.#dedup.run(options);
     });
   }
 
