@@ -223,6 +223,9 @@ export class ModelRun {
         return st.move(op[1], op[2]);
       case "copy":
         return st.copy(op[1], op[2]);
+      case "dedup":
+        // Changes no value: only how they are stored.
+        return st.dedup({ sliceBytes: 4096 });
       case "flush":
         return st.flush();
       case "close":
@@ -325,6 +328,7 @@ export type Op =
   | ["unsetAttr", string, string]
   | ["move", string, string]
   | ["copy", string, string]
+  | ["dedup"]
   | ["flush"]
   | ["close"];
 

@@ -116,6 +116,24 @@ function workloadA(): Workload {
         ["copy", "https://a.example/2", "https://a.example/1"],
       );
     }
+    // Deduplication (issue 15): identical bodies under several keys.
+    if (i === 22 || i === 52) {
+      const same = value(`dup${i}`, 1, 700 + i * 40);
+      steps.push(
+        ["store", "https://a.example/dup1", same, false],
+        ["store", "https://a.example/dup2", same, false],
+        ["store", "https://a.example/dup3", same.slice(), false],
+        ["dedup"],
+        // Copy-on-write after the merge: the others keep the shared copy
+        // while new stores take freed slots.
+        ["store", "https://a.example/dup1", value(`dup${i}`, 2, 900), false],
+        ["store", "https://a.example/dupX", value(`dup${i}`, 3, 900), false],
+        ["fetch", "https://a.example/dup2", false],
+        ["invalidate", "https://a.example/dup2"],
+        ["store", "https://a.example/dupY", value(`dup${i}`, 4, 900), false],
+        ["fetch", "https://a.example/dup3", false],
+      );
+    }
     if (i === 50) {
       steps.push(
         ["move", "https://a.example/m4", "https://a.example/4"],
@@ -169,6 +187,17 @@ function workloadB(): Workload {
     if (i === 12) steps.push(["flush"]);
     // Large elements shared and moved (issue 15).
     if (i === 8) steps.push(["copy", "L1", "LC"], ["move", "L2", "LM"]);
+    if (i === 20) {
+      const same = value("Ldup", i, large());
+      steps.push(
+        ["store", "LD1", same, false],
+        ["store", "LD2", same, false],
+        ["dedup"],
+        ["store", "LD1", value("Ldup", i + 1, large()), false],
+        ["store", "LDX", value("Ldup", i + 2, large()), false],
+        ["fetch", "LD2", false],
+      );
+    }
     if (i === 18) {
       steps.push(store("LC", false, large()), ["copy", "LM", "L1"], [
         "move",

@@ -112,6 +112,9 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
           ]];
         } else if (op === "U") {
           effects = [[attrCell(key!, f[4]!), undefined]];
+        } else if (op === "P") {
+          const size = Number(f[4]);
+          effects = [[cellOf(key!), bytesFor(`dup${size}`, size)]];
         } else if (op === "M" || op === "C") {
           // The destination gets every cell of the source; a move empties
           // the source. A source with nothing changes nothing.
