@@ -5,11 +5,13 @@
 // the journal and the snapshot.
 import assert from "node:assert/strict";
 import { BackingStore, checkStore } from "../mod.ts";
+import { decodeEntries, encodeEntriesHeader } from "../src/format.ts";
 import {
   bytesFor,
   MOD_URL,
   read,
   runChild,
+  sameBytes,
   tempDir,
   tempStore,
 } from "./_helpers.ts";
@@ -307,4 +309,127 @@ Deno.test("moves and copies survive a reopen from the journal and from the snaps
       assert.deepEqual(report.problems.map((p) => p.code), []);
     });
   }
+});
+
+/** Rewrites the origin section of `dir`'s snapshot through `edit`. */
+function editOrigins(dir: string, edit: (origins: Uint8Array) => void): void {
+  const b = Deno.readFileSync(`${dir}/entries`);
+  const { header, records, attrs, origins } = decodeEntries(b);
+  assert.ok(origins.length > 0);
+  const o = origins.slice();
+  edit(o);
+  const head = encodeEntriesHeader(header, records, attrs, o);
+  const out = new Uint8Array(
+    head.length + records.length + attrs.length + o.length,
+  );
+  out.set(head);
+  out.set(records, head.length);
+  out.set(attrs, head.length + records.length);
+  out.set(o, head.length + records.length + attrs.length);
+  Deno.writeFileSync(`${dir}/entries`, out);
+}
+
+Deno.test("check-store accepts shares claimed alike and reports claims that disagree", async (t) => {
+  await t.step(
+    "an origin naming no entry: ORIGIN_CORRUPT, repaired",
+    async () => {
+      await using dir = await tempDir();
+      const st = await BackingStore.open(dir.path);
+      await st.store(A, bytesFor("a", 20_000));
+      await st.copy(A, B);
+      await st.close();
+      // The item's entry index points past the table.
+      editOrigins(
+        dir.path,
+        (o) => new DataView(o.buffer).setUint32(0, 999, true),
+      );
+      const report = await checkStore(dir.path);
+      const codes = report.problems.map((p) => p.code);
+      assert.ok(codes.includes("ORIGIN_CORRUPT"), codes.join());
+      // B's record claims A's slot with no origin: its element is another
+      // key's, and the claim disagrees with A's.
+      assert.ok(codes.includes("ELEMENT_KEY"), codes.join());
+      const fixed = await checkStore(dir.path, { repair: true });
+      assert.ok(fixed.repaired.length > 0);
+      assert.deepEqual(
+        (await checkStore(dir.path)).problems.map((p) => p.code),
+        [],
+      );
+      const again = await BackingStore.open(dir.path);
+      try {
+        assert.deepEqual(await read(again, A), bytesFor("a", 20_000));
+        assert.equal(await read(again, B), undefined);
+      } finally {
+        await again.close();
+      }
+    },
+  );
+  await t.step(
+    "open drops what the damage leaves unverifiable, never serving it",
+    async () => {
+      await using dir = await tempDir();
+      const st = await BackingStore.open(dir.path);
+      await st.store(A, bytesFor("a", 20_000));
+      await st.copy(A, B);
+      await st.close();
+      editOrigins(
+        dir.path,
+        (o) => new DataView(o.buffer).setUint32(0, 999, true),
+      );
+      const again = await BackingStore.open(dir.path);
+      try {
+        assert.ok(again.stats().repairedOnOpen > 0);
+        // Of two records claiming one slot unlike, open keeps one (FORMAT.md
+        // §9); whichever it kept, a read returns the bytes stored or a miss.
+        for (const k of [A, B]) {
+          const got = await read(again, k);
+          assert.ok(
+            got === undefined || sameBytes(got, bytesFor("a", 20_000)),
+          );
+        }
+        await again.invalidate(A);
+        await again.invalidate(B);
+        assert.equal(again.stats().bytes, 0);
+        assert.equal(again.stats().dataSlotsUsed, 0);
+      } finally {
+        await again.close();
+      }
+    },
+  );
+  await t.step(
+    "an origin naming another hash: ELEMENT_KEY, repaired",
+    async () => {
+      await using dir = await tempDir();
+      const st = await BackingStore.open(dir.path);
+      await st.store(A, bytesFor("a", 3_000_000));
+      await st.copy(A, B);
+      await st.close();
+      // The first origin's hash low word (after the 16-byte item head and
+      // B's key).
+      editOrigins(dir.path, (o) => {
+        const v = new DataView(o.buffer);
+        const at = 16 + v.getUint16(12, true);
+        v.setUint32(at, v.getUint32(at, true) ^ 1, true);
+      });
+      const codes = (await checkStore(dir.path)).problems.map((p) => p.code);
+      assert.ok(
+        codes.includes("ELEMENT_KEY") || codes.includes("FILE_SHARED"),
+        codes.join(),
+      );
+      await checkStore(dir.path, { repair: true });
+      assert.deepEqual(
+        (await checkStore(dir.path)).problems.map((p) => p.code),
+        [],
+      );
+      const again = await BackingStore.open(dir.path);
+      try {
+        assert.deepEqual(await read(again, A), bytesFor("a", 3_000_000));
+        assert.equal(await read(again, B), undefined);
+        await again.invalidate(A);
+        assert.equal(again.stats().bytes, 0);
+      } finally {
+        await again.close();
+      }
+    },
+  );
 });
