@@ -212,3 +212,45 @@ Deno.test("dedup leaves data under metadata in its slot, and pinned duplicates r
   assert.deepEqual(hit?.data, body);
   assert.equal(st.stats().sharedElements, 1);
 });
+
+Deno.test("check-store --dedup deduplicates a closed store and reports it", async () => {
+  await using dir = await tempDir();
+  const st = await BackingStore.open(dir.path);
+  const body = bytesFor("cli", 12_000);
+  for (let n = 0; n < 5; n++) await st.store(KEY(n), body);
+  await st.close();
+  const cli = new URL("../scripts/check_store.ts", import.meta.url);
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        cli.pathname,
+        dir.path,
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, text: new TextDecoder().decode(out.stdout) };
+  };
+  const human = await run("--dedup", "--quiet");
+  assert.equal(human.code, 0);
+  assert.match(human.text, /dedup: 5 data elements scanned, 4 merged/);
+  const json = await run("--dedup", "--json");
+  assert.equal(json.code, 0);
+  assert.deepEqual(JSON.parse(json.text).dedup, {
+    scanned: 5,
+    merged: 0,
+    bytesFreed: 0,
+  });
+  const again = await BackingStore.open(dir.path);
+  try {
+    assert.equal(again.stats().bytesSaved, 4 * 12_000);
+    assert.deepEqual(await read(again, KEY(4)), body);
+  } finally {
+    await again.close();
+  }
+  assert.equal((await run("--dedup", "--force-readonly")).code, 2);
+});
