@@ -15,11 +15,7 @@
  *
  * @module
  */
-import {
-  type ElementFiles,
-  type Expected,
-  type ReadResult,
-} from "./elements.ts";
+import type { ElementFiles, Expected, ReadResult } from "./elements.ts";
 import { ELEMENT_HEADER, readElementHeader } from "./format.ts";
 import {
   type ElementRecord,
