@@ -96,6 +96,8 @@ export class IndexMemory {
    * attribute sets are.
    */
   #origins: (Origins | undefined)[] = [];
+  /** Entries with origins (so a table without any is never walked). */
+  #originCount = 0;
 
   /** @param shape The table dimensions. */
   constructor(shape: TableShape) {
@@ -350,12 +352,14 @@ export class IndexMemory {
 
   /** Sets entry `i`'s element origins (undefined: all its own). */
   setOrigins(i: number, o: Origins | undefined): void {
+    this.#originCount += (o === undefined ? 0 : 1) -
+      (this.#origins[i] === undefined ? 0 : 1);
     this.#origins[i] = o;
   }
 
   /** True when any entry holds an element written for another key. */
   anyOrigins(): boolean {
-    return this.#origins.some((o) => o !== undefined);
+    return this.#originCount > 0;
   }
 
   /** True when entry `i` has an element or an attribute. */
@@ -414,7 +418,7 @@ export class IndexMemory {
     this.#w.u32[(b + C.E_HASH_HI) >>> 2] = hi;
     this.setUsage(i, 1, now);
     this.#attrs[i] = undefined;
-    this.#origins[i] = undefined;
+    this.setOrigins(i, undefined);
     this.#addr.insert(i);
     return i;
   }
@@ -429,6 +433,7 @@ export class IndexMemory {
     this.count = last;
     this.#attrs[i] = this.#attrs[last];
     this.#attrs[last] = undefined;
+    this.setOrigins(i, undefined);
     this.#origins[i] = this.#origins[last];
     this.#origins[last] = undefined;
     if (i === last) return -1;
@@ -615,6 +620,7 @@ export class IndexMemory {
     this.#addr.clear();
     this.#attrs = [];
     this.#origins = [];
+    this.#originCount = 0;
     this.count = 0;
     fill(this.#w.u8.subarray(this.#base(0), this.#base(count)));
     this.count = count;
