@@ -18,7 +18,7 @@
  * @module
  */
 import type { AttrSet } from "./_attrs.ts";
-import type { Origins } from "./_origins.ts";
+import { type Origins, withOrigin } from "./_origins.ts";
 import { ENTRY_SIZE } from "./format.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import { KeyHashing } from "./_index_keys.ts";
@@ -355,6 +355,14 @@ export class IndexMemory {
     this.#originCount += (o === undefined ? 0 : 1) -
       (this.#origins[i] === undefined ? 0 : 1);
     this.#origins[i] = o;
+  }
+
+  /** Entry `i`'s element of `kind` (if any) is its own: no origin. */
+  clearOrigin(i: number, kind: ElementKind): void {
+    const now = this.#origins[i];
+    if (now !== undefined) {
+      this.setOrigins(i, withOrigin(now, now.key, kind, undefined));
+    }
   }
 
   /** True when any entry holds an element written for another key. */

@@ -656,23 +656,19 @@ function drop(t: Table, i: number, kind: ElementKind): void {
   const rec = t.mem.element(i, kind);
   if (rec === undefined) return;
   t.mem.clearElement(i, kind);
-  clearOrigin(t.mem, i, kind);
+  t.mem.clearOrigin(i, kind);
   t.dropped(i, kind, rec);
 }
 
 function set(t: Table, i: number, kind: ElementKind, rec: ElementRecord): void {
   drop(t, i, kind);
+  // A fresh element is written for the entry's own key.
+  t.mem.clearOrigin(i, kind);
   t.mem.setElement(i, kind, rec);
   t.placed(i, kind, rec);
 }
 
-/** Entry `i` no longer holds an element of `kind` from another key. */
-function clearOrigin(mem: IndexMemory, i: number, kind: ElementKind): void {
-  const now = mem.origins(i);
-  if (now !== undefined) {
-    mem.setOrigins(i, withOrigin(now, now.key, kind, undefined));
-  }
-}
+
 
 /**
  * Applies a `move` or `copy`: entry `to` gets `from`'s elements (one more

@@ -425,6 +425,10 @@ Deno.test("check-store accepts shares claimed alike and reports claims that disa
       try {
         assert.deepEqual(await read(again, A), bytesFor("a", 3_000_000));
         assert.equal(await read(again, B), undefined);
+        // B starts afresh: what it stores is its own.
+        await again.store(B, new Uint8Array([4, 5]));
+        assert.deepEqual(await read(again, B), new Uint8Array([4, 5]));
+        await again.invalidate(B);
         await again.invalidate(A);
         assert.equal(again.stats().bytes, 0);
       } finally {
