@@ -348,9 +348,9 @@ export class IndexChanges {
    * Gives `to`'s entry everything `from`'s has (`move` also removes
    * `from`'s): one `move` or `copy` operation, no element bytes written.
    * False when `from` has no entry; true, changing nothing, when the keys
-   * are the same. May evict (never `to`'s entry) when the table is full or
-   * the copied attributes pass the limit; should that take `from`'s entry,
-   * this is false.
+   * are the same. May evict (never `to`'s entry, and `from`'s last) when
+   * the table is full or the copied attributes pass the limit; should that
+   * take `from`'s entry, this is false.
    */
   transfer(
     tag: typeof OP.move | typeof OP.copy,
@@ -367,8 +367,20 @@ export class IndexChanges {
     const held = (i: number) =>
       this.#ownSize(i, DATA) + this.#ownSize(i, META) +
       (mem.attrs(i)?.bytes ?? 0);
-    const { found } = this.#hooks.makeRoom(to, incoming, held);
-    const toKey = mem.keyBytes(found.keyLen);
+    // Eviction takes entries with live references last: mark the source
+    // so while room is made (the flag moves with its record).
+    const wasPinned = mem.pinned(src.entry);
+    mem.setPinned(src.entry, true);
+    let toKey: Uint8Array;
+    try {
+      // The key region holds `to`'s key until the next lookup.
+      toKey = mem.keyBytes(
+        this.#hooks.makeRoom(to, incoming, held).found.keyLen,
+      );
+    } finally {
+      const now = this.#lookup.find(from).entry;
+      if (now >= 0) mem.setPinned(now, wasPinned);
+    }
     // Either lookup may drop a damaged entry (colliding hashes), moving
     // others: look both up until they agree.
     let s = this.#lookup.find(from);

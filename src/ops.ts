@@ -668,8 +668,6 @@ function set(t: Table, i: number, kind: ElementKind, rec: ElementRecord): void {
   t.placed(i, kind, rec);
 }
 
-
-
 /**
  * Applies a `move` or `copy`: entry `to` gets `from`'s elements (one more
  * reference each), their origins, its attributes and usage; a `move` then

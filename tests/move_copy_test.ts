@@ -437,3 +437,34 @@ Deno.test("check-store accepts shares claimed alike and reports claims that disa
     },
   );
 });
+
+Deno.test("copy and move of an entry holding only attributes", async () => {
+  await using s = await tempStore();
+  const st = s.store;
+  await st.setAttr(A, "x", "1");
+  assert.equal(await st.copy(A, B), true);
+  assert.equal(await st.getAttr(B, "x"), "1");
+  await st.setAttr(B, "x", "2");
+  assert.equal(await st.getAttr(A, "x"), "1");
+  assert.equal(await st.move(A, C), true);
+  assert.equal(await st.attrs(A), undefined);
+  assert.equal(await st.getAttr(C, "x"), "1");
+  assert.equal(await read(st, C), undefined);
+  assert.equal(st.stats().entries, 2);
+});
+
+Deno.test("a copy into a full table evicts another entry, not its source", async () => {
+  await using s = await tempStore({ entryBits: 8, identBits: 9 });
+  const st = s.store;
+  const cap = st.stats().capacity;
+  await st.store(A, bytesFor("src", 500));
+  for (let n = 1; n < cap; n++) {
+    await st.store(`${D}/${n}`, bytesFor(`${n}`, 10));
+    (await st.fetch(`${D}/${n}`))?.release(); // used more than the source
+  }
+  assert.equal(st.stats().entries, cap);
+  assert.equal(await st.copy(A, B), true);
+  assert.ok(st.stats().evictions > 0);
+  assert.deepEqual(await read(st, A), bytesFor("src", 500));
+  assert.deepEqual(await read(st, B), bytesFor("src", 500));
+});
