@@ -30,7 +30,10 @@ import { nowSeconds } from "./_clock.ts";
 
 /** Options of {@linkcode Dedup.run} (the public `dedup`). */
 export interface DedupOptions {
-  /** Bytes read (and compared) per slice before yielding; default 8 MiB. */
+  /**
+   * Bytes read (and compared) per slice before yielding; default 8 MiB. A
+   * slice reads at least one element.
+   */
   sliceBytes?: number;
   /** Elements smaller than this are left alone; default 1 (all). */
   minBytes?: number;
@@ -77,6 +80,8 @@ interface Kept {
   key: Uint8Array;
   lo: number;
   hi: number;
+  /** The slice it was read in: read again before a merge in a later one. */
+  slice: number;
 }
 
 const DEFAULT_SLICE = 8 * 1024 * 1024;
@@ -146,6 +151,7 @@ export class Dedup {
     }
     // 2. In each group, compare the bytes with the copies kept and merge.
     let budget = sliceBytes;
+    let slice = 0;
     for (const list of groups.values()) {
       if (list.length < 2) continue;
       // The lowest slots first: kept copies are the earliest, so freed
@@ -159,6 +165,7 @@ export class Dedup {
           await this.#hooks.commit();
           await yieldNow();
           budget = sliceBytes;
+          slice++;
         }
         if (stopped()) {
           await this.#hooks.commit();
@@ -178,11 +185,19 @@ export class Dedup {
         if (read === undefined) continue;
         const same = kept.find((k) => sameBytes(k.bytes, read.bytes));
         if (same === undefined) {
-          if (kept.length < KEPT_PER_GROUP) kept.push({ c, ...read });
+          if (kept.length < KEPT_PER_GROUP) kept.push({ c, ...read, slice });
           continue;
         }
         const j = this.#find(same.c);
         if (j < 0 || mem.metaWithData(i)) continue;
+        if (same.slice !== slice) {
+          // The table may have changed while other calls ran: compare with
+          // the kept copy's bytes as they are now, in this slice.
+          const now = this.#read(j, same.c.rec);
+          budget -= same.c.rec.size;
+          if (now === undefined || !sameBytes(now.bytes, read.bytes)) continue;
+          same.slice = slice;
+        }
         result.bytesFreed += this.#hooks.share({
           tag: OP.share,
           time: nowSeconds(),
