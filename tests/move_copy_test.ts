@@ -4,7 +4,7 @@
 // accounting and eviction of shared entries, pins, and persistence through
 // the journal and the snapshot.
 import assert from "node:assert/strict";
-import { BackingStore, checkStore } from "../mod.ts";
+import { BackingStore, checkStore, StoreError } from "../mod.ts";
 import { decodeEntries, encodeEntriesHeader } from "../src/format.ts";
 import {
   bytesFor,
@@ -467,4 +467,17 @@ Deno.test("a copy into a full table evicts another entry, not its source", async
   assert.ok(st.stats().evictions > 0);
   assert.deepEqual(await read(st, A), bytesFor("src", 500));
   assert.deepEqual(await read(st, B), bytesFor("src", 500));
+});
+
+Deno.test("move, copy and dedup on a closed store reject with CLOSED", async () => {
+  await using dir = await tempDir();
+  const st = await BackingStore.open(dir.path);
+  await st.store(A, new Uint8Array([1]));
+  await st.close();
+  for (const call of [st.move(A, B), st.copy(A, B), st.dedup()]) {
+    await assert.rejects(
+      call,
+      (err: unknown) => err instanceof StoreError && err.code === "CLOSED",
+    );
+  }
 });
