@@ -16,6 +16,8 @@ import {
   tempStore,
 } from "./_helpers.ts";
 
+import { findInFile, flipBit, largeFileOf } from "./_damage.ts";
+
 const HELPERS_URL = new URL("./_helpers.ts", import.meta.url).href;
 
 const A = "https://example.com/a";
@@ -479,5 +481,37 @@ Deno.test("move, copy and dedup on a closed store reject with CLOSED", async () 
       call,
       (err: unknown) => err instanceof StoreError && err.code === "CLOSED",
     );
+  }
+});
+
+Deno.test("a damaged shared element is a miss for every sharer, and freed with its last reference", async (t) => {
+  for (const size of [20_000, 3_000_000]) {
+    await t.step(`${size} bytes`, async () => {
+      await using dir = await tempDir();
+      const body = bytesFor(`dmg${size}`, size);
+      let st = await BackingStore.open(dir.path);
+      await st.store(A, body);
+      await st.copy(A, B);
+      await st.copy(A, C);
+      await st.close();
+      // One flipped bit in the element's bytes (after its header and key).
+      const path = size > 1_000_000
+        ? `${dir.path}/${largeFileOf(dir.path, A)}`
+        : `${dir.path}/dblk/A`;
+      const at = findInFile(path, A) + A.length + 1000;
+      flipBit(path, at);
+      st = await BackingStore.open(dir.path);
+      try {
+        for (const k of [B, A, C]) assert.equal(await read(st, k), undefined);
+        const s2 = st.stats();
+        assert.deepEqual(
+          [s2.entries, s2.bytes, s2.dataSlotsUsed, s2.sharedElements],
+          [0, 0, 0, 0],
+        );
+        assert.ok(s2.corruptions >= 3);
+      } finally {
+        await st.close();
+      }
+    });
   }
 });
