@@ -82,9 +82,18 @@ export class Shares {
     this.#refs.clear();
     if (!mem.anyOrigins()) return 0;
     let extra = 0;
+    // One record object a kind, read into (a pass over a million entries).
+    const scratch: Required<ElementRecord>[] = KINDS.map(() => ({
+      size: 0,
+      loc: 0,
+      crc: 0,
+      inFile: false,
+      withData: false,
+      slots: 1,
+    }));
     for (let i = 0; i < mem.count; i++) {
       for (const kind of KINDS) {
-        const rec = mem.element(i, kind);
+        const rec = mem.elementInto(i, kind, scratch[kind]!);
         if (rec === undefined) continue;
         const id = elementId(kind, rec);
         const r = this.#refs.get(id);
