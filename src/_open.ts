@@ -48,7 +48,7 @@ import {
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
 import { KINDS, type PerKind, perKind } from "./kinds.ts";
-import { SlotClaims } from "./_shares.ts";
+import { scanShares, SlotClaims } from "./_shares.ts";
 import {
   loadAttrSection,
   loadOriginSection,
@@ -291,7 +291,13 @@ function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
  * lower entry is dropped.
  */
 function checkRecords(s: Loading): number {
-  if (recordsSound(s) && KINDS.every((k) => s.mem.loadUseMap(k) === 0)) {
+  // Shared elements (FORMAT.md §4.3) are claimed by several records alike:
+  // each claim past the first of a slot is one the kernel cannot mark.
+  const shares = scanShares(s.mem);
+  if (
+    recordsSound(s) && shares.alike &&
+    KINDS.every((k) => s.mem.loadUseMap(k) === shares.clashes[k])
+  ) {
     return 0;
   }
   const { mem, files } = s;

@@ -71,7 +71,7 @@ export function sameElement(a: ElementRecord, b: ElementRecord): boolean {
  * ```
  */
 export class Shares {
-  #refs = new Map<number, Refs>();
+  #refs: Map<number, Refs> = new Map();
 
   /**
    * Derives the counts from the records of `mem` (open): one entry
@@ -79,36 +79,9 @@ export class Shares {
    * over the records (to subtract from it).
    */
   load(mem: IndexMemory): number {
-    this.#refs.clear();
-    if (!mem.anyOrigins()) return 0;
-    let extra = 0;
-    // One record object a kind, read into (a pass over a million entries).
-    const scratch: Required<ElementRecord>[] = KINDS.map(() => ({
-      size: 0,
-      loc: 0,
-      crc: 0,
-      inFile: false,
-      withData: false,
-      slots: 1,
-    }));
-    for (let i = 0; i < mem.count; i++) {
-      for (const kind of KINDS) {
-        const rec = mem.elementInto(i, kind, scratch[kind]!);
-        if (rec === undefined) continue;
-        const id = elementId(kind, rec);
-        const r = this.#refs.get(id);
-        if (r === undefined) {
-          this.#refs.set(id, { entries: 1, pins: 0, size: rec.size });
-        } else {
-          r.entries++;
-          extra += rec.size;
-        }
-      }
-    }
-    for (const [id, r] of this.#refs) {
-      if (r.entries === 1) this.#refs.delete(id);
-    }
-    return extra;
+    const scan = scanShares(mem);
+    this.#refs = scan.refs;
+    return scan.extraBytes;
   }
 
   #get(kind: ElementKind, rec: ElementRecord): [number, Refs] {
@@ -203,22 +176,6 @@ interface Claim {
 export class SlotClaims {
   #claims = new Map<number, Claim>();
 
-  #claim(
-    mem: IndexMemory,
-    i: number,
-    kind: ElementKind,
-    rec: ElementRecord,
-  ): Claim {
-    const o = mem.origins(i)?.of[kind];
-    return {
-      slots: recordSlots(rec),
-      size: rec.size,
-      crc: rec.crc,
-      hashLo: o?.hashLo ?? mem.hashLo(i),
-      hashHi: o?.hashHi ?? mem.hashHi(i),
-    };
-  }
-
   /** True when `rec`, whose run is marked used, is an accepted claim alike. */
   sameAs(
     mem: IndexMemory,
@@ -227,10 +184,7 @@ export class SlotClaims {
     rec: ElementRecord,
   ): boolean {
     const had = this.#claims.get(elementId(kind, rec));
-    if (had === undefined) return false;
-    const c = this.#claim(mem, i, kind, rec);
-    return had.slots === c.slots && had.size === c.size &&
-      had.crc === c.crc && had.hashLo === c.hashLo && had.hashHi === c.hashHi;
+    return had !== undefined && sameClaim(had, claimOf(mem, i, kind, rec));
   }
 
   /** Notes an accepted claim; true when it is the element's first. */
@@ -242,7 +196,96 @@ export class SlotClaims {
   ): boolean {
     const id = elementId(kind, rec);
     if (this.#claims.has(id)) return false;
-    this.#claims.set(id, this.#claim(mem, i, kind, rec));
+    this.#claims.set(id, claimOf(mem, i, kind, rec));
     return true;
   }
+}
+
+/** What {@linkcode scanShares} found. */
+export interface ShareScan {
+  /** Elements more than one record claims, with their claim counts. */
+  refs: Map<number, Refs>;
+  /** Bytes a sum over the records counts more than once. */
+  extraBytes: number;
+  /** Per kind, slot claims past the first of a shared slot or run. */
+  clashes: [number, number];
+  /** True when every shared element's claimants claim it alike. */
+  alike: boolean;
+}
+
+/**
+ * Finds the shared elements of `mem`'s records: every element some
+ * entry holds with an origin (only such elements can be shared, FORMAT.md
+ * §4.3), and every claim of those. Two passes over the table and a set of
+ * those elements: a store without origins costs nothing.
+ */
+export function scanShares(mem: IndexMemory): ShareScan {
+  const out: ShareScan = {
+    refs: new Map(),
+    extraBytes: 0,
+    clashes: [0, 0],
+    alike: true,
+  };
+  if (!mem.anyOrigins()) return out;
+  const ids = new Set<number>();
+  for (let i = 0; i < mem.count; i++) {
+    const o = mem.origins(i);
+    if (o === undefined) continue;
+    for (const kind of KINDS) {
+      const rec = o.of[kind] === undefined ? undefined : mem.element(i, kind);
+      if (rec !== undefined) ids.add(elementId(kind, rec));
+    }
+  }
+  // One record object a kind, read into (a pass over a million entries).
+  const scratch: Required<ElementRecord>[] = KINDS.map(() => ({
+    size: 0,
+    loc: 0,
+    crc: 0,
+    inFile: false,
+    withData: false,
+    slots: 1,
+  }));
+  const first = new Map<number, Claim>();
+  for (let i = 0; i < mem.count; i++) {
+    for (const kind of KINDS) {
+      const rec = mem.elementInto(i, kind, scratch[kind]!);
+      if (rec === undefined) continue;
+      const id = elementId(kind, rec);
+      if (!ids.has(id)) continue;
+      const claim = claimOf(mem, i, kind, rec);
+      const r = out.refs.get(id);
+      if (r === undefined) {
+        out.refs.set(id, { entries: 1, pins: 0, size: rec.size });
+        first.set(id, claim);
+        continue;
+      }
+      r.entries++;
+      out.extraBytes += rec.size;
+      if (!rec.inFile && !rec.withData) out.clashes[kind]++;
+      if (!sameClaim(first.get(id)!, claim)) out.alike = false;
+    }
+  }
+  for (const [id, r] of out.refs) if (r.entries === 1) out.refs.delete(id);
+  return out;
+}
+
+function claimOf(
+  mem: IndexMemory,
+  i: number,
+  kind: ElementKind,
+  rec: ElementRecord,
+): Claim {
+  const o = mem.origins(i)?.of[kind];
+  return {
+    slots: recordSlots(rec),
+    size: rec.size,
+    crc: rec.crc,
+    hashLo: o?.hashLo ?? mem.hashLo(i),
+    hashHi: o?.hashHi ?? mem.hashHi(i),
+  };
+}
+
+function sameClaim(a: Claim, b: Claim): boolean {
+  return a.slots === b.slots && a.size === b.size && a.crc === b.crc &&
+    a.hashLo === b.hashLo && a.hashHi === b.hashHi;
 }
