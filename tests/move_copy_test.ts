@@ -276,7 +276,7 @@ Deno.test("moves and copies survive a reopen from the journal and from the snaps
          await st.copy(${JSON.stringify(D)}, ${JSON.stringify(B)});
          ${flush ? "await st.flush();" : ""}
          const s = st.stats();
-         console.log(JSON.stringify([s.entries, s.bytes, s.sharedElements, s.bytesSaved]));
+         console.log(JSON.stringify([s.entries, s.bytes, s.sharedElements, s.bytesSaved, s.dataSlotsUsed, s.metaSlotsUsed]));
          Deno.exit(0);`,
       );
       assert.equal(r.code, 0, r.err);
@@ -296,7 +296,14 @@ Deno.test("moves and copies survive a reopen from the journal and from the snaps
         assert.equal(await again.getAttr(D, "k"), "v");
         const s2 = again.stats();
         assert.deepEqual(
-          [s2.entries, s2.bytes, s2.sharedElements, s2.bytesSaved],
+          [
+            s2.entries,
+            s2.bytes,
+            s2.sharedElements,
+            s2.bytesSaved,
+            s2.dataSlotsUsed,
+            s2.metaSlotsUsed,
+          ],
           before,
         );
         // Copy-on-write still holds after the reopen.
