@@ -45,6 +45,7 @@ export type { HashName } from "./src/format.ts";
 export type { Key } from "./src/key.ts";
 export { MAX_KEY_BYTES } from "./src/index_memory.ts";
 export { ATTR_LIMITS, type AttrValue } from "./src/_attrs.ts";
+export type { DedupOptions, DedupResult } from "./src/_dedup.ts";
 export {
   ClosedError,
   CorruptError,

@@ -1,7 +1,8 @@
 /**
- * `deno task check-store DIR [--json] [--repair] [--force-readonly] [--quiet]`
+ * `deno task check-store DIR [--json] [--repair] [--dedup] [--force-readonly] [--quiet]`
  *
- * Verifies (and with `--repair` repairs) a larder store; CHECK_STORE.md
+ * Verifies (and with `--repair` repairs, with `--dedup` deduplicates) a
+ * larder store (`deno task dedup DIR` is `check-store --dedup`); CHECK_STORE.md
  * documents the output, the JSON schema, the problem codes and the exit
  * codes: 0 clean, 1 problems found (and not repaired), 2 could not check.
  *
@@ -14,6 +15,8 @@ import {
   type Problem,
 } from "../src/check.ts";
 import { StoreError } from "../src/errors.ts";
+import { BackingStore } from "../src/store.ts";
+import type { DedupResult } from "../src/_dedup.ts";
 
 const USAGE = `Usage: deno task check-store DIR [options]
 
@@ -23,6 +26,8 @@ every element's key, length and CRC-32, orphans, leftovers and totals.
 Options:
   --json            print the report as JSON (schema in CHECK_STORE.md)
   --repair          repair what can be repaired (takes the store's lock)
+  --dedup           then deduplicate identical data elements (opens the
+                    store: needs the lock; not with --force-readonly)
   --force-readonly  check without the lock, e.g. while the store is open
                     (results may be inconsistent; not with --repair)
   --quiet           no progress, and only problems in the human report
@@ -38,6 +43,7 @@ interface Args {
   dir: string;
   json: boolean;
   repair: boolean;
+  dedup: boolean;
   forceReadonly: boolean;
   quiet: boolean;
 }
@@ -47,12 +53,14 @@ function parseArgs(argv: string[]): Args | string {
     dir: "",
     json: false,
     repair: false,
+    dedup: false,
     forceReadonly: false,
     quiet: false,
   };
   for (const arg of argv) {
     if (arg === "--json") a.json = true;
     else if (arg === "--repair") a.repair = true;
+    else if (arg === "--dedup") a.dedup = true;
     else if (arg === "--force-readonly") a.forceReadonly = true;
     else if (arg === "--quiet" || arg === "-q") a.quiet = true;
     else if (arg.startsWith("-")) return `unknown option ${arg}`;
@@ -62,6 +70,9 @@ function parseArgs(argv: string[]): Args | string {
   if (a.dir === "") return "no store directory given";
   if (a.repair && a.forceReadonly) {
     return "--repair needs the lock: it cannot be combined with --force-readonly";
+  }
+  if (a.dedup && a.forceReadonly) {
+    return "--dedup needs the lock: it cannot be combined with --force-readonly";
   }
   return a;
 }
@@ -240,15 +251,59 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   progress?.done();
+  // Deduplication runs on a store the check found sound (or repaired).
+  let dedup:
+    | DedupResult
+    | { error: { code: string; message: string } }
+    | undefined;
+  if (args.dedup && report.complete && (report.ok || args.repair)) {
+    dedup = await runDedup(args.dir);
+  }
   Deno.stdout.writeSync(
     enc.encode(
       args.json
-        ? JSON.stringify(report, null, 2) + "\n"
-        : formatReport(report, args.quiet),
+        ? JSON.stringify(
+          dedup === undefined ? report : { ...report, dedup },
+          null,
+          2,
+        ) + "\n"
+        : formatReport(report, args.quiet) + formatDedup(dedup),
     ),
   );
   if (!report.complete) return 2;
+  if (dedup !== undefined && "error" in dedup) return 2;
   return report.ok ? 0 : 1;
+}
+
+/** Opens the store at `dir` and deduplicates it (BackingStore.dedup). */
+async function runDedup(
+  dir: string,
+): Promise<DedupResult | { error: { code: string; message: string } }> {
+  try {
+    const store = await BackingStore.open(dir);
+    try {
+      return await store.dedup();
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    return {
+      error: {
+        code: err instanceof StoreError ? err.code : "ERROR",
+        message: err instanceof Error ? err.message : String(err),
+      },
+    };
+  }
+}
+
+function formatDedup(
+  d: DedupResult | { error: { code: string; message: string } } | undefined,
+): string {
+  if (d === undefined) return "";
+  if ("error" in d) return `dedup: ${d.error.code}: ${d.error.message}\n`;
+  return `dedup: ${count(d.scanned)} data elements scanned, ${
+    count(d.merged)
+  } merged, ${mb(d.bytesFreed)} freed\n`;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

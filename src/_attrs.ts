@@ -243,7 +243,12 @@ export class AttrSet {
 
   /** A copy (for copy-on-write and tests). */
   clone(): AttrSet {
-    const c = new AttrSet(this.key);
+    return this.rekeyed(this.key);
+  }
+
+  /** A copy for the entry of key `key` (`move`, `copy`). */
+  rekeyed(key: Uint8Array): AttrSet {
+    const c = new AttrSet(key);
     for (const [n, r] of this.records) c.set(n, r);
     return c;
   }

@@ -26,12 +26,14 @@ import {
   type Op,
   REMOVE_ITEM_BYTES,
   REMOVE_REASON,
+  type ShareOp,
   type Table,
 } from "./ops.ts";
 import type { PinTable } from "./pins.ts";
 import { type Body, bodySize, type Placement } from "./_placement.ts";
 import { readPair } from "./_reads.ts";
 import type { StoreState } from "./_state.ts";
+import { Shares } from "./_shares.ts";
 
 /** What changes ask of the rest of the store. */
 export interface ChangeHooks {
@@ -71,6 +73,8 @@ export class IndexChanges {
   #table: Table;
   #liveBytes = 0;
   #deferredBytes = 0;
+  /** Reference counts of shared elements (copies, moves, dedup). */
+  #shares = new Shares();
   /** The key being stored, copied out of the key region. */
   #key = new Uint8Array(MAX_KEY_BYTES);
 
@@ -89,18 +93,23 @@ export class IndexChanges {
     this.#lookup = lookup;
     this.#hooks = hooks;
     const mem = this.#mem;
-    // Attribute bytes count against the limit too (FORMAT.md §4.1).
-    this.#liveBytes = liveBytes + mem.attrBytes();
+    // Attribute bytes count against the limit too (FORMAT.md §4.1); a
+    // shared element counts once (the sum counted it once a claimant).
+    const counted = this.#shares.load(mem);
+    this.#liveBytes = liveBytes - counted + mem.attrBytes();
     this.#table = {
       mem,
       dropped: (i, kind, rec) => {
+        // A pin of this reference takes it over (the storage stays until
+        // it ends); the bytes go from the live count with the last entry.
+        const pinned = this.#pins.supersede(i, kind, rec);
+        const left = this.#shares.drop(kind, rec, pinned);
+        if (left === "kept") return;
         this.#liveBytes -= rec.size;
-        if (this.#pins.supersede(i, kind, rec)) {
-          this.#deferredBytes += rec.size;
-        } else {
-          this.#placement.free(kind, rec);
-        }
+        if (left === "deferred") this.#deferredBytes += rec.size;
+        else this.#placement.free(kind, rec);
       },
+      shared: (_i, kind, rec) => this.#shares.share(kind, rec),
       placed: (_i, _kind, rec) => {
         this.#liveBytes += rec.size;
         if (!rec.inFile) this.#state.blocksChanged();
@@ -125,10 +134,31 @@ export class IndexChanges {
     return this.#deferredBytes;
   }
 
-  /** A superseded element's last reference ended: its storage goes. */
+  /**
+   * A pin of a superseded element ended: its storage goes with the last
+   * reference (entries may still share it).
+   */
   freeDeferred(kind: ElementKind, rec: ElementRecord): void {
+    if (!this.#shares.unpin(kind, rec)) return;
     this.#deferredBytes -= rec.size;
     this.#placement.free(kind, rec);
+  }
+
+  /** Shared elements and the bytes sharing saves (`stats()`). */
+  shareTotals(): { sharedElements: number; bytesSaved: number } {
+    return this.#shares.totals();
+  }
+
+  /** True when some element is shared or held by a pin (eviction asks). */
+  get sharing(): boolean {
+    return !this.#shares.empty;
+  }
+
+  /** The bytes replacing entry `i`'s element of `kind` would free. */
+  #ownSize(i: number, kind: ElementKind): number {
+    const rec = this.#mem.element(i, kind);
+    if (rec === undefined) return 0;
+    return this.#shares.isShared(kind, rec) ? 0 : rec.size;
   }
 
   /**
@@ -160,7 +190,7 @@ export class IndexChanges {
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
       bodySize(bytes),
-      (i) => mem.elementSize(i, kind),
+      (i) => this.#ownSize(i, kind),
     );
     if (kind === DATA && existing >= 0 && mem.metaWithData(existing)) {
       // The metadata lives in the old data's slot: store the entry, its
@@ -207,7 +237,7 @@ export class IndexChanges {
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
       bodySize(data) + (meta?.length ?? 0),
-      (i) => mem.elementSize(i, DATA) + mem.elementSize(i, META),
+      (i) => this.#ownSize(i, DATA) + this.#ownSize(i, META),
     );
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
@@ -312,6 +342,95 @@ export class IndexChanges {
       throw toStoreError("unset attribute", err);
     }
     return true;
+  }
+
+  /**
+   * Gives `to`'s entry everything `from`'s has (`move` also removes
+   * `from`'s): one `move` or `copy` operation, no element bytes written.
+   * False when `from` has no entry; true, changing nothing, when the keys
+   * are the same. May evict (never `to`'s entry, and `from`'s last) when
+   * the table is full or the copied attributes pass the limit; should that
+   * take `from`'s entry, this is false.
+   */
+  transfer(
+    tag: typeof OP.move | typeof OP.copy,
+    from: NormalKey,
+    to: NormalKey,
+  ) {
+    const mem = this.#mem;
+    const src = this.#lookup.find(from);
+    if (src.entry < 0) return false;
+    if (from.text === to.text) return true;
+    const fromKey = mem.keyBytes(src.keyLen);
+    // `to`'s old attributes go; `from`'s are copied (elements add nothing).
+    const incoming = tag === OP.copy ? (mem.attrs(src.entry)?.bytes ?? 0) : 0;
+    const held = (i: number) =>
+      this.#ownSize(i, DATA) + this.#ownSize(i, META) +
+      (mem.attrs(i)?.bytes ?? 0);
+    // Eviction takes entries with live references last: mark the source
+    // so while room is made (the flag moves with its record).
+    const wasPinned = mem.pinned(src.entry);
+    mem.setPinned(src.entry, true);
+    let toKey: Uint8Array;
+    try {
+      // The key region holds `to`'s key until the next lookup.
+      toKey = mem.keyBytes(
+        this.#hooks.makeRoom(to, incoming, held).found.keyLen,
+      );
+    } finally {
+      const now = this.#lookup.find(from).entry;
+      if (now >= 0) mem.setPinned(now, wasPinned);
+    }
+    // Either lookup may drop a damaged entry (colliding hashes), moving
+    // others: look both up until they agree.
+    let s = this.#lookup.find(from);
+    let t = this.#lookup.find(to);
+    for (let n = 0; n < 3 && s.entry >= 0; n++) {
+      const again = this.#lookup.find(from);
+      if (again.entry === s.entry) break;
+      s = again;
+      t = this.#lookup.find(to);
+    }
+    if (s.entry < 0) return false;
+    try {
+      this.logApply({
+        tag,
+        time: nowSeconds(),
+        from: s.entry,
+        fromLo: s.lo,
+        fromHi: s.hi,
+        to: t.entry < 0 ? mem.count : t.entry,
+        toLo: t.lo,
+        toHi: t.hi,
+        fromKey,
+        toKey,
+      });
+    } catch (err) {
+      throw toStoreError(tag === OP.move ? "move entry" : "copy entry", err);
+    }
+    return true;
+  }
+
+  /**
+   * Journals and applies a dedup `share` (built by `_dedup.ts` from bytes
+   * it compared); returns the live bytes it freed.
+   */
+  share(op: ShareOp): number {
+    const before = this.#liveBytes;
+    try {
+      this.logApply(op);
+    } catch (err) {
+      throw toStoreError("deduplicate element", err);
+    }
+    return before - this.#liveBytes;
+  }
+
+  /** Freed slots at the end of a block file give their disk blocks back. */
+  trimTails(): void {
+    const mem = this.#mem;
+    this.#state.files.trimFreeTails((k, first, n) =>
+      mem.usedPrefix(k, first, n)
+    );
   }
 
   /** Removes `nk`'s entry; false when it has none. */

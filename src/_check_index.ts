@@ -13,7 +13,7 @@ import {
 } from "./_check_state.ts";
 import type { ProblemCode } from "./_check_report.ts";
 import { CorruptError, VersionMismatchError } from "./errors.ts";
-import { loadAttrSection } from "./_persist.ts";
+import { loadAttrSection, loadOriginSection } from "./_persist.ts";
 import { type Control, decodeEntries, useMapBytes, VERSION } from "./format.ts";
 import { claimsSlot, IndexMemory, recordSlots } from "./index_memory.ts";
 import { readWhole } from "./io.ts";
@@ -49,13 +49,22 @@ function readIndex(pass: PassState, control: Control): LoadedIndex {
     const bytes = readWhole(io, path) ?? new Uint8Array(0);
     pass.bytesRead += bytes.length;
     try {
-      const { header, records, attrs } = decodeEntries(bytes);
+      const { header, records, attrs, origins } = decodeEntries(bytes);
       if (header.count > mem.capacity) {
         throw new CorruptError(
           `Cannot read entries: ${header.count} records, capacity ${mem.capacity}`,
         );
       }
       mem.loadRecords(records, header.count);
+      if (loadOriginSection(mem, origins) > 0) {
+        pass.writeEntries = true;
+        pass.report(
+          "ORIGIN_CORRUPT",
+          "entries",
+          "the origin section names entries the snapshot does not have, " +
+            "or cannot be read: a repair writes the index without them",
+        );
+      }
       if (loadAttrSection(mem, attrs) > 0) {
         pass.writeEntries = true;
         pass.report(

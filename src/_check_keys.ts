@@ -13,6 +13,7 @@ import type { IndexMemory } from "./index_memory.ts";
 import { DATA, type ElementKind, KINDS, META, otherKinds } from "./kinds.ts";
 import { normaliseKey, nsurlComponents } from "./key.ts";
 import { blockFileParts, largeFileParts } from "./paths.ts";
+import { sameElement } from "./_shares.ts";
 
 const utf8 = new TextDecoder();
 
@@ -180,6 +181,32 @@ export function checkShared(pass: PassState): void {
   }
 }
 
+/**
+ * True when every claimant of one element claims it alike (same
+ * location, run, size and checksum, and the same header hash: the
+ * entry's own or its origin's): a share made by move, copy or dedup, whose
+ * reference count is the number of claimants (FORMAT.md §4.3).
+ */
+function claimAlike(
+  mem: IndexMemory,
+  kind: ElementKind,
+  claimants: readonly number[],
+): boolean {
+  const first = claimants[0]!;
+  const a = mem.element(first, kind);
+  if (a === undefined) return false;
+  const hashOf = (i: number) => {
+    const o = mem.origins(i)?.of[kind];
+    return [o?.hashLo ?? mem.hashLo(i), o?.hashHi ?? mem.hashHi(i)];
+  };
+  const [lo, hi] = hashOf(first);
+  return claimants.every((i) => {
+    const b = mem.element(i, kind);
+    const [l, h] = hashOf(i);
+    return b !== undefined && sameElement(a, b) && l === lo && h === hi;
+  });
+}
+
 /** Keeps the first claimant still sound; the others lose the element. */
 function resolveShared(
   pass: PassState,
@@ -190,6 +217,12 @@ function resolveShared(
   what: string,
   slot?: number,
 ): void {
+  const mem = pass.index!.mem;
+  if (claimAlike(mem, kind, claimants)) {
+    // A share: each claimant was judged on its own; one that failed loses
+    // only its reference (the others keep theirs).
+    return;
+  }
   const keep = claimants.find((i) =>
     !pass.drop.has(i) && !pass.dropElement[kind].has(i)
   );

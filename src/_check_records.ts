@@ -7,6 +7,7 @@
  * @module
  */
 import { keyText } from "./_scan.ts";
+import { sameBytes } from "./_bytes.ts";
 import {
   type ElementFacts,
   hex,
@@ -160,12 +161,26 @@ export function judge(
     );
   }
   const mem = pass.index!.mem;
-  if (h.hashLo !== mem.hashLo(i) || h.hashHi !== mem.hashHi(i)) {
+  // An element moved, copied or deduplicated onto this entry carries its
+  // origin's key and hash (FORMAT.md §4.3).
+  const origins = mem.origins(i);
+  const origin = origins?.of[kind];
+  const wantLo = origin?.hashLo ?? mem.hashLo(i);
+  const wantHi = origin?.hashHi ?? mem.hashHi(i);
+  if (h.hashLo !== wantLo || h.hashHi !== wantHi) {
     return fail(
       "ELEMENT_KEY",
       `holds another key's element (hash ${hex(h.hashHi)}${
         hex(h.hashLo).slice(2)
-      }, entry ${i} has ${hex(mem.hashHi(i))}${hex(mem.hashLo(i)).slice(2)})`,
+      }, entry ${i} expects ${hex(wantHi)}${hex(wantLo).slice(2)})`,
+      text,
+    );
+  }
+  if (origin !== undefined && !sameBytes(f.key!, origin.key)) {
+    return fail(
+      "ELEMENT_KEY",
+      `holds an element for ${JSON.stringify(text)}, not the origin the ` +
+        "entry names",
       text,
     );
   }
@@ -216,7 +231,10 @@ export function judge(
     case "crc":
       return fail("ELEMENT_CRC", "content CRC-32 does not match", text);
   }
-  pass.keyOf[kind][i] = text;
+  // The entry's key: its own, not the origin's its element header names.
+  pass.keyOf[kind][i] = origins === undefined
+    ? text
+    : keyText(origins.key) ?? text;
   pass.storedAt[i] = Math.max(pass.storedAt[i]!, h.storedAt);
   pass.verifiedBytes += h.length;
   // Metadata in the data's slot fills that slot.

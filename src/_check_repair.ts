@@ -113,6 +113,7 @@ export function repairStore(
   for (const kind of KINDS) {
     for (const i of pass.dropElement[kind]) {
       mem.clearElement(i, kind);
+      mem.clearOrigin(i, kind);
       say(
         "DROP_ELEMENT",
         "entries",

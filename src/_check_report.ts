@@ -86,6 +86,11 @@ export const PROBLEM_CODES = {
   },
   FOREIGN_FILE: { severity: "warning", repair: "none: never touched" },
   ATTR_CORRUPT: { severity: "error", repair: "drop the attribute" },
+  ORIGIN_CORRUPT: {
+    severity: "error",
+    repair: "write the index without the unreadable origins (the " +
+      "elements they named then fail verification and are dropped)",
+  },
   ATTR_VERSION_NEWER: {
     severity: "warning",
     repair: "none: kept for the newer larder that wrote it",

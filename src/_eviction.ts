@@ -17,6 +17,23 @@ export interface HeldBytes {
   readonly liveBytes: number;
   /** Bytes of superseded elements that references still pin. */
   readonly deferredBytes: number;
+  /** True when elements may be shared (eviction may free less). */
+  readonly sharing: boolean;
+}
+
+/**
+ * Where entry `keep` (-1: none) is after removing `victims` (highest
+ * first) from a table of `count` by swap-remove: the last entry takes
+ * each hole.
+ */
+function keptIndex(keep: number, victims: readonly number[], count: number) {
+  let k = keep;
+  let n = count;
+  for (const v of victims) {
+    n--;
+    if (k === n) k = v;
+  }
+  return k;
 }
 
 /** Limits, and what eviction asks of the store. */
@@ -91,13 +108,25 @@ export class Eviction {
     const entryTarget = full
       ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit))
       : 0;
-    const victims = Array.from(
+    let victims = Array.from(
       mem.selectVictims(byteTarget, entryTarget, keep),
     );
-    // Swap-remove keeps lower indices valid, so remove highest first.
-    victims.sort((a, b) => b - a);
-    this.counters.evictedBytes += opt.remove(victims, REMOVE_REASON.evict);
-    this.counters.evictions += victims.length;
+    let k = keep;
+    for (;;) {
+      // Swap-remove keeps lower indices valid, so remove highest first.
+      victims.sort((a, b) => b - a);
+      this.counters.evictedBytes += opt.remove(victims, REMOVE_REASON.evict);
+      this.counters.evictions += victims.length;
+      // The kernel counts an entry's element bytes whole; a shared element
+      // is freed only with its last reference, so evicting its sharers may
+      // free less than it counted: select again until under the target.
+      if (!this.#held.sharing || victims.length === 0) return;
+      k = keptIndex(k, victims, mem.count + victims.length);
+      const left = this.#held.liveBytes + incoming -
+        (opt.limit - opt.hysteresis) + 1;
+      if (!overBytes || left <= 0 || mem.count === 0) return;
+      victims = Array.from(mem.selectVictims(left, 0, k));
+    }
   }
 
   /**

@@ -20,6 +20,7 @@ import { type NormalKey, nsurlComponents } from "./key.ts";
 import { type ElementKind, KINDS } from "./kinds.ts";
 import type { PinTable } from "./pins.ts";
 import { sameBytes } from "./_bytes.ts";
+import type { ElementOrigin } from "./_origins.ts";
 
 /**
  * A key as looked up: its hash, the length of its UTF-8 bytes (left
@@ -32,21 +33,35 @@ export interface Found {
   keyLen: number;
 }
 
-/** What a read of entry element `rec` of the key hashed as `h` expects. */
+/**
+ * What a read of entry element `rec` of the key hashed as `h` expects:
+ * a header for that key, or for `origin`'s when the element was written
+ * for another key (moved, copied or deduplicated onto this entry).
+ */
 export function expected(
   kind: ElementKind,
   key: Uint8Array,
   h: Found,
   rec: ElementRecord,
+  origin?: ElementOrigin,
 ): Expected {
   return {
     kind,
-    key,
-    hashLo: h.lo,
-    hashHi: h.hi,
+    key: origin?.key ?? key,
+    hashLo: origin?.hashLo ?? h.lo,
+    hashHi: origin?.hashHi ?? h.hi,
     size: rec.size,
     crc: rec.crc,
   };
+}
+
+/** The origin of entry `i`'s element of `kind`, if another key's. */
+export function originOf(
+  mem: IndexMemory,
+  i: number,
+  kind: ElementKind,
+): ElementOrigin | undefined {
+  return mem.origins(i)?.of[kind];
 }
 
 /** How a store hashes its keys. */
@@ -130,7 +145,10 @@ export class KeyLookup {
       const pin = this.#pins.get(i, kind);
       if (pin !== undefined) return pin.text === text;
     }
-    // Attributes keep the entry's key (it may have no element).
+    // Attributes and origins keep the entry's key (its elements' headers
+    // may name another, or it may have no element).
+    const origins = this.#mem.origins(i);
+    if (origins !== undefined) return sameBytes(origins.key, key);
     const attrs = this.#mem.attrs(i);
     if (attrs !== undefined) return sameBytes(attrs.key, key);
     // The entry is damaged only when every element it has is: one damaged

@@ -48,9 +48,11 @@ import {
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
 import { KINDS, type PerKind, perKind } from "./kinds.ts";
+import { scanShares, SlotClaims } from "./_shares.ts";
 import {
   allZero,
   loadAttrSection,
+  loadOriginSection,
   nonZeroEnd,
   readIndexImage,
 } from "./_persist.ts";
@@ -290,7 +292,13 @@ function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
  * lower entry is dropped.
  */
 function checkRecords(s: Loading): number {
-  if (recordsSound(s) && KINDS.every((k) => s.mem.loadUseMap(k) === 0)) {
+  // Shared elements (FORMAT.md §4.3) are claimed by several records alike:
+  // each claim past the first of a slot is one the kernel cannot mark.
+  const shares = scanShares(s.mem);
+  if (
+    recordsSound(s) && shares.alike &&
+    KINDS.every((k) => s.mem.loadUseMap(k) === shares.clashes[k])
+  ) {
     return 0;
   }
   const { mem, files } = s;
@@ -299,6 +307,7 @@ function checkRecords(s: Loading): number {
   let maxId = -1;
   const scratch = scratchRecords();
   const recs: (ElementRecord | undefined)[] = [undefined, undefined];
+  const claims = new SlotClaims();
   // Descending: swap-remove moves an already-checked record into the hole.
   for (let i = mem.count - 1; i >= 0; i--) {
     recs[DATA] = mem.elementInto(i, DATA, scratch[DATA]);
@@ -316,10 +325,13 @@ function checkRecords(s: Loading): number {
         maxId = Math.max(maxId, rec.loc);
       } else if (
         !runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
-        mem.runUsed(kind, rec.loc, recordSlots(rec)) ||
         !recordFitsSlots(kind, rec)
       ) {
         ok = false;
+      } else if (mem.runUsed(kind, rec.loc, recordSlots(rec))) {
+        // Several entries may share one element (move, copy, dedup) when
+        // they claim it alike: the same run, size, checksum and header.
+        ok = claims.sameAs(mem, i, kind, rec);
       }
     }
     if (!ok) {
@@ -329,7 +341,11 @@ function checkRecords(s: Loading): number {
     }
     for (const kind of KINDS) {
       const rec = recs[kind];
-      if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
+      if (claimsSlot(rec)) {
+        if (claims.note(mem, i, kind, rec)) {
+          mem.markRun(kind, rec.loc, recordSlots(rec));
+        }
+      }
     }
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
@@ -439,6 +455,7 @@ function loadIndex(
       const { header, damage } = image.snapshot;
       if (damage !== undefined) throw damage;
       s.repairedOnOpen += loadAttrSection(s.mem, image.snapshot.attrs!);
+      s.repairedOnOpen += loadOriginSection(s.mem, image.snapshot.origins!);
       s.nextFileId = header.nextFileId;
       if (
         image.journal !== undefined && image.journalTag === header.journalTag

@@ -6,10 +6,12 @@
  * @module
  */
 import { decodeAttrSection, encodeAttrSection } from "./_attrs.ts";
+import { decodeOriginSection, encodeOriginSection } from "./_origins.ts";
 import { CorruptError, ForeignFileError } from "./errors.ts";
 import { moveAside } from "./_foreign.ts";
 import {
   checkEntriesAttrs,
+  checkEntriesOrigins,
   checkEntriesRecords,
   decodeEntriesHeader,
   encodeEntriesHeader,
@@ -64,8 +66,18 @@ export interface IndexImage {
 
 /** What a snapshot held, as {@linkcode readIndexImage} loaded it. */
 export type Snapshot =
-  | { header: EntriesHeader; attrs: Uint8Array; damage: undefined }
-  | { header: undefined; attrs: undefined; damage: CorruptError };
+  | {
+    header: EntriesHeader;
+    attrs: Uint8Array;
+    origins: Uint8Array;
+    damage: undefined;
+  }
+  | {
+    header: undefined;
+    attrs: undefined;
+    origins: undefined;
+    damage: CorruptError;
+  };
 
 /** A snapshot read, with the journal tag its first bytes name. */
 interface SnapshotRead {
@@ -99,10 +111,14 @@ function readSnapshot(
     const h = head.subarray(0, io.pread(fd, head, 0));
     const tag = tagOf(h);
     try {
-      const { header, recordsCrc, attrLength, attrsCrc } = decodeEntriesHeader(
-        h,
-        length,
-      );
+      const {
+        header,
+        recordsCrc,
+        attrLength,
+        attrsCrc,
+        originLength,
+        originsCrc,
+      } = decodeEntriesHeader(h, length);
       if (header.count > mem.capacity) {
         throw new CorruptError("Cannot read entries: more than capacity");
       }
@@ -119,11 +135,25 @@ function readSnapshot(
         throw new CorruptError("Cannot read entries: truncated attributes");
       }
       checkEntriesAttrs(attrs, attrsCrc);
-      return { snapshot: { header, attrs, damage: undefined }, tag };
+      // The origin section after it (FORMAT.md §4.3).
+      const origins = new Uint8Array(originLength);
+      if (io.pread(fd, origins, at + attrLength) !== originLength) {
+        throw new CorruptError("Cannot read entries: truncated origins");
+      }
+      checkEntriesOrigins(origins, originsCrc);
+      return {
+        snapshot: { header, attrs, origins, damage: undefined },
+        tag,
+      };
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
       return {
-        snapshot: { header: undefined, attrs: undefined, damage: err },
+        snapshot: {
+          header: undefined,
+          attrs: undefined,
+          origins: undefined,
+          damage: err,
+        },
         tag,
       };
     }
@@ -368,6 +398,7 @@ export function writeSnapshotTemp(
 ): string {
   const tmp = `${dir}/entries.tmp`;
   const attrs = attrSection(mem);
+  const origins = originSection(mem);
   const fd = io.create(tmp);
   try {
     mem.withRecords((records) => {
@@ -379,11 +410,15 @@ export function writeSnapshotTemp(
         },
         records,
         attrs,
+        origins,
       );
       io.pwrite(fd, header, 0);
       io.pwrite(fd, records, header.length);
       if (attrs.length > 0) {
         io.pwrite(fd, attrs, header.length + records.length);
+      }
+      if (origins.length > 0) {
+        io.pwrite(fd, origins, header.length + records.length + attrs.length);
       }
     });
     io.fsync(fd);
@@ -423,6 +458,41 @@ export function loadAttrSection(mem: IndexMemory, section: Uint8Array): number {
       mem.hashHi(it.index) === it.hashHi && mem.attrs(it.index) === undefined
     ) {
       mem.setAttrs(it.index, it.set);
+    } else dropped++;
+  }
+  return dropped;
+}
+
+/** The origin section (FORMAT.md §4.3) of the table in `mem`. */
+export function originSection(mem: IndexMemory): Uint8Array {
+  if (!mem.anyOrigins()) return new Uint8Array(0);
+  return encodeOriginSection(mem.count, (i) => {
+    const o = mem.origins(i);
+    return o && { o, lo: mem.hashLo(i), hi: mem.hashHi(i) };
+  });
+}
+
+/**
+ * Gives the entries of `mem` (just loaded) the element origins of a
+ * snapshot's section; returns how many items named no matching entry or
+ * could not be read (dropped: damage; the reads of those elements then
+ * miss, and open's record check drops claims that no longer agree).
+ */
+export function loadOriginSection(
+  mem: IndexMemory,
+  section: Uint8Array,
+): number {
+  if (section.length === 0) return 0;
+  const items = decodeOriginSection(section);
+  if (items === undefined) return 1;
+  let dropped = 0;
+  for (const it of items) {
+    if (
+      it.index < mem.count && mem.hashLo(it.index) === it.hashLo &&
+      mem.hashHi(it.index) === it.hashHi &&
+      mem.origins(it.index) === undefined
+    ) {
+      mem.setOrigins(it.index, it.origins);
     } else dropped++;
   }
   return dropped;

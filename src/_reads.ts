@@ -20,7 +20,7 @@ import {
 } from "./index_memory.ts";
 import type { NormalKey } from "./key.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
-import { expected, type Found, type KeyLookup } from "./_lookup.ts";
+import { expected, type Found, type KeyLookup, originOf } from "./_lookup.ts";
 import type { Pin, PinTable } from "./pins.ts";
 
 /**
@@ -38,8 +38,8 @@ export function readPair(
   const m = mem.element(i, META)!;
   return files.readSlotPair(
     d.loc,
-    expected(DATA, key, h, d),
-    expected(META, key, h, m),
+    expected(DATA, key, h, d, originOf(mem, i, DATA)),
+    expected(META, key, h, m, originOf(mem, i, META)),
     recordSlots(d),
   );
 }
@@ -198,7 +198,7 @@ export class ReadPath {
           ? "absent"
           : { ok: false, reason: mine === false ? "other-key" : "corrupt" };
       } else {
-        const want = expected(kind, keyBytes, h, rec);
+        const want = expected(kind, keyBytes, h, rec, originOf(mem, i, kind));
         if (kind === DATA) this.counters.dataBytesRead += rec.size;
         if (rec.inFile) r = this.#files.readFile(kind, rec.loc, want);
         else if (rec.withData === true) r = this.#pairedMeta(i, h, keyBytes);
@@ -243,8 +243,8 @@ export class ReadPath {
     const m = mem.element(i, META)!;
     const r = this.#files.readSlotPairMeta(
       d.loc,
-      expected(DATA, key, h, d),
-      expected(META, key, h, m),
+      expected(DATA, key, h, d, originOf(mem, i, DATA)),
+      expected(META, key, h, m, originOf(mem, i, META)),
       recordSlots(d),
     );
     if (r.ok) return r;
@@ -308,7 +308,14 @@ export class ReadPath {
       return pin && { pin };
     }
     const h = this.#lookup.hash(nk); // the key's bytes, in the key region
-    const key = mem.keyBytes(h.keyLen);
+    const want = expected(
+      DATA,
+      mem.keyBytes(h.keyLen),
+      h,
+      rec,
+      originOf(mem, i, DATA),
+    );
+    const key = want.key;
     const fd = this.#files.openFile(DATA, rec.loc);
     const start = ELEMENT_HEADER + key.length;
     if (fd !== undefined) {
@@ -316,12 +323,7 @@ export class ReadPath {
       try {
         const head = new Uint8Array(start);
         ok = this.#files.readAt(fd, head, 0) === start &&
-          headerKeyMatches(head, {
-              kind: DATA,
-              key,
-              hashLo: h.lo,
-              hashHi: h.hi,
-            }) === true &&
+          headerKeyMatches(head, want) === true &&
           readElementHeader(head)?.length === rec.size &&
           readElementHeader(head)?.crc === rec.crc &&
           this.#files.sizeOf(fd) === start + rec.size;
@@ -370,7 +372,13 @@ export class ReadPath {
       performance.now(),
     );
     const h = this.#lookup.hash(nk); // the key's bytes, in the key region
-    const want = expected(DATA, this.#mem.keyBytes(h.keyLen), h, rec);
+    const want = expected(
+      DATA,
+      this.#mem.keyBytes(h.keyLen),
+      h,
+      rec,
+      originOf(this.#mem, i, DATA),
+    );
     const loc = rec.loc;
     const slots = recordSlots(rec);
     pin.fill = () => {

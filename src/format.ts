@@ -86,7 +86,8 @@ export const VERSION = {
   // 2: flag bit 4, metadata stored in the data's slot (FORMAT.md §4, §6.1).
   // 3: byte 15, data runs over several slots (FORMAT.md §4, §5.3).
   // 4: the attribute section after the records (FORMAT.md §4.1).
-  entries: 4,
+  // 5: the origin section after it (FORMAT.md §4.3; move, copy, dedup).
+  entries: 5,
   // 2: the data and metadata maps have their own slot counts (FORMAT.md §5.1).
   blocks: 2,
   blockFile: 1,
@@ -250,6 +251,7 @@ export function encodeEntriesHeader(
   h: EntriesHeader,
   records: Uint8Array,
   attrs: Uint8Array = new Uint8Array(0),
+  origins: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   const b = new Uint8Array(ENTRIES_HEADER);
   const v = view(b);
@@ -262,6 +264,8 @@ export function encodeEntriesHeader(
   v.setUint32(28, crc32(records), true);
   v.setUint32(32, attrs.length, true);
   v.setUint32(36, attrs.length === 0 ? 0 : crc32(attrs), true);
+  v.setUint32(40, origins.length, true);
+  v.setUint32(44, origins.length === 0 ? 0 : crc32(origins), true);
   v.setUint32(60, crc32(b.subarray(0, 60)), true);
   return b;
 }
@@ -283,6 +287,8 @@ export function decodeEntriesHeader(
   recordsCrc: number;
   attrLength: number;
   attrsCrc: number;
+  originLength: number;
+  originsCrc: number;
 } {
   if (!hasMagic(b, MAGIC.entries) || b.length < ENTRIES_HEADER) {
     throw new CorruptError(
@@ -301,7 +307,12 @@ export function decodeEntriesHeader(
   const count = v.getUint32(16, true);
   // Versions before 4 have zeros here: no attribute section.
   const attrLength = v.getUint32(32, true);
-  if (fileLength - ENTRIES_HEADER - attrLength !== count * ENTRY_SIZE) {
+  // Versions before 5 have zeros here: no origin section.
+  const originLength = v.getUint32(40, true);
+  if (
+    fileLength - ENTRIES_HEADER - attrLength - originLength !==
+      count * ENTRY_SIZE
+  ) {
     throw new CorruptError(
       "Cannot read entries: length does not match the record count",
     );
@@ -315,6 +326,8 @@ export function decodeEntriesHeader(
     recordsCrc: v.getUint32(28, true),
     attrLength,
     attrsCrc: v.getUint32(36, true),
+    originLength,
+    originsCrc: v.getUint32(44, true),
   };
 }
 
@@ -345,6 +358,22 @@ export function checkEntriesAttrs(attrs: Uint8Array, attrsCrc: number): void {
 }
 
 /**
+ * Throws unless the origin section has the CRC-32 the entries header
+ * recorded (an empty section has none).
+ * @throws {CorruptError} when they differ.
+ */
+export function checkEntriesOrigins(
+  origins: Uint8Array,
+  originsCrc: number,
+): void {
+  if (origins.length > 0 && originsCrc !== crc32(origins)) {
+    throw new CorruptError(
+      "Cannot read entries: origin section checksum mismatch",
+    );
+  }
+}
+
+/**
  * Decodes the entries file: its header and views of the records and the
  * attribute section.
  * @throws {VersionMismatchError} for another format version.
@@ -352,16 +381,22 @@ export function checkEntriesAttrs(attrs: Uint8Array, attrsCrc: number): void {
  */
 export function decodeEntries(
   b: Uint8Array,
-): { header: EntriesHeader; records: Uint8Array; attrs: Uint8Array } {
-  const { header, recordsCrc, attrLength, attrsCrc } = decodeEntriesHeader(
-    b,
-    b.length,
-  );
-  const records = b.subarray(ENTRIES_HEADER, b.length - attrLength);
+): {
+  header: EntriesHeader;
+  records: Uint8Array;
+  attrs: Uint8Array;
+  origins: Uint8Array;
+} {
+  const { header, recordsCrc, attrLength, attrsCrc, originLength, originsCrc } =
+    decodeEntriesHeader(b, b.length);
+  const attrsAt = b.length - attrLength - originLength;
+  const records = b.subarray(ENTRIES_HEADER, attrsAt);
   checkEntriesRecords(records, recordsCrc);
-  const attrs = b.subarray(b.length - attrLength);
+  const attrs = b.subarray(attrsAt, attrsAt + attrLength);
   checkEntriesAttrs(attrs, attrsCrc);
-  return { header, records, attrs };
+  const origins = b.subarray(attrsAt + attrLength);
+  checkEntriesOrigins(origins, originsCrc);
+  return { header, records, attrs, origins };
 }
 
 // ---- §5 blocks (use maps) and block files ----------------------------------

@@ -18,6 +18,7 @@
  * @module
  */
 import type { AttrSet } from "./_attrs.ts";
+import { type Origins, withOrigin } from "./_origins.ts";
 import { ENTRY_SIZE } from "./format.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import { KeyHashing } from "./_index_keys.ts";
@@ -89,6 +90,14 @@ export class IndexMemory {
    * index i holds entry i's set or nothing. Moves with its record.
    */
   #attrs: (AttrSet | undefined)[] = [];
+  /**
+   * Element origins (FORMAT.md §4.3) of entries holding elements written
+   * for another key (moved, copied, deduplicated), kept and moved as
+   * attribute sets are.
+   */
+  #origins: (Origins | undefined)[] = [];
+  /** Entries with origins (so a table without any is never walked). */
+  #originCount = 0;
 
   /** @param shape The table dimensions. */
   constructor(shape: TableShape) {
@@ -336,6 +345,31 @@ export class IndexMemory {
     else this.#attrs[i] = set;
   }
 
+  /** Entry `i`'s element origins, or undefined when all are its own. */
+  origins(i: number): Origins | undefined {
+    return this.#origins[i];
+  }
+
+  /** Sets entry `i`'s element origins (undefined: all its own). */
+  setOrigins(i: number, o: Origins | undefined): void {
+    this.#originCount += (o === undefined ? 0 : 1) -
+      (this.#origins[i] === undefined ? 0 : 1);
+    this.#origins[i] = o;
+  }
+
+  /** Entry `i`'s element of `kind` (if any) is its own: no origin. */
+  clearOrigin(i: number, kind: ElementKind): void {
+    const now = this.#origins[i];
+    if (now !== undefined) {
+      this.setOrigins(i, withOrigin(now, now.key, kind, undefined));
+    }
+  }
+
+  /** True when any entry holds an element written for another key. */
+  anyOrigins(): boolean {
+    return this.#originCount > 0;
+  }
+
   /** True when entry `i` has an element or an attribute. */
   hasAnything(i: number): boolean {
     return this.has(i, DATA) || this.has(i, META) ||
@@ -392,6 +426,7 @@ export class IndexMemory {
     this.#w.u32[(b + C.E_HASH_HI) >>> 2] = hi;
     this.setUsage(i, 1, now);
     this.#attrs[i] = undefined;
+    this.setOrigins(i, undefined);
     this.#addr.insert(i);
     return i;
   }
@@ -406,6 +441,9 @@ export class IndexMemory {
     this.count = last;
     this.#attrs[i] = this.#attrs[last];
     this.#attrs[last] = undefined;
+    this.setOrigins(i, undefined);
+    this.#origins[i] = this.#origins[last];
+    this.#origins[last] = undefined;
     if (i === last) return -1;
     const lastPos = this.#addr.posOf(last);
     this.#w.u8.copyWithin(
@@ -589,6 +627,8 @@ export class IndexMemory {
     }
     this.#addr.clear();
     this.#attrs = [];
+    this.#origins = [];
+    this.#originCount = 0;
     this.count = 0;
     fill(this.#w.u8.subarray(this.#base(0), this.#base(count)));
     this.count = count;

@@ -19,9 +19,9 @@ export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
 /**
  * Journal format version written (2 added `storeEntry`; 3 its metadata
  * location 2, in the data's slot; 4 data runs over several slots; 5
- * `setAttr` and `unsetAttr`).
+ * `setAttr` and `unsetAttr`; 6 `move` and `copy`).
  */
-export const JOURNAL_VERSION = 5;
+export const JOURNAL_VERSION = 6;
 /** Oldest journal version still read (each is a subset of the next). */
 export const JOURNAL_VERSION_MIN = 1;
 /** The journal versions read, for messages. */

@@ -27,6 +27,8 @@ import {
   otherKinds,
 } from "./kinds.ts";
 import { AttrSet } from "./_attrs.ts";
+import { sameBytes } from "./_bytes.ts";
+import { type Origins, withOrigin } from "./_origins.ts";
 import { BODY_AT, frame, FRAME_BYTES, type RawEntry, seal } from "./journal.ts";
 
 /**
@@ -48,6 +50,12 @@ export const OP = {
   setAttr: 6,
   /** Remove one attribute of an entry (and the entry, if nothing is left). */
   unsetAttr: 7,
+  /** Give one entry everything another had; the other goes (journal 6). */
+  move: 8,
+  /** Give one entry everything another has, sharing its elements (journal 6). */
+  copy: 9,
+  /** Make one entry's element share another's identical one (dedup; journal 6). */
+  share: 10,
 } as const;
 
 /** Why entries were removed (`remove` and `clear` argument). */
@@ -136,6 +144,47 @@ export interface UnsetAttrOp {
   name: Uint8Array;
 }
 
+/**
+ * Give entry `to` (added when `to` is the count) everything entry `from`
+ * has: its elements (shared, no bytes copied), their origins, its
+ * attributes; `move` then removes `from`, `copy` keeps it.
+ */
+export interface TransferOp {
+  tag: typeof OP.move | typeof OP.copy;
+  time: number;
+  from: number;
+  fromLo: number;
+  fromHi: number;
+  to: number;
+  toLo: number;
+  toHi: number;
+  /** `from`'s key: the origin of elements written for it. */
+  fromKey: Uint8Array;
+  /** `to`'s key: kept with its origins. */
+  toKey: Uint8Array;
+}
+
+/**
+ * Entry `index`'s element of `kind` becomes entry `source`'s, which holds
+ * the same bytes (dedup compared them): one more reference to it, and the
+ * old element's reference goes. `origin*` name the header the shared
+ * element carries; `ownKey` is entry `index`'s key.
+ */
+export interface ShareOp {
+  tag: typeof OP.share;
+  time: number;
+  index: number;
+  hashLo: number;
+  hashHi: number;
+  source: number;
+  sourceLo: number;
+  kind: ElementKind;
+  ownKey: Uint8Array;
+  originKey: Uint8Array;
+  originLo: number;
+  originHi: number;
+}
+
 /** An index operation. */
 export type Op =
   | StoreOp
@@ -144,7 +193,9 @@ export type Op =
   | TouchOp
   | ClearOp
   | SetAttrOp
-  | UnsetAttrOp;
+  | UnsetAttrOp
+  | TransferOp
+  | ShareOp;
 
 // ---- encoding ---------------------------------------------------------------
 
@@ -154,6 +205,8 @@ const STORE_FIXED = 32;
 const STORE_ENTRY_FIXED = 48;
 const SET_ATTR_FIXED = 20;
 const UNSET_ATTR_FIXED = 12;
+const TRANSFER_FIXED = 28;
+const SHARE_FIXED = 36;
 /** Bytes of one entry of a `remove` op. */
 export const REMOVE_ITEM_BYTES = 8;
 /** Bytes of one entry of a `touch` op. */
@@ -224,6 +277,11 @@ function payloadBytes(op: Op): number {
       return SET_ATTR_FIXED + op.key.length + op.name.length + op.rec.length;
     case OP.unsetAttr:
       return UNSET_ATTR_FIXED + op.name.length;
+    case OP.move:
+    case OP.copy:
+      return TRANSFER_FIXED + op.fromKey.length + op.toKey.length;
+    case OP.share:
+      return SHARE_FIXED + op.ownKey.length + op.originKey.length;
   }
 }
 
@@ -307,6 +365,35 @@ export function encodeOp(op: Op): Uint8Array {
       b[p + 8] = op.name.length;
       b.fill(0, p + 9, p + 12);
       b.set(op.name, p + UNSET_ATTR_FIXED);
+      break;
+    case OP.move:
+    case OP.copy:
+      v.setUint32(p, op.from, true);
+      v.setUint32(p + 4, op.fromLo, true);
+      v.setUint32(p + 8, op.fromHi, true);
+      v.setUint32(p + 12, op.to, true);
+      v.setUint32(p + 16, op.toLo, true);
+      v.setUint32(p + 20, op.toHi, true);
+      v.setUint16(p + 24, op.fromKey.length, true);
+      v.setUint16(p + 26, op.toKey.length, true);
+      b.set(op.fromKey, p + TRANSFER_FIXED);
+      b.set(op.toKey, p + TRANSFER_FIXED + op.fromKey.length);
+      break;
+    case OP.share:
+      v.setUint32(p, op.index, true);
+      v.setUint32(p + 4, op.hashLo, true);
+      v.setUint32(p + 8, op.hashHi, true);
+      v.setUint32(p + 12, op.source, true);
+      v.setUint32(p + 16, op.sourceLo, true);
+      b[p + 20] = op.kind;
+      b[p + 21] = 0;
+      v.setUint16(p + 22, op.ownKey.length, true);
+      v.setUint32(p + 24, op.originLo, true);
+      v.setUint32(p + 28, op.originHi, true);
+      v.setUint16(p + 32, op.originKey.length, true);
+      v.setUint16(p + 34, 0, true);
+      b.set(op.ownKey, p + SHARE_FIXED);
+      b.set(op.originKey, p + SHARE_FIXED + op.ownKey.length);
       break;
   }
   return seal(b, v);
@@ -461,6 +548,50 @@ export function decodeOp(body: DataView): Op | undefined {
         ),
       };
     }
+    case OP.move:
+    case OP.copy: {
+      if (len < TRANSFER_FIXED) return undefined;
+      const fromLen = p.getUint16(24, true);
+      const toLen = p.getUint16(26, true);
+      if (len < TRANSFER_FIXED + fromLen + toLen) return undefined;
+      const at = p.byteOffset + TRANSFER_FIXED;
+      return {
+        tag,
+        time,
+        from: p.getUint32(0, true),
+        fromLo: p.getUint32(4, true),
+        fromHi: p.getUint32(8, true),
+        to: p.getUint32(12, true),
+        toLo: p.getUint32(16, true),
+        toHi: p.getUint32(20, true),
+        fromKey: new Uint8Array(p.buffer, at, fromLen),
+        toKey: new Uint8Array(p.buffer, at + fromLen, toLen),
+      };
+    }
+    case OP.share: {
+      if (len < SHARE_FIXED) return undefined;
+      const kind = p.getUint8(20);
+      const ownLen = p.getUint16(22, true);
+      const originLen = p.getUint16(32, true);
+      if (!isKind(kind) || len < SHARE_FIXED + ownLen + originLen) {
+        return undefined;
+      }
+      const at = p.byteOffset + SHARE_FIXED;
+      return {
+        tag,
+        time,
+        index: p.getUint32(0, true),
+        hashLo: p.getUint32(4, true),
+        hashHi: p.getUint32(8, true),
+        source: p.getUint32(12, true),
+        sourceLo: p.getUint32(16, true),
+        kind,
+        ownKey: new Uint8Array(p.buffer, at, ownLen),
+        originKey: new Uint8Array(p.buffer, at + ownLen, originLen),
+        originLo: p.getUint32(24, true),
+        originHi: p.getUint32(28, true),
+      };
+    }
     default:
       // An op this version does not know: stop rather than guess.
       return undefined;
@@ -484,6 +615,11 @@ export interface Table {
   removed(i: number, moved: number): void;
   /** Entry `i`'s attribute bytes changed by `delta` (if it keeps count). */
   attrsChanged?(i: number, delta: number): void;
+  /**
+   * Entry `i`'s element of `kind` is now `rec`, which another entry
+   * already refers to (a copy or a move: one more reference, no new bytes).
+   */
+  shared?(i: number, kind: ElementKind, rec: ElementRecord): void;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -520,13 +656,74 @@ function drop(t: Table, i: number, kind: ElementKind): void {
   const rec = t.mem.element(i, kind);
   if (rec === undefined) return;
   t.mem.clearElement(i, kind);
+  t.mem.clearOrigin(i, kind);
   t.dropped(i, kind, rec);
 }
 
 function set(t: Table, i: number, kind: ElementKind, rec: ElementRecord): void {
   drop(t, i, kind);
+  // A fresh element is written for the entry's own key.
+  t.mem.clearOrigin(i, kind);
   t.mem.setElement(i, kind, rec);
   t.placed(i, kind, rec);
+}
+
+/**
+ * Applies a `move` or `copy`: entry `to` gets `from`'s elements (one more
+ * reference each), their origins, its attributes and usage; a `move` then
+ * removes `from` (its references go: nothing is freed, `to` holds them).
+ */
+function transfer(table: Table, op: TransferOp): boolean {
+  const mem = table.mem;
+  const from = op.from;
+  if (
+    !matches(mem, from, op.fromLo) || mem.hashHi(from) !== op.fromHi ||
+    (op.to === from) || (op.toLo === op.fromLo && op.toHi === op.fromHi &&
+      sameBytes(op.toKey, op.fromKey)) ||
+    !mem.hasAnything(from)
+  ) {
+    return false;
+  }
+  let to: number;
+  if (op.to === mem.count && mem.count < mem.capacity) {
+    to = mem.add(op.toLo, op.toHi, op.time);
+  } else if (matches(mem, op.to, op.toLo) && mem.hashHi(op.to) === op.toHi) {
+    to = op.to;
+  } else {
+    return false;
+  }
+  const fromOrigins = mem.origins(from);
+  // Metadata in the data's slot follows its data: data first.
+  for (const kind of KINDS) drop(table, to, kind);
+  let origins: Origins | undefined;
+  for (const kind of KINDS) {
+    const rec = mem.element(from, kind);
+    if (rec === undefined) continue;
+    const o = fromOrigins?.of[kind] ??
+      { key: op.fromKey.slice(), hashLo: op.fromLo, hashHi: op.fromHi };
+    mem.setElement(to, kind, rec);
+    // An element written for `to`'s own key (moved back) is its own again.
+    const own = o.hashLo === op.toLo && o.hashHi === op.toHi &&
+      sameBytes(o.key, op.toKey);
+    origins = withOrigin(origins, op.toKey, kind, own ? undefined : o);
+    table.shared?.(to, kind, rec);
+  }
+  mem.setOrigins(to, origins);
+  // Attributes are copied (they are small): a later change to one never
+  // shows through the other.
+  const before = mem.attrs(to)?.bytes ?? 0;
+  const attrs = mem.attrs(from);
+  const copied = attrs === undefined ? undefined : attrs.rekeyed(op.toKey);
+  mem.setAttrs(to, copied);
+  table.attrsChanged?.(to, (copied?.bytes ?? 0) - before);
+  mem.setUsage(to, Math.max(1, mem.useCount(from)), op.time);
+  if (op.tag === OP.move) {
+    for (const kind of KINDS) drop(table, from, kind);
+    if (attrs !== undefined) table.attrsChanged?.(from, -attrs.bytes);
+    mem.setAttrs(from, undefined);
+    table.removed(from, mem.remove(from));
+  }
+  return true;
 }
 
 /**
@@ -610,7 +807,51 @@ export function apply(table: Table, op: Op): boolean {
       if (!mem.hasAnything(i)) table.removed(i, mem.remove(i));
       return true;
     }
+    case OP.move:
+    case OP.copy:
+      return transfer(table, op);
+    case OP.share:
+      return share(table, op);
   }
+}
+
+/**
+ * Applies a `share`: entry `index`'s element of `kind` becomes the one
+ * entry `source` holds, which claims the same size and checksum (never
+ * the data under metadata stored in its slot, nor metadata stored so).
+ */
+function share(table: Table, op: ShareOp): boolean {
+  const mem = table.mem;
+  const i = op.index;
+  const j = op.source;
+  if (
+    !matches(mem, i, op.hashLo) || mem.hashHi(i) !== op.hashHi ||
+    !matches(mem, j, op.sourceLo) || i === j
+  ) {
+    return false;
+  }
+  const mine = mem.element(i, op.kind);
+  const theirs = mem.element(j, op.kind);
+  if (
+    mine === undefined || theirs === undefined ||
+    mine.size !== theirs.size || mine.crc !== theirs.crc ||
+    mine.withData === true || theirs.withData === true ||
+    (op.kind === DATA && mem.metaWithData(i))
+  ) {
+    return false;
+  }
+  drop(table, i, op.kind);
+  mem.setElement(i, op.kind, theirs);
+  const own = op.originLo === op.hashLo && op.originHi === op.hashHi &&
+    sameBytes(op.originKey, op.ownKey);
+  const o = own ? undefined : {
+    key: op.originKey.slice(),
+    hashLo: op.originLo,
+    hashHi: op.originHi,
+  };
+  mem.setOrigins(i, withOrigin(mem.origins(i), op.ownKey, op.kind, o));
+  table.shared?.(i, op.kind, theirs);
+  return true;
 }
 
 // ---- replay -----------------------------------------------------------------

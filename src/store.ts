@@ -35,6 +35,8 @@ import { openState } from "./_open.ts";
 import { Placement } from "./_placement.ts";
 import { type Paired, ReadPath } from "./_reads.ts";
 import { storePath } from "./_store_path.ts";
+import { OP } from "./ops.ts";
+import { Dedup, type DedupOptions, type DedupResult } from "./_dedup.ts";
 import { type EntryReader, EntryReaders } from "./_entry_reader.ts";
 import { AttrCalls } from "./_attr_calls.ts";
 import type { AttrValue } from "./_attrs.ts";
@@ -115,6 +117,13 @@ export interface StoreStats {
   dataSlotsUsed: number;
   /** Block slots in use for metadata elements (of `capacity`). */
   metaSlotsUsed: number;
+  /** Stored elements more than one entry refers to (`copy`, `dedup`). */
+  sharedElements: number;
+  /**
+   * Bytes sharing saves: each shared element's size once for every entry
+   * past the first that refers to it.
+   */
+  bytesSaved: number;
 }
 
 /** Runs `f` now; what it throws becomes the returned promise's rejection. */
@@ -203,6 +212,7 @@ export class BackingStore implements AsyncDisposable {
   #readers: EntryReaders;
   #upkeep: Maintenance;
   #attrs: AttrCalls;
+  #dedup: Dedup;
   #closed = false;
   /** Calls since open, for the periodic directory check. */
   #calls = 0;
@@ -261,6 +271,15 @@ export class BackingStore implements AsyncDisposable {
     this.#changes = changes;
     this.#eviction = eviction;
     this.#attrs = new AttrCalls(mem, lookup, changes);
+    this.#dedup = new Dedup(mem, state.files, {
+      share: (op) => changes.share(op),
+      commit: async () => {
+        if (this.#closed) return;
+        await upkeep.commit();
+        changes.trimTails();
+      },
+      closed: () => this.#closed,
+    });
     this.#reads = new ReadPath(mem, state.files, pins, lookup, {
       dropCorrupt,
       used: (i) => upkeep.used(i),
@@ -871,6 +890,133 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
+   * Moves `from`'s entry to `to`: `to` gets everything `from` had (data,
+   * metadata, attributes, usage), replacing whatever it had, and `from`
+   * no longer exists. No element bytes are copied or written: one
+   * journaled operation, as durable as `store`. References to `to`'s old
+   * elements keep their bytes. Moving a key onto itself changes nothing.
+   *
+   * @param from The key whose entry moves.
+   * @param to The key it moves to.
+   * @returns false when `from` has no entry (nothing changes); true
+   * otherwise.
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("https://example.com/a", new Uint8Array([1, 2]));
+   * assert.equal(await store.move("https://example.com/a", "https://example.com/b"), true);
+   * assert.equal(await store.fetch("https://example.com/a"), undefined);
+   * using hit = await store.fetch("https://example.com/b");
+   * assert.deepEqual(hit?.data, new Uint8Array([1, 2]));
+   * assert.equal(await store.move("https://example.com/missing", "https://example.com/c"), false);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  move(from: Key, to: Key): Promise<boolean> {
+    return promised(() => {
+      const a = normaliseKey(from);
+      const b = normaliseKey(to);
+      this.#checkOpen("move entry");
+      if (!this.#changes.transfer(OP.move, a, b)) return false;
+      return this.#upkeep.commit().then(() => true);
+    });
+  }
+
+  /**
+   * Copies `from`'s entry to `to`, copy-on-write: `to` shares `from`'s
+   * stored elements (a reference count per element; no element bytes are
+   * written) and gets a copy of its attributes, replacing whatever `to`
+   * had. A later `store` to either key writes new storage for that key
+   * only, and attribute changes on one never show through the other. A
+   * shared element counts once against the limit and its storage is freed
+   * with its last reference. One journaled operation, as durable as
+   * `store`. Copying a key onto itself changes nothing.
+   *
+   * @param from The key whose entry is copied.
+   * @param to The key that gets the copy.
+   * @returns false when `from` has no entry (nothing changes); true
+   * otherwise.
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.store("https://example.com/a", new Uint8Array(1000));
+   * assert.equal(await store.copy("https://example.com/a", "https://example.com/b"), true);
+   * assert.equal(store.stats().bytes, 1000); // one stored copy
+   * assert.equal(store.stats().sharedElements, 1);
+   * await store.store("https://example.com/b", new Uint8Array([7])); // b's own now
+   * using hit = await store.fetch("https://example.com/a");
+   * assert.equal(hit?.data.length, 1000);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  copy(from: Key, to: Key): Promise<boolean> {
+    return promised(() => {
+      const a = normaliseKey(from);
+      const b = normaliseKey(to);
+      this.#checkOpen("copy entry");
+      if (!this.#changes.transfer(OP.copy, a, b)) return false;
+      return this.#upkeep.commit().then(() => true);
+    });
+  }
+
+  /**
+   * Deduplicates data elements out of band: finds data elements with the
+   * same bytes (candidates by size and checksum, then the bytes read,
+   * verified and compared, so different bytes are never merged), makes
+   * the duplicates share one stored copy through the same reference counts
+   * as `copy`, and frees the rest. It runs in the background in slices of
+   * at most `sliceBytes` read, letting other calls run between them; each
+   * merge is one journaled operation, so a run stopped by a crash, a
+   * restart, `close` or `signal` keeps what it merged, and the next run
+   * skips entries that already share. A call while a run is under way
+   * joins it. `stats()` shows `sharedElements` and `bytesSaved`.
+   *
+   * @param options Slice size, element size bounds, an abort signal.
+   * @returns data elements scanned, merged, and the bytes freed.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const body = new Uint8Array(10_000).fill(7);
+   * await store.store("https://example.com/a", body);
+   * await store.store("https://example.com/b", body.slice());
+   * await store.store("https://example.com/c", new Uint8Array(10_000));
+   * const r = await store.dedup();
+   * assert.deepEqual(r, { scanned: 2, merged: 1, bytesFreed: 10_000 });
+   * assert.equal(store.stats().bytesSaved, 10_000);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  dedup(options?: DedupOptions): Promise<DedupResult> {
+    return promised(() => {
+      this.#checkOpen("deduplicate");
+      return this.#dedup.run(options);
+    });
+  }
+
+  /**
    * Removes `key`'s entry (both elements). Live references keep their
    * bytes; the storage is freed when the last one ends.
    *
@@ -939,6 +1085,7 @@ export class BackingStore implements AsyncDisposable {
       repairedOnOpen: this.#state.repairedOnOpen,
       dataSlotsUsed: mem.usedSlots(DATA, slots[DATA]),
       metaSlotsUsed: mem.usedSlots(META, slots[META]),
+      ...changes.shareTotals(),
     };
   }
 

@@ -183,6 +183,24 @@ export class ModelRun {
     }
     if (op[0] === "setAttr") return [[attrCell(op[1], op[2]), op[3]]];
     if (op[0] === "unsetAttr") return [[attrCell(op[1], op[2]), undefined]];
+    if (op[0] === "move" || op[0] === "copy") {
+      // The destination gets every cell of the source (a missing source
+      // changes nothing); a move empties the source.
+      const [, from, to] = op;
+      const cells = (k: string) => [
+        cellOf(k),
+        cellOf(k, true),
+        ...ATTR_NAMES.map((n) => attrCell(k, n)),
+      ];
+      const src = cells(from);
+      if (from === to || src.every((c) => !this.model.has(c))) return [];
+      const dst = cells(to);
+      const effects = dst.map((c, j): Effect => [c, this.model.get(src[j]!)]);
+      if (op[0] === "move") {
+        for (const c of src) effects.push([c, undefined]);
+      }
+      return effects;
+    }
     return [];
   }
 
@@ -201,6 +219,13 @@ export class ModelRun {
         return st.setAttr(op[1], op[2], op[3]);
       case "unsetAttr":
         return st.unsetAttr(op[1], op[2]);
+      case "move":
+        return st.move(op[1], op[2]);
+      case "copy":
+        return st.copy(op[1], op[2]);
+      case "dedup":
+        // Changes no value: only how they are stored.
+        return st.dedup({ sliceBytes: 4096 });
       case "flush":
         return st.flush();
       case "close":
@@ -301,6 +326,9 @@ export type Op =
   | ["invalidate", string]
   | ["setAttr", string, string, Uint8Array]
   | ["unsetAttr", string, string]
+  | ["move", string, string]
+  | ["copy", string, string]
+  | ["dedup"]
   | ["flush"]
   | ["close"];
 
@@ -412,6 +440,20 @@ export async function checkReopen(
           describe(got)
         }, the first ${describe(before)}`;
       }
+    }
+    // The counts agree with the references (moves, copies): removing
+    // every entry frees every byte and slot, and none is freed early (the
+    // reads above would have failed).
+    const keys = new Set(run.cells().map((c) => keyOf(c).key));
+    keys.add("\u0001probe");
+    for (const key of keys) await again.invalidate(key);
+    await again.flush();
+    const s = again.stats();
+    if (
+      s.entries !== 0 || s.bytes !== 0 || s.dataSlotsUsed !== 0 ||
+      s.metaSlotsUsed !== 0 || s.sharedElements !== 0
+    ) {
+      return `with every entry removed the store still counts ${s.entries} entries, ${s.bytes} bytes, ${s.dataSlotsUsed} data and ${s.metaSlotsUsed} metadata slots, ${s.sharedElements} shared elements`;
     }
   } finally {
     await again.close();

@@ -99,6 +99,48 @@ function workloadA(): Workload {
       ]]);
     }
     if (i === 40) steps.push(["close"], ["open"]);
+    // Moves and copy-on-write copies (issue 15): onto new and existing
+    // keys, copies of copies, stores into a sharer, from a missing key.
+    if (i === 15) {
+      steps.push(
+        ["copy", "https://a.example/1", "https://a.example/c1"],
+        ["copy", "https://a.example/c1", "https://a.example/c2"],
+        ["move", "https://a.example/4", "https://a.example/m4"],
+      );
+    }
+    if (i === 35) {
+      steps.push(
+        store("https://a.example/c1", false),
+        ["move", "https://a.example/c2", "https://a.example/5"],
+        ["copy", "https://a.example/nowhere", "https://a.example/c3"],
+        ["copy", "https://a.example/2", "https://a.example/1"],
+      );
+    }
+    // Deduplication (issue 15): identical bodies under several keys.
+    if (i === 22 || i === 52) {
+      const same = value(`dup${i}`, 1, 700 + i * 40);
+      steps.push(
+        ["store", "https://a.example/dup1", same, false],
+        ["store", "https://a.example/dup2", same, false],
+        ["store", "https://a.example/dup3", same.slice(), false],
+        ["dedup"],
+        // Copy-on-write after the merge: the others keep the shared copy
+        // while new stores take freed slots.
+        ["store", "https://a.example/dup1", value(`dup${i}`, 2, 900), false],
+        ["store", "https://a.example/dupX", value(`dup${i}`, 3, 900), false],
+        ["fetch", "https://a.example/dup2", false],
+        ["invalidate", "https://a.example/dup2"],
+        ["store", "https://a.example/dupY", value(`dup${i}`, 4, 900), false],
+        ["fetch", "https://a.example/dup3", false],
+      );
+    }
+    if (i === 50) {
+      steps.push(
+        ["move", "https://a.example/m4", "https://a.example/4"],
+        ["invalidate", "https://a.example/c1"],
+        ["copy", "https://a.example/5", "https://a.example/c2"],
+      );
+    }
   }
   steps.push(["close"]);
   return { name: "A small", options: BASE, steps };
@@ -143,6 +185,26 @@ function workloadB(): Workload {
     else if (x < 0.85) steps.push(["invalidate", key]);
     else steps.push(["fetch", key, false]);
     if (i === 12) steps.push(["flush"]);
+    // Large elements shared and moved (issue 15).
+    if (i === 8) steps.push(["copy", "L1", "LC"], ["move", "L2", "LM"]);
+    if (i === 20) {
+      const same = value("Ldup", i, large());
+      steps.push(
+        ["store", "LD1", same, false],
+        ["store", "LD2", same, false],
+        ["dedup"],
+        ["store", "LD1", value("Ldup", i + 1, large()), false],
+        ["store", "LDX", value("Ldup", i + 2, large()), false],
+        ["fetch", "LD2", false],
+      );
+    }
+    if (i === 18) {
+      steps.push(store("LC", false, large()), ["copy", "LM", "L1"], [
+        "move",
+        "L3",
+        "LC",
+      ]);
+    }
   }
   steps.push(["close"]);
   return { name: "B large", options: BASE, steps };

@@ -1,5 +1,5 @@
 // The child of kill_test.ts: stores, invalidates, sets and unsets
-// attributes and fetches in a loop on
+// attributes, moves, copies, dedups and fetches in a loop on
 // a real directory until it is killed, printing each call before it starts
 // ("B …") and once it resolved ("A n"), so the parent knows exactly what was
 // acknowledged and what was in flight.
@@ -64,6 +64,21 @@ for (let i = 0;; i++) {
     const name = r() < 0.5 ? "x" : "y";
     say(`B ${i} U ${key} ${name}`);
     await st.unsetAttr(key, name);
+  } else if (x < 0.93) {
+    // A move or a copy-on-write copy (issue 15), onto a new or an
+    // existing key, from a key that may have no entry.
+    const to = `https://kill.example/${Math.floor(r() * 40)}`;
+    const move = r() < 0.4;
+    say(`B ${i} ${move ? "M" : "C"} ${key} ${to}`);
+    await (move ? st.move(key, to) : st.copy(key, to));
+  } else if (x < 0.95) {
+    // A body other keys may hold too, for dedup (issue 15).
+    const size = [3000, 20_000][Math.floor(r() * 2)]!;
+    say(`B ${i} P ${key} ${size}`);
+    await st.store(key, bytesFor(`dup${size}`, size));
+  } else if (x < 0.96) {
+    say(`B ${i} D`);
+    await st.dedup({ sliceBytes: 16384 });
   } else if (x < 0.99) {
     say(`B ${i} F ${key}`);
     (await st.fetch(key, { meta: x > 0.9 }))?.release();

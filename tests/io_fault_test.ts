@@ -28,6 +28,9 @@ type Op =
   | ["invalidate", string]
   | ["setAttr", string, string, Uint8Array]
   | ["unsetAttr", string, string]
+  | ["move", string, string]
+  | ["copy", string, string]
+  | ["dedup"]
   | ["fetch", string, boolean]
   | ["batch", Op[]];
 
@@ -72,6 +75,14 @@ const WORKLOAD: Op[] = [
   ["setAttr", "a", "x", v("ax", 2, 50)],
   ["fetch", "e", false],
   ["fetch", "f", false],
+  // Moves, copies and dedup (issue 15).
+  ["copy", "b", "b2"],
+  ["move", "e", "e2"],
+  ["store", "i", v("g", 1, 1000), false],
+  ["dedup"],
+  ["store", "b", v("b", 3, 700), false],
+  ["fetch", "b2", false],
+  ["fetch", "g", false],
 ];
 
 type Value = Uint8Array | undefined;
@@ -98,7 +109,50 @@ class Model {
     return [];
   }
 
+  /**
+   * A move or copy: the destination's cells take the source's values (each
+   * still uncertain if the source's was); a move empties the source. When
+   * the call failed, or the source may have had no entry (the call then
+   * changes nothing), the old values stay possible too.
+   */
+  transfer(op: ["move" | "copy", string, string], ok: boolean): void {
+    const [kind, from, to] = op;
+    if (from === to) return;
+    const cells = (k: string) => [
+      cellOf(k),
+      cellOf(k, true),
+      ...ATTR_NAMES.map((n) => attrCell(k, n)),
+    ];
+    const options = (c: string) => this.uncertain.get(c) ?? [this.acked.get(c)];
+    const src = cells(from);
+    const dst = cells(to);
+    const srcOpts = src.map(options);
+    if (srcOpts.every((o) => o.every((x) => x === undefined))) return;
+    const mayBeAbsent = srcOpts.every((o) => o.includes(undefined));
+    const keepOld = !ok || mayBeAbsent;
+    const put = (c: string, vals: Value[]) => {
+      const uniq = vals.filter((x, i) =>
+        vals.findIndex((y) => sameBytes(x, y)) === i
+      );
+      if (uniq.length === 1) {
+        this.uncertain.delete(c);
+        if (uniq[0] === undefined) this.acked.delete(c);
+        else this.acked.set(c, uniq[0]);
+      } else this.uncertain.set(c, uniq);
+    };
+    const before = dst.map(options);
+    dst.forEach((c, j) =>
+      put(c, keepOld ? [...before[j]!, ...srcOpts[j]!] : srcOpts[j]!)
+    );
+    if (kind === "move") {
+      src.forEach((c, j) =>
+        put(c, keepOld ? [...srcOpts[j]!, undefined] : [undefined])
+      );
+    }
+  }
+
   succeeded(op: Op): void {
+    if (op[0] === "move" || op[0] === "copy") return this.transfer(op, true);
     for (const [cell, val] of this.effects(op)) {
       this.uncertain.delete(cell);
       if (val === undefined) this.acked.delete(cell);
@@ -107,6 +161,7 @@ class Model {
   }
 
   failed(op: Op): void {
+    if (op[0] === "move" || op[0] === "copy") return this.transfer(op, false);
     for (const [cell, val] of this.effects(op)) {
       const before = this.uncertain.get(cell) ?? [this.acked.get(cell)];
       this.uncertain.set(cell, [...before, val]);
@@ -176,6 +231,12 @@ class Driver {
         return st!.setAttr(op[1], op[2], op[3]);
       case "unsetAttr":
         return st!.unsetAttr(op[1], op[2]);
+      case "move":
+        return st!.move(op[1], op[2]);
+      case "copy":
+        return st!.copy(op[1], op[2]);
+      case "dedup":
+        return st!.dedup({ sliceBytes: 4096 });
       case "fetch":
         return st!.fetch(op[1], { meta: op[2] }).then((hit) => {
           const got = hit?.data.slice();

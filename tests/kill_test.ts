@@ -1,4 +1,5 @@
-// SIGKILL rounds: a child process stores and invalidates in a loop on a
+// SIGKILL rounds: a child process stores, invalidates, moves and copies
+// (and sets attributes) in a loop on a
 // real directory and is killed at a random moment (sometimes while it is
 // still opening, and so recovering from the previous kill). After each
 // kill the store must reopen with every acknowledged call reflected, the
@@ -135,6 +136,29 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
           ]];
         } else if (op === "U") {
           effects = [[attrCell(key!, f[4]!), undefined]];
+        } else if (op === "P") {
+          const size = Number(f[4]);
+          effects = [[cellOf(key!), bytesFor(`dup${size}`, size)]];
+        } else if (op === "M" || op === "C") {
+          // The destination gets every cell of the source; a move empties
+          // the source. A source with nothing changes nothing.
+          const to = f[4]!;
+          const cells = (k: string) => [
+            cellOf(k),
+            cellOf(k, true),
+            ...ATTR_NAMES.map((n) => attrCell(k, n)),
+          ];
+          const src = cells(key!);
+          if (to !== key && src.some((c) => model.has(c))) {
+            const dst = cells(to);
+            effects = dst.map((c, j): [string, Value] => [
+              c,
+              model.get(src[j]!),
+            ]);
+            if (op === "M") {
+              for (const c of src) effects.push([c, undefined]);
+            }
+          }
         }
         pending = { effects, line };
       } else if (f[0] === "A") {
@@ -236,6 +260,30 @@ Deno.test(`SIGKILL at random moments over ${ROUNDS} rounds loses no acknowledged
   }
   if (ROUNDS >= 50) {
     assert.ok(kept > 0, "no reopen after a kill kept the child's journal");
+  }
+  // The reference counts agree with the entries after every recovery:
+  // removing every entry frees every byte and slot.
+  {
+    const st = await BackingStore.open(d.path, OPTIONS);
+    try {
+      for (let k = 0; k < 40; k++) {
+        await st.invalidate(`https://kill.example/${k}`);
+      }
+      for (let i = 0; i < FILLERS; i++) await st.invalidate(filler(i));
+      const s = st.stats();
+      assert.deepEqual(
+        [
+          s.entries,
+          s.bytes,
+          s.dataSlotsUsed,
+          s.metaSlotsUsed,
+          s.sharedElements,
+        ],
+        [0, 0, 0, 0, 0],
+      );
+    } finally {
+      await st.close();
+    }
   }
   const total = rounds.reduce((a, r) => a + r.acked, 0);
   const inOpen = rounds.filter((r) => !r.opened).length;

@@ -17,6 +17,7 @@ import {
 } from "../src/ops.ts";
 
 const key = new TextEncoder().encode("https://a.example/");
+const keyB = new TextEncoder().encode("https://b.example/");
 const LO = 0x11223344;
 const HI = 0x55667788;
 
@@ -95,6 +96,59 @@ const KNOWN: [Op, string][] = [
       kind: META,
     },
     "200000008737ac4d05f153650402000000000000443322110100000020000000",
+  ],
+  [
+    {
+      tag: OP.move,
+      time: 1700000006,
+      from: 0,
+      fromLo: LO,
+      fromHi: HI,
+      to: 1,
+      toLo: 9,
+      toHi: 10,
+      fromKey: key,
+      toKey: keyB,
+    },
+    "5400000036b4106606f153650800000000000000443322118877665501000000090000000a" +
+    "0000001200120068747470733a2f2f612e6578616d706c652f68747470733a2f2f622e65" +
+    "78616d706c652f54000000",
+  ],
+  [
+    {
+      tag: OP.copy,
+      time: 1700000007,
+      from: 1,
+      fromLo: 9,
+      fromHi: 10,
+      to: 2,
+      toLo: 11,
+      toHi: 12,
+      fromKey: keyB,
+      toKey: key,
+    },
+    "54000000e633b93907f153650900000001000000090000000a000000020000000b000000" +
+    "0c0000001200120068747470733a2f2f622e6578616d706c652f68747470733a2f2f612e" +
+    "6578616d706c652f54000000",
+  ],
+  [
+    {
+      tag: OP.share,
+      time: 1700000008,
+      index: 2,
+      hashLo: 11,
+      hashHi: 12,
+      source: 0,
+      sourceLo: LO,
+      kind: DATA,
+      ownKey: keyB,
+      originKey: key,
+      originLo: LO,
+      originHi: HI,
+    },
+    "5c000000e74f2a8e08f153650a000000020000000b0000000c0000000000000044332211" +
+    "0000120044332211887766551200000068747470733a2f2f622e6578616d706c652f6874" +
+    "7470733a2f2f612e6578616d706c652f5c000000",
   ],
 ];
 
@@ -223,4 +277,145 @@ Deno.test("replay stops at the first operation that does not match and keeps wha
   const r = replay(mem, entries);
   assert.deepEqual(r, { applied: 1, diverged: true, fileIdFloor: 0 });
   assert.equal(mem.count, 1);
+});
+
+Deno.test("move, copy and share give an entry another's elements with their origins", async (t) => {
+  const mem = new IndexMemory({ entryBits: 8, identBits: 9 });
+  const shared: string[] = [];
+  const dropped: string[] = [];
+  const tab: Table = {
+    mem,
+    dropped: (i, kind, rec) => dropped.push(`${i}:${kind}:${rec.loc}`),
+    placed() {},
+    removed() {},
+    shared: (i, kind, rec) => shared.push(`${i}:${kind}:${rec.loc}`),
+  };
+  const rec = { size: 100, loc: 7, crc: 0xcafe, inFile: false };
+  assert.ok(apply(tab, {
+    tag: OP.store,
+    time: 1,
+    index: 0,
+    hashLo: LO,
+    hashHi: HI,
+    kind: DATA,
+    rec,
+    key,
+  }));
+  await t.step(
+    "copy: one more reference, the origin is the source's key",
+    () => {
+      assert.ok(apply(tab, {
+        tag: OP.copy,
+        time: 2,
+        from: 0,
+        fromLo: LO,
+        fromHi: HI,
+        to: 1,
+        toLo: 9,
+        toHi: 10,
+        fromKey: key,
+        toKey: keyB,
+      }));
+      assert.deepEqual(shared, ["1:0:7"]);
+      assert.deepEqual(mem.element(1, DATA), mem.element(0, DATA));
+      const o = mem.origins(1)!;
+      assert.deepEqual([o.key, o.of[DATA]?.key, o.of[DATA]?.hashLo], [
+        keyB,
+        key,
+        LO,
+      ]);
+      assert.equal(mem.origins(0), undefined);
+    },
+  );
+  await t.step("refused: a source that does not match, the same entry", () => {
+    const bad = {
+      tag: OP.move,
+      time: 3,
+      from: 0,
+      fromLo: LO + 1,
+      fromHi: HI,
+      to: 2,
+      toLo: 11,
+      toHi: 12,
+      fromKey: key,
+      toKey: key,
+    } as const;
+    assert.equal(apply(tab, bad), false);
+    assert.equal(
+      apply(tab, { ...bad, fromLo: LO, to: 0, toLo: LO, toHi: HI }),
+      false,
+    );
+    assert.equal(mem.count, 2);
+  });
+  await t.step(
+    "move keeps the origin; moved back it is the key's own again",
+    () => {
+      const keyC = new TextEncoder().encode("https://c.example/");
+      assert.ok(apply(tab, {
+        tag: OP.move,
+        time: 4,
+        from: 1,
+        fromLo: 9,
+        fromHi: 10,
+        to: 2,
+        toLo: 11,
+        toHi: 12,
+        fromKey: keyB,
+        toKey: keyC,
+      }));
+      // B's entry went (C, added last, took its index 1).
+      assert.equal(mem.count, 2);
+      assert.equal(mem.hashLo(1), 11);
+      assert.deepEqual(mem.origins(1)?.of[DATA]?.key, key);
+      assert.deepEqual(mem.origins(1)?.key, keyC);
+      shared.length = 0;
+      dropped.length = 0;
+      assert.ok(apply(tab, {
+        tag: OP.move,
+        time: 5,
+        from: 1,
+        fromLo: 11,
+        fromHi: 12,
+        to: 0,
+        toLo: LO,
+        toHi: HI,
+        fromKey: keyC,
+        toKey: key,
+      }));
+      assert.equal(mem.count, 1);
+      assert.equal(mem.origins(0), undefined);
+      assert.deepEqual(mem.element(0, DATA), { ...rec });
+      // A's old reference and C's went; A took one more: one reference left.
+      assert.deepEqual(dropped.sort(), ["0:0:7", "1:0:7"]);
+      assert.deepEqual(shared, ["0:0:7"]);
+    },
+  );
+  await t.step("share: refused for other sizes or checksums", () => {
+    assert.ok(apply(tab, {
+      tag: OP.store,
+      time: 6,
+      index: 1,
+      hashLo: 9,
+      hashHi: 10,
+      kind: DATA,
+      rec: { size: 100, loc: 8, crc: 0xbeef, inFile: false },
+      key: keyB,
+    }));
+    const op = {
+      tag: OP.share,
+      time: 7,
+      index: 1,
+      hashLo: 9,
+      hashHi: 10,
+      source: 0,
+      sourceLo: LO,
+      kind: DATA,
+      ownKey: keyB,
+      originKey: key,
+      originLo: LO,
+      originHi: HI,
+    } as const;
+    assert.equal(apply(tab, op), false);
+    assert.equal(mem.element(1, DATA)?.loc, 8);
+  });
 });
