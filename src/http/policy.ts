@@ -749,7 +749,10 @@ export function decidePrepared(
   now: number,
 ): Decision {
   const reqHeaders = headersOf(request.headers);
-  const reqCc = directives(reqHeaders);
+  // `get`, not `has`: a Deno.serve request's Headers answer `get` field by
+  // field, while `has` makes them build the whole list.
+  const reqCcField = reqHeaders.get("cache-control");
+  const reqCc = parseCacheControl(reqCcField);
   const onlyIfCached = reqCc.has("only-if-cached");
   const miss: Decision = onlyIfCached
     ? { kind: "only-if-cached-504" }
@@ -779,7 +782,7 @@ export function decidePrepared(
   const mustRevalidate = onlyIfCached ? miss : revalidate;
 
   const requestNoCache = reqCc.has("no-cache") ||
-    (!reqHeaders.has("cache-control") && hasNoCachePragma(reqHeaders));
+    (reqCcField === null && hasNoCachePragma(reqHeaders));
   // §5.2.2.4: unqualified no-cache; the qualified form's fields were not
   // stored. §5.4 leaves a response's Pragma: no-cache unspecified; without
   // Cache-Control we take the cautious reading, the same as no-cache.
