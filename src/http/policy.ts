@@ -754,9 +754,7 @@ export function decidePrepared(
   const reqCcField = reqHeaders.get("cache-control");
   const reqCc = parseCacheControl(reqCcField);
   const onlyIfCached = reqCc.has("only-if-cached");
-  const miss: Decision = onlyIfCached
-    ? { kind: "only-if-cached-504" }
-    : { kind: "miss" };
+  const miss = onlyIfCached ? ONLY_IF_CACHED_504 : MISS;
   if (prepared === undefined) return miss;
   const stored = prepared.head;
   const method = request.method.toUpperCase();
@@ -774,12 +772,6 @@ export function decidePrepared(
 
   const f = freshnessAt(prepared, now);
   const { directives: cc, targeted } = prepared.directives;
-  const revalidate: Decision = {
-    kind: "revalidate",
-    staleOnError: false,
-    freshness: f,
-  };
-  const mustRevalidate = onlyIfCached ? miss : revalidate;
 
   const requestNoCache = reqCc.has("no-cache") ||
     (reqCcField === null && hasNoCachePragma(reqHeaders));
@@ -790,16 +782,16 @@ export function decidePrepared(
     ? fieldNames(cc.get("no-cache")) === undefined
     : targeted === null && !resHeaders.has("cache-control") &&
       hasNoCachePragma(resHeaders);
-  if (requestNoCache || responseNoCache) return mustRevalidate;
+  if (requestNoCache || responseNoCache) return mustRevalidate(onlyIfCached, f);
 
   const reqMaxAge = deltaSeconds(reqCc.get("max-age"));
   if (reqCc.has("max-age") && (reqMaxAge === undefined || f.age > reqMaxAge)) {
-    return mustRevalidate;
+    return mustRevalidate(onlyIfCached, f);
   }
   if (reqCc.has("min-fresh")) {
     const minFresh = deltaSeconds(reqCc.get("min-fresh"));
     if (minFresh === undefined || f.lifetime - f.age < minFresh) {
-      return mustRevalidate;
+      return mustRevalidate(onlyIfCached, f);
     }
   }
   if (f.fresh) return { kind: "fresh", freshness: f };
@@ -831,8 +823,24 @@ export function decidePrepared(
     );
     return { kind: "revalidate", staleOnError: f.staleBy <= sie, freshness: f };
   }
-  return mustRevalidate;
+  return mustRevalidate(onlyIfCached, f);
 }
+
+/**
+ * A revalidation, or for `only-if-cached` a miss: made only when it is the
+ * answer, so a fresh hit allocates one decision.
+ */
+function mustRevalidate(onlyIfCached: boolean, f: Freshness): Decision {
+  return onlyIfCached
+    ? ONLY_IF_CACHED_504
+    : { kind: "revalidate", staleOnError: false, freshness: f };
+}
+
+// Decisions without fields, shared (frozen: nothing may change them).
+const MISS: Decision = Object.freeze({ kind: "miss" });
+const ONLY_IF_CACHED_504: Decision = Object.freeze({
+  kind: "only-if-cached-504",
+});
 
 /**
  * Whether an origin's answer counts as an error for `stale-if-error`
