@@ -305,7 +305,10 @@ export class ProxyCache {
     // The Vary-less entry first: most URIs have one, and it answers any
     // request (FORMAT.md §12.4, invariant 1).
     let key = PRIMARY + url;
-    let [entry, ranged] = await this.#open(key, options);
+    const whole = this.#openWhole(key, options);
+    let [entry, ranged] = whole === undefined
+      ? await this.#open(key, options)
+      : [await whole, undefined];
     if (entry === undefined) {
       const marker = await this.#marker(url);
       if (marker === undefined) return undefined;
@@ -335,6 +338,16 @@ export class ProxyCache {
         : [wholeBody(ranged), ranged];
     }
     return [await this.#store.get(key), undefined];
+  }
+
+  /** `#open` for a lookup that wants no ranges: one await less a hit. */
+  #openWhole(
+    key: string,
+    options: LookupOptions,
+  ): Promise<StoredEntry | undefined> | undefined {
+    return options.ranged === true && this.#store.getRanged !== undefined
+      ? undefined
+      : this.#store.get(key);
   }
 
   /**
