@@ -491,7 +491,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const p = found.prepared;
     if (
       p.head === head && req.method === "GET" && head.status !== 204 &&
-      head.status !== 205 && !req.headers.get("range") !== null
+      head.status !== 205 && req.headers.get("range") === null
     ) {
       // The stored fields as prepared once, with this response's own.
       const f = hitFieldsOf(p);
@@ -551,7 +551,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     head: StoredHead,
     h: Headers,
   ): Response | undefined {
-    if (req.method !== "GET" || !req.headers.get("range") !== null) {
+    if (req.method !== "GET" || req.headers.get("range") === null) {
       return undefined;
     }
     // Without a ranged entry, only a body read whole can be cut.
@@ -591,7 +591,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     h: Headers,
     body: ReadableStream<Uint8Array> | null,
   ): Response | undefined {
-    if (req.method !== "GET" || !req.headers.get("range") !== null) {
+    if (req.method !== "GET" || req.headers.get("range") === null) {
       return undefined;
     }
     if (res.headers.has("content-range")) return undefined;
