@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { adminPrefix, adminToken as checkToken } from "../src/proxy/_admin.ts";
 import { createProxy } from "../src/proxy/mod.ts";
+import { LineBatcher } from "../src/proxy/_log_lines.ts";
 
 const HELP = `larder serve: an RFC 9111 caching reverse proxy on a larder store
 
@@ -262,6 +263,7 @@ export function parseServeArgs(
  * @param config The settings.
  */
 export async function serve(config: ServeConfig): Promise<void> {
+  const log = new LineBatcher((bytes) => Deno.stdout.writeSync(bytes));
   const proxy = await createProxy({
     origin: config.origin,
     dir: config.dir,
@@ -275,7 +277,7 @@ export async function serve(config: ServeConfig): Promise<void> {
       ? {}
       : { adminToken: config.adminToken }),
     targetedFields: config.targetedFields,
-    ...(config.quiet ? {} : { log: (line: string) => console.log(line) }),
+    ...(config.quiet ? {} : { log: (line: string) => log.line(line) }),
   });
   const server = Deno.serve({
     hostname: config.host,
@@ -303,11 +305,13 @@ export async function serve(config: ServeConfig): Promise<void> {
   const stop = async () => {
     await server.shutdown();
     await proxy.close();
+    log.flush();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await server.finished;
+  log.flush();
 }
 
 if (import.meta.main) {

@@ -17,6 +17,8 @@ export const DELTA_SECONDS_MAX = 2 ** 31;
  */
 export type Directives = ReadonlyMap<string, string | true>;
 
+const NO_DIRECTIVES: Directives = new Map();
+
 /**
  * Parses a Cache-Control field value into its directives. Names are
  * case-insensitive (§5.2); arguments may be tokens or quoted strings, and
@@ -34,8 +36,9 @@ export type Directives = ReadonlyMap<string, string | true>;
  * ```
  */
 export function parseCacheControl(value: string | null): Directives {
+  // Most requests have no Cache-Control: one shared (read-only) empty map.
+  if (value === null) return NO_DIRECTIVES;
   const out = new Map<string, string | true>();
-  if (value === null) return out;
   let i = 0;
   const n = value.length;
   while (i < n) {

@@ -749,11 +749,12 @@ export function decidePrepared(
   now: number,
 ): Decision {
   const reqHeaders = headersOf(request.headers);
-  const reqCc = directives(reqHeaders);
+  // `get`, not `has`: a Deno.serve request's Headers answer `get` field by
+  // field, while `has` makes them build the whole list.
+  const reqCcField = reqHeaders.get("cache-control");
+  const reqCc = parseCacheControl(reqCcField);
   const onlyIfCached = reqCc.has("only-if-cached");
-  const miss: Decision = onlyIfCached
-    ? { kind: "only-if-cached-504" }
-    : { kind: "miss" };
+  const miss = onlyIfCached ? ONLY_IF_CACHED_504 : MISS;
   if (prepared === undefined) return miss;
   const stored = prepared.head;
   const method = request.method.toUpperCase();
@@ -771,15 +772,9 @@ export function decidePrepared(
 
   const f = freshnessAt(prepared, now);
   const { directives: cc, targeted } = prepared.directives;
-  const revalidate: Decision = {
-    kind: "revalidate",
-    staleOnError: false,
-    freshness: f,
-  };
-  const mustRevalidate = onlyIfCached ? miss : revalidate;
 
   const requestNoCache = reqCc.has("no-cache") ||
-    (!reqHeaders.has("cache-control") && hasNoCachePragma(reqHeaders));
+    (reqCcField === null && hasNoCachePragma(reqHeaders));
   // §5.2.2.4: unqualified no-cache; the qualified form's fields were not
   // stored. §5.4 leaves a response's Pragma: no-cache unspecified; without
   // Cache-Control we take the cautious reading, the same as no-cache.
@@ -787,16 +782,16 @@ export function decidePrepared(
     ? fieldNames(cc.get("no-cache")) === undefined
     : targeted === null && !resHeaders.has("cache-control") &&
       hasNoCachePragma(resHeaders);
-  if (requestNoCache || responseNoCache) return mustRevalidate;
+  if (requestNoCache || responseNoCache) return mustRevalidate(onlyIfCached, f);
 
   const reqMaxAge = deltaSeconds(reqCc.get("max-age"));
   if (reqCc.has("max-age") && (reqMaxAge === undefined || f.age > reqMaxAge)) {
-    return mustRevalidate;
+    return mustRevalidate(onlyIfCached, f);
   }
   if (reqCc.has("min-fresh")) {
     const minFresh = deltaSeconds(reqCc.get("min-fresh"));
     if (minFresh === undefined || f.lifetime - f.age < minFresh) {
-      return mustRevalidate;
+      return mustRevalidate(onlyIfCached, f);
     }
   }
   if (f.fresh) return { kind: "fresh", freshness: f };
@@ -828,8 +823,24 @@ export function decidePrepared(
     );
     return { kind: "revalidate", staleOnError: f.staleBy <= sie, freshness: f };
   }
-  return mustRevalidate;
+  return mustRevalidate(onlyIfCached, f);
 }
+
+/**
+ * A revalidation, or for `only-if-cached` a miss: made only when it is the
+ * answer, so a fresh hit allocates one decision.
+ */
+function mustRevalidate(onlyIfCached: boolean, f: Freshness): Decision {
+  return onlyIfCached
+    ? ONLY_IF_CACHED_504
+    : { kind: "revalidate", staleOnError: false, freshness: f };
+}
+
+// Decisions without fields, shared (frozen: nothing may change them).
+const MISS: Decision = Object.freeze({ kind: "miss" });
+const ONLY_IF_CACHED_504: Decision = Object.freeze({
+  kind: "only-if-cached-504",
+});
 
 /**
  * Whether an origin's answer counts as an error for `stale-if-error`

@@ -117,10 +117,13 @@ function respond(
 export class AdminEndpoints {
   readonly #o: AdminOptions;
   readonly #token: SecretToken | undefined;
+  /** The path without its final `/`, which `answer` redirects to the path. */
+  readonly #prefixSansSlash: string;
 
   /** @param options The prefix and what the endpoints read. */
   constructor(options: AdminOptions) {
     this.#o = options;
+    this.#prefixSansSlash = options.path.slice(0, -1);
     this.#token = options.token === undefined
       ? undefined
       : new SecretToken(options.token);
@@ -149,14 +152,24 @@ export class AdminEndpoints {
   }
 
   /**
+   * Whether `req` may be for an admin path (`answer` tells for sure):
+   * false for almost every request, told without parsing its URL.
+   *
+   * @param req The request.
+   * @returns false when `answer` would give undefined.
+   */
+  claims(req: Request): boolean {
+    const url = req.url;
+    return url.startsWith(this.#prefixSansSlash, pathStart(url));
+  }
+
+  /**
    * The answer to an admin request, or undefined when `req` is not under
    * the admin path (it goes to the origin).
    */
   async answer(req: Request): Promise<Response | undefined> {
+    if (!this.claims(req)) return undefined;
     const prefix = this.#o.path;
-    // Most requests are not for the admin paths: tell without parsing.
-    const at = pathStart(req.url);
-    if (!req.url.startsWith(prefix.slice(0, -1), at)) return undefined;
     const url = new URL(req.url);
     if (url.pathname === prefix.slice(0, -1)) {
       return respond(308, null, "text/plain; charset=utf-8", {

@@ -61,19 +61,25 @@ export class Purger {
   }
 
   /**
+   * Whether `req` may be a purge request (`handle` tells for sure); false
+   * for almost every request, told without parsing its URL or awaiting.
+   *
+   * @param req The request.
+   * @returns false when `handle` would give undefined.
+   */
+  claims(req: Request): boolean {
+    return req.method === "PURGE" ||
+      (this.#endpoint !== undefined && req.url.includes(this.#endpoint));
+  }
+
+  /**
    * The answer to a purge request, or undefined when `req` is not one.
    *
    * @param req The request.
    * @returns The response, or undefined.
    */
   async handle(req: Request): Promise<Response | undefined> {
-    // Every request comes here first: most go on unparsed.
-    if (
-      req.method !== "PURGE" &&
-      (this.#endpoint === undefined || !req.url.includes(this.#endpoint))
-    ) {
-      return undefined;
-    }
+    if (!this.claims(req)) return undefined;
     const u = new URL(req.url);
     if (req.method === "PURGE") {
       return await this.#purge(req, () => this.#o.targetOf(u));

@@ -204,6 +204,28 @@ const CLIENT_CONDITIONS = [
   "range",
 ];
 
+/**
+ * A response from the store, carrying its cache status and body length
+ * for the metrics and the log line: reading them from its headers would
+ * make Deno.serve convert the native header list it made at construction
+ * again, and they are known here anyway.
+ */
+class StoreResponse extends Response {
+  readonly cacheStatus: CacheStatus;
+  readonly bodyLength: number | undefined;
+
+  constructor(
+    body: BodyInit | null,
+    init: ResponseInit,
+    cacheStatus: CacheStatus,
+    bodyLength: number | undefined,
+  ) {
+    super(body, init);
+    this.cacheStatus = cacheStatus;
+    this.bodyLength = bodyLength;
+  }
+}
+
 class OriginFailure extends Error {
   constructor(readonly status: 502 | 504, message: string, cause: unknown) {
     super(message, { cause });
@@ -346,11 +368,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     closed: () => closed,
     origin: origin.href,
   });
-  // Body lengths of responses from the store, known without reading them.
-  const lengths = new WeakMap<Response, number>();
-  // Cache statuses of hits, known without reading their headers (which
-  // would make Deno.serve convert them again).
-  const statuses = new WeakMap<Response, CacheStatus>();
 
   // The origin up to its path, to prefix each request's path and query:
   // one URL parse a request (setting pathname and search reparses twice).
@@ -361,10 +378,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   );
 
   function targetOf(req: Request | URL): URL {
+    return new URL(targetHref(req));
+  }
+
+  /**
+   * The target URI's href: the pieces of two parsed URLs put together,
+   * which parse to themselves, so one parse a request is enough.
+   */
+  function targetHref(req: Request | URL): string {
     const u = req instanceof URL ? req : new URL(req.url);
-    return new URL(
-      originBase + originPrefix + u.pathname + u.search + origin.hash,
-    );
+    return originBase + originPrefix + u.pathname + u.search + origin.hash;
   }
 
   /** Sends a request to the origin; rejects with an OriginFailure. */
@@ -468,7 +491,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const p = found.prepared;
     if (
       p.head === head && req.method === "GET" && head.status !== 204 &&
-      head.status !== 205 && !req.headers.has("range")
+      head.status !== 205 && req.headers.get("range") === null
     ) {
       // The stored fields as prepared once, with this response's own.
       const f = hitFieldsOf(p);
@@ -479,14 +502,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         ["x-larder-cache", status],
       );
       if (head.status === 200) pairs.push(["accept-ranges", "bytes"]);
-      const res = new Response(body as BodyInit, {
-        status: head.status,
-        statusText: found.record.statusText,
-        headers: pairs,
-      });
-      if (length !== undefined) lengths.set(res, length);
-      statuses.set(res, status);
-      return res;
+      return new StoreResponse(
+        body as BodyInit,
+        {
+          status: head.status,
+          statusText: found.record.statusText,
+          headers: pairs,
+        },
+        status,
+        length,
+      );
     }
     const h = servedHeaders(head, now);
     addVia(h, via);
@@ -504,13 +529,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // The body's own length is what is sent.
     h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
-    const res = new Response(body as BodyInit, {
-      status: head.status,
-      statusText: found.record.statusText,
-      headers: h,
-    });
-    if (length !== undefined) lengths.set(res, length);
-    return res;
+    return new StoreResponse(
+      body as BodyInit,
+      {
+        status: head.status,
+        statusText: found.record.statusText,
+        headers: h,
+      },
+      status,
+      length,
+    );
   }
 
   /**
@@ -523,7 +551,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     head: StoredHead,
     h: Headers,
   ): Response | undefined {
-    if (req.method !== "GET" || !req.headers.has("range")) return undefined;
+    if (req.method !== "GET" || req.headers.get("range") === null) {
+      return undefined;
+    }
     // Without a ranged entry, only a body read whole can be cut.
     const body = found.ranged === undefined ? found.entry.body : undefined;
     const size = found.ranged?.size ??
@@ -561,7 +591,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     h: Headers,
     body: ReadableStream<Uint8Array> | null,
   ): Response | undefined {
-    if (req.method !== "GET" || !req.headers.has("range")) return undefined;
+    if (req.method !== "GET" || req.headers.get("range") === null) {
+      return undefined;
+    }
     if (res.headers.has("content-range")) return undefined;
     const size = declaredLength(res.headers);
     const plan = planRange(req.method, req.headers, res.status, h, size);
@@ -580,9 +612,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     });
   }
 
+  // Request fields are read with `get`, never `has`: Deno.serve's request
+  // Headers answer `get` field by field, but `has` makes them build the
+  // whole list first.
+
   /** A GET with a Range: its entry is opened for range reads. */
   function wantsRange(req: Request): boolean {
-    return req.method === "GET" && req.headers.has("range");
+    return req.method === "GET" && req.headers.get("range") !== null;
   }
 
   function track(p: Promise<void>): void {
@@ -721,17 +757,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   async function handleSafe(
     req: Request,
     info: ServeInfo | undefined,
-    target: URL,
+    href: string,
   ): Promise<Response> {
-    const reqHead = {
-      method: req.method,
-      url: target.href,
-      headers: req.headers,
-    };
-    let found = await cache.lookup(target.href, req.headers, {
+    const reqHead = { method: req.method, url: href, headers: req.headers };
+    let found = await cache.lookup(href, req.headers, {
       ranged: wantsRange(req),
     });
-    if (found === undefined) metrics.sample.drop(target.href);
+    if (found === undefined) metrics.sample.drop(href);
     let head = found?.prepared.head;
     const decision = decidePrepared(reqHead, found?.prepared, Date.now());
     switch (decision.kind) {
@@ -739,7 +771,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         return fromStore(req, found!, head!, "hit");
       case "stale-usable":
         if (decision.reason === "stale-while-revalidate") {
-          refreshInBackground(req, info, target, found!, head!);
+          refreshInBackground(req, info, new URL(href), found!, head!);
         }
         return fromStore(req, found!, head!, "stale");
       case "only-if-cached-504":
@@ -749,8 +781,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         found?.entry.release();
         found = head = undefined;
         if (req.method === "GET") {
-          const flight = inflight.get(target.href);
-          if (flight === undefined) return await lead(req, info, target);
+          const flight = inflight.get(href);
+          if (flight === undefined) {
+            return await lead(req, info, new URL(href));
+          }
           const collapsed = await afterFlight(req, flight);
           if (collapsed !== undefined) return collapsed;
         }
@@ -760,6 +794,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const staleOnError = decision.kind === "revalidate" &&
       decision.staleOnError;
+    const target = new URL(href);
     if (req.method === "HEAD" && found !== undefined) {
       return await headViaOrigin(req, info, target, found, head!, staleOnError);
     }
@@ -875,7 +910,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
 
   /** What a finished flight stored, if it is usable for `req`. */
   async function fromFlight(req: Request): Promise<Response | undefined> {
-    const url = targetOf(req).href;
+    const url = targetHref(req);
     const found = await cache.lookup(url, req.headers, {
       ranged: wantsRange(req),
     });
@@ -1047,13 +1082,15 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     return response;
   }
 
-  async function handle(req: Request, info?: ServeInfo): Promise<Response> {
-    const target = targetOf(req);
-    if (closed) return errorResponse(503, "Proxy is closing", via);
-    if (req.method === "GET" || req.method === "HEAD") {
-      return await handleSafe(req, info, target);
+  function handle(req: Request, info?: ServeInfo): Promise<Response> {
+    const href = targetHref(req);
+    if (closed) {
+      return Promise.resolve(errorResponse(503, "Proxy is closing", via));
     }
-    return await handleUnsafe(req, info, target);
+    if (req.method === "GET" || req.method === "HEAD") {
+      return handleSafe(req, info, href);
+    }
+    return handleUnsafe(req, info, new URL(href));
   }
 
   async function close(): Promise<void> {
@@ -1069,13 +1106,15 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
    * is sent.
    */
   function counted(req: Request, res: Response, seconds: number): Response {
-    const given = statuses.get(res) ??
-      res.headers.get("x-larder-cache") as CacheStatus;
+    const mine = res instanceof StoreResponse;
+    const given = mine
+      ? res.cacheStatus
+      : res.headers.get("x-larder-cache") as CacheStatus;
     const status = CACHE_STATUSES.includes(given) ? given : "error";
     let bytes: number | undefined = 0;
     if (req.method !== "HEAD" && res.status !== 204 && res.status !== 304) {
       // Not res.body first: that would make a stream of a byte body.
-      bytes = lengths.get(res);
+      bytes = mine ? res.bodyLength : undefined;
       const field = bytes === undefined
         ? res.headers.get("content-length")
         : null;
@@ -1106,7 +1145,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       let own: Response | undefined;
       try {
         // Purging first: `PURGE` on any path, and `<adminPath>purge`.
-        own = await purger.handle(req) ?? await admin?.answer(req);
+        // Told apart without awaiting: almost every request is neither.
+        if (purger.claims(req)) own = await purger.handle(req);
+        if (own === undefined && admin?.claims(req)) {
+          own = await admin.answer(req);
+        }
         res = own ?? await handle(req, info);
       } catch (err) {
         res = err instanceof OriginFailure
@@ -1117,13 +1160,23 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         res = counted(req, res, (performance.now() - t0) / 1000);
       }
       if (options.log !== undefined) {
-        const u = new URL(req.url);
+        // A stored response's status and length are known without reading
+        // its headers (which would make Deno.serve convert them again).
+        const sent = res;
+        const mine = sent instanceof StoreResponse;
+        const length = mine
+          ? sent.bodyLength
+          : sent.headers.get("content-length");
+        const cache = mine
+          ? sent.cacheStatus
+          : sent.headers.get("x-larder-cache");
+        // The request target as the client sent it.
         options.log(
           `${clientAddress(info)} - - [${
             new Date(start).toISOString()
-          }] "${req.method} ${u.pathname}${u.search} HTTP/1.1" ${res.status} ${
-            res.headers.get("content-length") ?? "-"
-          } ${res.headers.get("x-larder-cache") ?? "-"} ${
+          }] "${req.method} ${
+            req.url.slice(pathStart(req.url))
+          } HTTP/1.1" ${res.status} ${length ?? "-"} ${cache ?? "-"} ${
             Date.now() - start
           }ms`,
         );
