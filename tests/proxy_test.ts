@@ -665,6 +665,27 @@ Deno.test("proxy §4: 64 concurrent misses for one URL make one origin request",
   );
 });
 
+Deno.test("proxy §4: a request made as the client's body ends, before the fill is stored, is answered from that fill", async () => {
+  // The handler called in-process: the client reads the whole body, and
+  // the next request comes, before the store has finished writing it. Its
+  // lookup misses, and the fill ends during it: it must wait for that
+  // fill, not go to the origin.
+  await withRig(
+    () => new Response("hello", { headers: { "cache-control": "max-age=60" } }),
+    async (rig) => {
+      for (let i = 0; i < 20; i++) {
+        const url = `${rig.proxyUrl}/end-${i}`;
+        const first = await rig.proxy.handler(new Request(url));
+        assert.equal(await first.text(), "hello");
+        const second = await rig.proxy.handler(new Request(url));
+        assert.equal(second.headers.get("x-larder-cache"), "hit", `round ${i}`);
+        assert.equal(await second.text(), "hello");
+        assert.equal(count(rig, `GET /end-${i}`), 1);
+      }
+    },
+  );
+});
+
 Deno.test("proxy §4: collapsed misses for a response that is not stored each go to the origin", async () => {
   const body = bigBody();
   await withRig(

@@ -760,6 +760,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     href: string,
   ): Promise<Response> {
     const reqHead = { method: req.method, url: href, headers: req.headers };
+    // A fill in flight when the lookup starts may end while it runs: its
+    // response is then stored, but after the lookup looked, and the flight
+    // is no longer in `inflight`. A miss waits for that flight too, so a
+    // request that came during a fill never goes to the origin itself.
+    const flightAtLookup = inflight.get(href);
     let found = await cache.lookup(href, req.headers, {
       ranged: wantsRange(req),
     });
@@ -781,7 +786,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         found?.entry.release();
         found = head = undefined;
         if (req.method === "GET") {
-          const flight = inflight.get(href);
+          const flight = inflight.get(href) ?? flightAtLookup;
           if (flight === undefined) {
             return await lead(req, info, new URL(href));
           }
