@@ -6,6 +6,7 @@ import {
   E_DATA_LOC, E_DATA_SLOTS, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
   F_META_WITH_DATA,
 } from "./layout";
+import { runSlots } from "./run";
 
 // Each map has a summary beside it (runtime only): bit w is set when map
 // word w (64 slots) has a free slot. Claims read the summary to skip full
@@ -192,7 +193,7 @@ export function bitmap_count(map: usize, nbits: u32): u32 {
  * Builds at `claims` the map of the first `nbits` slots that entries
  * 0..count-1 claim for element `kind` (0 data, 1 meta; elements in large
  * files claim no slot). A data element claims the run of slots its record
- * names (1 + the E_DATA_SLOTS byte). `claims` is cleared first; its byte
+ * names (the run code in its E_DATA_SLOTS byte). `claims` is cleared first; its byte
  * length is nbits/8 rounded up to a multiple of 8. Metadata stored in its
  * data's slot claims no metadata slot. Returns how many claims could not be
  * marked: a slot out of range, or one a lower entry already claims.
@@ -212,7 +213,7 @@ export function slots_claimed(
     const flags = load<u8>(e, E_FLAGS);
     if ((flags & (has | inFile)) != has) continue;
     const slot = load<u32>(e + locOff);
-    const n: u32 = kind == 0 ? <u32>load<u8>(e, E_DATA_SLOTS) + 1 : 1;
+    const n: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
     if (slot >= nbits || n > nbits - slot) {
       bad++;
       continue;

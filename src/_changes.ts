@@ -16,7 +16,8 @@ import {
   MAX_KEY_BYTES,
 } from "./index_memory.ts";
 import type { NormalKey } from "./key.ts";
-import { DATA, type ElementKind, META, otherKinds } from "./kinds.ts";
+import { DATA, type ElementKind, KINDS, META, otherKinds } from "./kinds.ts";
+import { incomingDisk, recordDisk } from "./_slot_fit.ts";
 import type { Found, KeyLookup } from "./_lookup.ts";
 import {
   apply,
@@ -36,8 +37,9 @@ import type { StoreState } from "./_state.ts";
 /** What changes ask of the rest of the store. */
 export interface ChangeHooks {
   /**
-   * Finds `nk`'s entry, evicting first when `incoming` bytes (replacing
-   * `held(i)`) would pass the limit or fill the table.
+   * Finds `nk`'s entry, evicting first when `incoming` disk bytes
+   * (replacing `held(i)`; FORMAT.md §5.4) would pass the limit or fill
+   * the table.
    */
   makeRoom(
     nk: NormalKey,
@@ -71,6 +73,9 @@ export class IndexChanges {
   #table: Table;
   #liveBytes = 0;
   #deferredBytes = 0;
+  /** The same elements' disk bytes, as the limit counts them (§5.4). */
+  #liveDisk = 0;
+  #deferredDisk = 0;
   /** The key being stored, copied out of the key region. */
   #key = new Uint8Array(MAX_KEY_BYTES);
 
@@ -80,7 +85,7 @@ export class IndexChanges {
     placement: Placement,
     lookup: KeyLookup,
     hooks: ChangeHooks,
-    liveBytes = state.mem.totals().elementBytes,
+    totals = state.mem.totals(),
   ) {
     this.#state = state;
     this.#mem = state.mem;
@@ -89,20 +94,27 @@ export class IndexChanges {
     this.#lookup = lookup;
     this.#hooks = hooks;
     const mem = this.#mem;
-    // Attribute bytes count against the limit too (FORMAT.md §4.1).
-    this.#liveBytes = liveBytes + mem.attrBytes();
+    // Attribute bytes count against the limit too (FORMAT.md §4.1, §5.4):
+    // they take as much room in the entries file and journal.
+    const attrBytes = mem.attrBytes();
+    this.#liveBytes = totals.elementBytes + attrBytes;
+    this.#liveDisk = totals.elementDisk + attrBytes;
     this.#table = {
       mem,
       dropped: (i, kind, rec) => {
+        const disk = recordDisk(kind, rec);
         this.#liveBytes -= rec.size;
+        this.#liveDisk -= disk;
         if (this.#pins.supersede(i, kind, rec)) {
           this.#deferredBytes += rec.size;
+          this.#deferredDisk += disk;
         } else {
           this.#placement.free(kind, rec);
         }
       },
-      placed: (_i, _kind, rec) => {
+      placed: (_i, kind, rec) => {
         this.#liveBytes += rec.size;
+        this.#liveDisk += recordDisk(kind, rec);
         if (!rec.inFile) this.#state.blocksChanged();
       },
       removed: (i, moved) => {
@@ -111,6 +123,7 @@ export class IndexChanges {
       },
       attrsChanged: (_i, delta) => {
         this.#liveBytes += delta;
+        this.#liveDisk += delta;
       },
     };
   }
@@ -125,9 +138,30 @@ export class IndexChanges {
     return this.#deferredBytes;
   }
 
+  /** Disk bytes of the elements entries refer to (FORMAT.md §5.4). */
+  get liveDisk(): number {
+    return this.#liveDisk;
+  }
+
+  /** Disk bytes held only by superseded pinned elements. */
+  get deferredDisk(): number {
+    return this.#deferredDisk;
+  }
+
+  // Disk bytes of entry i's elements.
+  #entryDisk(i: number, kinds: readonly ElementKind[] = KINDS): number {
+    let disk = 0;
+    for (const kind of kinds) {
+      const rec = this.#mem.element(i, kind);
+      if (rec !== undefined) disk += recordDisk(kind, rec);
+    }
+    return disk;
+  }
+
   /** A superseded element's last reference ended: its storage goes. */
   freeDeferred(kind: ElementKind, rec: ElementRecord): void {
     this.#deferredBytes -= rec.size;
+    this.#deferredDisk -= recordDisk(kind, rec);
     this.#placement.free(kind, rec);
   }
 
@@ -157,10 +191,11 @@ export class IndexChanges {
    */
   store(nk: NormalKey, kind: ElementKind, bytes: Body): void {
     const mem = this.#mem;
+    this.#state.files.weigh(this.#mem, bodySize(bytes));
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      bodySize(bytes),
-      (i) => mem.elementSize(i, kind),
+      incomingDisk(kind, nk.text.length, bodySize(bytes)),
+      (i) => this.#entryDisk(i, [kind]),
     );
     if (kind === DATA && existing >= 0 && mem.metaWithData(existing)) {
       // The metadata lives in the old data's slot: store the entry, its
@@ -204,10 +239,14 @@ export class IndexChanges {
   ): void {
     const mem = this.#mem;
     const placement = this.#placement;
+    this.#state.files.weigh(
+      this.#mem,
+      bodySize(data) + (meta?.length ?? 0),
+    );
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      bodySize(data) + (meta?.length ?? 0),
-      (i) => mem.elementSize(i, DATA) + mem.elementSize(i, META),
+      incomingDisk(DATA, nk.text.length, bodySize(data), meta?.length),
+      (i) => this.#entryDisk(i),
     );
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
@@ -337,6 +376,9 @@ export class IndexChanges {
     // in place, a state eviction may always leave.
     const per = itemsPerEntry(this.#state.maxEntry, REMOVE_ITEM_BYTES);
     const before = this.#liveBytes;
+    // An eviction comes at the limit: free slots the packing left unfilled
+    // since the last one may have to give their disk back (§5.4).
+    if (reason === REMOVE_REASON.evict) this.#state.files.compactHoles(mem);
     for (let at = 0; at < indices.length; at += per) {
       const piece = indices.slice(at, at + per);
       this.logApply({
@@ -346,10 +388,8 @@ export class IndexChanges {
         items: piece.map((i) => [i, mem.hashLo(i)] as const),
       }, true);
     }
-    // Freed slots at the end of a block file give their disk blocks back.
-    this.#state.files.trimFreeTails((k, first, n) =>
-      mem.usedPrefix(k, first, n)
-    );
+    // Freed slots give their disk blocks back (FORMAT.md §5.2).
+    this.#state.files.trimFreeTails(mem, reason === REMOVE_REASON.evict);
     return before - this.#liveBytes;
   }
 

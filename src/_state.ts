@@ -10,7 +10,7 @@
  */
 import { NoSpaceError } from "./errors.ts";
 import type { ElementFiles } from "./elements.ts";
-import { type Control, encodeBlocksHeader } from "./format.ts";
+import { type Control, encodeBlocksHeader, storedDataMap } from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
 import { type FileIO, replaceFile } from "./io.ts";
 import { Journal, journalName } from "./journal.ts";
@@ -182,9 +182,7 @@ export class StoreState {
     }
     this.#slotFrees = perKind(() => []);
     this.#blocksDirty = true;
-    this.files.trimFreeTails((kind, first, n) =>
-      this.mem.usedPrefix(kind, first, n)
-    );
+    this.files.trimFreeTails(this.mem);
   }
 
   /**
@@ -251,7 +249,7 @@ export class StoreState {
       }
     }
     if (this.#blocksDirty) {
-      const data = this.mem.useMap(DATA);
+      const data = storedDataMap(this.mem.useMap(DATA));
       const meta = this.mem.useMap(META);
       replaceFile(io, dir, "blocks", [
         encodeBlocksHeader(this.files.slotCounts, data, meta),

@@ -89,7 +89,13 @@ export interface StoreStats {
    * attribute names and value records: what the limit counts.
    */
   bytes: number;
-  /** The byte limit. */
+  /**
+   * Disk bytes those elements take, as the limit counts them: their slots
+   * (64 B data, 1 KiB metadata) and large files rounded up to 4 KiB plus
+   * 4 KiB each (README: Disk use).
+   */
+  diskBytes: number;
+  /** The byte limit, on `diskBytes`. */
   limit: number;
   /** Bytes freed beyond the limit per eviction. */
   hysteresis: number;
@@ -248,7 +254,7 @@ export class BackingStore implements AsyncDisposable {
         makeRoom: (nk, incoming, held) => eviction.makeRoom(nk, incoming, held),
         removed: (i, moved) => upkeep.removed(i, moved),
       },
-      totals.elementBytes,
+      totals,
     );
     const eviction = new Eviction(mem, pins, lookup, changes, {
       limit: opt.limit,
@@ -279,7 +285,13 @@ export class BackingStore implements AsyncDisposable {
     state.onRotate = () => upkeep.rotated();
     // The latest use recorded: times here never go back.
     clockAtLeast(totals.latestUse);
-    if (mem.count >= mem.capacity || changes.liveBytes >= opt.limit) {
+    // Block files whose used slots spread the store past the limit and a
+    // tenth are copied without their free ones (FORMAT.md §5.2).
+    state.files.setDiskBound(
+      opt.limit,
+      () => changes.liveDisk + changes.deferredDisk,
+    );
+    if (mem.count >= mem.capacity || changes.liveDisk >= opt.limit) {
       try {
         eviction.evict(0, -1);
       } catch (err) {
@@ -931,6 +943,7 @@ export class BackingStore implements AsyncDisposable {
       ...this.#eviction.counters,
       entries: mem.count,
       bytes: changes.liveBytes + changes.deferredBytes,
+      diskBytes: changes.liveDisk + changes.deferredDisk,
       limit: this.#opt.limit,
       hysteresis: this.#opt.hysteresis,
       capacity: mem.capacity,

@@ -15,6 +15,9 @@ export const DIR = "/store";
 const BASE: OpenOptions = {
   entryBits: 8,
   identBits: 9,
+  // Room for every workload without eviction, and a small use map
+  // (2^21 data slots; FORMAT.md §3).
+  limit: 64 * 2 ** 20,
   maintenanceDelayMs: 2 ** 30,
   journalBytes: 65536,
 };

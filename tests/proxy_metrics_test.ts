@@ -224,6 +224,7 @@ Deno.test("metrics prometheusText is well-formed and its counters grow", () => {
     repairedOnOpen: 0,
     dataSlotsUsed: 1,
     metaSlotsUsed: 3,
+    diskBytes: 1 << 20,
   };
   m.request({ status: "miss", bytes: 100, seconds: 0.003, key: "/a" });
   const first = parseExposition(prometheusText(m, stats));
