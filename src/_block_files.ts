@@ -478,12 +478,20 @@ export class BlockFiles {
     if (bound === undefined || this.#io.allocated === undefined) return;
     const excess: [ElementKind, number, number, number][] = [];
     let total = 0;
+    let failed = false;
     for (const kind of KINDS) {
       const per = SLOTS_PER_FILE[kind];
       const size = SLOT_SIZE[kind];
       this.#fds[kind].forEach((fd, n) => {
-        if (fd === undefined) return;
-        const got = this.#io.allocated!(fd);
+        if (fd === undefined || failed) return;
+        let got: number | undefined;
+        try {
+          got = this.#io.allocated!(fd);
+        } catch {
+          // Best effort, as the copies: a store never fails for it.
+          failed = true;
+          return;
+        }
         if (got === undefined) return;
         const first = n * per;
         const slots = Math.min(per, this.slotCounts[kind] - first);
@@ -495,7 +503,7 @@ export class BlockFiles {
       });
     }
     // What the directory holds beyond the elements' count: past the bound?
-    if (bound.counted() + total <= bound.bytes) return;
+    if (failed || bound.counted() + total <= bound.bytes) return;
     for (const [kind, n, used] of excess) this.#compact(kind, n, used, use);
   }
 
