@@ -475,8 +475,7 @@ export class IndexMemory {
 
   /** Number of used slots of `kind` among the `n` from `first`. */
   usedIn(kind: ElementKind, first: number, n: number): number {
-    return this.#useMaps.usedSlots(kind, first + n) -
-      this.#useMaps.usedSlots(kind, first);
+    return this.#useMaps.usedIn(kind, first, n);
   }
 
   /**
