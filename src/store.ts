@@ -86,13 +86,13 @@ export interface StoreStats {
   entries: number;
   /**
    * Bytes of element data held (live, plus superseded-but-pinned), with
-   * attribute names and value records: what the limit counts.
+   * attribute names and value records.
    */
   bytes: number;
   /**
    * Disk bytes those elements take, as the limit counts them: their slots
    * (64 B data, 1 KiB metadata) and large files rounded up to 4 KiB plus
-   * 4 KiB each (README: Disk use).
+   * 4 KiB each, with attribute bytes (README: Disk use).
    */
   diskBytes: number;
   /** The byte limit, on `diskBytes`. */

@@ -528,6 +528,23 @@ Deno.test("checkStore stops at a control file of a newer version", async () => {
   deepStrictEqual(walkFiles(b.dir), before);
 });
 
+Deno.test("checkStore stops at a control file of an earlier format (8 KiB data slots)", async () => {
+  await using b = await buildStore();
+  for (const name of ["control", "control.bak"]) {
+    const bytes = Deno.readFileSync(`${b.dir}/${name}`);
+    const v = new DataView(bytes.buffer);
+    v.setUint32(8, VERSION.control - 1, true);
+    v.setUint32(40, crc32(bytes.subarray(0, 40)), true);
+    Deno.writeFileSync(`${b.dir}/${name}`, bytes);
+  }
+  const before = walkFiles(b.dir);
+  const r = await checkStore(b.dir, { repair: true });
+  deepStrictEqual(codes(r), ["VERSION_OLD"]);
+  ok(!r.complete && !r.ok);
+  deepStrictEqual(r.repaired, []);
+  deepStrictEqual(walkFiles(b.dir), before);
+});
+
 Deno.test("checkStore times each named step, in order", async () => {
   // The step names CHECK_STORE.md gives for `stepMs`.
   const steps = [
