@@ -87,9 +87,10 @@ export function runSlotsOf(code: number): number {
  */
 export function runCode(n: number): number {
   if (n <= 128) return n - 1;
-  const e = Math.max(0, Math.ceil(Math.log2(n / 32)) - 3);
-  const unit = 2 ** (e + 3);
-  return 128 + (e << 4) + (n / unit - 17);
+  // The scale e whose 17…32 units of 8 << e slots reach n (as roundRun).
+  let e = 0;
+  while (256 << e < n) e++;
+  return 128 + (e << 4) + (n / (8 << e) - 17);
 }
 
 /**
