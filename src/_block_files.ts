@@ -463,17 +463,27 @@ export class BlockFiles {
    * before each eviction, and by weigh() each time a 32nd of the limit
    * was stored. Needs the file layer's allocated(); without it nothing is
    * done.
+   *
+   * @param incoming Disk bytes of the element about to be stored (after
+   *   eviction made room for it): weighed as if stored, with the 32nd of
+   *   the limit that may follow before the next weighing, so the bound
+   *   holds between weighings too.
    */
-  weigh(use: SlotUse, bytes: number): void {
+  weigh(use: SlotUse, incoming: number): void {
     const bound = this.diskBound;
     if (bound === undefined) return;
-    this.#sinceWeighed += bytes;
+    this.#sinceWeighed += incoming;
     if (this.#sinceWeighed < bound.limit / 32) return;
     this.#sinceWeighed = 0;
-    this.compactHoles(use);
+    this.compactHoles(use, incoming + bound.limit / 32);
   }
 
-  compactHoles(use: SlotUse): void {
+  /**
+   * Copies the block files holding 1 MiB or more of free slots' blocks
+   * without them when those blocks, what the elements are counted as and
+   * `ahead` bytes still to come pass the disk bound (see weigh).
+   */
+  compactHoles(use: SlotUse, ahead = 0): void {
     const bound = this.diskBound;
     if (bound === undefined || this.#io.allocated === undefined) return;
     const excess: [ElementKind, number, number, number][] = [];
@@ -503,7 +513,7 @@ export class BlockFiles {
       });
     }
     // What the directory holds beyond the elements' count: past the bound?
-    if (failed || bound.counted() + total <= bound.bytes) return;
+    if (failed || bound.counted() + ahead + total <= bound.bytes) return;
     for (const [kind, n, used] of excess) this.#compact(kind, n, used, use);
   }
 

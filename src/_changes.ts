@@ -191,12 +191,14 @@ export class IndexChanges {
    */
   store(nk: NormalKey, kind: ElementKind, bytes: Body): void {
     const mem = this.#mem;
-    this.#state.files.weigh(this.#mem, bodySize(bytes));
+    const incoming = incomingDisk(kind, nk.text.length, bodySize(bytes));
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      incomingDisk(kind, nk.text.length, bodySize(bytes)),
+      incoming,
       (i) => this.#entryDisk(i, [kind]),
     );
+    // After the eviction: what the directory will hold once this is stored.
+    this.#state.files.weigh(mem, incoming);
     if (kind === DATA && existing >= 0 && mem.metaWithData(existing)) {
       // The metadata lives in the old data's slot: store the entry, its
       // metadata moving with the new data (dropped if it fails to verify).
@@ -239,15 +241,19 @@ export class IndexChanges {
   ): void {
     const mem = this.#mem;
     const placement = this.#placement;
-    this.#state.files.weigh(
-      this.#mem,
-      bodySize(data) + (meta?.length ?? 0),
+    const incoming = incomingDisk(
+      DATA,
+      nk.text.length,
+      bodySize(data),
+      meta?.length,
     );
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      incomingDisk(DATA, nk.text.length, bodySize(data), meta?.length),
+      incoming,
       (i) => this.#entryDisk(i),
     );
+    // After the eviction: what the directory will hold once this is stored.
+    this.#state.files.weigh(mem, incoming);
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyInto(found.keyLen, this.#key);

@@ -340,8 +340,8 @@ export class ElementFiles {
   }
 
   /** See BlockFiles.weigh. */
-  weigh(use: SlotUse, bytes: number): void {
-    this.#blocks.weigh(use, bytes);
+  weigh(use: SlotUse, incoming: number): void {
+    this.#blocks.weigh(use, incoming);
   }
 
   /** See BlockFiles.compactHoles. */

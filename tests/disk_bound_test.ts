@@ -39,15 +39,23 @@ function sizeAt(i: number): number {
   return 1 + (r >>> 8) % (4 * MIB);
 }
 
-Deno.test("a store written far past its limit stays within limit + 10% + the fixed overhead on disk", async () => {
-  await using d = await tempDir();
+/**
+ * Writes 8 times a 24 MiB limit into a store at `dir` and checks its
+ * allocated blocks every 50 stores; `tick(i)` runs before store `i` (a
+ * clock to move).
+ */
+async function writeFarPast(
+  dir: string,
+  tick: (i: number) => void = () => {},
+): Promise<void> {
   const o = { limit: 24 * MIB, entryBits: 12, journalBytes: MIB };
   const bound = o.limit * 1.1 + fixedOverhead(o);
   const pool = bytesFor("pool", 4 * MIB);
-  const st = await BackingStore.open(d.path, o);
+  const st = await BackingStore.open(dir, o);
   let written = 0;
   let worst = 0;
   for (let i = 0; written < 8 * o.limit; i++) {
+    tick(i);
     const size = sizeAt(i);
     const body = pool.subarray(
       i % 1000,
@@ -68,7 +76,7 @@ Deno.test("a store written far past its limit stays within limit + 10% + the fix
     } else await st.store(`https://bound.example/${i}`, body);
     written += body.length;
     if (i % 50 === 0) {
-      const used = allocatedBytes(d.path);
+      const used = allocatedBytes(dir);
       worst = Math.max(worst, used);
       assert.ok(
         used <= bound,
@@ -79,10 +87,49 @@ Deno.test("a store written far past its limit stays within limit + 10% + the fix
   assert.ok(st.stats().evictions > 0, "the limit was passed many times over");
   assert.ok(st.stats().diskBytes < o.limit);
   await st.close();
-  const used = allocatedBytes(d.path);
+  const used = allocatedBytes(dir);
   assert.ok(used <= bound, `closed: ${used} allocated > ${bound}`);
   // And the store is far from empty: the limit is used, not just obeyed.
   assert.ok(worst > o.limit / 2, `at most ${worst} allocated`);
+}
+
+Deno.test("a store written far past its limit stays within limit + 10% + the fixed overhead on disk", async () => {
+  await using d = await tempDir();
+  await writeFarPast(d.path);
+});
+
+Deno.test("the disk bound holds whichever second the stores' use times fall in", async (t) => {
+  // Use times order eviction, so where a second boundary falls changes
+  // the victims and what holes they leave. The clock stands still (wall
+  // and monotonic, as the crash workloads stop it), then moves one second
+  // before store `at`: at 1200, a 4 MiB store once came after an
+  // eviction's holes unweighed and the directory passed the bound. Each
+  // step starts later than any time the store's clock gave before (it
+  // never goes back).
+  const realNow = Date.now;
+  const mono = performance.now();
+  let now = Math.ceil(realNow() / 1000) * 1000;
+  try {
+    Date.now = () => now;
+    Object.defineProperty(performance, "now", {
+      value: () => mono,
+      configurable: true,
+      writable: true,
+    });
+    for (const at of [100, 450, 800, 1200, 1325]) {
+      await t.step(`the second turns before store ${at}`, async () => {
+        await using d = await tempDir();
+        now += 100_000;
+        await writeFarPast(d.path, (i) => {
+          if (i === at) now += 1000;
+        });
+      });
+    }
+  } finally {
+    Date.now = realNow;
+    // The own property shadowed Performance.prototype.now.
+    delete (performance as { now?: unknown }).now;
+  }
 });
 
 Deno.test("a store reopened with a lower limit gives its disk back", async () => {
