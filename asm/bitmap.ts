@@ -6,6 +6,7 @@ import {
   E_DATA_LOC, E_DATA_SLOTS, E_FLAGS, E_META_LOC, ENTRY_SIZE, F_HAS, F_IN_FILE,
   F_META_WITH_DATA,
 } from "./layout";
+import { runSlots } from "./run";
 
 // Each map has a summary beside it (runtime only): bit w is set when map
 // word w (64 slots) has a free slot. Claims read the summary to skip full
@@ -150,8 +151,68 @@ export function bitmap_claim_run(
   let s = findRun(map, sum, hint, nbits, nbits, n, group);
   if (s < 0) s = findRun(map, sum, 0, hint, min(nbits, hint + n - 1), n, group);
   if (s < 0) return -1;
-  for (let i: u32 = 0; i < n; i++) bitmap_set(map, sum, <u32>s + i);
+  bitmap_set_run(map, sum, <u32>s, n);
   return s;
+}
+
+// The bits of word `w` among slots [from, to): a mask, and where the next
+// word's slots begin.
+// @ts-ignore: decorator
+@inline function wordMask(from: u32, to: u32): u64 {
+  const lo = from & 63;
+  const width = min<u32>(64 - lo, to - from);
+  return width == 64 ? u64.MAX_VALUE : ((<u64>1 << width) - 1) << lo;
+}
+
+/** Marks the `n` slots from `slot` free, a word at a time. */
+export function bitmap_free_run(map: usize, sum: usize, slot: u32, n: u32): void {
+  const end = slot + n;
+  for (let s = slot; s < end;) {
+    const w = s >>> 6;
+    const p = map + (<usize>w << 3);
+    store<u64>(p, load<u64>(p) & ~wordMask(s, end));
+    markNotFull(sum, w);
+    s = (w + 1) << 6;
+  }
+}
+
+/** Marks the `n` slots from `slot` used, a word at a time. */
+export function bitmap_set_run(map: usize, sum: usize, slot: u32, n: u32): void {
+  const end = slot + n;
+  for (let s = slot; s < end;) {
+    const w = s >>> 6;
+    const p = map + (<usize>w << 3);
+    const now = load<u64>(p) | wordMask(s, end);
+    store<u64>(p, now);
+    if (now == u64.MAX_VALUE) markFull(sum, w);
+    s = (w + 1) << 6;
+  }
+}
+
+/** Number of used slots in [from, to). */
+export function bitmap_count_range(map: usize, from: u32, to: u32): u32 {
+  let total: u64 = 0;
+  for (let s = from; s < to;) {
+    const w = s >>> 6;
+    total += popcnt<u64>(load<u64>(map + (<usize>w << 3)) & wordMask(s, to));
+    s = (w + 1) << 6;
+  }
+  return <u32>total;
+}
+
+/** The highest used slot in [from, to), or -1 when none is. */
+export function bitmap_last_used(map: usize, from: u32, to: u32): i32 {
+  if (from >= to) return -1;
+  const first = from >>> 6;
+  let w = (to - 1) >>> 6;
+  while (true) {
+    const lo = w == first ? from : w << 6;
+    const hi = min<u32>(to, (w + 1) << 6);
+    const bits = load<u64>(map + (<usize>w << 3)) & wordMask(lo, hi);
+    if (bits != 0) return <i32>((w << 6) + 63 - <u32>clz<u64>(bits));
+    if (w == first) return -1;
+    w--;
+  }
 }
 
 /** Marks `slot` free. */
@@ -192,7 +253,7 @@ export function bitmap_count(map: usize, nbits: u32): u32 {
  * Builds at `claims` the map of the first `nbits` slots that entries
  * 0..count-1 claim for element `kind` (0 data, 1 meta; elements in large
  * files claim no slot). A data element claims the run of slots its record
- * names (1 + the E_DATA_SLOTS byte). `claims` is cleared first; its byte
+ * names (the run code in its E_DATA_SLOTS byte). `claims` is cleared first; its byte
  * length is nbits/8 rounded up to a multiple of 8. Metadata stored in its
  * data's slot claims no metadata slot. Returns how many claims could not be
  * marked: a slot out of range, or one a lower entry already claims.
@@ -212,7 +273,7 @@ export function slots_claimed(
     const flags = load<u8>(e, E_FLAGS);
     if ((flags & (has | inFile)) != has) continue;
     const slot = load<u32>(e + locOff);
-    const n: u32 = kind == 0 ? <u32>load<u8>(e, E_DATA_SLOTS) + 1 : 1;
+    const n: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
     if (slot >= nbits || n > nbits - slot) {
       bad++;
       continue;

@@ -3,13 +3,13 @@
 // Each candidate gets a 49-bit sort key, pinned << 48 | useCount << 32 |
 // lastUsed, so "best victim first" is ascending key, ties by entry index.
 // Rather than sorting the whole table, a most-significant-digit radix
-// select, weighted by element bytes, finds the threshold key where the
+// select, weighted by disk bytes, finds the threshold key where the
 // byte and entry targets are met; only the victims below it are then
 // sorted (stable LSD radix sort, so equal keys stay in index order).
 import {
-  E_DATA_SIZE, E_FLAGS, E_LAST_USED, E_META_SIZE, E_USE_COUNT, ENTRY_SIZE,
-  F_HAS, F_PINNED,
+  E_FLAGS, E_LAST_USED, E_USE_COUNT, ENTRY_SIZE, F_HAS, F_PINNED,
 } from "./layout";
+import { recordDisk } from "./run";
 
 const DIGIT_BITS: u64 = 11;
 const RADIX: usize = 1 << <usize>DIGIT_BITS;
@@ -30,16 +30,6 @@ const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
   return (pinned << 48) | (<u64>load<u16>(e, E_USE_COUNT) << 32) | <u64>load<u32>(e, E_LAST_USED);
 }
 
-// Element bytes of the record at e: what evicting it frees.
-// @ts-ignore: decorator
-@inline function sizeOf(e: usize): u64 {
-  const flags = load<u8>(e, E_FLAGS);
-  let s: u64 = 0;
-  if (flags & F_HAS) s += <u64>load<u32>(e, E_DATA_SIZE);
-  if (flags & (F_HAS << 1)) s += <u64>load<u32>(e, E_META_SIZE);
-  return s;
-}
-
 // @ts-ignore: decorator
 @inline function topBit(x: u64): u64 {
   return 63 - clz<u64>(x);
@@ -53,7 +43,7 @@ const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
 /**
  * Chooses eviction victims and writes their indices, best first, to
  * `idx`: entries other than `keep` (-1 for none), ordered by sort key and
- * then index, as many as the shortest such prefix whose element bytes reach
+ * then index, as many as the shortest such prefix whose disk bytes reach
  * `byteTarget` and whose length reaches `entryTarget` (all of them when
  * the table cannot meet both). Returns the number of victims.
  *
@@ -81,7 +71,7 @@ export function evict_select(
   for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
     if (<i32>i == keep) continue;
     const k = sortKey(e);
-    const size = sizeOf(e);
+    const size = recordDisk(e);
     store<u64>(keys + (<usize>m << 3), k);
     store<u32>(idx + (<usize>m << 2), i);
     store<u64>(keys2 + (<usize>m << 3), size);
@@ -115,7 +105,7 @@ export function evict_select(
       const d = <usize>((load<u64>(sk + (<usize>j << 3)) >> shift) & MASK);
       const size = first
         ? load<u64>(keys2 + (<usize>j << 3))
-        : sizeOf(entries + <usize>load<u32>(si + (<usize>j << 2)) * ENTRY_SIZE);
+        : recordDisk(entries + <usize>load<u32>(si + (<usize>j << 2)) * ENTRY_SIZE);
       store<u32>(COUNTS + (d << 2), load<u32>(COUNTS + (d << 2)) + 1);
       store<u64>(BYTES + (d << 3), load<u64>(BYTES + (d << 3)) + size);
     }
@@ -164,7 +154,7 @@ export function evict_select(
   let ties: u32 = 0;
   let tieBytes: u64 = 0;
   while (ties < n && ((<u64>ties) < needCount || tieBytes < needBytes)) {
-    tieBytes += sizeOf(entries + <usize>load<u32>(si + (<usize>ties << 2)) * ENTRY_SIZE);
+    tieBytes += recordDisk(entries + <usize>load<u32>(si + (<usize>ties << 2)) * ENTRY_SIZE);
     ties++;
   }
   if (ties > 0) {

@@ -8,7 +8,7 @@ export const E_HASH_HI: i32 = 4;
 export const E_LAST_USED: i32 = 8;
 export const E_USE_COUNT: i32 = 12;
 export const E_FLAGS: i32 = 14;
-/** u8: data slots the data element's run spans, minus 1 (FORMAT.md §5.3). */
+/** u8: run code of the data slots the data element spans (FORMAT.md §4, §5.3). */
 export const E_DATA_SLOTS: i32 = 15;
 export const E_DATA_SIZE: i32 = 16;
 export const E_DATA_LOC: i32 = 20;

@@ -6,6 +6,7 @@ import {
   E_DATA_SIZE, E_FLAGS, E_HASH_LO, E_LAST_USED, E_META_SIZE, ENTRY_SIZE,
   F_HAS,
 } from "./layout";
+import { recordDisk } from "./run";
 
 /** At most 2^12 buckets of home cells, each at least 2^11 cells (8 KiB). */
 const MAX_BUCKET_BITS: u32 = 12;
@@ -71,12 +72,14 @@ export function table_load(
 
 /**
  * Writes to `out` the latest last-use time of records 0 … count−1 (u32,
- * 0 for none) and, at `out + 8`, the bytes of every element they hold
- * (f64: exact, as the sum stays below 2^53).
+ * 0 for none), at `out + 8` the bytes of every element they hold and at
+ * `out + 16` their disk bytes as the limit counts them (FORMAT.md §5.4;
+ * f64s: exact, as the sums stay below 2^53).
  */
 export function table_totals(entries: usize, count: u32, out: usize): void {
   let latest: u32 = 0;
   let bytes: u64 = 0;
+  let disk: u64 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const e = entries + <usize>i * ENTRY_SIZE;
     const used = load<u32>(e, E_LAST_USED);
@@ -84,7 +87,9 @@ export function table_totals(entries: usize, count: u32, out: usize): void {
     const flags = load<u8>(e, E_FLAGS);
     if (flags & F_HAS) bytes += <u64>load<u32>(e, E_DATA_SIZE);
     if (flags & (F_HAS << 1)) bytes += <u64>load<u32>(e, E_META_SIZE);
+    disk += recordDisk(e);
   }
   store<u32>(out, latest);
   store<f64>(out, <f64>bytes, 8);
+  store<f64>(out, <f64>disk, 16);
 }

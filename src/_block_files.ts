@@ -35,25 +35,37 @@ import type { ElementDirs } from "./_element_dirs.ts";
 import {
   CORRUPT,
   type Expected,
+  headerKeyMatches,
   isAbsence,
-  type RawResult,
+  OTHER_KEY,
   type ReadResult,
-  settleKeyLength,
   storedKeyLen,
   verifyElement,
+  verifySettled,
 } from "./_element_verify.ts";
 import type { ReadPool } from "./_read_pool.ts";
-import { fitsSlot, fitsSlotPair } from "./_slot_fit.ts";
+
+/** What the use maps say about slots (IndexMemory has these). */
+export interface SlotUse {
+  /**
+   * How many of the `n` slots of `kind` from `first` lie up to the last
+   * used one.
+   */
+  usedPrefix(kind: ElementKind, first: number, n: number): number;
+  /** How many of the `n` slots of `kind` from `first` are used. */
+  usedIn(kind: ElementKind, first: number, n: number): number;
+  /** True when slot `slot` of `kind` is used. */
+  slotUsed(kind: ElementKind, slot: number): boolean;
+}
 
 /**
- * How many of the `n` slots of `kind` from `first` lie up to the last used
- * one (IndexMemory.usedPrefix).
+ * Free slots below a block file's last used one, in bytes, from which the
+ * file may be copied without them (see trimFreeTails).
  */
-export type UsedPrefix = (
-  kind: ElementKind,
-  first: number,
-  n: number,
-) => number;
+const COMPACT_MIN_BYTES = 1 << 20;
+
+/** Elements up to this many bytes are staged and written in one write. */
+const STAGE_BYTES = 16384;
 
 /** Header fields for writeSlot and writeSlotPair. */
 export type HeaderFields = Parameters<typeof writeElementHeader>[1];
@@ -64,6 +76,16 @@ export class BlockFiles {
   readonly blockFileCounts: PerKind<number>;
   /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
   readonly slotCounts: PerKind<number>;
+  /**
+   * The disk the store may take (the limit and a tenth) and the disk its
+   * elements are counted as (FORMAT.md §5.4), set by the store: when the
+   * block files' used extents (each file up to its last used slot) with
+   * the elements outside slots pass it, files with free slots are copied
+   * without them (see trimFreeTails).
+   */
+  diskBound:
+    | { bytes: number; limit: number; counted: () => number }
+    | undefined;
 
   #io: FileIO;
   #dirs: ElementDirs;
@@ -71,11 +93,19 @@ export class BlockFiles {
   #durable: boolean;
   /** Open block files of each kind, by file number. */
   #fds: PerKind<(number | undefined)[]> = perKind(() => []);
+  /** Bytes stored since the disk was last weighed (weigh). */
+  #sinceWeighed = 0;
   /** Block files written since the last syncDirty(). */
   #dirtyFds = new Set<number>();
   /** Block files with slots freed, by kind and file: the highest freed slot. */
   #freedTop: PerKind<Map<number, number>> = perKind(() => new Map());
-  #scratch: PerKind<Uint8Array> = perKind((k) => new Uint8Array(SLOT_SIZE[k]));
+  /**
+   * Staging buffers: an element (or pair) up to this size is laid out and
+   * written with one write.
+   */
+  #scratch: PerKind<Uint8Array> = perKind((k) =>
+    new Uint8Array(Math.max(STAGE_BYTES, SLOT_SIZE[k]))
+  );
 
   /**
    * @param io The file layer.
@@ -99,7 +129,7 @@ export class BlockFiles {
     // Every entry can hold one metadata slot, and data slots are sized for
     // the limit's bytes as well (control's dataSlotBits).
     this.slotCounts = slotCounts;
-    this.blockFileCounts = perKind((k) => blockFileCount(slotCounts[k]));
+    this.blockFileCounts = perKind((k) => blockFileCount(k, slotCounts[k]));
   }
 
   #blockFd(kind: ElementKind, n: number): number {
@@ -110,7 +140,7 @@ export class BlockFiles {
     this.#dirs.check("open block file");
     const fd = this.#dirs.openFile(path, false);
     try {
-      const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
+      const full = this.#extent(kind, n);
       const size = this.#io.size(fd);
       const head = new Uint8Array(32);
       if (
@@ -142,9 +172,20 @@ export class BlockFiles {
     return fd;
   }
 
+  /**
+   * Full length of block file `n` of `kind`: its header and its slots, the
+   * kind's slots a file or those left below the slot count (FORMAT.md §5.2).
+   */
+  #extent(kind: ElementKind, n: number): number {
+    const per = SLOTS_PER_FILE[kind];
+    const slots = Math.min(per, this.slotCounts[kind] - n * per);
+    return BLOCK_FILE_HEADER + slots * SLOT_SIZE[kind];
+  }
+
   #slotPos(kind: ElementKind, slot: number): [number, number] {
-    const n = Math.floor(slot / SLOTS_PER_FILE);
-    const pos = BLOCK_FILE_HEADER + (slot % SLOTS_PER_FILE) * SLOT_SIZE[kind];
+    const per = SLOTS_PER_FILE[kind];
+    const n = Math.floor(slot / per);
+    const pos = BLOCK_FILE_HEADER + (slot % per) * SLOT_SIZE[kind];
     return [this.#blockFd(kind, n), pos];
   }
 
@@ -161,7 +202,7 @@ export class BlockFiles {
   ): void {
     const [fd, pos] = this.#slotPos(kind, slot);
     const buf = this.#scratch[kind];
-    if (fitsSlot(kind, key.length, data.length)) {
+    if (ELEMENT_HEADER + key.length + data.length <= buf.length) {
       const end = this.#stage(buf, 0, header, key, data);
       this.#io.pwrite(fd, buf.subarray(0, end), pos);
     } else {
@@ -185,7 +226,10 @@ export class BlockFiles {
   ): void {
     const [fd, pos] = this.#slotPos(0, slot);
     const buf = this.#scratch[DATA];
-    if (fitsSlotPair(key.length, data.length, meta.length)) {
+    if (
+      2 * (ELEMENT_HEADER + key.length) + data.length + meta.length <=
+        buf.length
+    ) {
       const mid = this.#stage(buf, 0, dataHeader, key, data);
       const end = this.#stage(buf, mid, metaHeader, key, meta);
       this.#io.pwrite(fd, buf.subarray(0, end), pos);
@@ -209,7 +253,7 @@ export class BlockFiles {
     data: Uint8Array,
   ): number {
     const headLen = ELEMENT_HEADER + key.length;
-    const head = headLen <= SLOT_SIZE[META]
+    const head = headLen <= this.#scratch[META].length
       ? this.#scratch[META].subarray(0, headLen)
       : new Uint8Array(headLen);
     writeElementHeader(head, header, key);
@@ -226,8 +270,9 @@ export class BlockFiles {
     key: Uint8Array,
     data: Uint8Array,
   ): number {
-    // Invariant: the caller checked fitsSlot (or fitsSlotPair), so nothing
-    // spills into the neighbouring slot (the seed's defect 4).
+    // Invariant: placement sized the slot or run for the element (runSlots,
+    // fitsSlot), and this bound keeps the write inside the staging buffer;
+    // nothing spills into the neighbouring slot (the seed's defect 4).
     if (at + ELEMENT_HEADER + key.length + data.length > buf.length) {
       throw new RangeError("Cannot write slot: element does not fit");
     }
@@ -247,12 +292,8 @@ export class BlockFiles {
     slots = 1,
   ): ReadResult {
     const len = ELEMENT_HEADER + want.key.length + want.size;
-    if (
-      !runWithin(this.slotCounts[kind], slot, slots) ||
-      len > slots * SLOT_SIZE[kind]
-    ) {
-      return CORRUPT;
-    }
+    if (!runWithin(kind, this.slotCounts[kind], slot, slots)) return CORRUPT;
+    if (len > slots * SLOT_SIZE[kind]) return this.#notWanted(kind, slot, want);
     let fd: number, pos: number;
     try {
       [fd, pos] = this.#slotPos(kind, slot);
@@ -262,7 +303,11 @@ export class BlockFiles {
     }
     const buf = this.#pool.take(len);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
-    return this.#settle(verifyElement(buf, want), slot, buf, want);
+    return verifySettled(
+      buf,
+      want,
+      (len) => this.readSlotHeader(want.kind, slot, len),
+    );
   }
 
   /**
@@ -281,11 +326,12 @@ export class BlockFiles {
   ): [ReadResult, ReadResult] {
     const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
     const end = mid + ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
-    if (
-      !runWithin(this.slotCounts[DATA], slot, slots) ||
-      end > slots * SLOT_SIZE[DATA]
-    ) {
+    if (!runWithin(DATA, this.slotCounts[DATA], slot, slots)) {
       return [CORRUPT, CORRUPT];
+    }
+    if (end > slots * SLOT_SIZE[DATA]) {
+      const r = this.#notWanted(DATA, slot, wantData);
+      return [r, r];
     }
     let fd: number, pos: number;
     try {
@@ -298,11 +344,10 @@ export class BlockFiles {
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) {
       return [CORRUPT, CORRUPT];
     }
-    const data = this.#settle(
-      verifyElement(buf.subarray(0, mid), wantData),
-      slot,
-      buf,
+    const data = verifySettled(
+      buf.subarray(0, mid),
       wantData,
+      (len) => this.readSlotHeader(DATA, slot, len),
     );
     if (!data.ok) return [data, data];
     const meta = verifyElement(buf.subarray(mid), wantMeta);
@@ -324,7 +369,7 @@ export class BlockFiles {
     const mid = ELEMENT_HEADER + wantData.key.length + wantData.size;
     const len = ELEMENT_HEADER + wantMeta.key.length + wantMeta.size;
     if (
-      !runWithin(this.slotCounts[DATA], slot, slots) ||
+      !runWithin(DATA, this.slotCounts[DATA], slot, slots) ||
       mid + len > slots * SLOT_SIZE[DATA]
     ) {
       return CORRUPT;
@@ -341,21 +386,14 @@ export class BlockFiles {
     const meta = verifyElement(buf, wantMeta);
     return meta.ok ? meta : CORRUPT;
   }
-  // Resolves a key-length difference by reading the header at its own
-  // length: a valid header of another key is a collision, not damage.
-  #settle(
-    r: RawResult,
-    slot: number,
-    buf: Uint8Array,
-    want: Expected,
-  ): ReadResult {
-    if (r.ok || r.reason !== "key-length") return r;
-    return settleKeyLength(
-      r,
-      buf,
-      want,
-      (len) => this.readSlotHeader(want.kind, slot, len),
-    );
+  /**
+   * What a slot or run too short for the wanted element holds: another
+   * key's element (a collision, as a probe meets them: a short element
+   * under another key) when its header says so, else damage. Never bytes.
+   */
+  #notWanted(kind: ElementKind, slot: number, want: Expected): ReadResult {
+    const head = this.readSlotHeader(kind, slot, want.key.length);
+    return headerKeyMatches(head, want) === false ? OTHER_KEY : CORRUPT;
   }
 
   /**
@@ -393,42 +431,208 @@ export class BlockFiles {
    * tail may now be free (see trimFreeTails).
    */
   slotFreed(kind: ElementKind, slot: number): void {
-    const n = Math.floor(slot / SLOTS_PER_FILE);
+    const n = Math.floor(slot / SLOTS_PER_FILE[kind]);
     const top = this.#freedTop[kind].get(n);
     if (top === undefined || slot > top) this.#freedTop[kind].set(n, slot);
   }
 
   /**
-   * Gives the disk blocks of free tails back: for each block file whose
-   * highest used slot (by `useMap`) is now below a slot freed since the
-   * last call, truncates the file after that slot and extends it again to
-   * its full extent (a hole, read as zeros). A freed slot below a used one
-   * keeps its blocks (no hole punching without FFI). Best effort: a
-   * truncation that fails only keeps the blocks.
+   * Gives the disk blocks of free slots back, for each block file with
+   * slots freed since the last call: when its highest used slot (by `use`)
+   * is now below a freed slot, truncates the file after that slot and
+   * extends it again to its full extent (a hole, read as zeros). When the
+   * block files' used extents together pass `diskBound` after an eviction
+   * (`evicted`: a store
+   * that shrank: a lower limit at reopen, or a use that left many free
+   * slots below used ones), each such file with 1 MiB or more of free
+   * slots below its last used one is copied without them (see #compact).
+   * Best effort: a truncation or copy that fails only keeps the blocks.
    */
-  trimFreeTails(usedPrefix: UsedPrefix): void {
-    for (const kind of KINDS) this.#trimFreeTails(kind, usedPrefix);
+  trimFreeTails(use: SlotUse, evicted = false): void {
+    // The extents are summed over every block file: after evictions only,
+    // not after each invalidation.
+    const over = evicted && this.#overBound(use);
+    for (const kind of KINDS) this.#trimFreeTails(kind, use, over);
   }
 
-  #trimFreeTails(kind: ElementKind, usedPrefix: UsedPrefix): void {
+  /**
+   * Copies the block files that hold 1 MiB or more of disk blocks beyond
+   * their used slots without them, when such blocks (free slots written
+   * before and not refilled since: what the packing left) with what the
+   * elements are counted as pass the disk bound (FORMAT.md §5.4). Called
+   * before each eviction, and by weigh() each time a 32nd of the limit
+   * was stored. Needs the file layer's allocated(); without it nothing is
+   * done.
+   *
+   * @param incoming Disk bytes of the element about to be stored (after
+   *   eviction made room for it): weighed as if stored, with the 32nd of
+   *   the limit that may follow before the next weighing, so the bound
+   *   holds between weighings too.
+   */
+  weigh(use: SlotUse, incoming: number): void {
+    const bound = this.diskBound;
+    if (bound === undefined) return;
+    this.#sinceWeighed += incoming;
+    if (this.#sinceWeighed < bound.limit / 32) return;
+    this.#sinceWeighed = 0;
+    this.compactHoles(use, incoming + bound.limit / 32);
+  }
+
+  /**
+   * Copies the block files holding 1 MiB or more of free slots' blocks
+   * without them when those blocks, what the elements are counted as and
+   * `ahead` bytes still to come pass the disk bound (see weigh).
+   */
+  compactHoles(use: SlotUse, ahead = 0): void {
+    const bound = this.diskBound;
+    if (bound === undefined || this.#io.allocated === undefined) return;
+    const excess: [ElementKind, number, number, number][] = [];
+    let total = 0;
+    let failed = false;
+    for (const kind of KINDS) {
+      const per = SLOTS_PER_FILE[kind];
+      const size = SLOT_SIZE[kind];
+      this.#fds[kind].forEach((fd, n) => {
+        if (fd === undefined || failed) return;
+        let got: number | undefined;
+        try {
+          got = this.#io.allocated!(fd);
+        } catch {
+          // Best effort, as the copies: a store never fails for it.
+          failed = true;
+          return;
+        }
+        if (got === undefined) return;
+        const first = n * per;
+        const slots = Math.min(per, this.slotCounts[kind] - first);
+        const used = use.usedPrefix(kind, first, slots);
+        const extra = got - BLOCK_FILE_HEADER -
+          use.usedIn(kind, first, used) * size;
+        if (extra > 0) total += extra;
+        if (extra >= COMPACT_MIN_BYTES) excess.push([kind, n, used, extra]);
+      });
+    }
+    // What the directory holds beyond the elements' count: past the bound?
+    if (failed || bound.counted() + ahead + total <= bound.bytes) return;
+    for (const [kind, n, used] of excess) this.#compact(kind, n, used, use);
+  }
+
+  // True when the block files' used extents (from the maps), with what
+  // elements outside slots are counted as, pass the disk bound.
+  #overBound(use: SlotUse): boolean {
+    const bound = this.diskBound;
+    if (bound === undefined) return false;
+    let extent = 0;
+    let inSlots = 0;
+    for (const kind of KINDS) {
+      const per = SLOTS_PER_FILE[kind];
+      const size = SLOT_SIZE[kind];
+      for (let n = 0; n < this.blockFileCounts[kind]; n++) {
+        const first = n * per;
+        const slots = Math.min(per, this.slotCounts[kind] - first);
+        extent += use.usedPrefix(kind, first, slots) * size;
+      }
+      inSlots += use.usedIn(kind, 0, this.slotCounts[kind]) * size;
+    }
+    return extent + Math.max(0, bound.counted() - inSlots) > bound.bytes;
+  }
+
+  #trimFreeTails(kind: ElementKind, use: SlotUse, over: boolean): void {
     const freed = this.#freedTop[kind];
+    const size = SLOT_SIZE[kind];
     for (const [n, top] of freed) {
-      const fd = this.#fds[kind][n];
-      if (fd === undefined) continue;
-      const first = n * SLOTS_PER_FILE;
-      const used = usedPrefix(
+      // Freed before any use since open (an eviction at open): opened now.
+      let fd: number;
+      try {
+        fd = this.#blockFd(kind, n);
+      } catch {
+        continue; // no such file: no blocks to give back
+      }
+      const per = SLOTS_PER_FILE[kind];
+      const first = n * per;
+      const used = use.usedPrefix(
         kind,
         first,
-        Math.min(SLOTS_PER_FILE, this.slotCounts[kind] - first),
+        Math.min(per, this.slotCounts[kind] - first),
       );
-      if (first + used > top) continue; // the freed slots are not the tail
-      const full = BLOCK_FILE_HEADER + SLOTS_PER_FILE * SLOT_SIZE[kind];
-      try {
-        this.#io.ftruncate(fd, BLOCK_FILE_HEADER + used * SLOT_SIZE[kind]);
-        this.#io.ftruncate(fd, full);
-      } catch { /* the blocks stay in use; nothing is lost */ }
+      const full = this.#extent(kind, n);
+      if (first + used <= top) {
+        try {
+          this.#io.ftruncate(fd, BLOCK_FILE_HEADER + used * size);
+          this.#io.ftruncate(fd, full);
+        } catch { /* the blocks stay in use; nothing is lost */ }
+      }
+      if (!over) continue;
+      const holes = (used - use.usedIn(kind, first, used)) * size;
+      if (holes >= COMPACT_MIN_BYTES) this.#compact(kind, n, used, use);
     }
     freed.clear();
+  }
+
+  /**
+   * Replaces block file `n` of `kind` by a copy holding only its used
+   * slots among the first `used` (the rest holes): written to `NAME.tmp`,
+   * synced, renamed over the file and the directory synced, so a crash
+   * leaves the old file or the copy, whose used slots are the same bytes
+   * (a slot an entry, a pin or an undurable free still holds stays marked
+   * used, FORMAT.md §8 invariant 3). Best effort: on any failure the old
+   * file stays, and the copy is removed.
+   */
+  #compact(kind: ElementKind, n: number, used: number, use: SlotUse): void {
+    const old = this.#fds[kind][n];
+    if (old === undefined) return;
+    const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
+    const path = this.#dirs.ensure(parts, true);
+    const tmp = `${path}.tmp`;
+    const size = SLOT_SIZE[kind];
+    const per = SLOTS_PER_FILE[kind];
+    const first = n * per;
+    let fd: number;
+    try {
+      // Bytes written to the old file and not yet synced go into the copy.
+      if (this.#durable && this.#dirtyFds.has(old)) this.#io.fsync(old);
+      fd = this.#dirs.openFile(tmp, false); // read-write, created if missing
+    } catch {
+      return;
+    }
+    try {
+      this.#io.ftruncate(fd, 0);
+      const buf = new Uint8Array(1 << 20);
+      const copy = (pos: number, len: number) => {
+        for (let at = 0; at < len; at += buf.length) {
+          const part = buf.subarray(0, Math.min(buf.length, len - at));
+          const got = this.#io.pread(old, part, pos + at);
+          this.#io.pwrite(fd, part.subarray(0, got), pos + at);
+        }
+      };
+      copy(0, BLOCK_FILE_HEADER);
+      for (let s = 0; s < used;) {
+        if (!use.slotUsed(kind, first + s)) {
+          s++;
+          continue;
+        }
+        let e = s + 1;
+        while (e < used && use.slotUsed(kind, first + e)) e++;
+        copy(BLOCK_FILE_HEADER + s * size, (e - s) * size);
+        s = e;
+      }
+      this.#io.ftruncate(fd, this.#extent(kind, n));
+      this.#io.fsync(fd);
+      this.#io.rename(tmp, path);
+    } catch {
+      try {
+        this.#io.close(fd);
+        this.#io.unlink(tmp);
+      } catch { /* a leftover copy holds nothing an entry needs */ }
+      return;
+    }
+    this.#fds[kind][n] = fd;
+    if (this.#dirtyFds.delete(old)) this.#dirtyFds.add(fd);
+    try {
+      this.#io.close(old);
+      this.#io.syncDir(path.slice(0, path.lastIndexOf("/")));
+    } catch { /* the copy is in place; its name is synced with the next */ }
+    this.#dirs.syncParentLater(path);
   }
 
   /**

@@ -17,6 +17,7 @@ import {
 } from "./index_memory.ts";
 import type { NormalKey } from "./key.ts";
 import { DATA, type ElementKind, META, otherKinds } from "./kinds.ts";
+import { incomingDisk, recordDisk } from "./_slot_fit.ts";
 import type { Found, KeyLookup } from "./_lookup.ts";
 import {
   apply,
@@ -38,8 +39,9 @@ import { Shares } from "./_shares.ts";
 /** What changes ask of the rest of the store. */
 export interface ChangeHooks {
   /**
-   * Finds `nk`'s entry, evicting first when `incoming` bytes (replacing
-   * `held(i)`) would pass the limit or fill the table.
+   * Finds `nk`'s entry, evicting first when `incoming` disk bytes
+   * (replacing `held(i)`; FORMAT.md §5.4) would pass the limit or fill
+   * the table.
    */
   makeRoom(
     nk: NormalKey,
@@ -75,6 +77,9 @@ export class IndexChanges {
   #deferredBytes = 0;
   /** Reference counts of shared elements (copies, moves, dedup). */
   #shares = new Shares();
+  /** The same elements' disk bytes, as the limit counts them (§5.4). */
+  #liveDisk = 0;
+  #deferredDisk = 0;
   /** The key being stored, copied out of the key region. */
   #key = new Uint8Array(MAX_KEY_BYTES);
 
@@ -84,7 +89,7 @@ export class IndexChanges {
     placement: Placement,
     lookup: KeyLookup,
     hooks: ChangeHooks,
-    liveBytes = state.mem.totals().elementBytes,
+    totals = state.mem.totals(),
   ) {
     this.#state = state;
     this.#mem = state.mem;
@@ -93,10 +98,13 @@ export class IndexChanges {
     this.#lookup = lookup;
     this.#hooks = hooks;
     const mem = this.#mem;
-    // Attribute bytes count against the limit too (FORMAT.md §4.1); a
-    // shared element counts once (the sum counted it once a claimant).
+    // Attribute bytes count against the limit too (FORMAT.md §4.1, §5.4):
+    // they take as much room in the entries file and journal. A shared
+    // element counts once (the sums counted it once a claimant).
+    const attrBytes = mem.attrBytes();
     const counted = this.#shares.load(mem);
-    this.#liveBytes = liveBytes - counted + mem.attrBytes();
+    this.#liveBytes = totals.elementBytes - counted.bytes + attrBytes;
+    this.#liveDisk = totals.elementDisk - counted.disk + attrBytes;
     this.#table = {
       mem,
       dropped: (i, kind, rec) => {
@@ -105,13 +113,20 @@ export class IndexChanges {
         const pinned = this.#pins.supersede(i, kind, rec);
         const left = this.#shares.drop(kind, rec, pinned);
         if (left === "kept") return;
+        const disk = recordDisk(kind, rec);
         this.#liveBytes -= rec.size;
-        if (left === "deferred") this.#deferredBytes += rec.size;
-        else this.#placement.free(kind, rec);
+        this.#liveDisk -= disk;
+        if (left === "deferred") {
+          this.#deferredBytes += rec.size;
+          this.#deferredDisk += disk;
+        } else {
+          this.#placement.free(kind, rec);
+        }
       },
       shared: (_i, kind, rec) => this.#shares.share(kind, rec),
-      placed: (_i, _kind, rec) => {
+      placed: (_i, kind, rec) => {
         this.#liveBytes += rec.size;
+        this.#liveDisk += recordDisk(kind, rec);
         if (!rec.inFile) this.#state.blocksChanged();
       },
       removed: (i, moved) => {
@@ -120,6 +135,7 @@ export class IndexChanges {
       },
       attrsChanged: (_i, delta) => {
         this.#liveBytes += delta;
+        this.#liveDisk += delta;
       },
     };
   }
@@ -134,6 +150,16 @@ export class IndexChanges {
     return this.#deferredBytes;
   }
 
+  /** Disk bytes of the elements entries refer to (FORMAT.md §5.4). */
+  get liveDisk(): number {
+    return this.#liveDisk;
+  }
+
+  /** Disk bytes held only by superseded pinned elements. */
+  get deferredDisk(): number {
+    return this.#deferredDisk;
+  }
+
   /**
    * A pin of a superseded element ended: its storage goes with the last
    * reference (entries may still share it).
@@ -141,6 +167,7 @@ export class IndexChanges {
   freeDeferred(kind: ElementKind, rec: ElementRecord): void {
     if (!this.#shares.unpin(kind, rec)) return;
     this.#deferredBytes -= rec.size;
+    this.#deferredDisk -= recordDisk(kind, rec);
     this.#placement.free(kind, rec);
   }
 
@@ -154,11 +181,14 @@ export class IndexChanges {
     return !this.#shares.empty;
   }
 
-  /** The bytes replacing entry `i`'s element of `kind` would free. */
-  #ownSize(i: number, kind: ElementKind): number {
+  /**
+   * The disk bytes replacing entry `i`'s element of `kind` would free
+   * (FORMAT.md §5.4): none while another entry shares it.
+   */
+  #ownDisk(i: number, kind: ElementKind): number {
     const rec = this.#mem.element(i, kind);
     if (rec === undefined) return 0;
-    return this.#shares.isShared(kind, rec) ? 0 : rec.size;
+    return this.#shares.isShared(kind, rec) ? 0 : recordDisk(kind, rec);
   }
 
   /**
@@ -187,11 +217,14 @@ export class IndexChanges {
    */
   store(nk: NormalKey, kind: ElementKind, bytes: Body): void {
     const mem = this.#mem;
+    const incoming = incomingDisk(kind, nk.text.length, bodySize(bytes));
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      bodySize(bytes),
-      (i) => this.#ownSize(i, kind),
+      incoming,
+      (i) => this.#ownDisk(i, kind),
     );
+    // After the eviction: what the directory will hold once this is stored.
+    this.#state.files.weigh(mem, incoming);
     if (kind === DATA && existing >= 0 && mem.metaWithData(existing)) {
       // The metadata lives in the old data's slot: store the entry, its
       // metadata moving with the new data (dropped if it fails to verify).
@@ -234,11 +267,19 @@ export class IndexChanges {
   ): void {
     const mem = this.#mem;
     const placement = this.#placement;
+    const incoming = incomingDisk(
+      DATA,
+      nk.text.length,
+      bodySize(data),
+      meta?.length,
+    );
     const { found, i: existing } = this.#hooks.makeRoom(
       nk,
-      bodySize(data) + (meta?.length ?? 0),
-      (i) => this.#ownSize(i, DATA) + this.#ownSize(i, META),
+      incoming,
+      (i) => this.#ownDisk(i, DATA) + this.#ownDisk(i, META),
     );
+    // After the eviction: what the directory will hold once this is stored.
+    this.#state.files.weigh(mem, incoming);
     const now = nowSeconds();
     const index = existing < 0 ? mem.count : existing;
     const keyBytes = mem.keyInto(found.keyLen, this.#key);
@@ -365,7 +406,7 @@ export class IndexChanges {
     // `to`'s old attributes go; `from`'s are copied (elements add nothing).
     const incoming = tag === OP.copy ? (mem.attrs(src.entry)?.bytes ?? 0) : 0;
     const held = (i: number) =>
-      this.#ownSize(i, DATA) + this.#ownSize(i, META) +
+      this.#ownDisk(i, DATA) + this.#ownDisk(i, META) +
       (mem.attrs(i)?.bytes ?? 0);
     // Eviction takes entries with live references last: mark the source
     // so while room is made (the flag moves with its record).
@@ -425,12 +466,9 @@ export class IndexChanges {
     return before - this.#liveBytes;
   }
 
-  /** Freed slots at the end of a block file give their disk blocks back. */
+  /** Freed slots give their disk blocks back (FORMAT.md §5.2). */
   trimTails(): void {
-    const mem = this.#mem;
-    this.#state.files.trimFreeTails((k, first, n) =>
-      mem.usedPrefix(k, first, n)
-    );
+    this.#state.files.trimFreeTails(this.#mem);
   }
 
   /** Removes `nk`'s entry; false when it has none. */
@@ -456,6 +494,9 @@ export class IndexChanges {
     // in place, a state eviction may always leave.
     const per = itemsPerEntry(this.#state.maxEntry, REMOVE_ITEM_BYTES);
     const before = this.#liveBytes;
+    // An eviction comes at the limit: free slots the packing left unfilled
+    // since the last one may have to give their disk back (§5.4).
+    if (reason === REMOVE_REASON.evict) this.#state.files.compactHoles(mem);
     for (let at = 0; at < indices.length; at += per) {
       const piece = indices.slice(at, at + per);
       this.logApply({
@@ -465,10 +506,8 @@ export class IndexChanges {
         items: piece.map((i) => [i, mem.hashLo(i)] as const),
       }, true);
     }
-    // Freed slots at the end of a block file give their disk blocks back.
-    this.#state.files.trimFreeTails((k, first, n) =>
-      mem.usedPrefix(k, first, n)
-    );
+    // Freed slots give their disk blocks back (FORMAT.md §5.2).
+    this.#state.files.trimFreeTails(mem, reason === REMOVE_REASON.evict);
     return before - this.#liveBytes;
   }
 

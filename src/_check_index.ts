@@ -100,6 +100,7 @@ function readIndex(pass: PassState, control: Control): LoadedIndex {
   }
   pass.progress("rebuild");
   const rebuild = rebuildIndex(io, pass.dir, mem, {
+    nsurl: pass.control?.hash === "nsurl",
     onProgress: (progress) => {
       pass.done = progress.done;
       pass.progress();

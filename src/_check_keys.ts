@@ -151,11 +151,11 @@ function hashKeys(
 export function checkShared(pass: PassState): void {
   for (const kind of KINDS) {
     for (const [slot, extra] of pass.slotExtra[kind]) {
-      const claimants = [pass.slotOwner[kind][slot]!, ...extra];
+      const claimants = [pass.slotOwner[kind][slot]! - 1, ...extra];
       const rel = blockFileParts(
         kind,
-        Math.floor(slot / SLOTS_PER_FILE),
-        blockFileCount(pass.index!.mem.slotCounts[kind]),
+        Math.floor(slot / SLOTS_PER_FILE[kind]),
+        blockFileCount(kind, pass.index!.mem.slotCounts[kind]),
       ).join("/");
       resolveShared(
         pass,

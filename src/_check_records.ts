@@ -65,7 +65,7 @@ export function checkRecords(pass: PassState): void {
         continue;
       }
       const n = recordSlots(rec);
-      if (!runWithin(mem.slotCounts[kind], rec.loc, n)) {
+      if (!runWithin(kind, mem.slotCounts[kind], rec.loc, n)) {
         pass.invalid(
           i,
           n === 1
@@ -88,9 +88,10 @@ export function checkRecords(pass: PassState): void {
       }
       if (n > 1) pass.runs.set(rec.loc, n);
       const owner = pass.slotOwner[kind];
+      pass.slotTop[kind] = Math.max(pass.slotTop[kind]!, rec.loc + n);
       for (let s = rec.loc; s < rec.loc + n; s++) {
         if (s > rec.loc) pass.inRun[s >>> 3]! |= 1 << (s & 7);
-        if (owner[s] === -1) owner[s] = i;
+        if (owner[s] === 0) owner[s] = i + 1;
         else {
           const extra = pass.slotExtra[kind].get(s);
           if (extra === undefined) pass.slotExtra[kind].set(s, [i]);

@@ -19,6 +19,7 @@ import {
   CACHEDIR_TAG,
   encodeBlockFileHeader,
   encodeBlocksHeader,
+  storedDataMap,
 } from "./format.ts";
 import { claimsSlot, type IndexMemory, recordSlots } from "./index_memory.ts";
 import { type FileIO, readPrefix, replaceFile } from "./io.ts";
@@ -176,7 +177,7 @@ export function repairStore(
         if (claimsSlot(rec)) mem.markRun(kind, rec.loc, recordSlots(rec));
       }
     }
-    const data = mem.useMap(DATA);
+    const data = storedDataMap(mem.useMap(DATA));
     const meta = mem.useMap(META);
     replaceFile(io, dir, "blocks", [
       encodeBlocksHeader(mem.slotCounts, data, meta),

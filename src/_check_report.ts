@@ -42,6 +42,11 @@ export const PROBLEM_CODES = {
       "block file header: rewrite; element: drop it; control: " +
       "none (the check stops)",
   },
+  VERSION_OLD: {
+    severity: "error",
+    repair: "none (the check stops): a store of an earlier format " +
+      "(8 KiB data slots) is not converted; remove it to start a new one",
+  },
   ENTRIES_CORRUPT: { severity: "error", repair: "rebuild the index" },
   ENTRIES_MISSING: { severity: "error", repair: "rebuild the index" },
   JOURNAL_MISSING: { severity: "error", repair: "new snapshot and journal" },

@@ -146,13 +146,14 @@ export function checkControl(pass: PassState): boolean {
   } catch (err) {
     if (!(err instanceof VersionMismatchError)) throw err;
     const newer = copies.find((c) => c.state === "newer")!;
+    const version = versionAt(newer.bytes!, 8);
     pass.complete = false;
+    // An older control is a store of 8 KiB data slots (FORMAT.md §3):
+    // refused as a whole, as open refuses it.
     pass.report(
-      "VERSION_NEWER",
+      version < VERSION.control ? "VERSION_OLD" : "VERSION_NEWER",
       newer.name,
-      `control format version ${
-        versionAt(newer.bytes!, 8)
-      }; this larder reads ${VERSION.control}: nothing else can be checked`,
+      `control format version ${version}; this larder reads ${VERSION.control}: nothing else can be checked`,
     );
     return false;
   }

@@ -37,7 +37,7 @@ export function checkUseMaps(pass: PassState): void {
   const path = `${pass.dir}/blocks`;
   let maps: [Uint8Array, Uint8Array] | undefined;
   const kind = io.kind(path);
-  const anySlots = pass.slotOwner.some((o) => o.some((v) => v >= 0));
+  const anySlots = pass.slotTop.some((top) => top > 0);
   if (kind === "missing") {
     if (anySlots) {
       pass.writeBlocks = true;
@@ -96,12 +96,13 @@ export function checkUseMaps(pass: PassState): void {
     const map = maps[kind];
     const owner = pass.slotOwner[kind];
     const slots = mem.slotCounts[kind];
+    const top = pass.slotTop[kind]!;
     for (let byte = 0; byte < slots >>> 3; byte++) {
       let claimed = 0;
       if (claims !== undefined) claimed = claims[kind][byte]!;
-      else {
+      else if (byte * 8 < top) {
         for (let bit = 0; bit < 8; bit++) {
-          if (owner[byte * 8 + bit]! >= 0) claimed |= 1 << bit;
+          if ((owner[byte * 8 + bit] ?? 0) !== 0) claimed |= 1 << bit;
         }
       }
       const marked = map[byte]!;
@@ -125,9 +126,9 @@ export function checkUseMaps(pass: PassState): void {
             "SLOT_UNMARKED",
             "blocks",
             `${kindName(kind)} slot ${s} holds entry ${
-              owner[s]
+              owner[s]! - 1
             }'s element but is not marked used`,
-            { slot: s, entry: owner[s]! },
+            { slot: s, entry: owner[s]! - 1 },
           );
         } else {
           pass.report(
@@ -151,7 +152,8 @@ export function checkBlockFiles(pass: PassState): void {
   const buf = new Uint8Array(CHUNK_BYTES);
   pass.progress("slots");
   for (const kind of KINDS) {
-    const fileCount = blockFileCount(mem.slotCounts[kind]);
+    const fileCount = blockFileCount(kind, mem.slotCounts[kind]);
+    const per = SLOTS_PER_FILE[kind];
     const expected = new Set<string>();
     const owner = pass.slotOwner[kind];
     // Directories on the way to block files: usable, or not there.
@@ -180,10 +182,11 @@ export function checkBlockFiles(pass: PassState): void {
       const rel = parts.join("/");
       expected.add(rel);
       if (parts.length === 3) expected.add(parts.slice(0, 2).join("/"));
-      const base = n * SLOTS_PER_FILE;
+      const base = n * per;
       let claimed = 0;
-      for (let s = 0; s < SLOTS_PER_FILE; s++) {
-        if (owner[base + s]! >= 0) claimed++;
+      const end = Math.min(per, pass.slotTop[kind]! - base);
+      for (let s = 0; s < end; s++) {
+        if ((owner[base + s] ?? 0) !== 0) claimed++;
       }
       const path = `${pass.dir}/${rel}`;
       const k = usable(parts.slice(0, -1).join("/"))
@@ -201,7 +204,7 @@ export function checkBlockFiles(pass: PassState): void {
             pass,
             kind,
             base,
-            SLOTS_PER_FILE,
+            per,
             (i, s) =>
               pass.elementProblem(i, kind, "ELEMENT_MISSING", rel, {
                 slot: s,
@@ -245,7 +248,7 @@ export function checkBlockFiles(pass: PassState): void {
         if (claimed === 0) continue;
         // A run is judged from its first slot, read whole.
         const judged = (s: number) =>
-          owner[base + s]! >= 0 &&
+          (owner[base + s] ?? 0) !== 0 &&
           (kind === META || !insideRun(pass, base + s));
         pass.bytesRead += readSlots(
           io,
@@ -290,8 +293,8 @@ function eachClaimant(
 ): void {
   const owner = pass.slotOwner[kind];
   for (let s = first; s < first + n; s++) {
-    if (owner[s]! < 0) continue;
-    f(owner[s]!, s);
+    if ((owner[s] ?? 0) === 0) continue;
+    f(owner[s]! - 1, s);
     for (const i of pass.slotExtra[kind].get(s) ?? []) f(i, s);
   }
 }
@@ -344,7 +347,7 @@ function judgeSlot(
 ): void {
   const facts = slotElement(room, bytes);
   const claimants = [
-    pass.slotOwner[kind][slot]!,
+    pass.slotOwner[kind][slot]! - 1,
     ...(pass.slotExtra[kind].get(slot) ?? []),
   ];
   const mem = pass.index!.mem;

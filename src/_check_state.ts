@@ -146,8 +146,16 @@ export class PassState {
   snapshotClaims: PerKind<Uint8Array> | undefined;
   /** Journal files in the root, classified once the index names one. */
   journals: string[] = [];
-  /** Per kind: first claimant of each slot (-1 none). */
-  slotOwner: PerKind<Int32Array> = perKind(() => new Int32Array(0));
+  /**
+   * Per kind: first claimant of each slot + 1 (0 none: a zeroed table
+   * costs nothing until used, where 2^28 slots filled with -1 would).
+   */
+  slotOwner: PerKind<Uint32Array> = perKind(() => new Uint32Array(0));
+  /**
+   * Per kind: one past the highest slot any record claims (slots above it
+   * have no owner: 2^28 data slots are not walked one by one).
+   */
+  slotTop: number[] = [0, 0];
   /** Per kind: claimants of a slot after its first. */
   slotExtra: PerKind<Map<number, number[]>> = perKind(() => new Map());
   /** Per kind: large-file id → the entries claiming it. */
@@ -200,9 +208,8 @@ export class PassState {
   setIndex(index: LoadedIndex): void {
     this.index = index;
     const { mem } = index;
-    this.slotOwner = perKind((kind) =>
-      new Int32Array(mem.slotCounts[kind]).fill(-1)
-    );
+    this.slotOwner = perKind((kind) => new Uint32Array(mem.slotCounts[kind]));
+    this.slotTop = [0, 0];
     this.inRun = new Uint8Array(useMapBytes(mem.slotCounts[DATA]));
     this.keyOf = perKind(() => new Array(mem.count));
     this.storedAt = new Array(mem.count).fill(0);

@@ -48,14 +48,15 @@ export function countStats(pass: PassState): void {
   const slotStats = (kind: ElementKind): SlotStats => {
     const owner = pass.slotOwner[kind];
     let highest = -1;
-    for (let s = owner.length - 1; s >= 0; s--) {
-      if (owner[s]! >= 0) {
+    const top = Math.min(owner.length, pass.slotTop[kind]!);
+    for (let s = top - 1; s >= 0; s--) {
+      if (owner[s]! !== 0) {
         highest = s;
         break;
       }
     }
     let used = 0;
-    for (let s = 0; s <= highest; s++) if (owner[s]! >= 0) used++;
+    for (let s = 0; s <= highest; s++) if (owner[s]! !== 0) used++;
     return {
       used,
       free: owner.length - used,

@@ -18,6 +18,7 @@ import {
   type HashName,
   MAGIC,
   MAX_DATA_SLOT_BITS,
+  VERSION,
 } from "./format.ts";
 import { type FileIO, readPrefix, readWhole, replaceFile } from "./io.ts";
 import { ENTRY_SIZE } from "./format.ts";
@@ -252,11 +253,12 @@ export function rebuildControl(
     const v = new DataView(head.buffer, head.byteOffset, 32);
     const version = v.getUint32(8, true);
     if (
-      (version === 1 || version === 2) &&
+      // Earlier versions count 8 KiB data slots (FORMAT.md §5.1).
+      version === VERSION.blocks &&
       v.getUint32(28, true) === crc32(head.subarray(0, 28))
     ) {
       const d = log2Exact(v.getUint32(12, true));
-      const m = version === 1 ? d : log2Exact(v.getUint32(24, true));
+      const m = log2Exact(v.getUint32(24, true));
       if (
         d !== undefined && m !== undefined && m >= ENTRY_BITS_RANGE[0] &&
         m <= ENTRY_BITS_RANGE[1] && d >= m && d <= MAX_DATA_SLOT_BITS

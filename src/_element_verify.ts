@@ -123,11 +123,6 @@ export function headerKeyMatches(
 }
 
 /**
- * Data slots an entry's data element needs (with its metadata element
- * after it when `metaLen` is given, FORMAT.md §6.1): 1 when it fits one
- * slot, up to {@linkcode MAX_RUN_SLOTS} for a run (§5.3), 0 when it needs
-
-/**
  * Resolves a key-length difference (verifyElement's internal result) by
  * reading the header again at the stored key's length with `readHeader`:
  * a valid header of another key is a collision, not damage.
@@ -144,4 +139,18 @@ export function settleKeyLength(
   return headerKeyMatches(readHeader(len), want) === false
     ? OTHER_KEY
     : CORRUPT;
+}
+
+/**
+ * Verifies the element read into `buf` against `want` and, when only the
+ * key length differs, settles it with `readHeader` (settleKeyLength): the
+ * one read check of block slots and large files, which differ only in how
+ * they read a header at another key length.
+ */
+export function verifySettled(
+  buf: Uint8Array,
+  want: Expected,
+  readHeader: (keyLen: number) => Uint8Array | undefined,
+): ReadResult {
+  return settleKeyLength(verifyElement(buf, want), buf, want, readHeader);
 }

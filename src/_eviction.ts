@@ -11,12 +11,15 @@ import type { Found, KeyLookup } from "./_lookup.ts";
 import { REMOVE_REASON } from "./ops.ts";
 import type { PinTable } from "./pins.ts";
 
-/** The bytes a store holds, as eviction weighs them. */
+/**
+ * The bytes a store holds, as eviction weighs them: disk bytes, as the
+ * limit counts them (FORMAT.md §5.4).
+ */
 export interface HeldBytes {
-  /** Bytes of the elements entries refer to. */
-  readonly liveBytes: number;
-  /** Bytes of superseded elements that references still pin. */
-  readonly deferredBytes: number;
+  /** Disk bytes of the elements entries refer to. */
+  readonly liveDisk: number;
+  /** Disk bytes of superseded elements that references still pin. */
+  readonly deferredDisk: number;
   /** True when elements may be shared (eviction may free less). */
   readonly sharing: boolean;
 }
@@ -85,7 +88,7 @@ export class Eviction {
    * full) until the same fraction of entries is free.
    *
    * Only live bytes count: superseded elements a reference still pins
-   * (`deferredBytes`) are freed when it ends, or after `pinTimeoutMs`, and
+   * (`deferredDisk`) are freed when it ends, or after `pinTimeoutMs`, and
    * no eviction can free them sooner. Counting them would make every store
    * evict every unpinned entry while they outweigh the limit's room.
    */
@@ -93,7 +96,7 @@ export class Eviction {
     const mem = this.#mem;
     const opt = this.#opt;
     this.#pins.expire(performance.now());
-    const total = this.#held.liveBytes;
+    const total = this.#held.liveDisk;
     const overBytes = total + incoming >= opt.limit;
     const full = mem.count >= mem.capacity;
     if (!overBytes && !full) return;
@@ -122,7 +125,7 @@ export class Eviction {
       // free less than it counted: select again until under the target.
       if (!this.#held.sharing || victims.length === 0) return;
       k = keptIndex(k, victims, mem.count + victims.length);
-      const left = this.#held.liveBytes + incoming -
+      const left = this.#held.liveDisk + incoming -
         (opt.limit - opt.hysteresis) + 1;
       if (!overBytes || left <= 0 || mem.count === 0) return;
       victims = Array.from(mem.selectVictims(left, 0, k));
@@ -147,13 +150,13 @@ export class Eviction {
     let i = found.entry;
     const old = i >= 0 ? held(i) : 0;
     const full = i < 0 && mem.count >= mem.capacity;
-    const over = bytes.liveBytes - old + incoming + bytes.deferredBytes;
-    if (bytes.deferredBytes > 0 && over >= limit) {
+    const over = bytes.liveDisk - old + incoming + bytes.deferredDisk;
+    if (bytes.deferredDisk > 0 && over >= limit) {
       // What pins hold past the limit goes once they time out.
       this.#pins.expire(performance.now());
     }
     // Live bytes only decide (see evict).
-    if (full || bytes.liveBytes - old + incoming >= limit) {
+    if (full || bytes.liveDisk - old + incoming >= limit) {
       if (full) this.evict(incoming, -1);
       else this.evict(incoming - old, i);
       i = this.#lookup.find(nk).entry; // eviction may have moved it

@@ -103,7 +103,7 @@ export function layoutRegions(heapBase: number, shape: TableShape): Regions {
   };
   const keyPtr = take(MAX_KEY_BYTES);
   const sipKeyPtr = take(16);
-  const outPtr = take(16);
+  const outPtr = take(24); // table_totals writes 24 bytes
   const lens = take(BATCH_KEYS * (MAX_COMPONENTS + 1) * 4);
   const hashes = take(BATCH_KEYS * 8);
   const entries = take(capacity * ENTRY_SIZE);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { runCode, runSlotsOf } from "./format.ts";
 import { DATA, type ElementKind, META } from "./kinds.ts";
 import {
   C,
@@ -68,8 +69,9 @@ export function readRecord(
     inFile: (flags & (F_IN_FILE << kind)) !== 0,
   };
   if (kind === META && (flags & F_META_WITH_DATA) !== 0) rec.withData = true;
-  const extra = kind === DATA ? w.u8[b + C.E_DATA_SLOTS]! : 0;
-  if (extra !== 0) rec.slots = extra + 1;
+  // Byte 15 is the run code (FORMAT.md §4).
+  const code = kind === DATA ? w.u8[b + C.E_DATA_SLOTS]! : 0;
+  if (code !== 0) rec.slots = runSlotsOf(code);
   return rec;
 }
 
@@ -92,7 +94,7 @@ export function readRecordInto(
   rec.crc = w.u32[(b + CRC_OFF[kind]) >>> 2]!;
   rec.inFile = (flags & (F_IN_FILE << kind)) !== 0;
   rec.withData = kind === META && (flags & F_META_WITH_DATA) !== 0;
-  rec.slots = kind === DATA ? w.u8[b + C.E_DATA_SLOTS]! + 1 : 1;
+  rec.slots = kind === DATA ? runSlotsOf(w.u8[b + C.E_DATA_SLOTS]!) : 1;
   return rec;
 }
 
@@ -115,7 +117,7 @@ export function writeRecord(
       ? flags | F_META_WITH_DATA
       : flags & ~F_META_WITH_DATA;
   } else {
-    w.u8[b + C.E_DATA_SLOTS] = recordSlots(rec) - 1;
+    w.u8[b + C.E_DATA_SLOTS] = runCode(recordSlots(rec));
   }
   w.u8[b + C.E_FLAGS] = flags;
 }

@@ -96,22 +96,31 @@ export class SlotUseMaps {
     this.#w.k.bitmap_set(this.#r.use[kind], this.#r.sum[kind], slot);
   }
 
-  /** Frees the run of `n` slots of `kind` from `slot`. */
+  /**
+   * Frees the run of `n` slots of `kind` from `slot` (a word at a time: a
+   * run of 64-byte slots is up to 32,768 of them).
+   */
   freeRun(kind: ElementKind, slot: number, n: number): void {
-    for (let s = slot + n - 1; s >= slot; s--) this.freeSlot(kind, s);
+    if (n <= 0) return;
+    this.#w.k.bitmap_free_run(this.#r.use[kind], this.#r.sum[kind], slot, n);
+    if (slot < this.#hint[kind]) this.#hint[kind] = slot;
   }
 
   /** Marks the run of `n` slots of `kind` from `slot` used. */
   markRun(kind: ElementKind, slot: number, n: number): void {
-    for (let s = slot; s < slot + n; s++) this.markSlot(kind, s);
+    if (n <= 0) return;
+    this.#w.k.bitmap_set_run(this.#r.use[kind], this.#r.sum[kind], slot, n);
   }
 
   /** True when any slot of the run of `n` from `slot` is marked used. */
   runUsed(kind: ElementKind, slot: number, n: number): boolean {
-    for (let s = slot; s < slot + n; s++) {
-      if (this.slotUsed(kind, s)) return true;
-    }
-    return false;
+    return this.usedIn(kind, slot, n) !== 0;
+  }
+
+  /** Number of used slots of `kind` among the `n` from `first`. */
+  usedIn(kind: ElementKind, first: number, n: number): number {
+    if (n <= 0) return 0;
+    return this.#w.k.bitmap_count_range(this.#r.use[kind], first, first + n);
   }
 
   /** True when slot `slot` of `kind` is marked used. */
@@ -140,20 +149,13 @@ export class SlotUseMaps {
    * used one (0 when none is used): a block file's used extent.
    */
   usedPrefix(kind: ElementKind, first: number, n: number): number {
-    const map = this.#r.use[kind];
-    let used = n;
-    // Down to the highest used slot, a byte of the map at a time.
-    while (used > 0) {
-      const s = first + used - 1;
-      const byte = this.#w.u8[map + (s >>> 3)]!;
-      if (byte === 0 && (s & 7) === 7) {
-        used -= 8;
-        continue;
-      }
-      if ((byte >>> (s & 7)) & 1) break;
-      used--;
-    }
-    return Math.max(0, used);
+    if (n <= 0) return 0;
+    const last = this.#w.k.bitmap_last_used(
+      this.#r.use[kind],
+      first,
+      first + n,
+    );
+    return last < 0 ? 0 : last + 1 - first;
   }
 
   /**

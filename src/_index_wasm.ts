@@ -26,6 +26,10 @@ export interface Kernels {
   bitmap_set(map: number, sum: number, slot: number): void;
   bitmap_test(map: number, slot: number): number;
   bitmap_count(map: number, nbits: number): number;
+  bitmap_free_run(map: number, sum: number, slot: number, n: number): void;
+  bitmap_set_run(map: number, sum: number, slot: number, n: number): void;
+  bitmap_count_range(map: number, from: number, to: number): number;
+  bitmap_last_used(map: number, from: number, to: number): number;
   slots_claimed(
     entries: number,
     count: number,

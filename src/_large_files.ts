@@ -17,9 +17,8 @@ import {
   type Expected,
   isAbsence,
   type ReadResult,
-  settleKeyLength,
   storedKeyLen,
-  verifyElement,
+  verifySettled,
 } from "./_element_verify.ts";
 import type { ReadPool } from "./_read_pool.ts";
 
@@ -221,26 +220,13 @@ export class LargeFiles {
     const expected = ELEMENT_HEADER + want.key.length + want.size;
     const buf = this.#readFileBytes(kind, id, expected + 1);
     if (buf === undefined) return CORRUPT;
-    const r = this.#settle(verifyElement(buf, want), id, buf, want);
-    if (r.ok && buf.length !== expected) return CORRUPT;
-    return r;
-  }
-
-  // Resolves a key-length difference by reading the header at its own
-  // length: a valid header of another key is a collision, not damage.
-  #settle(
-    r: ReturnType<typeof verifyElement>,
-    id: number,
-    buf: Uint8Array,
-    want: Expected,
-  ): ReadResult {
-    if (r.ok || r.reason !== "key-length") return r;
-    return settleKeyLength(
-      r,
+    const r = verifySettled(
       buf,
       want,
       (len) => this.readFileHeader(want.kind, id, len),
     );
+    if (r.ok && buf.length !== expected) return CORRUPT;
+    return r;
   }
 
   /** Reads the header and key of large file `id` (see readSlotHeader). */

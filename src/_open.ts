@@ -85,6 +85,8 @@ interface Loading {
   repairedOnOpen: number;
   /** A new store: its directory held nothing but creation leftovers. */
   creating: boolean;
+  /** An nsurl store: data at 8 KiB boundaries only (FORMAT.md §5.3). */
+  nsurl: boolean;
 }
 
 function parentOf(path: string): string {
@@ -324,7 +326,7 @@ function checkRecords(s: Loading): number {
       } else if (rec.inFile) {
         maxId = Math.max(maxId, rec.loc);
       } else if (
-        !runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
+        !runWithin(kind, files.slotCounts[kind], rec.loc, recordSlots(rec)) ||
         !recordFitsSlots(kind, rec)
       ) {
         ok = false;
@@ -375,7 +377,7 @@ function recordsSound(s: Loading): boolean {
   const { mem, files } = s;
   const scratch = scratchRecords();
   const sound = (kind: ElementKind, rec: ElementRecord): boolean =>
-    runWithin(files.slotCounts[kind], rec.loc, recordSlots(rec)) &&
+    runWithin(kind, files.slotCounts[kind], rec.loc, recordSlots(rec)) &&
     recordFitsSlots(kind, rec);
   let maxId = -1;
   for (let i = 0; i < mem.count; i++) {
@@ -512,7 +514,10 @@ function loadIndex(
  */
 function forgetElements(io: FileIO, dir: string, s: Loading): undefined {
   s.mem.loadRecords(new Uint8Array(0), 0);
-  const r = rebuildIndex(io, dir, s.mem, { adopt: () => false });
+  const r = rebuildIndex(io, dir, s.mem, {
+    adopt: () => false,
+    nsurl: s.nsurl,
+  });
   s.nextFileId = r.nextFileId;
   s.blocksDirty = true;
   return undefined;
@@ -520,7 +525,7 @@ function forgetElements(io: FileIO, dir: string, s: Loading): undefined {
 
 function rebuildFromElements(io: FileIO, dir: string, s: Loading): void {
   s.mem.loadRecords(new Uint8Array(0), 0);
-  const r = rebuildIndex(io, dir, s.mem);
+  const r = rebuildIndex(io, dir, s.mem, { nsurl: s.nsurl });
   s.nextFileId = Math.max(s.nextFileId, r.nextFileId);
   if (r.count > 0) s.repairedOnOpen++;
 }
@@ -597,6 +602,7 @@ export function openState(
       blocksDirty: false,
       repairedOnOpen: plan.repaired ? 1 : 0,
       creating: plan.creating,
+      nsurl: control.hash === "nsurl",
     };
     // A foreign object at a temp name would make the rotation fail. One
     // listing, rather than a failed lookup a name: they are rarely there.

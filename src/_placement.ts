@@ -9,7 +9,7 @@
 import { crc32 } from "node:zlib";
 import { toStoreError } from "./errors.ts";
 import { type ElementFiles, fitsSlot, runSlots } from "./elements.ts";
-import { SLOTS_PER_FILE } from "./format.ts";
+import { NSURL_SLOTS, SLOTS_PER_FILE } from "./format.ts";
 import {
   type ElementRecord,
   type IndexMemory,
@@ -222,25 +222,26 @@ export class Placement {
 
   /**
    * Data slots for a data element (and metadata after it, when `metaLen`
-   * is given): 1, a run of up to MAX_RUN_SLOTS, or 0 for a large file.
-   * nsurl stores keep to single slots: their key hash is public, so a
-   * body that carries a forged element at a slot boundary inside a run
-   * could otherwise be adopted under a chosen key by a rebuild after the
-   * run's first slot was reused (FORMAT.md §5.3).
+   * is given): the run its bytes need (runSlots), or 0 for a large file.
+   * nsurl stores keep to one aligned slot of NSURL_SLOTS (8 KiB): their
+   * key hash is public, so a body that carries a forged element at a slot
+   * boundary inside a run could otherwise be adopted under a chosen key by
+   * a rebuild after the run's first slot was reused (FORMAT.md §5.3).
    */
   #runFor(keyLen: number, dataLen: number, metaLen?: number): number {
     const n = runSlots(keyLen, dataLen, metaLen);
-    return n > 1 && this.#nsurl ? 0 : n;
+    if (!this.#nsurl) return n;
+    return n > 0 && n <= NSURL_SLOTS ? NSURL_SLOTS : 0;
   }
 
   /** Claims `n` free slots of `kind` in one block file; -1 if none. */
   #claimRun(kind: ElementKind, n: number): number {
-    return this.#mem.claimRun(
-      kind,
-      this.#files.slotCounts[kind],
-      n,
-      SLOTS_PER_FILE,
-    );
+    // An nsurl store's slots are aligned: a run of NSURL_SLOTS within a
+    // group of as many.
+    const group = kind === DATA && this.#nsurl
+      ? NSURL_SLOTS
+      : SLOTS_PER_FILE[kind];
+    return this.#mem.claimRun(kind, this.#files.slotCounts[kind], n, group);
   }
 
   /** Undoes place or placePair after a later step failed. */

@@ -100,18 +100,19 @@ export function readSlots(
   buf: Uint8Array,
 ): number {
   const size = SLOT_SIZE[kind];
+  const slots = SLOTS_PER_FILE[kind];
   const perRead = Math.max(1, Math.floor(buf.length / size));
   const gap = Math.max(1, Math.floor(GAP_BYTES / size));
   let bytesRead = 0;
   let i = 0;
-  while (i < SLOTS_PER_FILE) {
+  while (i < slots) {
     if (!wanted(i)) {
       i++;
       continue;
     }
     const first = i;
     let last = i;
-    for (let j = i + 1; j < SLOTS_PER_FILE && j - first < perRead; j++) {
+    for (let j = i + 1; j < slots && j - first < perRead; j++) {
       if (j - last > gap) break;
       if (wanted(j)) last = j;
     }
@@ -128,6 +129,63 @@ export function readSlots(
       visit(s, buf.subarray(Math.min(at, got), Math.min(at + size, got)));
     }
     i = last + 1;
+  }
+  return bytesRead;
+}
+
+/**
+ * Reads every slot of one block file whose index is a multiple of
+ * `stride` in large sequential reads of `buf.length` bytes, and calls
+ * `visit` only for those whose bytes start with the element magic (a
+ * view into `buf` from the slot to the end of what was read, so a run
+ * usually needs no read of its own): a
+ * rebuild's scan, which meets 2^19 slots a data block file, mostly empty.
+ * `visit` returns the next slot to look at (to skip a run it adopted).
+ *
+ * @returns the bytes read.
+ */
+export function readElementStarts(
+  io: FileIO,
+  fd: number,
+  kind: ElementKind,
+  stride: number,
+  visit: (slotInFile: number, bytes: Uint8Array) => number,
+  buf: Uint8Array,
+): number {
+  const size = SLOT_SIZE[kind];
+  const slots = SLOTS_PER_FILE[kind];
+  const perRead = Math.max(1, Math.floor(buf.length / size));
+  const m = MAGIC.element;
+  let bytesRead = 0;
+  for (let first = 0; first < slots;) {
+    const want = Math.min(perRead, slots - first) * size;
+    const got = io.pread(
+      fd,
+      buf.subarray(0, want),
+      BLOCK_FILE_HEADER + first * size,
+    );
+    bytesRead += got;
+    if (got === 0) break;
+    let next = first + perRead;
+    let s = first + ((stride - (first % stride)) % stride);
+    while (s < first + perRead) {
+      const at = (s - first) * size;
+      if (at + 4 > got) break;
+      if (
+        buf[at] === m[0] && buf[at + 1] === m[1] && buf[at + 2] === m[2] &&
+        buf[at + 3] === m[3]
+      ) {
+        const after = visit(s, buf.subarray(at, got));
+        if (after > first + perRead) {
+          next = after;
+          break;
+        }
+        s = Math.max(s + stride, after);
+        s += (stride - (s % stride)) % stride;
+      } else s += stride;
+    }
+    if (got < want) break;
+    first = next;
   }
   return bytesRead;
 }
@@ -155,12 +213,13 @@ export function readRun(
   slotInFile: number,
   head: Uint8Array,
 ): RunRead | undefined {
-  const p = parseElement(head);
-  if (typeof p === "string" || p.header.kind !== DATA) return undefined;
+  if (!hasMagicAt(head, MAGIC.element) || head.length < ELEMENT_HEADER) {
+    return undefined;
+  }
   const size = SLOT_SIZE[DATA];
-  const room = Math.min(MAX_RUN_SLOTS, SLOTS_PER_FILE - slotInFile) * size;
+  const room = Math.min(MAX_RUN_SLOTS, SLOTS_PER_FILE[DATA] - slotInFile) *
+    size;
   const pos = BLOCK_FILE_HEADER + slotInFile * size;
-  const dataEnd = p.start + p.header.length;
   let bytesRead = 0;
   const read = (len: number) => {
     const b = new Uint8Array(Math.min(len, room));
@@ -168,6 +227,14 @@ export function readRun(
     bytesRead += got;
     return b.subarray(0, got);
   };
+  // A key longer than the slot: its header is read whole first.
+  const keyLen = head[6]! | (head[7]! << 8);
+  if (ELEMENT_HEADER + keyLen > head.length) {
+    head = read(ELEMENT_HEADER + keyLen);
+  }
+  const p = parseElement(head);
+  if (typeof p === "string" || p.header.kind !== DATA) return undefined;
+  const dataEnd = p.start + p.header.length;
   // Through the header and key of a metadata element after the data.
   let bytes = dataEnd + ELEMENT_HEADER + p.header.keyLen <= head.length
     ? head

@@ -23,6 +23,7 @@ import {
   recordSlots,
 } from "./index_memory.ts";
 import { type ElementKind, KINDS } from "./kinds.ts";
+import { recordDisk } from "./_slot_fit.ts";
 
 /** The references to one element. */
 interface Refs {
@@ -75,13 +76,13 @@ export class Shares {
 
   /**
    * Derives the counts from the records of `mem` (open): one entry
-   * reference a claim. Returns the bytes counted more than once by a sum
-   * over the records (to subtract from it).
+   * reference a claim. Returns the bytes and disk bytes counted more
+   * than once by a sum over the records (to subtract from it).
    */
-  load(mem: IndexMemory): number {
+  load(mem: IndexMemory): { bytes: number; disk: number } {
     const scan = scanShares(mem);
     this.#refs = scan.refs;
-    return scan.extraBytes;
+    return { bytes: scan.extraBytes, disk: scan.extraDisk };
   }
 
   #get(kind: ElementKind, rec: ElementRecord): [number, Refs] {
@@ -207,6 +208,8 @@ export interface ShareScan {
   refs: Map<number, Refs>;
   /** Bytes a sum over the records counts more than once. */
   extraBytes: number;
+  /** The same for their disk bytes (FORMAT.md §5.4). */
+  extraDisk: number;
   /** Per kind, slot claims past the first of a shared slot or run. */
   clashes: [number, number];
   /** True when every shared element's claimants claim it alike. */
@@ -223,6 +226,7 @@ export function scanShares(mem: IndexMemory): ShareScan {
   const out: ShareScan = {
     refs: new Map(),
     extraBytes: 0,
+    extraDisk: 0,
     clashes: [0, 0],
     alike: true,
   };
@@ -261,6 +265,7 @@ export function scanShares(mem: IndexMemory): ShareScan {
       }
       r.entries++;
       out.extraBytes += rec.size;
+      out.extraDisk += recordDisk(kind, rec);
       if (!rec.inFile && !rec.withData) out.clashes[kind]++;
       if (!sameClaim(first.get(id)!, claim)) out.alike = false;
     }

@@ -5,15 +5,15 @@
  *
  * @module
  */
-import { ELEMENT_HEADER, MAX_RUN_SLOTS, SLOT_SIZE } from "./format.ts";
+import { diskBytes, ELEMENT_HEADER, roundRun, SLOT_SIZE } from "./format.ts";
 import { type ElementRecord, recordSlots } from "./index_memory.ts";
-import { DATA, type ElementKind } from "./kinds.ts";
+import { DATA, type ElementKind, META } from "./kinds.ts";
 
 /**
  * Data slots an entry's data element needs (with its metadata element
  * after it when `metaLen` is given, FORMAT.md §6.1): 1 when it fits one
- * slot, up to {@linkcode MAX_RUN_SLOTS} for a run (§5.3), 0 when it needs
- * a large file.
+ * slot, else the shortest run a run code stands for (§4, §5.3), up to
+ * MAX_RUN_SLOTS; 0 when it needs a large file.
  */
 export function runSlots(
   keyLen: number,
@@ -22,8 +22,7 @@ export function runSlots(
 ): number {
   let bytes = ELEMENT_HEADER + keyLen + dataLen;
   if (metaLen !== undefined) bytes += ELEMENT_HEADER + keyLen + metaLen;
-  const slots = Math.ceil(bytes / SLOT_SIZE[DATA]);
-  return slots <= MAX_RUN_SLOTS ? slots : 0;
+  return roundRun(Math.ceil(bytes / SLOT_SIZE[DATA]));
 }
 
 /** True when an element of `size` bytes under a `keyLen`-byte key fits a slot. */
@@ -74,4 +73,40 @@ export function pairRecordsFit(
 ): boolean {
   return data !== undefined && !data.inFile && data.loc === meta.loc &&
     recordFitsSlots(0, data, meta);
+}
+
+/** Disk bytes the element `rec` of `kind` takes, as the limit counts them. */
+export function recordDisk(kind: ElementKind, rec: ElementRecord): number {
+  return diskBytes(
+    kind,
+    rec.size,
+    rec.inFile,
+    recordSlots(rec),
+    rec.withData === true,
+  );
+}
+
+/**
+ * Disk bytes a new element of `size` bytes of `kind` under a `keyLen`-byte
+ * key will take (its run, its metadata slot, or a large file), as the
+ * limit counts them; with `metaLen`, an entry's data and metadata stored
+ * together when they fit a run.
+ */
+export function incomingDisk(
+  kind: ElementKind,
+  keyLen: number,
+  size: number,
+  metaLen?: number,
+): number {
+  if (metaLen !== undefined) {
+    const n = runSlots(keyLen, size, metaLen);
+    return n > 0
+      ? n * SLOT_SIZE[DATA]
+      : incomingDisk(DATA, keyLen, size) + incomingDisk(META, keyLen, metaLen);
+  }
+  if (kind === DATA) {
+    const n = runSlots(keyLen, size);
+    if (n > 0) return n * SLOT_SIZE[DATA];
+  } else if (fitsSlot(kind, keyLen, size)) return SLOT_SIZE[kind];
+  return diskBytes(kind, size, true, 0, false);
 }

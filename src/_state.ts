@@ -10,7 +10,12 @@
  */
 import { NoSpaceError } from "./errors.ts";
 import type { ElementFiles } from "./elements.ts";
-import { type Control, encodeBlocksHeader, ENTRY_SIZE } from "./format.ts";
+import {
+  type Control,
+  encodeBlocksHeader,
+  ENTRY_SIZE,
+  storedDataMap,
+} from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
 import { type FileIO, replaceFile } from "./io.ts";
 import { Journal, journalName } from "./journal.ts";
@@ -201,9 +206,7 @@ export class StoreState {
     }
     this.#slotFrees = perKind(() => []);
     this.#blocksDirty = true;
-    this.files.trimFreeTails((kind, first, n) =>
-      this.mem.usedPrefix(kind, first, n)
-    );
+    this.files.trimFreeTails(this.mem);
   }
 
   /**
@@ -270,7 +273,7 @@ export class StoreState {
       }
     }
     if (this.#blocksDirty) {
-      const data = this.mem.useMap(DATA);
+      const data = storedDataMap(this.mem.useMap(DATA));
       const meta = this.mem.useMap(META);
       replaceFile(io, dir, "blocks", [
         encodeBlocksHeader(this.files.slotCounts, data, meta),

@@ -33,6 +33,7 @@ import {
 } from "./_check_report.ts";
 import { NotAStoreError } from "./errors.ts";
 import { blockFileCount } from "./format.ts";
+import { DATA, META } from "./kinds.ts";
 import { type FileIO, NodeFileIO } from "./io.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
 import { larderEvidence } from "./_control.ts";
@@ -189,8 +190,8 @@ function checkStoreSync(dir: string, options: CheckOptions): CheckReport {
         dataSlotBits: control.dataSlotBits,
         capacity: 2 ** control.entryBits,
         blockFiles: {
-          data: blockFileCount(2 ** control.dataSlotBits),
-          meta: blockFileCount(2 ** control.entryBits),
+          data: blockFileCount(DATA, 2 ** control.dataSlotBits),
+          meta: blockFileCount(META, 2 ** control.entryBits),
         },
         nextFileId: index.nextFileId,
         index: first.index!.source,

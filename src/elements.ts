@@ -14,17 +14,13 @@
 import type { writeElementHeader } from "./format.ts";
 import type { ElementKind, PerKind } from "./kinds.ts";
 import type { FileIO } from "./io.ts";
-import {
-  BlockFiles,
-  type HeaderFields,
-  type UsedPrefix,
-} from "./_block_files.ts";
+import { BlockFiles, type HeaderFields, type SlotUse } from "./_block_files.ts";
 import { ElementDirs } from "./_element_dirs.ts";
 import type { Expected, ReadResult } from "./_element_verify.ts";
 import { LargeFiles } from "./_large_files.ts";
 import { ReadPool } from "./_read_pool.ts";
 
-export type { UsedPrefix } from "./_block_files.ts";
+export type { SlotUse } from "./_block_files.ts";
 export {
   type Expected,
   headerKeyMatches,
@@ -68,18 +64,22 @@ export {
  *   storedAt: 0,
  * });
  * const body = new Uint8Array(100).fill(7);
- * files.writeSlot(0, 7, header(body), key, body); // one slot
- * assert.deepEqual(files.readSlot(0, 7, element(body)), { ok: true, bytes: body });
+ * const n = runSlots(key.length, body.length); // 3 slots of 64 bytes
+ * files.writeSlot(0, 7, header(body), key, body); // slots 7, 8, 9
+ * assert.deepEqual(files.readSlot(0, 7, element(body), n), {
+ *   ok: true,
+ *   bytes: body,
+ * });
  * const big = new Uint8Array(100_000).fill(9);
- * files.writeSlot(0, 8, header(big), key, big); // a run from slot 8
- * const slots = runSlots(key.length, big.length); // 13
- * assert.equal(files.readSlot(0, 8, element(big), slots).ok, true);
+ * files.writeSlot(0, 10, header(big), key, big); // a run from slot 10
+ * const slots = runSlots(key.length, big.length); // 1600
+ * assert.equal(files.readSlot(0, 10, element(big), slots).ok, true);
  * files.close();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class ElementFiles {
-  /** Block files of each kind: its slots / 4096 rounded up. */
+  /** Block files of each kind: its slots / slots a file, rounded up. */
   readonly blockFileCounts: PerKind<number>;
   /** Slots of each kind: data (`2^dataSlotBits`), metadata (capacity). */
   readonly slotCounts: PerKind<number>;
@@ -329,8 +329,28 @@ export class ElementFiles {
   /**
    * Gives the disk blocks of free tails back (see BlockFiles.trimFreeTails).
    */
-  trimFreeTails(usedPrefix: UsedPrefix): void {
-    this.#blocks.trimFreeTails(usedPrefix);
+  /**
+   * Sets the store's limit, so the disk it may take (the limit and a
+   * tenth), and what its elements are counted as (`counted`): past it,
+   * block files with free slots below their last used one are copied
+   * without them (BlockFiles.diskBound).
+   */
+  setDiskBound(limit: number, counted: () => number): void {
+    this.#blocks.diskBound = { bytes: limit * 1.1, limit, counted };
+  }
+
+  /** See BlockFiles.weigh. */
+  weigh(use: SlotUse, incoming: number): void {
+    this.#blocks.weigh(use, incoming);
+  }
+
+  /** See BlockFiles.compactHoles. */
+  compactHoles(use: SlotUse): void {
+    this.#blocks.compactHoles(use);
+  }
+
+  trimFreeTails(use: SlotUse, evicted = false): void {
+    this.#blocks.trimFreeTails(use, evicted);
   }
 
   /** Closes every block file. */

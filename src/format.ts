@@ -21,7 +21,7 @@ import {
 
 const enc = new TextEncoder();
 
-/** Block slot sizes by element kind (FORMAT.md §5): 8 KiB data, 1 KiB meta. */
+/** Block slot sizes by element kind (FORMAT.md §5): 64 B data, 1 KiB meta. */
 export const SLOT_SIZE: PerKind<number> = perKind((k) =>
   KIND_TABLE[k].slotSize
 );
@@ -30,37 +30,108 @@ export const SLOT_SIZE: PerKind<number> = perKind((k) =>
  * defines the fields; _index_wasm.ts checks it has this size.
  */
 export const ENTRY_SIZE = 40;
-/** Slots per block file (FORMAT.md §5). */
-export const SLOTS_PER_FILE = 4096;
+/** Slots per block file by kind (FORMAT.md §5.2): 2^19 data, 4096 meta. */
+export const SLOTS_PER_FILE: PerKind<number> = perKind((k) =>
+  KIND_TABLE[k].slotsPerFile
+);
 /** Block files a kind with `slots` slots has (FORMAT.md §2). */
-export function blockFileCount(slots: number): number {
-  return Math.max(1, Math.ceil(slots / SLOTS_PER_FILE));
+export function blockFileCount(kind: ElementKind, slots: number): number {
+  return Math.max(1, Math.ceil(slots / SLOTS_PER_FILE[kind]));
 }
 
 /**
- * True when the run of `n` slots from `loc` (1 for a single slot) lies
- * below the kind's `slots` and within one block file (FORMAT.md §5.3).
+ * True when the run of `n` slots of `kind` from `loc` (1 for a single
+ * slot) lies below the kind's `slots` and within one block file (FORMAT.md
+ * §5.3).
  */
-export function runWithin(slots: number, loc: number, n: number): boolean {
-  return n >= 1 && loc + n <= slots &&
-    (loc % SLOTS_PER_FILE) + n <= SLOTS_PER_FILE;
+export function runWithin(
+  kind: ElementKind,
+  slots: number,
+  loc: number,
+  n: number,
+): boolean {
+  const per = SLOTS_PER_FILE[kind];
+  return n >= 1 && loc + n <= slots && (loc % per) + n <= per;
 }
 
 /**
  * Most data slots a store can have, as log2: block file names reach 4096
- * files a kind (FORMAT.md §2), 4096 slots each.
+ * files a kind (FORMAT.md §2), 2^19 data slots each (the u32 slot number
+ * and memory for the use map keep it lower).
  */
-export const MAX_DATA_SLOT_BITS = 24;
-/** Most data slots one run spans (the E_DATA_SLOTS byte + 1; FORMAT.md §5.3). */
+export const MAX_DATA_SLOT_BITS = 28;
+/**
+ * Data slots of an nsurl store's one slot an element (8 KiB, aligned; FORMAT.md
+ * §5.3): its key hash is public, so its elements start only at these
+ * boundaries.
+ */
+export const NSURL_SLOTS = 128;
+/** Most data slots one run spans (run code 255; FORMAT.md §4, §5.3). */
 export const MAX_RUN_SLOTS: number = KIND_TABLE[DATA].maxRunSlots;
 
 /**
+ * The run length that run code `code` (entry record byte 15, FORMAT.md
+ * §4) stands for: `code + 1` below 128, else `(17 + (code & 15)) <<
+ * (((code − 128) >> 4) + 3)`, from 136 to 32768 data slots in steps of
+ * at most 1/16.
+ */
+export function runSlotsOf(code: number): number {
+  return code < 128
+    ? code + 1
+    : (17 + (code & 15)) * 2 ** (((code - 128) >> 4) + 3);
+}
+
+/**
+ * The run code of a run of `n` data slots; `n` must be a length runCode
+ * can stand for exactly (see {@linkcode roundRun}).
+ */
+export function runCode(n: number): number {
+  if (n <= 128) return n - 1;
+  // The scale e whose 17…32 units of 8 << e slots reach n (as roundRun).
+  let e = 0;
+  while (256 << e < n) e++;
+  return 128 + (e << 4) + (n / (8 << e) - 17);
+}
+
+/**
+ * The shortest run length of at least `n` data slots that a run code
+ * stands for; 0 above {@linkcode MAX_RUN_SLOTS}.
+ */
+export function roundRun(n: number): number {
+  if (n <= 128) return n;
+  if (n > MAX_RUN_SLOTS) return 0;
+  // The scale whose 17…32 units reach n.
+  let unit = 8;
+  while (32 * unit < n) unit *= 2;
+  return Math.ceil(n / unit) * unit;
+}
+
+/**
+ * Bytes of the disk an element takes, as the byte limit counts them
+ * (FORMAT.md §5.4): its run of data slots, its metadata slot, nothing for
+ * metadata stored after its data, or a large file's bytes rounded up to
+ * 4 KiB blocks plus one block for its key and directory share.
+ */
+export function diskBytes(
+  kind: ElementKind,
+  size: number,
+  inFile: boolean,
+  slots: number,
+  withData: boolean,
+): number {
+  if (inFile) return Math.ceil((ELEMENT_HEADER + size) / 4096) * 4096 + 4096;
+  if (withData) return 0;
+  return slots * SLOT_SIZE[kind];
+}
+
+/**
  * The data slot count a new store gets, as log2 (FORMAT.md §3): room for
- * one slot an entry plus `limit` bytes of runs, rounded up to a power of
- * two, between `entryBits` and {@linkcode MAX_DATA_SLOT_BITS}.
+ * one slot an entry plus `limit` bytes and an eighth more of runs, rounded
+ * up to a power of two, between `entryBits` and
+ * {@linkcode MAX_DATA_SLOT_BITS}.
  */
 export function dataSlotBitsFor(entryBits: number, limit: number): number {
-  const slots = 2 ** entryBits + Math.ceil(limit / SLOT_SIZE[DATA]);
+  const slots = 2 ** entryBits + Math.ceil(limit * 1.125 / SLOT_SIZE[DATA]);
   const bits = Math.ceil(Math.log2(slots));
   return Math.max(entryBits, Math.min(MAX_DATA_SLOT_BITS, bits));
 }
@@ -82,16 +153,41 @@ export const MAGIC = {
 export const VERSION = {
   // 2: large-file directories ordered high bits first (FORMAT.md §2).
   // 3: byte 15 is dataSlotBits (FORMAT.md §3).
-  control: 3,
+  // 4: data slots of 64 bytes, 2^19 a block file (FORMAT.md §3, §5.2).
+  control: 4,
   // 2: flag bit 4, metadata stored in the data's slot (FORMAT.md §4, §6.1).
   // 3: byte 15, data runs over several slots (FORMAT.md §4, §5.3).
   // 4: the attribute section after the records (FORMAT.md §4.1).
-  // 5: the origin section after it (FORMAT.md §4.3; move, copy, dedup).
+  // 5: byte 15 is a run code over 64-byte data slots (FORMAT.md §4), and
+  //    the origin section after the attributes (FORMAT.md §4.3; move,
+  //    copy, dedup).
   entries: 5,
   // 2: the data and metadata maps have their own slot counts (FORMAT.md §5.1).
-  blocks: 2,
-  blockFile: 1,
+  // 3: data maps count 64-byte slots (FORMAT.md §5.1).
+  blocks: 3,
+  // 2: 64-byte data slots, 2^19 a data block file (FORMAT.md §5.2).
+  blockFile: 2,
   element: 1,
+  // 2: `storeEntry`; 3: its metadata location 2, in the data's slot;
+  // 4: data runs over several slots; 5: `setAttr` and `unsetAttr`;
+  // 6: the run byte is a run code over 64-byte data slots, and `move`,
+  //    `copy` and `share` (FORMAT.md §11).
+  journal: 6,
+} as const;
+
+/**
+ * Oldest version of each file kind still read. Control refuses every
+ * store of 8 KiB data slots (control 1–3) with VERSION_MISMATCH, so the
+ * files of such a store (entries 1–4, blocks 1–2, block file 1, journal
+ * 1–5) are never reached; each kind reads its current version only.
+ */
+export const VERSION_MIN = {
+  control: VERSION.control,
+  entries: VERSION.entries,
+  blocks: VERSION.blocks,
+  blockFile: VERSION.blockFile,
+  element: VERSION.element,
+  journal: VERSION.journal,
 } as const;
 
 /** Key hash algorithms (control byte 14). */
@@ -197,10 +293,16 @@ export function decodeControl(b: Uint8Array): Control {
     throw new CorruptError("Cannot read control: file is truncated");
   }
   const v = view(b);
-  // Version 2 has no dataSlotBits (byte 15 is 0): the data slots were
-  // one an entry. Version 1 numbered large files otherwise.
+  // Versions 2 and 3 laid data out in 8 KiB slots (version 2 one an
+  // entry, version 1 numbered large files otherwise): their block files
+  // and records cannot be read as 64-byte slots, so they are refused.
   const version = v.getUint32(8, true);
-  checkVersion("control", version, VERSION.control, 2);
+  if (version >= 1 && version < VERSION.control) {
+    throw new VersionMismatchError(
+      `Cannot read control: format version ${version} (a store of an earlier larder, with 8 KiB data slots); this larder reads version ${VERSION.control}. Remove the store's directory to start a new store there`,
+    );
+  }
+  checkVersion("control", version, VERSION.control);
   if (b.length < CONTROL_FIXED + 4) {
     throw new CorruptError("Cannot read control: file is truncated");
   }
@@ -224,7 +326,7 @@ export function decodeControl(b: Uint8Array): Control {
   return {
     entryBits: b[12]!,
     identBits: b[13]!,
-    dataSlotBits: version === 2 ? b[12]! : b[15]!,
+    dataSlotBits: b[15]!,
     hash,
     sipKey: b.slice(16, 32),
     createdAt: v.getUint32(32, true),
@@ -296,8 +398,9 @@ export function decodeEntriesHeader(
     );
   }
   const v = view(b);
-  // Version 1 lacks flag bit 4 and is otherwise the same.
-  checkVersion("entries", v.getUint32(8, true), VERSION.entries, 1);
+  // Versions 1–4 belong to stores of 8 KiB data slots (control refuses
+  // them; FORMAT.md §3): their byte 15 is no run code.
+  checkVersion("entries", v.getUint32(8, true), VERSION.entries);
   if (v.getUint32(60, true) !== crc32(b.subarray(0, 60))) {
     throw new CorruptError("Cannot read entries: header checksum mismatch");
   }
@@ -305,7 +408,6 @@ export function decodeEntriesHeader(
     throw new CorruptError("Cannot read entries: unexpected record size");
   }
   const count = v.getUint32(16, true);
-  // Versions before 4 have zeros here: no attribute section.
   const attrLength = v.getUint32(32, true);
   // Versions before 5 have zeros here: no origin section.
   const originLength = v.getUint32(40, true);
@@ -409,6 +511,25 @@ export function useMapBytes(slots: number): number {
   return Math.ceil(slots / 64) * 8;
 }
 
+/**
+ * The part of data use map `map` that `blocks` stores (FORMAT.md §5.1): up
+ * to its last 8-byte word with a used slot.
+ */
+export function storedDataMap(map: Uint8Array): Uint8Array {
+  // Words at a time from the end: the map is megabytes, mostly zero.
+  let words = map.length >>> 3;
+  if (map.byteOffset % 4 === 0) {
+    const w = new Uint32Array(map.buffer, map.byteOffset, words * 2);
+    while (words > 0 && w[2 * words - 1] === 0 && w[2 * words - 2] === 0) {
+      words--;
+    }
+    return map.subarray(0, words * 8);
+  }
+  let end = map.length;
+  while (end > 0 && map[end - 1] === 0) end--;
+  return map.subarray(0, Math.ceil(end / 8) * 8);
+}
+
 /** Encodes the blocks file header; the data and meta use maps follow it. */
 export function encodeBlocksHeader(
   slots: PerKind<number>,
@@ -442,7 +563,7 @@ export function decodeBlocks(
   const v = view(b);
   // Version 1 has one slot count for both maps (bytes 24-27 reserved).
   const version = v.getUint32(8, true);
-  checkVersion("blocks", version, VERSION.blocks, 1);
+  checkVersion("blocks", version, VERSION.blocks);
   if (v.getUint32(28, true) !== crc32(b.subarray(0, 28))) {
     throw new CorruptError("Cannot read blocks: header checksum mismatch");
   }
@@ -455,11 +576,17 @@ export function decodeBlocks(
       "Cannot read blocks: length does not match its header",
     );
   }
-  const data = b.subarray(BLOCKS_HEADER, BLOCKS_HEADER + dataBytes);
+  if (dataBytes % 8 !== 0 || dataBytes > useMapBytes(dataSlots)) {
+    throw new CorruptError("Cannot read blocks: data use map length is wrong");
+  }
+  const stored = b.subarray(BLOCKS_HEADER, BLOCKS_HEADER + dataBytes);
   const meta = b.subarray(BLOCKS_HEADER + dataBytes);
-  if (v.getUint32(20, true) !== crc32(meta, crc32(data))) {
+  if (v.getUint32(20, true) !== crc32(meta, crc32(stored))) {
     throw new CorruptError("Cannot read blocks: use map checksum mismatch");
   }
+  // The data map is stored up to its last used word; the rest is free.
+  const data = new Uint8Array(useMapBytes(dataSlots));
+  data.set(stored);
   return { slots: [dataSlots, metaSlots], maps: [data, meta] };
 }
 
@@ -474,7 +601,7 @@ export function encodeBlockFileHeader(
   v.setUint32(8, VERSION.blockFile, true);
   v.setUint32(12, kind, true);
   v.setUint32(16, SLOT_SIZE[kind as ElementKind], true);
-  v.setUint32(20, SLOTS_PER_FILE, true);
+  v.setUint32(20, SLOTS_PER_FILE[kind as ElementKind], true);
   v.setUint32(24, fileIndex, true);
   v.setUint32(28, crc32(b.subarray(0, 28)), true);
   return b;

@@ -511,6 +511,11 @@ export class IndexMemory {
     return this.#useMaps.usedSlots(kind, slots);
   }
 
+  /** Number of used slots of `kind` among the `n` from `first`. */
+  usedIn(kind: ElementKind, first: number, n: number): number {
+    return this.#useMaps.usedIn(kind, first, n);
+  }
+
   /**
    * A copy of the use map of `kind` (`slotCounts[kind] / 8` bytes, padded),
    * for writing `blocks` or comparing with it.
@@ -636,15 +641,18 @@ export class IndexMemory {
   }
 
   /**
-   * The latest last-use time of any entry (0 for none) and the bytes of
-   * every element the entries hold: one pass over the table.
+   * The latest last-use time of any entry (0 for none), the bytes of
+   * every element the entries hold and their disk bytes as the limit
+   * counts them (FORMAT.md §5.4): one pass over the table.
    */
-  totals(): { latestUse: number; elementBytes: number } {
+  totals(): { latestUse: number; elementBytes: number; elementDisk: number } {
     const out = this.#r.outPtr;
     this.#w.k.table_totals(this.#r.entries, this.count, out);
+    const sums = new Float64Array(this.#w.u8.buffer, out + 8, 2);
     return {
       latestUse: this.#w.u32[out >>> 2]!,
-      elementBytes: new Float64Array(this.#w.u8.buffer, out + 8, 1)[0]!,
+      elementBytes: sums[0]!,
+      elementDisk: sums[1]!,
     };
   }
 }

@@ -50,6 +50,11 @@ export interface FileIO {
   ftruncate(fd: number, len: number): void;
   /** A file's length. */
   size(fd: number): number;
+  /**
+   * Bytes of disk blocks the open file `fd` takes (fstat st_blocks × 512);
+   * optional: a layer without it gives undefined.
+   */
+  allocated?(fd: number): number | undefined;
   /** Atomically renames `from` over `to`. */
   rename(from: string, to: string): void;
   /** Removes a file; a missing file is not an error. */
@@ -224,6 +229,10 @@ export class NodeFileIO implements FileIO {
   }
   size(fd: number): number {
     return wrap("stat", () => fs.fstatSync(fd).size);
+  }
+  allocated(fd: number): number | undefined {
+    const blocks = wrap("stat", () => fs.fstatSync(fd).blocks);
+    return typeof blocks === "number" ? blocks * 512 : undefined;
   }
   rename(from: string, to: string): void {
     wrap(`rename ${from}`, () => fs.renameSync(from, to));

@@ -10,20 +10,19 @@
  */
 import { crc32 } from "node:zlib";
 import { CorruptError } from "./errors.ts";
-import { checkVersion, versionsRead } from "./format.ts";
+import { checkVersion, VERSION, VERSION_MIN, versionsRead } from "./format.ts";
 import type { FileIO } from "./io.ts";
 
 const enc = new TextEncoder();
 /** Journal magic (FORMAT.md §10.1). */
 export const JOURNAL_MAGIC: Uint8Array = enc.encode("LARDERJL");
+/** Journal format version written (FORMAT.md §10.1; see VERSION). */
+export const JOURNAL_VERSION: number = VERSION.journal;
 /**
- * Journal format version written (2 added `storeEntry`; 3 its metadata
- * location 2, in the data's slot; 4 data runs over several slots; 5
- * `setAttr` and `unsetAttr`; 6 `move` and `copy`).
+ * Oldest journal version still read: earlier ones belong to stores of
+ * 8 KiB data slots, which control refuses (FORMAT.md §3).
  */
-export const JOURNAL_VERSION = 6;
-/** Oldest journal version still read (each is a subset of the next). */
-export const JOURNAL_VERSION_MIN = 1;
+export const JOURNAL_VERSION_MIN: number = VERSION_MIN.journal;
 /** The journal versions read, for messages. */
 export const JOURNAL_VERSIONS_READ: string = versionsRead(
   JOURNAL_VERSION,

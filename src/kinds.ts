@@ -29,6 +29,8 @@ export interface KindInfo {
   readonly slotSize: number;
   /** Most consecutive slots one element spans (FORMAT.md §5.3). */
   readonly maxRunSlots: number;
+  /** Slots in one block file of this kind (FORMAT.md §5.2). */
+  readonly slotsPerFile: number;
   /** Top-level directory of its block files (FORMAT.md §2). */
   readonly blockDir: string;
   /** Top-level directory of its large files (FORMAT.md §2). */
@@ -40,8 +42,11 @@ export const KIND_TABLE: readonly [KindInfo, KindInfo] = [
   {
     kind: DATA,
     name: "data",
-    slotSize: 8192,
-    maxRunSlots: 256,
+    // 64-byte slots: an element takes the run of them its bytes need
+    // (FORMAT.md §5.3), so small ones share disk blocks.
+    slotSize: 64,
+    maxRunSlots: 32768,
+    slotsPerFile: 524288,
     blockDir: "dblk",
     largeDir: "d",
   },
@@ -50,6 +55,7 @@ export const KIND_TABLE: readonly [KindInfo, KindInfo] = [
     name: "metadata",
     slotSize: 1024,
     maxRunSlots: 1,
+    slotsPerFile: 4096,
     blockDir: "mblk",
     largeDir: "m",
   },

@@ -29,6 +29,7 @@ import {
 import { AttrSet } from "./_attrs.ts";
 import { sameBytes } from "./_bytes.ts";
 import { type Origins, withOrigin } from "./_origins.ts";
+import { runCode, runSlotsOf } from "./format.ts";
 import { BODY_AT, frame, FRAME_BYTES, type RawEntry, seal } from "./journal.ts";
 
 /**
@@ -239,7 +240,7 @@ function setRecord(v: DataView, at: number, rec: ElementRecord): void {
     ? WITH_DATA
     : IN_SLOT;
   v.setUint8(at, where);
-  v.setUint8(at + 1, where === IN_SLOT ? recordSlots(rec) - 1 : 0);
+  v.setUint8(at + 1, where === IN_SLOT ? runCode(recordSlots(rec)) : 0);
   v.setUint32(at + 4, rec.size, true);
   v.setUint32(at + 8, rec.loc, true);
   v.setUint32(at + 12, rec.crc, true);
@@ -255,9 +256,9 @@ function getRecord(v: DataView, at: number): ElementRecord | undefined {
     crc: v.getUint32(at + 12, true),
   };
   if (where === WITH_DATA) rec.withData = true;
-  // A run of slots (journal version 4; 0 before).
-  const extra = where === IN_SLOT ? v.getUint8(at + 1) : 0;
-  if (extra !== 0) rec.slots = extra + 1;
+  // A run of slots: its run code (FORMAT.md §4).
+  const code = where === IN_SLOT ? v.getUint8(at + 1) : 0;
+  if (code !== 0) rec.slots = runSlotsOf(code);
   return rec;
 }
 
@@ -309,7 +310,7 @@ export function encodeOp(op: Op): Uint8Array {
       v.setUint32(p + 16, rec.size, true);
       v.setUint32(p + 20, rec.loc, true);
       v.setUint32(p + 24, rec.crc, true);
-      b[p + 28] = kind === DATA && !rec.inFile ? recordSlots(rec) - 1 : 0;
+      b[p + 28] = kind === DATA && !rec.inFile ? runCode(recordSlots(rec)) : 0;
       b.set(op.key, p + STORE_FIXED);
       break;
     }
@@ -433,9 +434,9 @@ export function decodeOp(body: DataView): Op | undefined {
         crc: p.getUint32(24, true),
         inFile: p.getUint8(13) === 1,
       };
-      // A run of data slots (journal version 4; 0 before).
-      const extra = kind === DATA && !rec.inFile ? p.getUint8(28) : 0;
-      if (extra !== 0) rec.slots = extra + 1;
+      // A run of data slots: its run code (FORMAT.md §4).
+      const code = kind === DATA && !rec.inFile ? p.getUint8(28) : 0;
+      if (code !== 0) rec.slots = runSlotsOf(code);
       return {
         tag,
         time,

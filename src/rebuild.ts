@@ -33,6 +33,8 @@
 import {
   blockFileCount,
   blockFileVersion,
+  NSURL_SLOTS,
+  roundRun,
   SLOT_SIZE,
   SLOTS_PER_FILE,
   VERSION,
@@ -40,9 +42,9 @@ import {
 import {
   CHUNK_BYTES,
   keyText,
+  readElementStarts,
   readLargeElement,
   readRun,
-  readSlots,
   slotElement,
   walkLargeTree,
 } from "./_scan.ts";
@@ -83,6 +85,11 @@ export interface RebuildOptions {
    * adopted (default: all). Refused ones count as dropped.
    */
   adopt?: (key: string, hashLo: number, hashHi: number) => boolean;
+  /**
+   * An nsurl store: data elements start only at multiples of
+   * {@linkcode NSURL_SLOTS} data slots and take that many (FORMAT.md §5.3).
+   */
+  nsurl?: boolean;
 }
 
 /** What {@linkcode rebuildIndex} found and loaded. */
@@ -256,7 +263,7 @@ export function rebuildIndex(
   const buf = new Uint8Array(CHUNK_BYTES);
   for (const kind of KINDS) {
     const size = SLOT_SIZE[kind];
-    const fileCount = blockFileCount(mem.slotCounts[kind]);
+    const fileCount = blockFileCount(kind, mem.slotCounts[kind]);
     for (let n = 0; n < fileCount; n++) {
       const path = `${dir}/${blockFileParts(kind, n, fileCount).join("/")}`;
       if (io.kind(path) !== "file") continue;
@@ -271,17 +278,21 @@ export function rebuildIndex(
         }
         // Slots inside a run adopted here are not read as elements of
         // their own (their bytes are the run's).
-        let next = 0;
-        result.bytesRead += readSlots(io, fd, kind, () => true, (s, b) => {
-          if (s < next) return;
+        const stride = kind === DATA && options.nsurl === true
+          ? NSURL_SLOTS
+          : 1;
+        const scan = (s: number, b: Uint8Array): number => {
           result.slotsScanned++;
-          const loc = n * SLOTS_PER_FILE + s;
+          const loc = n * SLOTS_PER_FILE[kind] + s;
           const run = kind === DATA ? readRun(io, fd, s, b) : undefined;
           if (run !== undefined) result.bytesRead += run.bytesRead;
           const bytes = run?.bytes ?? b;
-          const room = run?.room ?? size;
+          // An nsurl store's element ends within its one slot.
+          const room = stride > 1
+            ? Math.min(run?.room ?? size, stride * size)
+            : run?.room ?? size;
           const data = adoptSlotElement(bytes, kind, room, loc, false);
-          if (data === undefined || kind !== DATA) return;
+          if (data === undefined || kind !== DATA) return s + 1;
           // A data element may have its entry's metadata after it.
           const [c, end] = data;
           const meta = adoptSlotElement(
@@ -292,9 +303,12 @@ export function rebuildIndex(
             true,
           );
           const used = end + (meta?.[1] ?? 0);
-          c.slots = Math.ceil(used / size);
-          next = s + Math.ceil(end / size);
-        }, buf);
+          // The run placement gave it: the shortest a run code stands for,
+          // or an nsurl store's one slot (FORMAT.md §5.3).
+          c.slots = stride > 1 ? stride : roundRun(Math.ceil(used / size));
+          return s + Math.ceil(end / size);
+        };
+        result.bytesRead += readElementStarts(io, fd, kind, stride, scan, buf);
       } finally {
         io.close(fd);
       }

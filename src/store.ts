@@ -88,10 +88,16 @@ export interface StoreStats {
   entries: number;
   /**
    * Bytes of element data held (live, plus superseded-but-pinned), with
-   * attribute names and value records: what the limit counts.
+   * attribute names and value records.
    */
   bytes: number;
-  /** The byte limit. */
+  /**
+   * Disk bytes those elements take, as the limit counts them: their slots
+   * (64 B data, 1 KiB metadata) and large files rounded up to 4 KiB plus
+   * 4 KiB each, with attribute bytes (README: Disk use).
+   */
+  diskBytes: number;
+  /** The byte limit, on `diskBytes`. */
   limit: number;
   /** Bytes freed beyond the limit per eviction. */
   hysteresis: number;
@@ -258,7 +264,7 @@ export class BackingStore implements AsyncDisposable {
         makeRoom: (nk, incoming, held) => eviction.makeRoom(nk, incoming, held),
         removed: (i, moved) => upkeep.removed(i, moved),
       },
-      totals.elementBytes,
+      totals,
     );
     const eviction = new Eviction(mem, pins, lookup, changes, {
       limit: opt.limit,
@@ -298,7 +304,13 @@ export class BackingStore implements AsyncDisposable {
     state.onRotate = () => upkeep.rotated();
     // The latest use recorded: times here never go back.
     clockAtLeast(totals.latestUse);
-    if (mem.count >= mem.capacity || changes.liveBytes >= opt.limit) {
+    // Block files whose used slots spread the store past the limit and a
+    // tenth are copied without their free ones (FORMAT.md §5.2).
+    state.files.setDiskBound(
+      opt.limit,
+      () => changes.liveDisk + changes.deferredDisk,
+    );
+    if (mem.count >= mem.capacity || changes.liveDisk >= opt.limit) {
       try {
         eviction.evict(0, -1);
       } catch (err) {
@@ -1077,6 +1089,7 @@ export class BackingStore implements AsyncDisposable {
       ...this.#eviction.counters,
       entries: mem.count,
       bytes: changes.liveBytes + changes.deferredBytes,
+      diskBytes: changes.liveDisk + changes.deferredDisk,
       limit: this.#opt.limit,
       hysteresis: this.#opt.hysteresis,
       capacity: mem.capacity,

@@ -16,6 +16,8 @@ export const ROOT = "/store";
 export const FUZZ_OPTIONS: OpenOptions = {
   entryBits: 8,
   identBits: 9,
+  // Room for every value the image holds, and a small use map (FORMAT.md §3).
+  limit: 64 * 2 ** 20,
   journalBytes: 65536,
   maintenanceDelayMs: 2 ** 30,
 };

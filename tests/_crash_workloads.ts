@@ -15,6 +15,9 @@ export const DIR = "/store";
 const BASE: OpenOptions = {
   entryBits: 8,
   identBits: 9,
+  // Room for every workload without eviction, and a small use map
+  // (2^21 data slots; FORMAT.md §3).
+  limit: 64 * 2 ** 20,
   maintenanceDelayMs: 2 ** 30,
   journalBytes: 65536,
 };
@@ -425,6 +428,50 @@ function workloadF(): Workload {
   };
 }
 
+/**
+ * G: the disk bound's copies and trims (FORMAT.md §5.4): large values
+ * between small ones, each replaced by a larger one that fits no freed
+ * run, then one more large store, so the allocated blocks pass the limit
+ * and a tenth and data block file 0 is copied without its free slots
+ * (`dblk/A.tmp` renamed over it); then the last value is invalidated and
+ * the file's free tail truncated. Every call from the copy on, every 4th
+ * before.
+ */
+function workloadG(): Workload {
+  const steps: Step[] = [["open"]];
+  for (let i = 0; i < 4; i++) {
+    steps.push(
+      ["store", `h${i}`, value(`h${i}`, 1, 300_000), false],
+      ["store", `s${i}`, value(`s${i}`, 1, 300), false],
+    );
+  }
+  steps.push(["store", "s2", value("s2m", 1, 200), true], ["flush"]);
+  for (let i = 0; i < 4; i++) {
+    steps.push(["store", `h${i}`, value(`h${i}`, 2, 320_000), false]);
+  }
+  steps.push(
+    ["store", "j", value("j", 1, 320_000), false],
+    ["fetch", "s1", false],
+    ["invalidate", "j"],
+    ["store", "s0", value("s0", 2, 500), false],
+    ["close"],
+    ["open"],
+    ["store", "h1", value("h1", 3, 200), false],
+    ["close"],
+  );
+  return {
+    name: "G disk bound",
+    options: { ...BASE, limit: 2 * 2 ** 20 },
+    steps,
+    sample: (n, trace) => {
+      const copy = trace.findIndex((c) =>
+        c.startsWith("create /store/dblk/A.tmp")
+      );
+      return n % 4 === 0 || (copy >= 0 && n > copy);
+    },
+  };
+}
+
 /** The workloads by letter. */
 export const WORKLOADS = {
   A: workloadA,
@@ -433,4 +480,5 @@ export const WORKLOADS = {
   D: workloadD,
   E: workloadE,
   F: workloadF,
+  G: workloadG,
 };

@@ -8,6 +8,7 @@ import {
   decodeEntries,
   encodeBlocksHeader,
   encodeEntriesHeader,
+  SLOT_SIZE,
 } from "../src/format.ts";
 import { bytesFor, FILE_SIZED, largeFiles, tempDir } from "./_helpers.ts";
 
@@ -168,7 +169,11 @@ export function editEntries(
 export function recordWithDataLoc(records: Uint8Array, loc: number): number {
   const v = new DataView(records.buffer, records.byteOffset);
   for (let i = 0; i * RECORD < records.length; i++) {
-    if (v.getUint32(i * RECORD + REC.dataLoc, true) === loc) return i;
+    // Data in slots only (flag bit 2 clear): a large file's id may equal it.
+    const inFile = (records[i * RECORD + REC.flags]! & 0x04) !== 0;
+    if (!inFile && v.getUint32(i * RECORD + REC.dataLoc, true) === loc) {
+      return i;
+    }
   }
   return -1;
 }
@@ -211,5 +216,5 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
 export function dataSlotOf(dir: string, key: string): number {
   const at = findInFile(`${dir}/dblk/A`, key);
   if (at < 0) throw new Error(`no data slot holds ${key}`);
-  return Math.floor((at - 4096) / 8192);
+  return Math.floor((at - 4096) / SLOT_SIZE[0]);
 }

@@ -17,6 +17,11 @@
 // - "torn":    as "process", plus a prefix of the write that was in progress
 //              when the crash hit, cut at 512-byte and 4 KiB boundaries.
 //
+// `allocated(fd)` counts the 4 KiB blocks a file holds (writes allocate
+// them, truncations free them, a file extended by truncation has a hole),
+// as st_blocks does, so the disk bound's copies and tail trims (FORMAT.md
+// §5.4) run here too; it is a call like any other, and faults hit it.
+//
 // It can also fail the n-th call with an EIO- or ENOSPC-coded error (as
 // node:fs throws them), once or until cleared. Injected errors are wrapped
 // exactly as NodeFileIO wraps node's errors, so the store sees what it would
@@ -58,10 +63,26 @@ export function rng(seed: number): () => number {
 // File contents: `len` bytes, of which `data` holds a prefix (the rest are
 // zeros), so a sparse 32 MiB block file costs only what was written.
 // `shared` marks data also referenced by another image: copy before writing.
+// `blocks` are the 4 KiB blocks the file has on disk (as st_blocks counts
+// them): a write allocates the blocks it touches, a truncation frees those
+// past the new length, and extending a file by truncation leaves a hole;
+// `blocksShared` marks a set another image refers to (copied on change).
 interface Content {
   len: number;
   data: Uint8Array;
   shared: boolean;
+  blocks: Set<number>;
+  blocksShared: boolean;
+}
+
+/** The allocation unit `allocated` counts in (a common file system block). */
+export const FS_BLOCK = 4096;
+
+/** The blocks holding bytes 0 … `end`−1. */
+function blocksUpTo(end: number): Set<number> {
+  const blocks = new Set<number>();
+  for (let b = 0; b * FS_BLOCK < end; b++) blocks.add(b);
+  return blocks;
 }
 
 type FileOp =
@@ -69,16 +90,43 @@ type FileOp =
   | { op: "truncate"; len: number };
 
 function emptyContent(): Content {
-  return { len: 0, data: new Uint8Array(0), shared: false };
+  return {
+    len: 0,
+    data: new Uint8Array(0),
+    shared: false,
+    blocks: new Set(),
+    blocksShared: false,
+  };
 }
 
 function shareContent(c: Content): Content {
   c.shared = true;
-  return { len: c.len, data: c.data, shared: true };
+  c.blocksShared = true;
+  return {
+    len: c.len,
+    data: c.data,
+    shared: true,
+    blocks: c.blocks,
+    blocksShared: true,
+  };
 }
 
 function cloneContent(c: Content): Content {
-  return { len: c.len, data: c.data.slice(0, c.len), shared: false };
+  return {
+    len: c.len,
+    data: c.data.slice(0, c.len),
+    shared: false,
+    blocks: new Set(c.blocks),
+    blocksShared: false,
+  };
+}
+
+function ownBlocks(c: Content): Set<number> {
+  if (c.blocksShared) {
+    c.blocks = new Set(c.blocks);
+    c.blocksShared = false;
+  }
+  return c.blocks;
 }
 
 function ownData(c: Content, capacity: number): void {
@@ -99,10 +147,20 @@ function applyOp(c: Content, op: FileOp): void {
     ownData(c, end);
     c.data.set(op.bytes, op.pos);
     if (end > c.len) c.len = end;
+    if (op.bytes.length > 0) {
+      const blocks = ownBlocks(c);
+      const last = Math.floor((end - 1) / FS_BLOCK);
+      for (let b = Math.floor(op.pos / FS_BLOCK); b <= last; b++) blocks.add(b);
+    }
   } else {
     if (op.len < c.len && op.len < c.data.length) {
       ownData(c, 0);
       c.data.fill(0, op.len);
+    }
+    if (op.len < c.len) {
+      const keep = Math.ceil(op.len / FS_BLOCK);
+      const blocks = ownBlocks(c);
+      for (const b of blocks) if (b >= keep) blocks.delete(b);
     }
     c.len = op.len;
   }
@@ -476,6 +534,11 @@ export class FaultFS implements FileIO {
     return this.#fd(fd, "stat").inode.cur.len;
   }
 
+  allocated(fd: number): number {
+    this.#enter("fstat blocks", false);
+    return this.#fd(fd, "stat").inode.cur.blocks.size * FS_BLOCK;
+  }
+
   rename(from: string, to: string): void {
     from = normalise(from);
     to = normalise(to);
@@ -491,6 +554,10 @@ export class FaultFS implements FileIO {
       throw toStoreError(`rename ${from}`, osError("EISDIR", "rename", to));
     }
     this.#dirChange(parentOf(from), [[to, node], [from, undefined]]);
+    // Descriptors open on the file now name it by its new path (traces).
+    for (const f of this.#fds.values()) {
+      if (f.inode === node.inode && f.path === from) f.path = to;
+    }
   }
 
   unlink(path: string): void {
@@ -756,10 +823,13 @@ export class FaultFS implements FileIO {
       this.#durable.set(path, n);
     }
     if (n.type !== "file") throw new Error(`FaultFS: ${path} is a directory`);
+    const data = bytes.slice(0, Math.min(length, bytes.length));
     const c: Content = {
       len: length,
-      data: bytes.slice(0, Math.min(length, bytes.length)),
+      data,
       shared: false,
+      blocks: blocksUpTo(data.length),
+      blocksShared: false,
     };
     n.inode.cur = shareContent(c);
     n.inode.durable = shareContent(c);
@@ -798,6 +868,8 @@ export class FaultFS implements FileIO {
             len: bytes.length,
             data: bytes.slice(0, end),
             shared: false,
+            blocks: blocksUpTo(end),
+            blocksShared: false,
           };
           const node: Node = { type: "file", inode: settledInode(c) };
           fs.#cur.set(child, node);

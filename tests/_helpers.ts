@@ -2,7 +2,7 @@
 import { BackingStore, type OpenOptions } from "../mod.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { MAX_RUN_SLOTS, SLOT_SIZE } from "../src/format.ts";
+import { MAX_RUN_SLOTS, roundRun, SLOT_SIZE } from "../src/format.ts";
 import { openForTest, type TestHooks } from "../src/_testing.ts";
 
 /**
@@ -11,11 +11,29 @@ import { openForTest, type TestHooks } from "../src/_testing.ts";
  */
 export const FILE_SIZED = MAX_RUN_SLOTS * SLOT_SIZE[0];
 
-/** Data slots a data element of `len` bytes under `key` takes. */
+/**
+ * Data slots a data element of `len` bytes under `key` takes: the run a
+ * run code stands for (FORMAT.md §4, §5.3).
+ */
 export function slotsFor(key: string, len: number): number {
-  return Math.ceil(
+  return roundRun(Math.ceil(
     (32 + new TextEncoder().encode(key).length + len) / SLOT_SIZE[0],
-  );
+  ));
+}
+
+/**
+ * Bytes allocated on disk under `path`, as `du` counts them: st_blocks ×
+ * 512 of every file and directory, without following symlinks.
+ */
+export function allocatedBytes(path: string): number {
+  const st = Deno.lstatSync(path);
+  let total = (st.blocks ?? 0) * 512;
+  if (st.isDirectory) {
+    for (const e of Deno.readDirSync(path)) {
+      total += allocatedBytes(`${path}/${e.name}`);
+    }
+  }
+  return total;
 }
 
 /** Byte equality (a native compare: values run to megabytes). */

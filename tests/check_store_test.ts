@@ -109,7 +109,12 @@ Deno.test("checkStore passes a clean store with an empty problem list", async ()
     0,
   );
   ok(runSlots >= 2 * b.runs.length, "runs span several slots");
-  equal(r.stats?.slots.data.used, b.small.length + runSlots);
+  // Small elements take the few 64-byte slots their bytes need.
+  const smallSlots = b.small.reduce(
+    (n, k) => n + slotsFor(k, b.values.get(k)!.data.length),
+    0,
+  );
+  equal(r.stats?.slots.data.used, smallSlots + runSlots);
   equal(r.stats?.bytes, r.stats?.bytesVerified);
   equal(r.store?.index, "snapshot");
   ok(r.bytesRead > 0);
@@ -150,8 +155,9 @@ Deno.test("checkStore reports and repairs each kind of damage", async (t) => {
   await damageCase(t, "bitmap bit set for a free slot", [
     "SLOT_MARKED_FREE",
   ], (b) => {
+    // A slot far above every used one (the store uses its first few).
     editDataUseMap(b.dir, (map) => {
-      map[200 >> 3]! |= 1 << (200 & 7);
+      map[20000 >> 3]! |= 1 << (20000 & 7);
     });
   });
 
@@ -517,6 +523,23 @@ Deno.test("checkStore stops at a control file of a newer version", async () => {
   const before = walkFiles(b.dir);
   const r = await checkStore(b.dir, { repair: true });
   deepStrictEqual(codes(r), ["VERSION_NEWER"]);
+  ok(!r.complete && !r.ok);
+  deepStrictEqual(r.repaired, []);
+  deepStrictEqual(walkFiles(b.dir), before);
+});
+
+Deno.test("checkStore stops at a control file of an earlier format (8 KiB data slots)", async () => {
+  await using b = await buildStore();
+  for (const name of ["control", "control.bak"]) {
+    const bytes = Deno.readFileSync(`${b.dir}/${name}`);
+    const v = new DataView(bytes.buffer);
+    v.setUint32(8, VERSION.control - 1, true);
+    v.setUint32(40, crc32(bytes.subarray(0, 40)), true);
+    Deno.writeFileSync(`${b.dir}/${name}`, bytes);
+  }
+  const before = walkFiles(b.dir);
+  const r = await checkStore(b.dir, { repair: true });
+  deepStrictEqual(codes(r), ["VERSION_OLD"]);
   ok(!r.complete && !r.ok);
   deepStrictEqual(r.repaired, []);
   deepStrictEqual(walkFiles(b.dir), before);

@@ -185,17 +185,39 @@ for (const make of Object.values(WORKLOADS)) {
   }
 }
 
+Deno.test("crash workload G copies a block file without its free slots and trims its tail", async () => {
+  for (const durability of ["fsync", "process"] as Durability[]) {
+    const trace = await dryRun(WORKLOADS.G(), durability);
+    const copied = trace.indexOf("rename /store/dblk/A.tmp /store/dblk/A");
+    assert.ok(copied > 0, `${durability}: a copy of dblk/A replaced it`);
+    // A tail trim: cut after the last used slot, extended again (a hole).
+    const trim = trace.findIndex((c, i) =>
+      i > copied && /^ftruncate \/store\/dblk\/A [1-9]/.test(c) &&
+      /^ftruncate \/store\/dblk\/A [1-9]/.test(trace[i + 1] ?? "") &&
+      Number(c.split(" ")[2]) < Number(trace[i + 1]!.split(" ")[2])
+    );
+    assert.ok(trim > copied, `${durability}: the copy's tail was truncated`);
+  }
+});
+
 let recoveryPoints = 0;
 Deno.test("a crash during the recovery from a crash loses nothing the first crash kept", async () => {
   // Every 13th first crash point (every 53rd in C, whose recoveries are long).
   for (
-    const [make, every] of [[WORKLOADS.A, 13], [WORKLOADS.B, 13], [
-      WORKLOADS.E,
-      7,
-    ], [
-      WORKLOADS.C,
-      53,
-    ], [WORKLOADS.F, 11]] as const
+    const [make, every] of [
+      [WORKLOADS.A, 13],
+      [WORKLOADS.B, 13],
+      [
+        WORKLOADS.E,
+        7,
+      ],
+      [
+        WORKLOADS.C,
+        53,
+      ],
+      [WORKLOADS.F, 11],
+      [WORKLOADS.G, 11],
+    ] as const
   ) {
     for (const durability of ["fsync", "process"] as Durability[]) {
       recoveryPoints += await recoverySweep(make(), durability, every);

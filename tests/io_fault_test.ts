@@ -16,6 +16,9 @@ const DIR = "/store";
 const BASE: OpenOptions = {
   entryBits: 8,
   identBits: 9,
+  // Room for every workload without eviction, and a small use map
+  // (2^21 data slots; FORMAT.md §3).
+  limit: 64 * 2 ** 20,
   maintenanceDelayMs: 2 ** 30,
   journalBytes: 65536,
 };
@@ -83,6 +86,39 @@ const WORKLOAD: Op[] = [
   ["store", "b", v("b", 3, 700), false],
   ["fetch", "b2", false],
   ["fetch", "g", false],
+];
+
+/**
+ * The disk bound's copies and trims (FORMAT.md §5.4): large entries
+ * between small ones, each replaced by a larger value that fits no freed
+ * run (1.2 MB of free slots below used ones), then one more large store:
+ * the allocated blocks pass the limit and a tenth, so data block file 0 is
+ * copied without its free slots (`dblk/A.tmp`, renamed over it). Then the
+ * last entry is invalidated, so the file's free tail is truncated away.
+ * Replacements, not invalidations, make the holes: whichever calls fail,
+ * the live bytes stay under the limit and nothing is evicted.
+ */
+const DISK_LIMIT = 2 * 2 ** 20;
+const DISK_WORKLOAD: Op[] = [
+  ["open"],
+  ...[0, 1, 2, 3].flatMap((i): Op[] => [
+    ["store", `h${i}`, v(`h${i}`, 1, 300_000), false],
+    ["store", `s${i}`, v(`s${i}`, 1, 300), false],
+  ]),
+  ...[0, 1, 2, 3].map((i): Op => [
+    "store",
+    `h${i}`,
+    v(`h${i}`, 2, 320_000),
+    false,
+  ]),
+  ["store", "j", v("j", 1, 320_000), false],
+  ["fetch", "s1", false],
+  ["fetch", "h0", false],
+  ["invalidate", "j"],
+  ["close"],
+  ["open"],
+  ["fetch", "h3", false],
+  ["store", "s1", v("s1", 2, 700), false],
 ];
 
 type Value = Uint8Array | undefined;
@@ -344,6 +380,7 @@ async function reopenAfterDeath(
 }
 
 async function runCase(
+  workload: Op[],
   code: "EIO" | "ENOSPC",
   scope: FaultScope,
   n: number,
@@ -356,7 +393,7 @@ async function runCase(
   let faulty = true;
   let stepsSinceHit = -1;
   let checkedDeath = false;
-  for (const [i, op] of WORKLOAD.entries()) {
+  for (const [i, op] of workload.entries()) {
     const what = `${code} at ${scope} call ${n}${
       persistent ? " (persistent)" : ""
     }, step ${i} ${op[0]}`;
@@ -408,54 +445,87 @@ async function runCase(
 }
 
 async function callCounts(
+  workload: Op[],
   options: OpenOptions,
-): Promise<{ any: number; mutating: number }> {
+): Promise<{ any: number; mutating: number; trace: string[] }> {
   const fs = new FaultFS();
+  fs.trace = [];
   const d = new Driver(fs, "IO", options);
-  for (const op of WORKLOAD) assert.ok(await d.do(op, "dry run"));
+  for (const op of workload) assert.ok(await d.do(op, "dry run"));
   await d.store?.close();
-  return { ...fs.counts };
+  return { ...fs.counts, trace: fs.trace };
 }
+
+Deno.test("the disk workload copies a block file without its free slots and trims its tail", async () => {
+  const { trace } = await callCounts(DISK_WORKLOAD, {
+    ...BASE,
+    limit: DISK_LIMIT,
+  });
+  const copied = trace.indexOf("rename /store/dblk/A.tmp /store/dblk/A");
+  assert.ok(copied > 0, "a copy of dblk/A replaced it");
+  // A tail trim: the file cut after its last used slot, then extended to
+  // its full extent again (a hole).
+  const trim = trace.findIndex((c, i) =>
+    i > copied && /^ftruncate \/store\/dblk\/A [1-9]/.test(c) &&
+    /^ftruncate \/store\/dblk\/A [1-9]/.test(trace[i + 1] ?? "") &&
+    Number(c.split(" ")[2]) < Number(trace[i + 1]!.split(" ")[2])
+  );
+  assert.ok(trim > copied, "the copy's free tail was truncated");
+});
 
 const summary: string[] = [];
 
-for (
-  const [code, scope, durability] of [
-    ["EIO", "any", "process"],
-    ["ENOSPC", "mutating", "process"],
-    ["EIO", "any", "fsync"],
-    ["ENOSPC", "mutating", "fsync"],
-  ] as const
-) {
-  const options: OpenOptions = { ...BASE, durability };
-  Deno.test(`${code} at every ${scope} call fails that call with a typed error and loses nothing acknowledged (${durability} durability)`, async () => {
-    const counts = await callCounts(options);
-    const total = counts[scope];
-    let cases = 0;
-    let bitten = 0;
-    const problems: string[] = [];
-    for (let n = 1; n <= total && problems.length < 12; n++) {
-      for (const persistent of [false, true]) {
-        try {
-          const r = await runCase(code, scope, n, persistent, options);
-          if (r.hit) bitten++;
-        } catch (err) {
-          problems.push(
-            String(err instanceof Error ? err.message : err).split("\n")[0]!,
-          );
+const WORKLOADS = [
+  ["", WORKLOAD, BASE],
+  [" of the disk workload", DISK_WORKLOAD, { ...BASE, limit: DISK_LIMIT }],
+] as const;
+
+for (const [which, workload, base] of WORKLOADS) {
+  for (
+    const [code, scope, durability] of [
+      ["EIO", "any", "process"],
+      ["ENOSPC", "mutating", "process"],
+      ["EIO", "any", "fsync"],
+      ["ENOSPC", "mutating", "fsync"],
+    ] as const
+  ) {
+    const options: OpenOptions = { ...base, durability };
+    Deno.test(`${code} at every ${scope} call${which} fails that call with a typed error and loses nothing acknowledged (${durability} durability)`, async () => {
+      const counts = await callCounts(workload, options);
+      const total = counts[scope];
+      let cases = 0;
+      let bitten = 0;
+      const problems: string[] = [];
+      for (let n = 1; n <= total && problems.length < 12; n++) {
+        for (const persistent of [false, true]) {
+          try {
+            const r = await runCase(
+              workload,
+              code,
+              scope,
+              n,
+              persistent,
+              options,
+            );
+            if (r.hit) bitten++;
+          } catch (err) {
+            problems.push(
+              String(err instanceof Error ? err.message : err).split("\n")[0]!,
+            );
+          }
+          cases++;
         }
-        cases++;
       }
-    }
-    assert.deepEqual(problems, [], problems.join("\n"));
-    // Every call of the dry run is reached (the workload is deterministic),
-    // though a failure swallowed on purpose (removing a superseded file)
-    // need not surface.
-    assert.ok(bitten >= total, `${bitten} of ${cases} cases saw an error`);
-    summary.push(
-      `${code}/${durability}: N = 1..${total} (${scope} calls), ${cases} cases, ${bitten} surfaced`,
-    );
-  });
+      assert.deepEqual(problems, [], problems.join("\n"));
+      // Every call of the dry run is reached (the workload is deterministic),
+      // though a failure swallowed on purpose (removing a superseded file)
+      // need not surface.
+      assert.ok(bitten >= total, `${bitten} of ${cases} cases saw an error`);
+      summary.push(
+        `${code}/${durability}${which}: N = 1..${total} (${scope} calls), ${cases} cases, ${bitten} surfaced`,
+      );
+    });
+  }
 }
 
 Deno.test("I/O fault sweeps: summary", () => {

@@ -213,3 +213,53 @@ Deno.test("a run never crosses a group boundary and reports -1 when none fits", 
   assert.equal(mem.claimRun(DATA, 4096, 1025, 1024), -1);
   assert.equal(mem.claimRun(DATA, 4096, 0, 1024), -1);
 });
+
+Deno.test("run kernels (free, mark, count, last used) equal the reference under random operations", async (t) => {
+  for (const slots of [64, 130, 1000, 5000]) {
+    await t.step(`${slots} slots`, () => {
+      const rand = rng(slots * 3 + 1);
+      const mem = new IndexMemory({ entryBits: 13, identBits: 14 });
+      const ref = new RefBitmap(slots);
+      let hint = 0; // mirrors IndexMemory's
+      for (let op = 0; op < 3000; op++) {
+        const r = rand(10);
+        const from = rand(slots);
+        const n = rand(5) === 0 ? rand(slots - from + 1) : rand(
+          Math.min(130, slots - from + 1),
+        );
+        if (r < 3) {
+          mem.freeRun(DATA, from, n);
+          for (let s = from; s < from + n; s++) ref.free(s);
+          if (n > 0 && from < hint) hint = from;
+        } else if (r < 6) {
+          mem.markRun(DATA, from, n);
+          for (let s = from; s < from + n; s++) ref.used[s] = true;
+        } else if (r < 8) {
+          // Claims read the summary: they find every freed word.
+          const s = mem.claimSlot(DATA, slots);
+          const want = ref.claim(hint);
+          assert.equal(s, want, `op ${op}: claim`);
+          if (want >= 0) hint = want + 1;
+        } else {
+          const used = ref.used.slice(from, from + n);
+          assert.equal(
+            mem.usedIn(DATA, from, n),
+            used.filter((u) => u).length,
+            `op ${op}: count of ${n} from ${from}`,
+          );
+          assert.equal(mem.runUsed(DATA, from, n), used.some((u) => u));
+          assert.equal(
+            mem.usedPrefix(DATA, from, n),
+            used.lastIndexOf(true) + 1,
+            `op ${op}: used prefix of ${n} from ${from}`,
+          );
+        }
+      }
+      assert.deepEqual(
+        mem.useMap(DATA).subarray(0, Math.ceil(slots / 8)),
+        ref.bytes(),
+      );
+      assert.equal(mem.usedSlots(DATA, slots), ref.count());
+    });
+  }
+});

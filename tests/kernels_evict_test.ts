@@ -1,7 +1,14 @@
 // Victim selection against the reference: sort everything with a
 // comparator, then take the shortest prefix meeting the targets.
 import assert from "node:assert/strict";
-import { DATA, IndexMemory, META } from "../src/index_memory.ts";
+import {
+  DATA,
+  type ElementRecord,
+  IndexMemory,
+  META,
+} from "../src/index_memory.ts";
+import { runSlotsOf } from "../src/format.ts";
+import { recordDisk } from "../src/_slot_fit.ts";
 import { prefixOf, type RefEntry, refOrder } from "./_reference/evict.ts";
 import { rng } from "./_reference/rng.ts";
 
@@ -31,12 +38,29 @@ function table(
     const pinned = r.pinnedOneIn > 0 && rand(r.pinnedOneIn) === 0;
     mem.setPinned(i, pinned);
     let bytes = 0;
-    // Elements absent, present, or present with size 0.
+    // Elements absent, present, or present with size 0, in slots (data in
+    // runs of any code; metadata in its own slot or after the data) or
+    // files: eviction weighs the disk they take (FORMAT.md §5.4).
     for (const kind of [DATA, META] as const) {
       if (rand(4) === 0) continue;
       const size = rand(3) === 0 ? 0 : rand(kind === DATA ? 9000 : 1100);
-      mem.setElement(i, kind, { size, loc: k, crc: 0, inFile: rand(9) === 0 });
-      bytes += size;
+      const rec: ElementRecord = {
+        size,
+        loc: k,
+        crc: 0,
+        inFile: rand(9) === 0,
+      };
+      if (kind === DATA && !rec.inFile) rec.slots = runSlotsOf(rand(256));
+      const data = mem.element(i, DATA);
+      if (
+        kind === META && !rec.inFile && data !== undefined && !data.inFile &&
+        rand(2) === 0
+      ) {
+        rec.withData = true;
+        rec.loc = data.loc;
+      }
+      mem.setElement(i, kind, rec);
+      bytes += recordDisk(kind, rec);
     }
     ref.push({ pinned, useCount, lastUsed, bytes });
   }
@@ -119,8 +143,9 @@ Deno.test("selectVictims ties go by index and fractional targets round up", () =
     mem.setUsage(i, 1, 100);
     mem.setElement(i, DATA, { size: 10, loc: k, crc: 0, inFile: false });
   }
-  assert.deepEqual([...mem.selectVictims(25, 0, 1)], [0, 2, 3]);
-  assert.deepEqual([...mem.selectVictims(20.5, 0, -1)], [0, 1, 2]);
+  // Each is one 64-byte data slot on disk (FORMAT.md §5.4).
+  assert.deepEqual([...mem.selectVictims(160, 0, 1)], [0, 2, 3]);
+  assert.deepEqual([...mem.selectVictims(131.2, 0, -1)], [0, 1, 2]);
   assert.deepEqual([...mem.selectVictims(0, 0, -1)], []);
   assert.deepEqual([...mem.selectVictims(0, 2.2, -1)], [0, 1, 2]);
   assert.throws(() => mem.selectVictims(NaN, 0, -1), RangeError);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { DATA, IndexMemory, META } from "../src/index_memory.ts";
 import { rng } from "./_reference/rng.ts";
+import { recordDisk } from "../src/_slot_fit.ts";
 
 /** n entries with hash low words from `lo`, some elements, some pinned. */
 function table(
@@ -23,7 +24,8 @@ function table(
         size: rand(70_000),
         loc: k,
         crc: k,
-        inFile: false,
+        inFile: rand(4) === 0,
+        slots: 1 + rand(128),
       });
     }
     if (rand(3) === 0) {
@@ -31,7 +33,7 @@ function table(
         size: rand(900),
         loc: k,
         crc: 0,
-        inFile: true,
+        inFile: rand(2) === 0,
       });
     }
     if (rand(5) === 0) mem.setPinned(i, true);
@@ -108,19 +110,25 @@ Deno.test("a loaded table finds every entry, as inserted one by one", async (t) 
   }
 });
 
-Deno.test("totals are the latest use and the element bytes of the table", () => {
+Deno.test("totals are the latest use, the element bytes and the disk bytes of the table", () => {
   const rand = rng(7);
   const mem = table(5000, 13, 14, SHAPES.spread, rand);
   let latestUse = 0;
   let elementBytes = 0;
+  let elementDisk = 0;
   for (let i = 0; i < mem.count; i++) {
     latestUse = Math.max(latestUse, mem.lastUsed(i));
     elementBytes += mem.elementSize(i, DATA) + mem.elementSize(i, META);
+    for (const kind of [DATA, META] as const) {
+      const rec = mem.element(i, kind);
+      if (rec !== undefined) elementDisk += recordDisk(kind, rec);
+    }
   }
-  assert.deepEqual(mem.totals(), { latestUse, elementBytes });
+  assert.ok(elementDisk > 0);
+  assert.deepEqual(mem.totals(), { latestUse, elementBytes, elementDisk });
   assert.deepEqual(
     new IndexMemory({ entryBits: 8, identBits: 9 }).totals(),
-    { latestUse: 0, elementBytes: 0 },
+    { latestUse: 0, elementBytes: 0, elementDisk: 0 },
   );
   // Element bytes past 2^32 are summed exactly.
   const big = new IndexMemory({ entryBits: 8, identBits: 9 });

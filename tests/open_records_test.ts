@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { BackingStore } from "../mod.ts";
 import { bytesFor, read, tempDir } from "./_helpers.ts";
 import { editEntries, REC, RECORD } from "./_damage.ts";
+import { MAX_DATA_SLOT_BITS, SLOTS_PER_FILE } from "../src/format.ts";
+import { DATA } from "../src/kinds.ts";
 
 const N = 6;
 const value = (i: number) => bytesFor(`k${i}`, 200 + 100 * i);
@@ -69,11 +71,11 @@ Deno.test("open drops records that cannot be right", async (t) => {
   const cases: [string, (v: DataView) => void][] = [
     [
       "a slot past the last",
-      (v) => v.setUint32(rec(2) + REC.dataLoc, 2 ** 24, true),
+      (v) => v.setUint32(rec(2) + REC.dataLoc, 2 ** MAX_DATA_SLOT_BITS, true),
     ],
     ["no element", (v) => v.setUint8(rec(2) + REC.flags, 0)],
     ["a run across a block file's end", (v) => {
-      v.setUint32(rec(2) + REC.dataLoc, 4095, true);
+      v.setUint32(rec(2) + REC.dataLoc, SLOTS_PER_FILE[DATA] - 1, true);
       v.setUint8(rec(2) + 15, 1);
     }],
     [

@@ -5,8 +5,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { crc32 } from "node:zlib";
 import { BackingStore, checkStore } from "../mod.ts";
-import { fitsSlotPair } from "../src/elements.ts";
-import { decodeEntries, ENTRIES_HEADER, VERSION } from "../src/format.ts";
+import { runSlots } from "../src/elements.ts";
+import {
+  decodeEntries,
+  ENTRIES_HEADER,
+  MAX_RUN_SLOTS,
+  SLOT_SIZE,
+  VERSION,
+} from "../src/format.ts";
 import { NodeFileIO } from "../src/io.ts";
 import { readEntries } from "../src/journal.ts";
 import { OP, opTag } from "../src/ops.ts";
@@ -29,6 +35,12 @@ const META = bytesFor("meta", 600);
 const SLOT0 = 4096;
 /** Offset of the metadata element in the slot: after header, key, data. */
 const META_AT = 32 + KEY.length + DATA.length;
+
+/** Data slots a pair takes: one run for both (FORMAT.md §5.3, §6.1). */
+function pairSlots(key: string, data: number, meta: number): number {
+  return runSlots(key.length, data, meta);
+}
+const PAIR = pairSlots(KEY, DATA.length, META.length);
 
 /** Counts reads and writes of block files and journals. */
 class CountingIO extends NodeFileIO {
@@ -67,7 +79,10 @@ Deno.test("a small entry takes one data slot, one write and one read", async () 
     // The pair in its slot, then the journal entry.
     assert.equal(io.writes - writes, 2);
     const s = st.stats();
-    assert.equal(s.dataSlotsUsed, 2);
+    assert.equal(
+      s.dataSlotsUsed,
+      PAIR + pairSlots("https://pair.example/warm", DATA.length, META.length),
+    );
     assert.equal(s.metaSlotsUsed, 0, "the metadata claims no slot of its own");
     assert.equal(s.bytes, 2 * (DATA.length + META.length));
 
@@ -93,10 +108,11 @@ Deno.test("a small entry takes one data slot, one write and one read", async () 
   assert.equal(records[14]! & 0x10, 0x10, "flag bit 4 on the first record");
 });
 
-Deno.test("only pairs that fit one slot share it", () => {
-  // 2 × (32 + K) + data + meta ≤ 8192.
-  assert.equal(fitsSlotPair(28, 8192 - 120 - 1000, 1000), true);
-  assert.equal(fitsSlotPair(28, 8192 - 120 - 1000, 1001), false);
+Deno.test("only pairs that fit one run share it", () => {
+  // 2 × (32 + K) + data + meta ≤ the longest run (2 MiB).
+  const most = MAX_RUN_SLOTS * SLOT_SIZE[0];
+  assert.equal(runSlots(28, most - 120 - 1000, 1000), MAX_RUN_SLOTS);
+  assert.equal(runSlots(28, most - 120 - 1000, 1001), 0);
 });
 
 Deno.test("a pair in one slot is replayed from the journal after a kill", async () => {
@@ -127,7 +143,10 @@ Deno.test("a pair in one slot is replayed from the journal after a kill", async 
     assert.equal(again.stats().repairedOnOpen, 0);
     assert.equal(again.stats().entries, 2);
     assert.deepEqual(await both(again, KEY), { data: DATA, meta: META });
-    assert.equal(again.stats().dataSlotsUsed, 2);
+    assert.equal(
+      again.stats().dataSlotsUsed,
+      PAIR + pairSlots("https://pair.example/b", 10, META.length),
+    );
     assert.equal(again.stats().metaSlotsUsed, 0);
   } finally {
     await again.close();
@@ -144,7 +163,11 @@ Deno.test("storing one element of a pair keeps the other", async () => {
   const d2 = bytesFor("d2", 2500);
   await st.store(KEY, d2);
   assert.deepEqual(await both(st, KEY), { data: d2, meta: META });
-  assert.equal(st.stats().dataSlotsUsed, 1, "the old slot is free");
+  assert.equal(
+    st.stats().dataSlotsUsed,
+    pairSlots(KEY, d2.length, META.length),
+    "the old slots are free",
+  );
   assert.equal(st.stats().metaSlotsUsed, 0);
   assert.equal(st.stats().bytes, d2.length + META.length);
 
@@ -162,7 +185,7 @@ Deno.test("storing one element of a pair keeps the other", async () => {
   const m2 = bytesFor("m2", 700);
   await st.store(KEY, m2, { meta: true });
   assert.deepEqual(await both(st, KEY), { data: DATA, meta: m2 });
-  assert.equal(st.stats().dataSlotsUsed, 1);
+  assert.equal(st.stats().dataSlotsUsed, PAIR);
   assert.equal(st.stats().metaSlotsUsed, 1);
   assert.equal(st.stats().bytes, DATA.length + m2.length);
 
@@ -184,11 +207,16 @@ Deno.test("a held pair keeps its bytes while replaced; the slot is freed on rele
   await st.storeEntry(KEY, DATA, META);
   const hit = (await st.fetchEntry(KEY))!;
   await st.storeEntry(KEY, bytesFor("d3", 100), bytesFor("m3", 100));
-  assert.equal(st.stats().dataSlotsUsed, 2, "the held slot is not reused");
+  const small = pairSlots(KEY, 100, 100);
+  assert.equal(
+    st.stats().dataSlotsUsed,
+    PAIR + small,
+    "the held slots are not reused",
+  );
   assert.deepEqual(hit.data, DATA);
   assert.deepEqual(hit.meta, META);
   hit.release();
-  assert.equal(st.stats().dataSlotsUsed, 1);
+  assert.equal(st.stats().dataSlotsUsed, small);
   assert.equal(st.stats().metaSlotsUsed, 0);
 });
 
@@ -202,9 +230,12 @@ Deno.test("damaged data drops the whole pair; damaged metadata only itself", asy
   assert.equal(t.store.stats().entries, 1, "the entry is gone");
   assert.equal(t.store.stats().corruptions, 1);
 
-  // Slot 1 holds the other pair: damage its metadata.
+  // The run after it holds the other pair: damage its metadata.
   const other = "https://pair.example/b";
-  flipBit(dataBlockFile(t.dir), SLOT0 + 8192 + 32 + other.length + 3000 + 40);
+  flipBit(
+    dataBlockFile(t.dir),
+    SLOT0 + PAIR * SLOT_SIZE[0] + 32 + other.length + 3000 + 40,
+  );
   assert.deepEqual(await both(t.store, other), { data: DATA, meta: undefined });
   assert.equal(t.store.stats().entries, 1);
   assert.equal(t.store.stats().corruptions, 2);
@@ -266,28 +297,38 @@ Deno.test("rebuild recovers a pair from its data slot", async () => {
   assert.deepEqual((await checkStore(d.path)).problems, []);
 });
 
-Deno.test("entries of version 1 are still read", async () => {
-  await using d = await tempDir();
-  const st = await BackingStore.open(d.path);
-  await st.storeEntry(KEY, bytesFor("d", 8100), META); // no pair: version 1 shape
-  await st.close();
-  const path = `${d.path}/entries`;
-  const bytes = Deno.readFileSync(path);
-  const v = new DataView(bytes.buffer);
-  assert.equal(v.getUint32(8, true), VERSION.entries);
-  v.setUint32(8, 1, true);
-  v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
-  Deno.writeFileSync(path, bytes);
-  assert.equal(bytes.length > ENTRIES_HEADER, true);
-  const again = await BackingStore.open(d.path);
-  try {
-    assert.equal(again.stats().repairedOnOpen, 0);
-    assert.deepEqual(await both(again, KEY), {
-      data: bytesFor("d", 8100),
-      meta: META,
-    });
-  } finally {
-    await again.close();
+Deno.test("a store of an earlier format (8 KiB data slots) is refused with VERSION_MISMATCH, untouched", async () => {
+  // The versions an earlier larder wrote: entries 3 (byte 15 a slot
+  // count), entries 4 (the attribute section, 8 KiB slots), control 3
+  // (8 KiB data slots).
+  const cases = [["entries", 3], ["entries", 4], ["control", 3]] as const;
+  for (const [file, old] of cases) {
+    await using d = await tempDir();
+    const st = await BackingStore.open(d.path);
+    await st.storeEntry(KEY, bytesFor("d", 8100), META);
+    await st.setAttr(KEY, "a", "kept");
+    await st.close();
+    const path = `${d.path}/${file}`;
+    const bytes = Deno.readFileSync(path);
+    const v = new DataView(bytes.buffer);
+    assert.equal(v.getUint32(8, true), VERSION[file]);
+    v.setUint32(8, old, true);
+    if (file === "entries") v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
+    else {
+      const end = bytes.length - 4;
+      v.setUint32(end, crc32(bytes.subarray(0, end)), true);
+      Deno.writeFileSync(`${d.path}/control.bak`, bytes);
+    }
+    Deno.writeFileSync(path, bytes);
+    assert.equal(bytes.length > ENTRIES_HEADER || file === "control", true);
+    const before = Deno.readFileSync(`${d.path}/${file}`);
+    const err = await BackingStore.open(d.path).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.equal(err?.code, "VERSION_MISMATCH", `${file} ${old}: ${err}`);
+    assert.match(String(err.message), new RegExp(`version ${old}`));
+    assert.deepEqual(Deno.readFileSync(`${d.path}/${file}`), before);
   }
 });
 

@@ -226,6 +226,7 @@ Deno.test("metrics prometheusText is well-formed and its counters grow", () => {
     metaSlotsUsed: 3,
     sharedElements: 0,
     bytesSaved: 0,
+    diskBytes: 1 << 20,
   };
   m.request({ status: "miss", bytes: 100, seconds: 0.003, key: "/a" });
   const first = parseExposition(prometheusText(m, stats));

@@ -1,16 +1,16 @@
-// Data elements over 8 KiB in runs of consecutive data slots (FORMAT.md
-// §5.3): which sizes take a run and which a large file, that a run stays
-// inside one block file, falls back to a file when no run is free, is read
-// whole or not at all, and that stores of the previous format (one data
-// slot an entry) still open and gain runs.
+// Data elements in runs of consecutive 64-byte data slots (FORMAT.md §4,
+// §5.3): which sizes take a run and which a large file, the run codes that
+// round a run's length, that a run stays inside one block file, falls back
+// to a file when no run is free, is read whole or not at all, and that
+// nsurl stores keep to aligned 8 KiB slots.
 import assert from "node:assert/strict";
-import { crc32 } from "node:zlib";
 import { BackingStore, checkStore } from "../mod.ts";
 import {
   dataSlotBitsFor,
-  decodeBlocks,
-  encodeBlocksHeader,
   MAX_RUN_SLOTS,
+  roundRun,
+  runCode,
+  runSlotsOf,
   SLOT_SIZE,
   SLOTS_PER_FILE,
 } from "../src/format.ts";
@@ -28,12 +28,33 @@ import {
 
 const HEAD = 32;
 
-Deno.test("dataSlotBitsFor: one slot an entry plus the limit in slots, a power of two", () => {
-  assert.equal(dataSlotBitsFor(16, 2 ** 30), 18); // 65,536 + 131,072 slots
-  assert.equal(dataSlotBitsFor(8, 2 ** 20), 9); // 256 + 128
+Deno.test("dataSlotBitsFor: one slot an entry plus the limit and an eighth in slots, a power of two", () => {
+  assert.equal(dataSlotBitsFor(16, 2 ** 30), 25); // 65,536 + 18,874,368 slots
+  assert.equal(dataSlotBitsFor(8, 2 ** 20), 15); // 256 + 18,432
   assert.equal(dataSlotBitsFor(8, 1), 9); // 256 + 1
-  assert.equal(dataSlotBitsFor(20, 2 ** 40), 24, "at most 4096 block files");
-  assert.equal(dataSlotBitsFor(24, 2 ** 30), 24);
+  assert.equal(dataSlotBitsFor(20, 2 ** 40), 28, "at most 512 block files");
+  assert.equal(dataSlotBitsFor(24, 2 ** 30), 26); // 16,777,216 + 18,874,368
+});
+
+Deno.test("run codes: every code stands for one length, each run is rounded up by at most 1/16", () => {
+  let last = 0;
+  for (let c = 0; c < 256; c++) {
+    const n = runSlotsOf(c);
+    assert.ok(n > last, `code ${c} grows`);
+    assert.equal(runCode(n), c);
+    last = n;
+  }
+  assert.equal(runSlotsOf(0), 1);
+  assert.equal(runSlotsOf(127), 128);
+  assert.equal(runSlotsOf(128), 136);
+  assert.equal(runSlotsOf(255), MAX_RUN_SLOTS);
+  for (let n = 1; n <= MAX_RUN_SLOTS; n++) {
+    const r = roundRun(n);
+    assert.ok(r >= n && runCode(r) >= 0 && runSlotsOf(runCode(r)) === r);
+    if (n > 128) assert.ok(r * 16 <= n * 17, `${n} rounds to ${r}`);
+    else assert.equal(r, n);
+  }
+  assert.equal(roundRun(MAX_RUN_SLOTS + 1), 0, "longer: a large file");
 });
 
 Deno.test("a data element takes one slot, a run of slots, or a file by its size", async () => {
@@ -60,9 +81,9 @@ Deno.test("a data element takes one slot, a run of slots, or a file by its size"
   const data = bytesFor("pair", 50_000);
   const meta = bytesFor("pairm", 700);
   await st.storeEntry(key, data, meta);
-  const pairSlots = Math.ceil(
+  const pairSlots = roundRun(Math.ceil(
     (2 * (HEAD + key.length) + data.length + meta.length) / SLOT_SIZE[0],
-  );
+  ));
   assert.equal(st.stats().dataSlotsUsed, pairSlots);
   assert.equal(st.stats().metaSlotsUsed, 0);
   assert.deepEqual(largeFiles(t.dir), []);
@@ -118,42 +139,48 @@ Deno.test("runs survive a reopen and check-store finds them clean", async () => 
 Deno.test("a run never crosses into the next block file", async () => {
   await using t = await tempStore({ entryBits: 13 });
   const st = t.store;
-  // Fill block file 0 up to 6 slots before its end, one slot an entry.
-  for (let i = 0; i < SLOTS_PER_FILE - 6; i++) {
-    await st.store(`s${i}`, bytesFor(`s${i}`, 10));
-  }
+  const per = SLOTS_PER_FILE[0];
+  // Fill block file 0 up to 6 slots before its end: 4095 runs of 128
+  // slots, then one of 122.
+  const sized = (key: string, slots: number) =>
+    bytesFor(key, slots * SLOT_SIZE[0] - HEAD - key.length);
+  for (let i = 0; i < 4095; i++) await st.store(`s${i}`, sized(`s${i}`, 128));
+  await st.store("s-last", sized("s-last", 122));
+  assert.equal(st.stats().dataSlotsUsed, per - 6);
   const key = "https://run.example/straddle";
   const data = bytesFor("straddle", 10 * SLOT_SIZE[0]);
   await st.store(key, data);
   assertBytes(await read(st, key), data);
   // It starts at slot 0 of block file 1.
-  const second = `${t.dir}/${
-    blockFileParts(0, 1, 2 ** 13 / SLOTS_PER_FILE).join("/")
-  }`;
+  const files = 2 ** dataSlotBitsFor(13, 2 ** 30) / per;
+  const second = `${t.dir}/${blockFileParts(0, 1, files).join("/")}`;
   assert.equal(findInFile(second, key), 4096 + HEAD);
-  assert.equal(st.stats().dataSlotsUsed, SLOTS_PER_FILE - 6 + 11);
-  // The six slots left in file 0 still take single-slot elements.
+  assert.equal(st.stats().dataSlotsUsed, per - 6 + 11);
+  // The six slots left in file 0 still take small elements.
   await st.store("tail", bytesFor("tail", 10));
-  assert.equal(st.stats().dataSlotsUsed, SLOTS_PER_FILE - 5 + 11);
+  assert.equal(st.stats().dataSlotsUsed, per - 5 + 11);
 });
 
 Deno.test("with no run free the element gets a large file, and a freed run is reused", async () => {
   await using d = await tempDir();
-  // Created with a 1 MiB limit: 2^9 data slots, kept when reopened larger.
+  // Created with a 1 MiB limit: 2^15 data slots, kept when reopened larger.
   (await BackingStore.open(d.path, { entryBits: 8, limit: 2 ** 20 })).close();
   await using st = await BackingStore.open(d.path, { limit: 2 ** 30 });
-  const value = (i: number) => bytesFor(`r${i}`, 20_000); // 3 slots each
-  for (let i = 0; i < 170; i++) await st.store(`k${i}`, value(i));
-  assert.equal(st.stats().dataSlotsUsed, 510);
+  const value = (i: number) => bytesFor(`r${i}`, 20_000);
+  const run = slotsFor("k100", 20_000); // 320 slots each (run code 148)
+  assert.equal(run, 320);
+  const fit = Math.floor(2 ** 15 / run); // 102, and 128 slots left
+  for (let i = 0; i < fit; i++) await st.store(`k${i}`, value(i));
+  assert.equal(st.stats().dataSlotsUsed, fit * run);
   assert.deepEqual(largeFiles(d.path), []);
-  await st.store("k170", value(170)); // two slots left: no run of three
+  await st.store(`k${fit}`, value(fit)); // 128 slots left: no run of 320
   assert.equal(largeFiles(d.path).length, 1);
-  assertBytes(await read(st, "k170"), value(170));
+  assertBytes(await read(st, `k${fit}`), value(fit));
   await st.invalidate("k7");
-  await st.store("k171", value(171));
+  await st.store(`k${fit + 1}`, value(fit + 1));
   assert.equal(largeFiles(d.path).length, 1, "into the freed run");
-  assert.equal(st.stats().dataSlotsUsed, 510);
-  for (let i = 0; i < 172; i++) {
+  assert.equal(st.stats().dataSlotsUsed, fit * run);
+  for (let i = 0; i < fit + 2; i++) {
     if (i !== 7) assertBytes(await read(st, `k${i}`), value(i));
   }
 });
@@ -190,7 +217,7 @@ Deno.test("check-store reports a damaged run and its repair drops only that entr
   assert.equal(st.stats().repairedOnOpen, 0);
 });
 
-Deno.test("nsurl stores keep data in single slots and files, never in runs", async () => {
+Deno.test("nsurl stores keep data in aligned 8 KiB slots and files, never in other runs", async () => {
   await using t = await tempStore({ hash: "nsurl" });
   const url = "https://nsurl.example/big.js";
   const data = bytesFor("big", 20_000);
@@ -198,70 +225,27 @@ Deno.test("nsurl stores keep data in single slots and files, never in runs", asy
   assert.equal(t.store.stats().dataSlotsUsed, 0);
   assert.equal(largeFiles(t.dir).length, 1);
   assertBytes(await read(t.store, url), data);
-});
-
-/** Rewrites a closed store's control, blocks and entries as version 2/1/2. */
-function toPreviousFormat(dir: string): void {
-  const control = Deno.readFileSync(`${dir}/control`);
-  const cv = new DataView(control.buffer);
-  cv.setUint32(8, 2, true);
-  control[15] = 0;
-  cv.setUint32(40, crc32(control.subarray(0, 40)), true);
-  Deno.writeFileSync(`${dir}/control`, control);
-
-  const slots = 2 ** control[12]!;
-  const { maps } = decodeBlocks(Deno.readFileSync(`${dir}/blocks`));
-  const data = maps[0].slice(0, slots / 8);
-  const meta = maps[1].slice(0, slots / 8);
-  const head = encodeBlocksHeader([slots, slots], data, meta);
-  const hv = new DataView(head.buffer);
-  hv.setUint32(8, 1, true);
-  hv.setUint32(24, 0, true);
-  hv.setUint32(28, crc32(head.subarray(0, 28)), true);
-  Deno.writeFileSync(
-    `${dir}/blocks`,
-    new Uint8Array([...head, ...data, ...meta]),
-  );
-
-  const entries = Deno.readFileSync(`${dir}/entries`);
-  const ev = new DataView(entries.buffer);
-  ev.setUint32(8, 2, true);
-  ev.setUint32(60, crc32(entries.subarray(0, 60)), true);
-  Deno.writeFileSync(`${dir}/entries`, entries);
-}
-
-Deno.test("a store of the previous format (one data slot an entry) opens and gains runs", async () => {
-  await using d = await tempDir();
-  const small = bytesFor("small", 3000);
-  {
-    await using st = await BackingStore.open(d.path, { entryBits: 8 });
-    await st.store("small", small);
-    await st.store("meta", bytesFor("meta", 100), { meta: true });
+  // Small elements: 128 slots each, each at a multiple of 128.
+  for (let i = 0; i < 3; i++) {
+    await t.store.store(`https://nsurl.example/${i}`, bytesFor(`s${i}`, 10));
   }
-  toPreviousFormat(d.path);
-  assert.deepEqual((await checkStore(d.path)).problems, []);
-  const big = bytesFor("big", 40_000);
-  {
-    await using st = await BackingStore.open(d.path);
-    assertBytes(await read(st, "small"), small);
-    assert.deepEqual(
-      await read(st, "meta", { meta: true }),
-      bytesFor("meta", 100),
+  assert.equal(t.store.stats().dataSlotsUsed, 3 * 128);
+  const file = `${t.dir}/${blockFileParts(0, 0, 64).join("/")}`;
+  for (let i = 0; i < 3; i++) {
+    const at = findInFile(file, `https://nsurl.example/${i}`) - 4096 - HEAD;
+    assert.equal(at % (128 * SLOT_SIZE[0]), 0, `element ${i} at ${at}`);
+  }
+  await t.store.close();
+  // A rebuild finds them at those boundaries.
+  Deno.removeSync(`${t.dir}/entries`);
+  await using again = await BackingStore.open(t.dir, { hash: "nsurl" });
+  for (let i = 0; i < 3; i++) {
+    assertBytes(
+      await read(again, `https://nsurl.example/${i}`),
+      bytesFor(`s${i}`, 10),
     );
-    await st.store("big", big);
-    assert.deepEqual(largeFiles(d.path), [], "a run in the 256 data slots");
-    assert.equal(st.stats().dataSlotsUsed, 1 + slotsFor("big", big.length));
   }
-  assert.deepEqual((await checkStore(d.path)).problems, []);
-  await using st = await BackingStore.open(d.path);
-  assertBytes(await read(st, "big"), big);
-  assert.equal(st.stats().repairedOnOpen, 0);
-  const control = Deno.readFileSync(`${d.path}/control`);
-  assert.equal(
-    new DataView(control.buffer).getUint32(8, true),
-    2,
-    "control kept",
-  );
+  assert.equal(again.stats().dataSlotsUsed, 3 * 128);
 });
 
 Deno.test("a run a fetch still references is freed only at its release", async () => {

@@ -6,7 +6,14 @@ import {
   type OpenOptions,
   StoreError,
 } from "../mod.ts";
-import { bytesFor, largeFiles, read, tempDir, tempStore } from "./_helpers.ts";
+import {
+  bytesFor,
+  largeFiles,
+  read,
+  slotsFor,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 import { readEntries } from "../src/journal.ts";
 
 Deno.test("store keeps data and metadata as separate elements", async () => {
@@ -129,7 +136,9 @@ Deno.test("stats count hits, misses and served bytes", async () => {
   assert.equal(st.hysteresis, 2_000_000);
   assert.equal(st.capacity, 65536);
   assert.equal(st.stores, 1);
-  assert.equal(st.dataSlotsUsed, 1);
+  // The 64-byte slots header, key and bytes need (FORMAT.md §5.3).
+  assert.equal(st.dataSlotsUsed, slotsFor("a", 1000));
+  assert.equal(st.diskBytes, slotsFor("a", 1000) * 64);
   assert.equal(st.metaSlotsUsed, 0);
 });
 
