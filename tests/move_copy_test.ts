@@ -522,3 +522,38 @@ Deno.test("a damaged shared element is a miss for every sharer, and freed with i
     });
   }
 });
+
+Deno.test("copies count once in disk bytes too (FORMAT.md §5.4), live and after a reopen", async () => {
+  await using d = await tempDir();
+  const opts = { limit: 64 * 2 ** 20 };
+  let before: number[];
+  {
+    await using st = await BackingStore.open(d.path, opts);
+    for (let i = 0; i < 50; i++) {
+      await st.store(`k${i}`, bytesFor(`k${i}`, 10_000 + i));
+      await st.store(`t${i}`, bytesFor(`t${i}`, 200));
+    }
+    const a = st.stats();
+    before = [a.bytes, a.diskBytes];
+    for (let i = 0; i < 50; i++) assert.ok(await st.copy(`k${i}`, `c${i}`));
+    const b = st.stats();
+    assert.deepEqual([b.entries, b.bytes, b.diskBytes], [150, ...before]);
+    assert.equal(b.sharedElements, 50);
+  }
+  await using st = await BackingStore.open(d.path, opts);
+  const c = st.stats();
+  assert.deepEqual([c.entries, c.bytes, c.diskBytes], [150, ...before]);
+  for (let i = 0; i < 50; i++) await st.invalidate(`k${i}`);
+  const e = st.stats();
+  assert.deepEqual([e.bytes, e.diskBytes, e.sharedElements], [
+    ...before,
+    0,
+  ]);
+  for (let i = 0; i < 50; i++) {
+    assert.deepEqual(await read(st, `c${i}`), bytesFor(`k${i}`, 10_000 + i));
+    await st.invalidate(`c${i}`);
+  }
+  const f = st.stats();
+  assert.equal(f.bytes, 50 * 200);
+  assert.ok(f.diskBytes < before[1]! / 10, `${f.diskBytes}`);
+});
