@@ -46,6 +46,54 @@ export interface DedupOptions {
   signal?: AbortSignal;
 }
 
+/** {@linkcode DedupOptions} with the defaults applied. */
+type CheckedDedupOptions = Required<Omit<DedupOptions, "signal">> & {
+  signal?: AbortSignal;
+};
+
+/** `n` when it is an integer ≥ `min` (or undefined: `fallback`). */
+function sizeOption(
+  name: string,
+  n: unknown,
+  min: number,
+  fallback: number,
+): number {
+  if (n === undefined) return fallback;
+  if (typeof n !== "number") {
+    throw new TypeError(`Cannot deduplicate: ${name} must be a number`);
+  }
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new RangeError(
+      `Cannot deduplicate: ${name} must be an integer ≥ ${min}, got ${n}`,
+    );
+  }
+  return n;
+}
+
+/** The options with their defaults, checked (see {@linkcode Dedup.run}). */
+function checkDedupOptions(options: unknown): CheckedDedupOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot deduplicate: options must be an object");
+  }
+  const o = options as Record<string, unknown>;
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError("Cannot deduplicate: signal must be an AbortSignal");
+  }
+  const sliceBytes = sizeOption("sliceBytes", o.sliceBytes, 1, DEFAULT_SLICE);
+  const minBytes = sizeOption("minBytes", o.minBytes, 0, 1);
+  const maxBytes = sizeOption("maxBytes", o.maxBytes, 1, DEFAULT_MAX);
+  if (minBytes > maxBytes) {
+    throw new RangeError(
+      `Cannot deduplicate: minBytes (${minBytes}) is over maxBytes (${maxBytes})`,
+    );
+  }
+  return signal === undefined
+    ? { sliceBytes, minBytes, maxBytes }
+    : { sliceBytes, minBytes, maxBytes, signal };
+}
+
 /** What a dedup run did. */
 export interface DedupResult {
   /** Data elements looked at (each candidate once). */
@@ -114,18 +162,22 @@ export class Dedup {
     this.#hooks = hooks;
   }
 
-  /** Runs a pass (joining the one under way, if any). */
-  run(options: DedupOptions = {}): Promise<DedupResult> {
-    this.#running ??= this.#run(options).finally(() => {
+  /**
+   * Runs a pass (joining the one under way, if any).
+   * @throws {TypeError} for options of the wrong type.
+   * @throws {RangeError} for sizes that are not positive integers (or
+   *   `minBytes` over `maxBytes`).
+   */
+  run(options?: DedupOptions): Promise<DedupResult> {
+    const checked = checkDedupOptions(options);
+    this.#running ??= this.#run(checked).finally(() => {
       this.#running = undefined;
     });
     return this.#running;
   }
 
-  async #run(options: DedupOptions): Promise<DedupResult> {
-    const sliceBytes = options.sliceBytes ?? DEFAULT_SLICE;
-    const minBytes = options.minBytes ?? 1;
-    const maxBytes = options.maxBytes ?? DEFAULT_MAX;
+  async #run(options: CheckedDedupOptions): Promise<DedupResult> {
+    const { sliceBytes, minBytes, maxBytes } = options;
     const result: DedupResult = { scanned: 0, merged: 0, bytesFreed: 0 };
     const stopped = () =>
       this.#hooks.closed() || options.signal?.aborted === true;

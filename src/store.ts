@@ -1001,6 +1001,10 @@ export class BackingStore implements AsyncDisposable {
    *
    * @param options Slice size, element size bounds, an abort signal.
    * @returns data elements scanned, merged, and the bytes freed.
+   * @throws {TypeError} for options that are not an object, sizes that
+   *   are not numbers, or a `signal` that is not an AbortSignal.
+   * @throws {RangeError} for `sliceBytes`/`maxBytes` under 1, `minBytes`
+   *   under 0, a size that is not an integer, or `minBytes` > `maxBytes`.
    * @throws {StoreError} `CLOSED`, `IO`.
    *
    * @example

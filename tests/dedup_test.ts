@@ -274,3 +274,36 @@ Deno.test("dedup compares again after a yield: a key re-stored meanwhile with ot
   assert.ok(r.merged <= 2);
   assert.equal(st.stats().bytes, 5000 + 5000 * (3 - r.merged));
 });
+
+Deno.test("dedup rejects bad options with TypeError and RangeError, and changes nothing", async () => {
+  await using d = await tempDir();
+  await using st = await BackingStore.open(d.path);
+  await st.store("a", bytesFor("same", 5000));
+  await st.store("b", bytesFor("same", 5000));
+  const bad: [unknown, typeof TypeError | typeof RangeError][] = [
+    [null, TypeError],
+    [7, TypeError],
+    [{ sliceBytes: "1" }, TypeError],
+    [{ minBytes: null }, TypeError],
+    [{ signal: 1 }, TypeError],
+    [{ signal: {} }, TypeError],
+    [{ sliceBytes: 0 }, RangeError],
+    [{ sliceBytes: -1 }, RangeError],
+    [{ sliceBytes: NaN }, RangeError],
+    [{ sliceBytes: 1.5 }, RangeError],
+    [{ maxBytes: 0 }, RangeError],
+    [{ minBytes: -1 }, RangeError],
+    [{ minBytes: Infinity }, RangeError],
+    [{ minBytes: 10, maxBytes: 9 }, RangeError],
+  ];
+  for (const [options, type] of bad) {
+    await assert.rejects(
+      () => st.dedup(options as never),
+      type,
+      JSON.stringify(options),
+    );
+  }
+  assert.equal(st.stats().sharedElements, 0);
+  const r = await st.dedup({ minBytes: 0, maxBytes: 5000, sliceBytes: 1 });
+  assert.equal(r.merged, 1);
+});
