@@ -224,8 +224,8 @@ Deno.test("metrics prometheusText is well-formed and its counters grow", () => {
     repairedOnOpen: 0,
     dataSlotsUsed: 1,
     metaSlotsUsed: 3,
-    sharedElements: 0,
-    bytesSaved: 0,
+    sharedElements: 2,
+    bytesSaved: 500,
     diskBytes: 1 << 20,
   };
   m.request({ status: "miss", bytes: 100, seconds: 0.003, key: "/a" });
@@ -245,6 +245,9 @@ Deno.test("metrics prometheusText is well-formed and its counters grow", () => {
   );
   assert.equal(second.value("larder_store_bytes", {}), 1234);
   assert.equal(second.value("larder_store_limit_bytes", {}), 2 ** 20);
+  assert.equal(second.value("larder_store_disk_bytes", {}), 1 << 20);
+  assert.equal(second.value("larder_store_shared_elements", {}), 2);
+  assert.equal(second.value("larder_store_saved_bytes", {}), 500);
   assert.equal(
     second.value("larder_proxy_response_seconds_bucket", {
       cache: "hit",

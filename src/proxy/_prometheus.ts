@@ -145,6 +145,24 @@ export function prometheusText(
       [[{}, stats.bytes]],
     );
     e.metric(
+      "larder_store_disk_bytes",
+      "gauge",
+      "Bytes the store's elements take on disk, as its limit counts them.",
+      [[{}, stats.diskBytes]],
+    );
+    e.metric(
+      "larder_store_shared_elements",
+      "gauge",
+      "Elements more than one entry shares (copies, moves, dedup).",
+      [[{}, stats.sharedElements]],
+    );
+    e.metric(
+      "larder_store_saved_bytes",
+      "gauge",
+      "Element bytes sharing saves (what unshared copies would hold more).",
+      [[{}, stats.bytesSaved]],
+    );
+    e.metric(
       "larder_store_limit_bytes",
       "gauge",
       "The store's byte limit.",
