@@ -2,6 +2,7 @@
 // servers on 127.0.0.1: answered by the proxy, never forwarded nor stored,
 // configurable, off with `adminPath: false`, behind a token when one is set.
 import assert from "node:assert/strict";
+import { formatBytes } from "../src/proxy/_status_page.ts";
 import { BackingStore, StoreError } from "../mod.ts";
 import { backingProxyStore, createProxy } from "../src/proxy/mod.ts";
 import type { ProxyOptions } from "../src/proxy/proxy.ts";
@@ -91,6 +92,13 @@ Deno.test("admin status page: HTML with inline plots, no external asset, never f
     );
     assert.deepEqual(refs, ["data:,", "/_larder/metrics", "/_larder/health"]);
     assert.ok(!html.includes("<i>"), "keys are escaped");
+    // The store against its limit as the limit counts it: disk bytes.
+    const disk = rig.store.stats().diskBytes;
+    assert.ok(disk > 0);
+    assert.ok(
+      html.includes(`${formatBytes(disk)} on disk of 64.0 MiB (`),
+      "disk bytes against the limit",
+    );
     for (
       const plot of [
         "hit-ratio",

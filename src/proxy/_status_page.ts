@@ -374,10 +374,14 @@ ${usageBar("bytes-split", m.bytes.cache, sentAll)}
   const store = stats === undefined
     ? `<figure><figcaption>Store</figcaption><div class="note">This store reports no counters.</div></figure>`
     : `<figure><figcaption>Store size against its limit</figcaption>
-${usageBar("store", stats.bytes, stats.limit)}
-<div class="note">${formatBytes(stats.bytes)} of ${formatBytes(stats.limit)} (${
-      pct(stats.limit > 0 ? stats.bytes / stats.limit : 0)
-    }); ${stats.entries} entries of ${stats.capacity};
+${usageBar("store", stats.diskBytes, stats.limit)}
+<div class="note">${formatBytes(stats.diskBytes)} on disk of ${
+      formatBytes(stats.limit)
+    } (${
+      pct(stats.limit > 0 ? stats.diskBytes / stats.limit : 0)
+    }; the limit counts disk bytes), ${
+      formatBytes(stats.bytes)
+    } of data; ${stats.entries} entries of ${stats.capacity};
 ${stats.evictions} evicted (${
       formatBytes(stats.evictedBytes)
     }), ${stats.corruptions} dropped as damaged since open</div></figure>`;
