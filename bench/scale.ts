@@ -3,7 +3,7 @@
  * (entryBits 24, the largest table, full), in one run (issue 16 goal 4).
  *
  *   deno run -A bench/scale.ts [--entries 16777216] [--small 1048576]
- *     [--sample 200000] [--dir D] [--keep]
+ *     [--sample 200000] [--dir D] [--keep] [--journal-bytes N]
  *
  * Each store is built with batched `store` calls of ~60-byte URL keys and
  * 100-byte bodies, then reports:
@@ -43,6 +43,9 @@ const smallEntries = arg("small", 2 ** 20);
 const sample = arg("sample", 200_000);
 const dirArg = Deno.args.indexOf("--dir");
 const keep = Deno.args.includes("--keep");
+// Journal size of both stores (default: the store's, 8 MiB).
+const journalAt = Deno.args.indexOf("--journal-bytes");
+const journal = journalAt < 0 ? {} : { journalBytes: arg("journal-bytes", 1) };
 const BATCH = 512;
 const BODY = 100;
 
@@ -172,7 +175,12 @@ async function run(base: string, entries: number, entryBits: number) {
   // A full table frees capacity × hysteresis / limit entries: 1/64 here.
   const hysteresis = limit / 64;
   mem = undefined;
-  let store = await BackingStore.open(dir, { entryBits, limit, hysteresis });
+  let store = await BackingStore.open(dir, {
+    entryBits,
+    limit,
+    hysteresis,
+    ...journal,
+  });
   const t0 = performance.now();
   let lastPrint = t0;
   for (let i = 0; i < entries; i += BATCH) {
@@ -231,6 +239,7 @@ async function run(base: string, entries: number, entryBits: number) {
   if (st0.entries < st0.capacity) {
     await store.close();
     store = await BackingStore.open(dir, {
+      ...journal,
       limit: diskBytes + 1,
       hysteresis: Math.floor(diskBytes / 64),
     });
@@ -281,7 +290,10 @@ async function run(base: string, entries: number, entryBits: number) {
   let openMs = 0;
   const [, stallOpen] = await stalls(async () => {
     const to = performance.now();
-    store = await BackingStore.open(dir, { limit: Math.floor(held * 0.95) });
+    store = await BackingStore.open(dir, {
+      ...journal,
+      limit: Math.floor(held * 0.95),
+    });
     openMs = performance.now() - to;
   });
   const reopen = {
