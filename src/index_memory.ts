@@ -113,6 +113,14 @@ export class IndexMemory {
     this.clearUseMaps();
   }
 
+  /**
+   * Bytes of WASM linear memory this index holds: every region above
+   * (records, address map, use maps, eviction scratch) and the stage.
+   */
+  get memoryBytes(): number {
+    return this.#w.k.memory.buffer.byteLength;
+  }
+
   // ---- keys and hashing (_index_keys.ts) ----------------------------------
 
   /**
