@@ -78,6 +78,13 @@ export interface Kernels {
     pairs: number,
   ): void;
   table_totals(entries: number, count: number, out: number): void;
+  table_sound(
+    entries: number,
+    count: number,
+    dataSlots: number,
+    metaSlots: number,
+    out: number,
+  ): number;
 }
 
 type ConstName =
