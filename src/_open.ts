@@ -25,9 +25,10 @@ import {
   CACHEDIR_TAG,
   type Control,
   dataSlotBitsFor,
-  decodeBlocks,
   encodeControl,
+  readBlocks,
   runWithin,
+  useMapBytes,
 } from "./format.ts";
 import {
   claimsSlot,
@@ -512,14 +513,29 @@ function loadIndex(
   s.blocksDirty = true;
   if (blocks !== undefined) {
     try {
-      const { maps } = decodeBlocks(blocks);
-      s.blocksDirty = !sameBytes(maps[0], s.mem.useMap(DATA)) ||
-        !sameBytes(maps[1], s.mem.useMap(META));
+      s.blocksDirty = !blocksMatch(readBlocks(blocks), s.mem);
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
     }
   }
   return { tag: image.journalTag, append };
+}
+
+/**
+ * True when the use maps of a blocks file (as {@linkcode readBlocks} reads
+ * it) are `mem`'s: the same as comparing them whole, without expanding or
+ * copying a data map that is mostly free (2^28 slots take 32 MiB).
+ */
+function blocksMatch(
+  file: { slots: [number, number]; stored: Uint8Array; meta: Uint8Array },
+  mem: IndexMemory,
+): boolean {
+  const { prefix, bytes } = mem.usedMapPrefix(DATA);
+  if (useMapBytes(file.slots[0]) !== bytes) return false;
+  const n = Math.min(file.stored.length, prefix.length);
+  return sameBytes(file.stored.subarray(0, n), prefix.subarray(0, n)) &&
+    allZero(file.stored.subarray(n)) && allZero(prefix.subarray(n)) &&
+    sameBytes(file.meta, mem.useMap(META));
 }
 
 /**

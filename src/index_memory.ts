@@ -542,6 +542,16 @@ export class IndexMemory {
   }
 
   /**
+   * A copy of the use map of `kind` up to a point past which every slot
+   * is free (the rest of {@linkcode useMap} is zeros), and the bytes of
+   * the whole map: to compare with the blocks file without a copy of a
+   * large, mostly free map.
+   */
+  usedMapPrefix(kind: ElementKind): { prefix: Uint8Array; bytes: number } {
+    return this.#useMaps.usedMapPrefix(kind);
+  }
+
+  /**
    * Sets the use map of `kind` to the slots the entries claim, in one
    * kernel pass (open); returns the claims that could not be marked (out
    * of range, or a slot claimed twice).
