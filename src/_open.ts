@@ -526,7 +526,7 @@ function loadIndex(
  * it) are `mem`'s: the same as comparing them whole, without expanding or
  * copying a data map that is mostly free (2^28 slots take 32 MiB).
  */
-function blocksMatch(
+export function blocksMatch(
   file: { slots: [number, number]; stored: Uint8Array; meta: Uint8Array },
   mem: IndexMemory,
 ): boolean {
