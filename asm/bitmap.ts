@@ -375,14 +375,18 @@ export function use_load(
       bad++;
       continue;
     }
-    if (slot + n > top) top = slot + n;
+    const end = slot + n;
+    if (end > top) top = end;
+    // A word at a time: a run is up to 32,768 slots, most within one word.
     let clash = false;
-    for (let s = slot; s < slot + n; s++) {
-      const p = map + (<usize>(s >>> 3));
-      const bit = <u32>1 << (s & 7);
-      const old = <u32>load<u8>(p);
-      if (old & bit) clash = true;
-      else store<u8>(p, old | bit);
+    for (let s = slot; s < end;) {
+      const w = s >>> 6;
+      const p = map + (<usize>w << 3);
+      const mask = wordMask(s, end);
+      const old = load<u64>(p);
+      if (old & mask) clash = true;
+      store<u64>(p, old | mask);
+      s = (w + 1) << 6;
     }
     if (clash) bad++;
   }
