@@ -345,3 +345,56 @@ export function bitmap_load(
     if (load<u64>(map + (<usize>w << 3)) == u64.MAX_VALUE) markFull(sum, w);
   }
 }
+
+/**
+ * As {@linkcode slots_claimed} then {@linkcode bitmap_load}, straight into
+ * the use map at `map`, which is all zero from byte `dirtyBytes` on (the
+ * bytes below are cleared first): marks the slots that entries 0 … count−1
+ * claim of `kind`, makes the summary exact and returns how many claims
+ * could not be marked. Writes at `out` the slot after the highest claim
+ * marked (0 for none): the map is zero from there on, so neither the
+ * clearing nor the summary pass goes through the whole of a large map.
+ */
+export function use_load(
+  entries: usize, count: u32, kind: u32, map: usize, sum: usize,
+  sumBytes: u32, nbits: u32, dirtyBytes: u32, out: usize,
+): u32 {
+  memory.fill(map, 0, dirtyBytes);
+  const has = <u8>(F_HAS << kind);
+  const inFile = <u8>((F_IN_FILE << kind) | (kind == 1 ? F_META_WITH_DATA : 0));
+  const locOff: usize = kind == 0 ? E_DATA_LOC : E_META_LOC;
+  let bad: u32 = 0;
+  let top: u32 = 0;
+  let e = entries;
+  for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
+    const flags = load<u8>(e, E_FLAGS);
+    if ((flags & (has | inFile)) != has) continue;
+    const slot = load<u32>(e + locOff);
+    const n: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
+    if (slot >= nbits || n > nbits - slot) {
+      bad++;
+      continue;
+    }
+    const end = slot + n;
+    if (end > top) top = end;
+    // A word at a time: a run is up to 32,768 slots, most within one word.
+    let clash = false;
+    for (let s = slot; s < end;) {
+      const w = s >>> 6;
+      const p = map + (<usize>w << 3);
+      const mask = wordMask(s, end);
+      const old = load<u64>(p);
+      if (old & mask) clash = true;
+      store<u64>(p, old | mask);
+      s = (w + 1) << 6;
+    }
+    if (clash) bad++;
+  }
+  memory.fill(sum, 0xff, sumBytes);
+  const nwords = (top + 63) >>> 6;
+  for (let w: u32 = 0; w < nwords; w++) {
+    if (load<u64>(map + (<usize>w << 3)) == u64.MAX_VALUE) markFull(sum, w);
+  }
+  store<u32>(out, top);
+  return bad;
+}

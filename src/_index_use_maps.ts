@@ -37,6 +37,12 @@ export class SlotUseMaps {
   #w: IndexWasm;
   #r: Regions;
   #hint: [number, number] = [0, 0];
+  /**
+   * Bytes of each map below which a slot may be marked: every byte from
+   * there on is zero (a new instance's memory is), so clearing and loading
+   * a large, mostly free map stop there.
+   */
+  #dirty: [number, number] = [0, 0];
 
   /**
    * @param w The instance and its views.
@@ -55,7 +61,10 @@ export class SlotUseMaps {
       slots,
       this.#hint[kind],
     );
-    if (s >= 0) this.#hint[kind] = s + 1;
+    if (s >= 0) {
+      this.#hint[kind] = s + 1;
+      this.#marked(kind, s + 1);
+    }
     return s;
   }
 
@@ -82,6 +91,7 @@ export class SlotUseMaps {
     );
     // Free slots below a run found further on may still take single claims.
     if (s === hint) this.#hint[kind] = s + n;
+    if (s >= 0) this.#marked(kind, s + n);
     return s;
   }
 
@@ -94,6 +104,13 @@ export class SlotUseMaps {
   /** Marks slot `slot` of `kind` used. */
   markSlot(kind: ElementKind, slot: number): void {
     this.#w.k.bitmap_set(this.#r.use[kind], this.#r.sum[kind], slot);
+    this.#marked(kind, slot + 1);
+  }
+
+  /** Notes that slots below `end` of `kind` may now be marked. */
+  #marked(kind: ElementKind, end: number): void {
+    const bytes = Math.min(this.#r.useBytes[kind], Math.ceil(end / 64) * 8);
+    if (bytes > this.#dirty[kind]) this.#dirty[kind] = bytes;
   }
 
   /**
@@ -110,6 +127,7 @@ export class SlotUseMaps {
   markRun(kind: ElementKind, slot: number, n: number): void {
     if (n <= 0) return;
     this.#w.k.bitmap_set_run(this.#r.use[kind], this.#r.sum[kind], slot, n);
+    this.#marked(kind, slot + n);
   }
 
   /** True when any slot of the run of `n` from `slot` is marked used. */
@@ -142,6 +160,19 @@ export class SlotUseMaps {
       this.#r.use[kind],
       this.#r.use[kind] + this.#r.useBytes[kind],
     );
+  }
+
+  /**
+   * A copy of the use map of `kind` up to a point past which every slot
+   * is free (at least its last used word; the rest of
+   * {@linkcode useMap} is zeros), and the bytes of the whole map.
+   */
+  usedMapPrefix(kind: ElementKind): { prefix: Uint8Array; bytes: number } {
+    const at = this.#r.use[kind];
+    return {
+      prefix: this.#w.u8.slice(at, at + this.#dirty[kind]),
+      bytes: this.#r.useBytes[kind],
+    };
   }
 
   /**
@@ -203,28 +234,31 @@ export class SlotUseMaps {
    * slot by slot instead).
    */
   loadClaims(kind: ElementKind, count: number): number {
-    const nbits = this.#r.slotCounts[kind];
-    const bad = this.#w.k.slots_claimed(
+    const bad = this.#w.k.use_load(
       this.#r.entries,
       count,
       kind,
-      this.#r.claims,
-      nbits,
-    );
-    this.#w.k.bitmap_load(
       this.#r.use[kind],
       this.#r.sum[kind],
       this.#r.sumBytes[kind],
-      this.#r.claims,
-      nbits,
+      this.#r.slotCounts[kind],
+      this.#dirty[kind],
+      this.#r.outPtr,
     );
+    this.#dirty[kind] = 0;
+    this.#marked(kind, this.#w.u32[this.#r.outPtr >>> 2]!);
     this.#hint[kind] = 0;
     return bad;
   }
 
   /** Clears both use maps. */
   clear(): void {
-    this.#w.u8.fill(0, this.#r.use[0], this.#r.use[1] + this.#r.useBytes[1]);
+    // Only the bytes that may be marked: the rest is zero already.
+    for (const kind of [0, 1] as const) {
+      const at = this.#r.use[kind];
+      this.#w.u8.fill(0, at, at + this.#dirty[kind]);
+    }
+    this.#dirty = [0, 0];
     // Invariant: summary bit w is set iff map word w has a free slot.
     this.#w.u8.fill(0xff, this.#r.sum[0], this.#r.sum[1] + this.#r.sumBytes[1]);
     this.#hint = [0, 0];

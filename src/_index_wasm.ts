@@ -78,6 +78,24 @@ export interface Kernels {
     pairs: number,
   ): void;
   table_totals(entries: number, count: number, out: number): void;
+  use_load(
+    entries: number,
+    count: number,
+    kind: number,
+    map: number,
+    sum: number,
+    sumBytes: number,
+    nbits: number,
+    dirtyBytes: number,
+    out: number,
+  ): number;
+  table_sound(
+    entries: number,
+    count: number,
+    dataSlots: number,
+    metaSlots: number,
+    out: number,
+  ): number;
 }
 
 type ConstName =

@@ -25,9 +25,10 @@ import {
   CACHEDIR_TAG,
   type Control,
   dataSlotBitsFor,
-  decodeBlocks,
   encodeControl,
+  readBlocks,
   runWithin,
+  useMapBytes,
 } from "./format.ts";
 import {
   claimsSlot,
@@ -371,33 +372,49 @@ function scratchRecords(): PerKind<Required<ElementRecord>> {
  * that do not depend on other records (each element where it may lie, in
  * range of its block file, fitting its slots); then raises `s.nextFileId`
  * past the large-file ids they use. Claims of one slot by two records are
- * left to the use maps' kernel pass.
+ * left to the use maps' kernel pass. One kernel pass over the table
+ * (asm/load.ts `table_sound`); {@linkcode recordsSoundJs} is its
+ * reference.
  */
 function recordsSound(s: Loading): boolean {
-  const { mem, files } = s;
+  const { sound, maxFileId } = s.mem.recordsSound(s.files.slotCounts);
+  if (sound && maxFileId >= s.nextFileId) s.nextFileId = (maxFileId + 1) >>> 0;
+  return sound;
+}
+
+/**
+ * The reference for {@linkcode IndexMemory.recordsSound} (a record at a
+ * time, in JavaScript): true when every record of `mem` holds an element,
+ * each lying and fitting where it may in block files of `slotCounts`
+ * slots; `maxFileId` is then the greatest large-file id used (-1 none).
+ */
+export function recordsSoundJs(
+  mem: IndexMemory,
+  slotCounts: PerKind<number>,
+): { sound: boolean; maxFileId: number } {
   const scratch = scratchRecords();
   const sound = (kind: ElementKind, rec: ElementRecord): boolean =>
-    runWithin(kind, files.slotCounts[kind], rec.loc, recordSlots(rec)) &&
+    runWithin(kind, slotCounts[kind], rec.loc, recordSlots(rec)) &&
     recordFitsSlots(kind, rec);
+  const unsound = { sound: false, maxFileId: -1 };
   let maxId = -1;
   for (let i = 0; i < mem.count; i++) {
     const data = mem.elementInto(i, DATA, scratch[DATA]);
     const meta = mem.elementInto(i, META, scratch[META]);
-    if (data === undefined && meta === undefined) return false;
+    if (data === undefined && meta === undefined) return unsound;
     if (data !== undefined) {
       if (data.inFile) maxId = Math.max(maxId, data.loc);
-      else if (!sound(DATA, data)) return false;
+      else if (!sound(DATA, data)) return unsound;
     }
     if (meta !== undefined) {
       // In the data's slot, after the data: both must fit there.
       if (meta.withData) {
-        if (!pairRecordsFit(data, meta)) return false;
+        if (!pairRecordsFit(data, meta)) return unsound;
       } else if (meta.inFile) maxId = Math.max(maxId, meta.loc);
-      else if (!sound(META, meta)) return false;
+      else if (!sound(META, meta)) return unsound;
     }
   }
-  if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
-  return true;
+  return { sound: true, maxFileId: maxId };
 }
 
 /**
@@ -496,14 +513,29 @@ function loadIndex(
   s.blocksDirty = true;
   if (blocks !== undefined) {
     try {
-      const { maps } = decodeBlocks(blocks);
-      s.blocksDirty = !sameBytes(maps[0], s.mem.useMap(DATA)) ||
-        !sameBytes(maps[1], s.mem.useMap(META));
+      s.blocksDirty = !blocksMatch(readBlocks(blocks), s.mem);
     } catch (err) {
       if (!(err instanceof CorruptError)) throw err;
     }
   }
   return { tag: image.journalTag, append };
+}
+
+/**
+ * True when the use maps of a blocks file (as {@linkcode readBlocks} reads
+ * it) are `mem`'s: the same as comparing them whole, without expanding or
+ * copying a data map that is mostly free (2^28 slots take 32 MiB).
+ */
+export function blocksMatch(
+  file: { slots: [number, number]; stored: Uint8Array; meta: Uint8Array },
+  mem: IndexMemory,
+): boolean {
+  const { prefix, bytes } = mem.usedMapPrefix(DATA);
+  if (useMapBytes(file.slots[0]) !== bytes) return false;
+  const n = Math.min(file.stored.length, prefix.length);
+  return sameBytes(file.stored.subarray(0, n), prefix.subarray(0, n)) &&
+    allZero(file.stored.subarray(n)) && allZero(prefix.subarray(n)) &&
+    sameBytes(file.meta, mem.useMap(META));
 }
 
 /**

@@ -273,7 +273,8 @@ export class StoreState {
       }
     }
     if (this.#blocksDirty) {
-      const data = storedDataMap(this.mem.useMap(DATA));
+      // The map past its marked prefix is zeros: not copied or scanned.
+      const data = storedDataMap(this.mem.usedMapPrefix(DATA).prefix);
       const meta = this.mem.useMap(META);
       replaceFile(io, dir, "blocks", [
         encodeBlocksHeader(this.files.slotCounts, data, meta),

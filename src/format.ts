@@ -557,6 +557,23 @@ export function encodeBlocksHeader(
 export function decodeBlocks(
   b: Uint8Array,
 ): { slots: [number, number]; maps: [Uint8Array, Uint8Array] } {
+  const { slots, stored, meta } = readBlocks(b);
+  // The data map is stored up to its last used word; the rest is free.
+  const data = new Uint8Array(useMapBytes(slots[0]));
+  data.set(stored);
+  return { slots, maps: [data, meta] };
+}
+
+/**
+ * As {@linkcode decodeBlocks}, the data map left as stored (up to its last
+ * used word; the rest of its `useMapBytes(slots[0])` bytes is zeros): a
+ * view of `b`, as the metadata map is.
+ * @throws {VersionMismatchError} for another format version.
+ * @throws {CorruptError} when anything does not check out.
+ */
+export function readBlocks(
+  b: Uint8Array,
+): { slots: [number, number]; stored: Uint8Array; meta: Uint8Array } {
   if (!hasMagic(b, MAGIC.blocks) || b.length < BLOCKS_HEADER) {
     throw new CorruptError("Cannot read blocks: bad magic or truncated header");
   }
@@ -584,10 +601,7 @@ export function decodeBlocks(
   if (v.getUint32(20, true) !== crc32(meta, crc32(stored))) {
     throw new CorruptError("Cannot read blocks: use map checksum mismatch");
   }
-  // The data map is stored up to its last used word; the rest is free.
-  const data = new Uint8Array(useMapBytes(dataSlots));
-  data.set(stored);
-  return { slots: [dataSlots, metaSlots], maps: [data, meta] };
+  return { slots: [dataSlots, metaSlots], stored, meta };
 }
 
 /** Encodes a block file header (FORMAT.md §5.2). */

@@ -20,7 +20,7 @@
 import type { AttrSet } from "./_attrs.ts";
 import { type Origins, withOrigin } from "./_origins.ts";
 import { ENTRY_SIZE } from "./format.ts";
-import { DATA, type ElementKind, META } from "./kinds.ts";
+import { DATA, type ElementKind, META, type PerKind } from "./kinds.ts";
 import { KeyHashing } from "./_index_keys.ts";
 import {
   layoutRegions,
@@ -550,6 +550,16 @@ export class IndexMemory {
   }
 
   /**
+   * A copy of the use map of `kind` up to a point past which every slot
+   * is free (the rest of {@linkcode useMap} is zeros), and the bytes of
+   * the whole map: to compare with the blocks file without a copy of a
+   * large, mostly free map.
+   */
+  usedMapPrefix(kind: ElementKind): { prefix: Uint8Array; bytes: number } {
+    return this.#useMaps.usedMapPrefix(kind);
+  }
+
+  /**
    * Sets the use map of `kind` to the slots the entries claim, in one
    * kernel pass (open); returns the claims that could not be marked (out
    * of range, or a slot claimed twice).
@@ -646,6 +656,32 @@ export class IndexMemory {
     fill(this.#w.u8.subarray(this.#base(0), this.#base(count)));
     this.count = count;
     this.#addr.load(count, PERSISTED_FLAGS);
+  }
+
+  /**
+   * One kernel pass over the table (asm/load.ts `table_sound`): true when
+   * every record passes the checks an open makes of each record on its own
+   * (src/_open.ts `recordsSoundJs` is the reference), given the block
+   * files' slot counts; then `maxFileId` is the greatest large-file id any
+   * record names (-1 for none).
+   */
+  recordsSound(
+    slotCounts: PerKind<number>,
+  ): { sound: boolean; maxFileId: number } {
+    const out = this.#r.outPtr;
+    const sound = this.#w.k.table_sound(
+      this.#r.entries,
+      this.count,
+      slotCounts[DATA],
+      slotCounts[META],
+      out,
+    ) === 1;
+    if (!sound) return { sound, maxFileId: -1 };
+    const o = out >>> 2;
+    return {
+      sound,
+      maxFileId: this.#w.u32[o] === 0 ? -1 : this.#w.u32[o + 1]!,
+    };
   }
 
   /**

@@ -6,6 +6,15 @@ import assert from "node:assert/strict";
 import { DATA, IndexMemory, META } from "../src/index_memory.ts";
 import { rng } from "./_reference/rng.ts";
 import { recordDisk } from "../src/_slot_fit.ts";
+import { blocksMatch } from "../src/_open.ts";
+import { sameBytes } from "../src/_bytes.ts";
+import { concat } from "./_damage.ts";
+import {
+  decodeBlocks,
+  encodeBlocksHeader,
+  readBlocks,
+  storedDataMap,
+} from "../src/format.ts";
 
 /** n entries with hash low words from `lo`, some elements, some pinned. */
 function table(
@@ -201,4 +210,142 @@ Deno.test("a use map loaded from the claims equals one marked slot by slot", () 
     c.setElement(i, META, { size: 1, loc, crc: 0, inFile: false });
   }
   assert.equal(c.loadUseMap(META), 2);
+});
+
+Deno.test("use maps cleared or loaded over marks anywhere hold only what they should", () => {
+  const build = () =>
+    new IndexMemory({ entryBits: 12, identBits: 13, dataSlotBits: 20 });
+  const mem = build();
+  const last = mem.slotCounts[DATA] - 1;
+  const zeros = (kind: 0 | 1) => new Uint8Array(mem.useMap(kind).length);
+  // Marks by every way in: the map's last slot, a run, claims.
+  const markAll = () => {
+    mem.markSlot(DATA, last);
+    mem.markRun(DATA, last - 200, 100);
+    mem.markSlot(META, mem.slotCounts[META] - 1);
+    assert.ok(mem.claimRun(DATA, mem.slotCounts[DATA], 40, 1 << 19) >= 0);
+    assert.ok(mem.claimSlot(META, mem.slotCounts[META]) >= 0);
+  };
+  markAll();
+  mem.clearUseMaps();
+  assert.deepEqual(mem.useMap(DATA), zeros(DATA));
+  assert.deepEqual(mem.useMap(META), zeros(META));
+  // Loaded from the entries over stale marks: only the entries' claims.
+  const i = mem.add(1, 1, 0);
+  mem.setElement(i, DATA, {
+    size: 100,
+    loc: 3,
+    crc: 0,
+    inFile: false,
+    slots: 2,
+  });
+  markAll();
+  assert.equal(mem.loadUseMap(DATA), 0);
+  assert.equal(mem.loadUseMap(META), 0);
+  const want = zeros(DATA);
+  want[0] = 0b11000;
+  assert.deepEqual(mem.useMap(DATA), want);
+  assert.deepEqual(mem.useMap(META), zeros(META));
+  // The prefix is the map up to its last mark, zeros after it.
+  const { prefix, bytes } = mem.usedMapPrefix(DATA);
+  assert.equal(bytes, want.length);
+  assert.deepEqual(prefix, want.subarray(0, prefix.length));
+  assert.ok(prefix.length >= 1 && prefix.length < 64);
+  // After a claim near the end the prefix reaches it.
+  mem.markSlot(DATA, last);
+  assert.equal(mem.usedMapPrefix(DATA).prefix.length, want.length);
+  // Slots are then claimed as in a fresh map loaded the same way.
+  mem.clearUseMaps();
+  const fresh = build();
+  const j = fresh.add(1, 1, 0);
+  fresh.setElement(j, DATA, {
+    size: 100,
+    loc: 3,
+    crc: 0,
+    inFile: false,
+    slots: 2,
+  });
+  assert.equal(mem.loadUseMap(DATA), 0);
+  assert.equal(fresh.loadUseMap(DATA), 0);
+  for (let n = 0; n < 100; n++) {
+    assert.equal(
+      mem.claimRun(DATA, mem.slotCounts[DATA], 1 + (n % 5), 1 << 19),
+      fresh.claimRun(DATA, fresh.slotCounts[DATA], 1 + (n % 5), 1 << 19),
+    );
+  }
+});
+
+Deno.test("a blocks file matches the use maps as comparing them whole does", async (t) => {
+  const mem = new IndexMemory({
+    entryBits: 12,
+    identBits: 13,
+    dataSlotBits: 20,
+  });
+  for (let k = 0; k < 300; k++) {
+    const i = mem.add(k, k, 0);
+    mem.setElement(i, DATA, {
+      size: 9,
+      loc: 3 * k,
+      crc: 0,
+      inFile: false,
+      slots: 2,
+    });
+    if (k % 2 === 0) {
+      mem.setElement(i, META, { size: 9, loc: k, crc: 0, inFile: false });
+    }
+  }
+  assert.equal(mem.loadUseMap(DATA), 0);
+  assert.equal(mem.loadUseMap(META), 0);
+  const data = mem.useMap(DATA);
+  const meta = mem.useMap(META);
+  const file = (d: Uint8Array, m: Uint8Array, slots = mem.slotCounts) =>
+    concat(encodeBlocksHeader(slots, d, m), d, m);
+  const whole = (b: Uint8Array) => {
+    const { maps } = decodeBlocks(b);
+    return sameBytes(maps[0], data) && sameBytes(maps[1], meta);
+  };
+  const edited = (map: Uint8Array, at: number, bits: number) => {
+    const c = map.slice();
+    c[at] = c[at]! ^ bits;
+    return c;
+  };
+  const used = storedDataMap(data).length;
+  const cases: Record<string, Uint8Array> = {
+    "as rotation writes it": file(storedDataMap(data), meta),
+    "the data map stored whole": file(data, meta),
+    "stored with a few zero words more": file(
+      data.subarray(0, used + 24),
+      meta,
+    ),
+    "a used data slot cleared": file(storedDataMap(edited(data, 0, 1)), meta),
+    "the last used data word changed": file(edited(data, used - 1, 0x80), meta),
+    "a data slot right past the used ones": file(
+      edited(data, used, 1).subarray(0, used + 8),
+      meta,
+    ),
+    "the last data slot of the map": file(
+      edited(data, data.length - 1, 0x80),
+      meta,
+    ),
+    "the data map cut short of its used words": file(
+      data.subarray(0, used - 8),
+      meta,
+    ),
+    "a metadata slot cleared": file(storedDataMap(data), edited(meta, 0, 1)),
+    "the last metadata slot": file(
+      storedDataMap(data),
+      edited(meta, meta.length - 1, 0x80),
+    ),
+    "another data slot count": file(storedDataMap(data), meta, [
+      2 * mem.slotCounts[DATA],
+      mem.slotCounts[META],
+    ]),
+  };
+  for (const [name, b] of Object.entries(cases)) {
+    await t.step(name, () => {
+      const want = whole(b);
+      assert.equal(blocksMatch(readBlocks(b), mem), want);
+      assert.equal(want, name.startsWith("as") || name.includes("stored"));
+    });
+  }
 });
