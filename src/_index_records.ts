@@ -5,7 +5,13 @@
  * @module
  */
 import { runCode, runSlotsOf } from "./format.ts";
-import { DATA, type ElementKind, META } from "./kinds.ts";
+import {
+  DATA,
+  type ElementKind,
+  META,
+  type PerKind,
+  perKind,
+} from "./kinds.ts";
 import {
   C,
   CRC_OFF,
@@ -130,4 +136,16 @@ export function clearRecord(w: IndexWasm, b: number, kind: ElementKind): void {
   w.u8[b + C.E_FLAGS] = w.u8[b + C.E_FLAGS]! &
     ~(((F_HAS | F_IN_FILE) << kind) | (kind === META ? F_META_WITH_DATA : 0));
   if (kind === DATA) w.u8[b + C.E_DATA_SLOTS] = 0;
+}
+
+/** One record object a kind, read into for every entry (a million at open). */
+export function scratchRecords(): PerKind<Required<ElementRecord>> {
+  return perKind<Required<ElementRecord>>(() => ({
+    size: 0,
+    loc: 0,
+    crc: 0,
+    inFile: false,
+    withData: false,
+    slots: 1,
+  }));
 }

@@ -38,6 +38,7 @@ import {
   IndexMemory,
   META,
   recordSlots,
+  scratchRecords,
 } from "./index_memory.ts";
 import {
   type FileIO,
@@ -48,7 +49,7 @@ import {
 } from "./io.ts";
 import { Journal, JOURNAL_MAGIC, journalName } from "./journal.ts";
 import { replay } from "./ops.ts";
-import { KINDS, type PerKind, perKind } from "./kinds.ts";
+import { KINDS, type PerKind } from "./kinds.ts";
 import { scanShares, SlotClaims } from "./_shares.ts";
 import {
   allZero,
@@ -353,18 +354,6 @@ function checkRecords(s: Loading): number {
   }
   if (maxId >= s.nextFileId) s.nextFileId = (maxId + 1) >>> 0;
   return dropped;
-}
-
-/** One record object a kind, read into for every entry (a million at open). */
-function scratchRecords(): PerKind<Required<ElementRecord>> {
-  return perKind<Required<ElementRecord>>(() => ({
-    size: 0,
-    loc: 0,
-    crc: 0,
-    inFile: false,
-    withData: false,
-    slots: 1,
-  }));
 }
 
 /**

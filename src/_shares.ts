@@ -21,6 +21,7 @@ import {
   type ElementRecord,
   type IndexMemory,
   recordSlots,
+  scratchRecords,
 } from "./index_memory.ts";
 import { type ElementKind, KINDS } from "./kinds.ts";
 import { recordDisk } from "./_slot_fit.ts";
@@ -241,14 +242,7 @@ export function scanShares(mem: IndexMemory): ShareScan {
     }
   }
   // One record object a kind, read into (a pass over a million entries).
-  const scratch: Required<ElementRecord>[] = KINDS.map(() => ({
-    size: 0,
-    loc: 0,
-    crc: 0,
-    inFile: false,
-    withData: false,
-    slots: 1,
-  }));
+  const scratch = scratchRecords();
   const first = new Map<number, Claim>();
   for (let i = 0; i < mem.count; i++) {
     for (const kind of KINDS) {

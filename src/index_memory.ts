@@ -53,6 +53,7 @@ export {
   claimsSlot,
   type ElementRecord,
   recordSlots,
+  scratchRecords,
 } from "./_index_records.ts";
 export type { SlotAudit } from "./_index_use_maps.ts";
 
