@@ -1168,20 +1168,21 @@ export class BackingStore implements AsyncDisposable {
     // next open quick. Not into a directory that replaced the store's
     // (maintenance checks).
     attempt(() => {
+      let rotated = false;
       try {
         this.#upkeep.run();
-        if (this.#state.journalKept) {
-          this.#state.checkDir("close store");
-          this.#state.sync();
-          this.#state.synced();
-        } else {
+        if (this.#state.journalKept) this.#state.checkDir("close store");
+        else {
           this.#state.rotate();
+          rotated = true;
         }
       } catch (err) {
         if (!(err instanceof NoSpaceError)) throw err;
         // A full disk has no room for a snapshot: the journal holds every
-        // change (but use counts it had no room for); make it durable and
-        // close with it, for the next open to replay.
+        // change (but use counts it had no room for); it is kept too.
+      }
+      // A kept journal is made durable, for the next open to replay.
+      if (!rotated) {
         this.#state.sync();
         this.#state.synced();
       }
