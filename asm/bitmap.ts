@@ -329,27 +329,10 @@ export function bitmap_diff(a: usize, b: usize, nbits: u32, out: usize): void {
 }
 
 /**
- * Makes the map at `map` a copy of the first `nbits` slots' bits at `src`
- * (a claims map from `slots_claimed`, same layout; bits past `nbits` are
- * 0), and its summary at `sum` (`sumBytes` long) exact: every bit set, as
- * a cleared map's, then cleared for each full word. A map loaded from the
- * entries at open in one call instead of one `bitmap_set` a slot.
- */
-export function bitmap_load(
-  map: usize, sum: usize, sumBytes: u32, src: usize, nbits: u32,
-): void {
-  const nwords = (nbits + 63) >>> 6;
-  memory.copy(map, src, <usize>nwords << 3);
-  memory.fill(sum, 0xff, sumBytes);
-  for (let w: u32 = 0; w < nwords; w++) {
-    if (load<u64>(map + (<usize>w << 3)) == u64.MAX_VALUE) markFull(sum, w);
-  }
-}
-
-/**
- * As {@linkcode slots_claimed} then {@linkcode bitmap_load}, straight into
- * the use map at `map`, which is all zero from byte `dirtyBytes` on (the
- * bytes below are cleared first): marks the slots that entries 0 … count−1
+ * As {@linkcode slots_claimed} then a copy of its claims with an exact
+ * summary at `sum` (`sumBytes` long), straight into the use map at `map`,
+ * which is all zero from byte `dirtyBytes` on (the bytes below are
+ * cleared first): marks the slots that entries 0 … count−1
  * claim of `kind`, makes the summary exact and returns how many claims
  * could not be marked. Writes at `out` the slot after the highest claim
  * marked (0 for none): the map is zero from there on, so neither the

@@ -38,13 +38,6 @@ export interface Kernels {
     nbits: number,
   ): number;
   bitmap_diff(a: number, b: number, nbits: number, out: number): void;
-  bitmap_load(
-    map: number,
-    sum: number,
-    sumBytes: number,
-    src: number,
-    nbits: number,
-  ): void;
   crc32(ptr: number, len: number, crc: number): number;
   fnv1_signed(ptr: number, len: number): number;
   nsurl_hash(ptr: number, count: number): number;
