@@ -24,7 +24,7 @@ import {
 import { claimsSlot, type IndexMemory, recordSlots } from "./index_memory.ts";
 import { type FileIO, readPrefix, replaceFile } from "./io.ts";
 import {
-  DEFAULT_JOURNAL_BYTES,
+  defaultJournalBytes,
   Journal,
   JOURNAL_MAGIC,
   journalName,
@@ -191,7 +191,8 @@ export function repairStore(
       mem,
       nextFileId,
       oldTag: index.source === "snapshot" ? index.journalTag : undefined,
-      journalBytes: index.journal?.size ?? DEFAULT_JOURNAL_BYTES,
+      journalBytes: index.journal?.size ??
+        defaultJournalBytes(Math.log2(mem.capacity)),
     });
     say("WRITE_ENTRIES", "entries", `wrote ${mem.count} entries`);
     say("NEW_JOURNAL", name, "created an empty journal for the new snapshot");

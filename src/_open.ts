@@ -62,7 +62,7 @@ import { keepsJournal, StoreState } from "./_state.ts";
 import { rebuildIndex } from "./rebuild.ts";
 import { moveAside, readRootFile } from "./_foreign.ts";
 import { acquireLock, type StoreLock } from "./lock.ts";
-import type { ResolvedOptions } from "./options.ts";
+import { journalBytesFor, type ResolvedOptions } from "./options.ts";
 import { sameBytes } from "./_bytes.ts";
 
 /** Names larder may leave in a directory before its control file exists. */
@@ -633,7 +633,7 @@ export function openState(
       const k = io.kind(`${dir}/${name}`);
       if (k !== "missing" && k !== "file") moveAside(io, dir, name);
     }
-    // One read of the pair: the journal (8 MiB by default) is not read again
+    // One read of the pair: the journal (8 MiB or more by default) is not read again
     // just for its tag (the lock keeps anyone from rotating meanwhile).
     const { tag, append } = plan.keyLost
       ? { tag: forgetElements(io, dir, load), append: false }
@@ -644,7 +644,7 @@ export function openState(
       control,
       mem,
       files,
-      journalBytes: opt.journalBytes,
+      journalBytes: journalBytesFor(opt, control.entryBits),
       nextFileId: load.nextFileId,
       blocksDirty: load.blocksDirty,
       repairedOnOpen: load.repairedOnOpen,

@@ -33,8 +33,22 @@ export const JOURNAL_HEADER = 32;
 /** Offset of the `rotated` word, changed in place through the open file. */
 export const ROTATED_OFFSET = 20;
 
-/** Default journal size: 8 MiB (about 70,000 store operations). */
+/**
+ * Default journal size of a table of up to 2^20 entries: 8 MiB (about
+ * 70,000 store operations).
+ */
 export const DEFAULT_JOURNAL_BYTES = 8 * 2 ** 20;
+
+/**
+ * Default journal size for a table of 2^entryBits entries: 8 MiB up to
+ * 2^20 entries, then doubling with the table (128 MiB at 2^24), so that
+ * each rotation, which rewrites the whole `entries` snapshot (40 bytes a
+ * table slot), comes once per as many operations per snapshot byte as in
+ * a 1M-entry store.
+ */
+export function defaultJournalBytes(entryBits: number): number {
+  return DEFAULT_JOURNAL_BYTES * 2 ** Math.max(0, entryBits - 20);
+}
 
 /** Zeros written per call when a journal is created. */
 const ZERO_CHUNK = 2 ** 20;

@@ -6,7 +6,7 @@
  */
 import { type HashName, MAX_DATA_SLOT_BITS } from "./format.ts";
 import type { FileIO } from "./io.ts";
-import { DEFAULT_JOURNAL_BYTES } from "./journal.ts";
+import { defaultJournalBytes } from "./journal.ts";
 
 /** Options for opening a store; every field is optional. */
 export interface OpenOptions {
@@ -35,7 +35,11 @@ export interface OpenOptions {
    * first; concurrent calls share one fsync).
    */
   durability?: "process" | "fsync";
-  /** Size of the journal file, bytes (64 KiB – 1 GiB). Default 8 MiB. */
+  /**
+   * Size of the journal file, bytes (64 KiB – 1 GiB). Default 8 MiB for up
+   * to 2^20 entries (entryBits ≤ 20), doubling with each entryBits above
+   * that (128 MiB at 24), taken from the store's own entryBits.
+   */
   journalBytes?: number;
 }
 
@@ -64,8 +68,18 @@ export interface ResolvedOptions {
   pinTimeoutMs: number;
   hashOverride: ((key: string) => number) | undefined;
   durability: "process" | "fsync";
+  /**
+   * Size of each new journal; when not `explicit`, the default for
+   * `entryBits` (open uses the store's own entryBits instead, through
+   * {@linkcode journalBytesFor}).
+   */
   journalBytes: number;
-  explicit: { entryBits: boolean; identBits: boolean; hash: boolean };
+  explicit: {
+    entryBits: boolean;
+    identBits: boolean;
+    hash: boolean;
+    journalBytes: boolean;
+  };
 }
 
 /** Default byte limit: 1 GiB. */
@@ -169,12 +183,26 @@ export function resolveOptions(
     hashOverride: hooks.hashOverride,
     durability: o.durability ?? "process",
     journalBytes: o.journalBytes === undefined
-      ? DEFAULT_JOURNAL_BYTES
+      ? defaultJournalBytes(entryBits)
       : integerIn("journalBytes", o.journalBytes, 2 ** 16, 2 ** 30),
     explicit: {
       entryBits: o.entryBits !== undefined,
       identBits: o.identBits !== undefined,
       hash: o.hash !== undefined,
+      journalBytes: o.journalBytes !== undefined,
     },
   };
+}
+
+/**
+ * The size of each new journal of a store of `entryBits`: the explicit
+ * option, or the default for the store's table.
+ */
+export function journalBytesFor(
+  opt: ResolvedOptions,
+  entryBits: number,
+): number {
+  return opt.explicit.journalBytes
+    ? opt.journalBytes
+    : defaultJournalBytes(entryBits);
 }
