@@ -644,7 +644,7 @@ export function openState(
       control,
       mem,
       files,
-      journalBytes: journalBytesFor(opt, control.entryBits),
+      journalBytes: journalBytesFor(opt, mem.entryBits),
       nextFileId: load.nextFileId,
       blocksDirty: load.blocksDirty,
       repairedOnOpen: load.repairedOnOpen,

@@ -71,6 +71,8 @@ const USE_COUNT_MAX = 0xffff;
  * ```
  */
 export class IndexMemory {
+  /** log2 of the entry capacity. */
+  readonly entryBits: number;
   /** Maximum number of entries (`2^entryBits`). */
   readonly capacity: number;
   /** Number of address-map slots (`2^identBits`). */
@@ -104,6 +106,7 @@ export class IndexMemory {
   constructor(shape: TableShape) {
     this.#w = new IndexWasm();
     this.#r = layoutRegions(this.#w.k.heap_base(), shape);
+    this.entryBits = shape.entryBits;
     this.capacity = this.#r.capacity;
     this.mapSize = this.#r.mapSize;
     this.slotCounts = this.#r.slotCounts;
