@@ -9,6 +9,7 @@ import { decodeAttrSection, encodeAttrSection } from "./_attrs.ts";
 import { decodeOriginSection, encodeOriginSection } from "./_origins.ts";
 import { CorruptError, ForeignFileError } from "./errors.ts";
 import { moveAside } from "./_foreign.ts";
+import { packRecords, unpackInPlace } from "./_entry_pack.ts";
 import {
   checkEntriesAttrs,
   checkEntriesOrigins,
@@ -113,6 +114,8 @@ function readSnapshot(
     try {
       const {
         header,
+        version,
+        recordsLength,
         recordsCrc,
         attrLength,
         attrsCrc,
@@ -123,14 +126,18 @@ function readSnapshot(
         throw new CorruptError("Cannot read entries: more than capacity");
       }
       mem.loadRecordsWith(header.count, (dest) => {
-        if (io.pread(fd, dest, ENTRIES_HEADER) !== dest.length) {
+        // Packed records (version 6) go to the table's tail and are
+        // expanded in place (`_entry_pack.ts`); version 5's are the table.
+        const packed = dest.subarray(dest.length - recordsLength);
+        if (io.pread(fd, packed, ENTRIES_HEADER) !== packed.length) {
           throw new CorruptError("Cannot read entries: truncated records");
         }
-        checkEntriesRecords(dest, recordsCrc);
+        checkEntriesRecords(packed, recordsCrc);
+        if (version !== 5) unpackInPlace(dest, header.count, recordsLength);
       });
       // The attribute section after the records (FORMAT.md §4.2).
       const attrs = new Uint8Array(attrLength);
-      const at = ENTRIES_HEADER + header.count * ENTRY_SIZE;
+      const at = ENTRIES_HEADER + recordsLength;
       if (io.pread(fd, attrs, at) !== attrLength) {
         throw new CorruptError("Cannot read entries: truncated attributes");
       }
@@ -402,24 +409,23 @@ export function writeSnapshotTemp(
   const fd = io.create(tmp);
   try {
     mem.withRecords((records) => {
+      // The records packed a chunk at a time after the header's place
+      // (FORMAT.md §4), then the sections, then the header with their
+      // length and CRC-32.
+      let at = ENTRIES_HEADER;
+      const packed = packRecords(records, mem.count, (chunk) => {
+        io.pwrite(fd, chunk, at);
+        at += chunk.length;
+      });
+      if (attrs.length > 0) io.pwrite(fd, attrs, at);
+      if (origins.length > 0) io.pwrite(fd, origins, at + attrs.length);
       const header = encodeEntriesHeader(
-        {
-          count: mem.count,
-          nextFileId,
-          journalTag: tag,
-        },
-        records,
+        { count: mem.count, nextFileId, journalTag: tag },
+        packed,
         attrs,
         origins,
       );
       io.pwrite(fd, header, 0);
-      io.pwrite(fd, records, header.length);
-      if (attrs.length > 0) {
-        io.pwrite(fd, attrs, header.length + records.length);
-      }
-      if (origins.length > 0) {
-        io.pwrite(fd, origins, header.length + records.length + attrs.length);
-      }
     });
     io.fsync(fd);
   } catch (err) {
