@@ -359,7 +359,8 @@ export class IndexMemory {
 
   /** Entry `i`'s element origins, or undefined when all are its own. */
   origins(i: number): Origins | undefined {
-    return this.#origins[i];
+    // Most stores have none: skip the (sparse) array on the read path.
+    return this.#originCount === 0 ? undefined : this.#origins[i];
   }
 
   /** Sets entry `i`'s element origins (undefined: all its own). */
