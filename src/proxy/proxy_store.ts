@@ -79,7 +79,21 @@ export interface ProxyStore extends ResponseStore {
    * (optional: a store without them shows none).
    */
   stats?(): StoreStats;
+  /**
+   * Resolves when the store answers, rejects with its error when it does
+   * not (closed, directory gone), counting no lookup: `/_larder/health`
+   * asks it, and must not show in the hit and miss counters. Optional: over
+   * a store without it health looks up a key no one stores.
+   */
+  ping?(): Promise<void>;
 }
+
+/**
+ * A key no one stores (FORMAT.md §12.4's `~px/` namespace) that `ping`
+ * asks an attribute of: the store checks it is open and its directory is
+ * still its own (every 64th call) and reads no element.
+ */
+const PING_KEY = "~px/health";
 
 /**
  * A {@linkcode ProxyStore} over a BackingStore.
@@ -117,6 +131,9 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
       };
     },
     stats: () => store.stats(),
+    // An attribute lookup: it counts no hit or miss (StoreStats counts
+    // element fetches).
+    ping: async () => void await store.getAttr(PING_KEY, "ping"),
   };
 }
 
