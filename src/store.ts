@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { crc32 } from "node:zlib";
 import { clockAtLeast } from "./_clock.ts";
 import {
   ClosedError,
@@ -529,6 +530,65 @@ export class BackingStore implements AsyncDisposable {
       this.#checkSize(data.length + (meta?.length ?? 0));
       this.#changes.storeEntry(nk, data, meta);
       return this.#upkeep.commit();
+    });
+  }
+
+  /**
+   * Replaces the metadata element of `key`'s entry with `meta`, keeping
+   * its data, only while the entry holds data and its metadata is still
+   * `expected`: compared by length and CRC-32 with the entry's index
+   * record in the same synchronous step that applies the write, so no
+   * other call can change the entry between the check and the write. A
+   * conditional update: say, a revalidated head replacing the head it was
+   * revalidated from, never one stored since with another body.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param meta The new metadata.
+   * @param expected The metadata the entry must hold now.
+   * @returns true when `meta` was stored; false (nothing written) when
+   *   the entry is missing, has no data or holds other metadata.
+   * @throws {TypeError} for a bad key or a non-Uint8Array.
+   * @throws {RangeError} for metadata over the element limit.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const [v1, v2] = [new Uint8Array([1]), new Uint8Array([2])];
+   * await store.storeEntry("https://example.com/", new Uint8Array(9), v1);
+   * assert.equal(await store.replaceMeta("https://example.com/", v2, v1), true);
+   * assert.equal(await store.replaceMeta("https://example.com/", v1, v1), false);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  replaceMeta(
+    key: Key,
+    meta: Uint8Array,
+    expected: Uint8Array,
+  ): Promise<boolean> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      checkElement(meta, "meta");
+      checkElement(expected, "expected");
+      this.#checkOpen("replace metadata");
+      this.#checkSize(meta.length);
+      const i = this.#lookup.find(nk).entry;
+      const mem = this.#state.mem;
+      const old = i < 0 ? undefined : mem.element(i, META);
+      if (
+        old === undefined || mem.element(i, DATA) === undefined ||
+        old.size !== expected.length || old.crc !== crc32(expected)
+      ) {
+        return false;
+      }
+      // Invariant: nothing awaited since the check above.
+      this.#changes.store(nk, META, meta);
+      return this.#upkeep.commit().then(() => true);
     });
   }
 

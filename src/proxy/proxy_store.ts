@@ -2,7 +2,7 @@
  * Where the caching proxy keeps responses: a {@linkcode ResponseStore}
  * (get, head, put, delete, close) plus `putHead`, which replaces a stored
  * response's head without rewriting its body (a 304's update, RFC 9111
- * §4.3.4). Small and asynchronous, so a remote tier can offer it too.
+ * §4.3.4) while the entry still holds the head it was read with. Small and asynchronous, so a remote tier can offer it too.
  *
  * Also the proxy's key scheme over it: a response without `Vary` lives
  * under its URL's primary key; a URL whose response has `Vary` gets a
@@ -62,10 +62,19 @@ export interface RangedEntry {
 /** A {@linkcode ResponseStore} that can also replace a head alone. */
 export interface ProxyStore extends ResponseStore {
   /**
-   * Replaces the head (metadata) of `key`'s entry, keeping its body; does
-   * nothing when there is no entry.
+   * Replaces the head (metadata) of `key`'s entry with `meta`, keeping its
+   * body, only while the entry still holds the head `expected` (and so the
+   * body stored with it: every `put` writes a head with its body), checked
+   * and written as one step no other call can come between; does nothing
+   * when the entry is missing, has no body or holds another head.
+   *
+   * @returns Whether `meta` was stored.
    */
-  putHead(key: string, meta: Uint8Array): Promise<void>;
+  putHead(
+    key: string,
+    meta: Uint8Array,
+    expected: Uint8Array,
+  ): Promise<boolean>;
   /**
    * The entry under `key` with its body unread, to read in byte ranges
    * (`Range` requests read only the bytes they ask for); undefined when
@@ -108,11 +117,10 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
   const base = backingResponseStore(store, { wholeBodyBytes: WHOLE_BODY });
   return {
     ...base,
-    async putHead(key, meta) {
-      // A head without its body would be served as an empty response.
-      if (await base.head(key) === undefined) return;
-      await store.store(key, meta, { meta: true });
-    },
+    // Conditional: a body stored since the head `expected` was read came
+    // with its own head, which a revalidation of the old one must not
+    // replace (and a head without its body would be served empty).
+    putHead: (key, meta, expected) => store.replaceMeta(key, meta, expected),
     async getRanged(key) {
       // Deferred: a slot element is read whole, and a large file's chunks
       // one by one, only when the stream asks (FORMAT.md §6.2).
@@ -431,13 +439,20 @@ export class ProxyCache {
   }
 
   /**
-   * Replaces a stored record, keeping the body.
+   * Replaces the record `found` was read with, keeping the body: only
+   * while the entry still holds that record (so that body), never over a
+   * response stored since.
    *
-   * @param key The variant's key.
+   * @param found What a lookup found (its key and its record's bytes).
    * @param record The new record.
+   * @returns Whether it was stored.
    */
-  putHead(key: string, record: ResponseRecord): Promise<void> {
-    return this.#store.putHead(key, encodeResponseRecord(record));
+  putHead(found: Found, record: ResponseRecord): Promise<boolean> {
+    return this.#store.putHead(
+      found.key,
+      encodeResponseRecord(record),
+      found.entry.meta,
+    );
   }
 
   /**
