@@ -71,6 +71,26 @@ export interface OpenEntryOptions {
   defer?: boolean;
 }
 
+/**
+ * An entry as {@linkcode BackingStore.readEntry} gives it: the bytes of
+ * data held in slots, or a reader over a large file.
+ */
+export type EntryRead =
+  | {
+    /** The data's verified bytes (shared: never modify them). */
+    readonly data: Uint8Array;
+    /** The metadata's (shared), when the entry has one. */
+    readonly meta: Uint8Array | undefined;
+    readonly reader?: undefined;
+  }
+  | {
+    readonly data?: undefined;
+    /** The metadata (shared), when the entry has one. */
+    readonly meta: Uint8Array | undefined;
+    /** A reader over the data; release it when done. */
+    readonly reader: EntryReader;
+  };
+
 /** Counters and totals from {@linkcode BackingStore.stats}. */
 export interface StoreStats {
   /** Fetches that returned an element. */
@@ -720,6 +740,65 @@ export class BackingStore implements AsyncDisposable {
         throw err;
       }
       return this.#readers.open(nk.text, data, meta);
+    });
+  }
+
+  /**
+   * Reads `key`'s entry to send it on at once, with one lookup: a data
+   * element held in slots (at most 2 MiB) comes back as its verified
+   * bytes with the metadata's, and no reference is kept (nothing to
+   * release: the bytes are read, and a later change of the entry writes
+   * elsewhere); one in a large file as an open {@linkcode EntryReader}
+   * (with `meta`), to stream in chunks and release. What `openEntry`
+   * gives, without a reader's objects, its copy of the bytes and its
+   * finalizer for a body read whole and let go at once.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @returns `{ data, meta }` (shared bytes: never modify them) or
+   *   `{ reader, meta }`; undefined when the entry is missing or has no
+   *   (valid) data element.
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.storeEntry("https://example.com/", new Uint8Array(9), new Uint8Array([1]));
+   * const got = await store.readEntry("https://example.com/");
+   * assert.equal(got?.data?.length, 9);
+   * assert.deepEqual(got?.meta, new Uint8Array([1]));
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  readEntry(key: Key): Promise<EntryRead | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("read entry");
+      const paired: Paired = { i: -1 };
+      const data = this.#reads.openData(nk, false, paired);
+      if (data === undefined) return undefined;
+      let meta;
+      try {
+        meta = this.#reads.metaOf(nk, data.pin, paired);
+      } catch (err) {
+        if (data.file !== undefined) this.#state.files.closeFile(data.file.fd);
+        this.#pins.release(data.pin);
+        throw err;
+      }
+      const bytes = data.pin.bytes;
+      if (data.file === undefined && bytes !== undefined) {
+        // Invariant: a pin filled by a read holds the verified bytes.
+        this.#pins.release(data.pin);
+        if (meta !== undefined) this.#pins.release(meta);
+        return { data: bytes, meta: meta?.bytes };
+      }
+      const reader = this.#readers.open(nk.text, data, meta);
+      return { reader, meta: reader.meta };
     });
   }
 

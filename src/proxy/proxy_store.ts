@@ -59,7 +59,11 @@ export interface RangedEntry {
   release(): void;
 }
 
-/** A {@linkcode ResponseStore} that can also replace a head alone. */
+/**
+ * A {@linkcode ResponseStore} that can also replace a head alone. A body
+ * `get` returns as bytes may be the store's own (shared with other
+ * lookups): the proxy reads it and never writes into it.
+ */
 export interface ProxyStore extends ResponseStore {
   /**
    * Replaces the head (metadata) of `key`'s entry with `meta`, keeping its
@@ -117,6 +121,39 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
   const base = backingResponseStore(store, { wholeBodyBytes: WHOLE_BODY });
   return {
     ...base,
+    // A slot body as the store's verified bytes, shared (the proxy never
+    // writes into a body: a Response copies it), with no reader to make
+    // and release: `readEntry`. A large file's stream is read in chunks.
+    async get(key, options) {
+      if (options?.deferBody === true) return await base.get(key, options);
+      const got = await store.readEntry(key);
+      if (got === undefined) return undefined;
+      const { meta, reader } = got;
+      if (reader === undefined) {
+        return meta === undefined
+          ? undefined
+          : { meta, body: got.data, release() {} };
+      }
+      let handed = false;
+      try {
+        if (meta === undefined) return undefined;
+        if (reader.size <= WHOLE_BODY) {
+          return {
+            meta,
+            body: await reader.read(0, reader.size),
+            release() {},
+          };
+        }
+        handed = true;
+        return {
+          meta,
+          body: releasingStream(reader, () => reader.stream()),
+          release: reader.release,
+        };
+      } finally {
+        if (!handed) reader.release();
+      }
+    },
     // Conditional: a body stored since the head `expected` was read came
     // with its own head, which a revalidation of the old one must not
     // replace (and a head without its body would be served empty).
