@@ -683,7 +683,10 @@ export function openState(
         state.continueJournal(journal);
       }
     }
-    removeLeftovers(io, dir, state.journal!.tag);
+    // A kept journal: its leftovers were removed above, under the lock.
+    if (state.journal!.tag !== tag) {
+      removeLeftovers(io, dir, state.journal!.tag);
+    }
     return { state, lock, io };
   } catch (err) {
     try {
