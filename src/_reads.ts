@@ -293,6 +293,28 @@ export class ReadPath {
   }
 
   /**
+   * `nk`'s data element opened as {@linkcode ReadPath.openData} does, with
+   * its metadata pinned beside it (read with the data when they lie
+   * together): what an entry reader or an entry read is made of. When the
+   * metadata's read throws, the data's file and pin are let go first.
+   */
+  openEntry(
+    nk: NormalKey,
+    defer: boolean,
+  ): { data: OpenedData; meta: Pin | undefined } | undefined {
+    const paired: Paired = { i: -1 };
+    const data = this.openData(nk, defer, paired);
+    if (data === undefined) return undefined;
+    try {
+      return { data, meta: this.metaOf(nk, data.pin, paired) };
+    } catch (err) {
+      if (data.file !== undefined) this.#files.closeFile(data.file.fd);
+      this.#pins.release(data.pin);
+      throw err;
+    }
+  }
+
+  /**
    * `nk`'s data element for an entry reader: a large file opened, its
    * header and length checked, and pinned without its bytes (the reader
    * reads and verifies them piece by piece); any other element read and

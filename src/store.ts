@@ -34,7 +34,7 @@ import { KeyLookup } from "./_lookup.ts";
 import { Maintenance } from "./_maintenance.ts";
 import { openState } from "./_open.ts";
 import { Placement } from "./_placement.ts";
-import { type Paired, ReadPath } from "./_reads.ts";
+import { ReadPath } from "./_reads.ts";
 import { storePath } from "./_store_path.ts";
 import { OP } from "./ops.ts";
 import { Dedup, type DedupOptions, type DedupResult } from "./_dedup.ts";
@@ -728,18 +728,9 @@ export class BackingStore implements AsyncDisposable {
       const nk = normaliseKey(key);
       const defer = deferOf(options);
       this.#checkOpen("open entry");
-      const paired: Paired = { i: -1 };
-      const data = this.#reads.openData(nk, defer, paired);
-      if (data === undefined) return undefined;
-      let meta;
-      try {
-        meta = this.#reads.metaOf(nk, data.pin, paired);
-      } catch (err) {
-        if (data.file !== undefined) this.#state.files.closeFile(data.file.fd);
-        this.#pins.release(data.pin);
-        throw err;
-      }
-      return this.#readers.open(nk.text, data, meta);
+      const found = this.#reads.openEntry(nk, defer);
+      if (found === undefined) return undefined;
+      return this.#readers.open(nk.text, found.data, found.meta);
     });
   }
 
@@ -779,17 +770,9 @@ export class BackingStore implements AsyncDisposable {
     return promised(() => {
       const nk = normaliseKey(key);
       this.#checkOpen("read entry");
-      const paired: Paired = { i: -1 };
-      const data = this.#reads.openData(nk, false, paired);
-      if (data === undefined) return undefined;
-      let meta;
-      try {
-        meta = this.#reads.metaOf(nk, data.pin, paired);
-      } catch (err) {
-        if (data.file !== undefined) this.#state.files.closeFile(data.file.fd);
-        this.#pins.release(data.pin);
-        throw err;
-      }
+      const found = this.#reads.openEntry(nk, false);
+      if (found === undefined) return undefined;
+      const { data, meta } = found;
       const bytes = data.pin.bytes;
       if (data.file === undefined && bytes !== undefined) {
         // Invariant: a pin filled by a read holds the verified bytes.
