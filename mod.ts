@@ -35,6 +35,7 @@ export { BackingStore, MAX_ELEMENT_BYTES } from "./src/store.ts";
 export type {
   ElementOptions,
   EntryHit,
+  EntryRead,
   EntryReader,
   Hit,
   OpenEntryOptions,
