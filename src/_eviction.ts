@@ -114,21 +114,29 @@ export class Eviction {
     let victims = Array.from(
       mem.selectVictims(byteTarget, entryTarget, keep),
     );
+    let entriesLeft = entryTarget;
     let k = keep;
     for (;;) {
+      // A large table's selection may return a prefix of the victims
+      // (IndexMemory.selectVictims): select again for the rest.
+      const complete = mem.selectionComplete;
       // Swap-remove keeps lower indices valid, so remove highest first.
       victims.sort((a, b) => b - a);
       this.counters.evictedBytes += opt.remove(victims, REMOVE_REASON.evict);
       this.counters.evictions += victims.length;
+      entriesLeft -= victims.length;
       // The kernel counts an entry's element bytes whole; a shared element
       // is freed only with its last reference, so evicting its sharers may
       // free less than it counted: select again until under the target.
-      if (!this.#held.sharing || victims.length === 0) return;
+      if (victims.length === 0 || mem.count === 0) return;
+      if (complete && !this.#held.sharing) return;
       k = keptIndex(k, victims, mem.count + victims.length);
-      const left = this.#held.liveDisk + incoming -
-        (opt.limit - opt.hysteresis) + 1;
-      if (!overBytes || left <= 0 || mem.count === 0) return;
-      victims = Array.from(mem.selectVictims(left, 0, k));
+      const left = overBytes
+        ? this.#held.liveDisk + incoming - (opt.limit - opt.hysteresis) + 1
+        : 0;
+      const more = complete ? 0 : Math.max(0, entriesLeft);
+      if (left <= 0 && more === 0) return;
+      victims = Array.from(mem.selectVictims(Math.max(0, left), more, k));
     }
   }
 
