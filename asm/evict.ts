@@ -7,8 +7,11 @@
 // byte and entry targets are met; only the victims below it are then
 // sorted (stable LSD radix sort, so equal keys stay in index order).
 import {
-  E_FLAGS, E_LAST_USED, E_USE_COUNT, ENTRY_SIZE, F_HAS, F_PINNED,
+  E_FLAGS, E_LAST_USED, E_USE_COUNT, ENTRY_SIZE, F_PINNED,
 } from "./layout";
+
+// sortKey reads the three fields as one u64: they must sit as it assumes.
+assert(E_USE_COUNT == E_LAST_USED + 4 && E_FLAGS == E_LAST_USED + 6 && F_PINNED == 0x80);
 import { recordDisk } from "./run";
 
 const DIGIT_BITS: u64 = 11;
@@ -24,10 +27,13 @@ const BYTES = memory.data(<i32>(RADIX * 8), 16);
 const SORT_COUNTS = memory.data(<i32>(MAX_DIGITS * RADIX * 4), 16);
 const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
 
+// One load of bytes 8–15 (lastUsed, useCount, flags, run code: FORMAT.md
+// §4): the low 48 bits are the key's, and the pinned flag (bit 7 of the
+// flags byte, bit 55 here) moves to bit 48.
 // @ts-ignore: decorator
 @inline function sortKey(e: usize): u64 {
-  const pinned = <u64>((load<u8>(e, E_FLAGS) & F_PINNED) != 0);
-  return (pinned << 48) | (<u64>load<u16>(e, E_USE_COUNT) << 32) | <u64>load<u32>(e, E_LAST_USED);
+  const v = load<u64>(e, E_LAST_USED);
+  return (v & 0xffffffffffff) | ((v >> 7) & (<u64>1 << 48));
 }
 
 // @ts-ignore: decorator
