@@ -67,7 +67,7 @@ console.log(
 console.log("| --- | ---: | ---: | --- |" + (exact ? " ---: | --- |" : ""));
 function time(f: () => Uint32Array): [number[], Uint32Array, boolean] {
   const ts: number[] = [];
-  let r = new Uint32Array();
+  let r: Uint32Array = new Uint32Array();
   for (let k = 0; k < runs; k++) {
     const t = performance.now();
     r = f();
