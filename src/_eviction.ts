@@ -16,7 +16,7 @@ import { PendingVictims } from "./_eviction_pending.ts";
  * Victims removed in one step of a long eviction: at ~3–10 µs a removal
  * (journal, slot frees), a step holds the event loop a few ms.
  */
-export const EVICTION_STEP = 1024;
+export const EVICTION_STEP = 256;
 /**
  * An eviction of more victims than this goes on in steps, the event loop
  * turning (a macrotask: timers and I/O run) between them.
@@ -59,7 +59,11 @@ export interface EvictionOptions {
    * Removes entries (indices in descending order) as `reason`; returns
    * the bytes they held.
    */
-  remove: (indices: readonly number[], reason: number) => number;
+  remove: (
+    indices: readonly number[],
+    reason: number,
+    trim?: boolean,
+  ) => number;
   /** Makes removals durable (a stepped eviction's, after each step). */
   commit?: () => Promise<void>;
 }
@@ -203,11 +207,18 @@ export class Eviction {
     const pending = this.#pending!;
     const victims = pending.take(EVICTION_STEP, keep);
     if (pending.left === 0) this.#dropPending();
-    if (victims.length === 0) return keep;
+    if (victims.length === 0) {
+      if (this.#pending === undefined) {
+        this.#opt.remove([], REMOVE_REASON.evict);
+      }
+      return keep;
+    }
     const count = this.#mem.count;
+    // Files give freed blocks back at the last step (or the next removal).
     this.counters.evictedBytes += this.#opt.remove(
       victims,
       REMOVE_REASON.evict,
+      this.#pending === undefined,
     );
     this.counters.evictions += victims.length;
     return keptIndex(keep, victims, count);

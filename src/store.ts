@@ -269,7 +269,8 @@ export class BackingStore implements AsyncDisposable {
     const eviction = new Eviction(mem, pins, lookup, changes, {
       limit: opt.limit,
       hysteresis: opt.hysteresis,
-      remove: (indices, reason) => changes.removeEntries(indices, reason),
+      remove: (indices, reason, trim) =>
+        changes.removeEntries(indices, reason, trim),
       commit: () => upkeep.commit(),
     });
     this.#pins = pins;
