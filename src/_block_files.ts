@@ -39,9 +39,10 @@ import {
   isAbsence,
   OTHER_KEY,
   type ReadResult,
+  settleKeyLength,
   storedKeyLen,
   verifyElement,
-  verifySettled,
+  verifyElementAt,
 } from "./_element_verify.ts";
 import type { ReadPool } from "./_read_pool.ts";
 
@@ -303,7 +304,9 @@ export class BlockFiles {
     }
     const buf = this.#pool.take(len);
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) return CORRUPT;
-    return verifySettled(
+    const raw = verifyElement(buf, want);
+    return raw.ok ? raw : settleKeyLength(
+      raw,
       buf,
       want,
       (len) => this.readSlotHeader(want.kind, slot, len),
@@ -344,13 +347,16 @@ export class BlockFiles {
     if (this.#io.pread(fd, buf, pos) < ELEMENT_HEADER) {
       return [CORRUPT, CORRUPT];
     }
-    const data = verifySettled(
-      buf.subarray(0, mid),
+    // Both checked in place in the one buffer (no views but the bytes).
+    const raw = verifyElementAt(buf, 0, mid, wantData);
+    const data = raw.ok ? raw : settleKeyLength(
+      raw,
+      buf,
       wantData,
       (len) => this.readSlotHeader(DATA, slot, len),
     );
     if (!data.ok) return [data, data];
-    const meta = verifyElement(buf.subarray(mid), wantMeta);
+    const meta = verifyElementAt(buf, mid, end, wantMeta);
     return [data, meta.ok ? meta : CORRUPT];
   }
 

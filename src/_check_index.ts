@@ -14,7 +14,14 @@ import {
 import type { ProblemCode } from "./_check_report.ts";
 import { CorruptError, VersionMismatchError } from "./errors.ts";
 import { loadAttrSection, loadOriginSection } from "./_persist.ts";
-import { type Control, decodeEntries, useMapBytes, VERSION } from "./format.ts";
+import {
+  type Control,
+  decodeEntries,
+  useMapBytes,
+  VERSION,
+  VERSION_MIN,
+  versionsRead,
+} from "./format.ts";
 import { claimsSlot, IndexMemory, recordSlots } from "./index_memory.ts";
 import { readWhole } from "./io.ts";
 import {
@@ -89,7 +96,9 @@ function readIndex(pass: PassState, control: Control): LoadedIndex {
           code: "VERSION_NEWER",
           detail: `entries format version ${
             versionAt(bytes, 8)
-          }; this larder reads ${VERSION.entries}`,
+          }; this larder reads ${
+            versionsRead(VERSION.entries, VERSION_MIN.entries)
+          }`,
         };
       } else if (err instanceof CorruptError) {
         why = { code: "ENTRIES_CORRUPT", detail: err.message };

@@ -192,7 +192,7 @@ export function repairStore(
       nextFileId,
       oldTag: index.source === "snapshot" ? index.journalTag : undefined,
       journalBytes: index.journal?.size ??
-        defaultJournalBytes(Math.log2(mem.capacity)),
+        defaultJournalBytes(mem.entryBits),
     });
     say("WRITE_ENTRIES", "entries", `wrote ${mem.count} entries`);
     say("NEW_JOURNAL", name, "created an empty journal for the new snapshot");

@@ -68,26 +68,50 @@ export function isAbsence(err: unknown): boolean {
  * @returns the element bytes (a view into `buf`) or why not.
  */
 export function verifyElement(buf: Uint8Array, want: Expected): RawResult {
-  if (buf.length < ELEMENT_HEADER) return CORRUPT;
-  if (storedKeyLen(buf) !== want.key.length) return KEY_LENGTH_DIFFERS;
+  return verifyElementAt(buf, 0, buf.length, want);
+}
+
+/**
+ * As {@linkcode verifyElement}, for the element whose header starts at
+ * `at` of `buf` and which must end by `end`: one read of several elements
+ * is checked in place, with no view made but the element's bytes.
+ */
+export function verifyElementAt(
+  buf: Uint8Array,
+  at: number,
+  end: number,
+  want: Expected,
+): RawResult {
+  if (end - at < ELEMENT_HEADER) return CORRUPT;
+  const keyLen = want.key.length;
+  if ((buf[at + 6]! | (buf[at + 7]! << 8)) !== keyLen) {
+    return KEY_LENGTH_DIFFERS;
+  }
   // Hot path: every header field is compared with the index and the key and
   // content checksum are checked, so the header's own CRC adds nothing here
   // (rebuild and check-store, which have no index to compare with, check it).
-  for (let i = 0; i < 4; i++) if (buf[i] !== MAGIC.element[i]) return CORRUPT;
-  if (buf[4] !== VERSION.element) return CORRUPT;
+  for (let i = 0; i < 4; i++) {
+    if (buf[at + i] !== MAGIC.element[i]) return CORRUPT;
+  }
+  if (buf[at + 4] !== VERSION.element) return CORRUPT;
   // The element must belong to the entry: same kind and the entry's hash.
   // A different key under the same hash is a collision (look further); a
   // different hash means the slot was reused after the index was written.
   if (
-    buf[5] !== want.kind || u32(buf, 16) !== want.hashLo ||
-    u32(buf, 20) !== want.hashHi
+    buf[at + 5] !== want.kind || u32(buf, at + 16) !== want.hashLo ||
+    u32(buf, at + 20) !== want.hashHi
   ) return CORRUPT;
-  const keyLen = want.key.length;
-  const key = buf.subarray(ELEMENT_HEADER, ELEMENT_HEADER + keyLen);
-  if (!sameBytes(key, want.key)) return OTHER_KEY;
-  if (u32(buf, 8) !== want.size || u32(buf, 12) !== want.crc) return CORRUPT;
-  const start = ELEMENT_HEADER + keyLen;
-  if (buf.length < start + want.size) return CORRUPT;
+  const key = want.key;
+  const k0 = at + ELEMENT_HEADER;
+  if (k0 + keyLen > end) return OTHER_KEY; // as a short key compares
+  for (let i = 0; i < keyLen; i++) {
+    if (buf[k0 + i] !== key[i]) return OTHER_KEY;
+  }
+  if (u32(buf, at + 8) !== want.size || u32(buf, at + 12) !== want.crc) {
+    return CORRUPT;
+  }
+  const start = k0 + keyLen;
+  if (end < start + want.size) return CORRUPT;
   const bytes = buf.subarray(start, start + want.size);
   if (crc32(bytes) !== want.crc) return CORRUPT;
   return { ok: true, bytes };

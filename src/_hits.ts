@@ -81,7 +81,11 @@ export class Hits {
 
   /** A hit on the elements of entry `key`, holding their pins. */
   entry(key: string, data: Pin | undefined, meta: Pin | undefined): EntryHit {
-    const pins = [data, meta].filter((p) => p !== undefined);
+    const pins = data === undefined
+      ? [meta!] // fetchEntry returns no hit for neither
+      : meta === undefined
+      ? [data]
+      : [data, meta];
     return this.#holding(pins, (release) => ({
       data: data?.bytes,
       meta: meta?.bytes,

@@ -644,7 +644,7 @@ export function openState(
       control,
       mem,
       files,
-      journalBytes: journalBytesFor(opt, control.entryBits),
+      journalBytes: journalBytesFor(opt, mem.entryBits),
       nextFileId: load.nextFileId,
       blocksDirty: load.blocksDirty,
       repairedOnOpen: load.repairedOnOpen,
@@ -683,7 +683,10 @@ export function openState(
         state.continueJournal(journal);
       }
     }
-    removeLeftovers(io, dir, state.journal!.tag);
+    // A kept journal: its leftovers were removed above, under the lock.
+    if (state.journal!.tag !== tag) {
+      removeLeftovers(io, dir, state.journal!.tag);
+    }
     return { state, lock, io };
   } catch (err) {
     try {

@@ -9,6 +9,7 @@ import { decodeAttrSection, encodeAttrSection } from "./_attrs.ts";
 import { decodeOriginSection, encodeOriginSection } from "./_origins.ts";
 import { CorruptError, ForeignFileError } from "./errors.ts";
 import { moveAside } from "./_foreign.ts";
+import { packRecords, unpackInPlace } from "./_entry_pack.ts";
 import {
   checkEntriesAttrs,
   checkEntriesOrigins,
@@ -27,6 +28,7 @@ import {
   JOURNAL_HEADER,
   JOURNAL_VERSION,
   journalName,
+  MIN_ENTRY,
   type RawEntry,
   readEntries,
 } from "./journal.ts";
@@ -113,6 +115,8 @@ function readSnapshot(
     try {
       const {
         header,
+        version,
+        recordsLength,
         recordsCrc,
         attrLength,
         attrsCrc,
@@ -123,14 +127,18 @@ function readSnapshot(
         throw new CorruptError("Cannot read entries: more than capacity");
       }
       mem.loadRecordsWith(header.count, (dest) => {
-        if (io.pread(fd, dest, ENTRIES_HEADER) !== dest.length) {
+        // Packed records (version 6) go to the table's tail and are
+        // expanded in place (`_entry_pack.ts`); version 5's are the table.
+        const packed = dest.subarray(dest.length - recordsLength);
+        if (io.pread(fd, packed, ENTRIES_HEADER) !== packed.length) {
           throw new CorruptError("Cannot read entries: truncated records");
         }
-        checkEntriesRecords(dest, recordsCrc);
+        checkEntriesRecords(packed, recordsCrc);
+        if (version !== 5) unpackInPlace(dest, header.count, recordsLength);
       });
       // The attribute section after the records (FORMAT.md §4.2).
       const attrs = new Uint8Array(attrLength);
-      const at = ENTRIES_HEADER + header.count * ENTRY_SIZE;
+      const at = ENTRIES_HEADER + recordsLength;
       if (io.pread(fd, attrs, at) !== attrLength) {
         throw new CorruptError("Cannot read entries: truncated attributes");
       }
@@ -206,10 +214,37 @@ interface JournalFile {
 }
 
 /**
- * Reads the journal at `path` (undefined when missing). A journal whose
- * first 64 KiB after the header are zeros, as a pristine one's are, is
- * checked to be zeros to its end through one small reused buffer rather
- * than read whole (8 MiB by default); any other is read whole.
+ * Where a walk over the framing of `b` (sizes only, no checksums) stops,
+ * and whether the entry there may run on past `b` within a file of
+ * `fileSize` bytes (then the caller reads more). Every entry `readEntries`
+ * would keep in the whole file lies before that point: the entry there
+ * fails in `b` as it would in the file (its size, its trailing copy, or
+ * running past the file), unless `more`.
+ */
+function framingEnd(
+  b: Uint8Array,
+  fileSize: number,
+): { at: number; more: boolean } {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let at = JOURNAL_HEADER;
+  for (;;) {
+    if (at + MIN_ENTRY > b.length) return { at, more: b.length < fileSize };
+    const size = v.getUint32(at, true);
+    if (size < MIN_ENTRY || (size & 3) !== 0 || at + size > fileSize) {
+      return { at, more: false };
+    }
+    if (at + size > b.length) return { at: at + size, more: true };
+    if (v.getUint32(at + size - 4, true) !== size) return { at, more: false };
+    at += size;
+  }
+}
+
+/**
+ * Reads the journal at `path` (undefined when missing): its first bytes,
+ * as far as its entries' framing goes (64 KiB at least), then checks the
+ * rest to be zeros through one small reused buffer rather than reading it
+ * whole (8 MiB or more by default, mostly zeros after a close). A journal
+ * with anything but zeros after its entries is read whole.
  * @throws {ForeignFileError} when something other than a regular file is
  * there.
  */
@@ -218,31 +253,48 @@ function readJournalFile(io: FileIO, path: string): JournalFile | undefined {
   const fd = io.openR(path);
   try {
     const size = io.size(fd);
-    const head = new Uint8Array(Math.min(size, JOURNAL_HEAD_READ));
-    const got = io.pread(fd, head, 0);
-    if (got < head.length) return { bytes: head.subarray(0, got), length: got };
-    let zeroTail = size > head.length &&
-      allZero(head.subarray(Math.min(JOURNAL_HEADER, got)));
-    let length = head.length;
-    if (zeroTail) {
-      const buf = scanBuffer ??= new Uint8Array(ZERO_SCAN);
-      while (length < size) {
-        const part = buf.subarray(0, Math.min(ZERO_SCAN, size - length));
-        const n = io.pread(fd, part, length);
-        if (!allZero(part.subarray(0, n))) {
-          zeroTail = false;
-          break;
-        }
-        length += n;
-        if (n < part.length) break; // shorter than its size said
-      }
+    let bytes = new Uint8Array(Math.min(size, JOURNAL_HEAD_READ));
+    let got = io.pread(fd, bytes, 0);
+    if (got < bytes.length) {
+      return { bytes: bytes.subarray(0, got), length: got };
     }
-    if (zeroTail) return { bytes: head, length };
-    // Entries, or damage: the whole file, as it is.
+    for (;;) {
+      const walk = framingEnd(bytes, size);
+      if (!walk.more) break;
+      // An entry runs on past what was read: read at least that far.
+      const grown = new Uint8Array(
+        Math.min(size, Math.max(2 * bytes.length, walk.at + JOURNAL_HEAD_READ)),
+      );
+      grown.set(bytes);
+      const n = io.pread(fd, grown.subarray(bytes.length), bytes.length);
+      if (n < grown.length - bytes.length) {
+        // Shorter than its size said: what there is, as it is.
+        return {
+          bytes: grown.subarray(0, bytes.length + n),
+          length: bytes.length + n,
+        };
+      }
+      bytes = grown;
+    }
+    let length = bytes.length;
+    let zeroTail = true;
+    const buf = scanBuffer ??= new Uint8Array(ZERO_SCAN);
+    while (length < size) {
+      const part = buf.subarray(0, Math.min(ZERO_SCAN, size - length));
+      const n = io.pread(fd, part, length);
+      if (!allZero(part.subarray(0, n))) {
+        zeroTail = false;
+        break;
+      }
+      length += n;
+      if (n < part.length) break; // shorter than its size said
+    }
+    if (zeroTail) return { bytes, length };
+    // Damage, or a torn entry, after the entries: the whole file, as it is.
     const whole = new Uint8Array(size);
-    whole.set(head);
-    const n = io.pread(fd, whole.subarray(head.length), head.length);
-    const total = head.length + n;
+    whole.set(bytes);
+    got = io.pread(fd, whole.subarray(bytes.length), bytes.length);
+    const total = bytes.length + got;
     return { bytes: whole.subarray(0, total), length: total };
   } finally {
     io.close(fd);
@@ -402,24 +454,23 @@ export function writeSnapshotTemp(
   const fd = io.create(tmp);
   try {
     mem.withRecords((records) => {
+      // The records packed a chunk at a time after the header's place
+      // (FORMAT.md §4), then the sections, then the header with their
+      // length and CRC-32.
+      let at = ENTRIES_HEADER;
+      const packed = packRecords(records, mem.count, (chunk) => {
+        io.pwrite(fd, chunk, at);
+        at += chunk.length;
+      });
+      if (attrs.length > 0) io.pwrite(fd, attrs, at);
+      if (origins.length > 0) io.pwrite(fd, origins, at + attrs.length);
       const header = encodeEntriesHeader(
-        {
-          count: mem.count,
-          nextFileId,
-          journalTag: tag,
-        },
-        records,
+        { count: mem.count, nextFileId, journalTag: tag },
+        packed,
         attrs,
         origins,
       );
       io.pwrite(fd, header, 0);
-      io.pwrite(fd, records, header.length);
-      if (attrs.length > 0) {
-        io.pwrite(fd, attrs, header.length + records.length);
-      }
-      if (origins.length > 0) {
-        io.pwrite(fd, origins, header.length + records.length + attrs.length);
-      }
     });
     io.fsync(fd);
   } catch (err) {

@@ -8,6 +8,7 @@
  */
 import {
   type ElementFiles,
+  type Expected,
   headerKeyMatches,
   type ReadResult,
 } from "./elements.ts";
@@ -33,12 +34,15 @@ export function readPair(
   i: number,
   h: Found,
   key: Uint8Array,
+  data?: { rec: ElementRecord; want: Expected },
 ): [ReadResult, ReadResult] {
-  const d = mem.element(i, DATA)!; // open and replay ensure it is a slot
+  // Open and replay ensure both are in the data's slot; `data` is the
+  // data's record and expectation when the caller has them already.
+  const d = data?.rec ?? mem.element(i, DATA)!;
   const m = mem.element(i, META)!;
   return files.readSlotPair(
     d.loc,
-    expected(DATA, key, h, d, originOf(mem, i, DATA)),
+    data?.want ?? expected(DATA, key, h, d, originOf(mem, i, DATA)),
     expected(META, key, h, m, originOf(mem, i, META)),
     recordSlots(d),
   );
@@ -105,6 +109,11 @@ export class ReadPath {
   #hooks: ReadHooks;
   /** The key being fetched, copied out of the key region. */
   #key = new Uint8Array(MAX_KEY_BYTES);
+  /**
+   * When the fetch in progress started (performance.now()): the time of
+   * the pins it creates, read once for both elements of an entry.
+   */
+  #now = 0;
 
   constructor(
     mem: IndexMemory,
@@ -122,15 +131,17 @@ export class ReadPath {
 
   /** `nk`'s element of `kind`, pinned; undefined on a miss. */
   element(nk: NormalKey, kind: ElementKind): Pin | undefined {
+    this.#now = performance.now();
     return this.#fetchPin(nk, this.#lookup.hash(nk), kind);
   }
 
   /** Both elements of `nk`'s entry with one lookup, each pinned or not. */
   entry(nk: NormalKey): [Pin | undefined, Pin | undefined] {
+    this.#now = performance.now();
     const h = this.#lookup.hash(nk);
     const paired: Paired = { i: -1 };
     const data = this.#fetchPin(nk, h, DATA, paired);
-    return [data, this.metaOf(nk, data, paired)];
+    return [data, this.#metaOf(nk, data, paired)];
   }
 
   /**
@@ -139,6 +150,15 @@ export class ReadPath {
    * is pinned from that read, anything else looked up and read.
    */
   metaOf(
+    nk: NormalKey,
+    data: Pin | undefined,
+    paired: Paired,
+  ): Pin | undefined {
+    this.#now = performance.now();
+    return this.#metaOf(nk, data, paired);
+  }
+
+  #metaOf(
     nk: NormalKey,
     data: Pin | undefined,
     paired: Paired,
@@ -206,7 +226,10 @@ export class ReadPath {
           paired !== undefined && mem.metaWithData(i) &&
           !this.#pins.get(i, META)
         ) {
-          const [d, m] = readPair(mem, this.#files, i, h, keyBytes);
+          const [d, m] = readPair(mem, this.#files, i, h, keyBytes, {
+            rec,
+            want,
+          });
           if (d.ok) {
             paired.i = i;
             paired.r = m;
@@ -266,10 +289,7 @@ export class ReadPath {
       current.refs++;
       return this.#use(i, current);
     }
-    return this.#use(
-      i,
-      this.#pins.create(i, kind, nk.text, bytes, performance.now()),
-    );
+    return this.#use(i, this.#pins.create(i, kind, nk.text, bytes, this.#now));
   }
 
   /**
@@ -285,6 +305,7 @@ export class ReadPath {
     defer = false,
     paired?: Paired,
   ): OpenedData | undefined {
+    this.#now = performance.now();
     const mem = this.#mem;
     const found = this.#lookup.find(nk);
     const i = found.entry;

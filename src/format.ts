@@ -11,6 +11,7 @@ import {
   NotAStoreError,
   VersionMismatchError,
 } from "./errors.ts";
+import { packRecords, unpackRecords } from "./_entry_pack.ts";
 import {
   DATA,
   type ElementKind,
@@ -161,7 +162,9 @@ export const VERSION = {
   // 5: byte 15 is a run code over 64-byte data slots (FORMAT.md §4), and
   //    the origin section after the attributes (FORMAT.md §4.3; move,
   //    copy, dedup).
-  entries: 5,
+  // 6: records without the metadata fields they do not need (FORMAT.md
+  //    §4); version 5 files are still read.
+  entries: 6,
   // 2: the data and metadata maps have their own slot counts (FORMAT.md §5.1).
   // 3: data maps count 64-byte slots (FORMAT.md §5.1).
   blocks: 3,
@@ -179,11 +182,12 @@ export const VERSION = {
  * Oldest version of each file kind still read. Control refuses every
  * store of 8 KiB data slots (control 1–3) with VERSION_MISMATCH, so the
  * files of such a store (entries 1–4, blocks 1–2, block file 1, journal
- * 1–5) are never reached; each kind reads its current version only.
+ * 1–5) are never reached; each kind reads its current version only, but
+ * entries, which reads version 5 (its records whole) too.
  */
 export const VERSION_MIN = {
   control: VERSION.control,
-  entries: VERSION.entries,
+  entries: 5,
   blocks: VERSION.blocks,
   blockFile: VERSION.blockFile,
   element: VERSION.element,
@@ -348,10 +352,18 @@ export interface EntriesHeader {
 /** Bytes of the entries file header. */
 export const ENTRIES_HEADER = 64;
 
-/** Encodes the entries file header for `records` (FORMAT.md §4). */
+/** The records of an entries file as written: their length and CRC-32. */
+export interface PackedRecords {
+  /** Bytes of the packed records. */
+  length: number;
+  /** CRC-32 of the packed records. */
+  crc: number;
+}
+
+/** Encodes the entries file header (FORMAT.md §4, the current version). */
 export function encodeEntriesHeader(
   h: EntriesHeader,
-  records: Uint8Array,
+  records: PackedRecords,
   attrs: Uint8Array = new Uint8Array(0),
   origins: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
@@ -359,11 +371,11 @@ export function encodeEntriesHeader(
   const v = view(b);
   b.set(MAGIC.entries, 0);
   v.setUint32(8, VERSION.entries, true);
-  v.setUint32(12, ENTRY_SIZE, true);
+  v.setUint32(12, records.length, true);
   v.setUint32(16, h.count, true);
   v.setUint32(20, h.nextFileId, true);
   v.setUint32(24, h.journalTag, true);
-  v.setUint32(28, crc32(records), true);
+  v.setUint32(28, records.crc, true);
   v.setUint32(32, attrs.length, true);
   v.setUint32(36, attrs.length === 0 ? 0 : crc32(attrs), true);
   v.setUint32(40, origins.length, true);
@@ -373,19 +385,51 @@ export function encodeEntriesHeader(
 }
 
 /**
+ * The whole entries file for `count` records (`ENTRY_SIZE` bytes each, as
+ * in memory) and the sections after them: for check-store's tools and
+ * tests; a store writes its snapshot a chunk at a time (`_persist.ts`).
+ */
+export function encodeEntries(
+  h: EntriesHeader,
+  records: Uint8Array,
+  attrs: Uint8Array = new Uint8Array(0),
+  origins: Uint8Array = new Uint8Array(0),
+): Uint8Array {
+  const aligned = records.byteOffset % 4 === 0 ? records : records.slice();
+  const chunks: Uint8Array[] = [];
+  const packed = packRecords(aligned, h.count, (c) => chunks.push(c.slice()));
+  const head = encodeEntriesHeader(h, packed, attrs, origins);
+  const out = new Uint8Array(
+    head.length + packed.length + attrs.length + origins.length,
+  );
+  out.set(head);
+  let at = head.length;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  out.set(attrs, at);
+  out.set(origins, at + attrs.length);
+  return out;
+}
+
+/**
  * Decodes the entries file's header, given the length of the whole file:
- * the header, the CRC-32s its records and attribute section must have,
- * and the attribute section's length (0 before version 4, which has zeros
- * there).
- * @throws {VersionMismatchError} for another format version.
+ * the header, the length and CRC-32 its records must have, and the
+ * attribute and origin sections' lengths and CRC-32s.
+ * @throws {VersionMismatchError} for a version other than 5 or 6.
  * @throws {CorruptError} when the header does not check out or the length
- * does not match its record count and attribute section.
+ * does not match its record count and sections.
  */
 export function decodeEntriesHeader(
   b: Uint8Array,
   fileLength: number,
 ): {
   header: EntriesHeader;
+  /** The file's version: 5 (records whole) or 6 (packed). */
+  version: number;
+  /** Bytes of the records as they lie in the file (packed from version 6). */
+  recordsLength: number;
   recordsCrc: number;
   attrLength: number;
   attrsCrc: number;
@@ -400,20 +444,33 @@ export function decodeEntriesHeader(
   const v = view(b);
   // Versions 1–4 belong to stores of 8 KiB data slots (control refuses
   // them; FORMAT.md §3): their byte 15 is no run code.
-  checkVersion("entries", v.getUint32(8, true), VERSION.entries);
+  const version = v.getUint32(8, true);
+  checkVersion("entries", version, VERSION.entries, VERSION_MIN.entries);
   if (v.getUint32(60, true) !== crc32(b.subarray(0, 60))) {
     throw new CorruptError("Cannot read entries: header checksum mismatch");
   }
-  if (v.getUint32(12, true) !== ENTRY_SIZE) {
-    throw new CorruptError("Cannot read entries: unexpected record size");
-  }
   const count = v.getUint32(16, true);
+  // Version 5: byte 12 is the record size; 6: the packed records' length,
+  // between 28 and 40 bytes a record.
+  const field = v.getUint32(12, true);
+  let recordsLength: number;
+  if (version === 5) {
+    if (field !== ENTRY_SIZE) {
+      throw new CorruptError("Cannot read entries: unexpected record size");
+    }
+    recordsLength = count * ENTRY_SIZE;
+  } else {
+    if (field % 4 !== 0 || field < count * 28 || field > count * ENTRY_SIZE) {
+      throw new CorruptError(
+        "Cannot read entries: records length does not match the record count",
+      );
+    }
+    recordsLength = field;
+  }
   const attrLength = v.getUint32(32, true);
-  // Versions before 5 have zeros here: no origin section.
   const originLength = v.getUint32(40, true);
   if (
-    fileLength - ENTRIES_HEADER - attrLength - originLength !==
-      count * ENTRY_SIZE
+    fileLength - ENTRIES_HEADER - attrLength - originLength !== recordsLength
   ) {
     throw new CorruptError(
       "Cannot read entries: length does not match the record count",
@@ -425,6 +482,8 @@ export function decodeEntriesHeader(
       nextFileId: v.getUint32(20, true),
       journalTag: v.getUint32(24, true),
     },
+    version,
+    recordsLength,
     recordsCrc: v.getUint32(28, true),
     attrLength,
     attrsCrc: v.getUint32(36, true),
@@ -476,9 +535,10 @@ export function checkEntriesOrigins(
 }
 
 /**
- * Decodes the entries file: its header and views of the records and the
- * attribute section.
- * @throws {VersionMismatchError} for another format version.
+ * Decodes the entries file: its header, its records expanded to
+ * `ENTRY_SIZE` bytes each (a copy for version 6, a view for 5), and views
+ * of the attribute and origin sections.
+ * @throws {VersionMismatchError} for a version other than 5 or 6.
  * @throws {CorruptError} when anything does not check out.
  */
 export function decodeEntries(
@@ -489,11 +549,20 @@ export function decodeEntries(
   attrs: Uint8Array;
   origins: Uint8Array;
 } {
-  const { header, recordsCrc, attrLength, attrsCrc, originLength, originsCrc } =
-    decodeEntriesHeader(b, b.length);
-  const attrsAt = b.length - attrLength - originLength;
-  const records = b.subarray(ENTRIES_HEADER, attrsAt);
-  checkEntriesRecords(records, recordsCrc);
+  const {
+    header,
+    version,
+    recordsLength,
+    recordsCrc,
+    attrLength,
+    attrsCrc,
+    originLength,
+    originsCrc,
+  } = decodeEntriesHeader(b, b.length);
+  const attrsAt = ENTRIES_HEADER + recordsLength;
+  const packed = b.subarray(ENTRIES_HEADER, attrsAt);
+  checkEntriesRecords(packed, recordsCrc);
+  const records = version === 5 ? packed : unpackRecords(packed, header.count);
   const attrs = b.subarray(attrsAt, attrsAt + attrLength);
   checkEntriesAttrs(attrs, attrsCrc);
   const origins = b.subarray(attrsAt + attrLength);

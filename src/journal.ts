@@ -120,7 +120,7 @@ export const BODY_AT = 8;
 /** Bytes framing adds to a body: size, checksum, trailing size. */
 export const FRAME_BYTES = 12;
 /** Smallest valid entry (a body of at least 8 bytes). */
-const MIN_ENTRY = 20;
+export const MIN_ENTRY = 20;
 
 // Small entries (every store) are framed here rather than in a fresh
 // buffer, which costs about as much as the journal write itself.

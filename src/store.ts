@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { crc32 } from "node:zlib";
 import { clockAtLeast } from "./_clock.ts";
 import {
   ClosedError,
@@ -69,6 +70,26 @@ export interface OpenEntryOptions {
    */
   defer?: boolean;
 }
+
+/**
+ * An entry as {@linkcode BackingStore.readEntry} gives it: the bytes of
+ * data held in slots, or a reader over a large file.
+ */
+export type EntryRead =
+  | {
+    /** The data's verified bytes (shared: never modify them). */
+    readonly data: Uint8Array;
+    /** The metadata's (shared), when the entry has one. */
+    readonly meta: Uint8Array | undefined;
+    readonly reader?: undefined;
+  }
+  | {
+    readonly data?: undefined;
+    /** The metadata (shared), when the entry has one. */
+    readonly meta: Uint8Array | undefined;
+    /** A reader over the data; release it when done. */
+    readonly reader: EntryReader;
+  };
 
 /** Counters and totals from {@linkcode BackingStore.stats}. */
 export interface StoreStats {
@@ -536,6 +557,65 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
+   * Replaces the metadata element of `key`'s entry with `meta`, keeping
+   * its data, only while the entry holds data and its metadata is still
+   * `expected`: compared by length and CRC-32 with the entry's index
+   * record in the same synchronous step that applies the write, so no
+   * other call can change the entry between the check and the write. A
+   * conditional update: say, a revalidated head replacing the head it was
+   * revalidated from, never one stored since with another body.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param meta The new metadata.
+   * @param expected The metadata the entry must hold now.
+   * @returns true when `meta` was stored; false (nothing written) when
+   *   the entry is missing, has no data or holds other metadata.
+   * @throws {TypeError} for a bad key or a non-Uint8Array.
+   * @throws {RangeError} for metadata over the element limit.
+   * @throws {StoreError} `CLOSED`, `IO`, `NO_SPACE`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * const [v1, v2] = [new Uint8Array([1]), new Uint8Array([2])];
+   * await store.storeEntry("https://example.com/", new Uint8Array(9), v1);
+   * assert.equal(await store.replaceMeta("https://example.com/", v2, v1), true);
+   * assert.equal(await store.replaceMeta("https://example.com/", v1, v1), false);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  replaceMeta(
+    key: Key,
+    meta: Uint8Array,
+    expected: Uint8Array,
+  ): Promise<boolean> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      checkElement(meta, "meta");
+      checkElement(expected, "expected");
+      this.#checkOpen("replace metadata");
+      this.#checkSize(meta.length);
+      const i = this.#lookup.find(nk).entry;
+      const mem = this.#state.mem;
+      const old = i < 0 ? undefined : mem.element(i, META);
+      if (
+        old === undefined || mem.element(i, DATA) === undefined ||
+        old.size !== expected.length || old.crc !== crc32(expected)
+      ) {
+        return false;
+      }
+      // Invariant: nothing awaited since the check above.
+      this.#changes.store(nk, META, meta);
+      return this.#upkeep.commit().then(() => true);
+    });
+  }
+
+  /**
    * Fetches the data (or metadata) element of `key`.
    *
    * @param key A URL (normalised) or a string (verbatim).
@@ -663,6 +743,65 @@ export class BackingStore implements AsyncDisposable {
         throw err;
       }
       return this.#readers.open(nk.text, data, meta);
+    });
+  }
+
+  /**
+   * Reads `key`'s entry to send it on at once, with one lookup: a data
+   * element held in slots (at most 2 MiB) comes back as its verified
+   * bytes with the metadata's, and no reference is kept (nothing to
+   * release: the bytes are read, and a later change of the entry writes
+   * elsewhere); one in a large file as an open {@linkcode EntryReader}
+   * (with `meta`), to stream in chunks and release. What `openEntry`
+   * gives, without a reader's objects, its copy of the bytes and its
+   * finalizer for a body read whole and let go at once.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @returns `{ data, meta }` (shared bytes: never modify them) or
+   *   `{ reader, meta }`; undefined when the entry is missing or has no
+   *   (valid) data element.
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.storeEntry("https://example.com/", new Uint8Array(9), new Uint8Array([1]));
+   * const got = await store.readEntry("https://example.com/");
+   * assert.equal(got?.data?.length, 9);
+   * assert.deepEqual(got?.meta, new Uint8Array([1]));
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  readEntry(key: Key): Promise<EntryRead | undefined> {
+    return promised(() => {
+      const nk = normaliseKey(key);
+      this.#checkOpen("read entry");
+      const paired: Paired = { i: -1 };
+      const data = this.#reads.openData(nk, false, paired);
+      if (data === undefined) return undefined;
+      let meta;
+      try {
+        meta = this.#reads.metaOf(nk, data.pin, paired);
+      } catch (err) {
+        if (data.file !== undefined) this.#state.files.closeFile(data.file.fd);
+        this.#pins.release(data.pin);
+        throw err;
+      }
+      const bytes = data.pin.bytes;
+      if (data.file === undefined && bytes !== undefined) {
+        // Invariant: a pin filled by a read holds the verified bytes.
+        this.#pins.release(data.pin);
+        if (meta !== undefined) this.#pins.release(meta);
+        return { data: bytes, meta: meta?.bytes };
+      }
+      const reader = this.#readers.open(nk.text, data, meta);
+      return { reader, meta: reader.meta };
     });
   }
 

@@ -7,7 +7,7 @@ import {
   decodeBlocks,
   decodeEntries,
   encodeBlocksHeader,
-  encodeEntriesHeader,
+  encodeEntries,
   SLOT_SIZE,
 } from "../src/format.ts";
 import { bytesFor, FILE_SIZED, largeFiles, tempDir } from "./_helpers.ts";
@@ -158,10 +158,7 @@ export function editEntries(
   const count = recs.length / RECORD;
   Deno.writeFileSync(
     `${dir}/entries`,
-    concat(
-      encodeEntriesHeader({ ...header, count }, recs),
-      recs,
-    ),
+    encodeEntries({ ...header, count }, recs),
   );
 }
 

@@ -3,7 +3,7 @@
 // entryBits above, chosen from the store's own entryBits when reopened
 // without it; an explicit journalBytes still wins.
 import assert from "node:assert/strict";
-import { BackingStore } from "../mod.ts";
+import { BackingStore, checkStore } from "../mod.ts";
 import { DEFAULT_JOURNAL_BYTES, defaultJournalBytes } from "../src/journal.ts";
 import { resolveOptions } from "../src/options.ts";
 import { bytesFor, read, tempDir } from "./_helpers.ts";
@@ -77,4 +77,23 @@ Deno.test("a small store keeps the 8 MiB journal", async () => {
     await st.store("k", bytesFor("k", 500));
   }
   assert.deepEqual(journalSizes(d.path), [8 * MIB]);
+});
+
+Deno.test("check-store's repair sizes a new journal for the store's own table", async () => {
+  await using d = await tempDir();
+  {
+    await using st = await BackingStore.open(d.path, { entryBits: 21 });
+    await st.store("k", bytesFor("k", 500));
+  }
+  for (const e of Deno.readDirSync(d.path)) {
+    if (e.name.startsWith("journal-")) Deno.removeSync(`${d.path}/${e.name}`);
+  }
+  const report = await checkStore(d.path, { repair: true });
+  assert.ok(
+    report.repaired.some((r) => r.action === "NEW_JOURNAL"),
+    JSON.stringify(report.repaired),
+  );
+  assert.deepEqual(journalSizes(d.path), [16 * MIB]);
+  await using st = await BackingStore.open(d.path);
+  assert.deepEqual(await read(st, "k"), bytesFor("k", 500));
 });

@@ -5,7 +5,7 @@
 // the journal and the snapshot.
 import assert from "node:assert/strict";
 import { BackingStore, checkStore, StoreError } from "../mod.ts";
-import { decodeEntries, encodeEntriesHeader } from "../src/format.ts";
+import { decodeEntries, encodeEntries } from "../src/format.ts";
 import {
   bytesFor,
   MOD_URL,
@@ -327,14 +327,7 @@ function editOrigins(dir: string, edit: (origins: Uint8Array) => void): void {
   assert.ok(origins.length > 0);
   const o = origins.slice();
   edit(o);
-  const head = encodeEntriesHeader(header, records, attrs, o);
-  const out = new Uint8Array(
-    head.length + records.length + attrs.length + o.length,
-  );
-  out.set(head);
-  out.set(records, head.length);
-  out.set(attrs, head.length + records.length);
-  out.set(o, head.length + records.length + attrs.length);
+  const out = encodeEntries(header, records, attrs, o);
   Deno.writeFileSync(`${dir}/entries`, out);
 }
 

@@ -163,3 +163,53 @@ Deno.test("close rotates a journal that is large beside the table", async () => 
     assert.deepEqual(await read(st, `k${i}`), bytesFor(`again${i}`, 90));
   }
 });
+
+Deno.test("open reads a journal's entries past its first 64 KiB and continues it only when zeros follow them", async (t) => {
+  const opts = { entryBits: 14 };
+  const key = (i: number) => `https://example.com/a/long/path/to/item/${i}`;
+  const cases: [string, ((end: number) => number) | undefined][] = [
+    ["zeros after the entries", undefined],
+    ["a byte right after the entries", (end) => end + 3],
+    ["a byte at 3 MiB", () => 3 * 2 ** 20 + 1],
+    ["the last byte", () => 8 * 2 ** 20 - 1],
+  ];
+  for (const [name, at] of cases) {
+    await t.step(name, async () => {
+      await using d = await tempDir();
+      {
+        await using st = await BackingStore.open(d.path, opts);
+        for (let i = 0; i < 12_000; i++) {
+          await st.store(key(i), bytesFor(key(i), 20));
+        }
+        await st.flush(); // a snapshot of 12,000 entries, an empty journal
+      }
+      {
+        await using st = await BackingStore.open(d.path, opts);
+        for (let i = 0; i < 700; i++) {
+          await st.store(key(i), bytesFor(`${key(i)}#2`, 30));
+        }
+      }
+      const [before] = journals(d.path);
+      const path = `${d.path}/${before}`;
+      const bytes = Deno.readFileSync(path);
+      let end = bytes.length;
+      while (end > 0 && bytes[end - 1] === 0) end--;
+      assert.ok(end > 64 * 1024, `entries end at ${end}`);
+      if (at !== undefined) poke(path, at(end), 0x5a);
+      await using st = await BackingStore.open(d.path, opts);
+      const now = journals(d.path);
+      assert.equal(now.length, 1);
+      if (at === undefined) {
+        assert.equal(now[0], before, "the journal is continued");
+      } else {
+        assert.notEqual(now[0], before, "a journal with a stray byte is not");
+      }
+      for (const i of [0, 350, 699]) {
+        assert.deepEqual(await read(st, key(i)), bytesFor(`${key(i)}#2`, 30));
+      }
+      assert.deepEqual(await read(st, key(700)), bytesFor(key(700), 20));
+      assert.equal(st.stats().entries, 12_000);
+      assert.equal(st.stats().repairedOnOpen, 0);
+    });
+  }
+});

@@ -293,6 +293,35 @@ Deno.test("admin health: ok while the store works, 503 when it does not", async 
   });
 });
 
+Deno.test("admin health: no store lookup counted, no request counted", async () => {
+  await withRig(async (rig) => {
+    await text(rig.get("/a?size=10"));
+    await text(rig.get("/a?size=10")); // a hit
+    await text(rig.get("/b?size=10"));
+    const counts = () => {
+      const s = rig.store.stats();
+      return [s.hits, s.misses, s.hitBytes, s.dataBytesRead];
+    };
+    const metrics = async () =>
+      (await text(rig.get("/_larder/metrics"))).split("\n").filter((l) =>
+        l.startsWith("larder_proxy_requests_total") ||
+        l.startsWith("larder_proxy_body_bytes_total")
+      ).join("\n");
+    const before = counts();
+    const metricsBefore = await metrics();
+    assert.ok(before[0]! > 0 && before[1]! > 0, "the traffic was counted");
+    for (let i = 0; i < 5; i++) {
+      const res = await rig.get("/_larder/health");
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).status, "ok");
+      const head = await rig.get("/_larder/health", { method: "HEAD" });
+      await head.body?.cancel();
+    }
+    assert.deepEqual(counts(), before);
+    assert.equal(await metrics(), metricsBefore);
+  });
+});
+
 Deno.test("admin paths: only GET and HEAD, 404 for others under the prefix, a redirect without the slash", async () => {
   await withRig(async (rig) => {
     const post = await rig.get("/_larder/metrics", {

@@ -283,8 +283,8 @@ Deno.test("changes are journaled at once; flush writes a snapshot and empties th
   await store.flush();
   assert.equal(
     Deno.readFileSync(`${d.path}/entries`).length,
-    64 + 40,
-    "header plus one record",
+    64 + 28,
+    "header plus one record of one data element (28 bytes, FORMAT.md §4)",
   );
   assert.equal(journal().length, 1, "the old journal was removed");
   assert.equal(valid(), 0);

@@ -73,7 +73,8 @@ function bodySize(name: WorkloadName, next: () => number): number {
   return between(next, 100 * KIB, MIB);
 }
 
-function permutation(next: () => number, n: number): Uint32Array {
+/** A Fisher–Yates shuffle of 0 … n−1 drawn from `next`. */
+export function permutation(next: () => number, n: number): Uint32Array {
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {

@@ -12,15 +12,11 @@
  * @module
  */
 import { join } from "node:path";
+import { flag } from "../_flags.ts";
 import { CHECK_VALUES } from "./workload.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
-const argv = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-}
 const ROUNDS = Number(flag("rounds", "3"));
 const ANCHOR = flag("anchor", "/work/shared/anchors/netsurf-c");
 const SEED = flag("seed", "/work/shared/seeds/000_2e4dcb5023f86c7f.txt");

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { mulberry32, permutation } from "../compare/workload.ts";
+
 /** The anchor's generator seed ("NETS"). */
 const SEED = 0x4E455453;
 
@@ -63,14 +65,7 @@ export const CHECK_VALUES: Record<
 
 /** mulberry32 with the anchor's seed. */
 function generator(): () => number {
-  let s = SEED;
-  return () => {
-    s = (s + 0x6D2B79F5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1) >>> 0;
-    z = ((z + Math.imul(z ^ (z >>> 7), z | 61)) ^ z) >>> 0;
-    return (z ^ (z >>> 14)) >>> 0;
-  };
+  return mulberry32(SEED);
 }
 
 /**
@@ -116,14 +111,7 @@ export function makeWorkload(scenario: Scenario, n: number): NsWorkload {
     workloadBytes += size + msize;
     fp = (Math.imul(fp, 31) + size) >>> 0;
   }
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = draw() % (i + 1);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
+  const order = permutation(draw, n);
   const w: NsWorkload = {
     scenario,
     n,

@@ -14,13 +14,10 @@
  * @module
  */
 import { join } from "node:path";
+import { flag } from "../_flags.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const argv = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-}
 // Another checkout's proxy, for an A/B against this one.
 const REPO = flag("repo", new URL("../../", import.meta.url).pathname);
 const SIZE = Number(flag("size", "1024"));

@@ -13,14 +13,10 @@
  * @module
  */
 import { join } from "node:path";
+import { flag } from "../_flags.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
-const argv = Deno.args;
-function flag(name: string, fallback: string): string {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-}
 const DURATION = Number(flag("duration", "10"));
 const PEERS = flag("peers", "larder,nginx,builtin,bare").split(",");
 const MIB_URLS = Number(flag("mib-urls", "1000"));

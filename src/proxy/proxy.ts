@@ -356,7 +356,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const inflight = new Map<string, Promise<boolean>>();
   // stale-while-revalidate: the keys being refreshed in the background.
   const refreshing = new Set<string>();
-  const pending = new Set<Promise<void>>();
+  const pending = new Set<Promise<unknown>>();
   const originPrefix = origin.pathname.replace(/\/$/, "");
   let closed = false;
   const metrics = new ProxyMetrics();
@@ -621,7 +621,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     return req.method === "GET" && req.headers.get("range") !== null;
   }
 
-  function track(p: Promise<void>): void {
+  function track(p: Promise<unknown>): void {
     const done = p.catch((err) => {
       if (err instanceof StoreError && err.code !== "CLOSED") {
         metrics.storeError(err.code, err.message);
@@ -846,7 +846,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       storedLength: body instanceof Uint8Array ? body.byteLength : undefined,
     });
     if (update.kind === "updated") {
-      track(cache.putHead(found.key, {
+      track(cache.putHead(found, {
         ...found.record,
         requestTime: update.head.requestTime,
         responseTime: update.head.responseTime,
@@ -963,7 +963,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           responseTime: Date.now(),
         }, policy);
         if (updated === null) return;
-        await cache.putHead(found.key, {
+        await cache.putHead(found, {
           ...found.record,
           requestTime: updated.requestTime,
           responseTime: updated.responseTime,
@@ -1059,7 +1059,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
             responseTime: updated.responseTime,
             responseHeaders: pairs(updated.headers),
           };
-          track(cache.putHead(found.key, record));
+          track(cache.putHead(found, record));
           return fromStore(req, found, updated, "revalidated");
         }
         // The 304 is not for what is stored: ask again, unconditionally.

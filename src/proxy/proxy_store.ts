@@ -2,7 +2,7 @@
  * Where the caching proxy keeps responses: a {@linkcode ResponseStore}
  * (get, head, put, delete, close) plus `putHead`, which replaces a stored
  * response's head without rewriting its body (a 304's update, RFC 9111
- * §4.3.4). Small and asynchronous, so a remote tier can offer it too.
+ * §4.3.4) while the entry still holds the head it was read with. Small and asynchronous, so a remote tier can offer it too.
  *
  * Also the proxy's key scheme over it: a response without `Vary` lives
  * under its URL's primary key; a URL whose response has `Vary` gets a
@@ -59,13 +59,26 @@ export interface RangedEntry {
   release(): void;
 }
 
-/** A {@linkcode ResponseStore} that can also replace a head alone. */
+/**
+ * A {@linkcode ResponseStore} that can also replace a head alone. A body
+ * `get` returns as bytes may be the store's own (shared with other
+ * lookups): the proxy reads it and never writes into it.
+ */
 export interface ProxyStore extends ResponseStore {
   /**
-   * Replaces the head (metadata) of `key`'s entry, keeping its body; does
-   * nothing when there is no entry.
+   * Replaces the head (metadata) of `key`'s entry with `meta`, keeping its
+   * body, only while the entry still holds the head `expected` (and so the
+   * body stored with it: every `put` writes a head with its body), checked
+   * and written as one step no other call can come between; does nothing
+   * when the entry is missing, has no body or holds another head.
+   *
+   * @returns Whether `meta` was stored.
    */
-  putHead(key: string, meta: Uint8Array): Promise<void>;
+  putHead(
+    key: string,
+    meta: Uint8Array,
+    expected: Uint8Array,
+  ): Promise<boolean>;
   /**
    * The entry under `key` with its body unread, to read in byte ranges
    * (`Range` requests read only the bytes they ask for); undefined when
@@ -79,7 +92,21 @@ export interface ProxyStore extends ResponseStore {
    * (optional: a store without them shows none).
    */
   stats?(): StoreStats;
+  /**
+   * Resolves when the store answers, rejects with its error when it does
+   * not (closed, directory gone), counting no lookup: `/_larder/health`
+   * asks it, and must not show in the hit and miss counters. Optional: over
+   * a store without it health looks up a key no one stores.
+   */
+  ping?(): Promise<void>;
 }
+
+/**
+ * A key no one stores (FORMAT.md §12.4's `~px/` namespace) that `ping`
+ * asks an attribute of: the store checks it is open and its directory is
+ * still its own (every 64th call) and reads no element.
+ */
+const PING_KEY = "~px/health";
 
 /**
  * A {@linkcode ProxyStore} over a BackingStore.
@@ -94,11 +121,43 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
   const base = backingResponseStore(store, { wholeBodyBytes: WHOLE_BODY });
   return {
     ...base,
-    async putHead(key, meta) {
-      // A head without its body would be served as an empty response.
-      if (await base.head(key) === undefined) return;
-      await store.store(key, meta, { meta: true });
+    // A slot body as the store's verified bytes, shared (the proxy never
+    // writes into a body: a Response copies it), with no reader to make
+    // and release: `readEntry`. A large file's stream is read in chunks.
+    async get(key, options) {
+      if (options?.deferBody === true) return await base.get(key, options);
+      const got = await store.readEntry(key);
+      if (got === undefined) return undefined;
+      const { meta, reader } = got;
+      if (reader === undefined) {
+        return meta === undefined
+          ? undefined
+          : { meta, body: got.data, release() {} };
+      }
+      let handed = false;
+      try {
+        if (meta === undefined) return undefined;
+        if (reader.size <= WHOLE_BODY) {
+          return {
+            meta,
+            body: await reader.read(0, reader.size),
+            release() {},
+          };
+        }
+        handed = true;
+        return {
+          meta,
+          body: releasingStream(reader, () => reader.stream()),
+          release: reader.release,
+        };
+      } finally {
+        if (!handed) reader.release();
+      }
     },
+    // Conditional: a body stored since the head `expected` was read came
+    // with its own head, which a revalidation of the old one must not
+    // replace (and a head without its body would be served empty).
+    putHead: (key, meta, expected) => store.replaceMeta(key, meta, expected),
     async getRanged(key) {
       // Deferred: a slot element is read whole, and a large file's chunks
       // one by one, only when the stream asks (FORMAT.md §6.2).
@@ -117,6 +176,9 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
       };
     },
     stats: () => store.stats(),
+    // An attribute lookup: it counts no hit or miss (StoreStats counts
+    // element fetches).
+    ping: async () => void await store.getAttr(PING_KEY, "ping"),
   };
 }
 
@@ -414,13 +476,20 @@ export class ProxyCache {
   }
 
   /**
-   * Replaces a stored record, keeping the body.
+   * Replaces the record `found` was read with, keeping the body: only
+   * while the entry still holds that record (so that body), never over a
+   * response stored since.
    *
-   * @param key The variant's key.
+   * @param found What a lookup found (its key and its record's bytes).
    * @param record The new record.
+   * @returns Whether it was stored.
    */
-  putHead(key: string, record: ResponseRecord): Promise<void> {
-    return this.#store.putHead(key, encodeResponseRecord(record));
+  putHead(found: Found, record: ResponseRecord): Promise<boolean> {
+    return this.#store.putHead(
+      found.key,
+      encodeResponseRecord(record),
+      found.entry.meta,
+    );
   }
 
   /**
