@@ -7,8 +7,11 @@
 // byte and entry targets are met; only the victims below it are then
 // sorted (stable LSD radix sort, so equal keys stay in index order).
 import {
-  E_FLAGS, E_LAST_USED, E_USE_COUNT, ENTRY_SIZE, F_HAS, F_PINNED,
+  E_FLAGS, E_LAST_USED, E_USE_COUNT, ENTRY_SIZE, F_PINNED,
 } from "./layout";
+
+// sortKey reads the three fields as one u64: they must sit as it assumes.
+assert(E_USE_COUNT == E_LAST_USED + 4 && E_FLAGS == E_LAST_USED + 6 && F_PINNED == 0x80);
 import { recordDisk } from "./run";
 
 const DIGIT_BITS: u64 = 11;
@@ -24,10 +27,13 @@ const BYTES = memory.data(<i32>(RADIX * 8), 16);
 const SORT_COUNTS = memory.data(<i32>(MAX_DIGITS * RADIX * 4), 16);
 const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
 
+// One load of bytes 8–15 (lastUsed, useCount, flags, run code: FORMAT.md
+// §4): the low 48 bits are the key's, and the pinned flag (bit 7 of the
+// flags byte, bit 55 here) moves to bit 48.
 // @ts-ignore: decorator
 @inline function sortKey(e: usize): u64 {
-  const pinned = <u64>((load<u8>(e, E_FLAGS) & F_PINNED) != 0);
-  return (pinned << 48) | (<u64>load<u16>(e, E_USE_COUNT) << 32) | <u64>load<u32>(e, E_LAST_USED);
+  const v = load<u64>(e, E_LAST_USED);
+  return (v & 0xffffffffffff) | ((v >> 7) & (<u64>1 << 48));
 }
 
 // @ts-ignore: decorator
@@ -38,6 +44,18 @@ const SHIFTS = memory.data(<i32>(MAX_DIGITS * 8), 8);
 // @ts-ignore: decorator
 @inline function satSub(a: u64, b: u64): u64 {
   return a > b ? a - b : 0;
+}
+
+/** Whether the last `evict_collect` met its targets (1) or not (0). */
+let collectMet: u32 = 1;
+/** Smallest and largest key of the victims the last `narrow` chose. */
+let victimLo: u64 = u64.MAX_VALUE;
+let victimHi: u64 = 0;
+
+// Bytes are integers, so "bytes >= target" is "bytes >= ceil(target)".
+function bytesNeeded(byteTarget: f64): u64 {
+  if (byteTarget >= 18446744073709551615.0) return u64.MAX_VALUE;
+  return byteTarget > 0 ? <u64>Math.ceil(byteTarget) : 0;
 }
 
 /**
@@ -54,11 +72,8 @@ export function evict_select(
   entries: usize, count: u32, keep: i32, byteTarget: f64, entryTarget: u32,
   keys: usize, keys2: usize, idx: usize, idx2: usize,
 ): u32 {
-  // Bytes are integers, so "bytes >= target" is "bytes >= ceil(target)".
-  let needBytes: u64 = 0;
-  if (byteTarget >= 18446744073709551615.0) needBytes = u64.MAX_VALUE;
-  else if (byteTarget > 0) needBytes = <u64>Math.ceil(byteTarget);
-  let needCount = <u64>entryTarget;
+  const needBytes = bytesNeeded(byteTarget);
+  const needCount = <u64>entryTarget;
 
   // Candidates (every entry but keep) in index order: keys in `keys`,
   // indices in `idx`, element bytes in `keys2` (free until narrowing
@@ -84,12 +99,204 @@ export function evict_select(
   if (totalBytes < needBytes || <u64>m < needCount) {
     return sortInto(idx, keys, idx, keys2, idx2, m, lo, hi);
   }
+  const v = narrow(entries, m, lo, hi, needBytes, needCount, keys, keys2, idx, idx2);
+  return sortInto(idx, keys, idx, keys2, idx2, v, victimLo, victimHi);
+}
 
-  // Radix select: narrow the candidates S to the digit bucket where the
-  // running totals first meet both targets. Lower buckets are victims:
-  // they are compacted to the front of keys/idx (whose other slots are no
-  // longer needed), S to keys2/idx2, both keeping index order. Equal keys
-  // share every digit, so they always move together, in index order.
+/**
+ * The threshold key of a selection from a sample (for `evict_collect`):
+ * `strata` windows of `windowLen` consecutive entries, one at a random
+ * place (xorshift from `seed`) in each of `strata` equal stretches of
+ * the table, as the candidates (`keep` left out); the targets scaled to
+ * the sample's share of the `count` − (keep ≥ 0) candidates, with a
+ * margin (15% and four standard deviations of a binomial count), so
+ * that the table's entries with keys up to the returned one meet the
+ * targets with high probability. Returns the largest key the sample's
+ * victims hold, or -1 when the sample cannot meet the scaled targets.
+ * Scratch as for `evict_select`, 8 + 8 + 4 + 4 bytes a sampled entry.
+ */
+export function evict_threshold(
+  entries: usize, count: u32, keep: i32, strata: u32, windowLen: u32, seed: u32,
+  byteTarget: f64, entryTarget: u32,
+  keys: usize, keys2: usize, idx: usize, idx2: usize,
+): f64 {
+  let x: u32 = seed | 1;
+  const stretch = count / strata;
+  let m: u32 = 0;
+  let lo: u64 = u64.MAX_VALUE;
+  let hi: u64 = 0;
+  let sampleBytes: u64 = 0;
+  for (let s: u32 = 0; s < strata; s++) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    const room = stretch > windowLen ? stretch - windowLen : 0;
+    const first = s * stretch + (room > 0 ? x % (room + 1) : 0);
+    const last = min(first + windowLen, s * stretch + stretch);
+    let e = entries + <usize>first * ENTRY_SIZE;
+    for (let i = first; i < last; i++, e += ENTRY_SIZE) {
+      if (<i32>i == keep) continue;
+      const k = sortKey(e);
+      const size = recordDisk(e);
+      store<u64>(keys + (<usize>m << 3), k);
+      store<u32>(idx + (<usize>m << 2), i);
+      store<u64>(keys2 + (<usize>m << 3), size);
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+      sampleBytes += size;
+      m++;
+    }
+  }
+  if (m == 0) return -1;
+  const candidates = <f64>(keep >= 0 && <u32>keep < count ? count - 1 : count);
+  const share = <f64>m / candidates;
+  const avg = <f64>sampleBytes / <f64>m;
+  const kc = <f64>entryTarget * share;
+  const needCount = kc > 0 ? <u64>Math.ceil(kc * 1.15 + 4 * Math.sqrt(kc) + 8) : 0;
+  let needBytes: u64 = 0;
+  if (byteTarget > 0 && avg > 0) {
+    const kb = byteTarget * share / avg;
+    needBytes = bytesNeeded((kb * 1.15 + 4 * Math.sqrt(kb) + 8) * avg);
+  }
+  if (needBytes == 0 && needCount == 0) return <f64>lo;
+  if (sampleBytes < needBytes || <u64>m < needCount) return -1;
+  narrow(entries, m, lo, hi, needBytes, needCount, keys, keys2, idx, idx2);
+  return <f64>victimHi;
+}
+
+/**
+ * `evict_select` over the prefix of the order up to `threshold` (a key,
+ * below 2^49): the candidates are every entry but `keep` whose key is
+ * below it and, while room lasts among `maxCandidates`, those whose key
+ * equals it, in index order (so they are a prefix of the whole order).
+ * Writes the victims to `idx` as `evict_select` does and returns their
+ * number; `evict_met` then tells whether they meet the targets (else
+ * they are all that prefix holds, and the caller removes them and selects
+ * again). Returns 0xffffffff when the keys below the threshold alone
+ * pass `maxCandidates`; `out` then holds the table's smallest key (u64),
+ * a threshold that cannot overflow.
+ *
+ * Scratch: keys, keys2 of 8 bytes and idx, idx2 of 4 bytes a candidate.
+ */
+export function evict_collect(
+  entries: usize, count: u32, keep: i32, threshold: f64, maxCandidates: u32,
+  byteTarget: f64, entryTarget: u32,
+  keys: usize, keys2: usize, idx: usize, idx2: usize, out: usize,
+): u32 {
+  const needBytes = bytesNeeded(byteTarget);
+  const needCount = <u64>entryTarget;
+  const thr: u64 = threshold >= 562949953421312.0 ? u64.MAX_VALUE : <u64>threshold;
+  collectMet = 1;
+  // Keys below thr fill from the front; ties (key == thr) from the back
+  // (in descending index order there), the latest dropped for a key
+  // below thr when they meet, and later ties ignored once one is.
+  let m: u32 = 0;
+  let t: u32 = 0;
+  let tiesFull = false;
+  let skipped = false;
+  let lo: u64 = u64.MAX_VALUE;
+  let hi: u64 = 0;
+  let tableLo: u64 = u64.MAX_VALUE;
+  let lessBytes: u64 = 0;
+  let tieBytes: u64 = 0;
+  let e = entries;
+  for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
+    if (<i32>i == keep) continue;
+    const k = sortKey(e);
+    if (k < tableLo) tableLo = k;
+    if (k > thr) {
+      skipped = true;
+      continue;
+    }
+    const size = recordDisk(e);
+    if (k < thr) {
+      if (m + t >= maxCandidates) {
+        if (t == 0) {
+          store<u64>(out, tableLo);
+          // The rest of the table may hold a smaller key still.
+          for (i++, e += ENTRY_SIZE; i < count; i++, e += ENTRY_SIZE) {
+            if (<i32>i == keep) continue;
+            const k2 = sortKey(e);
+            if (k2 < tableLo) tableLo = k2;
+          }
+          store<u64>(out, tableLo);
+          return 0xffffffff;
+        }
+        t--;
+        tieBytes -= load<u64>(keys2 + (<usize>(maxCandidates - 1 - t) << 3));
+        tiesFull = true;
+      }
+      store<u64>(keys + (<usize>m << 3), k);
+      store<u32>(idx + (<usize>m << 2), i);
+      store<u64>(keys2 + (<usize>m << 3), size);
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+      lessBytes += size;
+      m++;
+    } else if (tiesFull || m + t >= maxCandidates) {
+      tiesFull = true;
+    } else {
+      const at = <usize>(maxCandidates - 1 - t);
+      store<u64>(keys + (at << 3), k);
+      store<u32>(idx + (at << 2), i);
+      store<u64>(keys2 + (at << 3), size);
+      tieBytes += size;
+      t++;
+    }
+  }
+  // The ties, back in index order (reversed in place), right after the
+  // keys below thr (moved down: the two stretches may overlap).
+  const back = <usize>(maxCandidates - t);
+  for (let a = back, b = <usize>maxCandidates - 1; a < b; a++, b--) {
+    const ka = load<u64>(keys + (a << 3));
+    store<u64>(keys + (a << 3), load<u64>(keys + (b << 3)));
+    store<u64>(keys + (b << 3), ka);
+    const ia = load<u32>(idx + (a << 2));
+    store<u32>(idx + (a << 2), load<u32>(idx + (b << 2)));
+    store<u32>(idx + (b << 2), ia);
+    const sa = load<u64>(keys2 + (a << 3));
+    store<u64>(keys2 + (a << 3), load<u64>(keys2 + (b << 3)));
+    store<u64>(keys2 + (b << 3), sa);
+  }
+  if (t > 0 && back != <usize>m) {
+    memory.copy(keys + (<usize>m << 3), keys + (back << 3), <usize>t << 3);
+    memory.copy(idx + (<usize>m << 2), idx + (back << 2), <usize>t << 2);
+    memory.copy(keys2 + (<usize>m << 3), keys2 + (back << 3), <usize>t << 3);
+  }
+  if (t > 0) {
+    if (thr < lo) lo = thr;
+    if (thr > hi) hi = thr;
+  }
+  const n = m + t;
+  if (n == 0 || (needBytes == 0 && needCount == 0)) return 0;
+  if (lessBytes + tieBytes < needBytes || <u64>n < needCount) {
+    // All of the prefix goes; it is all the table holds unless some was
+    // left out.
+    if (skipped || tiesFull) collectMet = 0;
+    return sortInto(idx, keys, idx, keys2, idx2, n, lo, hi);
+  }
+  const v = narrow(entries, n, lo, hi, needBytes, needCount, keys, keys2, idx, idx2);
+  return sortInto(idx, keys, idx, keys2, idx2, v, victimLo, victimHi);
+}
+
+/** 1 when the last `evict_collect` met its targets, else 0. */
+export function evict_met(): u32 {
+  return collectMet;
+}
+
+/**
+ * Radix select over the `n` candidates at keys/idx (their sizes in
+ * keys2), which as a whole meet the targets: leaves the victims, in
+ * index order within equal keys, at keys/idx[0..v) and returns v; their
+ * smallest and largest keys in victimLo, victimHi.
+ */
+function narrow(
+  entries: usize, m: u32, lo: u64, hi: u64, needBytes: u64, needCount: u64,
+  keys: usize, keys2: usize, idx: usize, idx2: usize,
+): u32 {
+  // Narrow the candidates S to the digit bucket where the running totals
+  // first meet both targets. Lower buckets are victims: they are
+  // compacted to the front of keys/idx (whose other slots are no longer
+  // needed), S to keys2/idx2, both keeping index order. Equal keys share
+  // every digit, so they always move together, in index order.
   let sk = keys;
   let si = idx;
   let n = m;
@@ -154,7 +361,9 @@ export function evict_select(
   let ties: u32 = 0;
   let tieBytes: u64 = 0;
   while (ties < n && ((<u64>ties) < needCount || tieBytes < needBytes)) {
-    tieBytes += recordDisk(entries + <usize>load<u32>(si + (<usize>ties << 2)) * ENTRY_SIZE);
+    tieBytes += first
+      ? load<u64>(keys2 + (<usize>ties << 3))
+      : recordDisk(entries + <usize>load<u32>(si + (<usize>ties << 2)) * ENTRY_SIZE);
     ties++;
   }
   if (ties > 0) {
@@ -166,7 +375,9 @@ export function evict_select(
     if (lo < vlo) vlo = lo;
     if (lo > vhi) vhi = lo;
   }
-  return sortInto(idx, keys, idx, keys2, idx2, v + ties, vlo, vhi);
+  victimLo = vlo;
+  victimHi = vhi;
+  return v + ties;
 }
 
 /**

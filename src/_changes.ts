@@ -483,9 +483,14 @@ export class IndexChanges {
   /**
    * Removes entries (indices in descending order, so each removal leaves
    * the lower ones in place) and their elements, after journaling it.
-   * Returns the bytes they held.
+   * Returns the bytes they held. `trim` false leaves giving freed disk
+   * blocks back to the next removal.
    */
-  removeEntries(indices: readonly number[], reason: number): number {
+  removeEntries(
+    indices: readonly number[],
+    reason: number,
+    trim = true,
+  ): number {
     const mem = this.#mem;
     // 8 bytes a victim: a large eviction is split into operations that
     // each fit an empty journal, each applied before the next is
@@ -506,8 +511,12 @@ export class IndexChanges {
         items: piece.map((i) => [i, mem.hashLo(i)] as const),
       }, true);
     }
-    // Freed slots give their disk blocks back (FORMAT.md §5.2).
-    this.#state.files.trimFreeTails(mem, reason === REMOVE_REASON.evict);
+    // Freed slots give their disk blocks back (FORMAT.md §5.2); a stepped
+    // eviction's steps but the last leave it to the next call, which trims
+    // every file with slots freed since.
+    if (trim) {
+      this.#state.files.trimFreeTails(mem, reason === REMOVE_REASON.evict);
+    }
     return before - this.#liveBytes;
   }
 

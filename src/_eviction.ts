@@ -10,6 +10,18 @@ import type { NormalKey } from "./key.ts";
 import type { Found, KeyLookup } from "./_lookup.ts";
 import { REMOVE_REASON } from "./ops.ts";
 import type { PinTable } from "./pins.ts";
+import { PendingVictims } from "./_eviction_pending.ts";
+
+/**
+ * Victims removed in one step of a long eviction: at ~3–10 µs a removal
+ * (journal, slot frees), a step holds the event loop a few ms.
+ */
+export const EVICTION_STEP = 256;
+/**
+ * An eviction of more victims than this goes on in steps, the event loop
+ * turning (a macrotask: timers and I/O run) between them.
+ */
+export const STEPPED_VICTIMS = 4 * EVICTION_STEP;
 
 /**
  * The bytes a store holds, as eviction weighs them: disk bytes, as the
@@ -47,7 +59,13 @@ export interface EvictionOptions {
    * Removes entries (indices in descending order) as `reason`; returns
    * the bytes they held.
    */
-  remove: (indices: readonly number[], reason: number) => number;
+  remove: (
+    indices: readonly number[],
+    reason: number,
+    trim?: boolean,
+  ) => number;
+  /** Makes removals durable (a stepped eviction's, after each step). */
+  commit?: () => Promise<void>;
 }
 
 /**
@@ -67,6 +85,9 @@ export class Eviction {
   #lookup: KeyLookup;
   #held: HeldBytes;
   #opt: EvictionOptions;
+  /** A stepped eviction's victims still to remove, and its next step. */
+  #pending: PendingVictims | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     mem: IndexMemory,
@@ -92,10 +113,17 @@ export class Eviction {
    * no eviction can free them sooner. Counting them would make every store
    * evict every unpinned entry while they outweigh the limit's room.
    */
-  evict(incoming: number, keep: number): void {
+  evict(incoming: number, keep: number, whole = false): void {
     const mem = this.#mem;
     const opt = this.#opt;
     this.#pins.expire(performance.now());
+    // A stepped eviction under way may free the room first, without a
+    // selection.
+    if (this.#pending !== undefined) {
+      this.#stepUntilRoom(incoming, keep);
+      if (this.#hasRoom(incoming)) return;
+      this.#dropPending();
+    }
     const total = this.#held.liveDisk;
     const overBytes = total + incoming >= opt.limit;
     const full = mem.count >= mem.capacity;
@@ -111,25 +139,115 @@ export class Eviction {
     const entryTarget = full
       ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit))
       : 0;
-    let victims = Array.from(
-      mem.selectVictims(byteTarget, entryTarget, keep),
-    );
+    const chosen = mem.selectVictims(byteTarget, entryTarget, keep);
+    if (!whole && chosen.length > STEPPED_VICTIMS && !this.#held.sharing) {
+      // Removed in steps, best first: as many now as the caller needs
+      // room for, the rest between turns of the event loop.
+      this.#pending = new PendingVictims(mem, chosen);
+      this.#stepUntilRoom(incoming, keep);
+      this.#schedule();
+      return;
+    }
+    let victims = Array.from(chosen);
+    let entriesLeft = entryTarget;
     let k = keep;
     for (;;) {
+      // A large table's selection may return a prefix of the victims
+      // (IndexMemory.selectVictims): select again for the rest.
+      const complete = mem.selectionComplete;
       // Swap-remove keeps lower indices valid, so remove highest first.
       victims.sort((a, b) => b - a);
       this.counters.evictedBytes += opt.remove(victims, REMOVE_REASON.evict);
       this.counters.evictions += victims.length;
+      entriesLeft -= victims.length;
       // The kernel counts an entry's element bytes whole; a shared element
       // is freed only with its last reference, so evicting its sharers may
       // free less than it counted: select again until under the target.
-      if (!this.#held.sharing || victims.length === 0) return;
+      if (victims.length === 0 || mem.count === 0) return;
+      if (complete && !this.#held.sharing) return;
       k = keptIndex(k, victims, mem.count + victims.length);
-      const left = this.#held.liveDisk + incoming -
-        (opt.limit - opt.hysteresis) + 1;
-      if (!overBytes || left <= 0 || mem.count === 0) return;
-      victims = Array.from(mem.selectVictims(left, 0, k));
+      const left = overBytes
+        ? this.#held.liveDisk + incoming - (opt.limit - opt.hysteresis) + 1
+        : 0;
+      const more = complete ? 0 : Math.max(0, entriesLeft);
+      if (left <= 0 && more === 0) return;
+      victims = Array.from(mem.selectVictims(Math.max(0, left), more, k));
     }
+  }
+
+  /** True while a stepped eviction has victims left to remove. */
+  get stepping(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  /** Removes what a stepped eviction has left, now (close). */
+  finish(): void {
+    while (this.#pending !== undefined) this.#step(-1);
+  }
+
+  // Room for `incoming` more bytes, and an entry.
+  #hasRoom(incoming: number): boolean {
+    return this.#mem.count < this.#mem.capacity &&
+      this.#held.liveDisk + incoming < this.#opt.limit;
+  }
+
+  // Entry `keep` (-1: none) stays, wherever the removals move it.
+  #stepUntilRoom(incoming: number, keep: number): void {
+    let k = keep;
+    while (this.#pending !== undefined && !this.#hasRoom(incoming)) {
+      k = this.#step(k);
+    }
+  }
+
+  /**
+   * One step: the next victims that are still what was chosen, never
+   * `keep`. Returns where entry `keep` is afterwards.
+   */
+  #step(keep: number): number {
+    const pending = this.#pending!;
+    const victims = pending.take(EVICTION_STEP, keep);
+    if (pending.left === 0) this.#dropPending();
+    if (victims.length === 0) {
+      if (this.#pending === undefined) {
+        this.#opt.remove([], REMOVE_REASON.evict);
+      }
+      return keep;
+    }
+    const count = this.#mem.count;
+    // Files give freed blocks back at the last step (or the next removal).
+    this.counters.evictedBytes += this.#opt.remove(
+      victims,
+      REMOVE_REASON.evict,
+      this.#pending === undefined,
+    );
+    this.counters.evictions += victims.length;
+    return keptIndex(keep, victims, count);
+  }
+
+  #dropPending(): void {
+    this.#pending = undefined;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  // The next step in a macrotask of its own (a microtask would keep the
+  // event loop from timers and I/O until the eviction ends).
+  #schedule(): void {
+    if (this.#pending === undefined || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#pending === undefined) return;
+      try {
+        this.#step(-1);
+      } catch {
+        // A step that cannot journal (a full disk) ends the eviction; the
+        // next store that needs room evicts again.
+        this.#dropPending();
+        return;
+      }
+      this.#opt.commit?.().catch(() => {});
+      this.#schedule();
+    }, 0);
   }
 
   /**

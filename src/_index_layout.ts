@@ -14,15 +14,20 @@
  * | addrmap  | 2^identBits × 4           | entry index + 1, 0 = empty        |
  * | usemap   | (D + 2^entryBits) / 8     | slot use bits, data then meta     |
  * | usesum   | (D + 2^entryBits) / 512   | per use-map word: has a free slot |
- * | claims   | max(D, 2^entryBits) / 8   | slot audit: slots entries claim   |
- * | order    | 2^entryBits × 4           | eviction order output (1)         |
- * | order2   | 2^entryBits × 4           | eviction scratch                  |
- * | sortkeys | 2 × 2^entryBits × 8       | eviction sort keys, scratch (1)   |
+ * | scratch  | see below                 | load, eviction and audit scratch  |
  * | stage    | STAGE_BYTES, can grow     | bytes copied in: key batches, CRC |
  *
- * The stage is last so that `IndexMemory.stage` can grow it. (1): loading
- * a table (`AddressMap.load`) uses `order` and the first `sortkeys` as its
- * scratch too: no eviction runs while a table is loaded.
+ * The stage is last so that `IndexMemory.stage` can grow it. The scratch
+ * serves three uses, each within one synchronous call that copies out
+ * what it keeps, so they never overlap: loading a table
+ * (`AddressMap.load`: 4 + 8 bytes an entry), victim selection (8 + 8 + 4
+ * + 4 bytes a candidate, at most {@linkcode Regions.candidates}) and the
+ * slot audit (`claims`, max(D, 2^entryBits) / 8). Its size is the largest
+ * of 12 × 2^entryBits, the claims and 24 × min(2^entryBits,
+ * EXACT_SELECTION_MAX): a table above EXACT_SELECTION_MAX entries selects
+ * through a threshold estimated from a sample (`IndexMemory.selectVictims`),
+ * whose candidates are the prefix of the order up to it, so selection
+ * never needs 24 bytes an entry of the whole table.
  *
  * @module
  */
@@ -37,6 +42,14 @@ export const BATCH_KEYS = 4096;
 export const MAX_COMPONENTS = 7;
 /** Initial stage size: a batch of keys or one copy-in step of a CRC. */
 export const STAGE_BYTES = 1 << 20;
+
+/**
+ * Tables of up to this many entries select victims among all of them
+ * (`evict_select`); larger ones through a sampled threshold.
+ */
+export const EXACT_SELECTION_MAX = 1 << 20;
+/** Scratch bytes a selection candidate takes (two u64 keys, two u32). */
+const CANDIDATE_BYTES = 24;
 
 /** A wasm32 memory's limit: 65,536 pages of 64 KiB. */
 const WASM_MEMORY_MAX = 2 ** 32;
@@ -79,11 +92,20 @@ export interface Regions {
   useBytes: [number, number];
   sum: [number, number];
   sumBytes: [number, number];
+  /** Slot audit: slots entries claim (in the scratch). */
   claims: number;
-  order: number;
-  order2: number;
-  sortKeys: number;
-  sortKeys2: number;
+  /** `AddressMap.load`: homes, 4 bytes an entry (in the scratch). */
+  loadHomes: number;
+  /** `AddressMap.load`: (home, entry + 1) pairs, 8 bytes an entry. */
+  loadPairs: number;
+  /** Selection: most candidates the scratch holds. */
+  candidates: number;
+  /** Selection: sort keys and sizes, 8 bytes a candidate each. */
+  keys: number;
+  keys2: number;
+  /** Selection: candidate indices, 4 bytes each; `idx` gets the result. */
+  idx: number;
+  idx2: number;
   stage: number;
 }
 
@@ -123,11 +145,15 @@ export function layoutRegions(heapBase: number, shape: TableShape): Regions {
     align8(Math.ceil(useBytes[1] / 64)),
   ];
   const sum: [number, number] = [take(sumBytes[0]), take(sumBytes[1])];
-  const claims = take(Math.max(...useBytes));
-  const order = take(capacity * 4);
-  const order2 = take(capacity * 4);
-  const sortKeys = take(capacity * 8);
-  const sortKeys2 = take(capacity * 8);
+  const claimBytes = Math.max(...useBytes);
+  const scratchBytes = Math.max(
+    capacity * 12,
+    claimBytes,
+    CANDIDATE_BYTES * Math.min(capacity, EXACT_SELECTION_MAX),
+  );
+  const scratch = take(scratchBytes);
+  // Multiples of 8, so every array below stays 8-byte aligned.
+  const candidates = Math.floor(scratchBytes / CANDIDATE_BYTES / 8) * 8;
   const stage = take(0);
   if (stage + STAGE_BYTES > WASM_MEMORY_MAX) {
     throw new RangeError(
@@ -151,11 +177,14 @@ export function layoutRegions(heapBase: number, shape: TableShape): Regions {
     useBytes,
     sum,
     sumBytes,
-    claims,
-    order,
-    order2,
-    sortKeys,
-    sortKeys2,
+    claims: scratch,
+    loadHomes: scratch,
+    loadPairs: scratch + capacity * 4,
+    candidates,
+    keys: scratch,
+    keys2: scratch + candidates * 8,
+    idx: scratch + candidates * 16,
+    idx2: scratch + candidates * 20,
     stage,
   };
 }

@@ -18,7 +18,7 @@ export class AddressMap {
   #entries: number;
   /** False while every cell is still 0 (fresh memory, or just cleared). */
   #dirty = false;
-  /** Scratch for `load`: a u32 and a u32 pair an entry (eviction's). */
+  /** Scratch for `load`: a u32 and a u32 pair an entry (the shared scratch). */
   #homes: number;
   #pairs: number;
 
@@ -33,8 +33,8 @@ export class AddressMap {
     this.#mapMask = r.mapSize - 1;
     this.#entries = r.entries;
     // The eviction scratch, unused while a table is loaded.
-    this.#homes = r.order;
-    this.#pairs = r.sortKeys;
+    this.#homes = r.loadHomes;
+    this.#pairs = r.loadPairs;
   }
 
   // Low 32 bits of entry `i`'s key hash: its home is that & mask.

@@ -196,6 +196,9 @@ export class SlotUseMaps {
    */
   audit(kind: ElementKind, slots: number, count: number): SlotAudit {
     const nbits = Math.min(slots, this.#r.slotCounts[kind]);
+    // The claims share the scratch: bits past nbits, which the kernel
+    // leaves, must read as unclaimed in the copy below.
+    this.#w.u8.fill(0, this.#r.claims, this.#r.claims + this.#r.useBytes[kind]);
     const badClaims = this.#w.k.slots_claimed(
       this.#r.entries,
       count,

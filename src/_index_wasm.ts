@@ -61,6 +61,35 @@ export interface Kernels {
     idx: number,
     idx2: number,
   ): number;
+  evict_threshold(
+    entries: number,
+    count: number,
+    keep: number,
+    strata: number,
+    windowLen: number,
+    seed: number,
+    byteTarget: number,
+    entryTarget: number,
+    keys: number,
+    keys2: number,
+    idx: number,
+    idx2: number,
+  ): number;
+  evict_collect(
+    entries: number,
+    count: number,
+    keep: number,
+    threshold: number,
+    maxCandidates: number,
+    byteTarget: number,
+    entryTarget: number,
+    keys: number,
+    keys2: number,
+    idx: number,
+    idx2: number,
+    out: number,
+  ): number;
+  evict_met(): number;
   table_load(
     entries: number,
     count: number,

@@ -23,6 +23,7 @@ import { ENTRY_SIZE } from "./format.ts";
 import { DATA, type ElementKind, META, type PerKind } from "./kinds.ts";
 import { KeyHashing } from "./_index_keys.ts";
 import {
+  EXACT_SELECTION_MAX,
   layoutRegions,
   type Regions,
   STAGE_BYTES,
@@ -58,6 +59,12 @@ export {
 export type { SlotAudit } from "./_index_use_maps.ts";
 
 const USE_COUNT_MAX = 0xffff;
+/** Sampled selection: windows, one in each of this many stretches. */
+const SAMPLE_STRATA = 1024;
+/** Sampled selection: entries a window spans (64: 2,560 bytes). */
+const SAMPLE_WINDOW = 64;
+/** What `evict_collect` returns when the keys below its threshold overflow. */
+const OVERFLOW = 0xffffffff;
 /**
  * Records a call of a whole-table kernel (`table_sound`, `table_totals`)
  * takes at open. V8 runs a WASM function's first calls in its baseline
@@ -118,6 +125,7 @@ export class IndexMemory {
     this.capacity = this.#r.capacity;
     this.mapSize = this.#r.mapSize;
     this.slotCounts = this.#r.slotCounts;
+    this.maxCandidates = this.#r.candidates;
     this.#w.growTo(this.#r.stage + STAGE_BYTES);
     this.#keys = new KeyHashing(this.#w, this.#r);
     this.#addr = new AddressMap(this.#w, this.#r);
@@ -590,7 +598,9 @@ export class IndexMemory {
 
   /**
    * Entry indices ordered best victim first (no live reference, lowest use
-   * count, oldest use; ties by index). A copy.
+   * count, oldest use; ties by index). A copy. Above
+   * {@linkcode exactSelectionMax} entries, a prefix of the order as long
+   * as the selection scratch holds (see {@linkcode selectionComplete}).
    */
   evictionOrder(): Uint32Array {
     return this.selectVictims(Infinity, this.count, -1);
@@ -602,6 +612,15 @@ export class IndexMemory {
    * reach `byteTarget` and whose length reaches `entryTarget` (everything
    * when they cannot both be reached). Only the victims are sorted, so
    * this costs a few passes over the table, not a sort of it. A copy.
+   *
+   * A table above {@linkcode exactSelectionMax} entries is not copied
+   * into the scratch whole: a sample of it (1,024 windows of 64 entries)
+   * estimates the threshold key where the targets are met, with a margin,
+   * and one pass collects the entries up to it, which are a prefix of the
+   * order; selection among them gives the same victims. When the estimate
+   * falls short, or the prefix would not fit in the scratch (a shorter
+   * one is taken then), the victims are that whole prefix and
+   * {@linkcode selectionComplete} is false: remove them and select again.
    */
   selectVictims(
     byteTarget: number,
@@ -612,18 +631,99 @@ export class IndexMemory {
       throw new RangeError("Cannot select victims: target is NaN");
     }
     const entries = Math.min(Math.max(0, Math.ceil(entryTarget)), 0xffffffff);
-    const n = this.#w.k.evict_select(
-      this.#r.entries,
-      this.count,
-      keep,
-      byteTarget,
-      entries,
-      this.#r.sortKeys,
-      this.#r.sortKeys2,
-      this.#r.order,
-      this.#r.order2,
+    const r = this.#r;
+    this.selectionComplete = true;
+    const n = this.count <= Math.min(this.exactSelectionMax, r.candidates)
+      ? this.#w.k.evict_select(
+        r.entries,
+        this.count,
+        keep,
+        byteTarget,
+        entries,
+        r.keys,
+        r.keys2,
+        r.idx,
+        r.idx2,
+      )
+      : this.#selectSampled(byteTarget, entries, keep);
+    return this.#w.u32.slice(r.idx >>> 2, (r.idx >>> 2) + n);
+  }
+
+  /**
+   * False when the last {@linkcode selectVictims} returned only a prefix
+   * of the victims its targets ask for (a table above
+   * {@linkcode exactSelectionMax} entries): remove those and select again.
+   */
+  selectionComplete = true;
+
+  /**
+   * Tables of more entries than this select through a sampled threshold
+   * (see {@linkcode selectVictims}); at most the scratch's candidates.
+   * Tests lower it to cover that path on small tables.
+   */
+  exactSelectionMax: number = EXACT_SELECTION_MAX;
+  /**
+   * Most candidates a sampled selection collects: the scratch's, unless
+   * lowered (tests, to cover the prefixes it returns when they overflow).
+   */
+  maxCandidates: number;
+  #seed = 0x2545f491;
+
+  // See selectVictims. Returns the victims' count, at r.idx.
+  #selectSampled(byteTarget: number, entries: number, keep: number): number {
+    const k = this.#w.k;
+    const r = this.#r;
+    const count = this.count;
+    const max = Math.max(1, Math.min(this.maxCandidates, r.candidates));
+    const windowLen = Math.max(
+      1,
+      Math.min(SAMPLE_WINDOW, Math.floor(max / SAMPLE_STRATA)),
     );
-    return this.#w.u32.slice(this.#r.order >>> 2, (this.#r.order >>> 2) + n);
+    const threshold = (bytes: number, n: number) => {
+      this.#seed = (Math.imul(this.#seed, 1103515245) + 12345) >>> 0;
+      const t = k.evict_threshold(
+        r.entries,
+        count,
+        keep,
+        SAMPLE_STRATA,
+        windowLen,
+        this.#seed,
+        bytes,
+        n,
+        r.keys,
+        r.keys2,
+        r.idx,
+        r.idx2,
+      );
+      return t < 0 ? Infinity : t;
+    };
+    const collect = (t: number) =>
+      k.evict_collect(
+        r.entries,
+        count,
+        keep,
+        t,
+        max,
+        byteTarget,
+        entries,
+        r.keys,
+        r.keys2,
+        r.idx,
+        r.idx2,
+        r.outPtr,
+      ) >>> 0;
+    let n = collect(threshold(byteTarget, entries));
+    if (n === OVERFLOW) {
+      // More keys below the estimate than the scratch holds: a threshold
+      // for about half of it, then the smallest key (its ties only).
+      n = collect(threshold(0, Math.floor(max / 2)));
+      if (n === OVERFLOW) {
+        const o = r.outPtr >>> 2;
+        n = collect(this.#w.u32[o]! + this.#w.u32[o + 1]! * 2 ** 32);
+      }
+    }
+    this.selectionComplete = k.evict_met() === 1;
+    return n;
   }
 
   /**

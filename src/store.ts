@@ -290,7 +290,9 @@ export class BackingStore implements AsyncDisposable {
     const eviction = new Eviction(mem, pins, lookup, changes, {
       limit: opt.limit,
       hysteresis: opt.hysteresis,
-      remove: (indices, reason) => changes.removeEntries(indices, reason),
+      remove: (indices, reason, trim) =>
+        changes.removeEntries(indices, reason, trim),
+      commit: () => upkeep.commit(),
     });
     this.#pins = pins;
     this.#lookup = lookup;
@@ -333,7 +335,8 @@ export class BackingStore implements AsyncDisposable {
     );
     if (mem.count >= mem.capacity || changes.liveDisk >= opt.limit) {
       try {
-        eviction.evict(0, -1);
+        // Whole, before open returns: an open store is under its limit.
+        eviction.evict(0, -1, true);
       } catch (err) {
         // A store that cannot evict now (a full disk) still opens; the
         // next store evicts again before it adds anything.
@@ -1283,6 +1286,8 @@ export class BackingStore implements AsyncDisposable {
         failure ??= err;
       }
     };
+    // A stepped eviction under way ends now, journaled as every step is.
+    attempt(() => this.#eviction.finish());
     attempt(() => this.#pins.endAll());
     // A journal that is still small is made durable and kept, for the next
     // open to replay (quicker than a snapshot of the whole table now); a

@@ -150,3 +150,70 @@ Deno.test("selectVictims ties go by index and fractional targets round up", () =
   assert.deepEqual([...mem.selectVictims(0, 2.2, -1)], [0, 1, 2]);
   assert.throws(() => mem.selectVictims(NaN, 0, -1), RangeError);
 });
+
+// Tables above exactSelectionMax select through a sampled threshold; the
+// victims must be the same. With the candidates capped the selection may
+// return a prefix (selectionComplete false): it must be the reference's
+// prefix of that length.
+Deno.test("sampled selection equals the reference, or returns a prefix of it", async (t) => {
+  for (const [name, r] of Object.entries({ NARROW, WIDE, TYPICAL })) {
+    await t.step(name, () => {
+      const rand = rng(name.length * 13 + 1);
+      let partial = 0;
+      for (let round = 0; round < 24; round++) {
+        const n = [60, 500, 4000, 4096][round % 4]!;
+        const { mem, ref } = table(rand, n, 12, r);
+        mem.exactSelectionMax = [0, 1, 50][round % 3]!;
+        mem.maxCandidates = [4096, 1000, 64, 5][Math.floor(round / 6)]!;
+        const total = ref.reduce((a, e) => a + e.bytes, 0);
+        const keep = rand(3) === 0 ? -1 : rand(n);
+        const order = refOrder(ref, keep);
+        for (let q = 0; q < 12; q++) {
+          const byteTarget = [
+            0,
+            1,
+            rand(total + 1),
+            total,
+            total + 1,
+            Infinity,
+          ][
+            q % 6
+          ]!;
+          const entryTarget = [0, 1, rand(n + 1), n, n + 5, rand(40)][rand(6)]!;
+          const got = [...mem.selectVictims(byteTarget, entryTarget, keep)];
+          const want = prefixOf(order, ref, byteTarget, entryTarget);
+          const what =
+            `round ${round}, n ${n}, max ${mem.maxCandidates}, targets ${byteTarget}/${entryTarget}, keep ${keep}`;
+          if (mem.selectionComplete) {
+            assert.deepEqual(got, want, what);
+          } else {
+            partial++;
+            assert.ok(got.length > 0 && got.length < want.length, what);
+            assert.deepEqual(got, want.slice(0, got.length), what);
+          }
+        }
+      }
+      assert.ok(partial > 0, "some selections returned a prefix");
+    });
+  }
+});
+
+Deno.test("sampled selection over 2^20 + 1 entries equals the reference", () => {
+  const rand = rng(99);
+  const n = 2 ** 20 + 1;
+  const { mem, ref } = table(rand, n, 21, TYPICAL);
+  const total = ref.reduce((a, e) => a + e.bytes, 0);
+  const order = refOrder(ref, 77);
+  for (
+    const [bytes, entries] of [
+      [0, 1],
+      [0, Math.ceil(n / 64)],
+      [Math.floor(total / 20), 0],
+      [Math.floor(total / 5), 1000],
+    ]
+  ) {
+    const got = [...mem.selectVictims(bytes!, entries!, 77)];
+    assert.ok(mem.selectionComplete);
+    assert.deepEqual(got, prefixOf(order, ref, bytes!, entries!));
+  }
+});
