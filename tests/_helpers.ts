@@ -199,3 +199,20 @@ export async function read(
   using hit = await store.fetch(key, options);
   return hit?.data;
 }
+
+/**
+ * Waits until `store` has made `evictions` evictions: a long eviction
+ * removes its victims in steps between event-loop turns, after the put
+ * that started it has returned. Fails if they do not come.
+ */
+export async function evictionsReach(
+  store: { stats(): { evictions: number } },
+  evictions: number,
+): Promise<void> {
+  for (let n = 0; store.stats().evictions < evictions; n++) {
+    if (n >= 10_000) {
+      throw new Error(`stuck at ${store.stats().evictions} evictions`);
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { BackingStore } from "../mod.ts";
 import { EVICTION_STEP, STEPPED_VICTIMS } from "../src/_eviction.ts";
-import { bytesFor, read, tempStore } from "./_helpers.ts";
+import { bytesFor, evictionsReach, read, tempStore } from "./_helpers.ts";
 
 const ENTRY_BITS = 14;
 const CAPACITY = 2 ** ENTRY_BITS;
@@ -25,13 +25,6 @@ async function fill(store: BackingStore): Promise<void> {
   assert.equal(store.stats().entries, CAPACITY);
 }
 
-async function settled(store: BackingStore, evictions: number) {
-  for (let n = 0; store.stats().evictions < evictions; n++) {
-    assert.ok(n < 10_000, `stuck at ${store.stats().evictions} evictions`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 Deno.test("a long eviction removes its victims in steps between event-loop turns", async () => {
   assert.ok(VICTIMS > STEPPED_VICTIMS);
   await using s = await tempStore(OPTIONS);
@@ -48,7 +41,7 @@ Deno.test("a long eviction removes its victims in steps between event-loop turns
   );
   assert.ok(atTimer < VICTIMS, `${atTimer} evictions by the first timer`);
   assert.ok((await read(st, "new")) !== undefined);
-  await settled(st, VICTIMS);
+  await evictionsReach(st, VICTIMS);
   assert.equal(st.stats().evictions, VICTIMS);
   assert.equal(st.stats().entries, CAPACITY - VICTIMS + 1);
   for (let k = 0; k < 100; k++) {
@@ -68,7 +61,7 @@ Deno.test("puts during a stepped eviction find room, and are not its victims", a
   }
   await Promise.all(ps);
   assert.ok(st.stats().entries <= CAPACITY);
-  await settled(st, VICTIMS);
+  await evictionsReach(st, VICTIMS);
   assert.equal(st.stats().entries, CAPACITY - VICTIMS + n);
   for (let k = 0; k < n; k++) {
     assert.ok((await read(st, `n${k}`)) !== undefined, `n${k} is missing`);

@@ -10,7 +10,14 @@ import { IndexMemory } from "../src/index_memory.ts";
 import { readEntries } from "../src/journal.ts";
 import { OP, opTag, replay } from "../src/ops.ts";
 import { FaultFS } from "./_fault_fs.ts";
-import { bytesFor, MOD_URL, read, runChild, tempDir } from "./_helpers.ts";
+import {
+  bytesFor,
+  evictionsReach,
+  MOD_URL,
+  read,
+  runChild,
+  tempDir,
+} from "./_helpers.ts";
 import { openForTest } from "../src/_testing.ts";
 
 // 16,384 entries; a full table evicts 90% of them (14,746 victims, 118 KB
@@ -38,8 +45,10 @@ Deno.test("eviction of more entries than a small journal holds splits into piece
     const one = new Uint8Array([7]);
     for (let i = 0; i < CAPACITY; i++) await st.store(`k${i}`, one);
     assert.equal(st.stats().entries, CAPACITY);
-    // The table is full: this store evicts 90% of it first.
+    // The table is full: this store starts evicting 90% of it, in steps
+    // that go on after it returns.
     await st.store("after", bytesFor("after", 100));
+    await evictionsReach(st, Math.ceil(CAPACITY * 0.9) - 1);
     const s = st.stats();
     assert.ok(s.evictions >= CAPACITY * 0.9 - 1, `evictions ${s.evictions}`);
     // The store is not wedged: every later store works.
@@ -76,6 +85,13 @@ Deno.test("a split eviction replays to the table the store had when the process 
     const one = new Uint8Array([7]);
     for (let i = 0; i < ${CAPACITY}; i++) await st.store("k" + i, one);
     await st.store("after", new Uint8Array([9]));
+    // The eviction goes on in steps after the put: wait for all of them.
+    for (let n = 0; st.stats().evictions < ${
+      Math.ceil(CAPACITY * 0.9) - 1
+    }; n++) {
+      if (n >= 10000) throw new Error("eviction stuck");
+      await new Promise((r) => setTimeout(r, 1));
+    }
     const left = [];
     for (let i = 0; i < ${CAPACITY}; i++) {
       const hit = await st.fetch("k" + i);
