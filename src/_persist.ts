@@ -18,7 +18,6 @@ import {
   encodeEntriesHeader,
   ENTRIES_HEADER,
   type EntriesHeader,
-  ENTRY_SIZE,
 } from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
 import { Buffer } from "node:buffer";
