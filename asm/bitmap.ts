@@ -329,36 +329,35 @@ export function bitmap_diff(a: usize, b: usize, nbits: u32, out: usize): void {
 }
 
 /**
- * As {@linkcode slots_claimed} then a copy of its claims with an exact
- * summary at `sum` (`sumBytes` long), straight into the use map at `map`,
- * which is all zero from byte `dirtyBytes` on (the bytes below are
- * cleared first): marks the slots that entries 0 … count−1
- * claim of `kind`, makes the summary exact and returns how many claims
- * could not be marked. Writes at `out` the slot after the highest claim
- * marked (0 for none): the map is zero from there on, so neither the
- * clearing nor the summary pass goes through the whole of a large map.
+ * As {@linkcode slots_claimed}, straight into the use map at `map` (all
+ * zero to begin with), for entries first … first+n−1 (a caller goes a
+ * chunk at a time: V8 swaps in a function's optimized code only between
+ * calls): marks the slots they claim of `kind` and returns how many
+ * claims could not be marked. Raises the u32 at `out` to the slot after
+ * the highest claim marked (0 for none): the map is zero from there on,
+ * so neither the clearing nor {@linkcode use_summary} goes through the
+ * whole of a large map.
  */
-export function use_load(
-  entries: usize, count: u32, kind: u32, map: usize, sum: usize,
-  sumBytes: u32, nbits: u32, dirtyBytes: u32, out: usize,
+export function use_mark(
+  entries: usize, first: u32, n: u32, kind: u32, map: usize, nbits: u32,
+  out: usize,
 ): u32 {
-  memory.fill(map, 0, dirtyBytes);
   const has = <u8>(F_HAS << kind);
   const inFile = <u8>((F_IN_FILE << kind) | (kind == 1 ? F_META_WITH_DATA : 0));
   const locOff: usize = kind == 0 ? E_DATA_LOC : E_META_LOC;
   let bad: u32 = 0;
-  let top: u32 = 0;
-  let e = entries;
-  for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
+  let top: u32 = load<u32>(out);
+  let e = entries + <usize>first * ENTRY_SIZE;
+  for (let i: u32 = 0; i < n; i++, e += ENTRY_SIZE) {
     const flags = load<u8>(e, E_FLAGS);
     if ((flags & (has | inFile)) != has) continue;
     const slot = load<u32>(e + locOff);
-    const n: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
-    if (slot >= nbits || n > nbits - slot) {
+    const k: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
+    if (slot >= nbits || k > nbits - slot) {
       bad++;
       continue;
     }
-    const end = slot + n;
+    const end = slot + k;
     if (end > top) top = end;
     // A word at a time: a run is up to 32,768 slots, most within one word.
     let clash = false;
@@ -373,11 +372,18 @@ export function use_load(
     }
     if (clash) bad++;
   }
+  store<u32>(out, top);
+  return bad;
+}
+
+/**
+ * Makes the summary at `sum` (`sumBytes` long) exact for the use map at
+ * `map`, which is zero from slot `top` on ({@linkcode use_mark}).
+ */
+export function use_summary(map: usize, sum: usize, sumBytes: u32, top: u32): void {
   memory.fill(sum, 0xff, sumBytes);
   const nwords = (top + 63) >>> 6;
   for (let w: u32 = 0; w < nwords; w++) {
     if (load<u64>(map + (<usize>w << 3)) == u64.MAX_VALUE) markFull(sum, w);
   }
-  store<u32>(out, top);
-  return bad;
 }

@@ -18,7 +18,6 @@ import {
   encodeEntriesHeader,
   ENTRIES_HEADER,
   type EntriesHeader,
-  ENTRY_SIZE,
 } from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
 import { Buffer } from "node:buffer";
@@ -134,7 +133,14 @@ function readSnapshot(
           throw new CorruptError("Cannot read entries: truncated records");
         }
         checkEntriesRecords(packed, recordsCrc);
-        if (version !== 5) unpackInPlace(dest, header.count, recordsLength);
+        if (version !== 5) {
+          unpackInPlace(
+            dest,
+            header.count,
+            recordsLength,
+            (n, len) => mem.expandRecords(n, len),
+          );
+        }
       });
       // The attribute section after the records (FORMAT.md §4.2).
       const attrs = new Uint8Array(attrLength);

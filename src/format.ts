@@ -556,7 +556,6 @@ export function decodeEntries(
     recordsCrc,
     attrLength,
     attrsCrc,
-    originLength,
     originsCrc,
   } = decodeEntriesHeader(b, b.length);
   const attrsAt = ENTRIES_HEADER + recordsLength;
