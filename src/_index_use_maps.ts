@@ -263,6 +263,42 @@ export class SlotUseMaps {
     return bad;
   }
 
+  /**
+   * {@linkcode loadClaims} of both kinds in one pass over the entries (a
+   * chunk a kernel call); returns each kind's claims that could not be
+   * marked.
+   */
+  loadAllClaims(count: number): [number, number] {
+    const k = this.#w.k;
+    const r = this.#r;
+    for (const kind of [0, 1] as const) {
+      this.#w.u8.fill(0, r.use[kind], r.use[kind] + this.#dirty[kind]);
+    }
+    const o = r.outPtr >>> 2;
+    this.#w.u32.fill(0, o, o + 4);
+    for (let at = 0; at < count; at += MARK_CHUNK) {
+      const n = Math.min(MARK_CHUNK, count - at);
+      k.use_mark_both(
+        r.entries,
+        at,
+        n,
+        r.use[0],
+        r.slotCounts[0],
+        r.use[1],
+        r.slotCounts[1],
+        r.outPtr,
+      );
+    }
+    for (const kind of [0, 1] as const) {
+      const top = this.#w.u32[o + kind]!;
+      k.use_summary(r.use[kind], r.sum[kind], r.sumBytes[kind], top);
+      this.#dirty[kind] = 0;
+      this.#marked(kind, top);
+      this.#hint[kind] = 0;
+    }
+    return [this.#w.u32[o + 2]!, this.#w.u32[o + 3]!];
+  }
+
   /** Clears both use maps. */
   clear(): void {
     // Only the bytes that may be marked: the rest is zero already.

@@ -124,6 +124,16 @@ export interface Kernels {
     nbits: number,
     out: number,
   ): number;
+  use_mark_both(
+    entries: number,
+    first: number,
+    n: number,
+    dataMap: number,
+    dataBits: number,
+    metaMap: number,
+    metaBits: number,
+    out: number,
+  ): void;
   use_summary(map: number, sum: number, sumBytes: number, top: number): void;
   records_expand(
     entries: number,

@@ -591,6 +591,14 @@ export class IndexMemory {
     return this.#useMaps.loadClaims(kind, this.count);
   }
 
+  /**
+   * {@linkcode loadUseMap} of both kinds in one kernel pass over the
+   * entries; returns each kind's claims that could not be marked.
+   */
+  loadUseMaps(): PerKind<number> {
+    return this.#useMaps.loadAllClaims(this.count);
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#useMaps.clear();
