@@ -329,55 +329,100 @@ export function bitmap_diff(a: usize, b: usize, nbits: u32, out: usize): void {
 }
 
 /**
- * As {@linkcode slots_claimed} then a copy of its claims with an exact
- * summary at `sum` (`sumBytes` long), straight into the use map at `map`,
- * which is all zero from byte `dirtyBytes` on (the bytes below are
- * cleared first): marks the slots that entries 0 … count−1
- * claim of `kind`, makes the summary exact and returns how many claims
- * could not be marked. Writes at `out` the slot after the highest claim
- * marked (0 for none): the map is zero from there on, so neither the
- * clearing nor the summary pass goes through the whole of a large map.
+ * As {@linkcode slots_claimed}, straight into the use map at `map` (all
+ * zero to begin with), for entries first … first+n−1 (a caller goes a
+ * chunk at a time: V8 swaps in a function's optimized code only between
+ * calls): marks the slots they claim of `kind` and returns how many
+ * claims could not be marked. Raises the u32 at `out` to the slot after
+ * the highest claim marked (0 for none): the map is zero from there on,
+ * so neither the clearing nor {@linkcode use_summary} goes through the
+ * whole of a large map.
  */
-export function use_load(
-  entries: usize, count: u32, kind: u32, map: usize, sum: usize,
-  sumBytes: u32, nbits: u32, dirtyBytes: u32, out: usize,
+export function use_mark(
+  entries: usize, first: u32, n: u32, kind: u32, map: usize, nbits: u32,
+  out: usize,
 ): u32 {
-  memory.fill(map, 0, dirtyBytes);
+  markTop = load<u32>(out);
+  let bad: u32 = 0;
+  let e = entries + <usize>first * ENTRY_SIZE;
+  for (let i: u32 = 0; i < n; i++, e += ENTRY_SIZE) {
+    bad += markClaim(e, kind, map, nbits);
+  }
+  store<u32>(out, markTop);
+  return bad;
+}
+
+/**
+ * {@linkcode use_mark} of both kinds in one pass over the entries: the
+ * data map at `dataMap` (`dataBits` slots), the metadata map at `metaMap`
+ * (`metaBits`); the u32s at `out` and `out + 4` are each kind's top, those
+ * at `out + 8` and `out + 12` are raised by each kind's claims that could
+ * not be marked.
+ */
+export function use_mark_both(
+  entries: usize, first: u32, n: u32, dataMap: usize, dataBits: u32,
+  metaMap: usize, metaBits: u32, out: usize,
+): void {
+  let dataTop = load<u32>(out);
+  let metaTop = load<u32>(out, 4);
+  let dataBad: u32 = 0;
+  let metaBad: u32 = 0;
+  let e = entries + <usize>first * ENTRY_SIZE;
+  for (let i: u32 = 0; i < n; i++, e += ENTRY_SIZE) {
+    markTop = dataTop;
+    dataBad += markClaim(e, 0, dataMap, dataBits);
+    dataTop = markTop;
+    markTop = metaTop;
+    metaBad += markClaim(e, 1, metaMap, metaBits);
+    metaTop = markTop;
+  }
+  store<u32>(out, dataTop);
+  store<u32>(out, metaTop, 4);
+  store<u32>(out, load<u32>(out, 8) + dataBad, 8);
+  store<u32>(out, load<u32>(out, 12) + metaBad, 12);
+}
+
+/** The slot after the highest claim `markClaim` marked. */
+let markTop: u32 = 0;
+
+/**
+ * Marks the slots the record at `e` claims of `kind` in the use map at
+ * `map` (`nbits` slots), raising `markTop`; 1 when its claim could not be
+ * marked (out of range, or a slot already marked), else 0.
+ */
+// @ts-ignore: decorator
+@inline function markClaim(e: usize, kind: u32, map: usize, nbits: u32): u32 {
   const has = <u8>(F_HAS << kind);
   const inFile = <u8>((F_IN_FILE << kind) | (kind == 1 ? F_META_WITH_DATA : 0));
-  const locOff: usize = kind == 0 ? E_DATA_LOC : E_META_LOC;
-  let bad: u32 = 0;
-  let top: u32 = 0;
-  let e = entries;
-  for (let i: u32 = 0; i < count; i++, e += ENTRY_SIZE) {
-    const flags = load<u8>(e, E_FLAGS);
-    if ((flags & (has | inFile)) != has) continue;
-    const slot = load<u32>(e + locOff);
-    const n: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
-    if (slot >= nbits || n > nbits - slot) {
-      bad++;
-      continue;
-    }
-    const end = slot + n;
-    if (end > top) top = end;
-    // A word at a time: a run is up to 32,768 slots, most within one word.
-    let clash = false;
-    for (let s = slot; s < end;) {
-      const w = s >>> 6;
-      const p = map + (<usize>w << 3);
-      const mask = wordMask(s, end);
-      const old = load<u64>(p);
-      if (old & mask) clash = true;
-      store<u64>(p, old | mask);
-      s = (w + 1) << 6;
-    }
-    if (clash) bad++;
+  const flags = load<u8>(e, E_FLAGS);
+  if ((flags & (has | inFile)) != has) return 0;
+  const slot = load<u32>(e + (kind == 0 ? E_DATA_LOC : E_META_LOC));
+  const k: u32 = kind == 0 ? runSlots(<u32>load<u8>(e, E_DATA_SLOTS)) : 1;
+  if (slot >= nbits || k > nbits - slot) return 1;
+  const end = slot + k;
+  if (end > markTop) markTop = end;
+  // A word at a time: a run is up to 32,768 slots, most within one word.
+  let clash: u32 = 0;
+  for (let s = slot; s < end;) {
+    const w = s >>> 6;
+    const p = map + (<usize>w << 3);
+    const mask = wordMask(s, end);
+    const old = load<u64>(p);
+    if (old & mask) clash = 1;
+    store<u64>(p, old | mask);
+    s = (w + 1) << 6;
   }
+  return clash;
+}
+
+/**
+ * Makes the summary at `sum` (`sumBytes` long) exact for the use map at
+ * `map`, which is zero from slot `top` on ({@linkcode use_mark}).
+ */
+export function use_summary(map: usize, sum: usize, sumBytes: u32, top: u32): void {
   memory.fill(sum, 0xff, sumBytes);
   const nwords = (top + 63) >>> 6;
   for (let w: u32 = 0; w < nwords; w++) {
     if (load<u64>(map + (<usize>w << 3)) == u64.MAX_VALUE) markFull(sum, w);
   }
-  store<u32>(out, top);
-  return bad;
 }

@@ -13,8 +13,20 @@ const MAX_BUCKET_BITS: u32 = 12;
 const MIN_BUCKET_CELL_BITS: u32 = 11;
 const STARTS = memory.data(<i32>(((1 << MAX_BUCKET_BITS) + 1) * 4), 16);
 
-/**
- * Keeps only the `keep` flag bits of records 0 … count−1 and inserts them
+/** Buckets of home cells for a map of 2^mapBits cells, as a shift. */
+function bucketShift(mapBits: u32): u32 {
+  const bucketBits: u32 = mapBits > MIN_BUCKET_CELL_BITS
+    ? min(MAX_BUCKET_BITS, mapBits - MIN_BUCKET_CELL_BITS)
+    : 0;
+  return mapBits - bucketBits;
+}
+
+function homeMask(mapBits: u32): u32 {
+  return mapBits >= 32 ? 0xffffffff : (<u32>1 << mapBits) - 1;
+}
+
+/*
+ * Loading a table keeps only the `keep` flag bits of records 0 … count−1 and inserts them
  * into the address map at `map` (2^mapBits u32 cells, all 0: entry index
  * + 1, linear probing from hash low word & (2^mapBits − 1)).
  *
@@ -24,24 +36,36 @@ const STARTS = memory.data(<i32>(((1 << MAX_BUCKET_BITS) + 1) * 4), 16);
  * sequentially instead of taking a cache miss an entry. The order of
  * insertion changes no lookup: every cell on an entry's probe path before
  * its own is occupied whatever the order.
+ *
+ * In five steps, `load_begin`, `load_homes`, `load_starts`,
+ * `load_scatter` and `load_insert`: the entries' and the pairs' steps are
+ * called a chunk at a time (V8 swaps in a function's optimized code only
+ * between calls; src/_index_map.ts `load`).
  */
-export function table_load(
+
+/** Step 1 of loading: no entries counted in any bucket yet. */
+export function load_begin(mapBits: u32): void {
+  const buckets: usize = <usize>1 << (mapBits - bucketShift(mapBits));
+  memory.fill(STARTS, 0, (buckets + 1) * 4);
+}
+
+/**
+ * Step 2 of loading, for entries first … first+n−1: keeps their
+ * `keep` flag bits, writes their home cells to `homes` and counts them
+ * in their buckets.
+ */
+export function load_homes(
   entries: usize,
-  count: u32,
+  first: u32,
+  n: u32,
   keep: u32,
-  map: usize,
   mapBits: u32,
   homes: usize,
-  pairs: usize,
 ): void {
-  const mask: u32 = mapBits >= 32 ? 0xffffffff : (<u32>1 << mapBits) - 1;
-  const bucketBits: u32 = mapBits > MIN_BUCKET_CELL_BITS
-    ? min(MAX_BUCKET_BITS, mapBits - MIN_BUCKET_CELL_BITS)
-    : 0;
-  const shift: u32 = mapBits - bucketBits;
-  const buckets: usize = <usize>1 << bucketBits;
-  memory.fill(STARTS, 0, (buckets + 1) * 4);
-  for (let i: u32 = 0; i < count; i++) {
+  const mask = homeMask(mapBits);
+  const shift = bucketShift(mapBits);
+  const last = first + n;
+  for (let i: u32 = first; i < last; i++) {
     const e = entries + <usize>i * ENTRY_SIZE;
     store<u8>(e, load<u8>(e, E_FLAGS) & <u8>keep, E_FLAGS);
     const home = load<u32>(e, E_HASH_LO) & mask;
@@ -49,11 +73,31 @@ export function table_load(
     const s = STARTS + ((<usize>(home >> shift) + 1) << 2);
     store<u32>(s, load<u32>(s) + 1);
   }
+}
+
+/** Step 3 of loading: each bucket's counts become its start. */
+export function load_starts(mapBits: u32): void {
+  const buckets: usize = <usize>1 << (mapBits - bucketShift(mapBits));
   for (let b: usize = 1; b <= buckets; b++) {
     const s = STARTS + (b << 2);
     store<u32>(s, load<u32>(s) + load<u32>(s - 4));
   }
-  for (let i: u32 = 0; i < count; i++) {
+}
+
+/**
+ * Step 4 of loading, for entries first … first+n−1 (in order): each
+ * entry's home and index + 1 to its place in `pairs`.
+ */
+export function load_scatter(
+  first: u32,
+  n: u32,
+  mapBits: u32,
+  homes: usize,
+  pairs: usize,
+): void {
+  const shift = bucketShift(mapBits);
+  const last = first + n;
+  for (let i: u32 = first; i < last; i++) {
     const home = load<u32>(homes + (<usize>i << 2));
     const s = STARTS + (<usize>(home >> shift) << 2);
     const k = load<u32>(s);
@@ -62,8 +106,22 @@ export function table_load(
     store<u32>(p, home);
     store<u32>(p, i + 1, 4);
   }
-  const end = pairs + (<usize>count << 3);
-  for (let p = pairs; p < end; p += 8) {
+}
+
+/**
+ * Step 5 of loading, for pairs first … first+n−1 (in order): each
+ * entry into the first free cell from its home.
+ */
+export function load_insert(
+  pairs: usize,
+  first: u32,
+  n: u32,
+  map: usize,
+  mapBits: u32,
+): void {
+  const mask = homeMask(mapBits);
+  const end = pairs + (<usize>(first + n) << 3);
+  for (let p = pairs + (<usize>first << 3); p < end; p += 8) {
     let pos = load<u32>(p);
     while (load<u32>(map + (<usize>pos << 2)) != 0) pos = (pos + 1) & mask;
     store<u32>(map + (<usize>pos << 2), load<u32>(p, 4));
@@ -165,4 +223,65 @@ export function table_sound(
   store<u32>(out, anyFile);
   store<u32>(out, maxId, 4);
   return 1;
+}
+
+/** Flag bits of a packed record's word 3 (src/_entry_pack.ts). */
+const P_HAS_META: u32 = 0x02 << 16;
+const P_META_WITH_DATA: u32 = 0x10 << 16;
+/** Bytes every packed record has: bytes 0 … 27 of the record. */
+const P_CORE: usize = 28;
+
+/**
+ * Expands records first … first+n−1 of the table at `entries` from the
+ * packed records (FORMAT.md §4, entries version 6) at byte `p`, lying
+ * before `end`, in place (src/_entry_pack.ts `unpackInPlace` is the
+ * reference): each packed record is read whole before its record is
+ * written, which never overtakes what is still to be read. Returns where
+ * the next packed record starts, or 0xffffffff when one runs past `end`.
+ */
+export function records_expand(
+  entries: usize,
+  first: u32,
+  n: u32,
+  p: usize,
+  end: usize,
+): u32 {
+  let d = entries + <usize>first * ENTRY_SIZE;
+  for (let i: u32 = 0; i < n; i++, d += ENTRY_SIZE) {
+    if (p + P_CORE > end) return 0xffffffff;
+    const w3 = load<u32>(p, 12);
+    let metaSize: u32 = 0, metaLoc: u32 = 0, metaCrc: u32 = 0;
+    const w5 = load<u32>(p, 20);
+    let size: usize = P_CORE;
+    if (w3 & P_HAS_META) {
+      if (w3 & P_META_WITH_DATA) {
+        size += 8;
+        if (p + size > end) return 0xffffffff;
+        metaSize = load<u32>(p, 28);
+        metaLoc = w5;
+        metaCrc = load<u32>(p, 32);
+      } else {
+        size += 12;
+        if (p + size > end) return 0xffffffff;
+        metaSize = load<u32>(p, 28);
+        metaLoc = load<u32>(p, 32);
+        metaCrc = load<u32>(p, 36);
+      }
+    }
+    const w0 = load<u64>(p);
+    const w2 = load<u32>(p, 8);
+    const w4 = load<u32>(p, 16);
+    const w6 = load<u32>(p, 24);
+    p += size;
+    store<u64>(d, w0);
+    store<u32>(d, w2, 8);
+    store<u32>(d, w3, 12);
+    store<u32>(d, w4, 16);
+    store<u32>(d, w5, 20);
+    store<u32>(d, w6, 24);
+    store<u32>(d, metaSize, 28);
+    store<u32>(d, metaLoc, 32);
+    store<u32>(d, metaCrc, 36);
+  }
+  return <u32>p;
 }

@@ -97,7 +97,10 @@ export function packRecords(
 /**
  * Expands `count` packed records lying in the last `length` bytes of
  * `dest` (which holds `count` records, 4-byte aligned) into records from
- * its start, in place.
+ * its start, in place. `expand` does the expanding when the packed form
+ * is shorter than the table (the index memory's kernel, for a snapshot
+ * read into it; {@linkcode expandRecordsJs} otherwise) and says whether
+ * the packed records filled exactly `length` bytes.
  * @throws {CorruptError} when the packed records do not fill exactly
  * `length` bytes (their flags disagree with the header's length).
  */
@@ -105,6 +108,8 @@ export function unpackInPlace(
   dest: Uint8Array,
   count: number,
   length: number,
+  expand: (count: number, length: number) => boolean = (n, len) =>
+    expandRecordsJs(dest, n, len),
 ): void {
   if (dest.length !== count * RECORD || length % 4 !== 0) {
     throw new CorruptError("Cannot read entries: bad packed records length");
@@ -115,6 +120,24 @@ export function unpackInPlace(
     if (packedLength(dest, count) === length) return;
     throw new CorruptError("Cannot read entries: records overrun the length");
   }
+  if (!expand(count, length)) {
+    throw new CorruptError(
+      "Cannot read entries: packed records do not match the length",
+    );
+  }
+}
+
+/**
+ * The reference expansion for {@linkcode unpackInPlace} (asm/load.ts
+ * `records_expand` is the kernel's): expands `count` packed records lying
+ * in the last `length` bytes (fewer than `dest`'s) of `dest` into its
+ * records; false when they do not fill exactly `length` bytes.
+ */
+export function expandRecordsJs(
+  dest: Uint8Array,
+  count: number,
+  length: number,
+): boolean {
   const w = words(dest);
   const end = w.length;
   let p = end - length / 4;
@@ -123,7 +146,7 @@ export function unpackInPlace(
     // record's words may cover it.
     const w3 = w[p + 3]!;
     const n = packedWords(w3);
-    if (p + n > end) break;
+    if (p + n > end) return false;
     const w0 = w[p]!, w1 = w[p + 1]!, w2 = w[p + 2]!;
     const w4 = w[p + 4]!, w5 = w[p + 5]!, w6 = w[p + 6]!;
     let metaSize = 0, metaLoc = 0, metaCrc = 0;
@@ -148,11 +171,8 @@ export function unpackInPlace(
     w[d + W_META_SIZE] = metaSize;
     w[d + W_META_LOC] = metaLoc;
     w[d + W_META_CRC] = metaCrc;
-    if (i === count - 1 && p === end) return;
   }
-  throw new CorruptError(
-    "Cannot read entries: packed records do not match the length",
-  );
+  return p === end;
 }
 
 /**

@@ -9,6 +9,9 @@ import { ENTRY_SIZE } from "./format.ts";
 import type { Regions } from "./_index_layout.ts";
 import { C, type IndexWasm } from "./_index_wasm.ts";
 
+/** Entries a loading step's kernel call takes (see `load`). */
+const LOAD_CHUNK = 1 << 16;
+
 /** One index's address map over its entry records. */
 export class AddressMap {
   #w: IndexWasm;
@@ -127,23 +130,32 @@ export class AddressMap {
 
   /**
    * Inserts entries `0 … count−1` into an empty map (the whole table, at
-   * open) and keeps only the `keepFlags` bits of their flags, in one
-   * kernel call (`asm/load.ts`): in the order of their home cells, so the
-   * map's writes are nearly sequential instead of a cache miss each (a
-   * 1M-entry table's map is 16 MiB). The order of insertion changes no
+   * open) and keeps only the `keepFlags` bits of their flags, by the
+   * kernel's steps (`asm/load.ts`, each a chunk of entries a call: V8
+   * swaps in a function's optimized code only between calls, so one call
+   * over the whole table ran in its baseline tier): in the order of their
+   * home cells, so the map's writes are nearly sequential instead of a
+   * cache miss each (a 1M-entry table's map is 16 MiB). The order of insertion changes no
    * lookup. Uses the eviction scratch, unused while a table is loaded.
    */
   load(count: number, keepFlags: number): void {
     this.#dirty = true;
-    this.#w.k.table_load(
-      this.#entries,
-      count,
-      keepFlags,
-      this.#map,
-      Math.log2(this.#mapSize),
-      this.#homes,
-      this.#pairs,
-    );
+    const k = this.#w.k;
+    const bits = Math.log2(this.#mapSize);
+    k.load_begin(bits);
+    for (let at = 0; at < count; at += LOAD_CHUNK) {
+      const n = Math.min(LOAD_CHUNK, count - at);
+      k.load_homes(this.#entries, at, n, keepFlags, bits, this.#homes);
+    }
+    k.load_starts(bits);
+    for (let at = 0; at < count; at += LOAD_CHUNK) {
+      const n = Math.min(LOAD_CHUNK, count - at);
+      k.load_scatter(at, n, bits, this.#homes, this.#pairs);
+    }
+    for (let at = 0; at < count; at += LOAD_CHUNK) {
+      const n = Math.min(LOAD_CHUNK, count - at);
+      k.load_insert(this.#pairs, at, n, this.#map, bits);
+    }
   }
 
   /** Empties the whole map (nothing to do while it is still empty). */

@@ -9,6 +9,13 @@ import type { ElementKind } from "./kinds.ts";
 import type { Regions } from "./_index_layout.ts";
 import type { IndexWasm } from "./_index_wasm.ts";
 
+/**
+ * Entries a `use_mark` call takes: V8 swaps in a WASM function's optimized
+ * code only between calls, so one call over a large table ran in its
+ * baseline tier throughout.
+ */
+const MARK_CHUNK = 1 << 16;
+
 /** What {@linkcode IndexMemory.auditSlots} found for one element kind. */
 export interface SlotAudit {
   /**
@@ -230,28 +237,66 @@ export class SlotUseMaps {
   /**
    * Sets the use map of `kind` to the slots that entries `0 … count−1`
    * claim (each element in slots of its kind: its slot, or a data run),
-   * by one kernel pass over the entries and one over the map, its summary
-   * made exact. Returns how many claims could not be marked: a slot out
-   * of range, or one a lower entry already claims (then the map holds the
-   * others, and a caller that needs to know which entry to drop marks
-   * slot by slot instead).
+   * by one kernel pass over the entries (a chunk a call) and one over the
+   * map, its summary made exact. Returns how many claims could not be
+   * marked: a slot out of range, or one a lower entry already claims
+   * (then the map holds the others, and a caller that needs to know which
+   * entry to drop marks slot by slot instead).
    */
   loadClaims(kind: ElementKind, count: number): number {
-    const bad = this.#w.k.use_load(
-      this.#r.entries,
-      count,
-      kind,
-      this.#r.use[kind],
-      this.#r.sum[kind],
-      this.#r.sumBytes[kind],
-      this.#r.slotCounts[kind],
-      this.#dirty[kind],
-      this.#r.outPtr,
-    );
+    const k = this.#w.k;
+    const map = this.#r.use[kind];
+    this.#w.u8.fill(0, map, map + this.#dirty[kind]);
+    const out = this.#r.outPtr;
+    this.#w.u32[out >>> 2] = 0;
+    let bad = 0;
+    for (let at = 0; at < count; at += MARK_CHUNK) {
+      const n = Math.min(MARK_CHUNK, count - at);
+      const nbits = this.#r.slotCounts[kind];
+      bad += k.use_mark(this.#r.entries, at, n, kind, map, nbits, out);
+    }
+    const top = this.#w.u32[out >>> 2]!;
+    k.use_summary(map, this.#r.sum[kind], this.#r.sumBytes[kind], top);
     this.#dirty[kind] = 0;
-    this.#marked(kind, this.#w.u32[this.#r.outPtr >>> 2]!);
+    this.#marked(kind, top);
     this.#hint[kind] = 0;
     return bad;
+  }
+
+  /**
+   * {@linkcode loadClaims} of both kinds in one pass over the entries (a
+   * chunk a kernel call); returns each kind's claims that could not be
+   * marked.
+   */
+  loadAllClaims(count: number): [number, number] {
+    const k = this.#w.k;
+    const r = this.#r;
+    for (const kind of [0, 1] as const) {
+      this.#w.u8.fill(0, r.use[kind], r.use[kind] + this.#dirty[kind]);
+    }
+    const o = r.outPtr >>> 2;
+    this.#w.u32.fill(0, o, o + 4);
+    for (let at = 0; at < count; at += MARK_CHUNK) {
+      const n = Math.min(MARK_CHUNK, count - at);
+      k.use_mark_both(
+        r.entries,
+        at,
+        n,
+        r.use[0],
+        r.slotCounts[0],
+        r.use[1],
+        r.slotCounts[1],
+        r.outPtr,
+      );
+    }
+    for (const kind of [0, 1] as const) {
+      const top = this.#w.u32[o + kind]!;
+      k.use_summary(r.use[kind], r.sum[kind], r.sumBytes[kind], top);
+      this.#dirty[kind] = 0;
+      this.#marked(kind, top);
+      this.#hint[kind] = 0;
+    }
+    return [this.#w.u32[o + 2]!, this.#w.u32[o + 3]!];
   }
 
   /** Clears both use maps. */

@@ -90,26 +90,57 @@ export interface Kernels {
     out: number,
   ): number;
   evict_met(): number;
-  table_load(
+  load_begin(mapBits: number): void;
+  load_homes(
     entries: number,
-    count: number,
+    first: number,
+    n: number,
     keep: number,
-    map: number,
+    mapBits: number,
+    homes: number,
+  ): void;
+  load_starts(mapBits: number): void;
+  load_scatter(
+    first: number,
+    n: number,
     mapBits: number,
     homes: number,
     pairs: number,
   ): void;
+  load_insert(
+    pairs: number,
+    first: number,
+    n: number,
+    map: number,
+    mapBits: number,
+  ): void;
   table_totals(entries: number, count: number, out: number): void;
-  use_load(
+  use_mark(
     entries: number,
-    count: number,
+    first: number,
+    n: number,
     kind: number,
     map: number,
-    sum: number,
-    sumBytes: number,
     nbits: number,
-    dirtyBytes: number,
     out: number,
+  ): number;
+  use_mark_both(
+    entries: number,
+    first: number,
+    n: number,
+    dataMap: number,
+    dataBits: number,
+    metaMap: number,
+    metaBits: number,
+    out: number,
+  ): void;
+  use_summary(map: number, sum: number, sumBytes: number, top: number): void;
+  records_expand(
+    entries: number,
+    first: number,
+    n: number,
+    p: number,
+    end: number,
   ): number;
   table_sound(
     entries: number,

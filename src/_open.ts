@@ -299,11 +299,9 @@ function checkRecords(s: Loading): number {
   // Shared elements (FORMAT.md §4.3) are claimed by several records alike:
   // each claim past the first of a slot is one the kernel cannot mark.
   const shares = scanShares(s.mem);
-  if (
-    recordsSound(s) && shares.alike &&
-    KINDS.every((k) => s.mem.loadUseMap(k) === shares.clashes[k])
-  ) {
-    return 0;
+  if (recordsSound(s) && shares.alike) {
+    const bad = s.mem.loadUseMaps();
+    if (KINDS.every((k) => bad[k] === shares.clashes[k])) return 0;
   }
   const { mem, files } = s;
   mem.clearUseMaps();

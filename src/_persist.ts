@@ -133,7 +133,14 @@ function readSnapshot(
           throw new CorruptError("Cannot read entries: truncated records");
         }
         checkEntriesRecords(packed, recordsCrc);
-        if (version !== 5) unpackInPlace(dest, header.count, recordsLength);
+        if (version !== 5) {
+          unpackInPlace(
+            dest,
+            header.count,
+            recordsLength,
+            (n, len) => mem.expandRecords(n, len),
+          );
+        }
       });
       // The attribute section after the records (FORMAT.md §4.2).
       const attrs = new Uint8Array(attrLength);

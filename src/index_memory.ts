@@ -65,6 +65,8 @@ const SAMPLE_STRATA = 1024;
 const SAMPLE_WINDOW = 64;
 /** What `evict_collect` returns when the keys below its threshold overflow. */
 const OVERFLOW = 0xffffffff;
+/** What `records_expand` returns when a packed record runs past the end. */
+const PACKED_OVERRUN = 0xffffffff;
 /**
  * Records a call of a whole-table kernel (`table_sound`, `table_totals`)
  * takes at open. V8 runs a WASM function's first calls in its baseline
@@ -589,6 +591,14 @@ export class IndexMemory {
     return this.#useMaps.loadClaims(kind, this.count);
   }
 
+  /**
+   * {@linkcode loadUseMap} of both kinds in one kernel pass over the
+   * entries; returns each kind's claims that could not be marked.
+   */
+  loadUseMaps(): PerKind<number> {
+    return this.#useMaps.loadAllClaims(this.count);
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#useMaps.clear();
@@ -769,6 +779,31 @@ export class IndexMemory {
     fill(this.#w.u8.subarray(this.#base(0), this.#base(count)));
     this.count = count;
     this.#addr.load(count, PERSISTED_FLAGS);
+  }
+
+  /**
+   * Expands `count` packed records (FORMAT.md §4, entries version 6) lying
+   * in the last `length` bytes of the table's first `count` records into
+   * those records, in place, a chunk of records a kernel call
+   * (asm/load.ts `records_expand`; `_entry_pack.ts` `expandRecordsJs` is
+   * the reference). For `loadRecordsWith`'s `fill`, whose view this
+   * region is. False when the packed records do not fill exactly `length`
+   * bytes (the table is then garbage: the caller leaves it empty).
+   */
+  expandRecords(count: number, length: number): boolean {
+    const end = this.#base(count);
+    let p = end - length;
+    for (let at = 0; at < count; at += KERNEL_CHUNK) {
+      p = this.#w.k.records_expand(
+        this.#r.entries,
+        at,
+        Math.min(KERNEL_CHUNK, count - at),
+        p,
+        end,
+      );
+      if (p === PACKED_OVERRUN) return false;
+    }
+    return p === end;
   }
 
   /**

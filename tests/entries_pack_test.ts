@@ -13,12 +13,14 @@ import {
   VERSION,
 } from "../src/format.ts";
 import {
+  expandRecordsJs,
   packedLength,
   packRecords,
   unpackInPlace,
   unpackRecords,
 } from "../src/_entry_pack.ts";
 import { CorruptError } from "../src/errors.ts";
+import { IndexMemory } from "../src/index_memory.ts";
 import { assertSurvivors, buildStore } from "./_damage.ts";
 import { bytesFor, read, tempDir } from "./_helpers.ts";
 
@@ -76,6 +78,67 @@ Deno.test("packed records are 28, 36 or 40 bytes and expand to the table exactly
     unpackInPlace(region, n, length);
     assert.deepEqual(region, table);
   }
+});
+
+/** The packed form of `table`'s `n` records, in one buffer. */
+function packAll(table: Uint8Array, n: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  const { length } = packRecords(table, n, (c) => chunks.push(c.slice()));
+  const packed = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) (packed.set(c, at), at += c.length);
+  return packed;
+}
+
+Deno.test("the kernel expands packed records in place as the reference does", () => {
+  const mem = new IndexMemory({ entryBits: 17, identBits: 18 });
+  const expand = (packed: Uint8Array, n: number) => {
+    const js = new Uint8Array(n * RECORD);
+    js.set(packed, js.length - packed.length);
+    const jsOk = expandRecordsJs(js, n, packed.length);
+    let kernel = new Uint8Array(0);
+    let kernelOk = false;
+    mem.loadRecordsWith(n, (dest) => {
+      dest.set(packed, dest.length - packed.length);
+      kernelOk = mem.expandRecords(n, packed.length);
+      kernel = dest.slice();
+    });
+    assert.equal(kernelOk, jsOk, `${n} records`);
+    assert.deepEqual(kernel, js, `${n} records`);
+    return kernelOk;
+  };
+  // Across the kernel's chunks (65,536 records a call).
+  for (const n of [1, 2, 7, 16385, 65536, 65537, 131071]) {
+    const table = randomRecords(n, n + 3);
+    const packed = packAll(table, n);
+    if (packed.length === n * RECORD) continue; // the table itself
+    assert.ok(expand(packed, n));
+    const dest = new Uint8Array(n * RECORD);
+    mem.loadRecordsWith(n, (d) => {
+      d.set(packed, d.length - packed.length);
+      mem.expandRecords(n, packed.length);
+      dest.set(d);
+    });
+    assert.deepEqual(dest, table, `${n} records`);
+  }
+  // Damage: records too few or too many for the length, flags flipped.
+  const table = randomRecords(70000, 11);
+  const packed = packAll(table, 70000);
+  // (Both must agree, whatever the damage happens to frame to.)
+  let refused = 0;
+  if (!expand(packed.subarray(4), 70000)) refused++;
+  if (!expand(packed.subarray(0, packed.length - 28), 70000)) refused++;
+  let x = 5;
+  for (let round = 0; round < 20; round++) {
+    const bad = packed.slice();
+    for (let k = 0; k < 1 + (round % 4); k++) {
+      x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+      const at = (x % (bad.length >>> 2)) * 4 + 2;
+      bad[at] = [0x01, 0x03, 0x13, 0x11][x % 4]!;
+    }
+    if (!expand(bad, 70000)) refused++;
+  }
+  assert.ok(refused > 0);
 });
 
 Deno.test("packed records that do not fill their length exactly are refused", () => {

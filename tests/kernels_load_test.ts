@@ -349,3 +349,23 @@ Deno.test("a blocks file matches the use maps as comparing them whole does", asy
     });
   }
 });
+
+Deno.test("both use maps loaded in one pass are each kind's loaded alone", () => {
+  const rand = rng(77);
+  for (const n of [0, 1, 500, 70_000]) {
+    const a = table(n, 17, 18, () => rand(2 ** 32), rand);
+    // Clashes: some entries claim a slot another one does.
+    for (let k = 0; k < n; k += 97) {
+      const rec = a.element(k, DATA);
+      if (rec !== undefined && !rec.inFile && k + 1 < n) {
+        a.setElement(k + 1, DATA, { ...rec });
+      }
+    }
+    const alone = [a.loadUseMap(DATA), a.loadUseMap(META)];
+    const maps = [a.useMap(DATA).slice(), a.useMap(META).slice()];
+    const both = a.loadUseMaps();
+    assert.deepEqual(both, alone, `${n} entries`);
+    assert.deepEqual(a.useMap(DATA), maps[0]);
+    assert.deepEqual(a.useMap(META), maps[1]);
+  }
+});
