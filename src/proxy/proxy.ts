@@ -47,6 +47,7 @@ import {
   unsatisfiableHeaders,
 } from "./_range.ts";
 import { pacedTee } from "./_tee.ts";
+import { pathAndQuery } from "./_target_path.ts";
 import {
   backingProxyStore,
   type Found,
@@ -166,6 +167,12 @@ function clientAddress(info?: ServeInfo): string {
  */
 interface HitFields {
   pairs: [string, string][];
+  /**
+   * The same fields as a record, when they fit one (no `Set-Cookie`, which
+   * may repeat): a Response takes a record's fields for less than a list
+   * of pairs (no inner sequence to convert each time).
+   */
+  record: Record<string, string> | undefined;
   via: string | null;
 }
 
@@ -176,6 +183,7 @@ function hitFieldsOf(p: PreparedHead): HitFields {
   if (f !== undefined) return f;
   const out: [string, string][] = [];
   let via: string | null = null;
+  let record: Record<string, string> | undefined = {};
   // Headers iterate lower-cased, one pair per name (set-cookie apart),
   // the values combined as `get` gives them.
   for (const [name, value] of p.head.headers) {
@@ -184,9 +192,14 @@ function hitFieldsOf(p: PreparedHead): HitFields {
       name !== "age" && name !== "x-larder-cache" &&
       name !== "content-length" &&
       !(name === "accept-ranges" && p.head.status === 200)
-    ) out.push([name, value]);
+    ) {
+      out.push([name, value]);
+      // `__proto__` is a token too, and would not be an own field.
+      if (name === "set-cookie" || name === "__proto__") record = undefined;
+      else if (record !== undefined) record[name] = value;
+    }
   }
-  hitFields.set(p, f = { pairs: out, via });
+  hitFields.set(p, f = { pairs: out, record, via });
   return f;
 }
 
@@ -386,8 +399,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
    * which parse to themselves, so one parse a request is enough.
    */
   function targetHref(req: Request | URL): string {
-    const u = req instanceof URL ? req : new URL(req.url);
-    return originBase + originPrefix + u.pathname + u.search + origin.hash;
+    const rest = req instanceof URL
+      ? req.pathname + req.search
+      : pathAndQuery(req.url);
+    return originBase + originPrefix + rest + origin.hash;
   }
 
   /** Sends a request to the origin; rejects with an OriginFailure. */
@@ -495,20 +510,25 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     ) {
       // The stored fields as prepared once, with this response's own.
       const f = hitFieldsOf(p);
-      const pairs = f.pairs.slice();
-      pairs.push(
-        ["age", String(Math.max(0, Math.floor(freshnessAt(p, now).age)))],
-        ["via", f.via === null ? via : `${f.via}, ${via}`],
-        ["x-larder-cache", status],
-      );
-      if (head.status === 200) pairs.push(["accept-ranges", "bytes"]);
+      const age = String(Math.max(0, Math.floor(freshnessAt(p, now).age)));
+      const sentVia = f.via === null ? via : `${f.via}, ${via}`;
+      let headers: HeadersInit;
+      if (f.record !== undefined) {
+        const r: Record<string, string> = { ...f.record };
+        r["age"] = age;
+        r["via"] = sentVia;
+        r["x-larder-cache"] = status;
+        if (head.status === 200) r["accept-ranges"] = "bytes";
+        headers = r;
+      } else {
+        const pairs = f.pairs.slice();
+        pairs.push(["age", age], ["via", sentVia], ["x-larder-cache", status]);
+        if (head.status === 200) pairs.push(["accept-ranges", "bytes"]);
+        headers = pairs;
+      }
       return new StoreResponse(
         body as BodyInit,
-        {
-          status: head.status,
-          statusText: found.record.statusText,
-          headers: pairs,
-        },
+        { status: head.status, statusText: found.record.statusText, headers },
         status,
         length,
       );
@@ -1144,7 +1164,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
 
   return {
     async handler(req, info) {
-      const start = Date.now();
+      // The wall clock only for the log line.
+      const start = options.log === undefined ? 0 : Date.now();
       const t0 = performance.now();
       let res: Response;
       let own: Response | undefined;
