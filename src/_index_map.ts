@@ -7,10 +7,7 @@
  */
 import { ENTRY_SIZE } from "./format.ts";
 import type { Regions } from "./_index_layout.ts";
-import { C, type IndexWasm } from "./_index_wasm.ts";
-
-/** Entries a loading step's kernel call takes (see `load`). */
-const LOAD_CHUNK = 1 << 16;
+import { C, type IndexWasm, inKernelChunks } from "./_index_wasm.ts";
 
 /** One index's address map over its entry records. */
 export class AddressMap {
@@ -143,19 +140,16 @@ export class AddressMap {
     const k = this.#w.k;
     const bits = Math.log2(this.#mapSize);
     k.load_begin(bits);
-    for (let at = 0; at < count; at += LOAD_CHUNK) {
-      const n = Math.min(LOAD_CHUNK, count - at);
+    inKernelChunks(count, (at, n) => {
       k.load_homes(this.#entries, at, n, keepFlags, bits, this.#homes);
-    }
+    });
     k.load_starts(bits);
-    for (let at = 0; at < count; at += LOAD_CHUNK) {
-      const n = Math.min(LOAD_CHUNK, count - at);
+    inKernelChunks(count, (at, n) => {
       k.load_scatter(at, n, bits, this.#homes, this.#pairs);
-    }
-    for (let at = 0; at < count; at += LOAD_CHUNK) {
-      const n = Math.min(LOAD_CHUNK, count - at);
+    });
+    inKernelChunks(count, (at, n) => {
       k.load_insert(this.#pairs, at, n, this.#map, bits);
-    }
+    });
   }
 
   /** Empties the whole map (nothing to do while it is still empty). */

@@ -7,14 +7,7 @@
  */
 import type { ElementKind } from "./kinds.ts";
 import type { Regions } from "./_index_layout.ts";
-import type { IndexWasm } from "./_index_wasm.ts";
-
-/**
- * Entries a `use_mark` call takes: V8 swaps in a WASM function's optimized
- * code only between calls, so one call over a large table ran in its
- * baseline tier throughout.
- */
-const MARK_CHUNK = 1 << 16;
+import { type IndexWasm, inKernelChunks } from "./_index_wasm.ts";
 
 /** What {@linkcode IndexMemory.auditSlots} found for one element kind. */
 export interface SlotAudit {
@@ -250,11 +243,10 @@ export class SlotUseMaps {
     const out = this.#r.outPtr;
     this.#w.u32[out >>> 2] = 0;
     let bad = 0;
-    for (let at = 0; at < count; at += MARK_CHUNK) {
-      const n = Math.min(MARK_CHUNK, count - at);
-      const nbits = this.#r.slotCounts[kind];
+    const nbits = this.#r.slotCounts[kind];
+    inKernelChunks(count, (at, n) => {
       bad += k.use_mark(this.#r.entries, at, n, kind, map, nbits, out);
-    }
+    });
     const top = this.#w.u32[out >>> 2]!;
     k.use_summary(map, this.#r.sum[kind], this.#r.sumBytes[kind], top);
     this.#dirty[kind] = 0;
@@ -276,8 +268,7 @@ export class SlotUseMaps {
     }
     const o = r.outPtr >>> 2;
     this.#w.u32.fill(0, o, o + 4);
-    for (let at = 0; at < count; at += MARK_CHUNK) {
-      const n = Math.min(MARK_CHUNK, count - at);
+    inKernelChunks(count, (at, n) => {
       k.use_mark_both(
         r.entries,
         at,
@@ -288,7 +279,7 @@ export class SlotUseMaps {
         r.slotCounts[1],
         r.outPtr,
       );
-    }
+    });
     for (const kind of [0, 1] as const) {
       const top = this.#w.u32[o + kind]!;
       k.use_summary(r.use[kind], r.sum[kind], r.sumBytes[kind], top);

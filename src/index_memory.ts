@@ -44,6 +44,7 @@ import {
   F_META_WITH_DATA,
   F_PINNED,
   IndexWasm,
+  inKernelChunks,
   PERSISTED_FLAGS,
   SIZE_OFF,
 } from "./_index_wasm.ts";
@@ -67,14 +68,6 @@ const SAMPLE_WINDOW = 64;
 const OVERFLOW = 0xffffffff;
 /** What `records_expand` returns when a packed record runs past the end. */
 const PACKED_OVERRUN = 0xffffffff;
-/**
- * Records a call of a whole-table kernel (`table_sound`, `table_totals`)
- * takes at open. V8 runs a WASM function's first calls in its baseline
- * tier and swaps in optimized code only between calls, so one call over
- * 16M records ran unoptimized throughout (1.8x the time of a later open's
- * call in the same process); in chunks, the later ones run optimized.
- */
-const KERNEL_CHUNK = 1 << 16;
 
 /**
  * An index living in its own WASM instance.
@@ -793,17 +786,10 @@ export class IndexMemory {
   expandRecords(count: number, length: number): boolean {
     const end = this.#base(count);
     let p = end - length;
-    for (let at = 0; at < count; at += KERNEL_CHUNK) {
-      p = this.#w.k.records_expand(
-        this.#r.entries,
-        at,
-        Math.min(KERNEL_CHUNK, count - at),
-        p,
-        end,
-      );
-      if (p === PACKED_OVERRUN) return false;
-    }
-    return p === end;
+    return inKernelChunks(count, (at, n) => {
+      p = this.#w.k.records_expand(this.#r.entries, at, n, p, end);
+      return p !== PACKED_OVERRUN;
+    }) && p === end;
   }
 
   /**
@@ -819,20 +805,20 @@ export class IndexMemory {
     const out = this.#r.outPtr;
     const o = out >>> 2;
     let maxFileId = -1;
-    for (let at = 0; at < this.count; at += KERNEL_CHUNK) {
-      const sound = this.#w.k.table_sound(
+    const sound = inKernelChunks(this.count, (at, n) => {
+      const ok = this.#w.k.table_sound(
         this.#r.entries + at * ENTRY_SIZE,
-        Math.min(KERNEL_CHUNK, this.count - at),
+        n,
         slotCounts[DATA],
         slotCounts[META],
         out,
       ) === 1;
-      if (!sound) return { sound, maxFileId: -1 };
-      if (this.#w.u32[o] !== 0) {
+      if (ok && this.#w.u32[o] !== 0) {
         maxFileId = Math.max(maxFileId, this.#w.u32[o + 1]!);
       }
-    }
-    return { sound: true, maxFileId };
+      return ok;
+    });
+    return sound ? { sound, maxFileId } : { sound, maxFileId: -1 };
   }
 
   /**
@@ -845,17 +831,13 @@ export class IndexMemory {
     let latestUse = 0;
     let elementBytes = 0;
     let elementDisk = 0;
-    for (let at = 0; at < this.count; at += KERNEL_CHUNK) {
-      this.#w.k.table_totals(
-        this.#r.entries + at * ENTRY_SIZE,
-        Math.min(KERNEL_CHUNK, this.count - at),
-        out,
-      );
+    inKernelChunks(this.count, (at, n) => {
+      this.#w.k.table_totals(this.#r.entries + at * ENTRY_SIZE, n, out);
       const sums = new Float64Array(this.#w.u8.buffer, out + 8, 2);
       latestUse = Math.max(latestUse, this.#w.u32[out >>> 2]!);
       elementBytes += sums[0]!;
       elementDisk += sums[1]!;
-    }
+    });
     return { latestUse, elementBytes, elementDisk };
   }
 }
