@@ -29,6 +29,10 @@ const SMALL = {
   hysteresis: Math.floor(2 ** 30 * 0.9),
 } as const;
 const CAPACITY = 2 ** SMALL.entryBits;
+/** Victims of the eviction a full table triggers (90% of it, less one). */
+const EVICTED = Math.ceil(CAPACITY * 0.9) - 1;
+/** For the child processes, which import the wait helper by URL. */
+const HELPERS_URL = new URL("./_helpers.ts", import.meta.url).href;
 
 /** The current journal's valid entries (the one `entries` names). */
 function journalEntries(dir: string) {
@@ -48,7 +52,7 @@ Deno.test("eviction of more entries than a small journal holds splits into piece
     // The table is full: this store starts evicting 90% of it, in steps
     // that go on after it returns.
     await st.store("after", bytesFor("after", 100));
-    await evictionsReach(st, Math.ceil(CAPACITY * 0.9) - 1);
+    await evictionsReach(st, EVICTED);
     const s = st.stats();
     assert.ok(s.evictions >= CAPACITY * 0.9 - 1, `evictions ${s.evictions}`);
     // The store is not wedged: every later store works.
@@ -81,17 +85,13 @@ Deno.test("a split eviction replays to the table the store had when the process 
   const r = await runChild(
     `
     import { BackingStore } from ${JSON.stringify(MOD_URL)};
+    import { evictionsReach } from ${JSON.stringify(HELPERS_URL)};
     const st = await BackingStore.open(Deno.args[0], ${JSON.stringify(SMALL)});
     const one = new Uint8Array([7]);
     for (let i = 0; i < ${CAPACITY}; i++) await st.store("k" + i, one);
     await st.store("after", new Uint8Array([9]));
     // The eviction goes on in steps after the put: wait for all of them.
-    for (let n = 0; st.stats().evictions < ${
-      Math.ceil(CAPACITY * 0.9) - 1
-    }; n++) {
-      if (n >= 10000) throw new Error("eviction stuck");
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await evictionsReach(st, ${EVICTED});
     const left = [];
     for (let i = 0; i < ${CAPACITY}; i++) {
       const hit = await st.fetch("k" + i);
