@@ -100,11 +100,12 @@ function parentOf(path: string): string {
  * Makes `path` a directory, creating only what is missing from the deepest
  * existing directory up: nothing above the first one found is looked at,
  * so permissions on the store directory (or the deepest directory to
- * create) suffice.
+ * create) suffice. Returns true when it made `path` (and synced its
+ * parent, so the name is durable).
  */
-function mkdirs(io: FileIO, path: string): void {
+function mkdirs(io: FileIO, path: string): boolean {
   const k = io.kind(path);
-  if (k === "dir" || k === "symlink") return; // a symlink is checked by holdDir
+  if (k === "dir" || k === "symlink") return false; // a symlink is checked by holdDir
   if (k !== "missing") {
     throw new NotAStoreError(`Cannot open store: ${path} is not a directory`);
   }
@@ -119,6 +120,7 @@ function mkdirs(io: FileIO, path: string): void {
   }
   // A new directory's name is durable only once its parent is synced.
   syncParent(io, parent);
+  return true;
 }
 
 /**
@@ -270,14 +272,23 @@ function foreignNames(io: FileIO, dir: string): string {
   }`;
 }
 
-/** Performs the writes of `plan`, once the store is known to open. */
-function commitControl(io: FileIO, dir: string, plan: ControlPlan): void {
+/**
+ * Performs the writes of `plan`, once the store is known to open.
+ * `madeDir`: this open made `dir` and has synced its parent since.
+ */
+function commitControl(
+  io: FileIO,
+  dir: string,
+  plan: ControlPlan,
+  madeDir: boolean,
+): void {
   if (plan.creating) {
     replaceFile(io, dir, "CACHEDIR.TAG", [CACHEDIR_TAG]);
     // The directory may have been made by an earlier open that crashed
     // before syncing its parent: make its name durable before the store
-    // inside it counts as created.
-    syncParent(io, parentOf(dir));
+    // inside it counts as created. (When this open made it, mkdirs
+    // synced the parent already.)
+    if (!madeDir) syncParent(io, parentOf(dir));
   }
   // The control file goes last: its presence means creation completed.
   writeControlCopies(io, dir, plan.bytes, plan.write);
@@ -590,7 +601,7 @@ export function openState(
   ioOverride?: FileIO,
 ): { state: StoreState; lock: StoreLock; io: FileIO } {
   const io = ioOverride ?? new NodeFileIO();
-  mkdirs(io, dir);
+  const madeDir = mkdirs(io, dir);
   // Held, the directory can be looked at before `lock` is created in it:
   // a directory of someone else's files is refused with nothing written.
   const lock = acquireLock(io, dir, () => refuseForeign(io, dir));
@@ -604,7 +615,7 @@ export function openState(
     // dimensions) fails here, before anything is written.
     const mem = new IndexMemory(control);
     mem.setSipKey(control.sipKey);
-    commitControl(io, dir, plan);
+    commitControl(io, dir, plan, madeDir);
     files = new ElementFiles(
       io,
       dir,
