@@ -592,6 +592,17 @@ export class IndexMemory {
     return this.#useMaps.loadAllClaims(this.count);
   }
 
+  /**
+   * {@linkcode loadUseMaps} and {@linkcode recordsSound} in one kernel
+   * pass (open): each entry is checked before its claims are marked.
+   * When `sound` is false the use maps hold some claims: clear them.
+   */
+  loadUseMapsIfSound(
+    slotCounts: PerKind<number>,
+  ): { sound: boolean; maxFileId: number; bad: PerKind<number> } {
+    return this.#useMaps.loadSoundClaims(this.count, slotCounts);
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#useMaps.clear();
