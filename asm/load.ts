@@ -67,13 +67,25 @@ export function load_homes(
   const shift = bucketShift(mapBits);
   const last = first + n;
   for (let i: u32 = first; i < last; i++) {
-    const e = entries + <usize>i * ENTRY_SIZE;
-    store<u8>(e, load<u8>(e, E_FLAGS) & <u8>keep, E_FLAGS);
-    const home = load<u32>(e, E_HASH_LO) & mask;
-    store<u32>(homes + (<usize>i << 2), home);
-    const s = STARTS + ((<usize>(home >> shift) + 1) << 2);
-    store<u32>(s, load<u32>(s) + 1);
+    noteHome(entries + <usize>i * ENTRY_SIZE, i, keep, mask, shift, homes);
   }
+}
+
+/** Step 2 of loading for the one record `i`, at `e`. */
+// @ts-ignore: decorator
+@inline function noteHome(
+  e: usize,
+  i: u32,
+  keep: u32,
+  mask: u32,
+  shift: u32,
+  homes: usize,
+): void {
+  store<u8>(e, load<u8>(e, E_FLAGS) & <u8>keep, E_FLAGS);
+  const home = load<u32>(e, E_HASH_LO) & mask;
+  store<u32>(homes + (<usize>i << 2), home);
+  const s = STARTS + ((<usize>(home >> shift) + 1) << 2);
+  store<u32>(s, load<u32>(s) + 1);
 }
 
 /** Step 3 of loading: each bucket's counts become its start. */
@@ -205,40 +217,81 @@ export function records_expand(
 ): u32 {
   let d = entries + <usize>first * ENTRY_SIZE;
   for (let i: u32 = 0; i < n; i++, d += ENTRY_SIZE) {
-    if (p + P_CORE > end) return 0xffffffff;
-    const w3 = load<u32>(p, 12);
-    let metaSize: u32 = 0, metaLoc: u32 = 0, metaCrc: u32 = 0;
-    const w5 = load<u32>(p, 20);
-    let size: usize = P_CORE;
-    if (w3 & P_HAS_META) {
-      if (w3 & P_META_WITH_DATA) {
-        size += 8;
-        if (p + size > end) return 0xffffffff;
-        metaSize = load<u32>(p, 28);
-        metaLoc = w5;
-        metaCrc = load<u32>(p, 32);
-      } else {
-        size += 12;
-        if (p + size > end) return 0xffffffff;
-        metaSize = load<u32>(p, 28);
-        metaLoc = load<u32>(p, 32);
-        metaCrc = load<u32>(p, 36);
-      }
-    }
-    const w0 = load<u64>(p);
-    const w2 = load<u32>(p, 8);
-    const w4 = load<u32>(p, 16);
-    const w6 = load<u32>(p, 24);
-    p += size;
-    store<u64>(d, w0);
-    store<u32>(d, w2, 8);
-    store<u32>(d, w3, 12);
-    store<u32>(d, w4, 16);
-    store<u32>(d, w5, 20);
-    store<u32>(d, w6, 24);
-    store<u32>(d, metaSize, 28);
-    store<u32>(d, metaLoc, 32);
-    store<u32>(d, metaCrc, 36);
+    p = expandOne(d, p, end);
+    if (p == OVERRUN) return OVERRUN;
   }
   return <u32>p;
+}
+
+/**
+ * {@linkcode records_expand} and step 2 of loading ({@linkcode load_homes},
+ * after {@linkcode load_begin}) in one pass: each record has its flags
+ * kept and its home noted as it is written, rather than in a second pass
+ * over the table. Returns as records_expand does.
+ */
+export function records_expand_homes(
+  entries: usize,
+  first: u32,
+  n: u32,
+  p: usize,
+  end: usize,
+  keep: u32,
+  mapBits: u32,
+  homes: usize,
+): u32 {
+  const mask = homeMask(mapBits);
+  const shift = bucketShift(mapBits);
+  let d = entries + <usize>first * ENTRY_SIZE;
+  const last = first + n;
+  for (let i: u32 = first; i < last; i++, d += ENTRY_SIZE) {
+    p = expandOne(d, p, end);
+    if (p == OVERRUN) return OVERRUN;
+    noteHome(d, i, keep, mask, shift, homes);
+  }
+  return <u32>p;
+}
+
+/** What the expanding kernels return when a packed record runs past `end`. */
+const OVERRUN: u32 = 0xffffffff;
+
+/**
+ * Expands the packed record at `p` (before `end`) into the record at `d`;
+ * returns where the next packed record starts, or {@linkcode OVERRUN}.
+ */
+// @ts-ignore: decorator
+@inline function expandOne(d: usize, p: usize, end: usize): usize {
+  if (p + P_CORE > end) return OVERRUN;
+  const w3 = load<u32>(p, 12);
+  let metaSize: u32 = 0, metaLoc: u32 = 0, metaCrc: u32 = 0;
+  const w5 = load<u32>(p, 20);
+  let size: usize = P_CORE;
+  if (w3 & P_HAS_META) {
+    if (w3 & P_META_WITH_DATA) {
+      size += 8;
+      if (p + size > end) return OVERRUN;
+      metaSize = load<u32>(p, 28);
+      metaLoc = w5;
+      metaCrc = load<u32>(p, 32);
+    } else {
+      size += 12;
+      if (p + size > end) return OVERRUN;
+      metaSize = load<u32>(p, 28);
+      metaLoc = load<u32>(p, 32);
+      metaCrc = load<u32>(p, 36);
+    }
+  }
+  const w0 = load<u64>(p);
+  const w2 = load<u32>(p, 8);
+  const w4 = load<u32>(p, 16);
+  const w6 = load<u32>(p, 24);
+  store<u64>(d, w0);
+  store<u32>(d, w2, 8);
+  store<u32>(d, w3, 12);
+  store<u32>(d, w4, 16);
+  store<u32>(d, w5, 20);
+  store<u32>(d, w6, 24);
+  store<u32>(d, metaSize, 28);
+  store<u32>(d, metaLoc, 32);
+  store<u32>(d, metaCrc, 36);
+  return p + size;
 }

@@ -154,6 +154,16 @@ export interface Kernels {
     p: number,
     end: number,
   ): number;
+  records_expand_homes(
+    entries: number,
+    first: number,
+    n: number,
+    p: number,
+    end: number,
+    keep: number,
+    mapBits: number,
+    homes: number,
+  ): number;
   table_sound(
     entries: number,
     count: number,
@@ -205,7 +215,7 @@ export const { consts: C } = instantiate();
 /**
  * Records a call of a whole-table kernel takes at open (`table_sound`,
  * `table_totals`, the map load's steps, `use_mark`, `use_mark_sound`,
- * `records_expand`).
+ * `records_expand`, `records_expand_homes`).
  * V8 runs a WASM function's first calls in its baseline tier and swaps in
  * optimized code only between calls, so one call over 16M records ran
  * unoptimized throughout (1.8x the time of a later open's call in the

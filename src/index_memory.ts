@@ -804,6 +804,23 @@ export class IndexMemory {
   }
 
   /**
+   * {@linkcode expandRecords} for {@linkcode loadRecordsWith}'s `fill` of
+   * `count` records, with the first step of the address map's load done
+   * as each record is written (asm/load.ts `records_expand_homes`): the
+   * records come out with only their persisted flags (which the load
+   * would keep anyway), and the load makes one pass fewer over the table.
+   */
+  expandRecordsLoading(count: number, length: number): boolean {
+    const end = this.#base(count);
+    return this.#addr.expandNoting(count, {
+      p: end - length,
+      end,
+      keepFlags: PERSISTED_FLAGS,
+      overrun: PACKED_OVERRUN,
+    }) === end;
+  }
+
+  /**
    * One kernel pass over the table (asm/load.ts `table_sound`): true when
    * every record passes the checks an open makes of each record on its own
    * (src/_open.ts `recordsSoundJs` is the reference), given the block
