@@ -139,6 +139,8 @@ export class AddressMap {
    * home cells, so the map's writes are nearly sequential instead of a
    * cache miss each (a 1M-entry table's map is 16 MiB). The order of insertion changes no
    * lookup. Uses the eviction scratch, unused while a table is loaded.
+   * The first step is skipped when {@linkcode expandNoting} did it for
+   * these entries.
    */
   load(count: number, keepFlags: number): void {
     this.#dirty = true;
