@@ -7,6 +7,7 @@ import {
   F_META_WITH_DATA,
 } from "./layout";
 import { runSlots } from "./run";
+import { HAS_FILE, recordSound, UNSOUND } from "./sound";
 
 // Each map has a summary beside it (runtime only): bit w is set when map
 // word w (64 slots) has a free slot. Claims read the summary to skip full
@@ -380,6 +381,54 @@ export function use_mark_both(
   store<u32>(out, metaTop, 4);
   store<u32>(out, load<u32>(out, 8) + dataBad, 8);
   store<u32>(out, load<u32>(out, 12) + metaBad, 12);
+}
+
+/**
+ * As {@linkcode use_mark_both}, for records that pass the checks an open
+ * makes of each record on its own (asm/sound.ts `recordSound`, against the
+ * block files' `dataSlots` and `metaSlots`), in one pass instead of
+ * `table_sound` and then this: each record is checked before its claims
+ * are marked. Returns 0 at the first unsound record (what was marked
+ * before it stays, with the tops at `out` raised), else 1 and raises the
+ * u32 at `out + 16` to 1 when some element is a large file and the one at
+ * `out + 20` to the greatest large-file id.
+ */
+export function use_mark_sound(
+  entries: usize, first: u32, n: u32, dataMap: usize, dataBits: u32,
+  metaMap: usize, metaBits: u32, dataSlots: u32, metaSlots: u32, out: usize,
+): u32 {
+  let dataTop = load<u32>(out);
+  let metaTop = load<u32>(out, 4);
+  let dataBad: u32 = 0;
+  let metaBad: u32 = 0;
+  let anyFile = load<u32>(out, 16);
+  let maxId = load<u32>(out, 20);
+  let sound: u32 = 1;
+  let e = entries + <usize>first * ENTRY_SIZE;
+  for (let i: u32 = 0; i < n; i++, e += ENTRY_SIZE) {
+    const r = recordSound(e, dataSlots, metaSlots);
+    if (r == UNSOUND) {
+      sound = 0;
+      break;
+    }
+    if (r & HAS_FILE) {
+      anyFile = 1;
+      if (<u32>r > maxId) maxId = <u32>r;
+    }
+    markTop = dataTop;
+    dataBad += markClaim(e, 0, dataMap, dataBits);
+    dataTop = markTop;
+    markTop = metaTop;
+    metaBad += markClaim(e, 1, metaMap, metaBits);
+    metaTop = markTop;
+  }
+  store<u32>(out, dataTop);
+  store<u32>(out, metaTop, 4);
+  store<u32>(out, load<u32>(out, 8) + dataBad, 8);
+  store<u32>(out, load<u32>(out, 12) + metaBad, 12);
+  store<u32>(out, anyFile, 16);
+  store<u32>(out, maxId, 20);
+  return sound;
 }
 
 /** The slot after the highest claim `markClaim` marked. */

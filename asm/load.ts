@@ -3,10 +3,11 @@
 // the totals the store starts from, each in one call rather than a
 // JavaScript loop that runs unoptimised for most of a mid-sized table.
 import {
-  E_DATA_LOC, E_DATA_SIZE, E_DATA_SLOTS, E_FLAGS, E_HASH_LO, E_LAST_USED,
-  E_META_LOC, E_META_SIZE, ENTRY_SIZE, F_HAS, F_IN_FILE, F_META_WITH_DATA,
+  E_DATA_SIZE, E_FLAGS, E_HASH_LO, E_LAST_USED, E_META_SIZE, ENTRY_SIZE,
+  F_HAS,
 } from "./layout";
-import { DATA_SLOT_BYTES, META_SLOT_BYTES, recordDisk, runSlots } from "./run";
+import { recordDisk } from "./run";
+import { HAS_FILE, recordSound, UNSOUND } from "./sound";
 
 /** At most 2^12 buckets of home cells, each at least 2^11 cells (8 KiB). */
 const MAX_BUCKET_BITS: u32 = 12;
@@ -66,13 +67,25 @@ export function load_homes(
   const shift = bucketShift(mapBits);
   const last = first + n;
   for (let i: u32 = first; i < last; i++) {
-    const e = entries + <usize>i * ENTRY_SIZE;
-    store<u8>(e, load<u8>(e, E_FLAGS) & <u8>keep, E_FLAGS);
-    const home = load<u32>(e, E_HASH_LO) & mask;
-    store<u32>(homes + (<usize>i << 2), home);
-    const s = STARTS + ((<usize>(home >> shift) + 1) << 2);
-    store<u32>(s, load<u32>(s) + 1);
+    noteHome(entries + <usize>i * ENTRY_SIZE, i, keep, mask, shift, homes);
   }
+}
+
+/** Step 2 of loading for the one record `i`, at `e`. */
+// @ts-ignore: decorator
+@inline function noteHome(
+  e: usize,
+  i: u32,
+  keep: u32,
+  mask: u32,
+  shift: u32,
+  homes: usize,
+): void {
+  store<u8>(e, load<u8>(e, E_FLAGS) & <u8>keep, E_FLAGS);
+  const home = load<u32>(e, E_HASH_LO) & mask;
+  store<u32>(homes + (<usize>i << 2), home);
+  const s = STARTS + ((<usize>(home >> shift) + 1) << 2);
+  store<u32>(s, load<u32>(s) + 1);
 }
 
 /** Step 3 of loading: each bucket's counts become its start. */
@@ -152,21 +165,12 @@ export function table_totals(entries: usize, count: u32, out: usize): void {
   store<f64>(out, <f64>disk, 16);
 }
 
-/** Bytes of an element's header in its slot (FORMAT.md §6). */
-const ELEMENT_HEADER: u64 = 32;
-/** Slots in one block file of each kind (FORMAT.md §5.2). */
-const DATA_SLOTS_PER_FILE: u64 = 524288;
-const META_SLOTS_PER_FILE: u64 = 4096;
-
 /**
  * True (1) when every record of 0 … count−1 passes the checks an open
- * makes of each record on its own (src/_open.ts `recordsSound`, the
- * reference): it holds an element; each element in slots lies within its
- * kind's `dataSlots` or `metaSlots` and within one block file, its header
- * and bytes fitting its run (data) or slot (metadata); metadata marked as
- * stored after its data has data in slots at the same slot, both fitting
- * that run. Then writes at `out` 1 when some element is a large file and
- * at `out + 4` the greatest large-file id; 0 at the first unsound record.
+ * makes of each record on its own (asm/sound.ts `recordSound`; src/_open.ts
+ * `recordsSoundJs` is the reference). Then writes at `out` 1 when some
+ * element is a large file and at `out + 4` the greatest large-file id; 0
+ * at the first unsound record.
  */
 export function table_sound(
   entries: usize,
@@ -178,46 +182,11 @@ export function table_sound(
   let anyFile: u32 = 0;
   let maxId: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
-    const e = entries + <usize>i * ENTRY_SIZE;
-    const flags = <u32>load<u8>(e, E_FLAGS);
-    if ((flags & (F_HAS | (F_HAS << 1))) == 0) return 0;
-    let run: u64 = 0;
-    if (flags & F_HAS) {
-      const loc = load<u32>(e, E_DATA_LOC);
-      if (flags & F_IN_FILE) {
-        anyFile = 1;
-        if (loc > maxId) maxId = loc;
-      } else {
-        run = <u64>runSlots(<u32>load<u8>(e, E_DATA_SLOTS));
-        const l = <u64>loc;
-        if (
-          l + run > <u64>dataSlots ||
-          l % DATA_SLOTS_PER_FILE + run > DATA_SLOTS_PER_FILE ||
-          ELEMENT_HEADER + <u64>load<u32>(e, E_DATA_SIZE) > run * DATA_SLOT_BYTES
-        ) return 0;
-      }
-    }
-    if (flags & (F_HAS << 1)) {
-      const loc = load<u32>(e, E_META_LOC);
-      if (flags & F_META_WITH_DATA) {
-        // In the data's slot, after the data: both must fit there.
-        if (
-          (flags & F_HAS) == 0 || (flags & F_IN_FILE) != 0 ||
-          load<u32>(e, E_DATA_LOC) != loc ||
-          2 * ELEMENT_HEADER + <u64>load<u32>(e, E_DATA_SIZE) +
-              <u64>load<u32>(e, E_META_SIZE) > run * DATA_SLOT_BYTES
-        ) return 0;
-      } else if (flags & (F_IN_FILE << 1)) {
-        anyFile = 1;
-        if (loc > maxId) maxId = loc;
-      } else {
-        const l = <u64>loc;
-        if (
-          l + 1 > <u64>metaSlots ||
-          l % META_SLOTS_PER_FILE + 1 > META_SLOTS_PER_FILE ||
-          ELEMENT_HEADER + <u64>load<u32>(e, E_META_SIZE) > META_SLOT_BYTES
-        ) return 0;
-      }
+    const r = recordSound(entries + <usize>i * ENTRY_SIZE, dataSlots, metaSlots);
+    if (r == UNSOUND) return 0;
+    if (r & HAS_FILE) {
+      anyFile = 1;
+      if (<u32>r > maxId) maxId = <u32>r;
     }
   }
   store<u32>(out, anyFile);
@@ -248,40 +217,81 @@ export function records_expand(
 ): u32 {
   let d = entries + <usize>first * ENTRY_SIZE;
   for (let i: u32 = 0; i < n; i++, d += ENTRY_SIZE) {
-    if (p + P_CORE > end) return 0xffffffff;
-    const w3 = load<u32>(p, 12);
-    let metaSize: u32 = 0, metaLoc: u32 = 0, metaCrc: u32 = 0;
-    const w5 = load<u32>(p, 20);
-    let size: usize = P_CORE;
-    if (w3 & P_HAS_META) {
-      if (w3 & P_META_WITH_DATA) {
-        size += 8;
-        if (p + size > end) return 0xffffffff;
-        metaSize = load<u32>(p, 28);
-        metaLoc = w5;
-        metaCrc = load<u32>(p, 32);
-      } else {
-        size += 12;
-        if (p + size > end) return 0xffffffff;
-        metaSize = load<u32>(p, 28);
-        metaLoc = load<u32>(p, 32);
-        metaCrc = load<u32>(p, 36);
-      }
-    }
-    const w0 = load<u64>(p);
-    const w2 = load<u32>(p, 8);
-    const w4 = load<u32>(p, 16);
-    const w6 = load<u32>(p, 24);
-    p += size;
-    store<u64>(d, w0);
-    store<u32>(d, w2, 8);
-    store<u32>(d, w3, 12);
-    store<u32>(d, w4, 16);
-    store<u32>(d, w5, 20);
-    store<u32>(d, w6, 24);
-    store<u32>(d, metaSize, 28);
-    store<u32>(d, metaLoc, 32);
-    store<u32>(d, metaCrc, 36);
+    p = expandOne(d, p, end);
+    if (p == OVERRUN) return OVERRUN;
   }
   return <u32>p;
+}
+
+/**
+ * {@linkcode records_expand} and step 2 of loading ({@linkcode load_homes},
+ * after {@linkcode load_begin}) in one pass: each record has its flags
+ * kept and its home noted as it is written, rather than in a second pass
+ * over the table. Returns as records_expand does.
+ */
+export function records_expand_homes(
+  entries: usize,
+  first: u32,
+  n: u32,
+  p: usize,
+  end: usize,
+  keep: u32,
+  mapBits: u32,
+  homes: usize,
+): u32 {
+  const mask = homeMask(mapBits);
+  const shift = bucketShift(mapBits);
+  let d = entries + <usize>first * ENTRY_SIZE;
+  const last = first + n;
+  for (let i: u32 = first; i < last; i++, d += ENTRY_SIZE) {
+    p = expandOne(d, p, end);
+    if (p == OVERRUN) return OVERRUN;
+    noteHome(d, i, keep, mask, shift, homes);
+  }
+  return <u32>p;
+}
+
+/** What the expanding kernels return when a packed record runs past `end`. */
+const OVERRUN: u32 = 0xffffffff;
+
+/**
+ * Expands the packed record at `p` (before `end`) into the record at `d`;
+ * returns where the next packed record starts, or {@linkcode OVERRUN}.
+ */
+// @ts-ignore: decorator
+@inline function expandOne(d: usize, p: usize, end: usize): usize {
+  if (p + P_CORE > end) return OVERRUN;
+  const w3 = load<u32>(p, 12);
+  let metaSize: u32 = 0, metaLoc: u32 = 0, metaCrc: u32 = 0;
+  const w5 = load<u32>(p, 20);
+  let size: usize = P_CORE;
+  if (w3 & P_HAS_META) {
+    if (w3 & P_META_WITH_DATA) {
+      size += 8;
+      if (p + size > end) return OVERRUN;
+      metaSize = load<u32>(p, 28);
+      metaLoc = w5;
+      metaCrc = load<u32>(p, 32);
+    } else {
+      size += 12;
+      if (p + size > end) return OVERRUN;
+      metaSize = load<u32>(p, 28);
+      metaLoc = load<u32>(p, 32);
+      metaCrc = load<u32>(p, 36);
+    }
+  }
+  const w0 = load<u64>(p);
+  const w2 = load<u32>(p, 8);
+  const w4 = load<u32>(p, 16);
+  const w6 = load<u32>(p, 24);
+  store<u64>(d, w0);
+  store<u32>(d, w2, 8);
+  store<u32>(d, w3, 12);
+  store<u32>(d, w4, 16);
+  store<u32>(d, w5, 20);
+  store<u32>(d, w6, 24);
+  store<u32>(d, metaSize, 28);
+  store<u32>(d, metaLoc, 32);
+  store<u32>(d, metaCrc, 36);
+  return p + size;
 }

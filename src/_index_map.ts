@@ -21,6 +21,11 @@ export class AddressMap {
   /** Scratch for `load`: a u32 and a u32 pair an entry (the shared scratch). */
   #homes: number;
   #pairs: number;
+  /**
+   * The entries and kept flags whose homes `expandNoting` noted for the
+   * next `load` (undefined: none; `clear` forgets them).
+   */
+  #noted: { count: number; keepFlags: number } | undefined;
 
   /**
    * @param w The instance and its views.
@@ -134,15 +139,21 @@ export class AddressMap {
    * home cells, so the map's writes are nearly sequential instead of a
    * cache miss each (a 1M-entry table's map is 16 MiB). The order of insertion changes no
    * lookup. Uses the eviction scratch, unused while a table is loaded.
+   * The first step is skipped when {@linkcode expandNoting} did it for
+   * these entries.
    */
   load(count: number, keepFlags: number): void {
     this.#dirty = true;
     const k = this.#w.k;
     const bits = Math.log2(this.#mapSize);
-    k.load_begin(bits);
-    inKernelChunks(count, (at, n) => {
-      k.load_homes(this.#entries, at, n, keepFlags, bits, this.#homes);
-    });
+    const noted = this.#noted;
+    this.#noted = undefined;
+    if (noted?.count !== count || noted.keepFlags !== keepFlags) {
+      k.load_begin(bits);
+      inKernelChunks(count, (at, n) => {
+        k.load_homes(this.#entries, at, n, keepFlags, bits, this.#homes);
+      });
+    }
     k.load_starts(bits);
     inKernelChunks(count, (at, n) => {
       k.load_scatter(at, n, bits, this.#homes, this.#pairs);
@@ -152,8 +163,43 @@ export class AddressMap {
     });
   }
 
+  /**
+   * Expands `count` packed records lying from byte `p` to `end` into
+   * entries `0 … count−1` and notes their homes for the next
+   * {@linkcode load} of as many entries with `keepFlags` (its first pass
+   * over the entries, done as they are written: asm/load.ts
+   * `records_expand_homes`). Returns where the packed records ended, or
+   * `overrun` when one ran past `end` (then nothing is noted).
+   */
+  expandNoting(
+    count: number,
+    range: { p: number; end: number; keepFlags: number; overrun: number },
+  ): number {
+    const k = this.#w.k;
+    const bits = Math.log2(this.#mapSize);
+    const { end, keepFlags, overrun } = range;
+    let p = range.p;
+    k.load_begin(bits);
+    const ok = inKernelChunks(count, (at, n) => {
+      p = k.records_expand_homes(
+        this.#entries,
+        at,
+        n,
+        p,
+        end,
+        keepFlags,
+        bits,
+        this.#homes,
+      );
+      return p !== overrun;
+    });
+    this.#noted = ok ? { count, keepFlags } : undefined;
+    return p;
+  }
+
   /** Empties the whole map (nothing to do while it is still empty). */
   clear(): void {
+    this.#noted = undefined;
     if (!this.#dirty) return;
     this.#w.u8.fill(0, this.#map, this.#map + this.#mapSize * 4);
     this.#dirty = false;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ElementKind } from "./kinds.ts";
+import type { ElementKind, PerKind } from "./kinds.ts";
 import type { Regions } from "./_index_layout.ts";
 import { type IndexWasm, inKernelChunks } from "./_index_wasm.ts";
 
@@ -261,25 +261,69 @@ export class SlotUseMaps {
    * marked.
    */
   loadAllClaims(count: number): [number, number] {
-    const k = this.#w.k;
+    const o = this.#beginClaims();
+    inKernelChunks(count, (at, n) => {
+      this.#w.k.use_mark_both(
+        this.#r.entries,
+        at,
+        n,
+        this.#r.use[0],
+        this.#r.slotCounts[0],
+        this.#r.use[1],
+        this.#r.slotCounts[1],
+        this.#r.outPtr,
+      );
+    });
+    return this.#endClaims(o);
+  }
+
+  /**
+   * {@linkcode loadAllClaims} for entries `0 … count−1` that are each
+   * sound on their own (asm/sound.ts `recordSound`, given the block files'
+   * `fileSlots`), checked in the same pass: `sound` is false at the first
+   * that is not (the maps then hold some claims; clear them), else
+   * `maxFileId` is the greatest large-file id (-1 for none).
+   */
+  loadSoundClaims(
+    count: number,
+    fileSlots: PerKind<number>,
+  ): { sound: boolean; maxFileId: number; bad: [number, number] } {
+    const o = this.#beginClaims();
+    const sound = inKernelChunks(count, (at, n) =>
+      this.#w.k.use_mark_sound(
+        this.#r.entries,
+        at,
+        n,
+        this.#r.use[0],
+        this.#r.slotCounts[0],
+        this.#r.use[1],
+        this.#r.slotCounts[1],
+        fileSlots[0],
+        fileSlots[1],
+        this.#r.outPtr,
+      ) === 1);
+    const u32 = this.#w.u32;
+    const maxFileId = sound && u32[o + 4] !== 0 ? u32[o + 5]! : -1;
+    return { sound, maxFileId, bad: this.#endClaims(o) };
+  }
+
+  // Empties both maps and the kernels' tops and counts; returns `out`'s
+  // u32 index.
+  #beginClaims(): number {
     const r = this.#r;
     for (const kind of [0, 1] as const) {
       this.#w.u8.fill(0, r.use[kind], r.use[kind] + this.#dirty[kind]);
     }
     const o = r.outPtr >>> 2;
-    this.#w.u32.fill(0, o, o + 4);
-    inKernelChunks(count, (at, n) => {
-      k.use_mark_both(
-        r.entries,
-        at,
-        n,
-        r.use[0],
-        r.slotCounts[0],
-        r.use[1],
-        r.slotCounts[1],
-        r.outPtr,
-      );
-    });
+    this.#w.u32.fill(0, o, o + 6);
+    return o;
+  }
+
+  // Makes both summaries exact up to the tops the kernel left at u32 `o`
+  // (so a later clear covers every slot marked); returns the bad claims.
+  #endClaims(o: number): [number, number] {
+    const k = this.#w.k;
+    const r = this.#r;
     for (const kind of [0, 1] as const) {
       const top = this.#w.u32[o + kind]!;
       k.use_summary(r.use[kind], r.sum[kind], r.sumBytes[kind], top);

@@ -134,6 +134,18 @@ export interface Kernels {
     metaBits: number,
     out: number,
   ): void;
+  use_mark_sound(
+    entries: number,
+    first: number,
+    n: number,
+    dataMap: number,
+    dataBits: number,
+    metaMap: number,
+    metaBits: number,
+    dataSlots: number,
+    metaSlots: number,
+    out: number,
+  ): number;
   use_summary(map: number, sum: number, sumBytes: number, top: number): void;
   records_expand(
     entries: number,
@@ -141,6 +153,16 @@ export interface Kernels {
     n: number,
     p: number,
     end: number,
+  ): number;
+  records_expand_homes(
+    entries: number,
+    first: number,
+    n: number,
+    p: number,
+    end: number,
+    keep: number,
+    mapBits: number,
+    homes: number,
   ): number;
   table_sound(
     entries: number,
@@ -192,7 +214,8 @@ export const { consts: C } = instantiate();
 
 /**
  * Records a call of a whole-table kernel takes at open (`table_sound`,
- * `table_totals`, the map load's steps, `use_mark`, `records_expand`).
+ * `table_totals`, the map load's steps, `use_mark`, `use_mark_sound`,
+ * `records_expand`, `records_expand_homes`).
  * V8 runs a WASM function's first calls in its baseline tier and swaps in
  * optimized code only between calls, so one call over 16M records ran
  * unoptimized throughout (1.8x the time of a later open's call in the

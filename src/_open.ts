@@ -301,8 +301,9 @@ function commitControl(
  *
  * When every record is sound on its own and no slot is claimed twice (a
  * store's usual state), nothing is dropped and the use maps are exactly
- * the slots claimed: each is built by one kernel pass over the table
- * instead of a mark a slot. Otherwise the records are checked and marked
+ * the slots claimed: one kernel pass over the table checks each record
+ * and marks its claims (asm/bitmap.ts `use_mark_sound`) instead of a mark
+ * a slot. Otherwise the records are checked and marked
  * one by one, in descending order, so that of two claimants of a slot the
  * lower entry is dropped.
  */
@@ -310,9 +311,17 @@ function checkRecords(s: Loading): number {
   // Shared elements (FORMAT.md §4.3) are claimed by several records alike:
   // each claim past the first of a slot is one the kernel cannot mark.
   const shares = scanShares(s.mem);
-  if (recordsSound(s) && shares.alike) {
-    const bad = s.mem.loadUseMaps();
-    if (KINDS.every((k) => bad[k] === shares.clashes[k])) return 0;
+  if (!shares.alike) {
+    recordsSound(s);
+  } else {
+    // One kernel pass: each record checked on its own, then its claims marked.
+    const { sound, maxFileId, bad } = s.mem.loadUseMapsIfSound(
+      s.files.slotCounts,
+    );
+    if (sound) {
+      if (maxFileId >= s.nextFileId) s.nextFileId = (maxFileId + 1) >>> 0;
+      if (KINDS.every((k) => bad[k] === shares.clashes[k])) return 0;
+    }
   }
   const { mem, files } = s;
   mem.clearUseMaps();
@@ -372,7 +381,7 @@ function checkRecords(s: Loading): number {
  * past the large-file ids they use. Claims of one slot by two records are
  * left to the use maps' kernel pass. One kernel pass over the table
  * (asm/load.ts `table_sound`); {@linkcode recordsSoundJs} is its
- * reference.
+ * reference. Used when the use maps are not loaded in the same pass.
  */
 function recordsSound(s: Loading): boolean {
   const { sound, maxFileId } = s.mem.recordsSound(s.files.slotCounts);

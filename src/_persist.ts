@@ -138,7 +138,7 @@ function readSnapshot(
             dest,
             header.count,
             recordsLength,
-            (n, len) => mem.expandRecords(n, len),
+            (n, len) => mem.expandRecordsLoading(n, len),
           );
         }
       });

@@ -592,6 +592,17 @@ export class IndexMemory {
     return this.#useMaps.loadAllClaims(this.count);
   }
 
+  /**
+   * {@linkcode loadUseMaps} and {@linkcode recordsSound} in one kernel
+   * pass (open): each entry is checked before its claims are marked.
+   * When `sound` is false the use maps hold some claims: clear them.
+   */
+  loadUseMapsIfSound(
+    slotCounts: PerKind<number>,
+  ): { sound: boolean; maxFileId: number; bad: PerKind<number> } {
+    return this.#useMaps.loadSoundClaims(this.count, slotCounts);
+  }
+
   /** Clears both use maps. */
   clearUseMaps(): void {
     this.#useMaps.clear();
@@ -790,6 +801,23 @@ export class IndexMemory {
       p = this.#w.k.records_expand(this.#r.entries, at, n, p, end);
       return p !== PACKED_OVERRUN;
     }) && p === end;
+  }
+
+  /**
+   * {@linkcode expandRecords} for {@linkcode loadRecordsWith}'s `fill` of
+   * `count` records, with the first step of the address map's load done
+   * as each record is written (asm/load.ts `records_expand_homes`): the
+   * records come out with only their persisted flags (which the load
+   * would keep anyway), and the load makes one pass fewer over the table.
+   */
+  expandRecordsLoading(count: number, length: number): boolean {
+    const end = this.#base(count);
+    return this.#addr.expandNoting(count, {
+      p: end - length,
+      end,
+      keepFlags: PERSISTED_FLAGS,
+      overrun: PACKED_OVERRUN,
+    }) === end;
   }
 
   /**

@@ -270,3 +270,56 @@ Deno.test("an entries file whose records disagree with its length is corrupt to 
     assert.deepEqual(await read(st, key), val.data, key);
   }
 });
+
+Deno.test("expanding while loading leaves the table and map of expanding, then loading", () => {
+  const a = new IndexMemory({ entryBits: 17, identBits: 18 });
+  const b = new IndexMemory({ entryBits: 17, identBits: 18 });
+  // Across the kernel's chunks (65,536 records a call).
+  for (const n of [1, 7, 65536, 65537, 131071]) {
+    const table = randomRecords(n, n + 5);
+    const packed = packAll(table, n);
+    if (packed.length === n * RECORD) continue; // the table itself
+    const load = (mem: IndexMemory, loading: boolean) =>
+      mem.loadRecordsWith(n, (dest) => {
+        dest.set(packed, dest.length - packed.length);
+        assert.ok(
+          loading
+            ? mem.expandRecordsLoading(n, packed.length)
+            : mem.expandRecords(n, packed.length),
+        );
+      });
+    load(a, false);
+    load(b, true);
+    assert.deepEqual(
+      b.withRecords((r) => r.slice()),
+      a.withRecords((r) => r.slice()),
+      `${n} records`,
+    );
+    // Every entry found, at the same map position.
+    for (let i = 0; i < n; i++) {
+      const pos = a.lookupFirst(a.hashLo(i), a.hashHi(i));
+      assert.equal(b.lookupFirst(b.hashLo(i), b.hashHi(i)), pos);
+    }
+    // Then a plain load of as many records: homes of its own, not these.
+    const other = randomRecords(n, n + 6);
+    b.loadRecords(other, n);
+    a.loadRecords(other, n);
+    for (let i = 0; i < n; i += 97) {
+      assert.equal(
+        b.lookupFirst(b.hashLo(i), b.hashHi(i)),
+        a.lookupFirst(a.hashLo(i), a.hashHi(i)),
+      );
+      assert.equal(b.entryAt(b.lookupFirst(b.hashLo(i), b.hashHi(i))), i);
+    }
+  }
+  // Packed records running past their length: refused, nothing noted.
+  const table = randomRecords(70000, 12);
+  const packed = packAll(table, 70000);
+  b.loadRecordsWith(70000, (dest) => {
+    dest.set(
+      packed.subarray(0, packed.length - 4),
+      dest.length - packed.length + 4,
+    );
+    assert.equal(b.expandRecordsLoading(70000, packed.length - 4), false);
+  });
+});

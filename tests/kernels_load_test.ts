@@ -367,5 +367,13 @@ Deno.test("both use maps loaded in one pass are each kind's loaded alone", () =>
     assert.deepEqual(both, alone, `${n} entries`);
     assert.deepEqual(a.useMap(DATA), maps[0]);
     assert.deepEqual(a.useMap(META), maps[1]);
+    // Checked for soundness in the same pass: the same maps and counts.
+    const slots = [a.slotCounts[DATA], a.slotCounts[META]] as const;
+    const sound = a.loadUseMapsIfSound(slots);
+    if (sound.sound) {
+      assert.deepEqual(sound.bad, alone, `${n} entries, checked`);
+      assert.deepEqual(a.useMap(DATA), maps[0]);
+      assert.deepEqual(a.useMap(META), maps[1]);
+    }
   }
 });

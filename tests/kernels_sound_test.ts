@@ -1,5 +1,6 @@
 // The open's per-record checks in one kernel pass (asm/load.ts
-// `table_sound`, IndexMemory.recordsSound) must agree with the JavaScript
+// `table_sound`, IndexMemory.recordsSound; with the use maps marked in the
+// same pass, asm/bitmap.ts `use_mark_sound`) must agree with the JavaScript
 // reference (src/_open.ts `recordsSoundJs`) on every table: sound ones,
 // with the greatest large-file id, and ones failing each check.
 import assert from "node:assert/strict";
@@ -56,6 +57,21 @@ function bothSay(
   const mem = loaded(recs);
   const js = recordsSoundJs(mem, slots);
   assert.deepEqual(mem.recordsSound(slots), js);
+  // Checked and marked in one pass: the same verdict, and when sound the
+  // use maps (and claims not marked) of the pass that only marks.
+  const fused = mem.loadUseMapsIfSound(slots);
+  assert.deepEqual({ sound: fused.sound, maxFileId: fused.maxFileId }, js);
+  if (js.sound) {
+    const maps = [mem.useMap(DATA).slice(), mem.useMap(META).slice()];
+    assert.deepEqual(mem.loadUseMaps(), fused.bad);
+    assert.deepEqual(mem.useMap(DATA), maps[DATA]);
+    assert.deepEqual(mem.useMap(META), maps[META]);
+  } else {
+    // What was marked before the unsound record is cleared whole.
+    mem.clearUseMaps();
+    assert.ok(mem.useMap(DATA).every((b) => b === 0));
+    assert.ok(mem.useMap(META).every((b) => b === 0));
+  }
   return js;
 }
 
