@@ -5,7 +5,7 @@
  * served headers, the Response, and the whole `proxy.handler`, each over
  * the same entries. See bench/proxy/README.md.
  *
- * Usage: deno run -A bench/proxy/hit_steps.ts
+ * Usage: [SIZE=32768] deno run -A bench/proxy/hit_steps.ts
  *
  * @module
  */
@@ -22,7 +22,7 @@ import {
   servedHeaders,
 } from "../../src/http/policy.ts";
 
-const n = 5000, size = 1024, hits = 30000;
+const n = 5000, size = Number(Deno.env.get("SIZE") ?? 1024), hits = 30000;
 const body = new Uint8Array(size).fill(97);
 const origin = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen() {} },
