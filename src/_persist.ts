@@ -20,6 +20,7 @@ import {
   type EntriesHeader,
 } from "./format.ts";
 import type { IndexMemory } from "./index_memory.ts";
+import { stagedChecksum } from "./_journal_crc.ts";
 import { Buffer } from "node:buffer";
 import { type FileIO, readPrefix } from "./io.ts";
 import {
@@ -410,7 +411,7 @@ export function readIndexImage(
     }
     // Only the zeros of a pristine journal's tail are left out of `bytes`.
     const usable = file.bytes.subarray(0, Math.min(size, file.length));
-    const { entries, end } = readEntries(usable);
+    const { entries, end } = readEntries(usable, stagedChecksum(mem));
     // An older version's journal is replaced, never appended to (its
     // readers would stop at the newer operations).
     const pristine = damage === undefined && current &&

@@ -151,13 +151,55 @@ export function seal(b: Uint8Array, v: DataView): Uint8Array {
   return b;
 }
 
-/** A checked journal entry: where it is and a view of its body. */
-export interface RawEntry {
-  /** Offset of the entry in the file. */
-  offset: number;
-  /** The body (an encoded operation), padding included. */
-  body: DataView;
+/**
+ * A checked journal entry: where it is, and its body (an encoded
+ * operation, padding included) as bytes [bodyAt, bodyAt + bodyLen) of
+ * `view`, a view of the whole image shared by its entries (a view per
+ * entry costs more than checking it).
+ */
+export class RawEntry {
+  /**
+   * @param view The journal image.
+   * @param offset Offset of the entry in the file.
+   * @param size The entry's size, framing included.
+   */
+  constructor(
+    readonly view: DataView,
+    readonly offset: number,
+    readonly size: number,
+  ) {}
+
+  /** Offset of the body in `view`. */
+  get bodyAt(): number {
+    return this.offset + BODY_AT;
+  }
+
+  /** Bytes of the body. */
+  get bodyLen(): number {
+    return this.size - FRAME_BYTES;
+  }
+
+  /** A view of the body alone. */
+  get body(): DataView {
+    const v = this.view;
+    return new DataView(v.buffer, v.byteOffset + this.bodyAt, this.bodyLen);
+  }
 }
+
+/**
+ * How `readEntries` computes the CRC-32 of bytes [at, end) of `file` (an
+ * entry's body): zlib's by default; open passes the WASM kernel's
+ * (_journal_crc.ts), which is bit-exact and cheaper per call.
+ */
+export type EntryChecksum = (
+  file: Uint8Array,
+  at: number,
+  end: number,
+) => number;
+
+/** zlib's CRC-32 of bytes [at, end) of `file`. */
+export const zlibChecksum: EntryChecksum = (file, at, end) =>
+  crc32(file.subarray(at, end));
 
 /**
  * The valid entries of a journal image, in order, and where they end: the
@@ -166,6 +208,7 @@ export interface RawEntry {
  */
 export function readEntries(
   file: Uint8Array,
+  checksum: EntryChecksum = zlibChecksum,
 ): { entries: RawEntry[]; end: number } {
   const v = view(file);
   const entries: RawEntry[] = [];
@@ -176,20 +219,10 @@ export function readEntries(
       break;
     }
     if (v.getUint32(at + size - 4, true) !== size) break;
-    if (
-      v.getUint32(at + 4, true) !==
-        crc32(file.subarray(at + BODY_AT, at + size))
-    ) {
+    if (v.getUint32(at + 4, true) !== checksum(file, at + BODY_AT, at + size)) {
       break;
     }
-    entries.push({
-      offset: at,
-      body: new DataView(
-        file.buffer,
-        file.byteOffset + at + BODY_AT,
-        size - FRAME_BYTES,
-      ),
-    });
+    entries.push(new RawEntry(v, at, size));
     at += size;
   }
   return { entries, end: at };

@@ -411,48 +411,67 @@ export function opTag(body: DataView): number {
  * table holds (replay stops there). Keys are views of `body`.
  */
 export function decodeOp(body: DataView): Op | undefined {
-  if (body.byteLength < OP_HEAD) return undefined;
-  const time = body.getUint32(0, true);
-  const tag = body.getUint8(4);
-  const arg = body.getUint8(5);
-  const len = body.byteLength - OP_HEAD;
-  const p = new DataView(body.buffer, body.byteOffset + OP_HEAD, len);
+  return decodeOpAt(body, 0, body.byteLength);
+}
+
+/** The key of a `store` or `storeEntry` decoded without its key. */
+const NO_KEY = new Uint8Array(0);
+
+/**
+ * As {@linkcode decodeOp}, for the body of `bodyLen` bytes at `at` in `v`
+ * (a view of a whole journal image: replay makes no view per entry).
+ * Without `keys`, a `store` or `storeEntry` comes with an empty key: its
+ * key is never replayed (nor checked), so replay makes no view of it.
+ */
+export function decodeOpAt(
+  v: DataView,
+  at: number,
+  bodyLen: number,
+  keys = true,
+): Op | undefined {
+  if (bodyLen < OP_HEAD) return undefined;
+  const time = v.getUint32(at, true);
+  const tag = v.getUint8(at + 4);
+  const arg = v.getUint8(at + 5);
+  const len = bodyLen - OP_HEAD;
+  // The payload: offset q in v.
+  const q = at + OP_HEAD;
   const keyAt = (fixed: number) =>
     new Uint8Array(
-      p.buffer,
-      p.byteOffset + fixed,
-      Math.min(p.getUint16(14, true), len - fixed),
+      v.buffer,
+      v.byteOffset + q + fixed,
+      Math.min(v.getUint16(q + 14, true), len - fixed),
     );
   switch (tag) {
     case OP.store: {
       if (len < STORE_FIXED) return undefined;
-      const kind = p.getUint8(12);
+      const kind = v.getUint8(q + 12);
       if (!isKind(kind)) return undefined;
       const rec: ElementRecord = {
-        size: p.getUint32(16, true),
-        loc: p.getUint32(20, true),
-        crc: p.getUint32(24, true),
-        inFile: p.getUint8(13) === 1,
+        size: v.getUint32(q + 16, true),
+        loc: v.getUint32(q + 20, true),
+        crc: v.getUint32(q + 24, true),
+        inFile: v.getUint8(q + 13) === 1,
       };
       // A run of data slots: its run code (FORMAT.md §4).
-      const code = kind === DATA && !rec.inFile ? p.getUint8(28) : 0;
+      const code = kind === DATA && !rec.inFile ? v.getUint8(q + 28) : 0;
       if (code !== 0) rec.slots = runSlotsOf(code);
       return {
         tag,
         time,
-        index: p.getUint32(0, true),
-        hashLo: p.getUint32(4, true),
-        hashHi: p.getUint32(8, true),
+        index: v.getUint32(q + 0, true),
+        hashLo: v.getUint32(q + 4, true),
+        hashHi: v.getUint32(q + 8, true),
         kind,
         rec,
-        key: keyAt(STORE_FIXED),
+        key: keys ? keyAt(STORE_FIXED) : NO_KEY,
       };
     }
     case OP.storeEntry: {
       if (len < STORE_ENTRY_FIXED) return undefined;
-      const hasMeta = p.getUint8(12);
-      const data = getRecord(p, 16);
-      const meta = hasMeta === 1 ? getRecord(p, 32) : undefined;
+      const hasMeta = v.getUint8(q + 12);
+      const data = getRecord(v, q + 16);
+      const meta = hasMeta === 1 ? getRecord(v, q + 32) : undefined;
       // Metadata in the data's slot names that slot; data is never there.
       const valid = hasMeta <= 1 && data !== undefined &&
         data.withData !== true &&
@@ -462,89 +481,89 @@ export function decodeOp(body: DataView): Op | undefined {
       return {
         tag,
         time,
-        index: p.getUint32(0, true),
-        hashLo: p.getUint32(4, true),
-        hashHi: p.getUint32(8, true),
+        index: v.getUint32(q + 0, true),
+        hashLo: v.getUint32(q + 4, true),
+        hashHi: v.getUint32(q + 8, true),
         data,
         meta,
-        key: keyAt(STORE_ENTRY_FIXED),
+        key: keys ? keyAt(STORE_ENTRY_FIXED) : NO_KEY,
       };
     }
     case OP.remove: {
-      const n = len >= 4 ? p.getUint32(0, true) : -1;
+      const n = len >= 4 ? v.getUint32(q + 0, true) : -1;
       if (n < 0 || len < 4 + n * REMOVE_ITEM_BYTES) return undefined;
       const items: [number, number][] = [];
       for (let k = 0; k < n; k++) {
         items.push([
-          p.getUint32(4 + k * 8, true),
-          p.getUint32(8 + k * 8, true),
+          v.getUint32(q + 4 + k * 8, true),
+          v.getUint32(q + 8 + k * 8, true),
         ]);
       }
       return { tag, time, reason: arg, items };
     }
     case OP.touch: {
-      const n = len >= 4 ? p.getUint32(0, true) : -1;
+      const n = len >= 4 ? v.getUint32(q + 0, true) : -1;
       if (n < 0 || len < 4 + n * TOUCH_ITEM_BYTES) return undefined;
       const items: Touch[] = [];
       for (let k = 0; k < n; k++) {
         const at = 4 + k * 16;
         items.push({
-          index: p.getUint32(at, true),
-          hashLo: p.getUint32(at + 4, true),
-          lastUsed: p.getUint32(at + 8, true),
-          useCount: p.getUint16(at + 12, true),
+          index: v.getUint32(q + at, true),
+          hashLo: v.getUint32(q + at + 4, true),
+          lastUsed: v.getUint32(q + at + 8, true),
+          useCount: v.getUint16(q + at + 12, true),
         });
       }
       return { tag, time, items };
     }
     case OP.clear: {
       if (len < 12) return undefined;
-      const kind = p.getUint8(8);
+      const kind = v.getUint8(q + 8);
       if (!isKind(kind)) return undefined;
       return {
         tag,
         time,
         reason: arg,
-        index: p.getUint32(0, true),
-        hashLo: p.getUint32(4, true),
+        index: v.getUint32(q + 0, true),
+        hashLo: v.getUint32(q + 4, true),
         kind,
       };
     }
     case OP.setAttr: {
       if (len < SET_ATTR_FIXED) return undefined;
-      const keyLen = p.getUint16(12, true);
-      const nameLen = p.getUint8(14);
-      const recLen = p.getUint32(16, true);
+      const keyLen = v.getUint16(q + 12, true);
+      const nameLen = v.getUint8(q + 14);
+      const recLen = v.getUint32(q + 16, true);
       if (
         nameLen === 0 || recLen === 0 ||
         len < SET_ATTR_FIXED + keyLen + nameLen + recLen
       ) {
         return undefined;
       }
-      const at = p.byteOffset + SET_ATTR_FIXED;
+      const at = v.byteOffset + q + SET_ATTR_FIXED;
       return {
         tag,
         time,
-        index: p.getUint32(0, true),
-        hashLo: p.getUint32(4, true),
-        hashHi: p.getUint32(8, true),
-        key: new Uint8Array(p.buffer, at, keyLen),
-        name: new Uint8Array(p.buffer, at + keyLen, nameLen),
-        rec: new Uint8Array(p.buffer, at + keyLen + nameLen, recLen),
+        index: v.getUint32(q + 0, true),
+        hashLo: v.getUint32(q + 4, true),
+        hashHi: v.getUint32(q + 8, true),
+        key: new Uint8Array(v.buffer, at, keyLen),
+        name: new Uint8Array(v.buffer, at + keyLen, nameLen),
+        rec: new Uint8Array(v.buffer, at + keyLen + nameLen, recLen),
       };
     }
     case OP.unsetAttr: {
       if (len < UNSET_ATTR_FIXED) return undefined;
-      const nameLen = p.getUint8(8);
+      const nameLen = v.getUint8(q + 8);
       if (nameLen === 0 || len < UNSET_ATTR_FIXED + nameLen) return undefined;
       return {
         tag,
         time,
-        index: p.getUint32(0, true),
-        hashLo: p.getUint32(4, true),
+        index: v.getUint32(q + 0, true),
+        hashLo: v.getUint32(q + 4, true),
         name: new Uint8Array(
-          p.buffer,
-          p.byteOffset + UNSET_ATTR_FIXED,
+          v.buffer,
+          v.byteOffset + q + UNSET_ATTR_FIXED,
           nameLen,
         ),
       };
@@ -552,45 +571,45 @@ export function decodeOp(body: DataView): Op | undefined {
     case OP.move:
     case OP.copy: {
       if (len < TRANSFER_FIXED) return undefined;
-      const fromLen = p.getUint16(24, true);
-      const toLen = p.getUint16(26, true);
+      const fromLen = v.getUint16(q + 24, true);
+      const toLen = v.getUint16(q + 26, true);
       if (len < TRANSFER_FIXED + fromLen + toLen) return undefined;
-      const at = p.byteOffset + TRANSFER_FIXED;
+      const at = v.byteOffset + q + TRANSFER_FIXED;
       return {
         tag,
         time,
-        from: p.getUint32(0, true),
-        fromLo: p.getUint32(4, true),
-        fromHi: p.getUint32(8, true),
-        to: p.getUint32(12, true),
-        toLo: p.getUint32(16, true),
-        toHi: p.getUint32(20, true),
-        fromKey: new Uint8Array(p.buffer, at, fromLen),
-        toKey: new Uint8Array(p.buffer, at + fromLen, toLen),
+        from: v.getUint32(q + 0, true),
+        fromLo: v.getUint32(q + 4, true),
+        fromHi: v.getUint32(q + 8, true),
+        to: v.getUint32(q + 12, true),
+        toLo: v.getUint32(q + 16, true),
+        toHi: v.getUint32(q + 20, true),
+        fromKey: new Uint8Array(v.buffer, at, fromLen),
+        toKey: new Uint8Array(v.buffer, at + fromLen, toLen),
       };
     }
     case OP.share: {
       if (len < SHARE_FIXED) return undefined;
-      const kind = p.getUint8(20);
-      const ownLen = p.getUint16(22, true);
-      const originLen = p.getUint16(32, true);
+      const kind = v.getUint8(q + 20);
+      const ownLen = v.getUint16(q + 22, true);
+      const originLen = v.getUint16(q + 32, true);
       if (!isKind(kind) || len < SHARE_FIXED + ownLen + originLen) {
         return undefined;
       }
-      const at = p.byteOffset + SHARE_FIXED;
+      const at = v.byteOffset + q + SHARE_FIXED;
       return {
         tag,
         time,
-        index: p.getUint32(0, true),
-        hashLo: p.getUint32(4, true),
-        hashHi: p.getUint32(8, true),
-        source: p.getUint32(12, true),
-        sourceLo: p.getUint32(16, true),
+        index: v.getUint32(q + 0, true),
+        hashLo: v.getUint32(q + 4, true),
+        hashHi: v.getUint32(q + 8, true),
+        source: v.getUint32(q + 12, true),
+        sourceLo: v.getUint32(q + 16, true),
         kind,
-        ownKey: new Uint8Array(p.buffer, at, ownLen),
-        originKey: new Uint8Array(p.buffer, at + ownLen, originLen),
-        originLo: p.getUint32(24, true),
-        originHi: p.getUint32(28, true),
+        ownKey: new Uint8Array(v.buffer, at, ownLen),
+        originKey: new Uint8Array(v.buffer, at + ownLen, originLen),
+        originLo: v.getUint32(q + 24, true),
+        originHi: v.getUint32(q + 28, true),
       };
     }
     default:
@@ -886,8 +905,9 @@ export function replay(
     removed() {},
   };
   let applied = 0;
-  for (const e of entries) {
-    const op = decodeOp(e.body);
+  for (let n = 0; n < entries.length; n++) {
+    const e = entries[n]!;
+    const op = decodeOpAt(e.view, e.bodyAt, e.bodyLen, false);
     if (op === undefined || !apply(table, op)) {
       return { applied, diverged: true, fileIdFloor };
     }
