@@ -189,6 +189,7 @@ Deno.test("decodeOpAt decodes in place what decodeOp decodes (keys left out on r
 });
 
 Deno.test("replay builds the table that applying decodeOp's operations builds", () => {
+  let total = 0;
   for (let seed = 10; seed < 30; seed++) {
     const { entries } = readEntries(image(ops(seed, 2000)));
     const fast = new IndexMemory(shape);
@@ -201,9 +202,13 @@ Deno.test("replay builds the table that applying decodeOp's operations builds", 
       if (op === undefined || !apply(t, op)) break;
       applied++;
     }
-    assert.ok(applied > 50, `seed ${seed}: ${applied} applied`);
+    assert.ok(applied > 0, `seed ${seed}: nothing applied`);
+    total += applied;
     assert.equal(r.applied, applied);
     assert.equal(r.diverged, applied < entries.length);
     assert.deepEqual(tableOf(fast), tableOf(slow));
   }
+  // One op in 200 does not match: runs of about 200 are compared, not
+  // just their first operations.
+  assert.ok(total > 2000, `${total} applied in all`);
 });
