@@ -9,6 +9,7 @@
 import {
   clientNotModified,
   decidePrepared,
+  type Freshness,
   freshnessAt,
   HOP_BY_HOP,
   invalidates,
@@ -173,6 +174,13 @@ interface HitFields {
    * of pairs (no inner sequence to convert each time).
    */
   record: Record<string, string> | undefined;
+  /**
+   * `record` with a hit's own fields added, rewritten in place by each
+   * hit and read by the Response it is handed to before any other hit
+   * runs (a Response copies its init's fields at construction), so no
+   * copy is made a hit. Its keys keep one order: the first hit adds them.
+   */
+  scratch: Record<string, string> | undefined;
   via: string | null;
 }
 
@@ -199,7 +207,8 @@ function hitFieldsOf(p: PreparedHead): HitFields {
       else if (record !== undefined) record[name] = value;
     }
   }
-  hitFields.set(p, f = { pairs: out, record, via });
+  const scratch = record === undefined ? undefined : { ...record };
+  hitFields.set(p, f = { pairs: out, record, scratch, via });
   return f;
 }
 
@@ -216,6 +225,16 @@ const CLIENT_CONDITIONS = [
   "if-range",
   "range",
 ];
+
+/**
+ * Whether a request may be answered with a 304 from the store: it has a
+ * field {@linkcode clientNotModified} reads. Most requests have neither,
+ * and are told so by these two lookups alone.
+ */
+function mayBeConditional(h: Headers): boolean {
+  return h.get("if-none-match") !== null ||
+    h.get("if-modified-since") !== null;
+}
 
 /**
  * A response from the store, carrying its cache status and body length
@@ -481,13 +500,22 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     });
   }
 
+  /**
+   * `found` served (or a 304, or a range of it) as `status`. A caller
+   * that decided on `found.prepared` gives the freshness it found and its
+   * clock reading `now`: `Age` is then that age (RFC 9111 §4.2.3 at that
+   * instant), with no second reading; and `ranged`, whether the request
+   * is a GET with `Range`, which it read already.
+   */
   function fromStore(
     req: Request,
     found: Found,
     head: StoredHead,
     status: CacheStatus,
+    decided?: Freshness,
+    now = Date.now(),
+    ranged = wantsRange(req),
   ): Response {
-    const now = Date.now();
     const body = found.entry.body;
     // A streamed body's length: noted when stored, else as the origin gave it.
     const length = body instanceof Uint8Array
@@ -495,8 +523,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       : metrics.sample.sizeOf(head.url) ??
         declaredLength(new Headers(head.headers as HeadersInit));
     metrics.sample.seen(head.url, length, head.responseTime);
-    const reqHead = { method: req.method, url: head.url, headers: req.headers };
-    if (clientNotModified(reqHead, head.headers)) {
+    if (
+      mayBeConditional(req.headers) &&
+      clientNotModified(
+        { method: req.method, url: head.url, headers: req.headers },
+        head.headers,
+      )
+    ) {
       found.entry.release();
       const h = notModifiedHeaders(head, now);
       addVia(h, via);
@@ -506,15 +539,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const p = found.prepared;
     if (
       p.head === head && req.method === "GET" && head.status !== 204 &&
-      head.status !== 205 && req.headers.get("range") === null
+      head.status !== 205 && !ranged
     ) {
       // The stored fields as prepared once, with this response's own.
       const f = hitFieldsOf(p);
-      const age = String(Math.max(0, Math.floor(freshnessAt(p, now).age)));
+      const freshness = decided ?? freshnessAt(p, now);
+      const age = String(Math.max(0, Math.floor(freshness.age)));
       const sentVia = f.via === null ? via : `${f.via}, ${via}`;
       let headers: HeadersInit;
-      if (f.record !== undefined) {
-        const r: Record<string, string> = { ...f.record };
+      if (f.scratch !== undefined) {
+        const r = f.scratch;
         r["age"] = age;
         r["via"] = sentVia;
         r["x-larder-cache"] = status;
@@ -544,8 +578,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       found.entry.release();
       return new Response(null, { status: head.status, headers: h });
     }
-    const ranged = rangeFromStore(req, found, head, h);
-    if (ranged !== undefined) return ranged;
+    const partial = rangeFromStore(req, found, head, h);
+    if (partial !== undefined) return partial;
     // The body's own length is what is sent.
     h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
@@ -780,25 +814,42 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     href: string,
   ): Promise<Response> {
     const reqHead = { method: req.method, url: href, headers: req.headers };
+    const ranged = wantsRange(req);
     // A fill in flight when the lookup starts may end while it runs: its
     // response is then stored, but after the lookup looked, and the flight
     // is no longer in `inflight`. A miss waits for that flight too, so a
     // request that came during a fill never goes to the origin itself.
     const flightAtLookup = inflight.get(href);
-    let found = await cache.lookup(href, req.headers, {
-      ranged: wantsRange(req),
-    });
+    let found = await cache.lookup(href, req.headers, { ranged });
     if (found === undefined) metrics.sample.drop(href);
     let head = found?.prepared.head;
-    const decision = decidePrepared(reqHead, found?.prepared, Date.now());
+    // One clock reading for the decision and the served `Age`.
+    const now = Date.now();
+    const decision = decidePrepared(reqHead, found?.prepared, now);
     switch (decision.kind) {
       case "fresh":
-        return fromStore(req, found!, head!, "hit");
+        return fromStore(
+          req,
+          found!,
+          head!,
+          "hit",
+          decision.freshness,
+          now,
+          ranged,
+        );
       case "stale-usable":
         if (decision.reason === "stale-while-revalidate") {
           refreshInBackground(req, info, new URL(href), found!, head!);
         }
-        return fromStore(req, found!, head!, "stale");
+        return fromStore(
+          req,
+          found!,
+          head!,
+          "stale",
+          decision.freshness,
+          now,
+          ranged,
+        );
       case "only-if-cached-504":
         found?.entry.release();
         return errorResponse(504, "Not cached (only-if-cached)", via);
