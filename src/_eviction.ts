@@ -120,7 +120,8 @@ export class Eviction {
     // A stepped eviction under way may free the room first, without a
     // selection.
     if (this.#pending !== undefined) {
-      this.#stepUntilRoom(incoming, keep);
+      // Steps move entries: `keep` is where its entry is afterwards.
+      keep = this.#stepUntilRoom(incoming, keep);
       if (this.#hasRoom(incoming)) return;
       this.#dropPending();
     }
@@ -191,12 +192,14 @@ export class Eviction {
       this.#held.liveDisk + incoming < this.#opt.limit;
   }
 
-  // Entry `keep` (-1: none) stays, wherever the removals move it.
-  #stepUntilRoom(incoming: number, keep: number): void {
+  // Entry `keep` (-1: none) stays, wherever the removals move it;
+  // returns where it is afterwards.
+  #stepUntilRoom(incoming: number, keep: number): number {
     let k = keep;
     while (this.#pending !== undefined && !this.#hasRoom(incoming)) {
       k = this.#step(k);
     }
+    return k;
   }
 
   /**
