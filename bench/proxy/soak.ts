@@ -89,28 +89,32 @@ async function spawnUntil(
 }
 
 function startProxy(origin: string, store: string): Promise<Child> {
-  return spawnUntil([
-    "-c",
-    "0",
-    deno,
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    join(REPO, "scripts/serve.ts"),
-    "--origin",
-    origin,
-    "--port",
-    "0",
-    "--dir",
-    store,
-    "--limit",
-    LIMIT,
-    "--origin-timeout",
-    "2000",
-    "--quiet",
-  ], /on (http:\/\/127\.0\.0\.1:\d+)\//, { LARDER_PURGE_TOKEN: TOKEN });
+  return spawnUntil(
+    [
+      "-c",
+      "0",
+      deno,
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net",
+      join(REPO, "scripts/serve.ts"),
+      "--origin",
+      origin,
+      "--port",
+      "0",
+      "--dir",
+      store,
+      "--limit",
+      LIMIT,
+      "--origin-timeout",
+      "2000",
+      "--quiet",
+    ],
+    /on (http:\/\/127\.0\.0\.1:\d+)\//,
+    { LARDER_PURGE_TOKEN: TOKEN },
+  );
 }
 
 async function rssKiB(pid: number): Promise<number> {
@@ -130,13 +134,22 @@ await ensureWrk();
 const work = await Deno.makeTempDir({ prefix: "larder-soak-" });
 const store = join(work, "store");
 const origin = await spawnUntil(
-  ["-c", "1", deno, "run", "--allow-net=127.0.0.1", join(HERE, "soak_origin.ts")],
+  [
+    "-c",
+    "1",
+    deno,
+    "run",
+    "--allow-net=127.0.0.1",
+    join(HERE, "soak_origin.ts"),
+  ],
   /origin on (\d+)/,
 );
 const ORIGIN = `http://127.0.0.1:${origin.banner[1]}`;
 let proxy = await startProxy(ORIGIN, store);
 const PROXY = proxy.banner[1]!;
-console.log(`soak: origin ${ORIGIN}, proxy ${PROXY}, store ${store}, limit ${LIMIT}, ${DURATION} s`);
+console.log(
+  `soak: origin ${ORIGIN}, proxy ${PROXY}, store ${store}, limit ${LIMIT}, ${DURATION} s`,
+);
 
 const limitBytes = (await import("../../scripts/serve.ts")).parseSize(LIMIT);
 const startMs = Date.now();
@@ -187,9 +200,9 @@ await sampler;
 const wrkText = new TextDecoder().decode(wrkOut.stdout);
 const wrkJson = wrkText.split("\n").find((l) => l.startsWith('{"requests"'));
 if (wrkJson === undefined) {
-  throw new Error(`wrk gave no figures: ${wrkText}${
-    new TextDecoder().decode(wrkOut.stderr)
-  }`);
+  throw new Error(
+    `wrk gave no figures: ${wrkText}${new TextDecoder().decode(wrkOut.stderr)}`,
+  );
 }
 const w = JSON.parse(wrkJson);
 
@@ -203,7 +216,14 @@ proxy.process.kill("SIGTERM");
 const stop1 = await proxy.process.status;
 const stderr1 = proxy.stderr();
 const checkStore = await new Deno.Command(deno, {
-  args: ["run", "--allow-read", "--allow-write", join(REPO, "scripts/check_store.ts"), store, "--quiet"],
+  args: [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    join(REPO, "scripts/check_store.ts"),
+    store,
+    "--quiet",
+  ],
   stdout: "piped",
   stderr: "piped",
 }).output();
@@ -230,7 +250,9 @@ const bars: [string, boolean][] = [
   ["no wrk socket errors", w.connect + w.read + w.write + w.timeout === 0],
   [
     "no 5xx but the origin's 500/503",
-    Object.keys(w.byStatus).every((s) => s === "200" || s === "500" || s === "503"),
+    Object.keys(w.byStatus).every((s) =>
+      s === "200" || s === "500" || s === "503"
+    ),
   ],
   ["proxy stderr empty (both runs)", stderr1 === "" && stderr2 === ""],
   ["health 200 after the run", health1.status === 200],
@@ -249,15 +271,27 @@ const lines = [
   "| --- | --- |",
   ...bars.map(([name, ok]) => `| ${name} | ${ok ? "yes" : "**NO**"} |`),
   "",
-  `wrk: ${w.requests} requests, ${(w.requests / (w.durationUs / 1e6)).toFixed(0)} req/s, ` +
-  `${(w.bytes / 2 ** 20).toFixed(0)} MiB; latency p50 ${(w.p50Us / 1000).toFixed(1)} ms, ` +
-  `p99 ${(w.p99Us / 1000).toFixed(1)} ms, max ${(w.maxUs / 1000).toFixed(1)} ms; ` +
+  `wrk: ${w.requests} requests, ${
+    (w.requests / (w.durationUs / 1e6)).toFixed(0)
+  } req/s, ` +
+  `${(w.bytes / 2 ** 20).toFixed(0)} MiB; latency p50 ${
+    (w.p50Us / 1000).toFixed(1)
+  } ms, ` +
+  `p99 ${(w.p99Us / 1000).toFixed(1)} ms, max ${
+    (w.maxUs / 1000).toFixed(1)
+  } ms; ` +
   `errors connect ${w.connect}, read ${w.read}, write ${w.write}, timeout ${w.timeout}; ` +
   `by status ${JSON.stringify(w.byStatus)}`,
   "",
-  `checker: ${check.latencyMs.length} verified GETs, ops ${JSON.stringify(check.ops)}; ` +
-  `latency p50 ${pct(check.latencyMs, 0.5).toFixed(1)} ms, p99 ${pct(check.latencyMs, 0.99).toFixed(1)} ms, ` +
-  `max ${Math.max(...check.latencyMs).toFixed(1)} ms; wrong bytes ${check.wrongBytes}; ` +
+  `checker: ${check.latencyMs.length} verified GETs, ops ${
+    JSON.stringify(check.ops)
+  }; ` +
+  `latency p50 ${pct(check.latencyMs, 0.5).toFixed(1)} ms, p99 ${
+    pct(check.latencyMs, 0.99).toFixed(1)
+  } ms, ` +
+  `max ${
+    Math.max(...check.latencyMs).toFixed(1)
+  } ms; wrong bytes ${check.wrongBytes}; ` +
   `expected body errors (origin resets) ${check.expectedBodyErrors}; ` +
   `collapsed groups ${check.collapse.groups} (extra origin requests ${check.collapse.extraOriginRequests}); ` +
   `failures ${JSON.stringify(check.failures)}`,
@@ -265,17 +299,33 @@ const lines = [
   "",
   `origin requests: ${originTotal}`,
   "",
-  `proxy RSS (MiB) every 2 s: ${samples.map((s) => (s.rssKiB / 1024).toFixed(0)).join(" ")}; at the end ${(rssEnd / 1024).toFixed(0)}`,
+  `proxy RSS (MiB) every 2 s: ${
+    samples.map((s) => (s.rssKiB / 1024).toFixed(0)).join(" ")
+  }; at the end ${(rssEnd / 1024).toFixed(0)}`,
   "",
-  `store disk use (du, MiB) every 2 s: ${samples.map((s) => (s.duBytes / 2 ** 20).toFixed(1)).join(" ")}; ` +
-  `max ${(maxDu / 2 ** 20).toFixed(1)} MiB against a limit of ${(limitBytes / 2 ** 20).toFixed(0)} MiB`,
+  `store disk use (du, MiB) every 2 s: ${
+    samples.map((s) => (s.duBytes / 2 ** 20).toFixed(1)).join(" ")
+  }; ` +
+  `max ${(maxDu / 2 ** 20).toFixed(1)} MiB against a limit of ${
+    (limitBytes / 2 ** 20).toFixed(0)
+  } MiB`,
   "",
   `health after the run: ${health1.status} ${health1Body.slice(0, 200)}`,
-  `exit codes: ${stop1.code}, after the restart ${stop2.code}; restart health ${health2.status}, GET /o/100/1 ${again.status} ${again.headers.get("x-larder-cache")}`,
-  `check-store: exit ${checkStore.code}; ${checkText.trim().split("\n").slice(-3).join(" / ")}`,
-  `proxy stderr: ${stderr1 === "" ? "(none)" : "\n```\n" + stderr1.slice(0, 4000) + "\n```"}`,
-  `proxy stderr after the restart: ${stderr2 === "" ? "(none)" : "\n```\n" + stderr2.slice(0, 2000) + "\n```"}`,
-  `origin stderr: ${origin.stderr() === "" ? "(none)" : origin.stderr().slice(0, 1000)}`,
+  `exit codes: ${stop1.code}, after the restart ${stop2.code}; restart health ${health2.status}, GET /o/100/1 ${again.status} ${
+    again.headers.get("x-larder-cache")
+  }`,
+  `check-store: exit ${checkStore.code}; ${
+    checkText.trim().split("\n").slice(-3).join(" / ")
+  }`,
+  `proxy stderr: ${
+    stderr1 === "" ? "(none)" : "\n```\n" + stderr1.slice(0, 4000) + "\n```"
+  }`,
+  `proxy stderr after the restart: ${
+    stderr2 === "" ? "(none)" : "\n```\n" + stderr2.slice(0, 2000) + "\n```"
+  }`,
+  `origin stderr: ${
+    origin.stderr() === "" ? "(none)" : origin.stderr().slice(0, 1000)
+  }`,
   "",
 ];
 const text = lines.join("\n");

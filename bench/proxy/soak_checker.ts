@@ -127,9 +127,12 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
     const wrong = wrongBytes(body, bodyFor(p, init.lang ?? ""));
     if (wrong > 0) {
       report.wrongBytes += wrong;
-      fail("wrong bytes", `${p}: ${wrong} of ${body.length} (${
-        res.headers.get("x-larder-cache")
-      })`);
+      fail(
+        "wrong bytes",
+        `${p}: ${wrong} of ${body.length} (${
+          res.headers.get("x-larder-cache")
+        })`,
+      );
     }
   };
 
@@ -231,9 +234,12 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
           report.expectedBodyErrors++;
           continue;
         }
-        fail("reset served whole", `${p}: ${res.status}, ${body.length} bytes (${
-          res.headers.get("x-larder-cache")
-        })`);
+        fail(
+          "reset served whole",
+          `${p}: ${res.status}, ${body.length} bytes (${
+            res.headers.get("x-larder-cache")
+          })`,
+        );
       }
     }],
     ["flaky", 2, async () => {
