@@ -125,7 +125,8 @@ async function answer(req: Request): Promise<Response> {
   if (matches && req.method === "GET") {
     return new Response(null, { status: 304, headers });
   }
-  return new Response(req.method === "HEAD" ? null : body, { headers });
+  // Deno.serve sends the body's length on HEAD and strips the body.
+  return new Response(body, { headers });
 }
 
 Deno.serve({
