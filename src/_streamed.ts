@@ -30,6 +30,11 @@ export interface StreamTarget {
   keyLen: number;
   /** The most element bytes accepted. */
   max: number;
+  /**
+   * The large file now holds `size` element bytes (it may throw: the
+   * stream is cancelled and the file removed).
+   */
+  grew?: (size: number) => void;
 }
 
 /**
@@ -81,6 +86,8 @@ export async function drainStream(
         held.push(chunk.slice()); // the producer may reuse its buffer
         continue;
       }
+      // Counted before it is written: eviction makes room first.
+      target.grew?.(total);
       if (file === undefined) {
         file = createFile(target);
         let at = ELEMENT_HEADER + target.keyLen;

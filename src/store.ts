@@ -28,7 +28,7 @@ import {
 } from "./options.ts";
 import { PinTable } from "./pins.ts";
 import { IndexChanges } from "./_changes.ts";
-import { Eviction } from "./_eviction.ts";
+import { Eviction, type HeldBytes } from "./_eviction.ts";
 import { type EntryHit, type Hit, Hits } from "./_hits.ts";
 import { KeyLookup } from "./_lookup.ts";
 import { Maintenance } from "./_maintenance.ts";
@@ -42,6 +42,7 @@ import { type EntryReader, EntryReaders } from "./_entry_reader.ts";
 import { AttrCalls } from "./_attr_calls.ts";
 import type { AttrValue } from "./_attrs.ts";
 import { abandon, drainStream } from "./_streamed.ts";
+import { StreamsInFlight } from "./_streams_in_flight.ts";
 import type { Body } from "./_placement.ts";
 import type { StoreState } from "./_state.ts";
 
@@ -234,6 +235,7 @@ export class BackingStore implements AsyncDisposable {
   #lookup: KeyLookup;
   #changes: IndexChanges;
   #eviction: Eviction;
+  #streams: StreamsInFlight;
   #reads: ReadPath;
   #hits: Hits;
   #readers: EntryReaders;
@@ -287,7 +289,28 @@ export class BackingStore implements AsyncDisposable {
       },
       totals,
     );
-    const eviction = new Eviction(mem, pins, lookup, changes, {
+    // Streamed bodies being written count as held (FORMAT.md §5.4).
+    const streams = new StreamsInFlight({
+      limit: opt.limit,
+      liveDisk: () => changes.liveDisk,
+      makeRoom: (keep) => {
+        if (this.#closed) return;
+        eviction.evict(0, keep);
+        upkeep.commit().catch(() => {});
+      },
+    });
+    const held: HeldBytes = {
+      get liveDisk() {
+        return changes.liveDisk + streams.disk;
+      },
+      get deferredDisk() {
+        return changes.deferredDisk;
+      },
+      get sharing() {
+        return changes.sharing;
+      },
+    };
+    const eviction = new Eviction(mem, pins, lookup, held, {
       limit: opt.limit,
       hysteresis: opt.hysteresis,
       remove: (indices, reason, trim) =>
@@ -299,6 +322,7 @@ export class BackingStore implements AsyncDisposable {
     this.#upkeep = upkeep;
     this.#changes = changes;
     this.#eviction = eviction;
+    this.#streams = streams;
     this.#attrs = new AttrCalls(mem, lookup, changes);
     this.#dedup = new Dedup(mem, state.files, {
       share: (op) => changes.share(op),
@@ -479,13 +503,21 @@ export class BackingStore implements AsyncDisposable {
     // index memory, nor any of its state, is held across an await.
     const keyLen = this.#lookup.hash(nk).keyLen;
     const files = this.#state.files;
-    const body = await drainStream(data, {
-      files,
-      allocFileId: (k) => this.#state.allocFileId(k),
-      kind,
-      keyLen,
-      max: Math.min(MAX_ELEMENT_BYTES, this.#opt.limit) - reserved,
-    });
+    const tally = this.#streams.open(() => this.#lookup.find(nk).entry);
+    let body: Body;
+    try {
+      body = await drainStream(data, {
+        files,
+        allocFileId: (k) => this.#state.allocFileId(k),
+        kind,
+        keyLen,
+        max: Math.min(MAX_ELEMENT_BYTES, this.#opt.limit) - reserved,
+        grew: (size) => tally.grew(size),
+      });
+    } finally {
+      // Placing it counts its bytes as an entry's from here.
+      tally.close();
+    }
     try {
       this.#checkOpen("store element");
       change(body);

@@ -4,7 +4,7 @@
 // overhead, and a store reopened with a lower limit gives its disk back.
 import assert from "node:assert/strict";
 import { BackingStore, checkStore } from "../mod.ts";
-import { dataSlotBitsFor } from "../src/format.ts";
+import { fixedOverhead } from "./_disk_bound.ts";
 import {
   allocatedBytes,
   assertBytes,
@@ -14,20 +14,6 @@ import {
 } from "./_helpers.ts";
 
 const MIB = 2 ** 20;
-
-/** The fixed overhead FORMAT.md §5.4 names, for a store of these options. */
-function fixedOverhead(
-  o: { limit: number; entryBits: number; journalBytes: number },
-): number {
-  const dataSlotBits = dataSlotBitsFor(o.entryBits, o.limit);
-  const dataFiles = Math.ceil(2 ** dataSlotBits / 2 ** 19);
-  const metaFiles = Math.ceil(2 ** o.entryBits / 4096);
-  return 2 * o.journalBytes + // the journal, two during a rotation
-    64 + 40 * 2 ** o.entryBits + // entries
-    32 + 2 ** dataSlotBits / 8 + 2 ** o.entryBits / 8 + 8192 + // blocks
-    4096 * (dataFiles + metaFiles) + // block file headers
-    64 * 1024; // control, control.bak, CACHEDIR.TAG, lock, directories
-}
 
 // Sizes from 1 B to 4 MiB: most small, some runs, some large files.
 function sizeAt(i: number): number {

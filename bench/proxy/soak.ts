@@ -1,0 +1,344 @@
+/**
+ * `deno task bench:soak`: a hostile load run against `deno task serve`.
+ * Starts the soak origin (soak_origin.ts) and the proxy (scripts/serve.ts,
+ * a small `--limit` so it evicts all the time) as child processes, drives
+ * the proxy with wrk (soak.lua, a URL mix) and the checking client
+ * (soak_checker.ts, every body verified) at once, samples the proxy's RSS
+ * and the store's disk use, then checks that the proxy still answers
+ * health, stops cleanly, leaves a store `check-store` calls clean and
+ * restarts on it. See bench/README.md ("Soak").
+ *
+ * Flags: --duration S (default 60), --connections N (wrk, default 128),
+ * --workers N (checker, default 24), --limit SIZE (default 64MiB),
+ * --out FILE (default bench/results/soak-latest.md).
+ * Exits 1 when a correctness bar fails.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { flag } from "../_flags.ts";
+import { runChecker } from "./soak_checker.ts";
+import { diskBound, diskUse } from "./soak_disk.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const REPO = new URL("../../", import.meta.url).pathname;
+const DURATION = Number(flag("duration", "60"));
+const CONNECTIONS = Number(flag("connections", "128"));
+const WORKERS = Number(flag("workers", "24"));
+const LIMIT = flag("limit", "64MiB");
+const OUT = flag("out", join(REPO, "bench/results/soak-latest.md"));
+const TOKEN = "soak-purge-token";
+const deno = Deno.execPath();
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${text}`);
+  return text.trim();
+}
+
+async function ensureWrk(): Promise<void> {
+  try {
+    await sh("wrk", ["-v"]).catch(() => {});
+    await sh("sh", ["-c", "command -v wrk"]);
+  } catch {
+    console.log("installing wrk (apt-get)…");
+    await sh("apt-get", ["install", "-y", "wrk"]);
+  }
+}
+
+/** A child whose stdout waits for a banner and whose stderr is kept. */
+interface Child {
+  process: Deno.ChildProcess;
+  banner: RegExpExecArray;
+  stderr: () => string;
+}
+
+async function spawnUntil(
+  args: string[],
+  banner: RegExp,
+  env: Record<string, string> = {},
+): Promise<Child> {
+  const process = new Deno.Command("taskset", {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  }).spawn();
+  let err = "";
+  (async () => {
+    for await (const t of process.stderr.pipeThrough(new TextDecoderStream())) {
+      err += t;
+    }
+  })().catch(() => {});
+  const reader = process.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`${args.join(" ")} exited: ${text}${err}`);
+    text += value;
+    const m = banner.exec(text);
+    if (m) {
+      (async () => {
+        while (!(await reader.read()).done); // drain the log
+      })().catch(() => {});
+      return { process, banner: m, stderr: () => err };
+    }
+  }
+}
+
+function startProxy(origin: string, store: string): Promise<Child> {
+  return spawnUntil(
+    [
+      "-c",
+      "0",
+      deno,
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net",
+      join(REPO, "scripts/serve.ts"),
+      "--origin",
+      origin,
+      "--port",
+      "0",
+      "--dir",
+      store,
+      "--limit",
+      LIMIT,
+      "--origin-timeout",
+      "2000",
+      "--quiet",
+    ],
+    /on (http:\/\/127\.0\.0\.1:\d+)\//,
+    { LARDER_PURGE_TOKEN: TOKEN },
+  );
+}
+
+async function rssKiB(pid: number): Promise<number> {
+  return Number(await sh("ps", ["-o", "rss=", "-p", String(pid)]));
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? NaN;
+};
+
+await ensureWrk();
+const work = await Deno.makeTempDir({ prefix: "larder-soak-" });
+const store = join(work, "store");
+const origin = await spawnUntil(
+  [
+    "-c",
+    "1",
+    deno,
+    "run",
+    "--allow-net=127.0.0.1",
+    join(HERE, "soak_origin.ts"),
+  ],
+  /origin on (\d+)/,
+);
+const ORIGIN = `http://127.0.0.1:${origin.banner[1]}`;
+let proxy = await startProxy(ORIGIN, store);
+const PROXY = proxy.banner[1]!;
+console.log(
+  `soak: origin ${ORIGIN}, proxy ${PROXY}, store ${store}, limit ${LIMIT}, ${DURATION} s`,
+);
+
+const limitBytes = (await import("../../scripts/serve.ts")).parseSize(LIMIT);
+const startMs = Date.now();
+const samples: {
+  s: number;
+  rssKiB: number;
+  disk: { allocated: number; apparent: number };
+}[] = [];
+let sampling = true;
+const sampler = (async () => {
+  while (sampling) {
+    samples.push({
+      s: Math.round((Date.now() - startMs) / 1000),
+      rssKiB: await rssKiB(proxy.process.pid),
+      disk: diskUse(store),
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+})();
+
+const wrk = new Deno.Command("taskset", {
+  args: [
+    "-c",
+    "1",
+    "wrk",
+    "-t2",
+    `-c${CONNECTIONS}`,
+    `-d${DURATION}s`,
+    "--timeout",
+    "10s",
+    "-s",
+    join(HERE, "soak.lua"),
+    PROXY,
+    "--",
+    "1",
+    "300",
+  ],
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+const checker = runChecker({
+  proxyUrl: PROXY,
+  originUrl: ORIGIN,
+  purgeToken: TOKEN,
+  untilMs: startMs + DURATION * 1000,
+  workers: WORKERS,
+  startMs,
+});
+const [wrkOut, check] = await Promise.all([wrk, checker]);
+sampling = false;
+await sampler;
+const wrkText = new TextDecoder().decode(wrkOut.stdout);
+const wrkJson = wrkText.split("\n").find((l) => l.startsWith('{"requests"'));
+if (wrkJson === undefined) {
+  throw new Error(
+    `wrk gave no figures: ${wrkText}${new TextDecoder().decode(wrkOut.stderr)}`,
+  );
+}
+const w = JSON.parse(wrkJson);
+
+// ---- afterwards: health, a clean stop, check-store, a restart ----
+const health1 = await fetch(`${PROXY}/_larder/health`);
+const health1Body = await health1.text();
+const originTotal = Number(await (await fetch(`${ORIGIN}/_total`)).text());
+const duEnd = diskUse(store);
+const rssEnd = await rssKiB(proxy.process.pid);
+proxy.process.kill("SIGTERM");
+const stop1 = await proxy.process.status;
+const stderr1 = proxy.stderr();
+const checkStore = await new Deno.Command(deno, {
+  args: [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    join(REPO, "scripts/check_store.ts"),
+    store,
+    "--quiet",
+  ],
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+const checkText = new TextDecoder().decode(checkStore.stdout) +
+  new TextDecoder().decode(checkStore.stderr);
+proxy = await startProxy(ORIGIN, store);
+const health2 = await fetch(`${proxy.banner[1]}/_larder/health`);
+await health2.body?.cancel();
+const again = await fetch(`${proxy.banner[1]}/o/100/1`);
+await again.body?.cancel();
+proxy.process.kill("SIGTERM");
+const stop2 = await proxy.process.status;
+const stderr2 = proxy.stderr();
+origin.process.kill("SIGTERM");
+await origin.process.status;
+await Deno.remove(work, { recursive: true });
+
+// ---- the report ----
+const maxRss = Math.max(...samples.map((s) => s.rssKiB));
+const maxDu = Math.max(
+  ...samples.map((s) => s.disk.allocated),
+  duEnd.allocated,
+);
+const maxApparent = Math.max(
+  ...samples.map((s) => s.disk.apparent),
+  duEnd.apparent,
+);
+const bound = diskBound(limitBytes);
+const bars: [string, boolean][] = [
+  ["wrong bytes 0", check.wrongBytes === 0],
+  ["checker failures 0", Object.keys(check.failures).length === 0],
+  ["no wrk socket errors", w.connect + w.read + w.write + w.timeout === 0],
+  [
+    "no 5xx but the origin's 500/503",
+    Object.keys(w.byStatus).every((s) =>
+      s === "200" || s === "500" || s === "503"
+    ),
+  ],
+  ["proxy stderr empty (both runs)", stderr1 === "" && stderr2 === ""],
+  ["health 200 after the run", health1.status === 200],
+  ["clean exit on SIGTERM (both runs)", stop1.code === 0 && stop2.code === 0],
+  ["check-store clean", checkStore.code === 0],
+  ["restart: health 200", health2.status === 200],
+  ["disk (du) ≤ limit + 10% + fixed overhead", maxDu <= bound],
+  ["RSS ≤ 1 GiB", maxRss <= 2 ** 20],
+];
+const lines = [
+  `# Soak: ${new Date().toISOString()}`,
+  "",
+  `\`deno task bench:soak --duration ${DURATION} --connections ${CONNECTIONS} --workers ${WORKERS} --limit ${LIMIT}\``,
+  "",
+  "| bar | met |",
+  "| --- | --- |",
+  ...bars.map(([name, ok]) => `| ${name} | ${ok ? "yes" : "**NO**"} |`),
+  "",
+  `wrk: ${w.requests} requests, ${
+    (w.requests / (w.durationUs / 1e6)).toFixed(0)
+  } req/s, ` +
+  `${(w.bytes / 2 ** 20).toFixed(0)} MiB; latency p50 ${
+    (w.p50Us / 1000).toFixed(1)
+  } ms, ` +
+  `p99 ${(w.p99Us / 1000).toFixed(1)} ms, max ${
+    (w.maxUs / 1000).toFixed(1)
+  } ms; ` +
+  `errors connect ${w.connect}, read ${w.read}, write ${w.write}, timeout ${w.timeout}; ` +
+  `by status ${JSON.stringify(w.byStatus)}`,
+  "",
+  `checker: ${check.latencyMs.length} verified GETs, ops ${
+    JSON.stringify(check.ops)
+  }; ` +
+  `latency p50 ${pct(check.latencyMs, 0.5).toFixed(1)} ms, p99 ${
+    pct(check.latencyMs, 0.99).toFixed(1)
+  } ms, ` +
+  `max ${
+    Math.max(...check.latencyMs).toFixed(1)
+  } ms; wrong bytes ${check.wrongBytes}; ` +
+  `expected body errors (origin resets) ${check.expectedBodyErrors}; ` +
+  `collapsed groups ${check.collapse.groups} (extra origin requests ${check.collapse.extraOriginRequests}); ` +
+  `failures ${JSON.stringify(check.failures)}`,
+  ...check.examples.map((e) => `- ${e}`),
+  "",
+  `origin requests: ${originTotal}`,
+  "",
+  `proxy RSS (MiB) every 2 s: ${
+    samples.map((s) => (s.rssKiB / 1024).toFixed(0)).join(" ")
+  }; at the end ${(rssEnd / 1024).toFixed(0)}`,
+  "",
+  `store disk use (allocated, as du counts it; MiB) every 2 s: ${
+    samples.map((s) => (s.disk.allocated / 2 ** 20).toFixed(1)).join(" ")
+  }; max ${(maxDu / 2 ** 20).toFixed(1)} MiB against a bound of ${
+    (bound / 2 ** 20).toFixed(1)
+  } MiB (limit ${(limitBytes / 2 ** 20).toFixed(0)} MiB + 10% + the fixed ` +
+  `overhead of FORMAT.md §5.4); apparent size (du -b, block files' holes ` +
+  `counted) at most ${(maxApparent / 2 ** 20).toFixed(1)} MiB`,
+  "",
+  `health after the run: ${health1.status} ${health1Body.slice(0, 200)}`,
+  `exit codes: ${stop1.code}, after the restart ${stop2.code}; restart health ${health2.status}, GET /o/100/1 ${again.status} ${
+    again.headers.get("x-larder-cache")
+  }`,
+  `check-store: exit ${checkStore.code}; ${
+    checkText.trim().split("\n").slice(-3).join(" / ")
+  }`,
+  `proxy stderr: ${
+    stderr1 === "" ? "(none)" : "\n```\n" + stderr1.slice(0, 4000) + "\n```"
+  }`,
+  `proxy stderr after the restart: ${
+    stderr2 === "" ? "(none)" : "\n```\n" + stderr2.slice(0, 2000) + "\n```"
+  }`,
+  `origin stderr: ${
+    origin.stderr() === "" ? "(none)" : origin.stderr().slice(0, 1000)
+  }`,
+  "",
+];
+const text = lines.join("\n");
+console.log(text);
+await Deno.writeTextFile(OUT, text);
+Deno.exit(bars.every(([, ok]) => ok) ? 0 : 1);
