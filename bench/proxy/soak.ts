@@ -216,6 +216,17 @@ const rssEnd = await rssKiB(proxy.process.pid);
 proxy.process.kill("SIGTERM");
 const stop1 = await proxy.process.status;
 const stderr1 = proxy.stderr();
+/**
+ * The proxy's stderr without Deno.serve's one-line reports of a client
+ * body that failed because the origin's was cut (the soak origin resets
+ * on purpose); anything else there is a defect.
+ */
+function unexpectedStderr(text: string): string {
+  return text.split("\n").filter((line) =>
+    line !== "" &&
+    !/^\[?Cannot read origin response: .* mid-body\]?$/.test(line)
+  ).join("\n");
+}
 const checkStore = await new Deno.Command(deno, {
   args: [
     "run",
@@ -263,7 +274,10 @@ const bars: [string, boolean][] = [
       s === "200" || s === "500" || s === "503"
     ),
   ],
-  ["proxy stderr empty (both runs)", stderr1 === "" && stderr2 === ""],
+  [
+    "proxy stderr: nothing but one-line reports of origin bodies cut mid-body (both runs)",
+    unexpectedStderr(stderr1) === "" && unexpectedStderr(stderr2) === "",
+  ],
   ["health 200 after the run", health1.status === 200],
   ["clean exit on SIGTERM (both runs)", stop1.code === 0 && stop2.code === 0],
   ["check-store clean", checkStore.code === 0],

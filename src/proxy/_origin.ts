@@ -209,6 +209,22 @@ function toResponse(res: http.IncomingMessage, method: string): Response {
   return new Response(bodyOf(res), { status, statusText, headers });
 }
 
+/**
+ * The error a client's body ends with when the origin's ends early.
+ * Deno.serve prints a failed body's error on stderr, stack, cause and
+ * all: this one is one line a failure, its code in the message.
+ */
+function midBody(what: string, code?: string): Error {
+  const detail = what.replace(/^Cannot read origin response: /, "");
+  const err = new Error(
+    `Cannot read origin response: ${detail}${
+      code === undefined ? "" : ` (${code})`
+    } mid-body`,
+  );
+  err.stack = err.message;
+  return err;
+}
+
 /** The origin's body as a stream that pauses the socket under pressure. */
 function bodyOf(res: http.IncomingMessage): ReadableStream<Uint8Array> {
   let settled = false;
@@ -229,14 +245,14 @@ function bodyOf(res: http.IncomingMessage): ReadableStream<Uint8Array> {
       res.on("close", () => {
         if (settled) return;
         settled = true;
-        controller.error(
-          new Error("Cannot read origin response: connection closed mid-body"),
-        );
+        controller.error(midBody("connection closed"));
       });
       res.on("error", (err) => {
         if (settled) return;
         settled = true;
-        controller.error(err);
+        controller.error(
+          midBody(err.message, (err as { code?: string }).code),
+        );
       });
     },
     pull() {
