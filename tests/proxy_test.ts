@@ -539,90 +539,62 @@ Deno.test("proxy §3.1: an encoded body is stored and sent as the origin encoded
   );
 });
 
-Deno.test("proxy §5.2: an origin that stalls mid-body ends the client's body, stores nothing", async () => {
-  let release = () => {};
-  const held = new Promise<void>((r) => release = r);
-  await withRig(
-    () => {
-      let sent = false;
-      return new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(c) {
-            if (sent) {
-              await held;
-              return c.close();
-            }
-            sent = true;
-            c.enqueue(new Uint8Array(1000));
-          },
-        }),
-        { headers: { "cache-control": "max-age=60" } },
+for (const pooled of [false, true]) {
+  Deno.test(
+    `proxy §5.2: an origin that stalls mid-body ends the client's body, stores nothing${
+      pooled ? " (a pooled connection)" : ""
+    }`,
+    async () => {
+      let release = () => {};
+      const held = new Promise<void>((r) => release = r);
+      await withRig(
+        (req) => {
+          if (new URL(req.url).pathname === "/warm") return new Response("ok");
+          let sent = false;
+          return new Response(
+            new ReadableStream<Uint8Array>({
+              async pull(c) {
+                if (sent) {
+                  await held;
+                  return c.close();
+                }
+                sent = true;
+                c.enqueue(new Uint8Array(1000));
+              },
+            }),
+            { headers: { "cache-control": "max-age=60" } },
+          );
+        },
+        async (rig) => {
+          // A first exchange leaves a keep-alive connection in the pool.
+          if (pooled) await (await rig.get("/warm")).text();
+          const res = await rig.get("/stall");
+          const started = Date.now();
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await assert.rejects(
+            Promise.race([
+              res.arrayBuffer(),
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(() => {
+                  release();
+                  reject(new Error("no end of the body in 5 s"));
+                }, 5000);
+              }),
+            ]).finally(() => clearTimeout(timer)),
+            /origin|closed|aborted|error/i,
+          );
+          assert.ok(Date.now() - started < 5000);
+          release();
+          await rig.restart();
+          const again = await rig.get("/stall");
+          assert.equal(again.headers.get("x-larder-cache"), "miss");
+          await again.body?.cancel();
+        },
+        { originTimeoutMs: 300 },
       );
     },
-    async (rig) => {
-      const res = await rig.get("/stall");
-      const started = Date.now();
-      await assert.rejects(res.arrayBuffer());
-      assert.ok(Date.now() - started < 5000);
-      release();
-      await rig.restart();
-      const again = await rig.get("/stall");
-      assert.equal(again.headers.get("x-larder-cache"), "miss");
-      await again.body?.cancel();
-    },
-    { originTimeoutMs: 300 },
   );
-});
-
-Deno.test("proxy §5.2: an origin that stalls mid-body on a pooled connection ends the client's body too", async () => {
-  let release = () => {};
-  const held = new Promise<void>((r) => release = r);
-  await withRig(
-    (req) => {
-      if (new URL(req.url).pathname === "/warm") return new Response("ok");
-      let sent = false;
-      return new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(c) {
-            if (sent) {
-              await held;
-              return c.close();
-            }
-            sent = true;
-            c.enqueue(new Uint8Array(1000));
-          },
-        }),
-        { headers: { "cache-control": "max-age=60" } },
-      );
-    },
-    async (rig) => {
-      // The first exchange leaves a keep-alive connection in the pool.
-      await (await rig.get("/warm")).text();
-      const res = await rig.get("/stall");
-      const started = Date.now();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await assert.rejects(
-        Promise.race([
-          res.arrayBuffer(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              release();
-              reject(new Error("no end of the body in 5 s"));
-            }, 5000);
-          }),
-        ]).finally(() => clearTimeout(timer)),
-        /origin|closed|aborted|error/i,
-      );
-      assert.ok(Date.now() - started < 5000);
-      release();
-      await rig.restart();
-      const again = await rig.get("/stall");
-      assert.equal(again.headers.get("x-larder-cache"), "miss");
-      await again.body?.cancel();
-    },
-    { originTimeoutMs: 300 },
-  );
-});
+}
 
 Deno.test("proxy §3: a slow client paces the origin read, the store does not run ahead", async () => {
   const SIZE = 64 * 1024;
