@@ -132,6 +132,7 @@ export class Eviction {
     // A stepped eviction under way may free the room first, without a
     // selection.
     if (this.#pending !== undefined) {
+      // Steps move entries: `keep` is where its entry is afterwards.
       keep = this.#stepUntilRoom(incoming, keep);
       if (this.#hasRoom(incoming)) return;
       this.#dropPending();
@@ -251,8 +252,8 @@ export class Eviction {
       this.#held.liveDisk + incoming < this.#opt.limit;
   }
 
-  // Entry `keep` (-1: none) stays, wherever the removals move it.
-  // Returns where `keep` is afterwards.
+  // Entry `keep` (-1: none) stays, wherever the removals move it;
+  // returns where it is afterwards.
   #stepUntilRoom(incoming: number, keep: number): number {
     let k = keep;
     while (this.#pending !== undefined && !this.#hasRoom(incoming)) {

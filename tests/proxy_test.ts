@@ -230,6 +230,49 @@ Deno.test("proxy §5.2: an origin that is down gives 502, a slow one 504", async
   );
 });
 
+Deno.test("proxy: the origin timeout holds on a pooled connection too (a 504 in time, not a hang)", async () => {
+  let release = () => {};
+  const held = new Promise<void>((r) => release = r);
+  await withRig(
+    async (req) => {
+      if (new URL(req.url).pathname === "/slow") await held;
+      return new Response("ok", { headers: { "cache-control": "no-store" } });
+    },
+    async (rig) => {
+      // The first exchange leaves a keep-alive connection in the pool,
+      // which the slow request then takes.
+      await (await rig.get("/fast")).text();
+      const started = Date.now();
+      // A hang fails the test instead of holding it up.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const slow = await Promise.race([
+        rig.get("/slow"),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            release();
+            reject(new Error("no answer from the proxy in 5 s"));
+          }, 5000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const took = Date.now() - started;
+      assert.equal(slow.status, 504);
+      await slow.text();
+      assert.ok(took < 2000, `504 after ${took} ms, timeout 300`);
+      release();
+      // Deno's node:http sends a GET whose pooled connection was cut once
+      // more on a new one; its late answer is dropped, never served.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(rig.seen.slice(0, 2), ["GET /fast", "GET /slow"]);
+      assert.ok(rig.seen.length <= 3, rig.seen.join(", "));
+      // And the proxy goes on serving from the pool.
+      const after = await rig.get("/fast");
+      assert.equal(after.status, 200);
+      assert.equal(await after.text(), "ok");
+    },
+    { originTimeoutMs: 300 },
+  );
+});
+
 Deno.test("proxy RFC 5861 §4: stale-if-error serves the stale response when the origin fails", async () => {
   let fail = false;
   await withRig(
@@ -520,6 +563,56 @@ Deno.test("proxy §5.2: an origin that stalls mid-body ends the client's body, s
       const res = await rig.get("/stall");
       const started = Date.now();
       await assert.rejects(res.arrayBuffer());
+      assert.ok(Date.now() - started < 5000);
+      release();
+      await rig.restart();
+      const again = await rig.get("/stall");
+      assert.equal(again.headers.get("x-larder-cache"), "miss");
+      await again.body?.cancel();
+    },
+    { originTimeoutMs: 300 },
+  );
+});
+
+Deno.test("proxy §5.2: an origin that stalls mid-body on a pooled connection ends the client's body too", async () => {
+  let release = () => {};
+  const held = new Promise<void>((r) => release = r);
+  await withRig(
+    (req) => {
+      if (new URL(req.url).pathname === "/warm") return new Response("ok");
+      let sent = false;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            if (sent) {
+              await held;
+              return c.close();
+            }
+            sent = true;
+            c.enqueue(new Uint8Array(1000));
+          },
+        }),
+        { headers: { "cache-control": "max-age=60" } },
+      );
+    },
+    async (rig) => {
+      // The first exchange leaves a keep-alive connection in the pool.
+      await (await rig.get("/warm")).text();
+      const res = await rig.get("/stall");
+      const started = Date.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await assert.rejects(
+        Promise.race([
+          res.arrayBuffer(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              release();
+              reject(new Error("no end of the body in 5 s"));
+            }, 5000);
+          }),
+        ]).finally(() => clearTimeout(timer)),
+        /origin|closed|aborted|error/i,
+      );
       assert.ok(Date.now() - started < 5000);
       release();
       await rig.restart();

@@ -87,31 +87,52 @@ export class OriginClient {
         headers,
         agent,
       });
+      // Settled once, by whichever comes first. An abort or a timeout
+      // settles it itself: destroying a request on a reused socket emits
+      // no "error" under Deno's node:http, so waiting for one would hang;
+      // Deno then sends the request again on a new connection, and that
+      // late response is dropped below.
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        init.signal.removeEventListener("abort", abort);
+        reject(err);
+      };
+      const cut = (err: Error) => {
+        req.destroy(err);
+        fail(err);
+      };
       // An origin that stops sending mid-body must not hang the client.
       req.setTimeout(init.idleMs, () => {
-        req.destroy(
+        cut(
           new Error(
             `Cannot read origin response: nothing for ${init.idleMs} ms`,
           ),
         );
       });
-      const abort = () => req.destroy(init.signal.reason);
+      const abort = () => cut(init.signal.reason);
       if (init.signal.aborted) abort();
       init.signal.addEventListener("abort", abort, { once: true });
       req.on("error", (err) => {
-        init.signal.removeEventListener("abort", abort);
         // No response on a pooled connection: the origin closed it idle.
         const code = (err as { code?: string }).code;
         if (
           req.reusedSocket && !init.signal.aborted &&
           (code === "ECONNRESET" || code === "EPIPE")
         ) {
-          reject(new StaleConnection(err.message, { cause: err }));
+          fail(new StaleConnection(err.message, { cause: err }));
         } else {
-          reject(err);
+          fail(err);
         }
       });
       req.on("response", (res) => {
+        if (settled) {
+          // Too late: the exchange was given up.
+          res.destroy();
+          return;
+        }
+        settled = true;
         init.signal.removeEventListener("abort", abort);
         try {
           resolve(toResponse(res, init.method));
