@@ -303,6 +303,22 @@ export class IndexMemory {
     return this.#w.u16[(this.#base(i) + C.E_USE_COUNT) >>> 1]!;
   }
 
+  /**
+   * A tag of entry `i`'s elements (their locations and CRCs): a
+   * replacement changes it, though its usage may stay as it was (a last
+   * use in the same second, its use count kept).
+   */
+  elementsTag(i: number): number {
+    const u32 = this.#w.u32;
+    const b = this.#base(i);
+    const data = u32[(b + C.E_DATA_LOC) >>> 2]! ^
+      u32[(b + C.E_DATA_CRC) >>> 2]!;
+    const meta = u32[(b + C.E_META_LOC) >>> 2]! ^
+      u32[(b + C.E_META_CRC) >>> 2]!;
+    return (data ^ Math.imul(meta, 0x9e3779b1) ^
+      u32[(b + C.E_DATA_SIZE) >>> 2]!) >>> 0;
+  }
+
   /** Records a use of entry `i` at `now` (seconds). */
   touch(i: number, now: number): void {
     const b = this.#base(i);
