@@ -154,12 +154,17 @@ export class Eviction {
       // the event loop (see EvictionPass).
       const byteGoal = opt.limit - opt.hysteresis;
       const countGoal = mem.capacity - entryTarget + 1;
-      this.#pending = new EvictionPass(mem, {
-        left: () => ({
-          bytes: overBytes ? this.#held.liveDisk - byteGoal + 1 : 0,
-          entries: full ? mem.count - countGoal : 0,
-        }),
-      }, this.timing);
+      this.#pending = new EvictionPass(
+        mem,
+        {
+          left: () => ({
+            bytes: overBytes ? this.#held.liveDisk - byteGoal + 1 : 0,
+            entries: full ? mem.count - countGoal : 0,
+          }),
+        },
+        this.timing,
+        keep,
+      );
       const k = this.#stepUntilRoom(incoming, keep);
       if (this.#hasRoom(incoming)) {
         this.#schedule();

@@ -54,20 +54,32 @@ export class EvictionPass {
   #slice: PendingVictims | undefined;
   #settling = false;
   #timing: PassTiming;
+  /** Key hash of the entry whose put started the pass (it stays). */
+  #keptLo = 0;
+  #keptHi = 0;
+  #kept = false;
 
   /**
    * @param mem The index.
    * @param targets What is left to free.
    * @param timing Where time spent selecting adds up.
+   * @param keep The entry whose put starts the pass (-1: none): no slice
+   *   takes it, however long the pass goes on after the put.
    */
   constructor(
     mem: IndexMemory,
     targets: PassTargets,
     timing: PassTiming = { selectMs: 0, longestMs: 0 },
+    keep = -1,
   ) {
     this.#mem = mem;
     this.#targets = targets;
     this.#timing = timing;
+    if (keep >= 0) {
+      this.#kept = true;
+      this.#keptLo = mem.hashLo(keep);
+      this.#keptHi = mem.hashHi(keep);
+    }
   }
 
   /** 0 once the eviction is over: targets met, or the walks done. */
@@ -124,8 +136,13 @@ export class EvictionPass {
     }
     const start = this.#cursor;
     const end = Math.min(mem.count, start + PASS_SLICE);
-    const found = mem.collectRange(start, end, this.#threshold, keep);
+    let found = mem.collectRange(start, end, this.#threshold, keep);
     this.#cursor = Math.min(end, start + Math.max(1, mem.maxCandidates));
+    if (this.#kept) {
+      const lo = this.#keptLo;
+      const hi = this.#keptHi;
+      found = found.filter((i) => mem.hashLo(i) !== lo || mem.hashHi(i) !== hi);
+    }
     if (found.length > 0) this.#slice = new PendingVictims(mem, found);
     const ms = performance.now() - t0;
     this.#timing.selectMs += ms;
