@@ -558,6 +558,11 @@ export class IndexMemory {
     return this.#useMaps.slotUsed(kind, slot);
   }
 
+  /** Slots of `kind` past which every slot is free (a bound). */
+  markedEnd(kind: ElementKind): number {
+    return this.#useMaps.markedEnd(kind);
+  }
+
   /** Number of used slots of `kind` among the first `slots`. */
   usedSlots(kind: ElementKind, slots: number): number {
     return this.#useMaps.usedSlots(kind, slots);
