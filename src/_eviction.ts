@@ -11,6 +11,7 @@ import type { Found, KeyLookup } from "./_lookup.ts";
 import { REMOVE_REASON } from "./ops.ts";
 import type { PinTable } from "./pins.ts";
 import { PendingVictims } from "./_eviction_pending.ts";
+import { EvictionPass, type PassTiming } from "./_eviction_pass.ts";
 
 /**
  * Victims removed in one step of a long eviction: at ~3–10 µs a removal
@@ -78,15 +79,26 @@ export interface EvictionOptions {
  * ```
  */
 export class Eviction {
+  /**
+   * Tables of more entries than this evict incrementally (EvictionPass):
+   * a whole selection over 2^17 entries takes ~5–10 ms, over 2^20 ~60.
+   * Tests lower it to cover that path on small tables.
+   */
+  static incrementalAbove: number = 1 << 17;
   /** Entries and element bytes removed by eviction. */
   readonly counters = { evictions: 0, evictedBytes: 0 };
+  /** Time incremental passes spent selecting, ms (benchmarks read it). */
+  readonly timing: PassTiming = { selectMs: 0, longestMs: 0 };
   #mem: IndexMemory;
   #pins: PinTable;
   #lookup: KeyLookup;
   #held: HeldBytes;
   #opt: EvictionOptions;
-  /** A stepped eviction's victims still to remove, and its next step. */
-  #pending: PendingVictims | undefined;
+  /**
+   * A stepped eviction's victims still to remove (or, for a large table,
+   * its incremental pass), and its next step.
+   */
+  #pending: PendingVictims | EvictionPass | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -129,17 +141,65 @@ export class Eviction {
     const overBytes = total + incoming >= opt.limit;
     const full = mem.count >= mem.capacity;
     if (!overBytes && !full) return;
-    // Down to limit - hysteresis with the incoming bytes counted: more than
-    // the hysteresis freed, however far over the store was (a reopen with a
-    // smaller limit).
-    const byteTarget = overBytes
-      ? total + incoming - (opt.limit - opt.hysteresis) + 1
-      : 0;
     // A full table of small entries frees a share of entries, not
     // hysteresis bytes (which would empty it).
     const entryTarget = full
       ? Math.max(1, Math.ceil(mem.capacity * opt.hysteresis / opt.limit))
       : 0;
+    if (
+      !whole && !this.#held.sharing && mem.count > Eviction.incrementalAbove
+    ) {
+      // A large table: no selection over all of it now. Room for this
+      // call in bounded slices, the rest to the targets between turns of
+      // the event loop (see EvictionPass).
+      const byteGoal = opt.limit - opt.hysteresis;
+      const countGoal = mem.capacity - entryTarget + 1;
+      this.#pending = new EvictionPass(
+        mem,
+        {
+          left: () => ({
+            bytes: overBytes ? this.#held.liveDisk - byteGoal + 1 : 0,
+            entries: full ? mem.count - countGoal : 0,
+          }),
+        },
+        this.timing,
+        keep,
+      );
+      const k = this.#stepUntilRoom(incoming, keep);
+      if (this.#hasRoom(incoming)) {
+        this.#schedule();
+        return;
+      }
+      // The walks found too little (entries moved behind them, or the
+      // estimates fell short): the whole selection, for what is left.
+      this.#dropPending();
+      const stillFull = mem.count >= mem.capacity;
+      const over = this.#held.liveDisk + incoming >= opt.limit;
+      this.#evictSelected(incoming, k, over, stillFull, entryTarget);
+      return;
+    }
+    this.#evictSelected(incoming, keep, overBytes, full, entryTarget, whole);
+  }
+
+  // The exact (or sampled, whole-table) selection, its victims removed now
+  // or, when many, in steps.
+  #evictSelected(
+    incoming: number,
+    keep: number,
+    overBytes: boolean,
+    full: boolean,
+    entryTarget: number,
+    whole = true,
+  ): void {
+    const mem = this.#mem;
+    const opt = this.#opt;
+    // Down to limit - hysteresis with the incoming bytes counted: more than
+    // the hysteresis freed, however far over the store was (a reopen with a
+    // smaller limit).
+    const byteTarget = overBytes
+      ? this.#held.liveDisk + incoming - (opt.limit - opt.hysteresis) + 1
+      : 0;
+    if (!full) entryTarget = 0;
     const chosen = mem.selectVictims(byteTarget, entryTarget, keep);
     if (!whole && chosen.length > STEPPED_VICTIMS && !this.#held.sharing) {
       // Removed in steps, best first: as many now as the caller needs
@@ -181,8 +241,13 @@ export class Eviction {
     return this.#pending !== undefined;
   }
 
-  /** Removes what a stepped eviction has left, now (close). */
+  /**
+   * Removes what a stepped eviction has left, now (close). An incremental
+   * pass removes the victims it holds and collects no more: the store is
+   * under its limit already, only the hysteresis is left unfreed.
+   */
   finish(): void {
+    if (this.#pending instanceof EvictionPass) this.#pending.settle();
     while (this.#pending !== undefined) this.#step(-1);
   }
 

@@ -2,8 +2,9 @@
  * Victims an eviction chose but has not removed yet: a long eviction
  * removes them in steps, and between steps the table changes (entries
  * move as others are removed, are used, replaced or removed), so each is
- * kept by what identifies it rather than by index: its key hash and the
- * usage it was chosen for.
+ * kept by what identifies it rather than by index: its key hash, the
+ * usage it was chosen for and its elements' tag (a replacement in the
+ * same second keeps the usage).
  *
  * @module
  */
@@ -16,6 +17,7 @@ export class PendingVictims {
   #hi: Uint32Array;
   #used: Uint32Array;
   #uses: Uint16Array;
+  #tags: Uint32Array;
   #next = 0;
 
   /**
@@ -29,12 +31,14 @@ export class PendingVictims {
     this.#hi = new Uint32Array(n);
     this.#used = new Uint32Array(n);
     this.#uses = new Uint16Array(n);
+    this.#tags = new Uint32Array(n);
     for (let k = 0; k < n; k++) {
       const i = victims[k]!;
       this.#lo[k] = mem.hashLo(i);
       this.#hi[k] = mem.hashHi(i);
       this.#used[k] = mem.lastUsed(i);
       this.#uses[k] = mem.useCount(i);
+      this.#tags[k] = mem.elementsTag(i);
     }
   }
 
@@ -46,7 +50,7 @@ export class PendingVictims {
   /**
    * The current indices of the next (up to) `n` victims, in descending
    * order (as removal wants them). A victim that is gone, or was used or
-   * replaced since it was chosen (its usage differs), is skipped: it is no
+   * replaced since it was chosen (its usage or elements differ), is skipped: it is no
    * longer what the selection chose; so is entry `keep` (-1: none), or
    * any with its hash.
    */
@@ -63,7 +67,9 @@ export class PendingVictims {
       for (let pos = mem.lookupFirst(lo, hi); pos >= 0;) {
         const i = mem.entryAt(pos);
         if (
-          mem.lastUsed(i) === this.#used[k] && mem.useCount(i) === this.#uses[k]
+          mem.lastUsed(i) === this.#used[k] &&
+          mem.useCount(i) === this.#uses[k] &&
+          mem.elementsTag(i) === this.#tags[k]
         ) {
           out.push(i);
           break;

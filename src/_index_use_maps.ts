@@ -146,6 +146,15 @@ export class SlotUseMaps {
     return this.#w.k.bitmap_test(this.#r.use[kind], slot) !== 0;
   }
 
+  /**
+   * Slots of `kind` past which every slot is free (a bound: what may have
+   * been marked, not the last used slot), so that a scan of the map can
+   * stop there rather than at its end.
+   */
+  markedEnd(kind: ElementKind): number {
+    return Math.min(this.#r.slotCounts[kind], this.#dirty[kind] * 8);
+  }
+
   /** Number of used slots of `kind` among the first `slots`. */
   usedSlots(kind: ElementKind, slots: number): number {
     return this.#w.k.bitmap_count(this.#r.use[kind], slots);

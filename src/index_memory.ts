@@ -303,6 +303,22 @@ export class IndexMemory {
     return this.#w.u16[(this.#base(i) + C.E_USE_COUNT) >>> 1]!;
   }
 
+  /**
+   * A tag of entry `i`'s elements (their locations and CRCs): a
+   * replacement changes it, though its usage may stay as it was (a last
+   * use in the same second, its use count kept).
+   */
+  elementsTag(i: number): number {
+    const u32 = this.#w.u32;
+    const b = this.#base(i);
+    const data = u32[(b + C.E_DATA_LOC) >>> 2]! ^
+      u32[(b + C.E_DATA_CRC) >>> 2]!;
+    const meta = u32[(b + C.E_META_LOC) >>> 2]! ^
+      u32[(b + C.E_META_CRC) >>> 2]!;
+    return (data ^ Math.imul(meta, 0x9e3779b1) ^
+      u32[(b + C.E_DATA_SIZE) >>> 2]!) >>> 0;
+  }
+
   /** Records a use of entry `i` at `now` (seconds). */
   touch(i: number, now: number): void {
     const b = this.#base(i);
@@ -542,6 +558,11 @@ export class IndexMemory {
     return this.#useMaps.slotUsed(kind, slot);
   }
 
+  /** Slots of `kind` past which every slot is free (a bound). */
+  markedEnd(kind: ElementKind): number {
+    return this.#useMaps.markedEnd(kind);
+  }
+
   /** Number of used slots of `kind` among the first `slots`. */
   usedSlots(kind: ElementKind, slots: number): number {
     return this.#useMaps.usedSlots(kind, slots);
@@ -750,6 +771,81 @@ export class IndexMemory {
     }
     this.selectionComplete = k.evict_met() === 1;
     return n;
+  }
+
+  /**
+   * The threshold key of a selection meeting `byteTarget` and
+   * `entryTarget` (with a margin), estimated from a sample of the whole
+   * table, never `keep`, as {@linkcode selectVictims} estimates it for a
+   * large table: entries with keys up to it are about the victims.
+   * Infinity when the sample cannot meet the targets (the whole table may
+   * have to go). For {@linkcode collectRange}.
+   */
+  sampleThreshold(byteTarget: number, entryTarget: number, keep: number) {
+    const k = this.#w.k;
+    const r = this.#r;
+    const max = Math.max(1, Math.min(this.maxCandidates, r.candidates));
+    const windowLen = Math.max(
+      1,
+      Math.min(SAMPLE_WINDOW, Math.floor(max / SAMPLE_STRATA)),
+    );
+    const entries = Math.min(Math.max(0, Math.ceil(entryTarget)), 0xffffffff);
+    this.#seed = (Math.imul(this.#seed, 1103515245) + 12345) >>> 0;
+    const t = k.evict_threshold(
+      r.entries,
+      this.count,
+      keep,
+      SAMPLE_STRATA,
+      windowLen,
+      this.#seed,
+      byteTarget,
+      entries,
+      r.keys,
+      r.keys2,
+      r.idx,
+      r.idx2,
+    );
+    return t < 0 ? Infinity : t;
+  }
+
+  /**
+   * The entries of `[start, end)` but `keep` whose sort key is at most
+   * `threshold` (from {@linkcode sampleThreshold}), best first (ties by
+   * index), as indices: one bounded slice of an incremental eviction.
+   * At most {@linkcode maxCandidates} entries are looked at: `end` is
+   * lowered to fit. A copy.
+   */
+  collectRange(
+    start: number,
+    end: number,
+    threshold: number,
+    keep: number,
+  ): Uint32Array {
+    const r = this.#r;
+    const max = Math.max(1, Math.min(this.maxCandidates, r.candidates));
+    const to = Math.min(end, this.count, start + max);
+    if (to <= start) return new Uint32Array(0);
+    const rel = keep >= start && keep < to ? keep - start : -1;
+    // Targets no slice meets: every candidate up to the threshold comes
+    // back, sorted; they are fewer than the entries looked at, so the
+    // scratch never overflows.
+    const n = this.#w.k.evict_collect(
+      r.entries + start * ENTRY_SIZE,
+      to - start,
+      rel,
+      threshold,
+      max,
+      Infinity,
+      0xffffffff,
+      r.keys,
+      r.keys2,
+      r.idx,
+      r.idx2,
+      r.outPtr,
+    ) >>> 0;
+    const out = this.#w.u32.slice(r.idx >>> 2, (r.idx >>> 2) + n);
+    for (let j = 0; j < n; j++) out[j] = out[j]! + start;
+    return out;
   }
 
   /**
