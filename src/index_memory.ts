@@ -722,28 +722,8 @@ export class IndexMemory {
     const r = this.#r;
     const count = this.count;
     const max = Math.max(1, Math.min(this.maxCandidates, r.candidates));
-    const windowLen = Math.max(
-      1,
-      Math.min(SAMPLE_WINDOW, Math.floor(max / SAMPLE_STRATA)),
-    );
-    const threshold = (bytes: number, n: number) => {
-      this.#seed = (Math.imul(this.#seed, 1103515245) + 12345) >>> 0;
-      const t = k.evict_threshold(
-        r.entries,
-        count,
-        keep,
-        SAMPLE_STRATA,
-        windowLen,
-        this.#seed,
-        bytes,
-        n,
-        r.keys,
-        r.keys2,
-        r.idx,
-        r.idx2,
-      );
-      return t < 0 ? Infinity : t;
-    };
+    const threshold = (bytes: number, n: number) =>
+      this.sampleThreshold(bytes, n, keep);
     const collect = (t: number) =>
       k.evict_collect(
         r.entries,
