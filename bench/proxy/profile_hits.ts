@@ -15,6 +15,7 @@
  */
 import { join } from "node:path";
 import { flag } from "../_flags.ts";
+import { cpuUs, sh } from "./_spawn.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const argv = Deno.args;
@@ -28,13 +29,6 @@ const LOG = argv.includes("--log");
 const work = await Deno.makeTempDir({ prefix: "larder-profile-hits-" });
 const profDir = flag("dir", join(work, "prof"));
 
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${text}`);
-  return text.trim();
-}
 await sh("taskset", ["-a", "-c", "-p", "1", String(Deno.pid)]);
 
 const body = new Uint8Array(SIZE).fill(97);
@@ -104,15 +98,6 @@ await check.arrayBuffer();
 client.close();
 if (check.headers.get("x-larder-cache") !== "hit") throw new Error("no hit");
 
-async function cpuUs(pid: number): Promise<number> {
-  let ticks = 0;
-  const out = await sh("sh", [
-    "-c",
-    `for p in ${pid} $(pgrep -P ${pid}); do cut -d' ' -f14,15 /proc/$p/stat; done`,
-  ]);
-  for (const t of out.split(/\s+/)) ticks += Number(t);
-  return ticks * 10_000;
-}
 const wrk = (seconds: number) =>
   sh("taskset", [
     "-c",

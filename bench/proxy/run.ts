@@ -14,6 +14,7 @@
  */
 import { join } from "node:path";
 import { flag } from "../_flags.ts";
+import { cpuUs, freePort, sh, spawnUntil } from "./_spawn.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -30,14 +31,6 @@ const SIZES = [
   { name: "32 KiB", size: 32 * 1024, count: URLS },
   { name: "1 MiB", size: 2 ** 20, count: MIB_URLS },
 ];
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${text}`);
-  return text.trim();
-}
 
 // The client side (this process: origin and fill client; wrk) on core 1,
 // the server under test on core 0.
@@ -92,65 +85,10 @@ interface Peer {
   stop(): Promise<void>;
 }
 
-/**
- * CPU time a process and its children have used, µs (utime + stime of
- * /proc/PID/stat, all threads, at the kernel's 100 Hz tick). The CPU a
- * server spends per request is what other load on the machine changes
- * least.
- */
-async function cpuUs(pid: number): Promise<number> {
-  const out = await sh("sh", [
-    "-c",
-    `for p in ${pid} $(pgrep -P ${pid}); do cut -d' ' -f14,15 /proc/$p/stat; done`,
-  ]);
-  let ticks = 0;
-  for (const line of out.split("\n")) {
-    for (const t of line.trim().split(" ")) ticks += Number(t);
-  }
-  return ticks * 10_000;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** Spawns a child, resolves with its first stdout line matching `banner`. */
-async function spawnUntil(
-  cmd: string,
-  args: string[],
-  banner: RegExp,
-  env?: Record<string, string>,
-): Promise<{ child: Deno.ChildProcess; match: RegExpExecArray }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdout: "piped",
-    stderr: "inherit",
-    ...(env ? { env } : {}),
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let text = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`${cmd} exited before listening: ${text}`);
-    text += value;
-    const m = banner.exec(text);
-    if (m) {
-      (async () => {
-        while (!(await reader.read()).done); // drain the rest
-      })().catch(() => {});
-      return { child, match: m };
-    }
-  }
-}
-
 const deno = Deno.execPath();
 
 async function startLarder(dir: string): Promise<Peer> {
-  const { child, match } = await spawnUntil("taskset", [
+  const { process: child, banner: match } = await spawnUntil("taskset", [
     "-c",
     "0",
     deno,
@@ -234,7 +172,7 @@ async function startDenoScript(
   const script = name === "builtin"
     ? "builtin_caches_proxy.ts"
     : "bare_serve.ts";
-  const { child } = await spawnUntil(
+  const { process: child } = await spawnUntil(
     "taskset",
     [
       "-c",
@@ -248,7 +186,7 @@ async function startDenoScript(
     ],
     /on \d+/,
     // The built-in caches live under DENO_DIR: a fresh one per run.
-    { DENO_DIR: join(dir, "deno_dir") },
+    { env: { DENO_DIR: join(dir, "deno_dir") } },
   );
   return {
     name,

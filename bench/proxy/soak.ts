@@ -17,6 +17,7 @@
  */
 import { join } from "node:path";
 import { flag } from "../_flags.ts";
+import { type Child, ensureWrk, sh, spawnUntil } from "./_spawn.ts";
 import { runChecker } from "./soak_checker.ts";
 import { diskBound, diskUse } from "./soak_disk.ts";
 
@@ -30,67 +31,9 @@ const OUT = flag("out", join(REPO, "bench/results/soak-latest.md"));
 const TOKEN = "soak-purge-token";
 const deno = Deno.execPath();
 
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${text}`);
-  return text.trim();
-}
-
-async function ensureWrk(): Promise<void> {
-  try {
-    await sh("wrk", ["-v"]).catch(() => {});
-    await sh("sh", ["-c", "command -v wrk"]);
-  } catch {
-    console.log("installing wrk (apt-get)…");
-    await sh("apt-get", ["install", "-y", "wrk"]);
-  }
-}
-
-/** A child whose stdout waits for a banner and whose stderr is kept. */
-interface Child {
-  process: Deno.ChildProcess;
-  banner: RegExpExecArray;
-  stderr: () => string;
-}
-
-async function spawnUntil(
-  args: string[],
-  banner: RegExp,
-  env: Record<string, string> = {},
-): Promise<Child> {
-  const process = new Deno.Command("taskset", {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    env,
-  }).spawn();
-  let err = "";
-  (async () => {
-    for await (const t of process.stderr.pipeThrough(new TextDecoderStream())) {
-      err += t;
-    }
-  })().catch(() => {});
-  const reader = process.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let text = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`${args.join(" ")} exited: ${text}${err}`);
-    text += value;
-    const m = banner.exec(text);
-    if (m) {
-      (async () => {
-        while (!(await reader.read()).done); // drain the log
-      })().catch(() => {});
-      return { process, banner: m, stderr: () => err };
-    }
-  }
-}
-
 function startProxy(origin: string, store: string): Promise<Child> {
   return spawnUntil(
+    "taskset",
     [
       "-c",
       "0",
@@ -114,7 +57,7 @@ function startProxy(origin: string, store: string): Promise<Child> {
       "--quiet",
     ],
     /on (http:\/\/127\.0\.0\.1:\d+)\//,
-    { LARDER_PURGE_TOKEN: TOKEN },
+    { env: { LARDER_PURGE_TOKEN: TOKEN }, keepStderr: true },
   );
 }
 
@@ -131,6 +74,7 @@ await ensureWrk();
 const work = await Deno.makeTempDir({ prefix: "larder-soak-" });
 const store = join(work, "store");
 const origin = await spawnUntil(
+  "taskset",
   [
     "-c",
     "1",
@@ -140,6 +84,7 @@ const origin = await spawnUntil(
     join(HERE, "soak_origin.ts"),
   ],
   /origin on (\d+)/,
+  { keepStderr: true },
 );
 const ORIGIN = `http://127.0.0.1:${origin.banner[1]}`;
 let proxy = await startProxy(ORIGIN, store);
