@@ -296,9 +296,10 @@ function errorResponse(status: number, message: string, via: string): Response {
  * or does not answer within `originTimeoutMs` gives 502 or 504, or the
  * stale response where `stale-if-error` allows it. Concurrent GET misses
  * for one URL make one origin request, the others answered from what it
- * stores (or, after `collapseTimeoutMs`, sent on themselves); an entry
- * within its `stale-while-revalidate` window is served stale while one
- * background request refreshes it. Under `adminPath` (default
+ * stores (or, after `collapseTimeoutMs` or when it stores nothing usable
+ * for them, sent on themselves; when its exchange fails, onto one new
+ * request); an entry within its `stale-while-revalidate` window is
+ * served stale while one background request refreshes it. Under `adminPath` (default
  * `/_larder/`) the proxy answers for itself, never forwarding: a status
  * page, `metrics` in the Prometheus text format and `health`.
  *
