@@ -216,6 +216,15 @@ function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
   return [...(h instanceof Headers ? h : new Headers(h))];
 }
 
+/**
+ * How a collapsed miss's flight ended: its response `stored`; `not-stored`
+ * (not storable: no-store, an error status, stale on arrival, …), which
+ * each waiter then fetches itself; or `failed`: the origin exchange or
+ * the store's write failed (a timeout, a body cut mid-way, a store
+ * error), so the waiters may collapse onto a new flight.
+ */
+type FlightEnd = "stored" | "not-stored" | "failed";
+
 /** Request fields that make a request conditional or partial. */
 const CLIENT_CONDITIONS = [
   "if-none-match",
@@ -287,9 +296,10 @@ function errorResponse(status: number, message: string, via: string): Response {
  * or does not answer within `originTimeoutMs` gives 502 or 504, or the
  * stale response where `stale-if-error` allows it. Concurrent GET misses
  * for one URL make one origin request, the others answered from what it
- * stores (or, after `collapseTimeoutMs`, sent on themselves); an entry
- * within its `stale-while-revalidate` window is served stale while one
- * background request refreshes it. Under `adminPath` (default
+ * stores (or, after `collapseTimeoutMs` or when it stores nothing usable
+ * for them, sent on themselves; when its exchange fails, onto one new
+ * request); an entry within its `stale-while-revalidate` window is
+ * served stale while one background request refreshes it. Under `adminPath` (default
  * `/_larder/`) the proxy answers for itself, never forwarding: a status
  * page, `metrics` in the Prometheus text format and `health`.
  *
@@ -381,11 +391,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const timeoutMs = options.originTimeoutMs ?? 30_000;
   const collapseTimeoutMs = options.collapseTimeoutMs ?? 30_000;
   // Request collapsing: the GET misses in flight to the origin, by target
-  // URL; each settles when its response is stored (true) or will not be
-  // (false). A URL, not a variant key: the Vary fields are not known
-  // before the response, so a waiter looks the store up again and goes to
-  // the origin itself when the stored variant is not its own.
-  const inflight = new Map<string, Promise<boolean>>();
+  // URL; each settles when its response is stored, is not to be stored,
+  // or failed (see FlightEnd). A URL, not a variant key: the Vary fields
+  // are not known before the response, so a waiter looks the store up
+  // again and goes to the origin itself when the stored variant is not
+  // its own.
+  const inflight = new Map<string, Promise<FlightEnd>>();
   // stale-while-revalidate: the keys being refreshed in the background.
   const refreshing = new Set<string>();
   const pending = new Set<Promise<unknown>>();
@@ -862,7 +873,21 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
             return await lead(req, info, new URL(href));
           }
           const collapsed = await afterFlight(req, flight);
-          if (collapsed !== undefined) return collapsed;
+          if (collapsed instanceof Response) return collapsed;
+          if (collapsed === "failed") {
+            // The flight's exchange or its store failed, not the response's
+            // storability: the waiters collapse again, onto one of them,
+            // rather than all going to the origin at once. Once: a second
+            // failed flight's waiters go on themselves.
+            const again = inflight.get(href);
+            if (again === undefined) {
+              metrics.collapsed.forwarded++;
+              return await lead(req, info, new URL(href));
+            }
+            const retried = await afterFlight(req, again);
+            if (retried instanceof Response) return retried;
+            if (retried === "failed") metrics.collapsed.forwarded++;
+          }
         }
         break;
       case "revalidate":
@@ -939,21 +964,25 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     info: ServeInfo | undefined,
     target: URL,
   ): Promise<Response> {
-    let settle!: (stored: boolean) => void;
-    const flight = new Promise<boolean>((resolve) => settle = resolve);
+    let settle!: (end: FlightEnd) => void;
+    const flight = new Promise<FlightEnd>((resolve) => settle = resolve);
     inflight.set(target.href, flight);
     flight.then(() => {
       if (inflight.get(target.href) === flight) inflight.delete(target.href);
     });
     let stored: Promise<void> | undefined;
+    let answered = false;
     try {
-      return await viaOrigin(req, info, target, {
+      const res = await viaOrigin(req, info, target, {
         staleOnError: false,
         onStored: (p) => stored = p,
       });
+      answered = true;
+      return res;
     } finally {
-      if (stored === undefined) settle(false);
-      else stored.then(() => settle(true), () => settle(false));
+      if (stored !== undefined) {
+        stored.then(() => settle("stored"), () => settle("failed"));
+      } else settle(answered ? "not-stored" : "failed");
     }
   }
 
@@ -961,25 +990,29 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
    * A collapsed miss: waits (at most `collapseTimeoutMs`) for `flight`,
    * then answers from what it stored; undefined when the request must go
    * to the origin itself (timed out, nothing stored, another variant, or
-   * not usable for this request).
+   * not usable for this request, say stale by now); "failed" (counted by
+   * the caller) when the flight's exchange or store failed.
    */
   async function afterFlight(
     req: Request,
-    flight: Promise<boolean>,
-  ): Promise<Response | undefined> {
+    flight: Promise<FlightEnd>,
+  ): Promise<Response | "failed" | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        resolve(false);
-      }, collapseTimeoutMs);
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), collapseTimeoutMs);
     });
-    const stored = await Promise.race([flight, timeout]);
+    const end = await Promise.race([flight, timeout]);
     clearTimeout(timer);
-    const answer = stored && !closed ? await fromFlight(req) : undefined;
+    if (end === "failed" && !closed) return end;
+    const answer = end === "stored" && !closed
+      ? await fromFlight(req)
+      : undefined;
     metrics.collapsed[
-      answer !== undefined ? "served" : timedOut ? "timeout" : "forwarded"
+      answer !== undefined
+        ? "served"
+        : end === "timeout"
+        ? "timeout"
+        : "forwarded"
     ]++;
     return answer;
   }
