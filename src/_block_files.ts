@@ -45,6 +45,7 @@ import {
   verifyElementAt,
 } from "./_element_verify.ts";
 import type { ReadPool } from "./_read_pool.ts";
+import { BlockCopy } from "./_block_copy.ts";
 
 /** What the use maps say about slots (IndexMemory has these). */
 export interface SlotUse {
@@ -100,6 +101,14 @@ export class BlockFiles {
   #sinceWeighed = 0;
   /** Block files written since the last syncDirty(). */
   #dirtyFds = new Set<number>();
+  /** The block file being copied without its free slots (#compact). */
+  #copy: BlockCopy | undefined;
+  /** Block files to copy after it, each with its used prefix then. */
+  #toCopy: [ElementKind, number][] = [];
+  /** The next piece of the copies, a macrotask of its own. */
+  #copyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The use maps the copies read (close finishes the copies with them). */
+  #copyUse: SlotUse | undefined;
   /** Block files with slots freed, by kind and file: the highest freed slot. */
   #freedTop: PerKind<Map<number, number>> = perKind(() => new Map());
   /**
@@ -207,7 +216,7 @@ export class BlockFiles {
     const buf = this.#scratch[kind];
     if (ELEMENT_HEADER + key.length + data.length <= buf.length) {
       const end = this.#stage(buf, 0, header, key, data);
-      this.#io.pwrite(fd, buf.subarray(0, end), pos);
+      this.#write(fd, buf.subarray(0, end), pos);
     } else {
       this.#writeElement(fd, pos, header, key, data);
     }
@@ -235,7 +244,7 @@ export class BlockFiles {
     ) {
       const mid = this.#stage(buf, 0, dataHeader, key, data);
       const end = this.#stage(buf, mid, metaHeader, key, meta);
-      this.#io.pwrite(fd, buf.subarray(0, end), pos);
+      this.#write(fd, buf.subarray(0, end), pos);
     } else {
       // A run: the bodies are written where they lie, not copied into a
       // staging buffer (up to 2 MiB); the elements prove themselves, so
@@ -260,9 +269,22 @@ export class BlockFiles {
       ? this.#scratch[META].subarray(0, headLen)
       : new Uint8Array(headLen);
     writeElementHeader(head, header, key);
-    this.#io.pwrite(fd, head, pos);
-    this.#io.pwrite(fd, data, pos + headLen);
+    this.#write(fd, head, pos);
+    this.#write(fd, data, pos + headLen);
     return pos + headLen + data.length;
+  }
+
+  // Writes `bytes` at `pos` of block file `fd`, and to its copy when one
+  // is under way (a failure there only ends the copy).
+  #write(fd: number, bytes: Uint8Array, pos: number): void {
+    this.#io.pwrite(fd, bytes, pos);
+    const copy = this.#copy;
+    if (copy === undefined || copy.old !== fd) return;
+    try {
+      copy.mirror(bytes, pos);
+    } catch {
+      this.#endCopy();
+    }
   }
 
   // Lays out header, key and element at `at` of a slot-sized buffer.
@@ -489,12 +511,15 @@ export class BlockFiles {
   /**
    * Copies the block files holding 1 MiB or more of free slots' blocks
    * without them when those blocks, what the elements are counted as and
-   * `ahead` bytes still to come pass the disk bound (see weigh).
+   * `ahead` bytes still to come pass the disk bound (see weigh). The
+   * copies go in pieces between turns of the event loop, started a 32nd
+   * of the limit before the bound would be passed; when it would be and
+   * they are not done, they are finished now.
    */
   compactHoles(use: SlotUse, ahead = 0): void {
     const bound = this.diskBound;
     if (bound === undefined || this.#io.allocated === undefined) return;
-    const excess: [ElementKind, number, number, number][] = [];
+    const excess: [ElementKind, number, number][] = [];
     let total = 0;
     let failed = false;
     for (const kind of KINDS) {
@@ -517,12 +542,18 @@ export class BlockFiles {
         const extra = got - BLOCK_FILE_HEADER -
           use.usedIn(kind, first, used) * size;
         if (extra > 0) total += extra;
-        if (extra >= COMPACT_MIN_BYTES) excess.push([kind, n, used, extra]);
+        if (extra >= COMPACT_MIN_BYTES) excess.push([kind, n, extra]);
       });
     }
-    // What the directory holds beyond the elements' count: past the bound?
-    if (failed || bound.counted() + ahead + total <= bound.bytes) return;
-    for (const [kind, n, used] of excess) this.#compact(kind, n, used, use);
+    // What the directory holds beyond the elements' count: near the bound?
+    if (failed) return;
+    const room = bound.bytes - bound.counted() - total;
+    if (room >= ahead + bound.limit / 32) return;
+    // Most free blocks first: the first copies give back the most.
+    excess.sort((a, b) => b[2] - a[2]);
+    for (const [kind, n] of excess) this.#compact(kind, n);
+    if (room < ahead) this.#copyAll(use);
+    else this.#scheduleCopy(use);
   }
 
   // True when the block files' used extents (from the maps), with what
@@ -573,77 +604,121 @@ export class BlockFiles {
           this.#io.ftruncate(fd, full);
         } catch { /* the blocks stay in use; nothing is lost */ }
       }
+      const copy = this.#copy;
+      if (copy?.kind === kind && copy.n === n && first + used <= top) {
+        try {
+          copy.trimmed(BLOCK_FILE_HEADER + used * size, full);
+        } catch {
+          this.#endCopy();
+        }
+      }
       if (!over) continue;
       const holes = (used - use.usedIn(kind, first, used)) * size;
-      if (holes >= COMPACT_MIN_BYTES) this.#compact(kind, n, used, use);
+      if (holes >= COMPACT_MIN_BYTES) this.#compact(kind, n);
     }
     freed.clear();
+    // Without the file layer's allocated(), nothing else would finish the
+    // copies before the bound is passed (compactHoles).
+    if (this.#io.allocated === undefined) this.#copyAll(use);
+    else this.#scheduleCopy(use);
+  }
+
+  // Block file `n` of `kind` is to be copied without its free slots
+  // (#copyPiece), after the copies already due.
+  #compact(kind: ElementKind, n: number): void {
+    const copy = this.#copy;
+    if (copy?.kind === kind && copy.n === n) return;
+    if (this.#toCopy.some(([k, m]) => k === kind && m === n)) return;
+    this.#toCopy.push([kind, n]);
+  }
+
+  #scheduleCopy(use: SlotUse): void {
+    this.#copyUse = use;
+    if (this.#copyTimer !== undefined) return;
+    if (this.#copy === undefined && this.#toCopy.length === 0) return;
+    // A macrotask (a microtask would hold timers and I/O until the end).
+    this.#copyTimer = setTimeout(() => {
+      this.#copyTimer = undefined;
+      this.#copyPiece(use);
+      this.#scheduleCopy(use);
+    }, 0);
+  }
+
+  /** Finishes every copy due now (the bound would be passed without). */
+  #copyAll(use: SlotUse): void {
+    while (this.#copy !== undefined || this.#toCopy.length > 0) {
+      this.#copyPiece(use);
+    }
   }
 
   /**
-   * Replaces block file `n` of `kind` by a copy holding only its used
-   * slots among the first `used` (the rest holes): written to `NAME.tmp`,
-   * synced, renamed over the file and the directory synced, so a crash
-   * leaves the old file or the copy, whose used slots are the same bytes
-   * (a slot an entry, a pin or an undurable free still holds stays marked
-   * used, FORMAT.md §8 invariant 3). Best effort: on any failure the old
+   * One piece of the copies: starts the next one due, or copies the next
+   * used slots of the one under way, or (its slots all copied) puts it in
+   * place of its block file: synced, renamed over it and the directory
+   * synced, so a crash leaves the old file or the copy, whose used slots
+   * are the same bytes (a slot an entry, a pin or an undurable free still
+   * holds stays marked used, FORMAT.md §8 invariant 3; a slot written
+   * meanwhile was written to both). Best effort: on any failure the old
    * file stays, and the copy is removed.
    */
-  #compact(kind: ElementKind, n: number, used: number, use: SlotUse): void {
+  #copyPiece(use: SlotUse): void {
+    const copy = this.#copy;
+    if (copy === undefined) {
+      const next = this.#toCopy.shift();
+      if (next !== undefined) this.#startCopy(next[0], next[1], use);
+      return;
+    }
+    try {
+      if (!copy.copied) {
+        copy.step(use);
+        return;
+      }
+      // Not into a directory that replaced the store's.
+      this.#dirs.check("compact block file");
+      const fd = copy.finish();
+      this.#copy = undefined;
+      this.#fds[copy.kind][copy.n] = fd;
+      if (this.#dirtyFds.delete(copy.old)) this.#dirtyFds.add(fd);
+    } catch {
+      this.#endCopy();
+      return;
+    }
+    try {
+      this.#io.close(copy.old);
+      this.#io.syncDir(copy.path.slice(0, copy.path.lastIndexOf("/")));
+    } catch { /* the copy is in place; its name is synced with the next */ }
+    this.#dirs.syncParentLater(copy.path);
+  }
+
+  #startCopy(kind: ElementKind, n: number, use: SlotUse): void {
     const old = this.#fds[kind][n];
     if (old === undefined) return;
-    const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
-    const path = this.#dirs.ensure(parts, true);
-    const tmp = `${path}.tmp`;
-    const size = SLOT_SIZE[kind];
     const per = SLOTS_PER_FILE[kind];
     const first = n * per;
-    let fd: number;
+    const used = use.usedPrefix(
+      kind,
+      first,
+      Math.min(per, this.slotCounts[kind] - first),
+    );
     try {
+      const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
+      const path = this.#dirs.ensure(parts, true);
       // Bytes written to the old file and not yet synced go into the copy.
       if (this.#durable && this.#dirtyFds.has(old)) this.#io.fsync(old);
-      fd = this.#dirs.openFile(tmp, false); // read-write, created if missing
-    } catch {
-      return;
-    }
-    try {
-      this.#io.ftruncate(fd, 0);
-      const buf = new Uint8Array(1 << 20);
-      const copy = (pos: number, len: number) => {
-        for (let at = 0; at < len; at += buf.length) {
-          const part = buf.subarray(0, Math.min(buf.length, len - at));
-          const got = this.#io.pread(old, part, pos + at);
-          this.#io.pwrite(fd, part.subarray(0, got), pos + at);
-        }
-      };
-      copy(0, BLOCK_FILE_HEADER);
-      for (let s = 0; s < used;) {
-        if (!use.slotUsed(kind, first + s)) {
-          s++;
-          continue;
-        }
-        let e = s + 1;
-        while (e < used && use.slotUsed(kind, first + e)) e++;
-        copy(BLOCK_FILE_HEADER + s * size, (e - s) * size);
-        s = e;
-      }
-      this.#io.ftruncate(fd, this.#extent(kind, n));
-      this.#io.fsync(fd);
-      this.#io.rename(tmp, path);
-    } catch {
-      try {
-        this.#io.close(fd);
-        this.#io.unlink(tmp);
-      } catch { /* a leftover copy holds nothing an entry needs */ }
-      return;
-    }
-    this.#fds[kind][n] = fd;
-    if (this.#dirtyFds.delete(old)) this.#dirtyFds.add(fd);
-    try {
-      this.#io.close(old);
-      this.#io.syncDir(path.slice(0, path.lastIndexOf("/")));
-    } catch { /* the copy is in place; its name is synced with the next */ }
-    this.#dirs.syncParentLater(path);
+      this.#copy = new BlockCopy(
+        this.#io,
+        (tmp) => this.#dirs.openFile(tmp, false), // read-write, created
+        { kind, n, path },
+        old,
+        { first, used, extent: this.#extent(kind, n) },
+      );
+    } catch { /* the old file stays */ }
+  }
+
+  // Ends the copy under way without it (a failure: the old file stays).
+  #endCopy(): void {
+    this.#copy?.abort();
+    this.#copy = undefined;
   }
 
   /**
@@ -657,8 +732,17 @@ export class BlockFiles {
     this.#dirtyFds.clear();
   }
 
-  /** Closes every block file. */
+  /**
+   * Closes every block file, after the copies due (best effort: a copy
+   * that fails is dropped), so a closed store is within its disk bound.
+   */
   close(): void {
+    if (this.#copyTimer !== undefined) clearTimeout(this.#copyTimer);
+    this.#copyTimer = undefined;
+    if (this.#copyUse !== undefined) this.#copyAll(this.#copyUse);
+    this.#copyUse = undefined;
+    this.#toCopy = [];
+    this.#endCopy();
     const fds = KINDS.flatMap((k) => this.#fds[k]);
     this.#fds = perKind(() => []);
     this.#dirtyFds.clear();

@@ -500,8 +500,14 @@ export class IndexChanges {
     const per = itemsPerEntry(this.#state.maxEntry, REMOVE_ITEM_BYTES);
     const before = this.#liveBytes;
     // An eviction comes at the limit: free slots the packing left unfilled
-    // since the last one may have to give their disk back (§5.4).
-    if (reason === REMOVE_REASON.evict) this.#state.files.compactHoles(mem);
+    // since the last one may have to give their disk back (§5.4). Once an
+    // eviction (its last step): removals turn counted bytes into free
+    // slots' blocks, leaving their sum as it was, and only stores (each
+    // weighed) add to it; a look at every block file each step took up to
+    // a few ms.
+    if (reason === REMOVE_REASON.evict && trim) {
+      this.#state.files.compactHoles(mem);
+    }
     for (let at = 0; at < indices.length; at += per) {
       const piece = indices.slice(at, at + per);
       this.logApply({

@@ -15,3 +15,19 @@ export function fixedOverhead(
     4096 * (dataFiles + metaFiles) + // block file headers
     64 * 1024; // control, control.bak, CACHEDIR.TAG, lock, directories
 }
+
+/**
+ * The most a block file's copy without its free slots adds while it is
+ * under way (FORMAT.md §5.4): the length of the longest block file of a
+ * store of these options, its header and slots.
+ */
+export function copyOverhead(
+  o: { limit: number; entryBits: number },
+): number {
+  const dataSlots = Math.min(
+    2 ** 19,
+    2 ** dataSlotBitsFor(o.entryBits, o.limit),
+  );
+  const metaSlots = Math.min(4096, 2 ** o.entryBits);
+  return 4096 + Math.max(64 * dataSlots, 1024 * metaSlots);
+}
