@@ -761,8 +761,17 @@ export function writeElementHeader(
   putU32(out, at + 16, h.hashLo);
   putU32(out, at + 20, h.hashHi);
   putU32(out, at + 24, h.storedAt);
-  out.set(key, at + ELEMENT_HEADER);
-  putU32(out, at + 28, crc32(key, crc32(out.subarray(at, at + 28))));
+  // The checksum covers bytes 0–27 then the key: laid out contiguously
+  // first (the key right after byte 27), so one zlib call covers both (a
+  // call costs more than its bytes), then the key moves to its place.
+  const end = at + 28 + key.length;
+  if (end + 4 > out.length) {
+    throw new RangeError("Cannot write element header: no room for the key");
+  }
+  out.set(key, at + 28);
+  const sum = crc32(out.subarray(at, end));
+  out.copyWithin(at + ELEMENT_HEADER, at + 28, end);
+  putU32(out, at + 28, sum);
   return ELEMENT_HEADER + key.length;
 }
 
