@@ -100,15 +100,28 @@ const samples: {
   rssKiB: number;
   disk: { allocated: number; apparent: number };
 }[] = [];
+// Disk peaks are short (a block file's copy lives for a few pieces): the
+// bound is checked every 250 ms, the 2 s samples are what the report lists.
+const diskPeaks = { idle: 0, copying: 0, copies: 0 };
+const noteDisk = (u: ReturnType<typeof diskUse>) => {
+  if (u.copying) {
+    diskPeaks.copying = Math.max(diskPeaks.copying, u.allocated);
+    diskPeaks.copies++;
+  } else diskPeaks.idle = Math.max(diskPeaks.idle, u.allocated);
+  return u;
+};
 let sampling = true;
 const sampler = (async () => {
   while (sampling) {
     samples.push({
       s: Math.round((Date.now() - startMs) / 1000),
       rssKiB: await rssKiB(proxy.process.pid),
-      disk: diskUse(store),
+      disk: noteDisk(diskUse(store)),
     });
-    await new Promise((r) => setTimeout(r, 2000));
+    for (let i = 0; i < 8 && sampling; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      noteDisk(diskUse(store));
+    }
   }
 })();
 
@@ -156,7 +169,7 @@ const w = JSON.parse(wrkJson);
 const health1 = await fetch(`${PROXY}/_larder/health`);
 const health1Body = await health1.text();
 const originTotal = Number(await (await fetch(`${ORIGIN}/_total`)).text());
-const duEnd = diskUse(store);
+const duEnd = noteDisk(diskUse(store));
 const rssEnd = await rssKiB(proxy.process.pid);
 proxy.process.kill("SIGTERM");
 const stop1 = await proxy.process.status;
@@ -227,7 +240,14 @@ const bars: [string, boolean][] = [
   ["clean exit on SIGTERM (both runs)", stop1.code === 0 && stop2.code === 0],
   ["check-store clean", checkStore.code === 0],
   ["restart: health 200", health2.status === 200],
-  ["disk (du) ≤ limit + 10% + fixed overhead", maxDu <= bound],
+  [
+    "disk (du) ≤ limit + 10% + fixed overhead, no block file copy under way",
+    diskPeaks.idle <= bound.idle,
+  ],
+  [
+    "disk (du) ≤ that + one block file while a copy is under way (FORMAT.md §5.4)",
+    diskPeaks.copying <= bound.copying,
+  ],
   ["RSS ≤ 1 GiB", maxRss <= 2 ** 20],
 ];
 const lines = [
@@ -273,11 +293,17 @@ const lines = [
   "",
   `store disk use (allocated, as du counts it; MiB) every 2 s: ${
     samples.map((s) => (s.disk.allocated / 2 ** 20).toFixed(1)).join(" ")
-  }; max ${(maxDu / 2 ** 20).toFixed(1)} MiB against a bound of ${
-    (bound / 2 ** 20).toFixed(1)
+  }; checked every 250 ms: max ${
+    (diskPeaks.idle / 2 ** 20).toFixed(1)
+  } MiB with no copy under way against a bound of ${
+    (bound.idle / 2 ** 20).toFixed(1)
   } MiB (limit ${(limitBytes / 2 ** 20).toFixed(0)} MiB + 10% + the fixed ` +
-  `overhead of FORMAT.md §5.4); apparent size (du -b, block files' holes ` +
-  `counted) at most ${(maxApparent / 2 ** 20).toFixed(1)} MiB`,
+  `overhead of FORMAT.md §5.4), ${
+    (diskPeaks.copying / 2 ** 20).toFixed(1)
+  } MiB in ${diskPeaks.copies} checks with a block file's copy under way ` +
+  `against ${(bound.copying / 2 ** 20).toFixed(1)} MiB; max of the 2 s ` +
+  `samples ${(maxDu / 2 ** 20).toFixed(1)} MiB; apparent size (du -b, block ` +
+  `files' holes counted) at most ${(maxApparent / 2 ** 20).toFixed(1)} MiB`,
   "",
   `health after the run: ${health1.status} ${health1Body.slice(0, 200)}`,
   `exit codes: ${stop1.code}, after the restart ${stop2.code}; restart health ${health2.status}, GET /o/100/1 ${again.status} ${

@@ -6,14 +6,20 @@
  *
  * @module
  */
-import { dataSlotBitsFor } from "../../src/format.ts";
 import { defaultJournalBytes } from "../../src/journal.ts";
 import { DEFAULT_ENTRY_BITS } from "../../src/options.ts";
+import { copyOverhead, fixedOverhead } from "../../tests/_disk_bound.ts";
 
-/** Allocated and apparent bytes of every file and directory under `path`. */
-export function diskUse(path: string): { allocated: number; apparent: number } {
+/**
+ * Allocated and apparent bytes of every file and directory under `path`,
+ * and whether a block file's copy (`dblk/*.tmp`, `mblk/*.tmp`) was there.
+ */
+export function diskUse(
+  path: string,
+): { allocated: number; apparent: number; copying: boolean } {
   let allocated = 0;
   let apparent = 0;
+  let copying = false;
   const walk = (p: string) => {
     let st: Deno.FileInfo;
     try {
@@ -23,29 +29,28 @@ export function diskUse(path: string): { allocated: number; apparent: number } {
     }
     allocated += (st.blocks ?? 0) * 512;
     apparent += st.size;
+    if (/\/[dm]blk\/[^/]*\.tmp$/.test(p)) copying = true;
     if (!st.isDirectory) return;
     try {
       for (const e of Deno.readDirSync(p)) walk(`${p}/${e.name}`);
     } catch { /* removed meanwhile */ }
   };
   walk(path);
-  return { allocated, apparent };
+  return { allocated, apparent, copying };
 }
 
 /**
  * The most a store of `limit` (default entryBits and journal, as
- * `deno task serve` opens it) may allocate: the limit + 10% + the fixed
- * overhead of FORMAT.md §5.4 (two journals during a rotation, `entries`
- * at 40 bytes an entry of a full table, `blocks`, a 4 KiB header a block
- * file, 64 KiB for control files and directories).
+ * `deno task serve` opens it) may allocate (FORMAT.md §5.4): `idle`, the
+ * limit + 10% + the fixed overhead; `copying`, that + one block file while
+ * a block file is copied without its free slots.
  */
-export function diskBound(limit: number): number {
-  const entryBits = DEFAULT_ENTRY_BITS;
-  const dataSlotBits = dataSlotBitsFor(entryBits, limit);
-  const blockFiles = Math.ceil(2 ** dataSlotBits / 2 ** 19) +
-    Math.ceil(2 ** entryBits / 4096);
-  return limit * 1.1 + 2 * defaultJournalBytes(entryBits) +
-    64 + 40 * 2 ** entryBits +
-    32 + 2 ** dataSlotBits / 8 + 2 ** entryBits / 8 +
-    4096 * blockFiles + 64 * 1024;
+export function diskBound(limit: number): { idle: number; copying: number } {
+  const o = {
+    limit,
+    entryBits: DEFAULT_ENTRY_BITS,
+    journalBytes: defaultJournalBytes(DEFAULT_ENTRY_BITS),
+  };
+  const idle = limit * 1.1 + fixedOverhead(o);
+  return { idle, copying: idle + copyOverhead(o) };
 }
