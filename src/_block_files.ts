@@ -592,11 +592,7 @@ export class BlockFiles {
       }
       const per = SLOTS_PER_FILE[kind];
       const first = n * per;
-      const used = use.usedPrefix(
-        kind,
-        first,
-        Math.min(per, this.slotCounts[kind] - first),
-      );
+      const used = this.#usedPrefixOf(kind, n, use);
       const full = this.#extent(kind, n);
       if (first + used <= top) {
         try {
@@ -690,16 +686,22 @@ export class BlockFiles {
     this.#dirs.syncParentLater(copy.path);
   }
 
-  #startCopy(kind: ElementKind, n: number, use: SlotUse): void {
-    const old = this.#fds[kind][n];
-    if (old === undefined) return;
+  /** Slots of block file `n` of `kind` up to and with its last used one. */
+  #usedPrefixOf(kind: ElementKind, n: number, use: SlotUse): number {
     const per = SLOTS_PER_FILE[kind];
     const first = n * per;
-    const used = use.usedPrefix(
+    return use.usedPrefix(
       kind,
       first,
       Math.min(per, this.slotCounts[kind] - first),
     );
+  }
+
+  #startCopy(kind: ElementKind, n: number, use: SlotUse): void {
+    const old = this.#fds[kind][n];
+    if (old === undefined) return;
+    const first = n * SLOTS_PER_FILE[kind];
+    const used = this.#usedPrefixOf(kind, n, use);
     try {
       const parts = blockFileParts(kind, n, this.blockFileCounts[kind]);
       const path = this.#dirs.ensure(parts, true);
