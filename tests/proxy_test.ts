@@ -421,6 +421,16 @@ Deno.test("proxy §3: a body over the store's limit is passed through uncached",
         const body = new Uint8Array(await res.arrayBuffer());
         assert.equal(body.length, SIZE);
         assert.equal(body[SIZE - 1], 7);
+        // The refusal is counted once the store's write has given up.
+        let refusals = "";
+        for (let t = 0; t < 100 && refusals !== "1"; t++) {
+          const m = await (await rig.get("/_larder/metrics")).text();
+          refusals =
+            /^larder_proxy_store_refusals_total (\d+)$/m.exec(m)?.[1] ??
+              "";
+          if (refusals !== "1") await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(refusals, "1");
         await rig.restart(); // waits for the refused store
       }
       assert.equal(count(rig, "GET /huge"), 2);

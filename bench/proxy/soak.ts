@@ -168,6 +168,11 @@ const w = JSON.parse(wrkJson);
 // ---- afterwards: health, a clean stop, check-store, a restart ----
 const health1 = await fetch(`${PROXY}/_larder/health`);
 const health1Body = await health1.text();
+// The proxy's own counts of what collapsing and the store did.
+const proxyCounts = (await (await fetch(`${PROXY}/_larder/metrics`)).text())
+  .split("\n").filter((l) =>
+    /^larder_proxy_(collapsed_waits|store_errors|store_refusals)/.test(l)
+  ).join("; ");
 const originTotal = Number(await (await fetch(`${ORIGIN}/_total`)).text());
 const duEnd = noteDisk(diskUse(store));
 const rssEnd = await rssKiB(proxy.process.pid);
@@ -306,6 +311,7 @@ const lines = [
   `files' holes counted) at most ${(maxApparent / 2 ** 20).toFixed(1)} MiB`,
   "",
   `health after the run: ${health1.status} ${health1Body.slice(0, 200)}`,
+  `proxy counts: ${proxyCounts}`,
   `exit codes: ${stop1.code}, after the restart ${stop2.code}; restart health ${health2.status}, GET /o/100/1 ${again.status} ${
     again.headers.get("x-larder-cache")
   }`,

@@ -479,6 +479,11 @@ export class ProxyMetrics {
     forwarded: 0,
   };
   storeErrors = 0;
+  /**
+   * Bodies the store refused with a RangeError (over its element limit,
+   * or streams being written together past its limit): served, not stored.
+   */
+  storeRefusals = 0;
   lastStoreError: { code: string; message: string; time: number } | undefined;
   readonly #now: () => number;
 

@@ -113,6 +113,12 @@ export function prometheusText(
     "Store writes that failed for a reason of the store's (I/O, full disk, ...).",
     [[{}, m.storeErrors]],
   );
+  e.metric(
+    "larder_proxy_store_refusals_total",
+    "counter",
+    "Bodies served but not stored: over the element limit, or streams being written together past the limit.",
+    [[{}, m.storeRefusals]],
+  );
   const name = "larder_proxy_response_seconds";
   e.metric(
     name,

@@ -366,6 +366,7 @@ ${usageBar("bytes-split", m.bytes.cache, sentAll)}
         ["collapsed misses that timed out waiting", m.collapsed.timeout],
         ["collapsed misses sent on themselves", m.collapsed.forwarded],
         ["store write errors", m.storeErrors],
+        ["bodies the store refused (too large)", m.storeRefusals],
       ].map(([k, v]) => `<tr><td>${k}</td><td class="n">${v}</td></tr>`).join(
         "",
       )

@@ -690,7 +690,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const done = p.catch((err) => {
       if (err instanceof StoreError && err.code !== "CLOSED") {
         metrics.storeError(err.code, err.message);
-      }
+      } else if (err instanceof RangeError) metrics.storeRefusals++;
     }).finally(() => pending.delete(done));
     pending.add(done);
   }
