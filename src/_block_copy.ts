@@ -122,12 +122,21 @@ export class BlockCopy {
   }
 
   /**
-   * `bytes` were written to the old file at `pos`: so to the copy, unless
-   * they start in a slot the copy has yet to reach (copied then, if used).
+   * `bytes` were written to the old file at `pos`: so to the copy, but for
+   * the part in slots the copy has yet to reach (copied then, if used). A
+   * run written from a slot not yet reached may reach past the slots the
+   * copy looks at (`used`): that part is written now.
    */
   mirror(bytes: Uint8Array, pos: number): void {
-    const slot = Math.floor((pos - BLOCK_FILE_HEADER) / SLOT_SIZE[this.kind]);
-    if (slot >= this.#next && slot < this.#used) return;
+    const size = SLOT_SIZE[this.kind];
+    const slot = Math.floor((pos - BLOCK_FILE_HEADER) / size);
+    if (slot >= this.#next && slot < this.#used) {
+      const past = BLOCK_FILE_HEADER + this.#used * size - pos;
+      if (past < bytes.length) {
+        this.#io.pwrite(this.#fd, bytes.subarray(past), pos + past);
+      }
+      return;
+    }
     this.#io.pwrite(this.#fd, bytes, pos);
   }
 
