@@ -79,7 +79,7 @@ async function collapsed(rig: Rig): Promise<Record<string, number>> {
   const res = await rig.get("/_larder/metrics");
   const m = parseExposition(await res.text());
   const out: Record<string, number> = {};
-  for (const outcome of ["served", "timeout", "forwarded"]) {
+  for (const outcome of ["served", "timeout", "forwarded", "gone"]) {
     out[outcome] = m.value("larder_proxy_collapsed_waits_total", { outcome });
   }
   return out;
@@ -94,6 +94,7 @@ Deno.test("proxy collapse: 16 misses of a slow 256 KiB URL make one origin reque
       served: 15,
       timeout: 0,
       forwarded: 0,
+      gone: 0,
     });
   });
 });
@@ -156,6 +157,57 @@ Deno.test("proxy collapse: one origin request while other fills evict (a 1.5 MiB
   );
 });
 
+Deno.test("proxy collapse: a response evicted for another store before the waiters look it up sends them to one new origin request, not each their own", async () => {
+  // The soak's churn (a 64 MiB limit, 700 req/s): the flight's response is
+  // stored, then, before the waiters' lookups, an eviction makes room for
+  // another store. The new entry has the lowest use count of all, so it
+  // is the victim. Before the fix: 16 origin requests, every waiter
+  // forwarded at once.
+  await withRig(
+    (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/c") return slow({});
+      return new Response(bytes(300 * KiB, path.length), {
+        headers: { "cache-control": "max-age=600" },
+      });
+    },
+    async (rig) => {
+      // Three 300 KiB entries, each read once more than the new one.
+      for (const p of ["/o0", "/o1", "/o2"]) {
+        for (let n = 0; n < 2; n++) await (await rig.get(p)).bytes();
+      }
+      const store = rig.store;
+      const storeEntry = store.storeEntry.bind(store);
+      let evicting = true;
+      store.storeEntry = async (key, data, meta) => {
+        await storeEntry(key, data, meta);
+        if (evicting && typeof key === "string" && key.endsWith("/c")) {
+          evicting = false;
+          const before = store.stats().evictions;
+          await storeEntry("~other", bytes(400 * KiB));
+          assert.ok(store.stats().evictions > before);
+        }
+      };
+      const statuses = await group(rig, "/c", 16);
+      assert.deepEqual(statuses, Array(16).fill(200));
+      assert.equal(evicting, false);
+      assert.equal(count(rig, "GET /c"), 2);
+      assert.deepEqual(await collapsed(rig), {
+        served: 14,
+        timeout: 0,
+        forwarded: 0,
+        gone: 15,
+      });
+      // The second fill stayed: a later miss is a hit.
+      const again = await rig.get("/c");
+      assert.equal(again.headers.get("x-larder-cache"), "hit");
+      await again.bytes();
+      assert.equal(count(rig, "GET /c"), 2);
+    },
+    { storeOptions: { limit: 1536 * KiB } },
+  );
+});
+
 Deno.test("proxy collapse: the first's origin body cut mid-way sends the others to one new origin request, not each their own", async () => {
   // Before the fix: 16 origin requests (every waiter forwarded at once).
   await withRig(
@@ -168,6 +220,7 @@ Deno.test("proxy collapse: the first's origin body cut mid-way sends the others 
         served: 14,
         timeout: 0,
         forwarded: 1,
+        gone: 0,
       });
     },
   );
@@ -211,6 +264,7 @@ for (
         served: 0,
         timeout: 0,
         forwarded: 15,
+        gone: 0,
       });
     });
   });

@@ -460,8 +460,14 @@ export interface RequestSample {
   key: string;
 }
 
-/** How a collapsed miss ended. */
-export type CollapseOutcome = "served" | "timeout" | "forwarded";
+/**
+ * How a collapsed miss's wait ended: served from what the flight stored;
+ * timed out; sent on to the origin itself; or `gone`: the flight stored
+ * its (Vary-less) response but it was no longer in the store when this
+ * waiter looked (evicted or invalidated meanwhile), so the waiter waits
+ * again or leads a new fetch, and that is counted too.
+ */
+export type CollapseOutcome = "served" | "timeout" | "forwarded" | "gone";
 
 /** Everything the proxy counts; see the module doc. */
 export class ProxyMetrics {
@@ -477,6 +483,7 @@ export class ProxyMetrics {
     served: 0,
     timeout: 0,
     forwarded: 0,
+    gone: 0,
   };
   storeErrors = 0;
   /**

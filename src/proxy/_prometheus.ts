@@ -94,7 +94,7 @@ export function prometheusText(
     "larder_proxy_collapsed_waits_total",
     "counter",
     "Misses that waited for another request's origin fetch of their URL, by how the wait ended.",
-    (["served", "timeout", "forwarded"] as CollapseOutcome[]).map((
+    (["served", "timeout", "forwarded", "gone"] as CollapseOutcome[]).map((
       o,
     ) => [{ outcome: o }, m.collapsed[o]]),
   );

@@ -365,6 +365,10 @@ ${usageBar("bytes-split", m.bytes.cache, sentAll)}
         ["collapsed misses served by another's fetch", m.collapsed.served],
         ["collapsed misses that timed out waiting", m.collapsed.timeout],
         ["collapsed misses sent on themselves", m.collapsed.forwarded],
+        [
+          "collapsed misses whose stored response was gone (waited again)",
+          m.collapsed.gone,
+        ],
         ["store write errors", m.storeErrors],
         ["bodies the store refused (too large)", m.storeRefusals],
       ].map(([k, v]) => `<tr><td>${k}</td><td class="n">${v}</td></tr>`).join(

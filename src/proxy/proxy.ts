@@ -217,13 +217,15 @@ function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
 }
 
 /**
- * How a collapsed miss's flight ended: its response `stored`; `not-stored`
- * (not storable: no-store, an error status, stale on arrival, …), which
- * each waiter then fetches itself; or `failed`: the origin exchange or
- * the store's write failed (a timeout, a body cut mid-way, a store
- * error), so the waiters may collapse onto a new flight.
+ * How a collapsed miss's flight ended: its response `stored` (with no
+ * Vary, so a lookup by any waiter finds it while it is there) or
+ * `stored-variant` (a Vary response: a waiter may want another variant);
+ * `not-stored` (not storable: no-store, an error status, stale on
+ * arrival, …), which each waiter then fetches itself; or `failed`: the
+ * origin exchange or the store's write failed (a timeout, a body cut
+ * mid-way, a store error), so the waiters may collapse onto a new flight.
  */
-type FlightEnd = "stored" | "not-stored" | "failed";
+type FlightEnd = "stored" | "stored-variant" | "not-stored" | "failed";
 
 /** Request fields that make a request conditional or partial. */
 const CLIENT_CONDITIONS = [
@@ -707,7 +709,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     res: Response,
     requestTime: number,
     status: CacheStatus,
-  ): Promise<[Response, Promise<void> | undefined]> {
+  ): Promise<[Response, Promise<void> | undefined, boolean]> {
     const responseTime = Date.now();
     const reqHead = { method: "GET", url: target.href, headers: req.headers };
     const verdict = storable(reqHead, {
@@ -724,6 +726,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           req,
         ),
         undefined,
+        false,
       ];
     }
     const record: ResponseRecord = {
@@ -752,6 +755,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           req,
         ),
         undefined,
+        false,
       ];
     }
     let key: string;
@@ -759,7 +763,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       key = await cache.keyFor(record, req.headers);
     } catch {
       // A key over the store's limit.
-      return [clientResponse(res, "bypass", undefined, req), undefined];
+      return [clientResponse(res, "bypass", undefined, req), undefined, false];
     }
     const seen = (size: number) => () =>
       metrics.sample.seen(target.href, size, responseTime);
@@ -767,7 +771,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const stored = cache.put(key, record, new Uint8Array(0));
       stored.then(seen(0), () => {});
       track(stored);
-      return [withRanges(clientResponse(res, status, null, req)), stored];
+      return [
+        withRanges(clientResponse(res, status, null, req)),
+        stored,
+        vary.length > 0,
+      ];
     }
     const [toClient, toStore] = pacedTee(res.body);
     // A body over the store's element limit is refused by the store; the
@@ -788,9 +796,17 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const h = notModifiedHeaders(head, Date.now());
       addVia(h, via);
       h.set("x-larder-cache", status);
-      return [new Response(null, { status: 304, headers: h }), stored];
+      return [
+        new Response(null, { status: 304, headers: h }),
+        stored,
+        vary.length > 0,
+      ];
     }
-    return [withRanges(clientResponse(res, status, toClient, req)), stored];
+    return [
+      withRanges(clientResponse(res, status, toClient, req)),
+      stored,
+      vary.length > 0,
+    ];
   }
 
   /** A stored 200 says ranges of it can be asked for (RFC 9110 §14.3). */
@@ -874,14 +890,17 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           }
           const collapsed = await afterFlight(req, flight);
           if (collapsed instanceof Response) return collapsed;
-          if (collapsed === "failed") {
+          if (collapsed !== undefined) {
             // The flight's exchange or its store failed, not the response's
-            // storability: the waiters collapse again, onto one of them,
+            // storability; or what it stored was gone when this waiter
+            // looked (an eviction for another store took it first: a new
+            // entry has the lowest use count of all; or it was
+            // invalidated): the waiters collapse again, onto one of them,
             // rather than all going to the origin at once. Once: a second
-            // failed flight's waiters go on themselves.
+            // such flight's waiters go on themselves.
             const again = inflight.get(href);
             if (again === undefined) {
-              metrics.collapsed.forwarded++;
+              if (collapsed === "failed") metrics.collapsed.forwarded++;
               return await lead(req, info, new URL(href));
             }
             const retried = await afterFlight(req, again);
@@ -971,17 +990,22 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       if (inflight.get(target.href) === flight) inflight.delete(target.href);
     });
     let stored: Promise<void> | undefined;
+    let variant = false;
     let answered = false;
     try {
       const res = await viaOrigin(req, info, target, {
         staleOnError: false,
-        onStored: (p) => stored = p,
+        onStored: (p, v) => {
+          stored = p;
+          variant = v;
+        },
       });
       answered = true;
       return res;
     } finally {
       if (stored !== undefined) {
-        stored.then(() => settle("stored"), () => settle("failed"));
+        const end = variant ? "stored-variant" : "stored";
+        stored.then(() => settle(end), () => settle("failed"));
       } else settle(answered ? "not-stored" : "failed");
     }
   }
@@ -991,12 +1015,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
    * then answers from what it stored; undefined when the request must go
    * to the origin itself (timed out, nothing stored, another variant, or
    * not usable for this request, say stale by now); "failed" (counted by
-   * the caller) when the flight's exchange or store failed.
+   * the caller) when the flight's exchange or store failed; "gone"
+   * (counted) when it stored a Vary-less response no longer there.
    */
   async function afterFlight(
     req: Request,
     flight: Promise<FlightEnd>,
-  ): Promise<Response | "failed" | undefined> {
+  ): Promise<Response | "failed" | "gone" | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), collapseTimeoutMs);
@@ -1004,26 +1029,35 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const end = await Promise.race([flight, timeout]);
     clearTimeout(timer);
     if (end === "failed" && !closed) return end;
-    const answer = end === "stored" && !closed
+    const answer = (end === "stored" || end === "stored-variant") && !closed
       ? await fromFlight(req)
       : undefined;
+    const gone = answer === "missing" && end === "stored";
     metrics.collapsed[
-      answer !== undefined
+      answer instanceof Response
         ? "served"
+        : gone
+        ? "gone"
         : end === "timeout"
         ? "timeout"
         : "forwarded"
     ]++;
-    return answer;
+    if (gone) return "gone";
+    return answer instanceof Response ? answer : undefined;
   }
 
-  /** What a finished flight stored, if it is usable for `req`. */
-  async function fromFlight(req: Request): Promise<Response | undefined> {
+  /**
+   * What a finished flight stored, if it is usable for `req`; "missing"
+   * when the store has no response for it.
+   */
+  async function fromFlight(
+    req: Request,
+  ): Promise<Response | "missing" | undefined> {
     const url = targetHref(req);
     const found = await cache.lookup(url, req.headers, {
       ranged: wantsRange(req),
     });
-    if (found === undefined) return undefined;
+    if (found === undefined) return "missing";
     const head = found.prepared.head;
     const reqHead = { method: req.method, url, headers: req.headers };
     const decision = decidePrepared(reqHead, found.prepared, Date.now());
@@ -1104,7 +1138,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       found?: Found | undefined;
       head?: StoredHead | undefined;
       staleOnError: boolean;
-      onStored?: (stored: Promise<void> | undefined) => void;
+      onStored?: (stored: Promise<void> | undefined, variant: boolean) => void;
     },
   ): Promise<Response> {
     const { found, head, staleOnError } = opts;
@@ -1180,14 +1214,14 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       }
     }
     if (req.method === "HEAD") return clientResponse(res, "bypass");
-    const [response, stored] = await storeAndServeWith(
+    const [response, stored, variant] = await storeAndServeWith(
       req,
       target,
       res,
       requestTime,
       "miss",
     );
-    opts.onStored?.(stored);
+    opts.onStored?.(stored, variant);
     return response;
   }
 
