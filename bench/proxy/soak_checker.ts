@@ -45,6 +45,14 @@ const SIZES = [100, 1000, 4096, 16384, 65536, 262144, 1048576, 2097152];
 const LANGS = ["en", "fr", "de"];
 const STATUSES = new Set(["hit", "stale", "revalidated", "miss", "bypass"]);
 
+/**
+ * The longest any request may take, head and body (the proxy's collapse
+ * wait is 30 s at most, its origin timeout 2 s): past it the request is
+ * aborted and counted as "no answer", so a hung answer fails the soak
+ * instead of stalling it.
+ */
+const ANSWER_MS = 60_000;
+
 const rand = (n: number) => Math.floor(Math.random() * n);
 const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
 
@@ -64,6 +72,22 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
     report.failures[kind] = (report.failures[kind] ?? 0) + 1;
     if (report.examples.length < 40) report.examples.push(`${kind}: ${detail}`);
   };
+  const noAnswer = (err: unknown) =>
+    err instanceof DOMException && err.name === "TimeoutError";
+  /** `fetch`, aborted (and counted) when head and body take ANSWER_MS. */
+  const fetch = async (url: string, init: RequestInit = {}) => {
+    try {
+      return await globalThis.fetch(url, {
+        ...init,
+        signal: AbortSignal.timeout(ANSWER_MS),
+      });
+    } catch (err) {
+      if (noAnswer(err)) {
+        fail("no answer", `${url}: no head in ${ANSWER_MS} ms`);
+      }
+      throw err;
+    }
+  };
   const path = (kind: string, size = pick(SIZES), id = rand(300)) =>
     `/${kind}/${size}/${id}`;
 
@@ -71,7 +95,10 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
   const readBody = async (res: Response): Promise<Uint8Array | null> => {
     try {
       return new Uint8Array(await res.arrayBuffer());
-    } catch {
+    } catch (err) {
+      if (noAnswer(err)) {
+        fail("no answer", `${res.url}: body unfinished in ${ANSWER_MS} ms`);
+      }
       return null;
     }
   };
@@ -282,6 +309,12 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
   async function disconnectMidBody(p: string) {
     const { port } = new URL(opts.proxyUrl);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: +port });
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      fail("no answer", `${p}: no head or body in ${ANSWER_MS} ms (raw)`);
+      conn.close();
+    }, ANSWER_MS);
     try {
       await conn.write(new TextEncoder().encode(
         `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
@@ -294,8 +327,11 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
         if (n === null) break;
         got += n;
       }
+    } catch (err) {
+      if (!hung) throw err;
     } finally {
-      conn.close();
+      clearTimeout(timer);
+      if (!hung) conn.close();
     }
   }
 
