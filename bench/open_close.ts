@@ -176,7 +176,8 @@ function fmt(xs: number[]): string {
   if (xs.length === 0) return "—";
   const s = [...xs].sort((a, b) => a - b);
   const d = (x: number) => x < 10 ? x.toFixed(2) : x.toFixed(1);
-  return `${d(median(s))} (${d(s[0]!)}–${d(s[s.length - 1]!)})`;
+  const p90 = s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]!;
+  return `${d(median(s))} / ${d(p90)} (${d(s[0]!)}–${d(s[s.length - 1]!)})`;
 }
 
 async function main(): Promise<void> {
@@ -299,7 +300,7 @@ async function main(): Promise<void> {
   }
   const load = await Deno.readTextFile("/proc/loadavg").catch(() => "?");
   console.log(
-    `# open_close: ${runs} runs, median (min–max) ms; load ${
+    `# open_close: ${runs} runs, median / p90 (min–max) ms; load ${
       load.split(" ").slice(0, 3).join(" ")
     }`,
   );
