@@ -19,6 +19,8 @@ const MIDDLE_POOL_BYTES = 512 * 1024;
 class Pool {
   #buf: Uint8Array = new Uint8Array(0);
   #at = 0;
+  /** Where the last buffer taken starts. */
+  #last = 0;
 
   constructor(
     readonly size: number,
@@ -31,8 +33,23 @@ class Pool {
       this.#at = 0;
     }
     const b = this.#buf.subarray(this.#at, this.#at + n);
+    this.#last = this.#at;
     this.#at = (this.#at + n + 7) & ~7;
     return b;
+  }
+
+  /**
+   * Takes back the last buffer taken when `view` lies within it, so the
+   * next read reuses its bytes; false when it does not (another buffer,
+   * or one taken before the last).
+   */
+  giveBack(view: Uint8Array): boolean {
+    const buf = this.#buf;
+    if (view.buffer !== buf.buffer) return false;
+    const from = view.byteOffset - buf.byteOffset;
+    if (from < this.#last || from + view.length > this.#at) return false;
+    this.#at = this.#last;
+    return true;
   }
 }
 
@@ -63,5 +80,17 @@ export class ReadPool {
     if (n <= SMALL_READ_MAX) return this.#small.take(n);
     if (n <= MIDDLE_READ_MAX) return this.#middle.take(n);
     return unfilled(n);
+  }
+
+  /**
+   * Takes back the buffer `view` lies in when it is the last one its pool
+   * handed out, for the next read to overwrite. Only for bytes no one
+   * holds any more (not even `view`'s holder, once it returns): a
+   * verified read answered at once, its bytes copied where they go.
+   *
+   * @returns Whether the buffer was taken back.
+   */
+  giveBack(view: Uint8Array): boolean {
+    return this.#small.giveBack(view) || this.#middle.giveBack(view);
   }
 }

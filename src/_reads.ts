@@ -306,7 +306,8 @@ export class ReadPath {
     const data = this.openData(nk, defer, paired);
     if (data === undefined) return undefined;
     try {
-      return { data, meta: this.metaOf(nk, data.pin, paired) };
+      // openData read the clock for both pins.
+      return { data, meta: this.#metaOf(nk, data.pin, paired) };
     } catch (err) {
       if (data.file !== undefined) this.#files.closeFile(data.file.fd);
       this.#pins.release(data.pin);

@@ -87,6 +87,7 @@ export class ElementFiles {
   #dirs: ElementDirs;
   #blocks: BlockFiles;
   #large: LargeFiles;
+  #pool: ReadPool;
 
   /**
    * @param io The file layer.
@@ -104,10 +105,19 @@ export class ElementFiles {
     this.#dirs = new ElementDirs(io, root, durable, checkDir);
     // One pool serves slot and large-file reads alike.
     const pool = new ReadPool();
+    this.#pool = pool;
     this.#blocks = new BlockFiles(io, this.#dirs, pool, slotCounts, durable);
     this.#large = new LargeFiles(io, this.#dirs, pool, durable);
     this.slotCounts = this.#blocks.slotCounts;
     this.blockFileCounts = this.#blocks.blockFileCounts;
+  }
+
+  /**
+   * Takes back the read buffer `bytes` lies in, when it was the last one
+   * read (see {@linkcode ReadPool.giveBack}): for bytes no one holds.
+   */
+  giveBack(bytes: Uint8Array): boolean {
+    return this.#pool.giveBack(bytes);
   }
 
   /** Path of large file `id` of `kind` (creating its directories). */

@@ -97,12 +97,20 @@ export function normaliseKey(key: Key): NormalKey {
   }
   // Before URL parsing, which would turn a lone surrogate into %EF%BF%BD.
   if (!wellFormed(key)) illFormed(key);
-  // Cheap pre-check: only strings with "://" can be absolute URLs with a host.
-  if (key.includes("://")) {
+  // Cheap pre-checks: only strings with "://" can be absolute URLs with a
+  // host, and only those whose first code unit is an ASCII letter or one
+  // the URL parser strips (C0 controls and space) can have a scheme: the
+  // proxy's "~px/…" keys (FORMAT.md §12.4) are verbatim without a parse.
+  if (key.includes("://") && mayStartScheme(key.charCodeAt(0))) {
     const url = URL.parse(key);
     if (url !== null && url.hostname !== "") return fromUrl(url);
   }
   return { text: key, url: false };
+}
+
+/** WHATWG URL parsing: a scheme starts with an ASCII letter, after leading C0 controls and spaces. */
+function mayStartScheme(c: number): boolean {
+  return c <= 0x20 || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }
 
 function wellFormed(s: string): boolean {

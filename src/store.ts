@@ -821,6 +821,75 @@ export class BackingStore implements AsyncDisposable {
   }
 
   /**
+   * {@linkcode readEntry} with the entry handed to `use` at once, in the
+   * same turn: `use` gets `{ data, meta }` or `{ reader, meta }` as
+   * `readEntry` resolves with, and its result is returned. The bytes of
+   * `data` and `meta` are valid only while `use` runs: bytes read for
+   * this call alone go back to the store's read buffers when it returns,
+   * for the next read to overwrite, so a small entry answered at once
+   * (its bytes copied into a response) costs no buffer of its own. `use`
+   * must copy what it keeps; a `reader` is the caller's to release, as
+   * with `readEntry`. No other store call may come between.
+   *
+   * @param key A URL (normalised) or a string (verbatim).
+   * @param use Called once with the entry, when there is one.
+   * @returns `use`'s result; undefined when the entry is missing or has no
+   *   (valid) data element (`use` is then not called).
+   * @throws {TypeError} for a bad key.
+   * @throws {StoreError} `CLOSED`, `IO`; what `use` throws.
+   *
+   * @example
+   * ```ts
+   * import { BackingStore } from "@larder/larder";
+   * import assert from "node:assert/strict";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const store = await BackingStore.open(dir);
+   * await store.storeEntry("https://example.com/", new Uint8Array(9), new Uint8Array([1]));
+   * const copy = store.useEntry("https://example.com/", (got) => got.data?.slice());
+   * assert.equal(copy?.length, 9);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  useEntry<T>(key: Key, use: (got: EntryRead) => T): T | undefined {
+    const nk = normaliseKey(key);
+    this.#checkOpen("read entry");
+    const found = this.#reads.openEntry(nk, false);
+    if (found === undefined) return undefined;
+    const { data, meta } = found;
+    const bytes = data.pin.bytes;
+    if (data.file === undefined && bytes !== undefined) {
+      // Pins with one reference, this call's, were made by this read (a
+      // pin found, with its bytes or to fill, gets one more): no one else
+      // holds these bytes once `use` returns.
+      const own = data.pin.refs === 1 &&
+        (meta === undefined || meta.refs === 1);
+      this.#pins.release(data.pin);
+      if (meta !== undefined) this.#pins.release(meta);
+      try {
+        return use({ data: bytes, meta: meta?.bytes });
+      } finally {
+        if (own) {
+          // Data and metadata read together lie in one buffer; the one
+          // read last is the one that can go back.
+          const files = this.#state.files;
+          if (meta?.bytes === undefined || !files.giveBack(meta.bytes)) {
+            files.giveBack(bytes);
+          }
+        }
+      }
+    }
+    const reader = this.#readers.open(nk.text, data, meta);
+    try {
+      return use({ reader, meta: reader.meta });
+    } catch (err) {
+      reader.release();
+      throw err;
+    }
+  }
+
+  /**
    * Sets attribute `name` of `key`'s entry to `value`: a string (gvfs
    * `set`), a list of strings (gvfs `set_list`) or bytes (RISC OS tagged
    * information). A key without an entry gets one holding only

@@ -29,6 +29,30 @@ Deno.test("normaliseKey keeps non-default ports, userinfo and query", () => {
   );
 });
 
+Deno.test("normaliseKey parses only strings a URL scheme can start", () => {
+  // The URL parser strips leading C0 controls and spaces, then wants an
+  // ASCII letter: these parse as URLs.
+  for (const k of [" HTTP://Example.com/a", "\t\nhttp://example.com/a"]) {
+    const nk = normaliseKey(k);
+    assert.equal(nk.text, "http://example.com/a", JSON.stringify(k));
+    assert.equal(nk.url, true, JSON.stringify(k));
+  }
+  // Anything else is verbatim, as URL parsing would fail on it.
+  for (
+    const k of [
+      "~px/r/http://Example.com/a",
+      "1http://Example.com/a",
+      "/http://Example.com/a",
+      "\u00e9http://Example.com/a",
+    ]
+  ) {
+    assert.equal(URL.parse(k), null, k);
+    const nk = normaliseKey(k);
+    assert.equal(nk.text, k);
+    assert.equal(nk.url, false, k);
+  }
+});
+
 Deno.test("normaliseKey gives nsurl components in hash order", () => {
   assert.deepEqual(
     nsurlComponents(

@@ -93,3 +93,65 @@ Deno.test("readEntry: a damaged slot element is a miss, never wrong bytes", asyn
     await store.close();
   }
 });
+
+Deno.test("useEntry hands the entry over in the same turn and reuses the bytes of a read no one holds", async () => {
+  await using dir = await tempDir();
+  const store = await BackingStore.open(dir.path);
+  try {
+    const a = new Uint8Array(1000).fill(1);
+    const b = new Uint8Array(1000).fill(2);
+    const meta = new Uint8Array([7, 8]);
+    await store.storeEntry("a", a, meta);
+    await store.storeEntry("b", b, meta);
+    assert.equal(
+      store.useEntry("none", () => assert.fail("called")),
+      undefined,
+    );
+    const seen: Uint8Array[] = [];
+    const copy = store.useEntry("a", (got) => {
+      assert.ok(got.reader === undefined);
+      assert.deepEqual(got.meta, meta);
+      seen.push(got.data);
+      return got.data.slice();
+    });
+    assert.deepEqual(copy, a);
+    assert.equal(store.stats().pinned, 0, "nothing to release");
+    // The next read overwrites the bytes handed to `use`: they were valid
+    // only while it ran.
+    store.useEntry("b", (got) => {
+      assert.equal(got.data?.buffer, seen[0]!.buffer);
+      assert.equal(got.data?.byteOffset, seen[0]!.byteOffset);
+      assert.deepEqual(got.data, b);
+    });
+    // Bytes someone else holds (a reader opened before) are not reused.
+    const reader = await store.openEntry("a");
+    assert.ok(reader !== undefined);
+    const held = await reader.read(0, reader.size);
+    store.useEntry("a", (got) => assert.deepEqual(got.data, a));
+    store.useEntry("b", (got) => assert.deepEqual(got.data, b));
+    assert.deepEqual(held, a);
+    assert.deepEqual(await reader.read(0, reader.size), a);
+    reader.release();
+    // Bytes from readEntry are the caller's for good.
+    const kept = await store.readEntry("a");
+    store.useEntry("b", (got) => assert.deepEqual(got.data, b));
+    assert.deepEqual(kept?.data, a);
+    // A large file comes as a reader, the caller's to release.
+    const large = new Uint8Array(3 * 2 ** 20).map((_, i) => i % 251);
+    await store.storeEntry("large", large, meta);
+    const r = store.useEntry("large", (got) => got.reader);
+    assert.ok(r !== undefined);
+    assert.deepEqual(await r.read(0, 10), large.subarray(0, 10));
+    r.release();
+    assert.equal(store.stats().pinned, 0);
+    // What `use` throws is thrown, and a reader is released then.
+    assert.throws(() =>
+      store.useEntry("large", () => {
+        throw new Error("boom");
+      }), /boom/);
+    assert.equal(store.stats().pinned, 0);
+  } finally {
+    await store.close();
+  }
+  assert.throws(() => store.useEntry("a", () => 1), /closed/i);
+});

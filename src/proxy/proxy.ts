@@ -847,7 +847,28 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // is no longer in `inflight`. A miss waits for that flight too, so a
     // request that came during a fill never goes to the origin itself.
     const flightAtLookup = inflight.get(href);
-    let found = await cache.lookup(href, req.headers, { ranged });
+    let found: Found | undefined;
+    if (ranged) found = await cache.lookup(href, req.headers, { ranged });
+    else {
+      // A fresh hit answered in the turn it is read, from the store's own
+      // read buffer (the Response copies the body at construction); any
+      // other answer goes on with the entry as the lookup found it.
+      const now = cache.lookupNow(href, (f) => {
+        const at = Date.now();
+        const d = decidePrepared(reqHead, f.prepared, at);
+        return d.kind === "fresh"
+          ? fromStore(req, f, f.prepared.head, "hit", d.freshness, at, false)
+          : undefined;
+      });
+      if (now instanceof Response) return now;
+      found = now === undefined
+        ? await cache.lookup(href, req.headers)
+        : now === "vary"
+        ? await cache.lookupVariant(href, req.headers)
+        : now === "miss"
+        ? undefined
+        : now;
+    }
     if (found === undefined) metrics.sample.drop(href);
     let head = found?.prepared.head;
     // One clock reading for the decision and the served `Age`.

@@ -88,6 +88,19 @@ export interface ProxyStore extends ResponseStore {
    */
   getRanged?(key: string): Promise<RangedEntry | undefined>;
   /**
+   * `key`'s entry handed to `use` in the same turn, as `get` would give
+   * it, except that a body given as bytes, and the entry's `meta`, are
+   * valid only while `use` runs (the store may reuse their memory for its
+   * next read): `use` copies what it keeps. A stream body is the
+   * caller's, as from `get`. Optional, for stores that read without
+   * waiting.
+   *
+   * @returns `use`'s result; null when there is no entry (`use` is not
+   *   called); undefined when the entry cannot be handed over at once
+   *   (ask `get`).
+   */
+  getNow?<T>(key: string, use: (entry: StoredEntry) => T): T | null | undefined;
+  /**
    * The store's counters and totals, for the status page and metrics
    * (optional: a store without them shows none).
    */
@@ -153,6 +166,39 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
       } finally {
         if (!handed) reader.release();
       }
+    },
+    // `get`'s entry, in the same turn: a slot body as the bytes of the
+    // read itself, which go back to the store's read buffers afterwards
+    // (`useEntry`), so a hit answered at once allocates none.
+    getNow(key, use) {
+      let later = false;
+      const got = store.useEntry(key, (got) => {
+        const { meta, reader } = got;
+        if (reader === undefined) {
+          return meta === undefined
+            ? null
+            : use({ meta, body: got.data, release() {} });
+        }
+        if (meta === undefined || reader.size <= WHOLE_BODY) {
+          // Read whole by `get`, which waits for it.
+          reader.release();
+          later = meta !== undefined;
+          return null;
+        }
+        let handed = false;
+        try {
+          const out = use({
+            meta,
+            body: releasingStream(reader, () => reader.stream()),
+            release: reader.release,
+          });
+          handed = true;
+          return out;
+        } finally {
+          if (!handed) reader.release();
+        }
+      });
+      return later ? undefined : got ?? null;
     },
     // Conditional: a body stored since the head `expected` was read came
     // with its own head, which a revalidation of the old one must not
@@ -263,6 +309,9 @@ function sameRecord(known: Decoded, meta: Uint8Array): boolean {
   return true;
 }
 
+/** What {@linkcode ProxyCache.lookupNow} gets from the store. */
+type NowGot<R> = "miss" | { served: R } | Found;
+
 /** The proxy's view of its store: responses by URL and request headers. */
 export class ProxyCache {
   readonly #store: ProxyStore;
@@ -366,18 +415,93 @@ export class ProxyCache {
   ): Promise<Found | undefined> {
     // The Vary-less entry first: most URIs have one, and it answers any
     // request (FORMAT.md §12.4, invariant 1).
-    let key = PRIMARY + url;
+    const key = PRIMARY + url;
     const whole = this.#openWhole(key, options);
-    let [entry, ranged] = whole === undefined
+    const [entry, ranged] = whole === undefined
       ? await this.#open(key, options)
       : [await whole, undefined];
     if (entry === undefined) {
-      const marker = await this.#marker(url);
-      if (marker === undefined) return undefined;
-      key = ProxyCache.#variantKey(url, marker, request);
-      [entry, ranged] = await this.#open(key, options);
-      if (entry === undefined) return undefined;
+      return await this.lookupVariant(url, request, options);
     }
+    return this.#found(url, key, entry, ranged);
+  }
+
+  /**
+   * {@linkcode lookup} in the same turn, for a request that wants no
+   * ranges, over a store with `getNow`: the URL's `Vary`-less entry
+   * handed to `serve` while its bytes are valid. What `serve` returns (a
+   * response built from them: it copies what it keeps) is returned; when
+   * it returns undefined, the entry is returned as `lookup` would, its
+   * bytes copied.
+   *
+   * @param url The target URI.
+   * @param serve Answers from the entry found, or declines.
+   * @returns `serve`'s response; the entry `serve` declined; `"miss"`
+   *   when the entry is not the URL's (as `lookup` finds it, a miss);
+   *   `"vary"` when the URL has no `Vary`-less entry (look its variants up
+   *   with {@linkcode lookupVariant}); undefined when the store cannot
+   *   answer at once (use `lookup`).
+   */
+  lookupNow<R>(
+    url: string,
+    serve: (found: Found) => R | undefined,
+  ): R | Found | "miss" | "vary" | undefined {
+    const store = this.#store;
+    if (store.getNow === undefined) return undefined;
+    const key = PRIMARY + url;
+    const got = store.getNow<NowGot<R>>(key, (entry) => {
+      const decoded = this.#decode(key, entry.meta);
+      if (decoded === undefined || decoded.record.url !== url) {
+        entry.release();
+        return "miss" as const;
+      }
+      const { record, prepared } = decoded;
+      const found = { key, record, prepared, entry };
+      const served = serve(found);
+      if (served !== undefined) return { served };
+      // Kept past this turn: the bytes copied out of the store's buffers.
+      const body = entry.body;
+      const kept = {
+        meta: entry.meta.slice(),
+        body: body instanceof Uint8Array ? body.slice() : body,
+        release: entry.release,
+      };
+      return { key, record, prepared, entry: kept };
+    });
+    if (got === undefined) return undefined;
+    if (got === null) return "vary";
+    if (got === "miss") return got;
+    return "served" in got ? got.served : got;
+  }
+
+  /**
+   * {@linkcode lookup} past the URL's `Vary`-less entry, which the caller
+   * found missing: the variant its `Vary` marker and `request` select.
+   *
+   * @param url The target URI.
+   * @param request The request's header fields.
+   * @param options `ranged` to open the entry for byte-range reads.
+   * @returns The entry with its record, or undefined.
+   */
+  async lookupVariant(
+    url: string,
+    request: Headers,
+    options: LookupOptions = {},
+  ): Promise<Found | undefined> {
+    const marker = await this.#marker(url);
+    if (marker === undefined) return undefined;
+    const key = ProxyCache.#variantKey(url, marker, request);
+    const [entry, ranged] = await this.#open(key, options);
+    if (entry === undefined) return undefined;
+    return this.#found(url, key, entry, ranged);
+  }
+
+  #found(
+    url: string,
+    key: string,
+    entry: StoredEntry,
+    ranged: RangedEntry | undefined,
+  ): Found | undefined {
     const decoded = this.#decode(key, entry.meta);
     if (decoded === undefined || decoded.record.url !== url) {
       entry.release();
