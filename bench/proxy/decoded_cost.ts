@@ -77,7 +77,9 @@ for (let i = 0; i < n; i++) {
 const after = heap();
 const recordBytes = metas.reduce((s, m) => s + m.length, 0) / n;
 console.log(
-  `${n} entries: ${((after - before) / 2 ** 20).toFixed(1)} MiB heap+external,` +
+  `${n} entries: ${
+    ((after - before) / 2 ** 20).toFixed(1)
+  } MiB heap+external,` +
     ` ${((after - before) / n).toFixed(0)} B an entry` +
     ` (record ${recordBytes.toFixed(0)} B; ${kept.size} kept)`,
 );
