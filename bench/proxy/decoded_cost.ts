@@ -13,7 +13,11 @@
  * @module
  */
 import { createProxy } from "../../src/proxy/mod.ts";
-import { recordToHead } from "../../src/proxy/proxy_store.ts";
+import {
+  DECODED_HEAP_BYTES,
+  decodedCost,
+  recordToHead,
+} from "../../src/proxy/proxy_store.ts";
 import { BackingStore } from "../../src/store.ts";
 import { decodeResponseRecord } from "../../src/http/record.ts";
 import { prepareHead } from "../../src/http/policy.ts";
@@ -61,13 +65,16 @@ function heap(): number {
   return Deno.memoryUsage().heapUsed + Deno.memoryUsage().external;
 }
 
+const key = (i: number) => `~px/r/${base}/o/${i}`;
+let estimate = 0;
+for (let i = 0; i < n; i++) estimate += decodedCost(key(i), metas[i]!);
 const kept = new Map<string, unknown>();
 const before = heap();
 for (let i = 0; i < n; i++) {
   const meta = metas[i]!;
   const record = decodeResponseRecord(meta);
   const copy = meta.slice();
-  kept.set(`~px/r/${base}/o/${i}`, {
+  kept.set(key(i), {
     meta: copy,
     words: new Int32Array(copy.buffer, 0, copy.length >> 2),
     record,
@@ -81,5 +88,10 @@ console.log(
     ((after - before) / 2 ** 20).toFixed(1)
   } MiB heap+external,` +
     ` ${((after - before) / n).toFixed(0)} B an entry` +
-    ` (record ${recordBytes.toFixed(0)} B; ${kept.size} kept)`,
+    ` (record ${recordBytes.toFixed(0)} B; ${kept.size} kept); estimated` +
+    ` ${(estimate / n).toFixed(0)} B an entry, ${
+      (estimate / 2 ** 20).toFixed(1)
+    } MiB: the cache's bound of ${DECODED_HEAP_BYTES / 2 ** 20} MiB holds ${
+      Math.min(n, Math.floor(DECODED_HEAP_BYTES / (estimate / n)))
+    } of them`,
 );

@@ -236,7 +236,7 @@ export function recordToHead(r: ResponseRecord): StoredHead {
  * its 10,000 URLs stay decoded), about 8,500 of the soak's (about 330 bytes).
  */
 const DECODED_ENTRIES = 16_384;
-const DECODED_HEAP_BYTES = 32 * 2 ** 20;
+export const DECODED_HEAP_BYTES = 32 * 2 ** 20;
 const DECODED_MAX_BYTES = 16 * 1024;
 
 /**
@@ -246,7 +246,7 @@ const DECODED_MAX_BYTES = 16 * 1024;
  * with bench/proxy/decoded_cost.ts: 3.0 KiB for a 247-byte record, 3.9
  * KiB for 387 bytes, 7.2 KiB for 827 bytes.
  */
-function decodedCost(key: string, meta: Uint8Array): number {
+export function decodedCost(key: string, meta: Uint8Array): number {
   return 1024 + 8 * meta.length + 2 * key.length;
 }
 
