@@ -41,21 +41,17 @@ export function expectLength(
 }
 
 /**
- * A body collected in memory: one buffer, sized from the expected length
- * when there is one, else doubled as it fills (never past `cap`).
+ * A body collected in memory: one buffer of `size` bytes at first (the
+ * expected length), doubled as it fills past that (never past `cap`).
  */
 class Collected {
   #buf: Uint8Array;
   #used = 0;
   readonly #cap: number;
 
-  constructor(expectedLength: number | undefined, cap: number) {
+  constructor(size: number, cap: number) {
     this.#cap = cap;
-    this.#buf = new Uint8Array(
-      expectedLength !== undefined && expectedLength <= cap
-        ? expectedLength
-        : 0,
-    );
+    this.#buf = new Uint8Array(size);
   }
 
   /** Copies `chunk` in (the producer may reuse its buffer); at most `cap`. */
@@ -114,8 +110,14 @@ export async function drainStream(
   } catch {
     throw new TypeError("Cannot store element: the stream is locked");
   }
+  // Collected up to COLLECT_MAX, then written to a file: a body expected
+  // longer starts with that much; one expected over the limit, with none.
   const cap = Math.min(COLLECT_MAX, target.max);
-  let held: Collected | undefined = new Collected(expected.get(stream), cap);
+  const length = expected.get(stream) ?? 0;
+  let held: Collected | undefined = new Collected(
+    length > target.max ? 0 : Math.min(length, cap),
+    cap,
+  );
   let total = 0;
   let crc = 0;
   let file: WrittenFile | undefined;
