@@ -15,10 +15,67 @@ import type { ElementFiles } from "./elements.ts";
 import { ELEMENT_HEADER, MAX_RUN_SLOTS, SLOT_SIZE } from "./format.ts";
 import { DATA, type ElementKind } from "./kinds.ts";
 import type { Body, WrittenFile } from "./_placement.ts";
-import { concatBytes } from "./_bytes.ts";
 
 /** Bodies up to this length are collected in memory (they may fit a run). */
 export const COLLECT_MAX = MAX_RUN_SLOTS * SLOT_SIZE[DATA];
+
+/** The smallest buffer a body of unknown length is collected into. */
+const FIRST_BUFFER = 16 * 1024;
+
+const expected = new WeakMap<ReadableStream<Uint8Array>, number>();
+
+/**
+ * Says `stream` should carry `length` bytes (an HTTP Content-Length), so
+ * {@linkcode drainStream} collects it into one buffer of that size. A
+ * hint only: a stream that ends shorter or runs longer is still read
+ * exactly as it is.
+ *
+ * @returns `stream`.
+ */
+export function expectLength(
+  stream: ReadableStream<Uint8Array>,
+  length: number,
+): ReadableStream<Uint8Array> {
+  if (Number.isSafeInteger(length) && length > 0) expected.set(stream, length);
+  return stream;
+}
+
+/**
+ * A body collected in memory: one buffer of `size` bytes at first (the
+ * expected length), doubled as it fills past that (never past `cap`).
+ */
+class Collected {
+  #buf: Uint8Array;
+  #used = 0;
+  readonly #cap: number;
+
+  constructor(size: number, cap: number) {
+    this.#cap = cap;
+    this.#buf = new Uint8Array(size);
+  }
+
+  /** Copies `chunk` in (the producer may reuse its buffer); at most `cap`. */
+  add(chunk: Uint8Array): void {
+    const need = this.#used + chunk.length;
+    if (need > this.#buf.length) {
+      const grown = new Uint8Array(
+        Math.min(
+          this.#cap,
+          Math.max(need, 2 * this.#buf.length, FIRST_BUFFER),
+        ),
+      );
+      grown.set(this.#buf.subarray(0, this.#used));
+      this.#buf = grown;
+    }
+    this.#buf.set(chunk, this.#used);
+    this.#used = need;
+  }
+
+  /** The bytes so far (a view of the buffer). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#used);
+  }
+}
 
 /** Where a streamed body may go. */
 export interface StreamTarget {
@@ -53,7 +110,14 @@ export async function drainStream(
   } catch {
     throw new TypeError("Cannot store element: the stream is locked");
   }
-  const held: Uint8Array[] = [];
+  // Collected up to COLLECT_MAX, then written to a file: a body expected
+  // longer starts with that much; one expected over the limit, with none.
+  const cap = Math.min(COLLECT_MAX, target.max);
+  const length = expected.get(stream) ?? 0;
+  let held: Collected | undefined = new Collected(
+    length > target.max ? 0 : Math.min(length, cap),
+    cap,
+  );
   let total = 0;
   let crc = 0;
   let file: WrittenFile | undefined;
@@ -82,20 +146,19 @@ export async function drainStream(
         );
       }
       crc = crc32(chunk, crc);
-      if (file === undefined && total <= COLLECT_MAX) {
-        held.push(chunk.slice()); // the producer may reuse its buffer
+      if (held !== undefined && total <= COLLECT_MAX) {
+        held.add(chunk);
         continue;
       }
       // Counted before it is written: eviction makes room first.
       target.grew?.(total);
       if (file === undefined) {
         file = createFile(target);
-        let at = ELEMENT_HEADER + target.keyLen;
-        for (const b of held) {
-          target.files.writeAt(file.fd, b, at);
-          at += b.length;
+        const bytes = held!.bytes();
+        held = undefined;
+        if (bytes.length > 0) {
+          target.files.writeAt(file.fd, bytes, ELEMENT_HEADER + target.keyLen);
         }
-        held.length = 0;
       }
       target.files.writeAt(
         file.fd,
@@ -113,7 +176,7 @@ export async function drainStream(
   } finally {
     reader.releaseLock();
   }
-  if (file === undefined) return concat(held, total);
+  if (file === undefined) return held!.bytes();
   return { ...file, size: total, crc };
 }
 
@@ -144,8 +207,4 @@ export function abandon(files: ElementFiles, body: Body): void {
   try {
     files.removeFile(body.kind, body.id);
   } catch { /* an orphan no entry refers to: check-store reports it */ }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  return parts.length === 1 ? parts[0]! : concatBytes(parts, total);
 }

@@ -19,6 +19,7 @@ import {
   tempStore,
 } from "./_helpers.ts";
 import { findInFile, flipBit, largeFileOf } from "./_damage.ts";
+import { expectLength } from "../src/_streamed.ts";
 
 const MiB = 2 ** 20;
 const CHUNK = 64 * 1024;
@@ -161,6 +162,55 @@ Deno.test("streamed store lands in a slot, a run or a file by its final size", a
       await again.close();
     }
     s.store = await BackingStore.open(s.dir);
+  });
+});
+
+Deno.test("a streamed body is the same bytes whatever length it was expected to have", async (t) => {
+  await using s = await tempStore({ limit: 64 * MiB });
+  const sizes = [0, 1, 7000, 100_000, FILE_SIZED - 1, FILE_SIZED, 3 * MiB];
+  for (const size of sizes) {
+    const hints = [0, size, size >> 1, 2 * size + 1, FILE_SIZED + 1];
+    for (const hint of hints) {
+      await t.step(`${size} bytes, ${hint} expected`, async () => {
+        const key = `https://expect.example/${size}/${hint}`;
+        const body = bytesFor(key, size);
+        // The producer reuses one buffer: every chunk must be copied.
+        const chunk = new Uint8Array(9_973);
+        let at = 0;
+        const stream = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (at >= size) return c.close();
+            const n = Math.min(chunk.length, size - at);
+            chunk.set(body.subarray(at, at + n));
+            c.enqueue(chunk.subarray(0, n));
+            at += n;
+          },
+        }, { highWaterMark: 0 });
+        await s.store.store(key, expectLength(stream, hint));
+        assertBytes(await read(s.store, key), body, "fetch");
+      });
+    }
+  }
+  await t.step("more than a small limit, expected under it", async () => {
+    await using small = await tempStore({ limit: MiB });
+    await small.store.store("k", bytesFor("old", 100));
+    const src = driven();
+    const storing = small.store.store("k", expectLength(src.stream, 1000));
+    const err = assert.rejects(storing, RangeError);
+    for (let i = 0; i < 3; i++) src.push(bytesFor("y", MiB / 2));
+    await err;
+    assert.ok(src.cancelled instanceof RangeError, "the source is cancelled");
+    assertBytes(await read(small.store, "k"), bytesFor("old", 100), "old");
+    assert.equal(small.store.stats().bytes, 100);
+  });
+  await t.step("expected over the limit: still refused", async () => {
+    await using small = await tempStore({ limit: MiB });
+    const src = driven();
+    const storing = small.store.store("k", expectLength(src.stream, 4 * MiB));
+    const err = assert.rejects(storing, RangeError);
+    for (let i = 0; i < 3; i++) src.push(bytesFor("y", MiB / 2));
+    await err;
+    assert.equal(await read(small.store, "k"), undefined);
   });
 });
 

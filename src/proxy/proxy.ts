@@ -48,6 +48,7 @@ import {
   unsatisfiableHeaders,
 } from "./_range.ts";
 import { pacedTee } from "./_tee.ts";
+import { expectLength } from "../_streamed.ts";
 import { pathAndQuery } from "./_target_path.ts";
 import {
   backingProxyStore,
@@ -781,10 +782,15 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
     let size = 0;
+    // Collected into one buffer of the origin's length when it says one.
+    const length = res.headers.get("content-length") ?? "";
     const stored = cache.put(
       key,
       record,
-      countBytes(toStore, (n) => size += n),
+      expectLength(
+        countBytes(toStore, (n) => size += n),
+        /^\d{1,15}$/.test(length) ? Number(length) : 0,
+      ),
     );
     stored.then(() => seen(size)(), () => {});
     track(stored);
