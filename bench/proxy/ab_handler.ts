@@ -11,6 +11,7 @@
  * @module
  */
 import process from "node:process";
+import { fixedOrigin } from "./_fixed_origin.ts";
 
 const base = Deno.env.get("BASE");
 if (base === undefined) throw new Error("Cannot run A/B: set BASE");
@@ -19,16 +20,7 @@ const B = (await import("../../src/proxy/mod.ts")).createProxy;
 const n = 5000, size = Number(Deno.env.get("SIZE") ?? 1024), hits = 20000;
 const rounds = Number(Deno.env.get("ROUNDS") ?? 8);
 const body = new Uint8Array(size).fill(97);
-const origin = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  () =>
-    new Response(body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "cache-control": "public, max-age=86400",
-      },
-    }),
-);
+const origin = fixedOrigin(body);
 const o = `http://127.0.0.1:${origin.addr.port}`;
 const proxies = [];
 for (const make of [A, B]) {

@@ -21,6 +21,7 @@ import {
 import { BackingStore } from "../../src/store.ts";
 import { decodeResponseRecord } from "../../src/http/record.ts";
 import { prepareHead } from "../../src/http/policy.ts";
+import { fixedOrigin } from "./_fixed_origin.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error("run with --v8-flags=--expose-gc");
@@ -30,17 +31,7 @@ const extraHeaders = Object.fromEntries(
   Array.from({ length: extra }, (_, i) => [`x-extra-${i}`, `value-${i}-abc`]),
 );
 const body = new Uint8Array(1024).fill(97);
-const origin = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  () =>
-    new Response(body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "cache-control": "public, max-age=86400",
-        ...extraHeaders,
-      },
-    }),
-);
+const origin = fixedOrigin(body, extraHeaders);
 const base = `http://127.0.0.1:${origin.addr.port}`;
 const dir = await Deno.makeTempDir({ prefix: "larder-decoded-cost-" });
 const proxy = await createProxy({ origin: base, dir });

@@ -14,21 +14,13 @@
 import process from "node:process";
 import { createProxy } from "../../src/proxy/mod.ts";
 import { BackingStore } from "../../src/store.ts";
+import { fixedOrigin } from "./_fixed_origin.ts";
 
 const size = Number(Deno.args[0] ?? 1024);
 const n = Number(Deno.args[1] ?? 10_000);
 const hits = Number(Deno.args[2] ?? 100_000);
 const body = new Uint8Array(size).fill(97);
-const origin = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  () =>
-    new Response(body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "cache-control": "public, max-age=86400",
-      },
-    }),
-);
+const origin = fixedOrigin(body);
 const dir = await Deno.makeTempDir({ prefix: "larder-hit-path-" });
 const proxy = await createProxy({
   origin: `http://127.0.0.1:${origin.addr.port}`,

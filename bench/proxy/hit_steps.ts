@@ -21,19 +21,11 @@ import {
   prepareHead,
   servedHeaders,
 } from "../../src/http/policy.ts";
+import { fixedOrigin } from "./_fixed_origin.ts";
 
 const n = 5000, size = Number(Deno.env.get("SIZE") ?? 1024), hits = 30000;
 const body = new Uint8Array(size).fill(97);
-const origin = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  () =>
-    new Response(body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "cache-control": "public, max-age=86400",
-      },
-    }),
-);
+const origin = fixedOrigin(body);
 const dir = await Deno.makeTempDir({ prefix: "larder-hit-steps-" });
 const o = `http://127.0.0.1:${origin.addr.port}`;
 {

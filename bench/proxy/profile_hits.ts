@@ -16,6 +16,7 @@
 import { join } from "node:path";
 import { flag } from "../_flags.ts";
 import { cpuUs, sh } from "./_spawn.ts";
+import { fixedOrigin } from "./_fixed_origin.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const argv = Deno.args;
@@ -32,16 +33,7 @@ const profDir = flag("dir", join(work, "prof"));
 await sh("taskset", ["-a", "-c", "-p", "1", String(Deno.pid)]);
 
 const body = new Uint8Array(SIZE).fill(97);
-const origin = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen() {} },
-  () =>
-    new Response(body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "cache-control": "public, max-age=86400",
-      },
-    }),
-);
+const origin = fixedOrigin(body);
 const proxy = new Deno.Command("taskset", {
   args: [
     "-c",
