@@ -802,22 +802,32 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   readEntry(key: Key): Promise<EntryRead | undefined> {
-    return promised(() => {
-      const nk = normaliseKey(key);
-      this.#checkOpen("read entry");
-      const found = this.#reads.openEntry(nk, false);
-      if (found === undefined) return undefined;
-      const { data, meta } = found;
-      const bytes = data.pin.bytes;
-      if (data.file === undefined && bytes !== undefined) {
-        // Invariant: a pin filled by a read holds the verified bytes.
-        this.#pins.release(data.pin);
-        if (meta !== undefined) this.#pins.release(meta);
-        return { data: bytes, meta: meta?.bytes };
-      }
-      const reader = this.#readers.open(nk.text, data, meta);
-      return { reader, meta: reader.meta };
-    });
+    return promised(() => this.#readEntryNow(key)?.got);
+  }
+
+  /**
+   * `key`'s entry as readEntry gives it, and whether its bytes were read
+   * for this call alone (pins with one reference, this call's: a pin
+   * found, with its bytes or to fill, gets one more), so no one else
+   * holds them once the caller is done.
+   */
+  #readEntryNow(key: Key): { got: EntryRead; own: boolean } | undefined {
+    const nk = normaliseKey(key);
+    this.#checkOpen("read entry");
+    const found = this.#reads.openEntry(nk, false);
+    if (found === undefined) return undefined;
+    const { data, meta } = found;
+    const bytes = data.pin.bytes;
+    if (data.file === undefined && bytes !== undefined) {
+      // Invariant: a pin filled by a read holds the verified bytes.
+      const own = data.pin.refs === 1 &&
+        (meta === undefined || meta.refs === 1);
+      this.#pins.release(data.pin);
+      if (meta !== undefined) this.#pins.release(meta);
+      return { got: { data: bytes, meta: meta?.bytes }, own };
+    }
+    const reader = this.#readers.open(nk.text, data, meta);
+    return { got: { reader, meta: reader.meta }, own: false };
   }
 
   /**
@@ -853,39 +863,28 @@ export class BackingStore implements AsyncDisposable {
    * ```
    */
   useEntry<T>(key: Key, use: (got: EntryRead) => T): T | undefined {
-    const nk = normaliseKey(key);
-    this.#checkOpen("read entry");
-    const found = this.#reads.openEntry(nk, false);
-    if (found === undefined) return undefined;
-    const { data, meta } = found;
-    const bytes = data.pin.bytes;
-    if (data.file === undefined && bytes !== undefined) {
-      // Pins with one reference, this call's, were made by this read (a
-      // pin found, with its bytes or to fill, gets one more): no one else
-      // holds these bytes once `use` returns.
-      const own = data.pin.refs === 1 &&
-        (meta === undefined || meta.refs === 1);
-      this.#pins.release(data.pin);
-      if (meta !== undefined) this.#pins.release(meta);
+    const read = this.#readEntryNow(key);
+    if (read === undefined) return undefined;
+    const { got, own } = read;
+    if (got.reader !== undefined) {
       try {
-        return use({ data: bytes, meta: meta?.bytes });
-      } finally {
-        if (own) {
-          // Data and metadata read together lie in one buffer; the one
-          // read last is the one that can go back.
-          const files = this.#state.files;
-          if (meta?.bytes === undefined || !files.giveBack(meta.bytes)) {
-            files.giveBack(bytes);
-          }
-        }
+        return use(got);
+      } catch (err) {
+        got.reader.release();
+        throw err;
       }
     }
-    const reader = this.#readers.open(nk.text, data, meta);
     try {
-      return use({ reader, meta: reader.meta });
-    } catch (err) {
-      reader.release();
-      throw err;
+      return use(got);
+    } finally {
+      if (own) {
+        // Data and metadata read together lie in one buffer; the one
+        // read last is the one that can go back.
+        const files = this.#state.files;
+        if (got.meta === undefined || !files.giveBack(got.meta)) {
+          files.giveBack(got.data);
+        }
+      }
     }
   }
 
