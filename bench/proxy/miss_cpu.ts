@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import { flag } from "../_flags.ts";
-import { cpuUs, sh } from "./_spawn.ts";
+import { cpuUs, sh, spawnUntil } from "./_spawn.ts";
 import { fixedOrigin } from "./_fixed_origin.ts";
 
 const REPO = flag("repo", new URL("../../", import.meta.url).pathname);
@@ -24,8 +24,9 @@ await sh("taskset", ["-a", "-c", "-p", "1", String(Deno.pid)]);
 
 const body = new Uint8Array(SIZE).fill(97);
 const origin = fixedOrigin(body);
-const proxy = new Deno.Command("taskset", {
-  args: [
+const { process: proxy, banner } = await spawnUntil(
+  "taskset",
+  [
     "-c",
     "0",
     Deno.execPath(),
@@ -45,25 +46,9 @@ const proxy = new Deno.Command("taskset", {
     "4GiB",
     "--quiet",
   ],
-  stdout: "piped",
-  stderr: "inherit",
-}).spawn();
-const reader = proxy.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let banner = "";
-let url = "";
-for (;;) {
-  const { done, value } = await reader.read();
-  if (done) throw new Error(`proxy exited: ${banner}`);
-  banner += value;
-  const m = /on (http:\/\/127\.0\.0\.1:\d+)\//.exec(banner);
-  if (m) {
-    url = m[1]!;
-    break;
-  }
-}
-(async () => {
-  while (!(await reader.read()).done);
-})().catch(() => {});
+  /on (http:\/\/127\.0\.0\.1:\d+)\//,
+);
+const url = banner[1]!;
 
 const client = Deno.createHttpClient({});
 const run = async (prefix: string, count: number) => {
