@@ -578,11 +578,12 @@ export class ProxyMetrics {
 
 /**
  * `stream` passed through chunk by chunk, pulled only on demand, with
- * each chunk's length given to `onBytes`.
+ * each chunk's length (and the chunk, before it is passed on) given to
+ * `onBytes`.
  */
 export function countBytes(
   stream: ReadableStream<Uint8Array>,
-  onBytes: (n: number) => void,
+  onBytes: (n: number, chunk: Uint8Array) => void,
 ): ReadableStream<Uint8Array> {
   const reader = stream.getReader();
   return new ReadableStream<Uint8Array>({
@@ -592,7 +593,7 @@ export function countBytes(
         controller.close();
         return;
       }
-      onBytes(value.length);
+      onBytes(value.length, value);
       controller.enqueue(value);
     },
     cancel(reason) {
