@@ -461,11 +461,14 @@ export interface RequestSample {
 }
 
 /**
- * How a collapsed miss's wait ended: served from what the flight stored;
- * timed out; sent on to the origin itself; or `gone`: the flight stored
- * its (Vary-less) response but it was no longer in the store when this
- * waiter looked (evicted or invalidated meanwhile), so the waiter waits
- * again or leads a new fetch, and that is counted too.
+ * How a collapsed miss's wait ended: served from what the flight stored
+ * (from the store, or from the body the flight kept when the store had
+ * evicted it); timed out; sent on to the origin itself; or `gone`: the
+ * flight stored its (Vary-less) response but it was no longer in the
+ * store when this waiter looked and the flight kept no body for it (over
+ * 2 MiB, the waiter came after the body began, or the URL was
+ * invalidated), so the waiter waits again or leads a new fetch, and that
+ * is counted too.
  */
 export type CollapseOutcome = "served" | "timeout" | "forwarded" | "gone";
 

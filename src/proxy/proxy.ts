@@ -295,7 +295,8 @@ function errorResponse(status: number, message: string, via: string): Response {
  * or does not answer within `originTimeoutMs` gives 502 or 504, or the
  * stale response where `stale-if-error` allows it. Concurrent GET misses
  * for one URL make one origin request, the others answered from what it
- * stores (or, after `collapseTimeoutMs` or when it stores nothing usable
+ * stores (from the body it kept for them when an eviction took the stored
+ * entry first; or, after `collapseTimeoutMs` or when it stores nothing usable
  * for them, sent on themselves; when its exchange fails, onto one new
  * request); an entry within its `stale-while-revalidate` window is
  * served stale while one background request refreshes it. Under `adminPath` (default
@@ -394,7 +395,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   // or failed (see FlightEnd). A URL, not a variant key: the Vary fields
   // are not known before the response, so a waiter looks the store up
   // again and goes to the origin itself when the stored variant is not
-  // its own.
+  // its own. The store may have evicted the new entry by then (the
+  // lowest use count of all, the first victim of another store's room):
+  // a flight keeps the body it stores for the waiters there at its first
+  // byte, who are answered from it as from the store (docs/ARCHITECTURE.md,
+  // "Request collapsing under eviction"). Pinning the entry instead would
+  // not do: a pin keeps an element's bytes readable, not its key found.
   const inflight = new Map<string, Flight>();
   // Flights that keep (or may yet keep) their body for their waiters: an
   // invalidation of their URL drops it.
@@ -928,11 +934,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           if (collapsed !== undefined) {
             // The flight's exchange or its store failed, not the response's
             // storability; or what it stored was gone when this waiter
-            // looked (an eviction for another store took it first: a new
-            // entry has the lowest use count of all; or it was
-            // invalidated): the waiters collapse again, onto one of them,
-            // rather than all going to the origin at once. Once: a second
-            // such flight's waiters go on themselves.
+            // looked and the flight kept no body for it (see `Flight`: a
+            // body over 2 MiB, a waiter that came after the body began, or
+            // the URL invalidated): the waiters collapse again, onto one
+            // of them, rather than all going to the origin at once. Once:
+            // a second such flight's waiters go on themselves.
             const again = inflight.get(href);
             if (again === undefined) {
               if (collapsed === "failed") metrics.collapsed.forwarded++;
