@@ -157,40 +157,208 @@ Deno.test("proxy collapse: one origin request while other fills evict (a 1.5 MiB
   );
 });
 
-Deno.test("proxy collapse: a response evicted for another store before the waiters look it up sends them to one new origin request, not each their own", async () => {
+/**
+ * The origin of the eviction tests: `/c` as `answer` gives it, other
+ * paths 300 KiB each, and POST 204.
+ */
+function withOthers(
+  answer: (req: Request) => Promise<Response>,
+): (req: Request) => Response | Promise<Response> {
+  return (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "POST") return new Response(null, { status: 204 });
+    if (path === "/c") return answer(req);
+    return new Response(bytes(300 * KiB, path.length), {
+      headers: { "cache-control": "max-age=600" },
+    });
+  };
+}
+
+/**
+ * Fills a 1.5 MiB store with three 300 KiB entries, each read once more
+ * than a new one; then, once, right after the first entry stored under a
+ * key `match` takes, runs `then` (by default, the soak's churn: another
+ * store of 400 KiB, whose eviction takes the new entry, the lowest use
+ * count of all). Returns whether it ran.
+ */
+async function afterFirstStore(
+  rig: Rig,
+  match: (key: string) => boolean,
+  then?: () => Promise<void>,
+): Promise<() => boolean> {
+  for (const p of ["/o0", "/o1", "/o2"]) {
+    for (let n = 0; n < 2; n++) await (await rig.get(p)).bytes();
+  }
+  const store = rig.store;
+  const storeEntry = store.storeEntry.bind(store);
+  let armed = true;
+  store.storeEntry = async (key, data, meta) => {
+    await storeEntry(key, data, meta);
+    if (armed && typeof key === "string" && match(key)) {
+      armed = false;
+      if (then !== undefined) return await then();
+      const before = store.stats().evictions;
+      await storeEntry("~other", bytes(400 * KiB));
+      assert.ok(store.stats().evictions > before);
+    }
+  };
+  return () => !armed;
+}
+
+/** The Vary-less entry of `/c`. */
+const isC = (key: string) => key.startsWith("~px/r/") && key.endsWith("/c");
+
+Deno.test("proxy collapse: a response evicted for another store before the waiters look it up is answered to them from the flight's own bytes: one origin request", async () => {
   // The soak's churn (a 64 MiB limit, 700 req/s): the flight's response is
   // stored, then, before the waiters' lookups, an eviction makes room for
   // another store. The new entry has the lowest use count of all, so it
   // is the victim. Before the fix: 16 origin requests, every waiter
-  // forwarded at once.
+  // forwarded at once; then 2, the waiters collapsing once more
+  // (`outcome="gone"`); now the flight keeps the body for its waiters.
   await withRig(
-    (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/c") return slow({});
-      return new Response(bytes(300 * KiB, path.length), {
-        headers: { "cache-control": "max-age=600" },
+    withOthers(() => slow({ etag: '"c1"' })),
+    async (rig) => {
+      const ran = await afterFirstStore(rig, isC);
+      const leader = group(rig, "/c", 1);
+      await sleep(50); // the leader's origin head takes 200 ms
+      const [statuses, ranged, conditional, hits] = await Promise.all([
+        group(rig, "/c", 13),
+        rig.get("/c", { headers: { range: "bytes=1000-1999" } }),
+        rig.get("/c", { headers: { "if-none-match": '"c1"' } }),
+        rig.get("/c"),
+      ]);
+      assert.deepEqual([...await leader, ...statuses], Array(14).fill(200));
+      assert.equal(ranged.status, 206);
+      assert.equal(
+        ranged.headers.get("content-range"),
+        `bytes 1000-1999/${BODY.length}`,
+      );
+      assert.deepEqual(await ranged.bytes(), BODY.slice(1000, 2000));
+      assert.equal(conditional.status, 304);
+      assert.equal(conditional.headers.get("x-larder-cache"), "hit");
+      await conditional.body?.cancel();
+      // What a hit from the store gives.
+      assert.equal(hits.headers.get("x-larder-cache"), "hit");
+      assert.equal(hits.headers.get("accept-ranges"), "bytes");
+      assert.equal(hits.headers.get("content-length"), String(BODY.length));
+      assert.match(hits.headers.get("age") ?? "", /^\d+$/);
+      assert.deepEqual(await hits.bytes(), BODY);
+      assert.equal(ran(), true);
+      assert.equal(count(rig, "GET /c"), 1);
+      assert.deepEqual(await collapsed(rig), {
+        served: 16,
+        timeout: 0,
+        forwarded: 0,
+        gone: 0,
+      });
+      // It was gone from the store: a later miss goes to the origin.
+      const again = await rig.get("/c");
+      assert.equal(again.headers.get("x-larder-cache"), "miss");
+      assert.deepEqual(await again.bytes(), BODY);
+      assert.equal(count(rig, "GET /c"), 2);
+    },
+    { storeOptions: { limit: 1536 * KiB } },
+  );
+});
+
+Deno.test("proxy collapse: an evicted Vary response answers the waiters that select it from the flight's bytes; one that selects another variant gets its own from the origin", async () => {
+  const body = (lang: string) => bytes(256 * KiB, lang === "fr" ? 1 : 2);
+  await withRig(
+    withOthers(async (req) => {
+      await sleep(200);
+      const lang = req.headers.get("accept-language") ?? "";
+      return new Response(body(lang), {
+        headers: {
+          "cache-control": "max-age=600",
+          vary: "Accept-Language",
+          "content-language": lang,
+        },
+      });
+    }),
+    async (rig) => {
+      const ran = await afterFirstStore(rig, (k) => k.includes("/c\n"));
+      const get = async (lang: string) => {
+        const res = await rig.get("/c", {
+          headers: { "accept-language": lang },
+        });
+        return {
+          lang,
+          status: res.status,
+          cache: res.headers.get("x-larder-cache"),
+          language: res.headers.get("content-language"),
+          body: await res.bytes(),
+        };
+      };
+      const leader = get("fr");
+      await sleep(50);
+      const waiters = await Promise.all([
+        ...Array.from({ length: 14 }, () => get("fr")),
+        get("de"),
+      ]);
+      const all = [await leader, ...waiters];
+      for (const r of all) {
+        assert.equal(r.status, 200);
+        assert.equal(r.language, r.lang);
+        assert.deepEqual(r.body, body(r.lang), `${r.lang}: its own variant`);
+      }
+      assert.equal(ran(), true);
+      assert.deepEqual(all.map((r) => r.cache), [
+        "miss",
+        ...Array(14).fill("hit"),
+        "miss",
+      ]);
+      // The fr flight, and the de waiter's own.
+      assert.equal(count(rig, "GET /c"), 2);
+      assert.deepEqual(await collapsed(rig), {
+        served: 14,
+        timeout: 0,
+        forwarded: 1,
+        gone: 0,
       });
     },
+    { storeOptions: { limit: 1536 * KiB } },
+  );
+});
+
+Deno.test("proxy collapse: a waiter that came after the body began finds the evicted response gone and collapses once more: two origin requests", async () => {
+  // Only waiters there at the body's first byte have it kept for them.
+  await withRig(
+    withOthers(() => slow({}, { gapMs: 40 })),
     async (rig) => {
-      // Three 300 KiB entries, each read once more than the new one.
-      for (const p of ["/o0", "/o1", "/o2"]) {
-        for (let n = 0; n < 2; n++) await (await rig.get(p)).bytes();
-      }
-      const store = rig.store;
-      const storeEntry = store.storeEntry.bind(store);
-      let evicting = true;
-      store.storeEntry = async (key, data, meta) => {
-        await storeEntry(key, data, meta);
-        if (evicting && typeof key === "string" && key.endsWith("/c")) {
-          evicting = false;
-          const before = store.stats().evictions;
-          await storeEntry("~other", bytes(400 * KiB));
-          assert.ok(store.stats().evictions > before);
-        }
-      };
-      const statuses = await group(rig, "/c", 16);
-      assert.deepEqual(statuses, Array(16).fill(200));
-      assert.equal(evicting, false);
+      const ran = await afterFirstStore(rig, isC);
+      const leader = group(rig, "/c", 1);
+      await sleep(400); // the head at 200 ms, the body till 800 ms
+      const statuses = await group(rig, "/c", 4);
+      assert.deepEqual([...await leader, ...statuses], Array(5).fill(200));
+      assert.equal(ran(), true);
+      assert.equal(count(rig, "GET /c"), 2);
+      assert.deepEqual(await collapsed(rig), {
+        served: 3,
+        timeout: 0,
+        forwarded: 0,
+        gone: 4,
+      });
+    },
+    { storeOptions: { limit: 1536 * KiB } },
+  );
+});
+
+Deno.test("proxy collapse: a response invalidated before the waiters look it up is not answered from the flight's bytes", async () => {
+  // An unsafe request for the URL between the store and the lookups: the
+  // bytes the flight kept go too, and the waiters collapse once more.
+  await withRig(
+    withOthers(() => slow({})),
+    async (rig) => {
+      const ran = await afterFirstStore(rig, isC, async () => {
+        const res = await rig.get("/c", { method: "POST", body: "x" });
+        assert.equal(res.status, 204);
+      });
+      const leader = group(rig, "/c", 1);
+      await sleep(50);
+      const statuses = await group(rig, "/c", 15);
+      assert.deepEqual([...await leader, ...statuses], Array(16).fill(200));
+      assert.equal(ran(), true);
+      assert.equal(count(rig, "POST /c"), 1);
       assert.equal(count(rig, "GET /c"), 2);
       assert.deepEqual(await collapsed(rig), {
         served: 14,
@@ -198,13 +366,7 @@ Deno.test("proxy collapse: a response evicted for another store before the waite
         forwarded: 0,
         gone: 15,
       });
-      // The second fill stayed: a later miss is a hit.
-      const again = await rig.get("/c");
-      assert.equal(again.headers.get("x-larder-cache"), "hit");
-      await again.bytes();
-      assert.equal(count(rig, "GET /c"), 2);
     },
-    { storeOptions: { limit: 1536 * KiB } },
   );
 });
 

@@ -461,11 +461,14 @@ export interface RequestSample {
 }
 
 /**
- * How a collapsed miss's wait ended: served from what the flight stored;
- * timed out; sent on to the origin itself; or `gone`: the flight stored
- * its (Vary-less) response but it was no longer in the store when this
- * waiter looked (evicted or invalidated meanwhile), so the waiter waits
- * again or leads a new fetch, and that is counted too.
+ * How a collapsed miss's wait ended: served from what the flight stored
+ * (from the store, or from the body the flight kept when the store had
+ * evicted it); timed out; sent on to the origin itself; or `gone`: the
+ * flight stored its (Vary-less) response but it was no longer in the
+ * store when this waiter looked and the flight kept no body for it (over
+ * 2 MiB, the waiter came after the body began, or the URL was
+ * invalidated), so the waiter waits again or leads a new fetch, and that
+ * is counted too.
  */
 export type CollapseOutcome = "served" | "timeout" | "forwarded" | "gone";
 
@@ -578,11 +581,12 @@ export class ProxyMetrics {
 
 /**
  * `stream` passed through chunk by chunk, pulled only on demand, with
- * each chunk's length given to `onBytes`.
+ * each chunk's length (and the chunk, before it is passed on) given to
+ * `onBytes`.
  */
 export function countBytes(
   stream: ReadableStream<Uint8Array>,
-  onBytes: (n: number) => void,
+  onBytes: (n: number, chunk: Uint8Array) => void,
 ): ReadableStream<Uint8Array> {
   const reader = stream.getReader();
   return new ReadableStream<Uint8Array>({
@@ -592,7 +596,7 @@ export function countBytes(
         controller.close();
         return;
       }
-      onBytes(value.length);
+      onBytes(value.length, value);
       controller.enqueue(value);
     },
     cancel(reason) {

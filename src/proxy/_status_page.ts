@@ -366,7 +366,7 @@ ${usageBar("bytes-split", m.bytes.cache, sentAll)}
         ["collapsed misses that timed out waiting", m.collapsed.timeout],
         ["collapsed misses sent on themselves", m.collapsed.forwarded],
         [
-          "collapsed misses whose stored response was gone (waited again)",
+          "collapsed misses whose stored response was gone, not kept (waited again)",
           m.collapsed.gone,
         ],
         ["store write errors", m.storeErrors],

@@ -16,6 +16,7 @@ import {
   isOriginError,
   notModifiedHeaders,
   type PreparedHead,
+  prepareHead,
   revalidationHeaders,
   servedHeaders,
   storable,
@@ -27,7 +28,12 @@ import {
   worthStoring,
 } from "../http/policy.ts";
 import { parseCacheControl } from "../http/cache_control.ts";
-import type { HeaderPairs, ResponseRecord } from "../http/record.ts";
+import {
+  decodeResponseRecord,
+  encodeResponseRecord,
+  type HeaderPairs,
+  type ResponseRecord,
+} from "../http/record.ts";
 import type { OpenOptions } from "../options.ts";
 import { BackingStore } from "../store.ts";
 import { StoreError } from "../errors.ts";
@@ -38,6 +44,7 @@ import {
   pathStart,
 } from "./_admin.ts";
 import { CACHE_STATUSES, countBytes, ProxyMetrics } from "./_metrics.ts";
+import { Flight, type FlightEnd } from "./_flight.ts";
 import { OriginClient } from "./_origin.ts";
 import { Purger } from "./_purge.ts";
 import {
@@ -217,17 +224,6 @@ function pairs(h: Headers | HeaderPairs | Record<string, string>): HeaderPairs {
   return [...(h instanceof Headers ? h : new Headers(h))];
 }
 
-/**
- * How a collapsed miss's flight ended: its response `stored` (with no
- * Vary, so a lookup by any waiter finds it while it is there) or
- * `stored-variant` (a Vary response: a waiter may want another variant);
- * `not-stored` (not storable: no-store, an error status, stale on
- * arrival, …), which each waiter then fetches itself; or `failed`: the
- * origin exchange or the store's write failed (a timeout, a body cut
- * mid-way, a store error), so the waiters may collapse onto a new flight.
- */
-type FlightEnd = "stored" | "stored-variant" | "not-stored" | "failed";
-
 /** Request fields that make a request conditional or partial. */
 const CLIENT_CONDITIONS = [
   "if-none-match",
@@ -299,7 +295,8 @@ function errorResponse(status: number, message: string, via: string): Response {
  * or does not answer within `originTimeoutMs` gives 502 or 504, or the
  * stale response where `stale-if-error` allows it. Concurrent GET misses
  * for one URL make one origin request, the others answered from what it
- * stores (or, after `collapseTimeoutMs` or when it stores nothing usable
+ * stores (from the body it kept for them when an eviction took the stored
+ * entry first; or, after `collapseTimeoutMs` or when it stores nothing usable
  * for them, sent on themselves; when its exchange fails, onto one new
  * request); an entry within its `stale-while-revalidate` window is
  * served stale while one background request refreshes it. Under `adminPath` (default
@@ -371,7 +368,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     adminPath: adminPath ?? false,
     origin,
     targetOf: (u) => targetOf(u),
-    purge: (target) => cache.invalidate(target.href),
+    purge: (target) => invalidate(target.href),
     via,
   });
   let store = options.store;
@@ -398,8 +395,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   // or failed (see FlightEnd). A URL, not a variant key: the Vary fields
   // are not known before the response, so a waiter looks the store up
   // again and goes to the origin itself when the stored variant is not
-  // its own.
-  const inflight = new Map<string, Promise<FlightEnd>>();
+  // its own. The store may have evicted the new entry by then (the
+  // lowest use count of all, the first victim of another store's room):
+  // a flight keeps the body it stores for the waiters there at its first
+  // byte, who are answered from it as from the store (docs/ARCHITECTURE.md,
+  // "Request collapsing under eviction"). Pinning the entry instead would
+  // not do: a pin keeps an element's bytes readable, not its key found.
+  const inflight = new Map<string, Flight>();
+  // Flights that keep (or may yet keep) their body for their waiters: an
+  // invalidation of their URL drops it.
+  const keeping = new Set<Flight>();
   // stale-while-revalidate: the keys being refreshed in the background.
   const refreshing = new Set<string>();
   const pending = new Set<Promise<unknown>>();
@@ -710,6 +715,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     res: Response,
     requestTime: number,
     status: CacheStatus,
+    flight?: Flight,
   ): Promise<[Response, Promise<void> | undefined, boolean]> {
     const responseTime = Date.now();
     const reqHead = { method: "GET", url: target.href, headers: req.headers };
@@ -768,6 +774,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const seen = (size: number) => () =>
       metrics.sample.seen(target.href, size, responseTime);
+    // Collected into one buffer of the origin's length when it says one.
+    const length = res.headers.get("content-length") ?? "";
+    const expected = /^\d{1,15}$/.test(length) ? Number(length) : 0;
+    flight?.storing(record, res.body === null ? 0 : expected);
     if (res.body === null) {
       const stored = cache.put(key, record, new Uint8Array(0));
       stored.then(seen(0), () => {});
@@ -782,14 +792,18 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // A body over the store's element limit is refused by the store; the
     // client still gets all of it.
     let size = 0;
-    // Collected into one buffer of the origin's length when it says one.
-    const length = res.headers.get("content-length") ?? "";
     const stored = cache.put(
       key,
       record,
       expectLength(
-        countBytes(toStore, (n) => size += n),
-        /^\d{1,15}$/.test(length) ? Number(length) : 0,
+        countBytes(
+          toStore,
+          flight === undefined ? (n) => size += n : (n, chunk) => {
+            size += n;
+            flight.chunk(chunk);
+          },
+        ),
+        expected,
       ),
     );
     stored.then(() => seen(size)(), () => {});
@@ -835,7 +849,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     for (
       const uri of invalidates(req.method, res.status, target.href, res.headers)
     ) {
-      await cache.invalidate(uri);
+      await invalidate(uri);
       metrics.sample.drop(uri);
     }
     return clientResponse(res, "bypass");
@@ -920,11 +934,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
           if (collapsed !== undefined) {
             // The flight's exchange or its store failed, not the response's
             // storability; or what it stored was gone when this waiter
-            // looked (an eviction for another store took it first: a new
-            // entry has the lowest use count of all; or it was
-            // invalidated): the waiters collapse again, onto one of them,
-            // rather than all going to the origin at once. Once: a second
-            // such flight's waiters go on themselves.
+            // looked and the flight kept no body for it (see `Flight`: a
+            // body over 2 MiB, a waiter that came after the body began, or
+            // the URL invalidated): the waiters collapse again, onto one
+            // of them, rather than all going to the origin at once. Once:
+            // a second such flight's waiters go on themselves.
             const again = inflight.get(href);
             if (again === undefined) {
               if (collapsed === "failed") metrics.collapsed.forwarded++;
@@ -997,7 +1011,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       return fromStore(req, found, update.head, "revalidated");
     }
     found.entry.release();
-    if (update.kind === "stale") await cache.invalidate(target.href);
+    if (update.kind === "stale") await invalidate(target.href);
     return clientResponse(res, "bypass");
   }
 
@@ -1010,18 +1024,23 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     info: ServeInfo | undefined,
     target: URL,
   ): Promise<Response> {
-    let settle!: (end: FlightEnd) => void;
-    const flight = new Promise<FlightEnd>((resolve) => settle = resolve);
+    const flight: Flight = new Flight(
+      target.href,
+      () => keeping.delete(flight),
+    );
+    keeping.add(flight);
     inflight.set(target.href, flight);
-    flight.then(() => {
+    flight.ended.then(() => {
       if (inflight.get(target.href) === flight) inflight.delete(target.href);
     });
+    const settle = (end: FlightEnd) => flight.settle(end);
     let stored: Promise<void> | undefined;
     let variant = false;
     let answered = false;
     try {
       const res = await viaOrigin(req, info, target, {
         staleOnError: false,
+        flight,
         onStored: (p, v) => {
           stored = p;
           variant = v;
@@ -1039,25 +1058,38 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
 
   /**
    * A collapsed miss: waits (at most `collapseTimeoutMs`) for `flight`,
-   * then answers from what it stored; undefined when the request must go
-   * to the origin itself (timed out, nothing stored, another variant, or
-   * not usable for this request, say stale by now); "failed" (counted by
-   * the caller) when the flight's exchange or store failed; "gone"
-   * (counted) when it stored a Vary-less response no longer there.
+   * then answers from what it stored (from the store, else from the body
+   * the flight kept); undefined when the request must go to the origin
+   * itself (timed out, nothing stored, another variant, or not usable for
+   * this request, say stale by now); "failed" (counted by the caller)
+   * when the flight's exchange or store failed; "gone" (counted) when it
+   * stored a Vary-less response no longer there and kept no body.
    */
   async function afterFlight(
     req: Request,
-    flight: Promise<FlightEnd>,
+    flight: Flight,
+  ): Promise<Response | "failed" | "gone" | undefined> {
+    flight.join();
+    try {
+      return await waitFlight(req, flight);
+    } finally {
+      flight.leave();
+    }
+  }
+
+  async function waitFlight(
+    req: Request,
+    flight: Flight,
   ): Promise<Response | "failed" | "gone" | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), collapseTimeoutMs);
     });
-    const end = await Promise.race([flight, timeout]);
+    const end = await Promise.race([flight.ended, timeout]);
     clearTimeout(timer);
     if (end === "failed" && !closed) return end;
     const answer = (end === "stored" || end === "stored-variant") && !closed
-      ? await fromFlight(req)
+      ? await fromFlight(req, flight)
       : undefined;
     const gone = answer === "missing" && end === "stored";
     metrics.collapsed[
@@ -1074,16 +1106,19 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   }
 
   /**
-   * What a finished flight stored, if it is usable for `req`; "missing"
-   * when the store has no response for it.
+   * What a finished flight stored, if it is usable for `req`: as the
+   * store has it, or, when the store has none for `req` (an eviction for
+   * another store took it first: a new entry has the lowest use count of
+   * all), as the flight kept it; "missing" when neither has one.
    */
   async function fromFlight(
     req: Request,
+    flight: Flight,
   ): Promise<Response | "missing" | undefined> {
     const url = targetHref(req);
     const found = await cache.lookup(url, req.headers, {
       ranged: wantsRange(req),
-    });
+    }) ?? keptFound(flight);
     if (found === undefined) return "missing";
     const head = found.prepared.head;
     const reqHead = { method: req.method, url, headers: req.headers };
@@ -1093,6 +1128,36 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     found.entry.release();
     return undefined;
+  }
+
+  /**
+   * What `flight` stored as a lookup would find it, from the record and
+   * body it kept: the record encoded and decoded again, its head prepared
+   * with the cache's policy, once a flight. The caller's decision then
+   * checks it against the waiter's request as for a stored one (its Vary
+   * fields above all: a waiter that selects another variant is a miss).
+   */
+  function keptFound(flight: Flight): Found | undefined {
+    return flight.kept((kept, body) => {
+      const meta = encodeResponseRecord(kept);
+      const record = decodeResponseRecord(meta);
+      return {
+        key: "",
+        record,
+        prepared: prepareHead(recordToHead(record), policy),
+        entry: { meta, body, release() {} },
+      };
+    });
+  }
+
+  /**
+   * Makes every stored response for `url` unreachable (see
+   * `ProxyCache.invalidate`), and the body a flight for it kept for its
+   * waiters too.
+   */
+  function invalidate(url: string): Promise<boolean> {
+    for (const flight of keeping) if (flight.href === url) flight.drop();
+    return cache.invalidate(url);
   }
 
   /**
@@ -1166,6 +1231,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       head?: StoredHead | undefined;
       staleOnError: boolean;
       onStored?: (stored: Promise<void> | undefined, variant: boolean) => void;
+      /** The flight this request leads: keeps the body for its waiters. */
+      flight?: Flight;
     },
   ): Promise<Response> {
     const { found, head, staleOnError } = opts;
@@ -1247,6 +1314,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       res,
       requestTime,
       "miss",
+      opts.flight,
     );
     opts.onStored?.(stored, variant);
     return response;
