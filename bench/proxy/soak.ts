@@ -6,7 +6,9 @@
  * (soak_checker.ts, every body verified) at once, samples the proxy's RSS
  * and the store's disk use, then checks that the proxy still answers
  * health, stops cleanly, leaves a store `check-store` calls clean and
- * restarts on it. See bench/README.md ("Soak").
+ * restarts on it. See bench/README.md ("Soak"). Past the run's end it says
+ * what it waits on every 15 s, and a step past its deadline (soak_watch.ts)
+ * fails the soak in words instead of stalling it.
  *
  * Flags: --duration S (default 60), --connections N (wrk, default 128),
  * --workers N (checker, default 24), --limit SIZE (default 64MiB),
@@ -18,8 +20,9 @@
 import { join } from "node:path";
 import { flag } from "../_flags.ts";
 import { type Child, ensureWrk, sh, spawnUntil } from "./_spawn.ts";
-import { runChecker } from "./soak_checker.ts";
+import { ANSWER_MS, runChecker } from "./soak_checker.ts";
 import { diskBound, diskUse } from "./soak_disk.ts";
+import { connections, type Pending, Stalled, Watch } from "./soak_watch.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -125,7 +128,42 @@ const sampler = (async () => {
   }
 })();
 
-const wrk = new Deno.Command("taskset", {
+const pending = new Set<Pending>();
+const watch = new Watch(pending, startMs + DURATION * 1000);
+
+/**
+ * A step past its deadline: says so (in the output file too), kills the
+ * children and exits 1.
+ */
+async function giveUp(err: unknown): Promise<never> {
+  if (!(err instanceof Stalled)) throw err;
+  const text =
+    `# Soak: stalled ${new Date().toISOString()}\n\n${err.message}\n` +
+    `\nconnections to the proxy: ${await connections(PROXY)}\n`;
+  console.error(text);
+  await Deno.writeTextFile(OUT, text);
+  for (const child of [wrkChild, proxy.process, origin.process]) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+  Deno.exit(1);
+}
+
+/** A GET of the soak's own, bounded: status, field and body. */
+async function get(url: string) {
+  return await watch.within(
+    `GET ${url}`,
+    15_000,
+    (async () => {
+      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      return { res, text: await res.text() };
+    })(),
+  );
+}
+
+const wrkChild = new Deno.Command("taskset", {
   args: [
     "-c",
     "1",
@@ -144,7 +182,8 @@ const wrk = new Deno.Command("taskset", {
   ],
   stdout: "piped",
   stderr: "piped",
-}).output();
+}).spawn();
+const wrk = wrkChild.output();
 const checker = runChecker({
   proxyUrl: PROXY,
   originUrl: ORIGIN,
@@ -152,10 +191,27 @@ const checker = runChecker({
   untilMs: startMs + DURATION * 1000,
   workers: WORKERS,
   startMs,
+  pending,
 });
-const [wrkOut, check] = await Promise.all([wrk, checker]);
+let wrkDone = false;
+let checkerDone = false;
+const settled = (p: Promise<unknown>, then: () => void) => p.then(then, then);
+settled(wrk, () => {
+  wrkDone = true;
+  if (!checkerDone) watch.step = "the checker's last requests";
+});
+settled(checker, () => {
+  checkerDone = true;
+  if (!wrkDone) watch.step = "wrk's exit";
+});
+// The checker's last operation may be two requests of ANSWER_MS each.
+const [wrkOut, check] = await watch.within(
+  "wrk and the checker",
+  DURATION * 1000 + 3 * ANSWER_MS,
+  Promise.all([wrk, checker]),
+).catch(giveUp);
 sampling = false;
-await sampler;
+await watch.within("the disk sampler", 15_000, sampler).catch(giveUp);
 const wrkText = new TextDecoder().decode(wrkOut.stdout);
 const wrkJson = wrkText.split("\n").find((l) => l.startsWith('{"requests"'));
 if (wrkJson === undefined) {
@@ -166,18 +222,18 @@ if (wrkJson === undefined) {
 const w = JSON.parse(wrkJson);
 
 // ---- afterwards: health, a clean stop, check-store, a restart ----
-const health1 = await fetch(`${PROXY}/_larder/health`);
-const health1Body = await health1.text();
+const { res: health1, text: health1Body } = await get(
+  `${PROXY}/_larder/health`,
+).catch(giveUp);
 // The proxy's own counts of what collapsing and the store did.
-const proxyCounts = (await (await fetch(`${PROXY}/_larder/metrics`)).text())
+const proxyCounts = (await get(`${PROXY}/_larder/metrics`).catch(giveUp)).text
   .split("\n").filter((l) =>
     /^larder_proxy_(collapsed_waits|store_errors|store_refusals)/.test(l)
   ).join("; ");
-const originTotal = Number(await (await fetch(`${ORIGIN}/_total`)).text());
+const originTotal = Number((await get(`${ORIGIN}/_total`).catch(giveUp)).text);
 const duEnd = noteDisk(diskUse(store));
 const rssEnd = await rssKiB(proxy.process.pid);
-proxy.process.kill("SIGTERM");
-const stop1 = await proxy.process.status;
+const stop1 = await watch.exit(proxy.process, "the proxy", PROXY);
 const stderr1 = proxy.stderr();
 /**
  * The proxy's stderr without Deno.serve's one-line reports of a client
@@ -190,7 +246,7 @@ function unexpectedStderr(text: string): string {
     !/^\[?Cannot read origin response: .* mid-body\]?$/.test(line)
   ).join("\n");
 }
-const checkStore = await new Deno.Command(deno, {
+const checkStoreChild = new Deno.Command(deno, {
   args: [
     "run",
     "--allow-read",
@@ -201,19 +257,33 @@ const checkStore = await new Deno.Command(deno, {
   ],
   stdout: "piped",
   stderr: "piped",
-}).output();
+}).spawn();
+const checkStore = await watch.within(
+  "check-store",
+  180_000,
+  checkStoreChild.output(),
+).catch((err) => {
+  checkStoreChild.kill("SIGKILL");
+  return giveUp(err);
+});
 const checkText = new TextDecoder().decode(checkStore.stdout) +
   new TextDecoder().decode(checkStore.stderr);
-proxy = await startProxy(ORIGIN, store);
-const health2 = await fetch(`${proxy.banner[1]}/_larder/health`);
-await health2.body?.cancel();
-const again = await fetch(`${proxy.banner[1]}/o/100/1`);
-await again.body?.cancel();
-proxy.process.kill("SIGTERM");
-const stop2 = await proxy.process.status;
+proxy = await watch.within(
+  "the restart's banner",
+  60_000,
+  startProxy(ORIGIN, store),
+).catch(giveUp);
+const { res: health2 } = await get(`${proxy.banner[1]}/_larder/health`)
+  .catch(giveUp);
+const { res: again } = await get(`${proxy.banner[1]}/o/100/1`).catch(giveUp);
+const stop2 = await watch.exit(
+  proxy.process,
+  "the restarted proxy",
+  proxy.banner[1]!,
+);
 const stderr2 = proxy.stderr();
-origin.process.kill("SIGTERM");
-await origin.process.status;
+await watch.exit(origin.process, "the origin", ORIGIN);
+watch.stop();
 await Deno.remove(work, { recursive: true });
 
 // ---- the report ----
@@ -317,6 +387,9 @@ const lines = [
   }`,
   `check-store: exit ${checkStore.code}; ${
     checkText.trim().split("\n").slice(-3).join(" / ")
+  }`,
+  `past a deadline: ${
+    watch.late.length === 0 ? "nothing" : watch.late.join("; ")
   }`,
   `proxy stderr: ${
     stderr1 === "" ? "(none)" : "\n```\n" + stderr1.slice(0, 4000) + "\n```"

@@ -11,6 +11,7 @@
  * @module
  */
 import { bodyFor, etagFor, wrongBytes } from "./soak_bodies.ts";
+import type { Pending } from "./soak_watch.ts";
 
 /** What the checker saw. */
 export interface CheckerReport {
@@ -39,6 +40,11 @@ export interface CheckerOptions {
   workers: number;
   /** Soak start (Date.now()), for `Age` bounds. */
   startMs: number;
+  /**
+   * Filled with the requests in progress, head and body (for the soak to
+   * say what it waits on).
+   */
+  pending?: Set<Pending>;
 }
 
 const SIZES = [100, 1000, 4096, 16384, 65536, 262144, 1048576, 2097152];
@@ -51,7 +57,7 @@ const STATUSES = new Set(["hit", "stale", "revalidated", "miss", "bypass"]);
  * aborted and counted as "no answer", so a hung answer fails the soak
  * instead of stalling it.
  */
-const ANSWER_MS = 60_000;
+export const ANSWER_MS = 60_000;
 
 const rand = (n: number) => Math.floor(Math.random() * n);
 const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
@@ -74,14 +80,28 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
   };
   const noAnswer = (err: unknown) =>
     err instanceof DOMException && err.name === "TimeoutError";
-  /** `fetch`, aborted (and counted) when head and body take ANSWER_MS. */
+  const pending = opts.pending ?? new Set<Pending>();
+  // A response's entry in `pending`, removed once its body is read.
+  const pendingOf = new WeakMap<Response, Pending>();
+  /**
+   * `fetch`, aborted (and counted) when head and body take ANSWER_MS; in
+   * `pending` until readBody has its body.
+   */
   const fetch = async (url: string, init: RequestInit = {}) => {
+    const entry = {
+      what: `${init.method ?? "GET"} ${url.replace(/^https?:\/\/[^/]+/, "")}`,
+      sinceMs: performance.now(),
+    };
+    pending.add(entry);
     try {
-      return await globalThis.fetch(url, {
+      const res = await globalThis.fetch(url, {
         ...init,
         signal: AbortSignal.timeout(ANSWER_MS),
       });
+      pendingOf.set(res, entry);
+      return res;
     } catch (err) {
+      pending.delete(entry);
       if (noAnswer(err)) {
         fail("no answer", `${url}: no head in ${ANSWER_MS} ms`);
       }
@@ -100,6 +120,9 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
         fail("no answer", `${res.url}: body unfinished in ${ANSWER_MS} ms`);
       }
       return null;
+    } finally {
+      const entry = pendingOf.get(res);
+      if (entry !== undefined) pending.delete(entry);
     }
   };
 
@@ -288,9 +311,10 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
     ["collapse", 2, async () => {
       const p = `/slow/${pick([1000, 262144])}/c${unique++}-${Date.now()}`;
       await Promise.all(Array.from({ length: 16 }, () => getAndVerify(p)));
-      const n = Number(
-        await (await fetch(`${opts.originUrl}/_count?path=${p}`)).text(),
+      const count = await readBody(
+        await fetch(`${opts.originUrl}/_count?path=${p}`),
       );
+      const n = count === null ? NaN : Number(new TextDecoder().decode(count));
       report.collapse.groups++;
       if (n !== 1) {
         report.collapse.extraOriginRequests += n - 1;
@@ -305,10 +329,24 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
     }],
   ];
 
-  /** Sends a GET over a raw socket, reads a little of the body, closes. */
+  /**
+   * Sends a GET over a raw socket, reads a little of the body, closes. The
+   * request asks the proxy to close the connection after its answer: on a
+   * kept-alive one a whole answer shorter than the bytes wanted (a 504 when
+   * the origin is slow) would leave the read waiting for bytes that never
+   * come.
+   */
   async function disconnectMidBody(p: string) {
     const { port } = new URL(opts.proxyUrl);
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: +port });
+    const entry = { what: `raw GET ${p}`, sinceMs: performance.now() };
+    pending.add(entry);
+    let conn: Deno.TcpConn;
+    try {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port: +port });
+    } catch (err) {
+      pending.delete(entry);
+      throw err;
+    }
     let hung = false;
     const timer = setTimeout(() => {
       hung = true;
@@ -317,20 +355,28 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
     }, ANSWER_MS);
     try {
       await conn.write(new TextEncoder().encode(
-        `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+        `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
       ));
       const buf = new Uint8Array(16384);
       let got = 0;
+      let statusLine = "";
       const want = 1 + rand(40_000);
       while (got < want) {
         const n = await conn.read(buf);
         if (n === null) break;
+        if (got === 0) {
+          const start = new TextDecoder().decode(buf.subarray(0, n));
+          statusLine = start.split("\r\n")[0]!;
+        }
         got += n;
       }
+      const status = statusLine.split(" ")[1];
+      if (status !== "200") fail(`raw status ${status}`, `${p}: ${statusLine}`);
     } catch (err) {
       if (!hung) throw err;
     } finally {
       clearTimeout(timer);
+      pending.delete(entry);
       if (!hung) conn.close();
     }
   }
