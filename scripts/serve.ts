@@ -21,7 +21,12 @@ Usage: deno task serve --origin URL [options]
   --host NAME           address to listen on (default 127.0.0.1)
   --dir DIR             store directory (default ./.larder-proxy)
   --limit SIZE          store byte limit: 1GiB, 512MiB, 64KiB or bytes (default 1GiB)
-  --origin-timeout MS   how long to wait for the origin's response head (default 30000)
+  --origin-timeout MS   how long to wait for the origin's response head, and the
+                        longest pause in its body while the proxy waits for it
+                        (default 30000)
+  --send-timeout MS     how long a client may take no bytes of a body streamed
+                        from the origin before its response is cut; a miss's
+                        store reads on (default 30000)
   --purge-token TOKEN   turns purging on: PURGE <path> and POST <admin-path>purge?url=<url>
                         with "Authorization: Bearer TOKEN" remove a URL's stored
                         responses (every Vary variant). Better given in the
@@ -61,6 +66,7 @@ export interface ServeConfig {
   dir: string;
   limit: number;
   originTimeoutMs: number;
+  sendTimeoutMs: number;
   targetedFields: string[];
   quiet: boolean;
   /** Where the admin endpoints live, or false for none. */
@@ -143,6 +149,7 @@ const FLAGS = new Set([
   "dir",
   "limit",
   "origin-timeout",
+  "send-timeout",
   "targeted-fields",
   "admin-token",
   "config",
@@ -154,6 +161,7 @@ const FLAGS = new Set([
 const CONFIG_ALIASES = new Set([
   "quiet",
   "originTimeoutMs",
+  "sendTimeoutMs",
   "purgeToken",
   "adminPath",
   "adminToken",
@@ -249,6 +257,12 @@ export function parseServeArgs(
       1,
       2 ** 31 - 1,
     ),
+    sendTimeoutMs: integer(
+      "send-timeout",
+      pick("send-timeout") ?? file.sendTimeoutMs ?? 30_000,
+      1,
+      2 ** 31 - 1,
+    ),
     targetedFields: fieldList(pick("targeted-fields") ?? "CDN-Cache-Control"),
     quiet: Boolean(given.quiet ?? file.quiet ?? false),
     adminPath,
@@ -269,6 +283,7 @@ export async function serve(config: ServeConfig): Promise<void> {
     dir: config.dir,
     storeOptions: { limit: config.limit },
     originTimeoutMs: config.originTimeoutMs,
+    sendTimeoutMs: config.sendTimeoutMs,
     adminPath: config.adminPath,
     ...(config.purgeToken === undefined
       ? {}

@@ -26,6 +26,7 @@ Deno.test("serve parseServeArgs takes flags over a config file", async (t) => {
         dir: "./.larder-proxy",
         limit: 2 ** 30,
         originTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
         targetedFields: ["CDN-Cache-Control"],
         quiet: false,
         adminPath: "/_larder/",

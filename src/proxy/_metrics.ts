@@ -489,6 +489,8 @@ export class ProxyMetrics {
     gone: 0,
   };
   storeErrors = 0;
+  /** Client bodies cut because the client took nothing for the send timeout. */
+  sendTimeouts = 0;
   /**
    * Bodies the store refused with a RangeError (over its element limit,
    * or streams being written together past its limit): served, not stored.

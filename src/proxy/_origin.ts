@@ -134,8 +134,13 @@ export class OriginClient {
         }
         settled = true;
         init.signal.removeEventListener("abort", abort);
+        // The body keeps its own idle timer, which runs only while the
+        // proxy waits for the origin: a socket timer would also run while
+        // a slow client holds the origin back, and cut a body (and its
+        // store) the origin was sending well.
+        req.setTimeout(0);
         try {
-          resolve(toResponse(res, init.method));
+          resolve(toResponse(res, init.method, init.idleMs));
         } catch (err) {
           // Whatever the origin sent, a bad head is the origin's failure
           // (502), never an exception thrown out of this event handler.
@@ -185,7 +190,11 @@ interface SendInit {
  *   200–599 (a 1xx here is not a final response; 600 and up is not HTTP),
  *   or a field `Headers` refuses.
  */
-function toResponse(res: http.IncomingMessage, method: string): Response {
+function toResponse(
+  res: http.IncomingMessage,
+  method: string,
+  idleMs: number,
+): Response {
   const status = res.statusCode ?? 0;
   if (!(status >= 200 && status <= 599)) {
     throw new Error(
@@ -206,7 +215,7 @@ function toResponse(res: http.IncomingMessage, method: string): Response {
     res.resume();
     return new Response(null, { status, statusText, headers });
   }
-  return new Response(bodyOf(res), { status, statusText, headers });
+  return new Response(bodyOf(res, idleMs), { status, statusText, headers });
 }
 
 /**
@@ -225,40 +234,71 @@ function midBody(what: string, code?: string): Error {
   return err;
 }
 
-/** The origin's body as a stream that pauses the socket under pressure. */
-function bodyOf(res: http.IncomingMessage): ReadableStream<Uint8Array> {
+/**
+ * The origin's body as a stream that pauses the socket under pressure,
+ * cut when the origin sends nothing for `idleMs` while the stream waits
+ * for it (never while it is paused for its reader).
+ */
+function bodyOf(
+  res: http.IncomingMessage,
+  idleMs: number,
+): ReadableStream<Uint8Array> {
   let settled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const rest = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const fail = (err: Error) => {
+    rest();
+    if (settled) return;
+    settled = true;
+    controller.error(err);
+  };
+  // Waiting for the origin: it has `idleMs` to send the next bytes.
+  const wait = () => {
+    rest();
+    if (settled) return;
+    timer = setTimeout(() => {
+      fail(midBody(`nothing for ${idleMs} ms`));
+      res.destroy();
+    }, idleMs);
+  };
   return new ReadableStream<Uint8Array>({
-    start(controller) {
+    start(c) {
+      controller = c;
+      // Flowing from here.
+      wait();
       res.on("data", (chunk: Uint8Array) => {
         if (settled) return;
         controller.enqueue(
           new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
         );
-        if ((controller.desiredSize ?? 0) <= 0) res.pause();
+        if ((controller.desiredSize ?? 0) <= 0) {
+          // Held back for the reader: the origin is not late.
+          res.pause();
+          rest();
+        } else wait();
       });
       res.on("end", () => {
+        rest();
         if (settled) return;
         settled = true;
         controller.close();
       });
-      res.on("close", () => {
-        if (settled) return;
-        settled = true;
-        controller.error(midBody("connection closed"));
-      });
-      res.on("error", (err) => {
-        if (settled) return;
-        settled = true;
-        controller.error(
-          midBody(err.message, (err as { code?: string }).code),
-        );
-      });
+      res.on("close", () => fail(midBody("connection closed")));
+      res.on(
+        "error",
+        (err) => fail(midBody(err.message, (err as { code?: string }).code)),
+      );
     },
     pull() {
       res.resume();
+      wait();
     },
     cancel() {
+      rest();
       settled = true;
       res.destroy();
     },

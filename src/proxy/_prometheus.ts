@@ -91,6 +91,12 @@ export function prometheusText(
     }, m.origin.unreachable]],
   );
   e.metric(
+    "larder_proxy_send_timeouts_total",
+    "counter",
+    "Responses streamed from the origin that were cut because the client took nothing for the send timeout.",
+    [[{}, m.sendTimeouts]],
+  );
+  e.metric(
     "larder_proxy_collapsed_waits_total",
     "counter",
     "Misses that waited for another request's origin fetch of their URL, by how the wait ended.",

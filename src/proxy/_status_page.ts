@@ -362,6 +362,7 @@ ${usageBar("bytes-split", m.bytes.cache, sentAll)}
         ["requests", m.origin.requests],
         ["timeouts", m.origin.timeouts],
         ["unreachable", m.origin.unreachable],
+        ["client bodies cut (send timeout)", m.sendTimeouts],
         ["collapsed misses served by another's fetch", m.collapsed.served],
         ["collapsed misses that timed out waiting", m.collapsed.timeout],
         ["collapsed misses sent on themselves", m.collapsed.forwarded],

@@ -55,6 +55,7 @@ import {
   unsatisfiableHeaders,
 } from "./_range.ts";
 import { pacedTee } from "./_tee.ts";
+import { withSendTimeout } from "./_send_timeout.ts";
 import { expectLength } from "../_streamed.ts";
 import { pathAndQuery } from "./_target_path.ts";
 import {
@@ -80,6 +81,12 @@ export interface ProxyOptions {
    * in its body, ms. Default 30,000.
    */
   originTimeoutMs?: number;
+  /**
+   * How long a client may leave a body streamed from the origin waiting
+   * (it takes no bytes), ms, before its response is cut; the store of a
+   * miss reads on without it. Default 30,000.
+   */
+  sendTimeoutMs?: number;
   /** The `Via` entry this proxy adds. Default `1.1 larder`. */
   via?: string;
   /** Receives one line per request (common log format plus cache status). */
@@ -389,6 +396,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const cache = new ProxyCache(store, policy);
   const client = new OriginClient(origin);
   const timeoutMs = options.originTimeoutMs ?? 30_000;
+  const sendTimeoutMs = options.sendTimeoutMs ?? 30_000;
   const collapseTimeoutMs = options.collapseTimeoutMs ?? 30_000;
   // Request collapsing: the GET misses in flight to the origin, by target
   // URL; each settles when its response is stored, is not to be stored,
@@ -502,17 +510,16 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     const h = forwardable(res.headers);
     addVia(h, via);
     h.set("x-larder-cache", status);
+    const source = body === undefined ? res.body : body;
+    const sent = source === null
+      ? null
+      : withSendTimeout(source, sendTimeoutMs, () => metrics.sendTimeouts++);
     if (req !== undefined) {
       // A GET's Range, taken off to fetch (and store) the whole response.
-      const ranged = rangeFromOrigin(
-        req,
-        res,
-        h,
-        body === undefined ? res.body : body,
-      );
+      const ranged = rangeFromOrigin(req, res, h, sent);
       if (ranged !== undefined) return ranged;
     }
-    return new Response(body === undefined ? res.body : body, {
+    return new Response(sent, {
       status: res.status,
       statusText: res.statusText,
       headers: h,
