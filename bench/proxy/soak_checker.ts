@@ -284,8 +284,13 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerReport> {
           report.expectedBodyErrors++;
           continue;
         }
+        // A whole 200 is the defect; any other status (a 504: the origin's
+        // head later than the soak's origin timeout, on a loaded box) is
+        // named as what it is.
         fail(
-          "reset served whole",
+          res.status === 200
+            ? "reset served whole"
+            : `reset status ${res.status}`,
           `${p}: ${res.status}, ${body.length} bytes (${
             res.headers.get("x-larder-cache")
           })`,
