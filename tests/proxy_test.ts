@@ -802,6 +802,51 @@ Deno.test("proxy §4: a collapsed miss goes to the origin itself after collapseT
   );
 });
 
+Deno.test("proxy RFC 5861 §3: a stale-while-revalidate hit's background 304 updates the stored head", async () => {
+  const etag = '"v1"';
+  await withRig(
+    (req) => {
+      if (req.headers.get("if-none-match") === etag) {
+        return new Response(null, {
+          status: 304,
+          headers: { etag, "cache-control": "max-age=60", "x-version": "2" },
+        });
+      }
+      // Stale on arrival (Age 100 > max-age 10), within the 600 s window.
+      return new Response("body-1", {
+        headers: {
+          etag,
+          age: "100",
+          "cache-control": "max-age=10, stale-while-revalidate=600",
+          "x-version": "1",
+        },
+      });
+    },
+    async (rig) => {
+      assert.equal(await (await rig.get("/w")).text(), "body-1");
+      const stale = await rig.get("/w");
+      assert.equal(await stale.text(), "body-1");
+      assert.equal(stale.headers.get("x-larder-cache"), "stale");
+      assert.equal(stale.headers.get("x-version"), "1");
+      // The refresh's 304 replaces the head the stale hit was served from.
+      let later: (string | null)[] = [];
+      for (let i = 0; i < 50; i++) {
+        await sleep(50);
+        const res = await rig.get("/w");
+        later = [
+          await res.text(),
+          res.headers.get("x-larder-cache"),
+          res.headers.get("x-version"),
+        ];
+        if (later[1] === "hit") break;
+      }
+      assert.deepEqual(later, ["body-1", "hit", "2"]);
+      assert.equal(rig.lastHeaders.get("if-none-match"), etag);
+      assert.equal(count(rig, "GET /w"), 2);
+    },
+  );
+});
+
 Deno.test("proxy RFC 5861 §3: stale-while-revalidate serves stale and refreshes once in the background", async () => {
   let version = 0;
   await withRig(

@@ -6,7 +6,11 @@
  * round, the medians and the head/base ratio per round.
  *
  * Usage: BASE=/path/to/base/checkout [SIZE=1024] [ROUNDS=8] [COND=1]
- *   deno run -A bench/proxy/ab_handler.ts
+ *   [STALE=1] deno run -A bench/proxy/ab_handler.ts
+ *
+ * COND=1 sends `If-None-Match` (a 200 still: it does not match); STALE=1
+ * stores responses fresh for 1 s, waits 2 s, and asks with
+ * `Cache-Control: max-stale`: stale hits served as `stale`.
  *
  * @module
  */
@@ -20,7 +24,11 @@ const B = (await import("../../src/proxy/mod.ts")).createProxy;
 const n = 5000, size = Number(Deno.env.get("SIZE") ?? 1024), hits = 20000;
 const rounds = Number(Deno.env.get("ROUNDS") ?? 8);
 const body = new Uint8Array(size).fill(97);
-const origin = fixedOrigin(body);
+const stale = Deno.env.get("STALE") === "1";
+const origin = fixedOrigin(
+  body,
+  stale ? { "cache-control": "public, max-age=1" } : {},
+);
 const o = `http://127.0.0.1:${origin.addr.port}`;
 const proxies = [];
 for (const make of [A, B]) {
@@ -31,7 +39,19 @@ for (const make of [A, B]) {
   }
   proxies.push({ p, dir });
 }
+if (stale) await new Promise((r) => setTimeout(r, 2000));
 const cond = Deno.env.get("COND") === "1";
+const asked: Record<string, string> = {};
+if (cond) asked["if-none-match"] = '"x"';
+if (stale) asked["cache-control"] = "max-stale";
+for (const { p } of proxies) {
+  const r = await p.handler(new Request("http://p/o/0", { headers: asked }));
+  await r.arrayBuffer();
+  const got = r.headers.get("x-larder-cache");
+  if (got !== (stale ? "stale" : "hit")) {
+    throw new Error(`Cannot run A/B: a hit came back ${got}`);
+  }
+}
 async function run(p: { handler(r: Request): Promise<Response> }) {
   const c = process.cpuUsage();
   for (let k = 0; k < hits; k++) {
@@ -39,7 +59,7 @@ async function run(p: { handler(r: Request): Promise<Response> }) {
     const r = await p.handler(
       new Request(
         `http://p/o/${i}`,
-        cond ? { headers: { "if-none-match": '"x"' } } : undefined,
+        { headers: asked },
       ),
     );
     await r.arrayBuffer();

@@ -9,6 +9,7 @@
 import {
   clientNotModified,
   decidePrepared,
+  type Decision,
   type Freshness,
   freshnessAt,
   HOP_BY_HOP,
@@ -61,6 +62,7 @@ import { pathAndQuery } from "./_target_path.ts";
 import {
   backingProxyStore,
   type Found,
+  type HeadOf,
   ProxyCache,
   type ProxyStore,
   recordToHead,
@@ -875,17 +877,37 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // request that came during a fill never goes to the origin itself.
     const flightAtLookup = inflight.get(href);
     let found: Found | undefined;
+    // The decision on the entry read in the same turn, and its clock
+    // reading: what that turn decided is not decided again.
+    let decided: { decision: Decision; at: number } | undefined;
     if (ranged) found = await cache.lookup(href, req.headers, { ranged });
     else {
-      // A fresh hit answered in the turn it is read, from the store's own
-      // read buffer (the Response copies the body at construction); any
-      // other answer goes on with the entry as the lookup found it.
+      // A fresh or usable stale hit answered in the turn it is read, from
+      // the store's own read buffer (the Response copies the body at
+      // construction); any other answer goes on with the entry as the
+      // lookup found it, and with the decision made on it.
       const now = cache.lookupNow(href, (f) => {
         const at = Date.now();
         const d = decidePrepared(reqHead, f.prepared, at);
-        return d.kind === "fresh"
-          ? fromStore(req, f, f.prepared.head, "hit", d.freshness, at, false)
-          : undefined;
+        const head = f.prepared.head;
+        if (d.kind === "fresh") {
+          return fromStore(req, f, head, "hit", d.freshness, at, false);
+        }
+        if (d.kind === "stale-usable") {
+          if (d.reason === "stale-while-revalidate") {
+            // The refresh compares the stored head with this one later:
+            // the head's bytes kept past this turn, the body not needed.
+            const kept = { meta: f.entry.meta.slice() };
+            refreshInBackground(req, info, new URL(href), {
+              key: f.key,
+              record: f.record,
+              entry: kept,
+            }, head);
+          }
+          return fromStore(req, f, head, "stale", d.freshness, at, false);
+        }
+        decided = { decision: d, at };
+        return undefined;
       });
       if (now instanceof Response) return now;
       found = now === undefined
@@ -899,8 +921,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     if (found === undefined) metrics.sample.drop(href);
     let head = found?.prepared.head;
     // One clock reading for the decision and the served `Age`.
-    const now = Date.now();
-    const decision = decidePrepared(reqHead, found?.prepared, now);
+    const now = decided?.at ?? Date.now();
+    const decision = decided?.decision ??
+      decidePrepared(reqHead, found?.prepared, now);
     switch (decision.kind) {
       case "fresh":
         return fromStore(
@@ -1175,7 +1198,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     req: Request,
     info: ServeInfo | undefined,
     target: URL,
-    found: Found,
+    found: HeadOf,
     head: StoredHead,
   ): void {
     if (refreshing.has(found.key) || closed) return;

@@ -237,6 +237,19 @@ interface VaryMarker {
   gen: string;
 }
 
+/**
+ * What a head's update needs of a lookup's find: the key, the record and
+ * the record's bytes as read (a {@linkcode Found} is one).
+ */
+export interface HeadOf {
+  /** The key of the variant. */
+  key: string;
+  /** Its decoded record (shared: never modify it). */
+  record: ResponseRecord;
+  /** The entry's record bytes as read. */
+  entry: { readonly meta: Uint8Array };
+}
+
 /** A stored response found for a request, with the key it lives under. */
 export interface Found {
   /** The key of the variant. */
@@ -627,7 +640,7 @@ export class ProxyCache {
    * @param record The new record.
    * @returns Whether it was stored.
    */
-  putHead(found: Found, record: ResponseRecord): Promise<boolean> {
+  putHead(found: HeadOf, record: ResponseRecord): Promise<boolean> {
     return this.#store.putHead(
       found.key,
       encodeResponseRecord(record),
