@@ -24,9 +24,10 @@ Usage: deno task serve --origin URL [options]
   --origin-timeout MS   how long to wait for the origin's response head, and the
                         longest pause in its body while the proxy waits for it
                         (default 30000)
-  --send-timeout MS     how long a client may take no bytes of a body streamed
-                        from the origin before its response is cut; a miss's
-                        store reads on (default 30000)
+  --send-timeout MS     how long a client may take no bytes of a streamed body
+                        (from the origin, or a large one from the store)
+                        before its response is cut; a miss's store reads on
+                        (default 30000)
   --purge-token TOKEN   turns purging on: PURGE <path> and POST <admin-path>purge?url=<url>
                         with "Authorization: Bearer TOKEN" remove a URL's stored
                         responses (every Vary variant). Better given in the

@@ -62,15 +62,37 @@ async function slowGet(
   return out;
 }
 
-/** The body of a raw response (after the head's blank line). */
+/**
+ * The body of a raw response (after the head's blank line), its chunked
+ * framing taken off; a body cut short gives what came whole.
+ */
 function bodyOf(raw: Uint8Array): Uint8Array {
-  for (let i = 0; i + 3 < raw.length; i++) {
+  let at = -1;
+  for (let i = 0; i + 3 < raw.length && at < 0; i++) {
     if (
       raw[i] === 13 && raw[i + 1] === 10 && raw[i + 2] === 13 &&
       raw[i + 3] === 10
-    ) return raw.subarray(i + 4);
+    ) at = i + 4;
   }
-  return new Uint8Array(0);
+  if (at < 0) return new Uint8Array(0);
+  const head = new TextDecoder().decode(raw.subarray(0, at)).toLowerCase();
+  const rest = raw.subarray(at);
+  if (!head.includes("transfer-encoding: chunked")) return rest;
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (let i = 0; i < rest.length;) {
+    const eol = rest.indexOf(13, i);
+    if (eol < 0) break;
+    const n = parseInt(new TextDecoder().decode(rest.subarray(i, eol)), 16);
+    if (!(n > 0) || eol + 2 + n > rest.length) break;
+    parts.push(rest.subarray(eol + 2, eol + 2 + n));
+    total += n;
+    i = eol + 2 + n + 2;
+  }
+  const out = new Uint8Array(total);
+  let k = 0;
+  for (const p of parts) out.set(p, (k += p.length) - p.length);
+  return out;
 }
 
 const port = (url: string) => Number(new URL(url).port);
@@ -120,5 +142,31 @@ Deno.test("proxy streaming: a client that reads a miss whole is never cut by the
     assert.deepEqual(new Uint8Array(await res.arrayBuffer()), body);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await sendTimeouts(rig), 0);
+  }, { sendTimeoutMs: 1000 });
+});
+
+Deno.test("proxy streaming: a client that stops reading a stored body past the send timeout is cut, and its reader released", async () => {
+  await withRig(origin, async (rig) => {
+    const fill = await rig.get("/big");
+    assert.deepEqual(new Uint8Array(await fill.arrayBuffer()), body);
+    // A pause shorter than the send timeout: the whole stored body.
+    const whole = bodyOf(
+      await slowGet(port(rig.proxyUrl), "/big", 64 * 1024, 200),
+    );
+    assert.equal(whole.length, SIZE);
+    assert.ok(whole.every((b, i) => b === body[i]), "the stored bytes");
+    assert.equal(await sendTimeouts(rig), 0);
+    // Longer: cut, and counted.
+    const cut = bodyOf(
+      await slowGet(port(rig.proxyUrl), "/big", 64 * 1024, 2500),
+    );
+    assert.ok(cut.length < SIZE, `${cut.length} bytes`);
+    assert.equal(await sendTimeouts(rig), 1);
+    // The reader was released: nothing holds a pin.
+    assert.equal(rig.store.stats().pinned, 0);
+    const again = await rig.get("/big");
+    assert.equal(again.headers.get("x-larder-cache"), "hit");
+    assert.deepEqual(new Uint8Array(await again.arrayBuffer()), body);
+    assert.equal(count(rig, "GET /big"), 1);
   }, { sendTimeoutMs: 1000 });
 });

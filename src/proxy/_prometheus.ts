@@ -93,7 +93,7 @@ export function prometheusText(
   e.metric(
     "larder_proxy_send_timeouts_total",
     "counter",
-    "Responses streamed from the origin that were cut because the client took nothing for the send timeout.",
+    "Streamed responses (from the origin or the store) cut because the client took nothing for the send timeout.",
     [[{}, m.sendTimeouts]],
   );
   e.metric(

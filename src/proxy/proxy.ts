@@ -84,9 +84,10 @@ export interface ProxyOptions {
    */
   originTimeoutMs?: number;
   /**
-   * How long a client may leave a body streamed from the origin waiting
-   * (it takes no bytes), ms, before its response is cut; the store of a
-   * miss reads on without it. Default 30,000.
+   * How long a client may leave a streamed body waiting (it takes no
+   * bytes), ms, before its response is cut: a body from the origin (the
+   * store of a miss reads on without it) or a large one read from the
+   * store in chunks (its reader is released). Default 30,000.
    */
   sendTimeoutMs?: number;
   /** The `Via` entry this proxy adds. Default `1.1 larder`. */
@@ -513,9 +514,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     addVia(h, via);
     h.set("x-larder-cache", status);
     const source = body === undefined ? res.body : body;
-    const sent = source === null
-      ? null
-      : withSendTimeout(source, sendTimeoutMs, () => metrics.sendTimeouts++);
+    const sent = source === null ? null : sending(source);
     if (req !== undefined) {
       // A GET's Range, taken off to fetch (and store) the whole response.
       const ranged = rangeFromOrigin(req, res, h, sent);
@@ -589,7 +588,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         headers = pairs;
       }
       return new StoreResponse(
-        body as BodyInit,
+        sendingStored(body),
         { status: head.status, statusText: found.record.statusText, headers },
         status,
         length,
@@ -612,7 +611,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
     return new StoreResponse(
-      body as BodyInit,
+      sendingStored(body),
       {
         status: head.status,
         statusText: found.record.statusText,
@@ -621,6 +620,22 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       status,
       length,
     );
+  }
+
+  /**
+   * A streamed body as the client gets it: cut when the client takes
+   * nothing for `sendTimeoutMs`, which frees what it holds (an origin
+   * connection, a store reader and its pins).
+   */
+  function sending(
+    body: ReadableStream<Uint8Array>,
+  ): ReadableStream<Uint8Array> {
+    return withSendTimeout(body, sendTimeoutMs, () => metrics.sendTimeouts++);
+  }
+
+  /** A stored body as sent: bytes as they are, a stream with a send timeout. */
+  function sendingStored(body: unknown): BodyInit {
+    return (body instanceof ReadableStream ? sending(body) : body) as BodyInit;
   }
 
   /**
@@ -651,8 +666,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const { start, end } = plan;
     let part: BodyInit;
-    if (found.ranged !== undefined) part = found.ranged.stream(start, end);
-    else {
+    if (found.ranged !== undefined) {
+      part = sending(found.ranged.stream(start, end));
+    } else {
       part = (body as Uint8Array).slice(start, end);
       found.entry.release();
     }
