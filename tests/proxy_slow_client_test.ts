@@ -166,6 +166,8 @@ Deno.test("proxy streaming: a client that stops reading a stored body past the s
     assert.equal(rig.store.stats().pinned, 0);
     const again = await rig.get("/big");
     assert.equal(again.headers.get("x-larder-cache"), "hit");
+    // A streamed stored body still says its length (not chunked).
+    assert.equal(again.headers.get("content-length"), String(SIZE));
     assert.deepEqual(new Uint8Array(await again.arrayBuffer()), body);
     assert.equal(count(rig, "GET /big"), 1);
   }, { sendTimeoutMs: 1000 });

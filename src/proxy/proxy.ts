@@ -547,7 +547,7 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     // A streamed body's length: noted when stored, else as the origin gave it.
     const length = body instanceof Uint8Array
       ? body.length
-      : metrics.sample.sizeOf(head.url) ??
+      : found.entry.size ?? metrics.sample.sizeOf(head.url) ??
         declaredLength(new Headers(head.headers as HeadersInit));
     metrics.sample.seen(head.url, length, head.responseTime);
     if (
@@ -573,6 +573,12 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const freshness = decided ?? freshnessAt(p, now);
       const age = String(Math.max(0, Math.floor(freshness.age)));
       const sentVia = f.via === null ? via : `${f.via}, ${via}`;
+      // Bytes say their own length; a stream (a large body, always one for
+      // this head) the exact length the store has for it.
+      const streamed = body instanceof ReadableStream &&
+          found.entry.size !== undefined
+        ? String(found.entry.size)
+        : undefined;
       let headers: HeadersInit;
       if (f.scratch !== undefined) {
         const r = f.scratch;
@@ -580,11 +586,13 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         r["via"] = sentVia;
         r["x-larder-cache"] = status;
         if (head.status === 200) r["accept-ranges"] = "bytes";
+        if (streamed !== undefined) r["content-length"] = streamed;
         headers = r;
       } else {
         const pairs = f.pairs.slice();
         pairs.push(["age", age], ["via", sentVia], ["x-larder-cache", status]);
         if (head.status === 200) pairs.push(["accept-ranges", "bytes"]);
+        if (streamed !== undefined) pairs.push(["content-length", streamed]);
         headers = pairs;
       }
       return new StoreResponse(
@@ -607,8 +615,11 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const partial = rangeFromStore(req, found, head, h);
     if (partial !== undefined) return partial;
-    // The body's own length is what is sent.
-    h.delete("content-length");
+    // The body's own length is what is sent: bytes say theirs, a stream
+    // the exact length the store has for it (else it goes chunked).
+    if (body instanceof ReadableStream && found.entry.size !== undefined) {
+      h.set("content-length", String(found.entry.size));
+    } else h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
     return new StoreResponse(
       sendingStored(body),

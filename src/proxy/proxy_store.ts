@@ -161,6 +161,7 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
         return {
           meta,
           body: releasingStream(reader, () => reader.stream()),
+          size: reader.size,
           release: reader.release,
         };
       } finally {
@@ -190,6 +191,7 @@ export function backingProxyStore(store: BackingStore): ProxyStore {
           const out = use({
             meta,
             body: releasingStream(reader, () => reader.stream()),
+            size: reader.size,
             release: reader.release,
           });
           handed = true;
@@ -496,6 +498,7 @@ export class ProxyCache {
       const kept = {
         meta: entry.meta.slice(),
         body: body instanceof Uint8Array ? body.slice() : body,
+        ...(entry.size === undefined ? {} : { size: entry.size }),
         release: entry.release,
       };
       return { key, record, prepared, entry: kept };

@@ -15,6 +15,11 @@ export interface StoredEntry {
   readonly meta: Uint8Array;
   /** The body; the caller owns these bytes or this stream. */
   readonly body: Uint8Array | ReadableStream<Uint8Array>;
+  /**
+   * A streamed body's exact length in bytes, when the store knows it (a
+   * stream that ends short of it has failed).
+   */
+  readonly size?: number;
   /** Ends the reference that keeps the entry's storage (idempotent). */
   release(): void;
 }
@@ -163,7 +168,12 @@ export function backingResponseStore(
           };
         }
         handed = true;
-        return { meta, body: bodyStream(reader), release: reader.release };
+        return {
+          meta,
+          body: bodyStream(reader),
+          size: reader.size,
+          release: reader.release,
+        };
       } finally {
         if (!handed) reader.release();
       }
