@@ -21,8 +21,9 @@ Usage: deno task serve --origin URL [options]
   --host NAME           address to listen on (default 127.0.0.1)
   --dir DIR             store directory (default ./.larder-proxy)
   --limit SIZE          store byte limit: 1GiB, 512MiB, 64KiB or bytes (default 1GiB)
-  --origin-timeout MS   how long to wait for the origin's response head, and the
-                        longest pause in its body while the proxy waits for it
+  --origin-timeout MS   how long to wait for the origin's response head once the
+                        request (its body included) is sent, and the longest
+                        pause in its body while the proxy waits for it
                         (default 30000)
   --send-timeout MS     how long a client may take no bytes of a streamed body
                         (from the origin, or a large one from the store)

@@ -28,6 +28,12 @@ const IDEMPOTENT = new Set([
 class StaleConnection extends Error {}
 
 /**
+ * The connection sat idle for the exchange's `idleMs` before the response
+ * head: the origin took nothing of the request, or sent nothing back.
+ */
+export class OriginIdle extends Error {}
+
+/**
  * A keep-alive connection pool for one origin.
  *
  * A pooled connection can be closed by the origin (its keep-alive timeout)
@@ -63,8 +69,9 @@ export class OriginClient {
    *
    * @param url The target.
    * @param init Method, header fields, body, an abort signal that ends
-   *   the exchange, and how long the connection may be idle (before or
-   *   during the body) before it is cut.
+   *   the exchange, how long the connection may be idle (before or during
+   *   the body) before it is cut, and whom to tell when the request is
+   *   sent.
    * @returns The response.
    */
   async send(url: URL, init: SendInit): Promise<Response> {
@@ -103,10 +110,12 @@ export class OriginClient {
         req.destroy(err);
         fail(err);
       };
-      // An origin that stops sending mid-body must not hang the client.
+      // An origin that stops taking the request, or never answers, must
+      // not hang the client. (Once the head is in, the body has its own
+      // timer: bodyOf.)
       req.setTimeout(init.idleMs, () => {
         cut(
-          new Error(
+          new OriginIdle(
             `Cannot read origin response: nothing for ${init.idleMs} ms`,
           ),
         );
@@ -150,6 +159,7 @@ export class OriginClient {
       });
       if (init.body === null) {
         req.end();
+        init.onSent?.();
         return;
       }
       (async () => {
@@ -160,6 +170,7 @@ export class OriginClient {
             }
           }
           req.end();
+          init.onSent?.();
         } catch (err) {
           req.destroy(err as Error);
         }
@@ -181,6 +192,12 @@ interface SendInit {
   body: ReadableStream<Uint8Array> | null;
   signal: AbortSignal;
   idleMs: number;
+  /**
+   * Told when the request, body and all, has been handed to the
+   * connection: the wait for the response head starts there (an upload
+   * that takes longer than the head's timeout is not the origin's delay).
+   */
+  onSent?: () => void;
 }
 
 /**

@@ -46,7 +46,7 @@ import {
 } from "./_admin.ts";
 import { CACHE_STATUSES, countBytes, ProxyMetrics } from "./_metrics.ts";
 import { Flight, type FlightEnd } from "./_flight.ts";
-import { OriginClient } from "./_origin.ts";
+import { OriginClient, OriginIdle } from "./_origin.ts";
 import { Purger } from "./_purge.ts";
 import {
   declaredLength,
@@ -79,8 +79,10 @@ export interface ProxyOptions {
   /** A store to use instead of `dir`; the proxy closes it. */
   store?: ProxyStore;
   /**
-   * How long to wait for the origin's response head, and the longest pause
-   * in its body, ms. Default 30,000.
+   * How long to wait for the origin's response head once the request (its
+   * body included) is sent, the longest the connection may sit idle before
+   * that, and the longest pause in the response body while the proxy waits
+   * for it, ms. Default 30,000.
    */
   originTimeoutMs?: number;
   /**
@@ -462,11 +464,19 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     body: ReadableStream<Uint8Array> | null,
   ): Promise<Response> {
     const controller = new AbortController();
-    const timer = setTimeout(
-      () =>
-        controller.abort(new DOMException("origin timeout", "TimeoutError")),
-      timeoutMs,
-    );
+    // The wait for the response head, from when the request (its body
+    // included: an upload may take long) has been sent.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let answered = false;
+    const sent = () => {
+      clearTimeout(timer);
+      if (answered) return;
+      timer = setTimeout(
+        () =>
+          controller.abort(new DOMException("origin timeout", "TimeoutError")),
+        timeoutMs,
+      );
+    };
     metrics.origin.requests++;
     try {
       return await client.send(target, {
@@ -475,9 +485,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
         body,
         signal: controller.signal,
         idleMs: timeoutMs,
+        onSent: sent,
       });
     } catch (err) {
-      if (controller.signal.aborted) {
+      if (controller.signal.aborted || err instanceof OriginIdle) {
         metrics.origin.timeouts++;
         throw new OriginFailure(
           504,
@@ -489,7 +500,9 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       throw new OriginFailure(502, `Cannot reach origin: ${err}`, err);
     } finally {
       // This covers the response head; the body is read at the client's
-      // pace, cut only when the origin pauses longer than timeoutMs.
+      // pace, cut only when the origin pauses longer than timeoutMs while
+      // the proxy waits for it.
+      answered = true;
       clearTimeout(timer);
     }
   }
