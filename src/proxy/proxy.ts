@@ -45,7 +45,7 @@ import {
   pathStart,
 } from "./_admin.ts";
 import { CACHE_STATUSES, countBytes, ProxyMetrics } from "./_metrics.ts";
-import { Flight, type FlightEnd } from "./_flight.ts";
+import { Flight } from "./_flight.ts";
 import { OriginClient, OriginIdle } from "./_origin.ts";
 import { Purger } from "./_purge.ts";
 import {
@@ -405,10 +405,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
   const collapseTimeoutMs = options.collapseTimeoutMs ?? 30_000;
   // Request collapsing: the GET misses in flight to the origin, by target
   // URL; each settles when its response is stored, is not to be stored,
-  // or failed (see FlightEnd). A URL, not a variant key: the Vary fields
-  // are not known before the response, so a waiter looks the store up
-  // again and goes to the origin itself when the stored variant is not
-  // its own. The store may have evicted the new entry by then (the
+  // or failed (see FlightEnd in _flight.ts). A URL, not a variant key:
+  // the Vary fields are not known before the response, so a waiter looks
+  // the store up again and goes to the origin itself when the stored
+  // variant is not its own. The store may have evicted the new entry by then (the
   // lowest use count of all, the first victim of another store's room):
   // a flight keeps the body it stores for the waiters there at its first
   // byte, who are answered from it as from the store (docs/ARCHITECTURE.md,
@@ -557,7 +557,14 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     ranged = wantsRange(req),
   ): Response {
     const body = found.entry.body;
-    // A streamed body's length: noted when stored, else as the origin gave it.
+    // A stream's exact length as the store has it: sent as Content-Length
+    // (bytes say their own).
+    const streamed =
+      body instanceof Uint8Array || found.entry.size === undefined
+        ? undefined
+        : String(found.entry.size);
+    // A streamed body's length: the store's, else noted when stored, else
+    // as the origin gave it.
     const length = body instanceof Uint8Array
       ? body.length
       : found.entry.size ?? metrics.sample.sizeOf(head.url) ??
@@ -586,12 +593,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
       const freshness = decided ?? freshnessAt(p, now);
       const age = String(Math.max(0, Math.floor(freshness.age)));
       const sentVia = f.via === null ? via : `${f.via}, ${via}`;
-      // Bytes say their own length; a stream (a large body, always one for
-      // this head) the exact length the store has for it.
-      const streamed = body instanceof ReadableStream &&
-          found.entry.size !== undefined
-        ? String(found.entry.size)
-        : undefined;
+      // A stream's length set on the shared record stays right: a head's
+      // body is always a stream (a large one) or always bytes.
       let headers: HeadersInit;
       if (f.scratch !== undefined) {
         const r = f.scratch;
@@ -628,11 +631,10 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     }
     const partial = rangeFromStore(req, found, head, h);
     if (partial !== undefined) return partial;
-    // The body's own length is what is sent: bytes say theirs, a stream
-    // the exact length the store has for it (else it goes chunked).
-    if (body instanceof ReadableStream && found.entry.size !== undefined) {
-      h.set("content-length", String(found.entry.size));
-    } else h.delete("content-length");
+    // The body's own length is what is sent (a stream of unknown length
+    // goes chunked).
+    if (streamed !== undefined) h.set("content-length", streamed);
+    else h.delete("content-length");
     // The store hands out plain ArrayBuffer-backed bytes.
     return new StoreResponse(
       sendingStored(body),
@@ -1103,7 +1105,6 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     flight.ended.then(() => {
       if (inflight.get(target.href) === flight) inflight.delete(target.href);
     });
-    const settle = (end: FlightEnd) => flight.settle(end);
     let stored: Promise<void> | undefined;
     let variant = false;
     let answered = false;
@@ -1121,8 +1122,8 @@ export async function createProxy(options: ProxyOptions): Promise<Proxy> {
     } finally {
       if (stored !== undefined) {
         const end = variant ? "stored-variant" : "stored";
-        stored.then(() => settle(end), () => settle("failed"));
-      } else settle(answered ? "not-stored" : "failed");
+        stored.then(() => flight.settle(end), () => flight.settle("failed"));
+      } else flight.settle(answered ? "not-stored" : "failed");
     }
   }
 
